@@ -1,0 +1,1 @@
+"""SPC calculations. `spc/` is the pure numpy engine; workers and models arrive with the pipeline."""

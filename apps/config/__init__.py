@@ -1,0 +1,1 @@
+"""Configuration: products, tests, test plans, characteristics, roles, devices, observation confirmation."""

@@ -1,0 +1,351 @@
+"""The Quality Specialist's configuration tool. Writes go through apps.config.services."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from apps.config import services
+from apps.config.models import (
+    Characteristic,
+    ControlLimits,
+    Device,
+    PlanAssignment,
+    Product,
+    Test,
+    TestPlan,
+    TestPlanEntry,
+)
+
+admin.site.site_header = "OpenSPC configuration"
+admin.site.site_title = "OpenSPC"
+admin.site.index_title = "Products, tests, test plans and charts"
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["code", "name", "active", "characteristic_count", "updated_at"]
+    list_filter = ["active"]
+    search_fields = ["code", "name", "description"]
+    ordering = ["code"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
+        return super().get_queryset(request).annotate(characteristic_count=Count("characteristics"))
+
+    @admin.display(description="characteristics", ordering="characteristic_count")
+    def characteristic_count(self, obj: Product) -> int:
+        return obj.characteristic_count  # type: ignore[attr-defined,no-any-return]
+
+    def save_model(self, request: HttpRequest, obj: Product, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        data = {
+            name: form.cleaned_data[name] for name in services.PRODUCT_FIELDS if name in form.cleaned_data
+        }
+        if change:
+            services.product_update(product=Product.objects.get(pk=obj.pk), data=data)
+        else:
+            obj.pk = services.product_create(**data).pk
+
+
+class TestAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Test
+        fields = list(services.TEST_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        services.test_validate(data=data, test=self.instance if self.instance.pk else None)
+        return data
+
+
+@admin.register(Test)
+class TestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = TestAdminForm
+    list_display = [
+        "code",
+        "name",
+        "unit",
+        "kind",
+        "decimals",
+        "plausible_min",
+        "plausible_max",
+        "active",
+    ]
+    list_filter = ["kind", "active"]
+    search_fields = ["code", "name", "instructions"]
+    ordering = ["code"]
+    fieldsets = [
+        (None, {"fields": ["code", "name", "kind", "unit", "decimals", "active"]}),
+        ("Plausible range", {"fields": ["plausible_min", "plausible_max"],
+                             "description": "Values outside are rejected as implausible (typing error, "
+                                            "broken sensor). This is not the specification."}),
+        ("For testers", {"fields": ["instructions"]}),
+    ]  # fmt: skip
+
+    def save_model(self, request: HttpRequest, obj: Test, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        data = {name: form.cleaned_data[name] for name in services.TEST_FIELDS if name in form.cleaned_data}
+        if change:
+            services.test_update(test=Test.objects.get(pk=obj.pk), data=data)
+        else:
+            obj.pk = services.test_create(**data).pk
+
+
+class TestPlanEntryInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = TestPlanEntry
+    extra = 1
+    ordering = ["position"]
+    autocomplete_fields = ["test"]
+    fields = ["position", "test", "replicates"]
+
+    def _editable(self, obj: TestPlan | None) -> bool:
+        return obj is None or obj.is_editable
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+@admin.register(TestPlan)
+class TestPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["code", "version", "name", "status", "test_count", "released_at"]
+    list_filter = ["status"]
+    search_fields = ["code", "name", "entries__test__code"]
+    ordering = ["code", "-version"]
+    inlines = [TestPlanEntryInline]
+    readonly_fields = ["version", "status", "released_at", "released_by"]
+    actions = ["release_plans", "retire_plans", "new_versions"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TestPlan]:
+        return super().get_queryset(request).annotate(test_count=Count("entries")).distinct()
+
+    @admin.display(description="tests", ordering="test_count")
+    def test_count(self, obj: TestPlan) -> int:
+        return obj.test_count  # type: ignore[attr-defined,no-any-return]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: TestPlan | None = None) -> list[str]:
+        if obj is not None and not obj.is_editable:
+            return ["code", "name", "description", *self.readonly_fields]
+        if obj is not None:
+            return ["code", *self.readonly_fields]
+        return list(self.readonly_fields)
+
+    def save_model(self, request: HttpRequest, obj: TestPlan, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        data = {k: v for k, v in form.cleaned_data.items() if k in {"code", "name", "description"}}
+        if change:
+            services.test_plan_update(plan=TestPlan.objects.get(pk=obj.pk), data=data)
+        else:
+            obj.pk = services.test_plan_create(**data).pk
+            obj._state.adding = False
+
+    def _each(self, request: HttpRequest, queryset: QuerySet[TestPlan], verb: str, fn: Any) -> None:
+        for plan in queryset:
+            try:
+                result = fn(plan)
+            except ValidationError as exc:
+                self.message_user(
+                    request,
+                    f"{plan.code} v{plan.version}: {' '.join(exc.messages)}",
+                    messages.ERROR,
+                )
+            else:
+                self.message_user(request, f"{result.code} v{result.version} {verb}.", messages.SUCCESS)
+
+    @admin.action(description="Release selected draft plans", permissions=["change"])
+    def release_plans(self, request: HttpRequest, queryset: QuerySet[TestPlan]) -> None:
+        self._each(
+            request,
+            queryset,
+            "released",
+            lambda p: services.test_plan_release(plan=p, user=request.user),
+        )
+
+    @admin.action(description="Retire selected released plans", permissions=["change"])
+    def retire_plans(self, request: HttpRequest, queryset: QuerySet[TestPlan]) -> None:
+        self._each(request, queryset, "retired", lambda p: services.test_plan_retire(plan=p))
+
+    @admin.action(description="Create a new draft version of each selected plan", permissions=["add"])
+    def new_versions(self, request: HttpRequest, queryset: QuerySet[TestPlan]) -> None:
+        self._each(
+            request,
+            queryset,
+            "created as a draft",
+            lambda p: services.test_plan_new_version(plan=p),
+        )
+
+
+class PlanAssignmentForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = PlanAssignment
+        fields = ["product", "plan", "effective_from", "effective_to"]
+        help_texts = {"plan": "Only released plans can be assigned. Assigning creates the characteristics."}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.instance.pk is None and data.get("product") and data.get("plan"):
+            services.plan_assignment_validate(
+                product=data["product"], plan=data["plan"],
+                effective_from=data.get("effective_from") or timezone.localdate(),
+                effective_to=data.get("effective_to"),
+            )  # fmt: skip
+        return data
+
+
+@admin.register(PlanAssignment)
+class PlanAssignmentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = PlanAssignmentForm
+    list_display = [
+        "product",
+        "plan",
+        "effective_from",
+        "effective_to",
+        "assigned_by",
+        "created_at",
+    ]
+    list_filter = ["plan__status", "effective_from"]
+    search_fields = ["product__code", "plan__code"]
+    autocomplete_fields = ["product", "plan"]
+    list_select_related = ["product", "plan", "assigned_by"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: PlanAssignment | None = None) -> list[str]:
+        return ["product", "plan", "effective_from"] if obj is not None else []
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # End an assignment with effective_to; it stays as history.
+
+    def save_model(
+        self, request: HttpRequest, obj: PlanAssignment, form: forms.ModelForm, change: bool
+    ) -> None:  # type: ignore[type-arg]
+        data = form.cleaned_data
+        if change:
+            services.plan_assignment_end(assignment=obj, effective_to=data.get("effective_to"))
+            return
+        created = services.plan_assign(
+            product=data["product"], plan=data["plan"], effective_from=data.get("effective_from"),
+            effective_to=data.get("effective_to"), user=request.user,
+        )  # fmt: skip
+        obj.pk = created.pk
+
+
+class ControlLimitsInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = ControlLimits
+    extra = 0
+    ordering = ["-version"]
+    fields = [
+        "version",
+        "center",
+        "lcl",
+        "ucl",
+        "sigma",
+        "method",
+        "frozen",
+        "reason",
+        "set_by",
+        "created_at",
+    ]
+    readonly_fields = fields
+    can_delete = False
+    verbose_name_plural = "control limit history (read-only; set from the chart or the API)"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class CharacteristicAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Characteristic
+        fields = list(services.CHARACTERISTIC_FIELDS)
+
+    def _post_clean(self) -> None:
+        # Run the service's checks on the edited values so errors show next to their fields.
+        super()._post_clean()
+        if self.errors:
+            return
+        data = {
+            name: self.cleaned_data[name]
+            for name in services.CHARACTERISTIC_FIELDS
+            if name in self.cleaned_data
+        }
+        try:
+            services.characteristic_apply(characteristic=self.instance, data=data)
+        except ValidationError as exc:
+            self.add_error(None, exc)
+
+
+@admin.register(Characteristic)
+class CharacteristicAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = CharacteristicAdminForm
+    list_display = [
+        "__str__",
+        "lsl",
+        "target",
+        "usl",
+        "subgroup_size",
+        "chart_type",
+        "data_source",
+        "line",
+        "active",
+    ]
+    list_filter = ["chart_type", "data_source", "active", "site", "area", "line", "product"]
+    search_fields = ["product__code", "test__code", "tag", "line", "cell"]
+    list_select_related = ["product", "test"]
+    readonly_fields = ["product", "test", "rule_preset", "created_at", "updated_at"]
+    inlines = [ControlLimitsInline]
+    fieldsets = [
+        (None, {"fields": ["product", "test", "active"]}),
+        ("Specification", {"fields": ["lsl", "target", "usl"]}),
+        ("Chart", {"fields": ["subgroup_size", "chart_type", "chart_params", "decimals"]}),
+        ("Rules", {"fields": ["rule_preset", "rules"]}),
+        ("Data source", {"fields": ["data_source", "tag"]}),
+        ("Where (ISA-95)", {"fields": ["site", "area", "line", "cell"]}),
+        (None, {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # Characteristics come from assigning a plan to a product.
+
+    def save_model(
+        self, request: HttpRequest, obj: Characteristic, form: forms.ModelForm, change: bool
+    ) -> None:  # type: ignore[type-arg]
+        data = {
+            name: form.cleaned_data[name]
+            for name in services.CHARACTERISTIC_FIELDS
+            if name in form.cleaned_data
+        }
+        services.characteristic_update(characteristic=obj, data=data)
+
+
+class DeviceAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = Device
+        fields = ["name", "description", "active"]
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = DeviceAdminForm
+    list_display = ["name", "active", "token_prefix", "last_used_at", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["token_prefix", "last_used_at", "created_at"]
+
+    def save_model(self, request: HttpRequest, obj: Device, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+        data = form.cleaned_data
+        if change:
+            services.device_update(device=Device.objects.get(pk=obj.pk), data=data)
+            return
+        device, token = services.device_create(**data)
+        obj.pk = device.pk
+        self.message_user(
+            request, f"Token for {device.name} (shown once, copy it now): {token}", messages.WARNING
+        )

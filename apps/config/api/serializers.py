@@ -1,0 +1,201 @@
+"""Shapes of the configuration API. Validation of single fields lives here; rules that span
+fields or rows live in the services, which the views call."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.config.choices import RulePreset
+from apps.config.models import (
+    Characteristic,
+    ControlLimits,
+    Device,
+    PlanAssignment,
+    Product,
+    Test,
+    TestPlan,
+    TestPlanEntry,
+)
+from openspc.api import FiniteFloatField, ModelSerializer
+
+
+class ProductSerializer(ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["id", "code", "name", "description", "active", "created_at", "updated_at"]
+
+
+class TestSerializer(ModelSerializer):
+    decimals = serializers.IntegerField(min_value=0, max_value=10, default=2)
+
+    class Meta:
+        model = Test
+        fields = [
+            "id", "code", "name", "unit", "kind", "decimals", "instructions",
+            "plausible_min", "plausible_max", "active", "created_at", "updated_at",
+        ]  # fmt: skip
+
+
+class TestPlanEntrySerializer(ModelSerializer):
+    test_code = serializers.CharField(source="test.code", read_only=True)
+    test_name = serializers.CharField(source="test.name", read_only=True)
+    unit = serializers.CharField(source="test.unit", read_only=True)
+
+    class Meta:
+        model = TestPlanEntry
+        fields = ["position", "test", "test_code", "test_name", "unit", "replicates"]
+        read_only_fields = fields
+
+
+class PlanEntryInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    test = serializers.PrimaryKeyRelatedField(queryset=Test.objects.all())
+    replicates = serializers.IntegerField(min_value=1, max_value=25, default=1)
+
+
+class TestPlanSerializer(ModelSerializer):
+    entries = TestPlanEntrySerializer(many=True, read_only=True)
+    tests = PlanEntryInputSerializer(
+        many=True, write_only=True, required=False,
+        help_text="The plan's tests in order. On update, replaces the list (draft plans only).",
+    )  # fmt: skip
+
+    class Meta:
+        model = TestPlan
+        fields = [
+            "id", "code", "version", "name", "description", "status", "entries", "tests",
+            "created_at", "updated_at", "released_at",
+        ]  # fmt: skip
+        read_only_fields = ["version", "status", "released_at"]
+        # Uniqueness of code is a service rule (a new code, or a new version of an existing one).
+        validators: list[object] = []
+
+
+class TestPlanTestsSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    tests = PlanEntryInputSerializer(many=True, help_text="The plan's tests in their new order.")
+
+
+class PlanAssignmentSerializer(ModelSerializer):
+    assigned_by = serializers.CharField(source="assigned_by.username", read_only=True, default=None)
+    effective_from = serializers.DateField(required=False, help_text="Defaults to today.")
+
+    class Meta:
+        model = PlanAssignment
+        fields = [
+            "id",
+            "product",
+            "plan",
+            "effective_from",
+            "effective_to",
+            "assigned_by",
+            "created_at",
+        ]
+        validators: list[object] = []
+
+
+class PlanAssignmentUpdateSerializer(ModelSerializer):
+    class Meta:
+        model = PlanAssignment
+        fields = [
+            "id",
+            "product",
+            "plan",
+            "effective_from",
+            "effective_to",
+            "assigned_by",
+            "created_at",
+        ]
+        read_only_fields = ["product", "plan", "effective_from", "assigned_by"]
+
+
+class ControlLimitsSerializer(ModelSerializer):
+    set_by = serializers.CharField(source="set_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = ControlLimits
+        fields = [
+            "id", "version", "center", "ucl", "lcl", "sigma", "dispersion_center", "dispersion_ucl",
+            "dispersion_lcl", "method", "baseline", "excluded", "reason", "frozen", "set_by", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class CharacteristicSerializer(ModelSerializer):
+    product_code = serializers.CharField(source="product.code", read_only=True)
+    test_code = serializers.CharField(source="test.code", read_only=True)
+    test_name = serializers.CharField(source="test.name", read_only=True)
+    unit = serializers.CharField(source="test.unit", read_only=True)
+    effective_chart_type = serializers.CharField(read_only=True)
+    subgroup_size = serializers.IntegerField(min_value=1, max_value=25, required=False)
+    rule_preset = serializers.ChoiceField(
+        choices=RulePreset.choices, required=False,
+        help_text="On write, a named preset replaces the rules (unless rules are given too).",
+    )  # fmt: skip
+    lsl = FiniteFloatField(allow_null=True, required=False)
+    usl = FiniteFloatField(allow_null=True, required=False)
+    target = FiniteFloatField(allow_null=True, required=False)
+    current_limits = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Characteristic
+        fields = [
+            "id", "product", "product_code", "test", "test_code", "test_name", "unit",
+            "lsl", "target", "usl", "subgroup_size", "chart_type", "effective_chart_type", "chart_params",
+            "rule_preset", "rules", "data_source", "tag", "site", "area", "line", "cell", "decimals",
+            "active", "current_limits", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["product", "test"]
+        validators: list[object] = []
+
+    @extend_schema_field(ControlLimitsSerializer(allow_null=True))
+    def get_current_limits(self, obj: Characteristic) -> dict[str, object] | None:
+        # Views prefetch the versions newest first into `limit_versions`.
+        versions = getattr(obj, "limit_versions", None)
+        if versions is None:
+            versions = list(obj.limits.all()[:1])
+        latest = versions[0] if versions else None
+        return dict(ControlLimitsSerializer(latest).data) if latest else None
+
+
+class PlanAssignmentConfigSerializer(ModelSerializer):
+    plan = TestPlanSerializer(read_only=True)
+
+    class Meta:
+        model = PlanAssignment
+        fields = ["id", "effective_from", "effective_to", "plan"]
+
+
+class ProductConfigSerializer(ModelSerializer):
+    plans = PlanAssignmentConfigSerializer(source="plan_assignments", many=True, read_only=True)
+    characteristics = CharacteristicSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "code", "name", "description", "active", "plans", "characteristics"]
+
+
+class DeviceSerializer(ModelSerializer):
+    class Meta:
+        model = Device
+        fields = [
+            "id",
+            "name",
+            "description",
+            "active",
+            "token_prefix",
+            "created_at",
+            "last_used_at",
+        ]
+        read_only_fields = ["token_prefix", "last_used_at"]
+
+
+class DeviceCreatedSerializer(DeviceSerializer):
+    token = serializers.CharField(read_only=True, help_text="Shown once; only its hash is stored.")
+
+    class Meta(DeviceSerializer.Meta):
+        fields = [*DeviceSerializer.Meta.fields, "token"]
+
+
+class MeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    roles = serializers.ListField(child=serializers.CharField())
+    is_staff = serializers.BooleanField()

@@ -1,0 +1,255 @@
+"""Configuration API. Declarative viewsets; every write goes through apps.config.services."""
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
+
+from apps.config import services
+from apps.config.api import serializers as s
+from apps.config.filtersets import (
+    CharacteristicFilterSet,
+    DeviceFilterSet,
+    PlanAssignmentFilterSet,
+    ProductFilterSet,
+    TestFilterSet,
+    TestPlanFilterSet,
+)
+from apps.config.models import (
+    Characteristic,
+    Device,
+    PlanAssignment,
+    Product,
+    Test,
+    TestPlan,
+    TestPlanEntry,
+)
+from apps.config.permissions import IsHuman, RoleModelPermissions
+from apps.config.roles import user_roles
+from apps.config.selectors import current_limits_prefetch, product_config_get
+
+CONFIG_PERMISSIONS = [IsHuman, RoleModelPermissions]
+
+
+def _entries(data: dict[str, Any]) -> list[services.PlanEntryInput] | None:
+    if "tests" not in data:
+        return None
+    return [services.PlanEntryInput(test=e["test"], replicates=e["replicates"]) for e in data.pop("tests")]
+
+
+class ProductViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+    queryset = Product.objects.all()
+    serializer_class = s.ProductSerializer
+    permission_classes = CONFIG_PERMISSIONS
+    filterset_class = ProductFilterSet
+    search_fields = ["code", "name", "description"]
+    ordering_fields = ["code", "name", "created_at"]
+
+    def perform_create(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+        serializer.instance = services.product_create(**serializer.validated_data)
+
+    def perform_update(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+        serializer.instance = services.product_update(
+            product=serializer.instance, data=serializer.validated_data
+        )
+
+    @extend_schema(responses=s.ProductConfigSerializer, summary="The product's whole test configuration")
+    @action(detail=True, methods=["get"])
+    def config(self, request: Request, pk: str | None = None) -> Response:
+        product = product_config_get(product=self.get_object())
+        return Response(s.ProductConfigSerializer(product).data)
+
+
+class TestViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+    serializer_class = s.TestSerializer
+    permission_classes = CONFIG_PERMISSIONS
+    filterset_class = TestFilterSet
+    search_fields = ["code", "name"]
+    ordering_fields = ["code", "name", "kind", "created_at"]
+    queryset = Test.objects.all()
+
+    def get_queryset(self) -> QuerySet[Test]:
+        return Test.objects.visible_to(self.request.user)
+
+    def perform_create(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+        serializer.instance = services.test_create(**serializer.validated_data)
+
+    def perform_update(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+        serializer.instance = services.test_update(test=serializer.instance, data=serializer.validated_data)
+
+
+class TestPlanViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+    queryset = TestPlan.objects.prefetch_related(
+        Prefetch("entries", queryset=TestPlanEntry.objects.select_related("test").order_by("position"))
+    )
+    serializer_class = s.TestPlanSerializer
+    permission_classes = CONFIG_PERMISSIONS
+    filterset_class = TestPlanFilterSet
+    search_fields = ["code", "name"]
+    ordering_fields = ["code", "version", "status", "created_at"]
+
+    def perform_create(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+        data = dict(serializer.validated_data)
+        entries = _entries(data) or []
+        serializer.instance = services.test_plan_create(**data, entries=entries)
+
+    def perform_update(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+        data = dict(serializer.validated_data)
+        entries = _entries(data)
+        serializer.instance = services.test_plan_update(plan=serializer.instance, data=data, entries=entries)
+
+    def perform_destroy(self, instance: TestPlan) -> None:
+        services.test_plan_delete(plan=instance)
+
+    def _respond(self, plan: TestPlan, code: int = status.HTTP_200_OK) -> Response:
+        return Response(self.get_serializer(self.get_queryset().get(pk=plan.pk)).data, status=code)
+
+    @extend_schema(request=s.TestPlanTestsSerializer, responses=s.TestPlanSerializer)
+    @action(detail=True, methods=["post"], serializer_class=s.TestPlanTestsSerializer)
+    def tests(self, request: Request, pk: str | None = None) -> Response:
+        """Set the plan's tests in order: adds, removes and reorders (draft plans only)."""
+        body = s.TestPlanTestsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        plan = services.test_plan_set_tests(
+            plan=self.get_object(), entries=_entries(dict(body.validated_data)) or []
+        )
+        return Response(s.TestPlanSerializer(self.get_queryset().get(pk=plan.pk)).data)
+
+    @extend_schema(request=None, responses=s.TestPlanSerializer)
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, pk: str | None = None) -> Response:
+        """Release a draft plan. It can be assigned to products from then on, and never changes again."""
+        return self._respond(services.test_plan_release(plan=self.get_object(), user=request.user))
+
+    @extend_schema(request=None, responses=s.TestPlanSerializer)
+    @action(detail=True, methods=["post"])
+    def retire(self, request: Request, pk: str | None = None) -> Response:
+        """Retire a released plan: observations against it are rejected from then on."""
+        return self._respond(services.test_plan_retire(plan=self.get_object()))
+
+    @extend_schema(request=None, responses={201: s.TestPlanSerializer})
+    @action(detail=True, methods=["post"], url_path="new-version")
+    def new_version(self, request: Request, pk: str | None = None) -> Response:
+        """A draft copy of the plan with the next version number, to be edited and released."""
+        return self._respond(services.test_plan_new_version(plan=self.get_object()), status.HTTP_201_CREATED)
+
+
+class PlanAssignmentViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
+):
+    """Test plans assigned to products. An assignment is ended (effective_to), never deleted."""
+
+    queryset = PlanAssignment.objects.select_related("assigned_by")
+    serializer_class = s.PlanAssignmentSerializer
+    permission_classes = CONFIG_PERMISSIONS
+    filterset_class = PlanAssignmentFilterSet
+    ordering_fields = ["effective_from", "created_at"]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_serializer_class(self) -> type[BaseSerializer]:  # type: ignore[type-arg]
+        if self.action == "partial_update":
+            return s.PlanAssignmentUpdateSerializer
+        return s.PlanAssignmentSerializer
+
+    def perform_create(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+        serializer.instance = services.plan_assign(**serializer.validated_data, user=self.request.user)
+
+    def perform_update(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+        effective_to = serializer.validated_data.get("effective_to", serializer.instance.effective_to)
+        serializer.instance = services.plan_assignment_end(
+            assignment=serializer.instance, effective_to=effective_to
+        )
+
+
+class CharacteristicViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
+):
+    """SPC settings of each test on each product. Created by plan assignment; read and updated here."""
+
+    queryset = Characteristic.objects.all()
+    serializer_class = s.CharacteristicSerializer
+    permission_classes = CONFIG_PERMISSIONS
+    filterset_class = CharacteristicFilterSet
+    search_fields = ["product__code", "test__code", "tag", "line", "cell"]
+    ordering_fields = ["product__code", "test__code", "site", "area", "line", "cell", "updated_at"]
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Characteristic]:
+        return (
+            Characteristic.objects.visible_to(self.request.user)
+            .with_config()
+            .prefetch_related(current_limits_prefetch())
+        )
+
+    def perform_update(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+        characteristic = services.characteristic_update(
+            characteristic=serializer.instance, data=serializer.validated_data
+        )
+        serializer.instance = self.get_queryset().get(pk=characteristic.pk)
+
+    @extend_schema(responses=s.ControlLimitsSerializer(many=True), filters=False)
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def limits(self, request: Request, pk: str | None = None) -> Response:
+        """Every version of the control limits, newest first."""
+        versions = self.get_object().limits.select_related("set_by").order_by("-version")
+        return Response(s.ControlLimitsSerializer(versions, many=True).data)
+
+
+class DeviceViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
+):
+    """Devices and their tokens. The token is in the creation response only."""
+
+    queryset = Device.objects.all()
+    serializer_class = s.DeviceSerializer
+    permission_classes = CONFIG_PERMISSIONS
+    filterset_class = DeviceFilterSet
+    search_fields = ["name"]
+    ordering_fields = ["name", "created_at", "last_used_at"]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    @extend_schema(responses={201: s.DeviceCreatedSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        device, token = services.device_create(**serializer.validated_data)
+        body = dict(s.DeviceSerializer(device).data, token=token)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+        serializer.instance = services.device_update(
+            device=serializer.instance, data=serializer.validated_data
+        )
+
+
+class MeView(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=s.MeSerializer, summary="Who is signed in, and their roles")
+    def get(self, request: Request) -> Response:
+        user = request.user
+        body = {
+            "id": user.pk,
+            "username": user.get_username(),
+            "roles": sorted(user_roles(user)),
+            "is_staff": user.is_staff,
+        }
+        return Response(s.MeSerializer(body).data)

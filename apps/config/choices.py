@@ -1,0 +1,66 @@
+"""Enumerations of the configuration domain."""
+
+from django.db import models
+
+
+class TestKind(models.TextChoices):
+    VARIABLE = "variable", "Variable measurement"
+    DEFECTIVES = "defectives", "Attribute: defectives (pass/fail per unit)"
+    DEFECTS = "defects", "Attribute: defect count"
+
+
+class PlanStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    RELEASED = "released", "Released"
+    RETIRED = "retired", "Retired"
+
+
+class ChartType(models.TextChoices):
+    AUTO = "auto", "Automatic (by subgroup size)"
+    IMR = "imr", "Individuals and moving range (I-MR)"
+    XBAR_R = "xbar_r", "Mean and range (X̄-R)"
+    XBAR_S = "xbar_s", "Mean and standard deviation (X̄-S)"
+    P = "p", "Proportion defective (p)"
+    NP = "np", "Number defective (np)"
+    C = "c", "Defects per sample (c)"
+    U = "u", "Defects per unit (u)"
+    EWMA = "ewma", "Exponentially weighted moving average (EWMA)"
+    CUSUM = "cusum", "Tabular CUSUM"
+
+
+VARIABLE_CHARTS = frozenset(
+    {ChartType.IMR, ChartType.XBAR_R, ChartType.XBAR_S, ChartType.EWMA, ChartType.CUSUM}
+)
+DEFECTIVES_CHARTS = frozenset({ChartType.P, ChartType.NP})
+DEFECTS_CHARTS = frozenset({ChartType.C, ChartType.U})
+
+
+class DataSource(models.TextChoices):
+    MANUAL = "manual", "Manual entry or REST"
+    TAG = "tag", "Tag (MQTT topic or Sparkplug B metric)"
+
+
+class RulePreset(models.TextChoices):
+    NELSON = "nelson", "Nelson (rules 1–8)"
+    WESTERN_ELECTRIC = "western_electric", "Western Electric (rules 1, 2, 5, 6)"
+    CUSTOM = "custom", "Custom"
+
+
+class LimitMethod(models.TextChoices):
+    CALCULATED = "calculated", "Calculated from baseline samples"
+    HISTORICAL = "historical", "From a given (historical) mean and sigma"
+    MANUAL = "manual", "Entered by hand"
+
+
+class RejectionCode(models.TextChoices):
+    """Why observation_confirm refused an observation (stored with rejected rows)."""
+
+    PRODUCT_INACTIVE = "product_inactive", "Product is inactive"
+    TEST_NOT_IN_PLAN = "test_not_in_plan", "Test is not in the item's test plans"
+    PLAN_RETIRED = "plan_retired", "Test plan is retired"
+    NOT_EFFECTIVE = "not_effective", "No plan assignment is effective on that date"
+    NO_VALUES = "no_values", "No values"
+    NOT_A_NUMBER = "not_a_number", "Value is not a finite number"
+    NOT_A_COUNT = "not_a_count", "Value is not a non-negative whole number"
+    OUT_OF_RANGE = "out_of_range", "Value is outside the test's plausible range"
+    REPLICATE_COUNT = "replicate_count", "Wrong number of replicates"

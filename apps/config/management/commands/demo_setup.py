@@ -1,0 +1,183 @@
+"""Demo users (one per role), a demo device, and a small plant's configuration. Safe to run again.
+
+Passwords and the device token are random, printed once when they are created,
+and kept in var/demo_credentials.txt (readable by the owner only) for the
+development setup; nothing is hard-coded.
+"""
+
+import math
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from apps.config import services
+from apps.config.choices import DataSource, LimitMethod, TestKind
+from apps.config.models import Characteristic, Device, Product
+from apps.config.roles import Role
+
+DEMO_USERS = [
+    ("quality", Role.QUALITY_SPECIALIST, True),
+    ("operations", Role.OPERATIONS_LEAD, False),
+    ("tester", Role.TESTER, False),
+    ("manager", Role.MANAGER, False),
+]
+DEMO_DEVICE = "line1-gauge"
+
+PRODUCTS = [
+    ("RING-74", "Piston ring 74 mm", "Compression ring, nominal bore 74 mm."),
+    ("SHAFT-20", "Drive shaft 20 mm", "Hardened drive shaft, nominal diameter 20 mm."),
+]
+TESTS: list[dict[str, Any]] = [
+    {
+        "code": "RING-DIA",
+        "name": "Ring inside diameter",
+        "unit": "mm",
+        "kind": TestKind.VARIABLE,
+        "decimals": 3,
+        "plausible_min": 70.0,
+        "plausible_max": 78.0,
+        "instructions": "Bore gauge at three angles; enter the mean.",
+    },
+    {
+        "code": "RING-WALL",
+        "name": "Ring wall thickness",
+        "unit": "mm",
+        "kind": TestKind.VARIABLE,
+        "decimals": 3,
+        "plausible_min": 2.0,
+        "plausible_max": 6.0,
+        "instructions": "Micrometer, three places 120° apart.",
+    },
+    {
+        "code": "SURF-DEF",
+        "name": "Surface defects",
+        "unit": "count",
+        "kind": TestKind.DEFECTS,
+        "decimals": 0,
+        "instructions": "Count scratches, pits and burrs under the inspection lamp.",
+    },
+    {
+        "code": "SHAFT-OD",
+        "name": "Shaft outer diameter",
+        "unit": "mm",
+        "kind": TestKind.VARIABLE,
+        "decimals": 4,
+        "plausible_min": 18.0,
+        "plausible_max": 22.0,
+        "instructions": "Laser micrometer at the bearing seat.",
+    },
+    {
+        "code": "LEAK",
+        "name": "Leak test",
+        "unit": "",
+        "kind": TestKind.DEFECTIVES,
+        "decimals": 0,
+        "instructions": "Pressure decay test; enter 1 for a leak, 0 for a pass.",
+    },
+]
+PLANS = [
+    (
+        "RING-FINAL",
+        "Piston ring final inspection",
+        "RING-74",
+        [("RING-DIA", 1), ("RING-WALL", 3), ("SURF-DEF", 1)],
+    ),
+    ("SHAFT-FINAL", "Drive shaft final inspection", "SHAFT-20", [("SHAFT-OD", 1), ("LEAK", 1)]),
+]
+WHERE = {"site": "Plant 1", "area": "Machining", "line": "Line 1"}
+CHARACTERISTICS: dict[tuple[str, str], dict[str, Any]] = {
+    ("RING-74", "RING-DIA"): {
+        "lsl": 73.95,
+        "target": 74.0,
+        "usl": 74.05,
+        "subgroup_size": 5,
+        "cell": "Cell 1",
+        "data_source": DataSource.TAG,
+        "tag": "plant1/machining/line1/cell1/ring-diameter",
+    },
+    ("RING-74", "RING-WALL"): {"lsl": 3.9, "target": 4.0, "usl": 4.1, "subgroup_size": 1, "cell": "Cell 2"},
+    ("RING-74", "SURF-DEF"): {"usl": 6, "subgroup_size": 1, "cell": "Cell 2"},
+    ("SHAFT-20", "SHAFT-OD"): {
+        "lsl": 19.98,
+        "target": 20.0,
+        "usl": 20.02,
+        "subgroup_size": 1,
+        "cell": "Cell 3",
+        "data_source": DataSource.TAG,
+        "tag": "plant1/machining/line1/cell3/shaft-od",
+    },
+    ("SHAFT-20", "LEAK"): {"subgroup_size": 1, "cell": "Cell 3"},
+}
+
+
+class Command(BaseCommand):
+    help = "Create demo users, a demo device and demo configuration (idempotent)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        with transaction.atomic():
+            created = self._users() + self._device()
+            self._configuration()
+        path = Path(settings.VAR_DIR) / "demo_credentials.txt"
+        if created:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as out:
+                out.writelines(f"{line}\n" for line in created)
+            path.chmod(0o600)
+            self.stdout.write("Demo sign-ins (shown once; also kept in var/demo_credentials.txt):")
+            for line in created:
+                self.stdout.write(f"  {line}")
+        else:
+            self.stdout.write(f"Demo data present; sign-ins are in {path}.")
+
+    def _users(self) -> list[str]:
+        user_model = get_user_model()
+        lines = []
+        for username, role, staff in DEMO_USERS:
+            if user_model.objects.filter(username=username).exists():
+                continue
+            password = secrets.token_urlsafe(12)
+            user = user_model.objects.create_user(username=username, password=password, is_staff=staff)  # type: ignore[attr-defined]
+            user.groups.add(Group.objects.get(name=role))
+            lines.append(f"{role}: username {username}  password {password}")
+        return lines
+
+    def _device(self) -> list[str]:
+        if Device.objects.filter(name=DEMO_DEVICE).exists():
+            return []
+        _, token = services.device_create(name=DEMO_DEVICE, description="Demo gauge on Line 1")
+        return [f"Device {DEMO_DEVICE}: Authorization: Device {token}"]
+
+    def _configuration(self) -> None:
+        if Product.objects.filter(code=PRODUCTS[0][0]).exists():
+            return
+        for code, name, description in PRODUCTS:
+            services.product_create(code=code, name=name, description=description)
+        tests = {data["code"]: services.test_create(**data) for data in TESTS}
+        quality = get_user_model().objects.get(username="quality")
+        for code, name, product_code, entries in PLANS:
+            plan = services.test_plan_create(
+                code=code, name=name,
+                entries=[services.PlanEntryInput(test=tests[t], replicates=r) for t, r in entries],
+            )  # fmt: skip
+            plan = services.test_plan_release(plan=plan, user=quality)
+            services.plan_assign(product=Product.objects.get(code=product_code), plan=plan, user=quality)
+        for (product_code, test_code), data in CHARACTERISTICS.items():
+            characteristic = Characteristic.objects.get(product__code=product_code, test__code=test_code)
+            services.characteristic_update(characteristic=characteristic, data={**WHERE, **data})
+        self._limits(quality)
+
+    def _limits(self, user: Any) -> None:
+        """Historical limits for the ring diameter X̄ chart (n = 5): mean 74.000, sigma 0.010."""
+        ring = Characteristic.objects.get(product__code="RING-74", test__code="RING-DIA")
+        sigma, n = 0.010, 5
+        half_width = 3 * sigma / math.sqrt(n)
+        services.control_limits_set(
+            characteristic=ring, center=74.0, ucl=74.0 + half_width, lcl=74.0 - half_width, sigma=sigma,
+            method=LimitMethod.HISTORICAL, reason="Process capability study, demo data", user=user,
+        )  # fmt: skip

@@ -1,0 +1,178 @@
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import models
+from django.db.models import F, Q
+
+from apps.config.choices import ChartType, DataSource, LimitMethod, RulePreset
+
+
+def nelson_rules_default() -> dict[str, dict[str, float]]:
+    from apps.config.rules import preset_rules
+
+    return preset_rules(RulePreset.NELSON)
+
+
+class CharacteristicQuerySet(models.QuerySet["Characteristic"]):
+    def with_config(self) -> "CharacteristicQuerySet":
+        return self.select_related("product", "test")
+
+    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> "CharacteristicQuerySet":
+        from apps.config.roles import is_tester_only
+
+        # Testers read SPC settings only through their assigned items (observation pipeline).
+        return self.none() if is_tester_only(user) else self
+
+
+class Characteristic(models.Model):
+    """The SPC view of one test on one product: specification, chart, rules and data source.
+
+    Created automatically when a plan containing the test is assigned to the
+    product. Control limits are kept apart, versioned, in ControlLimits.
+    """
+
+    product = models.ForeignKey("config.Product", on_delete=models.PROTECT, related_name="characteristics")
+    test = models.ForeignKey("config.Test", on_delete=models.PROTECT, related_name="characteristics")
+    lsl = models.FloatField(
+        "LSL", null=True, blank=True, help_text="Lower specification limit; empty if none."
+    )
+    target = models.FloatField(null=True, blank=True, help_text="Nominal value; used by Cpm.")
+    usl = models.FloatField(
+        "USL", null=True, blank=True, help_text="Upper specification limit; empty if none."
+    )
+    subgroup_size = models.PositiveSmallIntegerField(
+        default=1, help_text="Values per plotted point (1–25). 1 gives an I-MR chart on 'auto'."
+    )
+    chart_type = models.CharField(
+        max_length=16,
+        choices=ChartType.choices,
+        default=ChartType.AUTO,
+        help_text="'Automatic' picks I-MR for n = 1, X̄-R for n = 2–10, X̄-S above.",
+    )
+    chart_params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='EWMA: {"lambda": 0.2, "L": 3}; CUSUM: {"k": 0.5, "h": 5}.',
+    )
+    rules = models.JSONField(
+        default=nelson_rules_default,
+        help_text='Enabled Nelson rules and their parameters, e.g. {"1": {"k": 3}, "2": {"length": 9}}.',
+    )
+    data_source = models.CharField(max_length=16, choices=DataSource.choices, default=DataSource.MANUAL)
+    # NULL, not "", when unset: the unique constraint below applies to set tags only.
+    tag = models.CharField(  # noqa: DJ001
+        max_length=255,
+        null=True,
+        blank=True,
+        help_text="MQTT topic or Sparkplug B metric name feeding this characteristic; unique.",
+    )
+    site = models.CharField(max_length=64, blank=True)
+    area = models.CharField(max_length=64, blank=True)
+    line = models.CharField(max_length=64, blank=True)
+    cell = models.CharField(max_length=64, blank=True)
+    decimals = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Decimal places on charts; empty: the test's."
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CharacteristicQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["product__code", "test__code"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "test"], name="characteristic_product_test_unique"),
+            models.UniqueConstraint(
+                fields=["tag"], condition=Q(tag__isnull=False), name="characteristic_tag_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(subgroup_size__gte=1) & Q(subgroup_size__lte=25),
+                name="characteristic_subgroup_size_1_25",
+            ),
+            models.CheckConstraint(
+                condition=Q(lsl__isnull=True) | Q(usl__isnull=True) | Q(lsl__lt=F("usl")),
+                name="characteristic_lsl_below_usl",
+            ),
+            models.CheckConstraint(
+                condition=Q(target__isnull=True)
+                | (
+                    (Q(lsl__isnull=True) | Q(target__gte=F("lsl")))
+                    & (Q(usl__isnull=True) | Q(target__lte=F("usl")))
+                ),
+                name="characteristic_target_within_spec",
+            ),
+            models.CheckConstraint(
+                condition=~Q(data_source=DataSource.TAG) | Q(tag__isnull=False),
+                name="characteristic_tag_source_has_tag",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.code} / {self.test.code}"
+
+    @property
+    def rule_preset(self) -> str:
+        """'nelson', 'western_electric' or 'custom': which preset the enabled rules equal."""
+        from apps.config.rules import rules_preset_of
+
+        return rules_preset_of(self.rules)
+
+    @property
+    def effective_chart_type(self) -> str:
+        """The chart actually drawn: 'auto' resolved by subgroup size (DESIGN.md conventions)."""
+        if self.chart_type != ChartType.AUTO:
+            return str(self.chart_type)
+        from apps.config.choices import TestKind
+
+        if self.test.kind == TestKind.DEFECTIVES:
+            return ChartType.P
+        if self.test.kind == TestKind.DEFECTS:
+            return ChartType.U
+        if self.subgroup_size == 1:
+            return ChartType.IMR
+        return ChartType.XBAR_R if self.subgroup_size <= 10 else ChartType.XBAR_S
+
+
+class ControlLimits(models.Model):
+    """One version of a characteristic's control limits. Versions are added, never overwritten.
+
+    The current limits are the highest version. `frozen` stops automatic
+    recalculation until a quality specialist unfreezes them.
+    """
+
+    characteristic = models.ForeignKey(Characteristic, on_delete=models.PROTECT, related_name="limits")
+    version = models.PositiveIntegerField()
+    center = models.FloatField()
+    ucl = models.FloatField("UCL")
+    lcl = models.FloatField("LCL")
+    sigma = models.FloatField(help_text="Process sigma (of individual values) the limits were built from.")
+    dispersion_center = models.FloatField(null=True, blank=True, help_text="R̄, S̄ or MR̄.")
+    dispersion_ucl = models.FloatField(null=True, blank=True)
+    dispersion_lcl = models.FloatField(null=True, blank=True)
+    method = models.CharField(max_length=16, choices=LimitMethod.choices)
+    baseline = models.JSONField(default=dict, blank=True, help_text="Which samples the limits came from.")
+    excluded = models.JSONField(default=list, blank=True, help_text="Samples left out, each with why.")
+    reason = models.TextField(help_text="Why the limits were set or changed.")
+    frozen = models.BooleanField(default=False)
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["characteristic", "-version"]
+        get_latest_by = "version"
+        verbose_name_plural = "control limits"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["characteristic", "version"], name="controllimits_version_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(lcl__lte=F("center")) & Q(center__lte=F("ucl")),
+                name="controllimits_lcl_center_ucl_ordered",
+            ),
+            models.CheckConstraint(condition=Q(sigma__gt=0), name="controllimits_sigma_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.characteristic} limits v{self.version}"

@@ -1,0 +1,117 @@
+import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from apps.config.choices import PlanStatus
+
+
+class TestPlanQuerySet(models.QuerySet["TestPlan"]):
+    def released(self) -> "TestPlanQuerySet":
+        return self.filter(status=PlanStatus.RELEASED)
+
+
+class TestPlan(models.Model):
+    """An ordered list of tests with replicate counts, versioned by code.
+
+    A released plan is immutable: changing it means a new version (a new row
+    with the same code), so every observation can be traced to what was asked.
+    """
+
+    code = models.CharField(max_length=64)
+    version = models.PositiveIntegerField(default=1)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=PlanStatus.choices, default=PlanStatus.DRAFT)
+    tests = models.ManyToManyField("config.Test", through="config.TestPlanEntry", related_name="plans")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    objects = TestPlanQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["code", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["code", "version"], name="testplan_code_version_unique"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="testplan_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} v{self.version} — {self.name} ({self.get_status_display()})"
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status == PlanStatus.DRAFT
+
+
+class TestPlanEntry(models.Model):
+    """One test in a plan: its position in the plan and how many replicates to take."""
+
+    plan = models.ForeignKey(TestPlan, on_delete=models.CASCADE, related_name="entries")
+    test = models.ForeignKey("config.Test", on_delete=models.PROTECT, related_name="plan_entries")
+    position = models.PositiveSmallIntegerField()
+    replicates = models.PositiveSmallIntegerField(
+        default=1, help_text="Values a tester records for this test on each item (1–25)."
+    )
+
+    class Meta:
+        ordering = ["plan", "position"]
+        verbose_name_plural = "test plan entries"
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "test"], name="testplanentry_test_once_per_plan"),
+            models.UniqueConstraint(fields=["plan", "position"], name="testplanentry_position_unique"),
+            models.CheckConstraint(
+                condition=Q(replicates__gte=1) & Q(replicates__lte=25),
+                name="testplanentry_replicates_1_25",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan.code} v{self.plan.version} #{self.position}: {self.test.code} ×{self.replicates}"
+
+
+class PlanAssignmentQuerySet(models.QuerySet["PlanAssignment"]):
+    def effective_on(self, day: datetime.date) -> "PlanAssignmentQuerySet":
+        return self.filter(
+            Q(effective_from__lte=day), Q(effective_to__isnull=True) | Q(effective_to__gte=day)
+        )
+
+
+class PlanAssignment(models.Model):
+    """A test plan assigned to a product from one date, optionally until another (inclusive)."""
+
+    product = models.ForeignKey("config.Product", on_delete=models.PROTECT, related_name="plan_assignments")
+    plan = models.ForeignKey(TestPlan, on_delete=models.PROTECT, related_name="assignments")
+    effective_from = models.DateField()
+    effective_to = models.DateField(
+        null=True, blank=True, help_text="Last day it applies; empty: open-ended."
+    )
+    assigned_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PlanAssignmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["product", "plan", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product", "plan", "effective_from"], name="planassignment_unique_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(effective_to__isnull=True) | Q(effective_to__gte=F("effective_from")),
+                name="planassignment_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        until = f" to {self.effective_to}" if self.effective_to else ""
+        return (
+            f"{self.plan.code} v{self.plan.version} → {self.product.code} from {self.effective_from}{until}"
+        )

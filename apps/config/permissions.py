@@ -1,0 +1,56 @@
+"""DRF permissions by role.
+
+Role rights are Django model permissions held by the role groups (see
+roles.py), so the admin and the API agree on who may do what. Reads need
+`view`, as writes need `add` / `change` / `delete`. Which rows a user may read
+is decided by each queryset's `visible_to(user)`: a tester, for example, sees
+only what is assigned to them, and anything else is a 404.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModelPermissions
+from rest_framework.request import Request
+
+if TYPE_CHECKING:  # rest_framework.views imports the permission classes named in settings
+    from rest_framework.views import APIView
+
+from apps.config.roles import Role, has_role
+
+
+class RoleModelPermissions(DjangoModelPermissions):
+    """Model permissions for every method, reads included."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+
+class IsHuman(BasePermission):
+    """Signed-in people; device tokens are for ingestion endpoints only."""
+
+    message = "Device tokens may only post observations."
+
+    def has_permission(self, request: Request, view: "APIView") -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and not has_role(user, Role.DEVICE))
+
+
+class IsDevice(BasePermission):
+    """Callers holding a device token (the Device role)."""
+
+    message = "This endpoint takes a device token (Authorization: Device <token>)."
+
+    def has_permission(self, request: Request, view: "APIView") -> bool:
+        return bool(request.user and request.user.is_authenticated and has_role(request.user, Role.DEVICE))
+
+
+class ReadOnly(BasePermission):
+    def has_permission(self, request: Request, view: "APIView") -> bool:
+        return request.method in SAFE_METHODS
+
+    def has_object_permission(self, request: Request, view: "APIView", obj: Any) -> bool:
+        return request.method in SAFE_METHODS

@@ -1,0 +1,572 @@
+"""Writes of the configuration domain. Views, admin and commands call these; nothing else writes.
+
+Every function validates what the database cannot express in plain words and
+raises django.core.exceptions.ValidationError keyed by field, before anything
+is written; database constraints stay as the last line of defence.
+"""
+
+import copy
+import datetime
+import math
+import secrets
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from apps.config.authentication import token_hash
+from apps.config.choices import (
+    DEFECTIVES_CHARTS,
+    DEFECTS_CHARTS,
+    VARIABLE_CHARTS,
+    ChartType,
+    DataSource,
+    LimitMethod,
+    PlanStatus,
+    RejectionCode,
+    RulePreset,
+    TestKind,
+)
+from apps.config.models import (
+    Characteristic,
+    ControlLimits,
+    Device,
+    PlanAssignment,
+    Product,
+    Test,
+    TestPlan,
+    TestPlanEntry,
+)
+from apps.config.roles import Role
+from apps.config.rules import preset_rules, rules_normalize
+from apps.config.selectors import PlanTest, ProductConfig, TestInfo
+from openspc.services import model_update
+
+# --- Products and tests ------------------------------------------------------
+
+PRODUCT_FIELDS = ("code", "name", "description", "active")
+TEST_FIELDS = (
+    "code",
+    "name",
+    "unit",
+    "kind",
+    "decimals",
+    "instructions",
+    "plausible_min",
+    "plausible_max",
+    "active",
+)
+
+
+def product_create(*, code: str, name: str, description: str = "", active: bool = True) -> Product:
+    return Product.objects.create(code=code, name=name, description=description, active=active)
+
+
+def product_update(*, product: Product, data: dict[str, Any]) -> Product:
+    product, _ = model_update(instance=product, fields=PRODUCT_FIELDS, data=data)
+    return product
+
+
+def test_validate(*, data: dict[str, Any], test: Test | None = None) -> None:
+    low = data.get("plausible_min", test.plausible_min if test else None)
+    high = data.get("plausible_max", test.plausible_max if test else None)
+    if low is not None and high is not None and low >= high:
+        raise ValidationError({"plausible_max": f"Must be above the plausible minimum ({low})."})
+    if data.get("decimals", 0) > 10:
+        raise ValidationError({"decimals": "At most 10 decimal places."})
+    if test is not None and "kind" in data and data["kind"] != test.kind and test.characteristics.exists():
+        raise ValidationError(
+            {"kind": "The test is already charted on products; create a new test for another kind."}
+        )
+
+
+def test_create(**data: Any) -> Test:
+    test_validate(data=data)
+    return Test.objects.create(**{name: data[name] for name in TEST_FIELDS if name in data})
+
+
+def test_update(*, test: Test, data: dict[str, Any]) -> Test:
+    test_validate(data=data, test=test)
+    test, _ = model_update(instance=test, fields=TEST_FIELDS, data=data)
+    return test
+
+
+# --- Test plans ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanEntryInput:
+    test: Test
+    replicates: int = 1
+
+
+def _plan_require_draft(plan: TestPlan) -> None:
+    if plan.status != PlanStatus.DRAFT:
+        raise ValidationError(
+            f"Test plan {plan.code} v{plan.version} is {plan.get_status_display().lower()} and cannot be "
+            "changed. Create a new version of it instead.",
+            code="plan_locked",
+        )
+
+
+def _plan_entries_write(*, plan: TestPlan, entries: Sequence[PlanEntryInput]) -> None:
+    seen: set[int] = set()
+    for index, entry in enumerate(entries):
+        if entry.test.pk in seen:
+            raise ValidationError({"tests": f"Test {entry.test.code} is listed twice (entry {index + 1})."})
+        if not 1 <= entry.replicates <= 25:
+            raise ValidationError({"tests": f"Entry {index + 1}: replicates must be between 1 and 25."})
+        seen.add(entry.test.pk)
+    plan.entries.all().delete()
+    TestPlanEntry.objects.bulk_create(
+        TestPlanEntry(plan=plan, test=entry.test, position=index + 1, replicates=entry.replicates)
+        for index, entry in enumerate(entries)
+    )
+
+
+@transaction.atomic
+def test_plan_create(
+    *, code: str, name: str, description: str = "", entries: Sequence[PlanEntryInput] = ()
+) -> TestPlan:
+    if TestPlan.objects.filter(code=code).exists():
+        raise ValidationError({"code": f"Test plan {code} exists; create a new version of it instead."})
+    plan = TestPlan.objects.create(code=code, name=name, description=description)
+    _plan_entries_write(plan=plan, entries=entries)
+    return plan
+
+
+@transaction.atomic
+def test_plan_update(
+    *, plan: TestPlan, data: dict[str, Any], entries: Sequence[PlanEntryInput] | None = None
+) -> TestPlan:
+    plan = TestPlan.objects.select_for_update().get(pk=plan.pk)
+    _plan_require_draft(plan)
+    if "code" in data and data["code"] != plan.code:
+        raise ValidationError({"code": "The code of a plan cannot change; create a new plan."})
+    plan, _ = model_update(instance=plan, fields=("name", "description"), data=data)
+    if entries is not None:
+        _plan_entries_write(plan=plan, entries=entries)
+    return plan
+
+
+@transaction.atomic
+def test_plan_set_tests(*, plan: TestPlan, entries: Sequence[PlanEntryInput]) -> TestPlan:
+    """Replace the plan's tests with `entries`, in that order (adds, removes and reorders)."""
+    return test_plan_update(plan=plan, data={}, entries=entries)
+
+
+def test_plan_delete(*, plan: TestPlan) -> None:
+    """Only a draft that was never used can be deleted; released plans are history."""
+    _plan_require_draft(plan)
+    plan.delete()
+
+
+@transaction.atomic
+def test_plan_release(*, plan: TestPlan, user: AbstractBaseUser) -> TestPlan:
+    plan = TestPlan.objects.select_for_update().get(pk=plan.pk)
+    _plan_require_draft(plan)
+    if not plan.entries.exists():
+        raise ValidationError({"tests": "A plan needs at least one test before it is released."})
+    plan.status = PlanStatus.RELEASED
+    plan.released_at = timezone.now()
+    plan.released_by = user  # type: ignore[assignment]
+    plan.save(update_fields=["status", "released_at", "released_by", "updated_at"])
+    return plan
+
+
+@transaction.atomic
+def test_plan_retire(*, plan: TestPlan) -> TestPlan:
+    plan = TestPlan.objects.select_for_update().get(pk=plan.pk)
+    if plan.status != PlanStatus.RELEASED:
+        raise ValidationError(
+            f"Only a released plan can be retired; {plan.code} v{plan.version} is {plan.status}."
+        )
+    plan.status = PlanStatus.RETIRED
+    plan.save(update_fields=["status", "updated_at"])
+    return plan
+
+
+@transaction.atomic
+def test_plan_new_version(*, plan: TestPlan) -> TestPlan:
+    """A draft copy of the plan under the same code, with the next version number."""
+    latest = TestPlan.objects.select_for_update().filter(code=plan.code).aggregate(v=Max("version"))["v"]
+    draft = TestPlan.objects.create(
+        code=plan.code, version=latest + 1, name=plan.name, description=plan.description
+    )
+    _plan_entries_write(
+        plan=draft,
+        entries=[
+            PlanEntryInput(test=e.test, replicates=e.replicates) for e in plan.entries.select_related("test")
+        ],
+    )
+    return draft
+
+
+# --- Plan assignment and characteristics ----------------------------------------
+
+
+def _characteristic_defaults(test: Test) -> dict[str, Any]:
+    if test.kind == TestKind.DEFECTIVES:
+        return {"chart_type": ChartType.P}
+    if test.kind == TestKind.DEFECTS:
+        return {"chart_type": ChartType.U}
+    return {"chart_type": ChartType.AUTO}
+
+
+def characteristics_ensure(*, product: Product, plan: TestPlan) -> list[Characteristic]:
+    """Make sure every test of the plan has a characteristic on the product (existing ones are kept)."""
+    existing = {c.test_id: c for c in Characteristic.objects.filter(product=product, test__plans=plan)}
+    created = [
+        Characteristic(product=product, test=entry.test, **_characteristic_defaults(entry.test))
+        for entry in plan.entries.select_related("test")
+        if entry.test_id not in existing
+    ]
+    Characteristic.objects.bulk_create(created)
+    return [*existing.values(), *created]
+
+
+def plan_assignment_validate(
+    *,
+    product: Product,
+    plan: TestPlan,
+    effective_from: datetime.date,
+    effective_to: datetime.date | None,
+) -> None:
+    if plan.status != PlanStatus.RELEASED:
+        raise ValidationError(
+            {"plan": f"Only released plans can be assigned; {plan.code} v{plan.version} is {plan.status}."}
+        )
+    if not product.active:
+        raise ValidationError({"product": f"Product {product.code} is inactive."})
+    if effective_to is not None and effective_to < effective_from:
+        raise ValidationError({"effective_to": "Must be on or after effective_from."})
+    overlapping = PlanAssignment.objects.filter(product=product, plan=plan).filter(
+        Q(effective_to__isnull=True) | Q(effective_to__gte=effective_from)
+    )
+    if effective_to is not None:
+        overlapping = overlapping.filter(effective_from__lte=effective_to)
+    if overlapping.exists():
+        label = f"{plan.code} v{plan.version}"
+        raise ValidationError(
+            {"plan": f"{label} is already assigned to {product.code} for part of that period."}
+        )
+
+
+@transaction.atomic
+def plan_assign(
+    *,
+    product: Product,
+    plan: TestPlan,
+    effective_from: datetime.date | None = None,
+    effective_to: datetime.date | None = None,
+    user: AbstractBaseUser | None = None,
+) -> PlanAssignment:
+    """Assign a released plan to a product, creating the characteristics of its tests."""
+    effective_from = effective_from or timezone.localdate()
+    # The product row lock serialises assignments to one product, so the overlap check holds.
+    product = Product.objects.select_for_update().get(pk=product.pk)
+    plan_assignment_validate(
+        product=product, plan=plan, effective_from=effective_from, effective_to=effective_to
+    )
+    assignment = PlanAssignment.objects.create(
+        product=product,
+        plan=plan,
+        effective_from=effective_from,
+        effective_to=effective_to,
+        assigned_by=user,
+    )
+    characteristics_ensure(product=product, plan=plan)
+    return assignment
+
+
+def plan_assignment_end(*, assignment: PlanAssignment, effective_to: datetime.date | None) -> PlanAssignment:
+    if effective_to is not None and effective_to < assignment.effective_from:
+        raise ValidationError({"effective_to": "Must be on or after effective_from."})
+    assignment.effective_to = effective_to
+    assignment.save(update_fields=["effective_to"])
+    return assignment
+
+
+CHARACTERISTIC_FIELDS = (
+    "lsl", "target", "usl", "subgroup_size", "chart_type", "chart_params", "rules",
+    "data_source", "tag", "site", "area", "line", "cell", "decimals", "active",
+)  # fmt: skip
+
+
+def _chart_params_validate(chart_type: str, params: Any) -> dict[str, float]:
+    if not isinstance(params, dict):
+        raise ValidationError({"chart_params": 'Give an object, e.g. {} or {"lambda": 0.2, "L": 3}.'})
+    allowed = {
+        ChartType.EWMA: {"lambda": (0, 1), "L": (0, 10)},
+        ChartType.CUSUM: {"k": (0, 10), "h": (0, 50)},
+    }
+    bounds = allowed.get(ChartType(chart_type), {})
+    for name, value in params.items():
+        if name not in bounds:
+            raise ValidationError({"chart_params": f"'{name}' is not a parameter of a {chart_type} chart."})
+        low, high = bounds[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low < value <= high:
+            raise ValidationError(
+                {"chart_params": f"'{name}' must be a number above {low} and at most {high}."}
+            )
+    return params
+
+
+def _characteristic_validate(c: Characteristic) -> None:
+    """Cross-field checks on the characteristic as it would be saved."""
+    if c.lsl is not None and c.usl is not None and c.lsl >= c.usl:
+        raise ValidationError({"lsl": f"LSL ({c.lsl}) must be below USL ({c.usl})."})
+    if c.target is not None and (
+        (c.lsl is not None and c.target < c.lsl) or (c.usl is not None and c.target > c.usl)
+    ):
+        raise ValidationError({"target": "The target must lie within the specification limits."})
+    if not 1 <= c.subgroup_size <= 25:
+        raise ValidationError({"subgroup_size": "Subgroup size must be between 1 and 25."})
+    compatible = {
+        TestKind.VARIABLE: VARIABLE_CHARTS,
+        TestKind.DEFECTIVES: DEFECTIVES_CHARTS,
+        TestKind.DEFECTS: DEFECTS_CHARTS,
+    }[TestKind(c.test.kind)]
+    if c.chart_type != ChartType.AUTO and c.chart_type not in compatible:
+        kind = c.test.get_kind_display().lower()
+        raise ValidationError(
+            {"chart_type": f"A {c.get_chart_type_display()} chart does not fit a {kind} test."}
+        )
+    if c.chart_type == ChartType.IMR and c.subgroup_size != 1:
+        raise ValidationError({"chart_type": "An I-MR chart needs subgroup size 1."})
+    if c.chart_type in {ChartType.XBAR_R, ChartType.XBAR_S} and c.subgroup_size < 2:
+        raise ValidationError({"chart_type": "X̄ charts need a subgroup size of 2 or more."})
+    if c.data_source == DataSource.TAG and not c.tag:
+        raise ValidationError({"tag": "A tag data source needs the MQTT topic or Sparkplug metric."})
+    if c.tag and Characteristic.objects.filter(tag=c.tag).exclude(pk=c.pk).exists():
+        raise ValidationError({"tag": f"Tag '{c.tag}' already feeds another characteristic."})
+
+
+def characteristic_apply(*, characteristic: Characteristic, data: dict[str, Any]) -> Characteristic:
+    """The characteristic with `data` applied and validated, not saved (forms use it to show errors).
+
+    `rule_preset` ('nelson', 'western_electric') replaces the rules with the preset's,
+    unless `rules` are given too; the preset shown later is derived from the rules.
+    """
+    c = copy.copy(characteristic)
+    data = dict(data)
+    if "tag" in data:
+        data["tag"] = (data["tag"] or "").strip() or None
+    preset = data.pop("rule_preset", None)
+    if "rules" in data:
+        data["rules"] = rules_normalize(data["rules"])
+    elif preset not in (None, RulePreset.CUSTOM):
+        data["rules"] = preset_rules(preset)
+    for name in CHARACTERISTIC_FIELDS:
+        if name in data:
+            setattr(c, name, data[name])
+    c.chart_params = _chart_params_validate(c.chart_type, c.chart_params)
+    _characteristic_validate(c)
+    return c
+
+
+@transaction.atomic
+def characteristic_update(*, characteristic: Characteristic, data: dict[str, Any]) -> Characteristic:
+    """Change a characteristic's SPC settings (see characteristic_apply for the rules)."""
+    locked = Characteristic.objects.select_for_update().select_related("test").get(pk=characteristic.pk)
+    updated = characteristic_apply(characteristic=locked, data=data)
+    updated.save()
+    return updated
+
+
+@transaction.atomic
+def control_limits_set(
+    *,
+    characteristic: Characteristic,
+    center: float,
+    ucl: float,
+    lcl: float,
+    sigma: float,
+    method: str,
+    reason: str,
+    user: AbstractBaseUser | None = None,
+    dispersion: tuple[float, float, float] | None = None,
+    baseline: dict[str, Any] | None = None,
+    excluded: list[dict[str, Any]] | None = None,
+    frozen: bool = False,
+) -> ControlLimits:
+    """Add a new version of the characteristic's control limits (history is never overwritten)."""
+    if not lcl <= center <= ucl:
+        raise ValidationError({"center": "Limits must satisfy LCL ≤ centre ≤ UCL."})
+    if sigma <= 0:
+        raise ValidationError({"sigma": "Sigma must be positive."})
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the limits are set or changed."})
+    if method not in LimitMethod.values:
+        raise ValidationError({"method": f"Unknown method '{method}'."})
+    Characteristic.objects.select_for_update().filter(pk=characteristic.pk).first()
+    latest = characteristic.limits.aggregate(v=Max("version"))["v"] or 0
+    d_center, d_ucl, d_lcl = dispersion if dispersion else (None, None, None)
+    return ControlLimits.objects.create(
+        characteristic=characteristic, version=latest + 1, center=center, ucl=ucl, lcl=lcl, sigma=sigma,
+        dispersion_center=d_center, dispersion_ucl=d_ucl, dispersion_lcl=d_lcl, method=method,
+        baseline=baseline or {}, excluded=excluded or [], reason=reason.strip(), frozen=frozen, set_by=user,
+    )  # fmt: skip
+
+
+# --- Devices -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def device_create(*, name: str, description: str = "", active: bool = True) -> tuple[Device, str]:
+    """Register a device with its own service user in the Device group. Returns the token, once."""
+    if Device.objects.filter(name=name).exists():
+        raise ValidationError({"name": f"A device named '{name}' exists."})
+    user_model = get_user_model()
+    user = user_model.objects.create_user(username=f"device:{name}"[:150])  # type: ignore[attr-defined]
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    user.groups.add(Group.objects.get(name=Role.DEVICE))
+    token = f"osd_{secrets.token_urlsafe(32)}"
+    device = Device.objects.create(
+        name=name,
+        description=description,
+        user=user,
+        token_hash=token_hash(token),
+        token_prefix=token[:12],
+        active=active,
+    )
+    return device, token
+
+
+def device_update(*, device: Device, data: dict[str, Any]) -> Device:
+    """Rename, describe, or (de)activate a device; a deactivated device's token stops working at once."""
+    if "name" in data and Device.objects.filter(name=data["name"]).exclude(pk=device.pk).exists():
+        raise ValidationError({"name": f"A device named '{data['name']}' exists."})
+    device, _ = model_update(instance=device, fields=("name", "description", "active"), data=data)
+    return device
+
+
+# --- Observation confirmation --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejection:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The verdict on one observation: confirmed, or every reason it is not."""
+
+    reasons: tuple[Rejection, ...]
+    values: tuple[float, ...]
+    characteristic_id: int | None
+
+    @property
+    def confirmed(self) -> bool:
+        return not self.reasons
+
+
+def _values_check(test: TestInfo, values: Sequence[object]) -> tuple[list[Rejection], list[float]]:
+    reasons: list[Rejection] = []
+    numbers: list[float] = []
+    for position, value in enumerate(values, start=1):
+        where = f"value {position}" if len(values) > 1 else "the value"
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            reasons.append(
+                Rejection(RejectionCode.NOT_A_NUMBER, f"{where} ({value!r}) is not a finite number")
+            )
+            continue
+        number = float(value)
+        if test.kind != TestKind.VARIABLE and (number < 0 or not number.is_integer()):
+            reasons.append(
+                Rejection(RejectionCode.NOT_A_COUNT, f"{where} ({value!r}) is not a whole count ≥ 0")
+            )
+            continue
+        low, high = test.plausible_min, test.plausible_max
+        if (low is not None and number < low) or (high is not None and number > high):
+            reasons.append(
+                Rejection(
+                    RejectionCode.OUT_OF_RANGE,
+                    f"{where} ({number:g}) is outside the plausible range of {test.code} "
+                    f"[{'' if low is None else f'{low:g}'} … {'' if high is None else f'{high:g}'}]",
+                )
+            )
+        numbers.append(number)
+    return reasons, numbers
+
+
+def _plan_tests_check(
+    *,
+    config: ProductConfig,
+    test: TestInfo,
+    plan_ids: Collection[int] | None,
+    observed_on: datetime.date | None,
+) -> tuple[list[Rejection], list[PlanTest]]:
+    candidates = [pt for pt in config.plan_tests if pt.test_id == test.id]
+    if plan_ids is not None:
+        candidates = [pt for pt in candidates if pt.plan_id in plan_ids]
+        if not candidates:
+            return [
+                Rejection(RejectionCode.TEST_NOT_IN_PLAN, f"{test.code} is not in the item's test plans")
+            ], []
+    live = [pt for pt in candidates if pt.plan_status != PlanStatus.RETIRED]
+    if not live:
+        labels = ", ".join(sorted({pt.plan_label for pt in candidates}))
+        return [Rejection(RejectionCode.PLAN_RETIRED, f"test plan {labels} is retired")], []
+    if observed_on is not None:
+        live = [pt for pt in live if pt.effective_on(observed_on)]
+        if not live:
+            message = f"no plan with {test.code} is assigned to {config.product_code} on {observed_on}"
+            return [Rejection(RejectionCode.NOT_EFFECTIVE, message)], []
+    return [], live
+
+
+def observation_confirm(
+    *,
+    config: ProductConfig,
+    test_id: int,
+    values: Sequence[object],
+    plan_ids: Collection[int] | None = None,
+    observed_on: datetime.date | None = None,
+    check_replicates: bool = True,
+) -> Confirmation:
+    """Check one observation (all replicate values of one test) against the configuration.
+
+    `config` comes from selectors.product_config_load, so a batch needs one load.
+    `plan_ids` are the item's selected plans (None for lot- or device-level data:
+    any plan assigned to the product). `check_replicates` compares the number of
+    values with the plan's replicate count (off for a device streaming single values).
+    Every applicable reason is reported, not only the first.
+    """
+    characteristic_id = config.characteristic_ids.get(test_id)
+    test = config.tests.get(test_id)
+    if test is None:
+        message = f"test {test_id} is in no test plan assigned to {config.product_code}"
+        return Confirmation((Rejection(RejectionCode.TEST_NOT_IN_PLAN, message),), (), characteristic_id)
+    reasons: list[Rejection] = []
+    if not config.active:
+        reasons.append(
+            Rejection(RejectionCode.PRODUCT_INACTIVE, f"product {config.product_code} is inactive")
+        )
+    plan_reasons, plan_tests = _plan_tests_check(
+        config=config, test=test, plan_ids=plan_ids, observed_on=observed_on
+    )
+    reasons += plan_reasons
+    if not values:
+        reasons.append(Rejection(RejectionCode.NO_VALUES, "no values were given"))
+    value_reasons, numbers = _values_check(test, values)
+    reasons += value_reasons
+    expected = sorted({pt.replicates for pt in plan_tests})
+    if check_replicates and values and expected and len(values) not in expected:
+        wanted = " or ".join(str(n) for n in expected)
+        reasons.append(
+            Rejection(
+                RejectionCode.REPLICATE_COUNT,
+                f"{test.code} takes {wanted} value(s) per item; got {len(values)}",
+            )
+        )
+    return Confirmation(tuple(reasons), tuple(numbers), characteristic_id)

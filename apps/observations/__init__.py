@@ -1,0 +1,1 @@
+"""Lots, items, observations and samples (the observation pipeline issue fills this app)."""

@@ -1,0 +1,1 @@
+"""Subscriptions, notifications and WebSocket consumers (filled by the subscriptions issue)."""

@@ -1,0 +1,153 @@
+"""API plumbing shared by every app: one error format, pagination, schema hooks.
+
+Every error leaves the API as::
+
+    {"error": {"code": "validation_error", "message": "...", "fields": {"usl": ["..."]}}}
+
+Services raise django.core.exceptions.ValidationError (with field names where
+they apply); the handler turns it into a 400 in that shape, so views stay free
+of error handling.
+"""
+
+import math
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, models
+from django.db.models import ProtectedError
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import as_serializer_error
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
+def _first_message(detail: Any) -> str | None:
+    if isinstance(detail, dict):
+        for value in detail.values():
+            message = _first_message(value)
+            if message:
+                return message
+        return None
+    if isinstance(detail, list):
+        return _first_message(detail[0]) if detail else None
+    return str(detail)
+
+
+def _error_body(exc: exceptions.APIException) -> dict[str, Any]:
+    detail = exc.detail
+    code = exc.default_code
+    fields: dict[str, Any] = {}
+    if isinstance(detail, dict):
+        fields = {key: value for key, value in detail.items() if key != "non_field_errors"}
+        message = _first_message(detail.get("non_field_errors")) or _first_message(detail)
+        if fields and len(fields) == 1 and "non_field_errors" not in detail:
+            name, errors = next(iter(fields.items()))
+            message = f"{name}: {_first_message(errors)}"
+    elif isinstance(detail, list):
+        message = _first_message(detail)
+    else:
+        message = str(detail)
+        code = getattr(detail, "code", code) or code
+    return {"error": {"code": code, "message": message or str(exc.default_detail), "fields": fields}}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(as_serializer_error(exc))
+    elif isinstance(exc, ProtectedError):
+        names = sorted({str(obj._meta.verbose_name) for obj in exc.protected_objects})
+        exc = Conflict(f"It is still used by: {', '.join(names)}. Deactivate or retire it instead.")
+    elif isinstance(exc, IntegrityError):
+        exc = Conflict("The change conflicts with existing data (a duplicate or a missing reference).")
+    response = drf_exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    response.data = _error_body(exc)
+    return response
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "fields"],
+            "properties": {
+                "code": {"type": "string", "example": "validation_error"},
+                "message": {"type": "string"},
+                "fields": {
+                    "type": "object",
+                    "additionalProperties": True,
+                    "description": "Per-field messages, keyed by the request's field names.",
+                },
+            },
+        }
+    },
+}
+
+_ERROR_DESCRIPTIONS = {
+    "400": "Invalid input; `fields` names what is wrong.",
+    "401": "Not authenticated.",
+    "403": "Authenticated, but the role does not allow this.",
+    "404": "Not found (or not visible to this user).",
+    "409": "Conflicts with the current state (e.g. still in use).",
+}
+
+
+def add_error_responses(
+    result: dict[str, Any], generator: Any, request: Request | None, public: bool
+) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: document the one error format on every operation."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    ref = {"$ref": "#/components/schemas/Error"}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            codes = ["400", "401", "403"]
+            if "{" in path:
+                codes.append("404")
+            if method in {"post", "put", "patch", "delete"}:
+                codes.append("409")
+            responses = operation.setdefault("responses", {})
+            for code in codes:
+                responses.setdefault(
+                    code,
+                    {
+                        "description": _ERROR_DESCRIPTIONS[code],
+                        "content": {"application/json": {"schema": ref}},
+                    },
+                )
+    return result
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A float that is a real number: 'nan' and 'inf' are refused like any other non-number."""
+
+    def to_internal_value(self, data: Any) -> float:
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return float(value)
+
+
+class ModelSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    """Project base: model float fields take finite numbers only."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.FloatField: FiniteFloatField,
+    }

@@ -1,0 +1,65 @@
+"""Fixtures for every test package: role users, API clients, fast hashing."""
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from apps.config import services
+from apps.config.roles import Role
+from tests.factories import UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def quality_specialist(db: None) -> AbstractBaseUser:
+    return UserFactory(username="qs", roles=[Role.QUALITY_SPECIALIST], is_staff=True)
+
+
+@pytest.fixture
+def operations_lead(db: None) -> AbstractBaseUser:
+    return UserFactory(username="ops", roles=[Role.OPERATIONS_LEAD])
+
+
+@pytest.fixture
+def tester(db: None) -> AbstractBaseUser:
+    """A tester. Items and their assignment come with the observation pipeline."""
+    return UserFactory(username="tester", roles=[Role.TESTER])
+
+
+@pytest.fixture
+def manager(db: None) -> AbstractBaseUser:
+    return UserFactory(username="manager", roles=[Role.MANAGER])
+
+
+@pytest.fixture
+def device_token(db: None) -> str:
+    _, token = services.device_create(name="gauge-1")
+    return token
+
+
+@pytest.fixture
+def api() -> Callable[[AbstractBaseUser | None], APIClient]:
+    """api(user) -> a client sending that user's JWT (as a real API client would); api(None): anonymous."""
+
+    def make(user: AbstractBaseUser | None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token = RefreshToken.for_user(user).access_token  # type: ignore[arg-type]
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def device_api(device_token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Device {device_token}")
+    return client
