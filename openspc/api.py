@@ -10,11 +10,15 @@ of error handling.
 """
 
 import math
-from typing import Any
+from typing import Any, TypeVar
 
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, models
+from django.db import DataError, IntegrityError, models
 from django.db.models import ProtectedError
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -22,11 +26,43 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
+M = TypeVar("M", bound=models.Model)
+
 
 class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+def _error_json(status_code: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message, "fields": {}}}, status=status_code)
+
+
+@csrf_exempt  # it changes nothing; a stray cookie must not turn a 404 into an HTML 403
+def not_found(request: HttpRequest, exception: Exception | None = None) -> Any:
+    """Django's 404 (no route matched): the API's error format under /api/, the usual page elsewhere."""
+    if request.path.startswith("/api/"):
+        return _error_json(404, "not_found", "Not found.")
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception or Exception())
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> Any:
+    if request.path.startswith("/api/"):
+        return _error_json(403, "csrf_failed", f"CSRF check failed: {reason}")
+    from django.views.csrf import csrf_failure as page_csrf_failure
+
+    return page_csrf_failure(request, reason)
+
+
+def server_error(request: HttpRequest) -> Any:
+    if request.path.startswith("/api/"):
+        return _error_json(500, "server_error", "Server error; it has been logged.")
+    from django.views.defaults import server_error as page_server_error
+
+    return page_server_error(request)
 
 
 class Conflict(exceptions.APIException):
@@ -47,9 +83,18 @@ def _first_message(detail: Any) -> str | None:
     return str(detail)
 
 
+def _validation_code(exc: exceptions.ValidationError) -> str:
+    """'validation_error', or the service's own code (e.g. plan_locked) when it gave one."""
+    codes = exc.get_codes()
+    if isinstance(codes, dict):
+        codes = codes.get("non_field_errors", [])
+    first = codes[0] if isinstance(codes, list) and codes else None
+    return first if isinstance(first, str) and first != "invalid" else "validation_error"
+
+
 def _error_body(exc: exceptions.APIException) -> dict[str, Any]:
     detail = exc.detail
-    code = exc.default_code
+    code = _validation_code(exc) if isinstance(exc, exceptions.ValidationError) else exc.default_code
     fields: dict[str, Any] = {}
     if isinstance(detail, dict):
         fields = {key: value for key, value in detail.items() if key != "non_field_errors"}
@@ -66,13 +111,20 @@ def _error_body(exc: exceptions.APIException) -> dict[str, Any]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, DjangoValidationError):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
     elif isinstance(exc, ProtectedError):
         names = sorted({str(obj._meta.verbose_name) for obj in exc.protected_objects})
         exc = Conflict(f"It is still used by: {', '.join(names)}. Deactivate or retire it instead.")
     elif isinstance(exc, IntegrityError):
         exc = Conflict("The change conflicts with existing data (a duplicate or a missing reference).")
+    elif isinstance(exc, OverflowError | DataError):
+        # A number too large for the database column (an id, a filter value, a page).
+        exc = exceptions.ValidationError({"non_field_errors": ["A number in the request is out of range."]})
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
@@ -144,10 +196,25 @@ class FiniteFloatField(serializers.FloatField):
         return float(value)
 
 
-class ModelSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class ModelSerializer(serializers.ModelSerializer):
     """Project base: model float fields take finite numbers only."""
 
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.FloatField: FiniteFloatField,
     }
+
+
+def acting_user(request: HttpRequest | Request) -> User:
+    """Who is doing this: the authenticated user, never a name taken from the request body."""
+    user = request.user
+    if not isinstance(user, User) or not user.is_authenticated:
+        raise exceptions.NotAuthenticated()
+    return user
+
+
+def instance_of(serializer: serializers.BaseSerializer[M]) -> M:
+    """The object an update serializer was bound to (DRF's update() always binds one)."""
+    if serializer.instance is None:
+        raise AssertionError("update serializer without an instance")
+    return serializer.instance

@@ -131,7 +131,9 @@ class EmbeddedServices:
 
 
 def _manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, check=True, cwd=BASE_DIR)
+    result = subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], env=env, cwd=BASE_DIR)
+    if result.returncode != 0:
+        raise SystemExit(f"manage.py {args[0]} failed (exit {result.returncode}); see the messages above.")
 
 
 def run(port: int, host: str) -> int:

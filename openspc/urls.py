@@ -1,12 +1,14 @@
 """URLs: the API under /api/v1/, its schema and docs, the admin."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-api_v1 = [
+from openspc.api import not_found
+
+api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("", include("apps.config.api.urls")),
@@ -20,4 +22,10 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api-auth/", include("rest_framework.urls")),
+    # Anything else under /api/ answers in the API's error format, DEBUG or not. It ends in a
+    # slash so that CommonMiddleware still redirects /api/v1/products to /api/v1/products/.
+    re_path(r"^api/.*/$", not_found),
 ]
+
+handler404 = "openspc.api.not_found"
+handler500 = "openspc.api.server_error"

@@ -63,3 +63,18 @@ def device_api(device_token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Device {device_token}")
     return client
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every transactional test must use serialized_rollback=True.
+
+    A plain transactional test flushes the database when it ends; the flush re-creates
+    content types with new ids, and the next serialized test then fails to restore the
+    role groups and their permissions (which the data migrations created).
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker and marker.kwargs.get("transaction") and not marker.kwargs.get("serialized_rollback"):
+            raise pytest.UsageError(
+                f"{item.nodeid}: use django_db(transaction=True, serialized_rollback=True)"
+            )

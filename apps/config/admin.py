@@ -20,6 +20,7 @@ from apps.config.models import (
     TestPlan,
     TestPlanEntry,
 )
+from openspc.api import acting_user
 
 admin.site.site_header = "OpenSPC configuration"
 admin.site.site_title = "OpenSPC"
@@ -27,7 +28,7 @@ admin.site.index_title = "Products, tests, test plans and charts"
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ProductAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "active", "characteristic_count", "updated_at"]
     list_filter = ["active"]
     search_fields = ["code", "name", "description"]
@@ -38,9 +39,9 @@ class ProductAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="characteristics", ordering="characteristic_count")
     def characteristic_count(self, obj: Product) -> int:
-        return obj.characteristic_count  # type: ignore[attr-defined,no-any-return]
+        return int(getattr(obj, "characteristic_count", 0))
 
-    def save_model(self, request: HttpRequest, obj: Product, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+    def save_model(self, request: HttpRequest, obj: Product, form: forms.ModelForm, change: bool) -> None:
         data = {
             name: form.cleaned_data[name] for name in services.PRODUCT_FIELDS if name in form.cleaned_data
         }
@@ -50,7 +51,7 @@ class ProductAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             obj.pk = services.product_create(**data).pk
 
 
-class TestAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+class TestAdminForm(forms.ModelForm):
     class Meta:
         model = Test
         fields = list(services.TEST_FIELDS)
@@ -62,7 +63,7 @@ class TestAdminForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Test)
-class TestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TestAdmin(admin.ModelAdmin):
     form = TestAdminForm
     list_display = [
         "code",
@@ -85,7 +86,7 @@ class TestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ("For testers", {"fields": ["instructions"]}),
     ]  # fmt: skip
 
-    def save_model(self, request: HttpRequest, obj: Test, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+    def save_model(self, request: HttpRequest, obj: Test, form: forms.ModelForm, change: bool) -> None:
         data = {name: form.cleaned_data[name] for name in services.TEST_FIELDS if name in form.cleaned_data}
         if change:
             services.test_update(test=Test.objects.get(pk=obj.pk), data=data)
@@ -93,7 +94,7 @@ class TestAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             obj.pk = services.test_create(**data).pk
 
 
-class TestPlanEntryInline(admin.TabularInline):  # type: ignore[type-arg]
+class TestPlanEntryInline(admin.TabularInline):
     model = TestPlanEntry
     extra = 1
     ordering = ["position"]
@@ -114,7 +115,7 @@ class TestPlanEntryInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(TestPlan)
-class TestPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TestPlanAdmin(admin.ModelAdmin):
     list_display = ["code", "version", "name", "status", "test_count", "released_at"]
     list_filter = ["status"]
     search_fields = ["code", "name", "entries__test__code"]
@@ -128,7 +129,12 @@ class TestPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="tests", ordering="test_count")
     def test_count(self, obj: TestPlan) -> int:
-        return obj.test_count  # type: ignore[attr-defined,no-any-return]
+        return int(getattr(obj, "test_count", 0))
+
+    def has_change_permission(self, request: HttpRequest, obj: TestPlan | None = None) -> bool:
+        # A released or retired plan is shown read-only: changing it means a new version.
+        editable = obj is None or obj.is_editable
+        return editable and super().has_change_permission(request, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: TestPlan | None = None) -> list[str]:
         if obj is not None and not obj.is_editable:
@@ -137,7 +143,7 @@ class TestPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             return ["code", *self.readonly_fields]
         return list(self.readonly_fields)
 
-    def save_model(self, request: HttpRequest, obj: TestPlan, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+    def save_model(self, request: HttpRequest, obj: TestPlan, form: forms.ModelForm, change: bool) -> None:
         data = {k: v for k, v in form.cleaned_data.items() if k in {"code", "name", "description"}}
         if change:
             services.test_plan_update(plan=TestPlan.objects.get(pk=obj.pk), data=data)
@@ -164,7 +170,7 @@ class TestPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             request,
             queryset,
             "released",
-            lambda p: services.test_plan_release(plan=p, user=request.user),
+            lambda p: services.test_plan_release(plan=p, user=acting_user(request)),
         )
 
     @admin.action(description="Retire selected released plans", permissions=["change"])
@@ -181,7 +187,7 @@ class TestPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         )
 
 
-class PlanAssignmentForm(forms.ModelForm):  # type: ignore[type-arg]
+class PlanAssignmentForm(forms.ModelForm):
     class Meta:
         model = PlanAssignment
         fields = ["product", "plan", "effective_from", "effective_to"]
@@ -189,7 +195,11 @@ class PlanAssignmentForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if self.instance.pk is None and data.get("product") and data.get("plan"):
+        if self.instance.pk is not None:
+            services.plan_assignment_end_validate(
+                assignment=self.instance, effective_to=data.get("effective_to")
+            )
+        elif data.get("product") and data.get("plan"):
             services.plan_assignment_validate(
                 product=data["product"], plan=data["plan"],
                 effective_from=data.get("effective_from") or timezone.localdate(),
@@ -199,7 +209,7 @@ class PlanAssignmentForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(PlanAssignment)
-class PlanAssignmentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class PlanAssignmentAdmin(admin.ModelAdmin):
     form = PlanAssignmentForm
     list_display = [
         "product",
@@ -222,35 +232,37 @@ class PlanAssignmentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def save_model(
         self, request: HttpRequest, obj: PlanAssignment, form: forms.ModelForm, change: bool
-    ) -> None:  # type: ignore[type-arg]
+    ) -> None:
         data = form.cleaned_data
         if change:
             services.plan_assignment_end(assignment=obj, effective_to=data.get("effective_to"))
             return
         created = services.plan_assign(
             product=data["product"], plan=data["plan"], effective_from=data.get("effective_from"),
-            effective_to=data.get("effective_to"), user=request.user,
+            effective_to=data.get("effective_to"), user=acting_user(request),
         )  # fmt: skip
         obj.pk = created.pk
 
 
-class ControlLimitsInline(admin.TabularInline):  # type: ignore[type-arg]
+LIMIT_FIELDS = (
+    "version",
+    "center",
+    "lcl",
+    "ucl",
+    "sigma",
+    "method",
+    "frozen",
+    "reason",
+    "set_by",
+    "created_at",
+)
+
+
+class ControlLimitsInline(admin.TabularInline):
     model = ControlLimits
     extra = 0
     ordering = ["-version"]
-    fields = [
-        "version",
-        "center",
-        "lcl",
-        "ucl",
-        "sigma",
-        "method",
-        "frozen",
-        "reason",
-        "set_by",
-        "created_at",
-    ]
-    readonly_fields = fields
+    fields = readonly_fields = LIMIT_FIELDS
     can_delete = False
     verbose_name_plural = "control limit history (read-only; set from the chart or the API)"
 
@@ -261,29 +273,27 @@ class ControlLimitsInline(admin.TabularInline):  # type: ignore[type-arg]
         return False
 
 
-class CharacteristicAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+class CharacteristicAdminForm(forms.ModelForm):
     class Meta:
         model = Characteristic
         fields = list(services.CHARACTERISTIC_FIELDS)
 
-    def _post_clean(self) -> None:
-        # Run the service's checks on the edited values so errors show next to their fields.
-        super()._post_clean()
+    def clean(self) -> dict[str, Any]:
+        # The service's checks, in its plain words, next to their fields. They run before the
+        # model's constraint checks, which skip the fields that already have an error.
+        data = super().clean() or {}
         if self.errors:
-            return
-        data = {
-            name: self.cleaned_data[name]
-            for name in services.CHARACTERISTIC_FIELDS
-            if name in self.cleaned_data
-        }
+            return data
+        changes = {name: data[name] for name in services.CHARACTERISTIC_FIELDS if name in data}
         try:
-            services.characteristic_apply(characteristic=self.instance, data=data)
+            services.characteristic_apply(characteristic=self.instance, data=changes)
         except ValidationError as exc:
             self.add_error(None, exc)
+        return data
 
 
 @admin.register(Characteristic)
-class CharacteristicAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class CharacteristicAdmin(admin.ModelAdmin):
     form = CharacteristicAdminForm
     list_display = [
         "__str__",
@@ -316,7 +326,7 @@ class CharacteristicAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def save_model(
         self, request: HttpRequest, obj: Characteristic, form: forms.ModelForm, change: bool
-    ) -> None:  # type: ignore[type-arg]
+    ) -> None:
         data = {
             name: form.cleaned_data[name]
             for name in services.CHARACTERISTIC_FIELDS
@@ -325,21 +335,21 @@ class CharacteristicAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         services.characteristic_update(characteristic=obj, data=data)
 
 
-class DeviceAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+class DeviceAdminForm(forms.ModelForm):
     class Meta:
         model = Device
         fields = ["name", "description", "active"]
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DeviceAdmin(admin.ModelAdmin):
     form = DeviceAdminForm
     list_display = ["name", "active", "token_prefix", "last_used_at", "created_at"]
     list_filter = ["active"]
     search_fields = ["name", "description"]
     readonly_fields = ["token_prefix", "last_used_at", "created_at"]
 
-    def save_model(self, request: HttpRequest, obj: Device, form: forms.ModelForm, change: bool) -> None:  # type: ignore[type-arg]
+    def save_model(self, request: HttpRequest, obj: Device, form: forms.ModelForm, change: bool) -> None:
         data = form.cleaned_data
         if change:
             services.device_update(device=Device.objects.get(pk=obj.pk), data=data)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 
 
 class Role(StrEnum):
@@ -20,22 +20,22 @@ class Role(StrEnum):
     DEVICE = "Device"
 
 
-def user_roles(user: AbstractBaseUser | AnonymousUser) -> frozenset[str]:
+def user_roles(user: User | AnonymousUser) -> frozenset[str]:
     """The names of the user's role groups, cached on the user object for the request."""
     if not user.is_authenticated:
         return frozenset()
     cached: frozenset[str] | None = getattr(user, "_openspc_roles", None)
     if cached is None:
-        cached = frozenset(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
-        user._openspc_roles = cached  # type: ignore[union-attr]
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        setattr(user, "_openspc_roles", cached)  # noqa: B010 (a per-request cache, not a model field)
     return cached
 
 
-def has_role(user: AbstractBaseUser | AnonymousUser, *roles: Role) -> bool:
+def has_role(user: User | AnonymousUser, *roles: Role) -> bool:
     return bool(user_roles(user) & {str(role) for role in roles})
 
 
-def is_tester_only(user: AbstractBaseUser | AnonymousUser) -> bool:
+def is_tester_only(user: User | AnonymousUser) -> bool:
     """A tester with no broader role: reads are limited to what is assigned to them."""
     return has_role(user, Role.TESTER) and not has_role(
         user, Role.QUALITY_SPECIALIST, Role.OPERATIONS_LEAD, Role.MANAGER

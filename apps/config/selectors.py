@@ -3,17 +3,18 @@
 import datetime
 from dataclasses import dataclass, field
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 
 from apps.config.models import Characteristic, ControlLimits, PlanAssignment, Product, TestPlanEntry
 
 
 def current_limits_prefetch(to_attr: str = "limit_versions") -> Prefetch:
-    return Prefetch("limits", queryset=ControlLimits.objects.order_by("-version"), to_attr=to_attr)
+    versions = ControlLimits.objects.select_related("set_by").order_by("-version")
+    return Prefetch("limits", queryset=versions, to_attr=to_attr)
 
 
-def product_config_get(*, product: Product) -> Product:
-    """The product with everything the Operations Lead reads: plans, tests, characteristics, limits."""
+def product_config_queryset() -> QuerySet[Product]:
+    """Products with everything the Operations Lead reads: plans, tests, characteristics, limits."""
     entries = TestPlanEntry.objects.select_related("test").order_by("position")
     assignments = PlanAssignment.objects.select_related("plan").prefetch_related(
         Prefetch("plan__entries", queryset=entries)
@@ -24,7 +25,7 @@ def product_config_get(*, product: Product) -> Product:
     return Product.objects.prefetch_related(
         Prefetch("plan_assignments", queryset=assignments),
         Prefetch("characteristics", queryset=characteristics),
-    ).get(pk=product.pk)
+    )
 
 
 # --- A snapshot of one product's configuration, for confirming observations ---------
@@ -57,7 +58,7 @@ class PlanTest:
 
 @dataclass(frozen=True)
 class ProductConfig:
-    """Everything observation_confirm needs about one product, loaded in three queries."""
+    """Everything observation_confirm needs about one product, loaded in four queries."""
 
     product_id: int
     product_code: str

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max, Q
@@ -73,6 +73,11 @@ def product_update(*, product: Product, data: dict[str, Any]) -> Product:
     return product
 
 
+def product_delete(*, product: Product) -> None:
+    """Only a product nothing refers to can go (ProtectedError otherwise: deactivate it instead)."""
+    product.delete()
+
+
 def test_validate(*, data: dict[str, Any], test: Test | None = None) -> None:
     low = data.get("plausible_min", test.plausible_min if test else None)
     high = data.get("plausible_max", test.plausible_max if test else None)
@@ -95,6 +100,11 @@ def test_update(*, test: Test, data: dict[str, Any]) -> Test:
     test_validate(data=data, test=test)
     test, _ = model_update(instance=test, fields=TEST_FIELDS, data=data)
     return test
+
+
+def test_delete(*, test: Test) -> None:
+    """Only a test in no plan and no chart can go (ProtectedError otherwise: deactivate it instead)."""
+    test.delete()
 
 
 # --- Test plans ----------------------------------------------------------------
@@ -168,14 +178,14 @@ def test_plan_delete(*, plan: TestPlan) -> None:
 
 
 @transaction.atomic
-def test_plan_release(*, plan: TestPlan, user: AbstractBaseUser) -> TestPlan:
+def test_plan_release(*, plan: TestPlan, user: User) -> TestPlan:
     plan = TestPlan.objects.select_for_update().get(pk=plan.pk)
     _plan_require_draft(plan)
     if not plan.entries.exists():
         raise ValidationError({"tests": "A plan needs at least one test before it is released."})
     plan.status = PlanStatus.RELEASED
     plan.released_at = timezone.now()
-    plan.released_by = user  # type: ignore[assignment]
+    plan.released_by = user
     plan.save(update_fields=["status", "released_at", "released_by", "updated_at"])
     return plan
 
@@ -195,7 +205,10 @@ def test_plan_retire(*, plan: TestPlan) -> TestPlan:
 @transaction.atomic
 def test_plan_new_version(*, plan: TestPlan) -> TestPlan:
     """A draft copy of the plan under the same code, with the next version number."""
-    latest = TestPlan.objects.select_for_update().filter(code=plan.code).aggregate(v=Max("version"))["v"]
+    # Lock the plan's versions, then read the highest in a new statement: under READ COMMITTED
+    # only a new statement sees a version that a transaction we waited for has just added.
+    list(TestPlan.objects.select_for_update().filter(code=plan.code).values_list("pk", flat=True))
+    latest = TestPlan.objects.filter(code=plan.code).aggregate(v=Max("version"))["v"]
     draft = TestPlan.objects.create(
         code=plan.code, version=latest + 1, name=plan.name, description=plan.description
     )
@@ -244,17 +257,38 @@ def plan_assignment_validate(
         )
     if not product.active:
         raise ValidationError({"product": f"Product {product.code} is inactive."})
+    _assignment_overlap_check(
+        product=product, plan=plan, effective_from=effective_from, effective_to=effective_to
+    )
+
+
+def _assignment_overlap_check(
+    *,
+    product: Product,
+    plan: TestPlan,
+    effective_from: datetime.date,
+    effective_to: datetime.date | None,
+    exclude: PlanAssignment | None = None,
+) -> None:
+    """One version of a plan (by code) per product on any day, so what testers are asked is clear."""
     if effective_to is not None and effective_to < effective_from:
         raise ValidationError({"effective_to": "Must be on or after effective_from."})
-    overlapping = PlanAssignment.objects.filter(product=product, plan=plan).filter(
+    overlapping = PlanAssignment.objects.filter(product=product, plan__code=plan.code).filter(
         Q(effective_to__isnull=True) | Q(effective_to__gte=effective_from)
     )
     if effective_to is not None:
         overlapping = overlapping.filter(effective_from__lte=effective_to)
-    if overlapping.exists():
-        label = f"{plan.code} v{plan.version}"
+    if exclude is not None:
+        overlapping = overlapping.exclude(pk=exclude.pk)
+    other = overlapping.select_related("plan").first()
+    if other is not None:
+        until = f"until {other.effective_to}" if other.effective_to else "with no end"
+        field = "effective_to" if exclude is not None else "plan"
         raise ValidationError(
-            {"plan": f"{label} is already assigned to {product.code} for part of that period."}
+            {
+                field: f"{other.plan.code} v{other.plan.version} is assigned to {product.code} from "
+                f"{other.effective_from} {until}, which overlaps; end that assignment first."
+            }
         )
 
 
@@ -265,7 +299,7 @@ def plan_assign(
     plan: TestPlan,
     effective_from: datetime.date | None = None,
     effective_to: datetime.date | None = None,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
 ) -> PlanAssignment:
     """Assign a released plan to a product, creating the characteristics of its tests."""
     effective_from = effective_from or timezone.localdate()
@@ -285,9 +319,18 @@ def plan_assign(
     return assignment
 
 
+def plan_assignment_end_validate(*, assignment: PlanAssignment, effective_to: datetime.date | None) -> None:
+    _assignment_overlap_check(
+        product=assignment.product, plan=assignment.plan, effective_from=assignment.effective_from,
+        effective_to=effective_to, exclude=assignment,
+    )  # fmt: skip
+
+
+@transaction.atomic
 def plan_assignment_end(*, assignment: PlanAssignment, effective_to: datetime.date | None) -> PlanAssignment:
-    if effective_to is not None and effective_to < assignment.effective_from:
-        raise ValidationError({"effective_to": "Must be on or after effective_from."})
+    """Set (or clear) the last day of an assignment; it may not come to overlap another."""
+    Product.objects.select_for_update().filter(pk=assignment.product_id).first()
+    plan_assignment_end_validate(assignment=assignment, effective_to=effective_to)
     assignment.effective_to = effective_to
     assignment.save(update_fields=["effective_to"])
     return assignment
@@ -328,6 +371,8 @@ def _characteristic_validate(c: Characteristic) -> None:
         raise ValidationError({"target": "The target must lie within the specification limits."})
     if not 1 <= c.subgroup_size <= 25:
         raise ValidationError({"subgroup_size": "Subgroup size must be between 1 and 25."})
+    if c.decimals is not None and c.decimals > 10:
+        raise ValidationError({"decimals": "At most 10 decimal places."})
     compatible = {
         TestKind.VARIABLE: VARIABLE_CHARTS,
         TestKind.DEFECTIVES: DEFECTIVES_CHARTS,
@@ -363,6 +408,8 @@ def characteristic_apply(*, characteristic: Characteristic, data: dict[str, Any]
         data["rules"] = rules_normalize(data["rules"])
     elif preset not in (None, RulePreset.CUSTOM):
         data["rules"] = preset_rules(preset)
+    if "chart_type" in data and data["chart_type"] != c.chart_type and "chart_params" not in data:
+        data["chart_params"] = {}  # the old chart's parameters mean nothing to the new one
     for name in CHARACTERISTIC_FIELDS:
         if name in data:
             setattr(c, name, data[name])
@@ -390,7 +437,7 @@ def control_limits_set(
     sigma: float,
     method: str,
     reason: str,
-    user: AbstractBaseUser | None = None,
+    user: User | None = None,
     dispersion: tuple[float, float, float] | None = None,
     baseline: dict[str, Any] | None = None,
     excluded: list[dict[str, Any]] | None = None,
@@ -424,7 +471,7 @@ def device_create(*, name: str, description: str = "", active: bool = True) -> t
     if Device.objects.filter(name=name).exists():
         raise ValidationError({"name": f"A device named '{name}' exists."})
     user_model = get_user_model()
-    user = user_model.objects.create_user(username=f"device:{name}"[:150])  # type: ignore[attr-defined]
+    user = user_model.objects.create_user(username=f"device:{name}"[:150])
     user.set_unusable_password()
     user.save(update_fields=["password"])
     user.groups.add(Group.objects.get(name=Role.DEVICE))
@@ -470,17 +517,26 @@ class Confirmation:
         return not self.reasons
 
 
+def _finite_float(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)  # an int beyond float range (JSON allows it) overflows
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _values_check(test: TestInfo, values: Sequence[object]) -> tuple[list[Rejection], list[float]]:
     reasons: list[Rejection] = []
     numbers: list[float] = []
     for position, value in enumerate(values, start=1):
         where = f"value {position}" if len(values) > 1 else "the value"
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            reasons.append(
-                Rejection(RejectionCode.NOT_A_NUMBER, f"{where} ({value!r}) is not a finite number")
-            )
+        number = _finite_float(value)
+        if number is None:
+            shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+            reasons.append(Rejection(RejectionCode.NOT_A_NUMBER, f"{where} ({shown}) is not a finite number"))
             continue
-        number = float(value)
         if test.kind != TestKind.VARIABLE and (number < 0 or not number.is_integer()):
             reasons.append(
                 Rejection(RejectionCode.NOT_A_COUNT, f"{where} ({value!r}) is not a whole count ≥ 0")
@@ -543,19 +599,23 @@ def observation_confirm(
     Every applicable reason is reported, not only the first.
     """
     characteristic_id = config.characteristic_ids.get(test_id)
-    test = config.tests.get(test_id)
-    if test is None:
-        message = f"test {test_id} is in no test plan assigned to {config.product_code}"
-        return Confirmation((Rejection(RejectionCode.TEST_NOT_IN_PLAN, message),), (), characteristic_id)
     reasons: list[Rejection] = []
     if not config.active:
         reasons.append(
             Rejection(RejectionCode.PRODUCT_INACTIVE, f"product {config.product_code} is inactive")
         )
-    plan_reasons, plan_tests = _plan_tests_check(
-        config=config, test=test, plan_ids=plan_ids, observed_on=observed_on
-    )
-    reasons += plan_reasons
+    test = config.tests.get(test_id)
+    plan_tests: list[PlanTest] = []
+    if test is None:
+        message = f"test {test_id} is in no test plan assigned to {config.product_code}"
+        reasons.append(Rejection(RejectionCode.TEST_NOT_IN_PLAN, message))
+        # The values are still checked as numbers, so every reason is reported at once.
+        test = TestInfo(test_id, str(test_id), TestKind.VARIABLE, None, None)
+    else:
+        plan_reasons, plan_tests = _plan_tests_check(
+            config=config, test=test, plan_ids=plan_ids, observed_on=observed_on
+        )
+        reasons += plan_reasons
     if not values:
         reasons.append(Rejection(RejectionCode.NO_VALUES, "no values were given"))
     value_reasons, numbers = _values_check(test, values)

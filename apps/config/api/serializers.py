@@ -46,9 +46,15 @@ class TestPlanEntrySerializer(ModelSerializer):
         read_only_fields = fields
 
 
-class PlanEntryInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class PlanEntryInputSerializer(serializers.Serializer):
     test = serializers.PrimaryKeyRelatedField(queryset=Test.objects.all())
     replicates = serializers.IntegerField(min_value=1, max_value=25, default=1)
+
+    def validate(self, attrs: dict[str, object]) -> dict[str, object]:
+        # A PATCH makes nested fields optional too; an entry still needs its test.
+        if "test" not in attrs:
+            raise serializers.ValidationError({"test": "This field is required."})
+        return {"replicates": 1, **attrs}
 
 
 class TestPlanSerializer(ModelSerializer):
@@ -69,12 +75,14 @@ class TestPlanSerializer(ModelSerializer):
         validators: list[object] = []
 
 
-class TestPlanTestsSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TestPlanTestsSerializer(serializers.Serializer):
     tests = PlanEntryInputSerializer(many=True, help_text="The plan's tests in their new order.")
 
 
 class PlanAssignmentSerializer(ModelSerializer):
-    assigned_by = serializers.CharField(source="assigned_by.username", read_only=True, default=None)
+    assigned_by = serializers.CharField(
+        source="assigned_by.username", read_only=True, default=None, allow_null=True
+    )
     effective_from = serializers.DateField(required=False, help_text="Defaults to today.")
 
     class Meta:
@@ -107,7 +115,7 @@ class PlanAssignmentUpdateSerializer(ModelSerializer):
 
 
 class ControlLimitsSerializer(ModelSerializer):
-    set_by = serializers.CharField(source="set_by.username", read_only=True, default=None)
+    set_by = serializers.CharField(source="set_by.username", read_only=True, default=None, allow_null=True)
 
     class Meta:
         model = ControlLimits
@@ -125,6 +133,7 @@ class CharacteristicSerializer(ModelSerializer):
     unit = serializers.CharField(source="test.unit", read_only=True)
     effective_chart_type = serializers.CharField(read_only=True)
     subgroup_size = serializers.IntegerField(min_value=1, max_value=25, required=False)
+    decimals = serializers.IntegerField(min_value=0, max_value=10, required=False, allow_null=True)
     rule_preset = serializers.ChoiceField(
         choices=RulePreset.choices, required=False,
         help_text="On write, a named preset replaces the rules (unless rules are given too).",
@@ -194,7 +203,7 @@ class DeviceCreatedSerializer(DeviceSerializer):
         fields = [*DeviceSerializer.Meta.fields, "token"]
 
 
-class MeSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class MeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
     roles = serializers.ListField(child=serializers.CharField())

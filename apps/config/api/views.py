@@ -33,7 +33,8 @@ from apps.config.models import (
 )
 from apps.config.permissions import IsHuman, RoleModelPermissions
 from apps.config.roles import user_roles
-from apps.config.selectors import current_limits_prefetch, product_config_get
+from apps.config.selectors import current_limits_prefetch, product_config_queryset
+from openspc.api import acting_user, instance_of
 
 CONFIG_PERMISSIONS = [IsHuman, RoleModelPermissions]
 
@@ -44,7 +45,7 @@ def _entries(data: dict[str, Any]) -> list[services.PlanEntryInput] | None:
     return [services.PlanEntryInput(test=e["test"], replicates=e["replicates"]) for e in data.pop("tests")]
 
 
-class ProductViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+class ProductViewSet(viewsets.ModelViewSet):
     queryset = Product.objects.all()
     serializer_class = s.ProductSerializer
     permission_classes = CONFIG_PERMISSIONS
@@ -52,22 +53,27 @@ class ProductViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     search_fields = ["code", "name", "description"]
     ordering_fields = ["code", "name", "created_at"]
 
-    def perform_create(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+    def get_queryset(self) -> QuerySet[Product]:
+        return product_config_queryset() if self.action == "config" else Product.objects.all()
+
+    def perform_create(self, serializer: BaseSerializer) -> None:
         serializer.instance = services.product_create(**serializer.validated_data)
 
-    def perform_update(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+    def perform_update(self, serializer: BaseSerializer) -> None:
         serializer.instance = services.product_update(
-            product=serializer.instance, data=serializer.validated_data
+            product=instance_of(serializer), data=serializer.validated_data
         )
+
+    def perform_destroy(self, instance: Product) -> None:
+        services.product_delete(product=instance)
 
     @extend_schema(responses=s.ProductConfigSerializer, summary="The product's whole test configuration")
     @action(detail=True, methods=["get"])
     def config(self, request: Request, pk: str | None = None) -> Response:
-        product = product_config_get(product=self.get_object())
-        return Response(s.ProductConfigSerializer(product).data)
+        return Response(s.ProductConfigSerializer(self.get_object()).data)
 
 
-class TestViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+class TestViewSet(viewsets.ModelViewSet):
     serializer_class = s.TestSerializer
     permission_classes = CONFIG_PERMISSIONS
     filterset_class = TestFilterSet
@@ -78,14 +84,19 @@ class TestViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     def get_queryset(self) -> QuerySet[Test]:
         return Test.objects.visible_to(self.request.user)
 
-    def perform_create(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+    def perform_create(self, serializer: BaseSerializer) -> None:
         serializer.instance = services.test_create(**serializer.validated_data)
 
-    def perform_update(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
-        serializer.instance = services.test_update(test=serializer.instance, data=serializer.validated_data)
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        serializer.instance = services.test_update(
+            test=instance_of(serializer), data=serializer.validated_data
+        )
+
+    def perform_destroy(self, instance: Test) -> None:
+        services.test_delete(test=instance)
 
 
-class TestPlanViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+class TestPlanViewSet(viewsets.ModelViewSet):
     queryset = TestPlan.objects.prefetch_related(
         Prefetch("entries", queryset=TestPlanEntry.objects.select_related("test").order_by("position"))
     )
@@ -95,15 +106,17 @@ class TestPlanViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     search_fields = ["code", "name"]
     ordering_fields = ["code", "version", "status", "created_at"]
 
-    def perform_create(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+    def perform_create(self, serializer: BaseSerializer) -> None:
         data = dict(serializer.validated_data)
         entries = _entries(data) or []
         serializer.instance = services.test_plan_create(**data, entries=entries)
 
-    def perform_update(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+    def perform_update(self, serializer: BaseSerializer) -> None:
         data = dict(serializer.validated_data)
         entries = _entries(data)
-        serializer.instance = services.test_plan_update(plan=serializer.instance, data=data, entries=entries)
+        serializer.instance = services.test_plan_update(
+            plan=instance_of(serializer), data=data, entries=entries
+        )
 
     def perform_destroy(self, instance: TestPlan) -> None:
         services.test_plan_delete(plan=instance)
@@ -126,7 +139,7 @@ class TestPlanViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str | None = None) -> Response:
         """Release a draft plan. It can be assigned to products from then on, and never changes again."""
-        return self._respond(services.test_plan_release(plan=self.get_object(), user=request.user))
+        return self._respond(services.test_plan_release(plan=self.get_object(), user=acting_user(request)))
 
     @extend_schema(request=None, responses=s.TestPlanSerializer)
     @action(detail=True, methods=["post"])
@@ -146,7 +159,7 @@ class PlanAssignmentViewSet(
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,  # type: ignore[type-arg]
+    viewsets.GenericViewSet,
 ):
     """Test plans assigned to products. An assignment is ended (effective_to), never deleted."""
 
@@ -157,26 +170,27 @@ class PlanAssignmentViewSet(
     ordering_fields = ["effective_from", "created_at"]
     http_method_names = ["get", "post", "patch", "head", "options"]
 
-    def get_serializer_class(self) -> type[BaseSerializer]:  # type: ignore[type-arg]
+    def get_serializer_class(self) -> type[BaseSerializer]:
         if self.action == "partial_update":
             return s.PlanAssignmentUpdateSerializer
         return s.PlanAssignmentSerializer
 
-    def perform_create(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
-        serializer.instance = services.plan_assign(**serializer.validated_data, user=self.request.user)
-
-    def perform_update(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
-        effective_to = serializer.validated_data.get("effective_to", serializer.instance.effective_to)
-        serializer.instance = services.plan_assignment_end(
-            assignment=serializer.instance, effective_to=effective_to
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        serializer.instance = services.plan_assign(
+            **serializer.validated_data, user=acting_user(self.request)
         )
+
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        assignment = instance_of(serializer)
+        effective_to = serializer.validated_data.get("effective_to", assignment.effective_to)
+        serializer.instance = services.plan_assignment_end(assignment=assignment, effective_to=effective_to)
 
 
 class CharacteristicViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,  # type: ignore[type-arg]
+    viewsets.GenericViewSet,
 ):
     """SPC settings of each test on each product. Created by plan assignment; read and updated here."""
 
@@ -195,9 +209,9 @@ class CharacteristicViewSet(
             .prefetch_related(current_limits_prefetch())
         )
 
-    def perform_update(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+    def perform_update(self, serializer: BaseSerializer) -> None:
         characteristic = services.characteristic_update(
-            characteristic=serializer.instance, data=serializer.validated_data
+            characteristic=instance_of(serializer), data=serializer.validated_data
         )
         serializer.instance = self.get_queryset().get(pk=characteristic.pk)
 
@@ -214,7 +228,7 @@ class DeviceViewSet(
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,  # type: ignore[type-arg]
+    viewsets.GenericViewSet,
 ):
     """Devices and their tokens. The token is in the creation response only."""
 
@@ -234,9 +248,9 @@ class DeviceViewSet(
         body = dict(s.DeviceSerializer(device).data, token=token)
         return Response(body, status=status.HTTP_201_CREATED)
 
-    def perform_update(self, serializer: BaseSerializer) -> None:  # type: ignore[type-arg]
+    def perform_update(self, serializer: BaseSerializer) -> None:
         serializer.instance = services.device_update(
-            device=serializer.instance, data=serializer.validated_data
+            device=instance_of(serializer), data=serializer.validated_data
         )
 
 

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 from django.db.models import F, Q
 
@@ -16,7 +16,7 @@ class CharacteristicQuerySet(models.QuerySet["Characteristic"]):
     def with_config(self) -> "CharacteristicQuerySet":
         return self.select_related("product", "test")
 
-    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> "CharacteristicQuerySet":
+    def visible_to(self, user: User | AnonymousUser) -> "CharacteristicQuerySet":
         from apps.config.roles import is_tester_only
 
         # Testers read SPC settings only through their assigned items (observation pipeline).

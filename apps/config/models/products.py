@@ -1,4 +1,4 @@
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 from django.db.models import F, Q
 
@@ -32,7 +32,7 @@ class Product(models.Model):
 
 
 class TestQuerySet(models.QuerySet["Test"]):
-    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> "TestQuerySet":
+    def visible_to(self, user: User | AnonymousUser) -> "TestQuerySet":
         """A tester reads only the tests of items assigned to them. Items and their
         assignment arrive with the observation pipeline; until then such a tester sees none."""
         from apps.config.roles import is_tester_only

@@ -6,6 +6,7 @@ development setup; nothing is hard-coded.
 """
 
 import math
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -126,9 +127,10 @@ class Command(BaseCommand):
         path = Path(settings.VAR_DIR) / "demo_credentials.txt"
         if created:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a") as out:
+            # Created owner-only before anything is written to it.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(descriptor, "a") as out:
                 out.writelines(f"{line}\n" for line in created)
-            path.chmod(0o600)
             self.stdout.write("Demo sign-ins (shown once; also kept in var/demo_credentials.txt):")
             for line in created:
                 self.stdout.write(f"  {line}")
@@ -142,7 +144,7 @@ class Command(BaseCommand):
             if user_model.objects.filter(username=username).exists():
                 continue
             password = secrets.token_urlsafe(12)
-            user = user_model.objects.create_user(username=username, password=password, is_staff=staff)  # type: ignore[attr-defined]
+            user = user_model.objects.create_user(username=username, password=password, is_staff=staff)
             user.groups.add(Group.objects.get(name=role))
             lines.append(f"{role}: username {username}  password {password}")
         return lines

@@ -1,0 +1,164 @@
+"""manage.py demo_setup: one user per role, a device, a small plant's configuration; safe to run again."""
+
+import math
+import stat
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from apps.config.choices import DataSource, LimitMethod, PlanStatus
+from apps.config.models import (
+    Characteristic,
+    ControlLimits,
+    Device,
+    PlanAssignment,
+    Product,
+    Test,
+    TestPlan,
+    TestPlanEntry,
+)
+from apps.config.roles import Role
+
+pytestmark = pytest.mark.django_db
+
+MODELS = [Product, Test, TestPlan, TestPlanEntry, PlanAssignment, Characteristic, ControlLimits, Device]
+
+
+@pytest.fixture
+def var_dir(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    return tmp_path
+
+
+def _run() -> str:
+    out = StringIO()
+    call_command("demo_setup", stdout=out)
+    return out.getvalue()
+
+
+def _counts() -> dict[str, int]:
+    counts = {model.__name__: model.objects.count() for model in MODELS}
+    counts["users"] = get_user_model().objects.count()
+    return counts
+
+
+class DemoSetupTests:
+    def test_creates_the_demo_and_is_idempotent(self, var_dir):
+        first_output = _run()
+        first = _counts()
+        assert first == {
+            "Product": 2,
+            "Test": 5,
+            "TestPlan": 2,
+            "TestPlanEntry": 5,
+            "PlanAssignment": 2,
+            "Characteristic": 5,
+            "ControlLimits": 1,
+            "Device": 1,
+            "users": 5,
+        }
+        credentials = (var_dir / "demo_credentials.txt").read_text()
+
+        second_output = _run()
+        assert _counts() == first
+        assert "Demo sign-ins" in first_output
+        assert "Demo data present" in second_output
+        assert "password" not in second_output
+        assert (var_dir / "demo_credentials.txt").read_text() == credentials
+
+    def test_one_user_per_role_in_its_group(self, var_dir):
+        _run()
+        users = get_user_model().objects
+        expected = {
+            "quality": (Role.QUALITY_SPECIALIST, True),
+            "operations": (Role.OPERATIONS_LEAD, False),
+            "tester": (Role.TESTER, False),
+            "manager": (Role.MANAGER, False),
+            "device:line1-gauge": (Role.DEVICE, False),
+        }
+        for username, (role, staff) in expected.items():
+            user = users.get(username=username)
+            assert list(user.groups.values_list("name", flat=True)) == [str(role)], username
+            assert user.is_staff is staff, username
+            assert not user.is_superuser
+
+    def test_credentials_file_is_private_and_works(self, var_dir):
+        output = _run()
+        path = var_dir / "demo_credentials.txt"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        lines = path.read_text().splitlines()
+        assert len(lines) == 5
+        by_role = {line.split(":", 1)[0]: line for line in lines}
+        assert set(by_role) == {*(str(role) for role in Role if role != Role.DEVICE), "Device line1-gauge"}
+        for line in lines:
+            assert line in output  # shown once, on the run that created them
+
+        password = by_role["Quality Specialist"].split("password ", 1)[1].strip()
+        tokens = APIClient().post("/api/v1/auth/token/", {"username": "quality", "password": password})
+        assert tokens.status_code == 200
+        token = by_role["Device line1-gauge"].rsplit(" ", 1)[1]
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Device {token}")
+        assert client.get("/api/v1/me/").json()["username"] == "device:line1-gauge"
+
+    def test_plans_are_released_and_assigned(self, var_dir):
+        _run()
+        plans = {plan.code: plan for plan in TestPlan.objects.all()}
+        assert set(plans) == {"RING-FINAL", "SHAFT-FINAL"}
+        assert all(plan.status == PlanStatus.RELEASED for plan in plans.values())
+        assert [(e.test.code, e.replicates) for e in plans["RING-FINAL"].entries.order_by("position")] == [
+            ("RING-DIA", 1),
+            ("RING-WALL", 3),
+            ("SURF-DEF", 1),
+        ]
+        assert set(PlanAssignment.objects.values_list("product__code", "plan__code")) == {
+            ("RING-74", "RING-FINAL"),
+            ("SHAFT-20", "SHAFT-FINAL"),
+        }
+
+    def test_characteristics_have_specifications(self, var_dir):
+        _run()
+        c = {
+            (ch.product.code, ch.test.code): ch
+            for ch in Characteristic.objects.select_related("product", "test")
+        }
+        ring = c["RING-74", "RING-DIA"]
+        assert (ring.lsl, ring.target, ring.usl, ring.subgroup_size) == (73.95, 74.0, 74.05, 5)
+        assert ring.effective_chart_type == "xbar_r"
+        assert (ring.data_source, ring.tag) == (DataSource.TAG, "plant1/machining/line1/cell1/ring-diameter")
+        assert (ring.site, ring.area, ring.line, ring.cell) == ("Plant 1", "Machining", "Line 1", "Cell 1")
+        assert (c["RING-74", "RING-WALL"].lsl, c["RING-74", "RING-WALL"].usl) == (3.9, 4.1)
+        assert c["RING-74", "SURF-DEF"].usl == 6
+        assert c["RING-74", "SURF-DEF"].effective_chart_type == "u"
+        assert c["SHAFT-20", "LEAK"].effective_chart_type == "p"
+        shaft = c["SHAFT-20", "SHAFT-OD"]
+        assert (shaft.lsl, shaft.target, shaft.usl) == (19.98, 20.0, 20.02)
+        assert all(ch.line == "Line 1" for ch in c.values())
+
+    def test_ring_diameter_has_control_limits_v1(self, var_dir):
+        _run()
+        (limits,) = ControlLimits.objects.filter(
+            characteristic__product__code="RING-74", characteristic__test__code="RING-DIA"
+        )
+        half_width = 3 * 0.010 / math.sqrt(5)
+        assert limits.version == 1
+        assert limits.center == 74.0
+        assert limits.ucl == pytest.approx(74.0 + half_width)
+        assert limits.lcl == pytest.approx(74.0 - half_width)
+        assert limits.sigma == 0.010
+        assert limits.method == LimitMethod.HISTORICAL
+        assert limits.set_by.username == "quality"
+
+    def test_missing_users_are_recreated_without_touching_the_rest(self, var_dir):
+        _run()
+        get_user_model().objects.filter(username="manager").delete()
+        before = _counts()
+        output = _run()
+        assert _counts() == {**before, "users": before["users"] + 1}
+        assert "Manager: username manager" in output
+        assert get_user_model().objects.get(username="manager").groups.get().name == Role.MANAGER
+        lines = (var_dir / "demo_credentials.txt").read_text().splitlines()
+        assert len(lines) == 6  # appended, the earlier lines kept
