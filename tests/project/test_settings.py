@@ -1,0 +1,70 @@
+"""Settings are validated at start-up: a bad value stops it with a message naming the variable."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+CONFIG_VARS = ("DATABASE_URL", "REDIS_URL", "MQTT_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "LOG_LEVEL")
+
+
+def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
+    clean.update(env, OPENSPC_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="openspc.settings")
+    code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'], settings.DEBUG)"
+    return subprocess.run(
+        [sys.executable, "-c", code], env=clean, cwd=BASE_DIR, capture_output=True, text=True, timeout=60
+    )
+
+
+GOOD_KEY = "k" * 40
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "maybe", "SECRET_KEY": GOOD_KEY}, "DEBUG must be one of"),
+        ({}, "SECRET_KEY must be set unless DEBUG is on"),
+        ({"SECRET_KEY": "short"}, "SECRET_KEY must be at least 32 characters"),
+        (
+            {"SECRET_KEY": GOOD_KEY, "DATABASE_URL": "mysql://db/x"},
+            "DATABASE_URL must be a URL starting with",
+        ),
+        ({"SECRET_KEY": GOOD_KEY, "REDIS_URL": "http://cache"}, "REDIS_URL must be a URL starting with"),
+        ({"SECRET_KEY": GOOD_KEY, "MQTT_URL": "tcp://broker"}, "MQTT_URL must be a URL starting with"),
+        ({"SECRET_KEY": GOOD_KEY, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be"),
+        ({"SECRET_KEY": GOOD_KEY, "JWT_ACCESS_MINUTES": "ten"}, "JWT_ACCESS_MINUTES must be a whole number"),
+        ({"SECRET_KEY": GOOD_KEY, "SECURE_HSTS_SECONDS": "-1"}, "SECURE_HSTS_SECONDS must be at least 0"),
+    ],
+)
+def test_bad_value_stops_start_up_naming_the_variable(tmp_path, env, message):
+    result = load_settings(tmp_path, **env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+
+
+def test_defaults_are_sqlite_under_var_and_debug_off(tmp_path):
+    result = load_settings(tmp_path, SECRET_KEY=GOOD_KEY)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.db.backends.sqlite3", "False"]
+
+
+def test_postgres_url_selects_postgresql(tmp_path):
+    result = load_settings(tmp_path, SECRET_KEY=GOOD_KEY, DATABASE_URL="postgres://u@db:5432/openspc")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "django.db.backends.postgresql"
+
+
+def test_debug_without_key_keeps_a_generated_key_under_var(tmp_path):
+    first = load_settings(tmp_path, DEBUG="1")
+    assert first.returncode == 0, first.stderr
+    key_file = tmp_path / "secret_key"
+    key = key_file.read_text()
+    assert len(key) >= 50
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert load_settings(tmp_path, DEBUG="true").returncode == 0
+    assert key_file.read_text() == key
