@@ -4,6 +4,7 @@ import hashlib
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
@@ -45,3 +46,18 @@ class DeviceTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return "Device"
+
+
+class DeviceTokenScheme(OpenApiAuthenticationExtension):
+    """Documents the device token in the OpenAPI schema."""
+
+    target_class = "apps.config.authentication.DeviceTokenAuthentication"
+    name = "deviceToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Device <token>`: a device's token, for ingestion endpoints.",
+        }

@@ -7,9 +7,9 @@ is decided by each queryset's `visible_to(user)`: a tester, for example, sees
 only what is assigned to them, and anything else is a 404.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from rest_framework.permissions import SAFE_METHODS, BasePermission, DjangoModelPermissions
+from rest_framework.permissions import BasePermission, DjangoModelPermissions
 from rest_framework.request import Request
 
 if TYPE_CHECKING:  # rest_framework.views imports the permission classes named in settings
@@ -37,20 +37,3 @@ class IsHuman(BasePermission):
     def has_permission(self, request: Request, view: "APIView") -> bool:
         user = request.user
         return bool(user and user.is_authenticated and not has_role(user, Role.DEVICE))
-
-
-class IsDevice(BasePermission):
-    """Callers holding a device token (the Device role)."""
-
-    message = "This endpoint takes a device token (Authorization: Device <token>)."
-
-    def has_permission(self, request: Request, view: "APIView") -> bool:
-        return bool(request.user and request.user.is_authenticated and has_role(request.user, Role.DEVICE))
-
-
-class ReadOnly(BasePermission):
-    def has_permission(self, request: Request, view: "APIView") -> bool:
-        return request.method in SAFE_METHODS
-
-    def has_object_permission(self, request: Request, view: "APIView", obj: Any) -> bool:
-        return request.method in SAFE_METHODS

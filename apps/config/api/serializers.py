@@ -99,19 +99,13 @@ class PlanAssignmentSerializer(ModelSerializer):
         validators: list[object] = []
 
 
-class PlanAssignmentUpdateSerializer(ModelSerializer):
-    class Meta:
-        model = PlanAssignment
-        fields = [
-            "id",
-            "product",
-            "plan",
-            "effective_from",
-            "effective_to",
-            "assigned_by",
-            "created_at",
-        ]
-        read_only_fields = ["product", "plan", "effective_from", "assigned_by"]
+class PlanAssignmentUpdateSerializer(PlanAssignmentSerializer):
+    """An assignment is only ever ended (or its end moved): the rest is fixed once made."""
+
+    effective_from = serializers.DateField(read_only=True)
+
+    class Meta(PlanAssignmentSerializer.Meta):
+        read_only_fields = ["product", "plan"]
 
 
 class ControlLimitsSerializer(ModelSerializer):

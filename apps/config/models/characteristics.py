@@ -3,7 +3,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 from django.db.models import F, Q
 
-from apps.config.choices import ChartType, DataSource, LimitMethod, RulePreset
+from apps.config.choices import ChartType, DataSource, LimitMethod, RulePreset, TestKind
 
 
 def nelson_rules_default() -> dict[str, dict[str, float]]:
@@ -122,8 +122,6 @@ class Characteristic(models.Model):
         """The chart actually drawn: 'auto' resolved by subgroup size (DESIGN.md conventions)."""
         if self.chart_type != ChartType.AUTO:
             return str(self.chart_type)
-        from apps.config.choices import TestKind
-
         if self.test.kind == TestKind.DEFECTIVES:
             return ChartType.P
         if self.test.kind == TestKind.DEFECTS:

@@ -5,11 +5,6 @@ from django.db.models import F, Q
 from apps.config.choices import TestKind
 
 
-class ProductQuerySet(models.QuerySet["Product"]):
-    def active(self) -> "ProductQuerySet":
-        return self.filter(active=True)
-
-
 class Product(models.Model):
     """Something the plant makes and tests, identified by its code (a part or material number)."""
 
@@ -21,8 +16,6 @@ class Product(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects = ProductQuerySet.as_manager()
 
     class Meta:
         ordering = ["code"]

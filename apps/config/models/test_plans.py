@@ -7,11 +7,6 @@ from django.db.models import F, Q
 from apps.config.choices import PlanStatus
 
 
-class TestPlanQuerySet(models.QuerySet["TestPlan"]):
-    def released(self) -> "TestPlanQuerySet":
-        return self.filter(status=PlanStatus.RELEASED)
-
-
 class TestPlan(models.Model):
     """An ordered list of tests with replicate counts, versioned by code.
 
@@ -31,8 +26,6 @@ class TestPlan(models.Model):
     released_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-
-    objects = TestPlanQuerySet.as_manager()
 
     class Meta:
         ordering = ["code", "-version"]
