@@ -270,3 +270,14 @@ class ListTests:
         rows = response.json()["results"]
         assert len(rows) == 6
         assert all(row["assigned_by"].startswith("user") for row in rows)
+
+
+def test_patch_response_keeps_a_null_assigned_by(api, quality_specialist):
+    """DRF drops a field's default on partial updates; assigned_by must still be in the body."""
+    assignment = services.plan_assign(product=ProductFactory(), plan=released_plan(TestFactory()))
+    response = api(quality_specialist).patch(
+        f"/api/v1/plan-assignments/{assignment.pk}/", {"effective_to": "2031-01-01"}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["assigned_by"] is None
+    assert response.json()["effective_to"] == "2031-01-01"

@@ -80,9 +80,7 @@ class TestPlanTestsSerializer(serializers.Serializer):
 
 
 class PlanAssignmentSerializer(ModelSerializer):
-    assigned_by = serializers.CharField(
-        source="assigned_by.username", read_only=True, default=None, allow_null=True
-    )
+    assigned_by = serializers.CharField(source="assigned_by.username", read_only=True, allow_null=True)
     effective_from = serializers.DateField(required=False, help_text="Defaults to today.")
 
     class Meta:
@@ -109,7 +107,7 @@ class PlanAssignmentUpdateSerializer(PlanAssignmentSerializer):
 
 
 class ControlLimitsSerializer(ModelSerializer):
-    set_by = serializers.CharField(source="set_by.username", read_only=True, default=None, allow_null=True)
+    set_by = serializers.CharField(source="set_by.username", read_only=True, allow_null=True)
 
     class Meta:
         model = ControlLimits
