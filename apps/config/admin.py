@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from apps.config import services
+from apps.config.choices import ChartType
 from apps.config.models import (
     Characteristic,
     ControlLimits,
@@ -135,6 +136,19 @@ class TestPlanAdmin(admin.ModelAdmin):
         # A released or retired plan is shown read-only: changing it means a new version.
         editable = obj is None or obj.is_editable
         return editable and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: TestPlan | None = None) -> bool:
+        # Released plans are history; only a draft may be deleted, one at a time.
+        editable = obj is None or obj.is_editable
+        return editable and super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # a bulk delete would not look at each plan's status
+        return actions
+
+    def delete_model(self, request: HttpRequest, obj: TestPlan) -> None:
+        services.test_plan_delete(plan=obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: TestPlan | None = None) -> list[str]:
         if obj is not None and not obj.is_editable:
@@ -301,7 +315,7 @@ class CharacteristicAdmin(admin.ModelAdmin):
         "target",
         "usl",
         "subgroup_size",
-        "chart_type",
+        "chart",
         "data_source",
         "line",
         "active",
@@ -323,6 +337,12 @@ class CharacteristicAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # Characteristics come from assigning a plan to a product.
+
+    @admin.display(description="chart", ordering="chart_type")
+    def chart(self, obj: Characteristic) -> str:
+        """The chart actually drawn, so 'automatic' reads as X̄-R, I-MR..."""
+        drawn = str(ChartType(obj.effective_chart_type).label)
+        return f"{drawn} (auto)" if obj.chart_type == ChartType.AUTO else drawn
 
     def save_model(
         self, request: HttpRequest, obj: Characteristic, form: forms.ModelForm, change: bool

@@ -323,3 +323,31 @@ class PlanAssignmentAdminTests:
         assert PlanAssignment.objects.get(pk=assignment.pk).effective_to is None
         assert response.status_code == 200
         assert response.context["adminform"].form.errors["effective_to"]
+
+
+class PlanDeletionTests:
+    def test_a_released_plan_cannot_be_deleted_in_the_admin(self, admin_client_qs):
+        plan = released_plan(TestFactory(), code="RING-FINAL")
+        page = admin_client_qs.get(f"/admin/config/testplan/{plan.pk}/change/")
+        assert f"/admin/config/testplan/{plan.pk}/delete/" not in page.content.decode()
+        response = admin_client_qs.post(f"/admin/config/testplan/{plan.pk}/delete/", {"post": "yes"})
+        assert response.status_code == 403
+        assert TestPlan.objects.filter(pk=plan.pk).exists()
+
+    def test_there_is_no_bulk_delete_that_would_skip_the_status_check(self, admin_client_qs):
+        released_plan(TestFactory(), code="RING-FINAL")
+        page = admin_client_qs.get("/admin/config/testplan/")
+        assert 'value="delete_selected"' not in page.content.decode()
+        assert 'value="release_plans"' in page.content.decode()
+
+    def test_a_draft_plan_is_deleted(self, admin_client_qs):
+        plan = TestPlanFactory(tests=[TestFactory()])
+        response = admin_client_qs.post(f"/admin/config/testplan/{plan.pk}/delete/", {"post": "yes"})
+        assert response.status_code == 302
+        assert not TestPlan.objects.filter(pk=plan.pk).exists()
+
+
+def test_characteristic_list_names_the_chart_drawn(admin_client_qs):
+    characteristic_for(ProductFactory(), TestFactory(), subgroup_size=5)
+    page = admin_client_qs.get("/admin/config/characteristic/").content.decode()
+    assert "Mean and range (X̄-R) (auto)" in page

@@ -65,7 +65,8 @@ class TestPlanEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.plan.code} v{self.plan.version} #{self.position}: {self.test.code} ×{self.replicates}"
+        # Shown above each row of the plan's inline: the plan itself is the page's subject.
+        return f"#{self.position} {self.test.code} ×{self.replicates}"
 
 
 class PlanAssignmentQuerySet(models.QuerySet["PlanAssignment"]):
