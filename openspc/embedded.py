@@ -153,7 +153,9 @@ def run(port: int, host: str) -> int:
         )
         manager.add_process(
             "worker",
-            f"{BIN_DIR / 'celery'} -A openspc worker --loglevel INFO --concurrency 1",
+            # The default queue and observations.in; --beat runs the periodic stale sweep in-process.
+            f"{BIN_DIR / 'celery'} -A openspc worker -Q celery,observations.in --loglevel INFO "
+            f"--concurrency 1 --beat --schedule {VAR_DIR / 'celerybeat-schedule'}",
             env=env,
         )
         shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host

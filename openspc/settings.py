@@ -179,6 +179,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Observations are checked on their own queue, so a backlog of other work never delays them.
+CELERY_TASK_ROUTES = {"observations.process": {"queue": "observations.in"}}
+# Rows left `received` longer than this are queued again (broker down, worker killed).
+OBSERVATIONS_REQUEUE_AFTER_SECONDS = envint("OBSERVATIONS_REQUEUE_AFTER_SECONDS", 300, minimum=10)
+CELERY_BEAT_SCHEDULE = {
+    "observations-requeue-stale": {"task": "observations.requeue_stale", "schedule": 60.0},
+}
 
 # --- Auth -------------------------------------------------------------------
 

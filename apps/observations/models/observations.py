@@ -1,0 +1,97 @@
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.observations.choices import ObservationSource, ObservationStatus
+
+
+class ObservationQuerySet(models.QuerySet["Observation"]):
+    def visible_to(self, user: User | AnonymousUser) -> "ObservationQuerySet":
+        """A tester reads only what they posted; other roles with the view right read all."""
+        from apps.config.roles import is_tester_only
+
+        return self.filter(user=user.pk) if is_tester_only(user) else self
+
+
+class Observation(models.Model):
+    """One posted observation: the replicate values of one test on one item (or lot, for device data).
+
+    Stored with status `received` before anything is acknowledged, then checked by
+    the `observations.in` worker and marked `confirmed` or `rejected`. Nothing
+    posted is ever discarded: a rejected observation keeps its values and reasons.
+    The idempotency key makes a retried post create nothing new.
+    """
+
+    item = models.ForeignKey(
+        "observations.Item",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="observations",
+        help_text="Empty for device data that names only the lot.",
+    )
+    lot = models.ForeignKey("observations.Lot", on_delete=models.PROTECT, related_name="observations")
+    test = models.ForeignKey("config.Test", on_delete=models.PROTECT, related_name="observations")
+    characteristic = models.ForeignKey(
+        "config.Characteristic",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="observations",
+        help_text="Set when the observation is confirmed.",
+    )
+    values = models.JSONField(help_text="The values as posted (replicates of one test), in order.")
+    observed_at = models.DateTimeField(help_text="When the source measured it (the post time if not given).")
+    received_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=16, choices=ObservationSource.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="observations",
+        help_text="Who posted it: the tester, or the device's service user.",
+    )
+    idempotency_key = models.CharField(
+        max_length=200,
+        unique=True,
+        help_text="The poster's id and the client's key, or a hash of what was posted.",
+    )
+    status = models.CharField(
+        max_length=16, choices=ObservationStatus.choices, default=ObservationStatus.RECEIVED
+    )
+    reasons = models.JSONField(
+        default=list, blank=True, help_text='Why it was rejected: [{"code", "message"}].'
+    )
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ObservationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ObservationStatus.values), name="observation_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=ObservationSource.values), name="observation_source_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=ObservationStatus.RECEIVED, processed_at__isnull=True)
+                | (~Q(status=ObservationStatus.RECEIVED) & Q(processed_at__isnull=False)),
+                name="observation_processed_at_iff_processed",
+            ),
+        ]
+        indexes = [
+            # The stale sweep reads only rows still waiting; a partial index stays small.
+            models.Index(
+                fields=["received_at"],
+                condition=Q(status=ObservationStatus.RECEIVED),
+                name="observation_received_sweep",
+            ),
+            models.Index(fields=["lot", "test"], name="observation_lot_test"),
+            models.Index(fields=["item", "test", "status"], name="observation_item_test_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Observation {self.pk} ({self.status})"

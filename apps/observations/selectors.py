@@ -1,0 +1,145 @@
+"""Reads of the observation domain. Each runs a fixed number of queries, whatever the row count."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import ValidationError
+from django.db.models import Count, F, Prefetch, QuerySet
+
+from apps.config.models import TestPlan, TestPlanEntry
+from apps.observations.choices import LOT_WORKING, ObservationStatus
+from apps.observations.models import Item, Lot, Observation
+
+
+def lot_queryset() -> QuerySet[Lot]:
+    return Lot.objects.select_related("product", "created_by").annotate(item_count=Count("items"))
+
+
+def item_queryset(*, user: User | AnonymousUser) -> QuerySet[Item]:
+    return (
+        Item.objects.visible_to(user)
+        .select_related("lot__product", "tester")
+        .prefetch_related(Prefetch("plans", queryset=TestPlan.objects.order_by("code", "version")))
+    )
+
+
+def items_get(*, ids: list[int], field: str = "items") -> list[Item]:
+    """The items with these ids, in the order given; a ValidationError names the ids that do not exist."""
+    found = Item.objects.select_related("lot").in_bulk(ids)
+    missing = [str(pk) for pk in dict.fromkeys(ids) if pk not in found]
+    if missing:
+        raise ValidationError({field: f"No item with id {', '.join(missing[:10])}."})
+    return [found[pk] for pk in dict.fromkeys(ids)]
+
+
+def plans_get(*, ids: list[int], field: str = "plans") -> list[TestPlan]:
+    found = TestPlan.objects.in_bulk(ids)
+    missing = [str(pk) for pk in dict.fromkeys(ids) if pk not in found]
+    if missing:
+        raise ValidationError({field: f"No test plan with id {', '.join(missing[:10])}."})
+    return [found[pk] for pk in dict.fromkeys(ids)]
+
+
+# --- A tester's worklist ----------------------------------------------------------------
+
+
+def tester_items(*, user: User | AnonymousUser) -> QuerySet[Item]:
+    """The user's assigned items in working lots that still have a test due, with what the
+    worklist shows prefetched: plans with their tests, and the tests already confirmed."""
+    entries = TestPlanEntry.objects.select_related("test").order_by("position")
+    confirmed = Observation.objects.filter(status=ObservationStatus.CONFIRMED).only(
+        "id", "item_id", "test_id"
+    )
+    return (
+        Item.objects.filter(tester=user.pk, lot__status__in=LOT_WORKING)
+        .with_tests_due()
+        .select_related("lot__product")
+        .prefetch_related(
+            Prefetch(
+                "plans",
+                queryset=TestPlan.objects.order_by("code", "version").prefetch_related(
+                    Prefetch("entries", queryset=entries)
+                ),
+            ),
+            Prefetch("observations", queryset=confirmed, to_attr="confirmed_observations"),
+        )
+        .order_by("lot__created_at", "lot_id", "serial")
+    )
+
+
+def item_tests_due(item: Item) -> list[dict[str, Any]]:
+    """The tests of the item's plans with no confirmed observation, each once, in plan order.
+
+    Reads what tester_items prefetched; no query.
+    """
+    done = {observation.test_id for observation in getattr(item, "confirmed_observations", [])}
+    due: dict[int, dict[str, Any]] = {}
+    for plan in item.plans.all():
+        for entry in plan.entries.all():
+            if entry.test_id in done or entry.test_id in due:
+                continue
+            test = entry.test
+            due[entry.test_id] = {
+                "test": test.pk,
+                "code": test.code,
+                "name": test.name,
+                "kind": test.kind,
+                "unit": test.unit,
+                "decimals": test.decimals,
+                "instructions": test.instructions,
+                "replicates": entry.replicates,
+                "plausible_min": test.plausible_min,
+                "plausible_max": test.plausible_max,
+                "plan": f"{plan.code} v{plan.version}",
+            }
+    return list(due.values())
+
+
+# --- Lot progress ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LotProgress:
+    """Where testing of a lot stands. A test is done on an item once it has a confirmed observation."""
+
+    items: int
+    items_assigned: int
+    tests_total: int
+    tests_done: int
+    tests_due: int
+    received: int
+    confirmed: int
+    rejected: int
+
+
+def lot_progress(*, lot: Lot) -> LotProgress:
+    items = lot.items.aggregate(total=Count("id"), assigned=Count("tester"))
+    # One (item, test) pair per test an item's plans ask for; a test in two of its plans counts once.
+    total = (
+        TestPlanEntry.objects.filter(plan__items__lot=lot).values("plan__items", "test").distinct().count()
+    )
+    done = (
+        Observation.objects.filter(
+            lot=lot, status=ObservationStatus.CONFIRMED, item__plans__entries__test=F("test")
+        )
+        .values("item", "test")
+        .distinct()
+        .count()
+    )
+    by_status = dict(
+        Observation.objects.filter(lot=lot)
+        .values("status")
+        .annotate(n=Count("id"))
+        .values_list("status", "n")
+    )
+    return LotProgress(
+        items=items["total"],
+        items_assigned=items["assigned"],
+        tests_total=total,
+        tests_done=done,
+        tests_due=total - done,
+        received=by_status.get(ObservationStatus.RECEIVED, 0),
+        confirmed=by_status.get(ObservationStatus.CONFIRMED, 0),
+        rejected=by_status.get(ObservationStatus.REJECTED, 0),
+    )

@@ -1,0 +1,519 @@
+"""Writes of the observation domain: lots, items, and the observation pipeline.
+
+Every function validates what the database cannot express in plain words and
+raises django.core.exceptions.ValidationError keyed by field before anything is
+written. Work for the `observations.in` queue is queued with
+transaction.on_commit, never before the rows it names are committed.
+"""
+
+import datetime
+import hashlib
+import json
+import math
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.config.choices import PlanStatus
+from apps.config.models import Device, PlanAssignment, Product, Test, TestPlan
+from apps.config.roles import Role, has_role
+from apps.config.selectors import ProductConfig, product_config_load
+from apps.config.services import observation_confirm
+from apps.observations.choices import (
+    LOT_TRANSITIONS,
+    LOT_WORKING,
+    LotStatus,
+    ObservationRejection,
+    ObservationSource,
+    ObservationStatus,
+)
+from apps.observations.models import Item, Lot, Observation
+
+MAX_ITEMS_PER_REQUEST = 5000
+# Ids per observations.process message: small enough that several workers share a big batch.
+PROCESS_CHUNK = 500
+
+# --- Lots ----------------------------------------------------------------------------
+
+
+def lot_create(*, product: Product, number: str, user: User) -> Lot:
+    number = number.strip()
+    if not number:
+        raise ValidationError({"number": "Give the lot number."})
+    if not product.active:
+        raise ValidationError({"product": f"Product {product.code} is inactive and takes no new lots."})
+    if Lot.objects.filter(product=product, number=number).exists():
+        raise ValidationError({"number": f"Lot {number} of {product.code} exists."})
+    return Lot.objects.create(product=product, number=number, created_by=user)
+
+
+@transaction.atomic
+def lot_status_set(*, lot: Lot, status: str) -> Lot:
+    """Move a lot to another status along the allowed transitions (see choices.LOT_TRANSITIONS)."""
+    lot = Lot.objects.select_for_update().get(pk=lot.pk)
+    if status not in LotStatus.values:
+        raise ValidationError({"status": f"Unknown status '{status}'."})
+    allowed = LOT_TRANSITIONS[lot.status]
+    if status not in allowed:
+        targets = ", ".join(sorted(allowed)) or "nothing (it is final)"
+        raise ValidationError(
+            {"status": f"Lot {lot.number} is {lot.status}; it can move to {targets}, not to {status}."}
+        )
+    lot.status = status
+    lot.save(update_fields=["status", "updated_at"])
+    return lot
+
+
+def _lot_require_working(lot: Lot, field_name: str = "lot") -> None:
+    if lot.status not in LOT_WORKING:
+        raise ValidationError(
+            {field_name: f"Lot {lot.number} is {lot.get_status_display().lower()}; its items cannot change."}
+        )
+
+
+# --- Items ---------------------------------------------------------------------------
+
+
+def _serials_numbered(count: int, taken: set[str]) -> list[str]:
+    """`count` serials 0001, 0002, … skipping those the lot already has."""
+    width = max(4, len(str(len(taken) + count)))
+    serials: list[str] = []
+    number = 0
+    while len(serials) < count:
+        number += 1
+        serial = f"{number:0{width}d}"
+        if serial not in taken:
+            serials.append(serial)
+    return serials
+
+
+def _serials_clean(serials: Sequence[str], taken: set[str]) -> list[str]:
+    cleaned = [serial.strip() for serial in serials]
+    if any(not serial for serial in cleaned):
+        raise ValidationError({"serials": "A serial is empty."})
+    repeated = sorted(serial for serial, times in Counter(cleaned).items() if times > 1)
+    if repeated:
+        raise ValidationError({"serials": f"Listed more than once: {', '.join(repeated[:10])}."})
+    existing = sorted(set(cleaned) & taken)
+    if existing:
+        raise ValidationError({"serials": f"The lot already has: {', '.join(existing[:10])}."})
+    return cleaned
+
+
+@transaction.atomic
+def items_create(*, lot: Lot, count: int | None = None, serials: Sequence[str] | None = None) -> list[Item]:
+    """Add items to a lot in bulk: `count` auto-numbered ones, or the given serials."""
+    if (count is None) == (serials is None):
+        raise ValidationError("Give either count or serials, not both.", code="count_or_serials")
+    # The lot row lock serialises additions to one lot, so auto-numbering cannot collide.
+    lot = Lot.objects.select_for_update().get(pk=lot.pk)
+    _lot_require_working(lot)
+    taken = set(lot.items.values_list("serial", flat=True))
+    if count is not None:
+        if not 1 <= count <= MAX_ITEMS_PER_REQUEST:
+            raise ValidationError({"count": f"Between 1 and {MAX_ITEMS_PER_REQUEST} items at a time."})
+        chosen = _serials_numbered(count, taken)
+    else:
+        assert serials is not None
+        if not 1 <= len(serials) <= MAX_ITEMS_PER_REQUEST:
+            raise ValidationError({"serials": f"Between 1 and {MAX_ITEMS_PER_REQUEST} serials at a time."})
+        chosen = _serials_clean(serials, taken)
+    return Item.objects.bulk_create(Item(lot=lot, serial=serial) for serial in chosen)
+
+
+def _items_require_working(items: Sequence[Item]) -> None:
+    if not items:
+        raise ValidationError({"items": "Name at least one item."})
+    for item in items:
+        if item.lot.status not in LOT_WORKING:
+            raise ValidationError(
+                {
+                    "items": f"Item {item.serial}: lot {item.lot.number} is {item.lot.status}; "
+                    "its items cannot change."
+                }
+            )
+
+
+def _plan_check(*, plan: TestPlan, product_ids: set[int], day: datetime.date) -> None:
+    label = f"{plan.code} v{plan.version}"
+    if plan.status != PlanStatus.RELEASED:
+        raise ValidationError({"plans": f"Test plan {label} is {plan.status}; only released plans apply."})
+    effective = set(
+        PlanAssignment.objects.effective_on(day)
+        .filter(plan=plan, product_id__in=product_ids)
+        .values_list("product_id", flat=True)
+    )
+    missing = product_ids - effective
+    if missing:
+        codes = ", ".join(sorted(Product.objects.filter(pk__in=missing).values_list("code", flat=True)))
+        raise ValidationError({"plans": f"Test plan {label} is not assigned to {codes} on {day}."})
+
+
+@transaction.atomic
+def items_select_plans(*, items: Sequence[Item], plans: Sequence[TestPlan]) -> list[Item]:
+    """Set which test plans apply to the items (replacing earlier choices).
+
+    Only released plans assigned to each item's product and in effect today.
+    """
+    _items_require_working(items)
+    if not plans:
+        raise ValidationError({"plans": "Name at least one test plan."})
+    product_ids = {item.lot.product_id for item in items}
+    today = timezone.localdate()
+    for plan in plans:
+        _plan_check(plan=plan, product_ids=product_ids, day=today)
+    through = Item.plans.through
+    item_ids = [item.pk for item in items]
+    through.objects.filter(item_id__in=item_ids).delete()
+    through.objects.bulk_create(
+        through(item_id=item_id, testplan_id=plan.pk) for item_id in item_ids for plan in plans
+    )
+    return list(items)
+
+
+def items_assign(*, items: Sequence[Item], tester: User | None) -> list[Item]:
+    """Hand items to a tester (or take them back with tester=None)."""
+    _items_require_working(items)
+    if tester is not None and not (tester.is_active and has_role(tester, Role.TESTER)):
+        raise ValidationError(
+            {"tester": f"{tester.get_username()} is not an active user with the Tester role."}
+        )
+    assigned_at = timezone.now() if tester is not None else None
+    Item.objects.filter(pk__in=[item.pk for item in items]).update(tester=tester, assigned_at=assigned_at)
+    for item in items:
+        item.tester, item.assigned_at = tester, assigned_at
+    return list(items)
+
+
+# --- Recording observations ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObservationEntry:
+    """One observation as the edge resolved it: what was measured, where, and the values as posted."""
+
+    lot: Lot
+    test: Test
+    values: Sequence[Any]
+    item: Item | None = None
+    observed_at: datetime.datetime | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """The stored observation id of each entry, in order, and which of them existed already."""
+
+    ids: list[int]
+    duplicates: list[int] = field(default_factory=list)
+
+
+def _json_safe(values: Sequence[Any]) -> list[Any]:
+    """JSON has no NaN or infinity (PostgreSQL's jsonb refuses them): keep them as text, to be rejected."""
+    safe: list[Any] = []
+    for value in values:
+        if isinstance(value, float) and not math.isfinite(value):
+            value = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        safe.append(value)
+    return safe
+
+
+def _key(entry: ObservationEntry, values: list[Any], user: User) -> str:
+    """The client's key, scoped to the poster (keys of different clients never collide), or a hash
+    of what was posted: a retry without a key (same item or lot, test, values, time) is recognised."""
+    if entry.idempotency_key:
+        return f"{user.pk}:{entry.idempotency_key}"
+    observed = entry.observed_at.isoformat() if entry.observed_at else None
+    what = [user.pk, entry.item.pk if entry.item else None, entry.lot.pk, entry.test.pk, values, observed]
+    return "sha256:" + hashlib.sha256(json.dumps(what, separators=(",", ":")).encode()).hexdigest()
+
+
+def observations_queue(*, ids: Sequence[int]) -> None:
+    """Queue ids for the observations.in worker, in chunks."""
+    from apps.observations.tasks import observations_process_task
+
+    for start in range(0, len(ids), PROCESS_CHUNK):
+        observations_process_task.delay(ids=list(ids[start : start + PROCESS_CHUNK]))
+
+
+def _record_once(
+    entries: Sequence[ObservationEntry], keys: list[str], values: list[list[Any]], source: str, user: User
+) -> RecordResult:
+    with transaction.atomic():
+        existing = dict(
+            Observation.objects.filter(idempotency_key__in=set(keys)).values_list("idempotency_key", "pk")
+        )
+        now = timezone.now()
+        rows: dict[str, Observation] = {}
+        for entry, key, entry_values in zip(entries, keys, values, strict=True):
+            if key in existing or key in rows:
+                continue
+            rows[key] = Observation(
+                item=entry.item, lot=entry.lot, test=entry.test, values=entry_values,
+                observed_at=entry.observed_at or now, received_at=now, source=source, user=user,
+                idempotency_key=key,
+            )  # fmt: skip
+        Observation.objects.bulk_create(rows.values())
+        new_ids = [row.pk for row in rows.values()]
+        if new_ids:
+            # robust: a broker that is down must not turn a stored batch into a 500; the sweep
+            # (observations_requeue_stale) queues the rows later.
+            transaction.on_commit(lambda: observations_queue(ids=new_ids), robust=True)
+    created = {key: row.pk for key, row in rows.items()}
+    ids = [existing.get(key) or created[key] for key in keys]
+    return RecordResult(ids=ids, duplicates=[existing[key] for key in keys if key in existing])
+
+
+def observations_record(
+    *,
+    entries: Sequence[ObservationEntry],
+    source: str,
+    user: User,
+    device: Device | None = None,
+) -> RecordResult:
+    """Store every entry as a `received` observation in one transaction and queue it on commit.
+
+    Idempotent: an entry whose key is stored already creates nothing and answers
+    the original id (so does a repeat within the batch). The edge has checked the
+    shape, the lot and item, and that the poster may post for them.
+    """
+    if source not in ObservationSource.values:
+        raise ValidationError({"source": f"Unknown source '{source}'."})
+    if device is not None and device.user_id != user.pk:
+        raise ValidationError({"device": "The device does not post as this user."})
+    if not entries:
+        raise ValidationError("No observations were given.", code="empty")
+    values = [_json_safe(entry.values) for entry in entries]
+    keys = [_key(entry, entry_values, user) for entry, entry_values in zip(entries, values, strict=True)]
+    try:
+        return _record_once(entries, keys, values, source, user)
+    except IntegrityError:
+        # A concurrent retry stored one of the keys between our read and our insert: read again,
+        # the keys it stored are now duplicates. A second conflict is a real error.
+        return _record_once(entries, keys, values, source, user)
+
+
+# --- Processing (the observations.in worker) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    confirmed: int = 0
+    rejected: int = 0
+
+
+def _item_plan_ids(rows: Iterable[Observation]) -> dict[int, set[int]]:
+    item_ids = {row.item_id for row in rows if row.item_id is not None}
+    plans: dict[int, set[int]] = {item_id: set() for item_id in item_ids}
+    pairs = Item.plans.through.objects.filter(item_id__in=item_ids).values_list("item_id", "testplan_id")
+    for item_id, plan_id in pairs:
+        plans[item_id].add(plan_id)
+    return plans
+
+
+def _verdict(
+    row: Observation, config: ProductConfig, plan_ids: set[int] | None
+) -> tuple[list[dict[str, str]], int | None]:
+    """The rejection reasons (none: confirmed) and the characteristic of one observation."""
+    result = observation_confirm(
+        config=config,
+        test_id=row.test_id,
+        values=row.values if isinstance(row.values, list) else [row.values],
+        plan_ids=plan_ids,
+        observed_on=timezone.localdate(row.observed_at),
+        # A tester records all replicates of a test at once; a device streams values as they come.
+        check_replicates=row.source == ObservationSource.MANUAL,
+    )
+    reasons = [{"code": str(r.code), "message": r.message} for r in result.reasons]
+    if row.lot.status not in LOT_WORKING:
+        message = f"lot {row.lot.number} was {row.lot.status} before this observation was processed"
+        reasons.append({"code": str(ObservationRejection.LOT_CLOSED), "message": message})
+    return reasons, (result.characteristic_id if not reasons else None)
+
+
+def observations_process(*, ids: Collection[int]) -> ProcessResult:
+    """Confirm or reject the observations among `ids` that are still `received`.
+
+    Safe to run twice and concurrently: rows already processed are not selected,
+    and rows another worker holds are skipped (they are that worker's).
+    """
+    with transaction.atomic():
+        # SELECT … FOR UPDATE SKIP LOCKED claims the rows for this transaction: a second worker
+        # given the same ids (a redelivery, the stale sweep) skips them instead of waiting and
+        # confirming them twice, and if this worker dies the rows stay `received` for the sweep.
+        # A conditional update to a "processing" status would need a second sweep for rows
+        # stuck in it. (SQLite has no row locks; its IMMEDIATE transactions serialise writers.)
+        rows = list(
+            Observation.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=list(ids), status=ObservationStatus.RECEIVED)
+            .select_related("lot")
+            .order_by("pk")
+        )
+        if not rows:
+            return ProcessResult()
+        plans = _item_plan_ids(rows)
+        configs = {
+            product_id: product_config_load(product_id=product_id)
+            for product_id in {row.lot.product_id for row in rows}
+        }
+        now = timezone.now()
+        for row in rows:
+            plan_ids = plans.get(row.item_id) if row.item_id is not None else None
+            row.reasons, row.characteristic_id = _verdict(row, configs[row.lot.product_id], plan_ids)
+            row.status = ObservationStatus.REJECTED if row.reasons else ObservationStatus.CONFIRMED
+            row.processed_at = now
+        Observation.objects.bulk_update(
+            rows, ["status", "reasons", "characteristic", "processed_at"], batch_size=500
+        )
+    rejected = sum(1 for row in rows if row.status == ObservationStatus.REJECTED)
+    return ProcessResult(confirmed=len(rows) - rejected, rejected=rejected)
+
+
+def observations_requeue_stale(*, older_than: datetime.timedelta, limit: int = 50_000) -> int:
+    """Queue again the observations left `received` longer than `older_than` (broker down, worker
+    killed). Processing is idempotent, so queuing a row that is being processed is harmless."""
+    cutoff = timezone.now() - older_than
+    ids = list(
+        Observation.objects.filter(status=ObservationStatus.RECEIVED, received_at__lt=cutoff)
+        .order_by("received_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    observations_queue(ids=ids)
+    return len(ids)
+
+
+# --- The edge: posted entries resolved to lots, items and tests ---------------------------
+
+
+def _where(index: int, name: str, batch: bool) -> str:
+    """The error key of a field: `values`, or `[3].values` in a batch (the entry's index)."""
+    return f"[{index}].{name}" if batch else name
+
+
+def _lot_open_check(lot: Lot, key: str) -> None:
+    if lot.status not in LOT_WORKING:
+        raise ValidationError({key: f"Lot {lot.number} is {lot.status}; it takes no more observations."})
+
+
+def tester_entries_resolve(
+    *, rows: Sequence[dict[str, Any]], user: User, batch: bool
+) -> list[ObservationEntry]:
+    """A tester's entries ({item, test, values, observed_at?, idempotency_key?}) with their objects.
+
+    An unknown item or test is a ValidationError; an item not assigned to `user`
+    is PermissionDenied naming the item; so is a closed lot (ValidationError).
+    """
+    from django.core.exceptions import PermissionDenied
+
+    items = Item.objects.select_related("lot").in_bulk({row["item"] for row in rows})
+    tests = Test.objects.in_bulk({row["test"] for row in rows})
+    entries = []
+    for index, row in enumerate(rows):
+        item, test = items.get(row["item"]), tests.get(row["test"])
+        if item is None:
+            raise ValidationError({_where(index, "item", batch): f"Item {row['item']} does not exist."})
+        if test is None:
+            raise ValidationError({_where(index, "test", batch): f"Test {row['test']} does not exist."})
+        if item.tester_id != user.pk:
+            raise PermissionDenied(
+                f"Item {item.serial} of lot {item.lot.number} (id {item.pk}) is not assigned to you."
+            )
+        _lot_open_check(item.lot, _where(index, "item", batch))
+        entries.append(
+            ObservationEntry(
+                lot=item.lot,
+                item=item,
+                test=test,
+                values=row["values"],
+                observed_at=row.get("observed_at"),
+                idempotency_key=row.get("idempotency_key"),
+            )
+        )
+    return entries
+
+
+def _device_targets(
+    rows: Sequence[dict[str, Any]],
+) -> tuple[dict[int, Any], dict[str, Product], dict[str, Test]]:
+    from apps.config.models import Characteristic
+
+    characteristics = Characteristic.objects.select_related("product", "test").in_bulk(
+        {row["characteristic"] for row in rows if row.get("characteristic") is not None}
+    )
+    products = Product.objects.in_bulk(
+        {row["product"] for row in rows if row.get("product")}, field_name="code"
+    )
+    tests = Test.objects.in_bulk({row["test"] for row in rows if row.get("test")}, field_name="code")
+    return characteristics, products, tests
+
+
+def _device_product_test(
+    row: dict[str, Any],
+    index: int,
+    batch: bool,
+    targets: tuple[dict[int, Any], dict[str, Product], dict[str, Test]],
+) -> tuple[Product, Test]:
+    characteristics, products, tests = targets
+    if row.get("characteristic") is not None:
+        characteristic = characteristics.get(row["characteristic"])
+        if characteristic is None:
+            key = _where(index, "characteristic", batch)
+            raise ValidationError({key: f"Characteristic {row['characteristic']} does not exist."})
+        return characteristic.product, characteristic.test
+    product, test = products.get(row["product"]), tests.get(row["test"])
+    if product is None:
+        raise ValidationError({_where(index, "product", batch): f"Product {row['product']} does not exist."})
+    if test is None:
+        raise ValidationError({_where(index, "test", batch): f"Test {row['test']} does not exist."})
+    return product, test
+
+
+def device_entries_resolve(*, rows: Sequence[dict[str, Any]], batch: bool) -> list[ObservationEntry]:
+    """A device's entries ({characteristic | product + test, lot, item?, values, …}) with their objects.
+
+    Codes are looked up in a few queries for the whole batch. The lot must exist
+    (devices do not open lots) and be open or in testing; an item serial must
+    exist in it.
+    """
+    targets = _device_targets(rows)
+    resolved = [_device_product_test(row, index, batch, targets) for index, row in enumerate(rows)]
+    product_ids = {product.pk for product, _ in resolved}
+    lots = {
+        (lot.product_id, lot.number): lot
+        for lot in Lot.objects.filter(product_id__in=product_ids, number__in={row["lot"] for row in rows})
+    }
+    serials = {row["item"] for row in rows if row.get("item")}
+    items = {
+        (item.lot_id, item.serial): item
+        for item in Item.objects.filter(lot__in=list(lots.values()), serial__in=serials)
+    }
+    entries = []
+    for index, (row, (product, test)) in enumerate(zip(rows, resolved, strict=True)):
+        lot = lots.get((product.pk, row["lot"]))
+        if lot is None:
+            message = f"Lot {row['lot']} of product {product.code} does not exist."
+            raise ValidationError({_where(index, "lot", batch): message})
+        _lot_open_check(lot, _where(index, "lot", batch))
+        item = None
+        if row.get("item"):
+            item = items.get((lot.pk, row["item"]))
+            if item is None:
+                message = f"Item {row['item']} does not exist in lot {lot.number}."
+                raise ValidationError({_where(index, "item", batch): message})
+        entries.append(
+            ObservationEntry(
+                lot=lot,
+                item=item,
+                test=test,
+                values=row["values"],
+                observed_at=row.get("observed_at"),
+                idempotency_key=row.get("idempotency_key"),
+            )
+        )
+    return entries

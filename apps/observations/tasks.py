@@ -1,0 +1,25 @@
+"""Celery tasks of the observation pipeline. They call services and hold no logic.
+
+`observations.process` is routed to the `observations.in` queue (settings.CELERY_TASK_ROUTES).
+It is acknowledged late, so a worker killed mid-task has it delivered again;
+the service is idempotent, so a second run changes nothing.
+"""
+
+import datetime
+
+from celery import shared_task
+from django.conf import settings
+
+from apps.observations import services
+
+
+@shared_task(name="observations.process", acks_late=True)
+def observations_process_task(*, ids: list[int]) -> dict[str, int]:
+    result = services.observations_process(ids=ids)
+    return {"confirmed": result.confirmed, "rejected": result.rejected}
+
+
+@shared_task(name="observations.requeue_stale")
+def observations_requeue_stale_task() -> int:
+    older_than = datetime.timedelta(seconds=settings.OBSERVATIONS_REQUEUE_AFTER_SECONDS)
+    return services.observations_requeue_stale(older_than=older_than)
