@@ -114,7 +114,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
+        # A service may say what is not allowed ("Item 7 is not assigned to you"); keep it.
+        exc = exceptions.PermissionDenied(str(exc) or None)
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(as_serializer_error(exc))
     elif isinstance(exc, ProtectedError):
@@ -158,6 +159,7 @@ _ERROR_DESCRIPTIONS = {
     "403": "Authenticated, but the role does not allow this.",
     "404": "Not found (or not visible to this user).",
     "409": "Conflicts with the current state (e.g. still in use).",
+    "413": "The request body is larger than the configured limit.",
 }
 
 
@@ -174,6 +176,8 @@ def add_error_responses(
                 codes.append("404")
             if method in {"post", "put", "patch", "delete"}:
                 codes.append("409")
+            if method in {"post", "put", "patch"}:
+                codes.append("413")
             responses = operation.setdefault("responses", {})
             for code in codes:
                 responses.setdefault(

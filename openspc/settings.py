@@ -187,6 +187,10 @@ CELERY_BEAT_SCHEDULE = {
     "observations-requeue-stale": {"task": "observations.requeue_stale", "schedule": 60.0},
 }
 
+# Largest request body the API reads (a batch of 5,000 device observations is ~1 MB); a larger
+# one is answered 413 before it is parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BYTES", 4 * 1024 * 1024, minimum=64 * 1024)
+
 # --- Auth -------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -210,7 +214,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     # JSON in, JSON out: one format for clients to get right (others get a 415 in the error format).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["openspc.parsers.BoundedJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "openspc.api.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "openspc.api.exception_handler",
@@ -238,6 +242,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status`; name each set of choices after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "LotStatusEnum": "apps.observations.choices.LotStatus",
+        "ObservationStatusEnum": "apps.observations.choices.ObservationStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "openspc.api.add_error_responses",

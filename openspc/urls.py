@@ -12,6 +12,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("", include("apps.config.api.urls")),
+    path("", include("apps.observations.api.urls")),
 ]
 
 urlpatterns = [

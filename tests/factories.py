@@ -3,11 +3,14 @@
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from apps.config import services
 from apps.config.choices import TestKind
 from apps.config.models import Characteristic, Product, Test, TestPlan
 from apps.config.roles import Role
+from apps.observations.choices import ObservationSource
+from apps.observations.models import Item, Lot, Observation
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -76,3 +79,51 @@ def characteristic_for(product: Product, test: Test, **settings: object) -> Char
     if settings:
         characteristic = services.characteristic_update(characteristic=characteristic, data=dict(settings))
     return characteristic
+
+
+# --- Observations -------------------------------------------------------------------
+
+
+class LotFactory(factory.django.DjangoModelFactory):
+    """An open lot of a new product (pass product= to choose it)."""
+
+    class Meta:
+        model = Lot
+
+    product = factory.SubFactory(ProductFactory)
+    number = factory.Sequence(lambda n: f"L-{n:05d}")
+    created_by = factory.SubFactory(UserFactory, username="lot-opener")
+
+
+class ItemFactory(factory.django.DjangoModelFactory):
+    """An item of a lot; pass plans=[plan, ...] to select plans, tester= to assign it."""
+
+    class Meta:
+        model = Item
+        skip_postgeneration_save = True
+
+    lot = factory.SubFactory(LotFactory)
+    serial = factory.Sequence(lambda n: f"S-{n:05d}")
+    assigned_at = factory.LazyAttribute(lambda item: timezone.now() if item.tester else None)
+    tester = None
+
+    @factory.post_generation
+    def plans(self, create: bool, extracted: list[TestPlan] | None, **kwargs: object) -> None:
+        if extracted:
+            self.plans.set(extracted)
+
+
+class ObservationFactory(factory.django.DjangoModelFactory):
+    """A `received` observation of an item (its lot and tester come from the item)."""
+
+    class Meta:
+        model = Observation
+
+    item = factory.SubFactory(ItemFactory)
+    lot = factory.LazyAttribute(lambda o: o.item.lot)
+    test = factory.SubFactory(TestFactory)
+    values = factory.LazyFunction(lambda: [1.0])
+    observed_at = factory.LazyFunction(timezone.now)
+    source = ObservationSource.MANUAL
+    user = factory.LazyAttribute(lambda o: o.item.tester or UserFactory(username="poster"))
+    idempotency_key = factory.Sequence(lambda n: f"factory:{n}")

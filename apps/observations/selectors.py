@@ -13,7 +13,12 @@ from apps.observations.models import Item, Lot, Observation
 
 
 def lot_queryset() -> QuerySet[Lot]:
-    return Lot.objects.select_related("product", "created_by").annotate(item_count=Count("items"))
+    # Ordered explicitly: Meta.ordering does not apply to a query with GROUP BY (the count).
+    return (
+        Lot.objects.select_related("product", "created_by")
+        .annotate(item_count=Count("items"))
+        .order_by("-created_at", "-id")
+    )
 
 
 def item_queryset(*, user: User | AnonymousUser) -> QuerySet[Item]:

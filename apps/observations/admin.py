@@ -1,0 +1,113 @@
+"""Lots and observations in the admin. Lots change through services; observations are read-only."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from apps.observations import services
+from apps.observations.models import Item, Lot, Observation
+from openspc.api import acting_user
+
+
+class ItemInline(admin.TabularInline):
+    """Items are created and assigned through the API (bulk); the admin shows them."""
+
+    model = Item
+    extra = 0
+    fields = ("serial", "tester", "assigned_at", "created_at")
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LotAdminForm(forms.ModelForm):
+    class Meta:
+        model = Lot
+        fields = ["product", "number", "status"]
+
+
+@admin.register(Lot)
+class LotAdmin(admin.ModelAdmin):
+    form = LotAdminForm
+    list_display = [
+        "number",
+        "product",
+        "status",
+        "item_count",
+        "observation_count",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["status", "product"]
+    search_fields = ["number", "product__code"]
+    list_select_related = ["product", "created_by"]
+    inlines = [ItemInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Lot]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                item_count=Count("items", distinct=True),
+                observation_count=Count("observations", distinct=True),
+            )
+        )
+
+    @admin.display(description="items", ordering="item_count")
+    def item_count(self, obj: Lot) -> int:
+        return int(getattr(obj, "item_count", 0))
+
+    @admin.display(description="observations", ordering="observation_count")
+    def observation_count(self, obj: Lot) -> int:
+        return int(getattr(obj, "observation_count", 0))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Lot | None = None) -> list[str]:
+        base = ["item_count", "observation_count", "created_by", "created_at"]
+        # A new lot starts open; an existing one keeps its product and number.
+        return [*base, "status"] if obj is None else [*base, "product", "number"]
+
+    def save_model(self, request: HttpRequest, obj: Lot, form: forms.ModelForm, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            if "status" in form.changed_data:
+                services.lot_status_set(lot=obj, status=data["status"])
+            return
+        created = services.lot_create(
+            product=data["product"], number=data["number"], user=acting_user(request)
+        )
+        obj.pk = created.pk
+        obj._state.adding = False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # Lots are history: reject one instead.
+
+
+@admin.register(Observation)
+class ObservationAdmin(admin.ModelAdmin):
+    list_display = ["id", "lot", "item", "test", "values", "status", "reasons_text", "source", "received_at"]
+    list_filter = ["status", "source", "test"]
+    search_fields = ["lot__number", "item__serial", "idempotency_key"]
+    list_select_related = ["lot", "item__lot", "test"]
+    date_hierarchy = "received_at"
+
+    @admin.display(description="reasons")
+    def reasons_text(self, obj: Observation) -> str:
+        return "; ".join(str(reason.get("message", reason)) for reason in obj.reasons or [])
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # Nothing posted is discarded.

@@ -1,0 +1,256 @@
+"""Shapes of the observation API. They check the form of a request; services check the rules."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.observations.choices import LotStatus
+from apps.observations.models import Item, Lot, Observation
+from apps.observations.services import MAX_ITEMS_PER_REQUEST
+from openspc.api import ModelSerializer
+
+MAX_TESTER_BATCH = 500
+MAX_DEVICE_BATCH = 5000
+MAX_VALUES = 25  # the most replicates a plan can ask for
+
+
+class LotSerializer(ModelSerializer):
+    product_code = serializers.CharField(source="product.code", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    item_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = Lot
+        fields = [
+            "id", "product", "product_code", "number", "status", "item_count",
+            "created_by", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["status"]
+        # Uniqueness of the number within the product is the service's rule, in its words.
+        validators: list[object] = []
+
+
+class LotStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=LotStatus.choices)
+
+
+class ItemsCreateSerializer(serializers.Serializer):
+    count = serializers.IntegerField(
+        min_value=1, max_value=MAX_ITEMS_PER_REQUEST, required=False,
+        help_text="Create this many items with serials 0001, 0002, … (skipping serials in use).",
+    )  # fmt: skip
+    serials = serializers.ListField(
+        child=serializers.CharField(max_length=64), min_length=1, max_length=MAX_ITEMS_PER_REQUEST,
+        required=False, help_text="Create one item per serial.",
+    )  # fmt: skip
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("count" in attrs) == ("serials" in attrs):
+            raise serializers.ValidationError("Give either count or serials.")
+        return attrs
+
+
+class LotProgressSerializer(serializers.Serializer):
+    items = serializers.IntegerField()
+    items_assigned = serializers.IntegerField()
+    tests_total = serializers.IntegerField(help_text="(item, test) pairs the items' plans ask for.")
+    tests_done = serializers.IntegerField(help_text="Pairs with a confirmed observation.")
+    tests_due = serializers.IntegerField()
+    received = serializers.IntegerField(help_text="Observations stored, not yet checked.")
+    confirmed = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+
+
+class ItemSerializer(ModelSerializer):
+    lot_number = serializers.CharField(source="lot.number", read_only=True)
+    product = serializers.IntegerField(source="lot.product_id", read_only=True)
+    tester = serializers.CharField(source="tester.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Item
+        fields = [
+            "id",
+            "lot",
+            "lot_number",
+            "product",
+            "serial",
+            "plans",
+            "tester",
+            "assigned_at",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ItemIdsSerializer(serializers.Serializer):
+    items = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_ITEMS_PER_REQUEST
+    )
+
+
+class ItemsSelectPlansSerializer(ItemIdsSerializer):
+    plans = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=50)
+
+
+class ItemsAssignSerializer(ItemIdsSerializer):
+    tester = serializers.PrimaryKeyRelatedField(
+        queryset=get_user_model().objects.all(), allow_null=True,
+        help_text="The user (with the Tester role) to hand the items to; null takes them back.",
+    )  # fmt: skip
+
+
+class TestDueSerializer(serializers.Serializer):
+    test = serializers.IntegerField()
+    code = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    unit = serializers.CharField()
+    decimals = serializers.IntegerField()
+    instructions = serializers.CharField()
+    replicates = serializers.IntegerField(help_text="Values to post for this test on this item.")
+    plausible_min = serializers.FloatField(allow_null=True)
+    plausible_max = serializers.FloatField(allow_null=True)
+    plan = serializers.CharField(help_text="The plan asking for it, e.g. 'RING v2'.")
+
+
+class MyItemSerializer(ModelSerializer):
+    lot_number = serializers.CharField(source="lot.number", read_only=True)
+    lot_status = serializers.CharField(source="lot.status", read_only=True)
+    product_code = serializers.CharField(source="lot.product.code", read_only=True)
+    tests_due = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = [
+            "id",
+            "lot",
+            "lot_number",
+            "lot_status",
+            "product_code",
+            "serial",
+            "assigned_at",
+            "tests_due",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(TestDueSerializer(many=True))
+    def get_tests_due(self, obj: Item) -> list[dict[str, Any]]:
+        from apps.observations.selectors import item_tests_due
+
+        return item_tests_due(obj)
+
+
+@extend_schema_field({"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": MAX_VALUES})
+class ValuesField(serializers.ListField):
+    """The replicate values of one test: JSON numbers (checked against the test by the worker)."""
+
+    child = serializers.JSONField()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_length=1, max_length=MAX_VALUES, **kwargs)
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        values = super().to_internal_value(data)
+        for position, value in enumerate(values, start=1):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise serializers.ValidationError(f"Value {position} ({value!r:.40}) is not a number.")
+        return values
+
+
+class ObservationEntrySerializer(serializers.Serializer):
+    """One observation by a tester: all replicate values of one test on one assigned item."""
+
+    item = serializers.IntegerField(min_value=1, help_text="An item assigned to you.")
+    test = serializers.IntegerField(min_value=1, help_text="A test of the item's plans.")
+    values = ValuesField(help_text="The replicate values, as many as the plan asks for.")
+    observed_at = serializers.DateTimeField(required=False, help_text="When it was measured; default: now.")
+    idempotency_key = serializers.CharField(
+        max_length=128, required=False,
+        help_text="Your key for this observation: a retry with the same key creates nothing new.",
+    )  # fmt: skip
+
+
+class DeviceObservationSerializer(serializers.Serializer):
+    """One observation by a device: by characteristic id, or by product and test codes."""
+
+    characteristic = serializers.IntegerField(min_value=1, required=False)
+    product = serializers.CharField(max_length=64, required=False, help_text="Product code.")
+    test = serializers.CharField(max_length=64, required=False, help_text="Test code.")
+    lot = serializers.CharField(max_length=64, help_text="Lot number; the lot must exist and be open.")
+    item = serializers.CharField(max_length=64, required=False, help_text="Item serial in the lot, if any.")
+    values = ValuesField()
+    observed_at = serializers.DateTimeField(required=False, help_text="When it was measured; default: now.")
+    idempotency_key = serializers.CharField(max_length=128, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        by_codes = "product" in attrs or "test" in attrs
+        if ("characteristic" in attrs) == by_codes:
+            raise serializers.ValidationError("Give characteristic, or product and test codes.")
+        if by_codes and not ("product" in attrs and "test" in attrs):
+            raise serializers.ValidationError("Give both product and test codes.")
+        return attrs
+
+
+def batch_validate(
+    data: Any, child: type[serializers.Serializer], *, max_entries: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """One object or a list of them, each checked by `child`. Returns (entries, was_a_list).
+
+    Errors name the entry: `values` for one object, `[3].values` in a list.
+    """
+    batch = isinstance(data, list)
+    if not batch and not isinstance(data, dict):
+        raise serializers.ValidationError("Send one observation object or a list of them.")
+    rows = data if batch else [data]
+    if not rows:
+        raise serializers.ValidationError("The list is empty.")
+    if len(rows) > max_entries:
+        raise serializers.ValidationError(f"At most {max_entries} observations per request; got {len(rows)}.")
+    entries: list[dict[str, Any]] = []
+    errors: dict[str, Any] = {}
+    for index, row in enumerate(rows):
+        serializer = child(data=row)
+        if serializer.is_valid():
+            entries.append(dict(serializer.validated_data))
+            continue
+        for name, messages in serializer.errors.items():
+            key = name if name != "non_field_errors" else "entry"
+            errors[f"[{index}].{key}" if batch else key] = messages
+        if len(errors) >= 20:  # enough to fix the client; a 5,000-entry list of errors is not
+            break
+    if errors:
+        raise serializers.ValidationError(errors)
+    return entries, batch
+
+
+class ObservationsAcceptedSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(), help_text="One per entry, in order.")
+    duplicates = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Ids that were stored by an earlier request (a retry)."
+    )
+    status_url = serializers.CharField(help_text="Where to read their status (confirmed / rejected).")
+
+
+class ReasonSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="e.g. test_not_in_plan, not_a_number, out_of_range, lot_closed")
+    message = serializers.CharField()
+
+
+class ObservationSerializer(ModelSerializer):
+    user = serializers.CharField(source="user.username", read_only=True)
+    item_serial = serializers.CharField(source="item.serial", read_only=True, allow_null=True)
+    lot_number = serializers.CharField(source="lot.number", read_only=True)
+    test_code = serializers.CharField(source="test.code", read_only=True)
+    values = serializers.JSONField(read_only=True)
+    reasons = ReasonSerializer(many=True, read_only=True, help_text="Why it was rejected; empty otherwise.")
+
+    class Meta:
+        model = Observation
+        fields = [
+            "id", "item", "item_serial", "lot", "lot_number", "test", "test_code", "characteristic",
+            "values", "observed_at", "received_at", "source", "user", "idempotency_key", "status",
+            "reasons", "processed_at",
+        ]  # fmt: skip
+        read_only_fields = fields

@@ -1,0 +1,212 @@
+"""Observation API: lots, items, a tester's worklist, and ingestion. Writes go through services."""
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.serializers import BaseSerializer
+
+from apps.config.authentication import DeviceTokenAuthentication
+from apps.config.models import Device
+from apps.config.permissions import IsHuman, RoleModelPermissions
+from apps.observations import selectors, services
+from apps.observations.api import serializers as s
+from apps.observations.choices import ObservationSource
+from apps.observations.filtersets import ItemFilterSet, LotFilterSet, ObservationFilterSet
+from apps.observations.models import Item, Lot, Observation
+from apps.observations.permissions import IsDevice, RoleModelChangePermissions
+from openspc.api import ERROR_SCHEMA, acting_user
+
+HUMAN = [IsHuman, RoleModelPermissions]
+HUMAN_CHANGE = [IsHuman, RoleModelChangePermissions]
+TOO_LARGE = OpenApiResponse(ERROR_SCHEMA, description="The body is larger than the configured limit.")
+
+
+class LotViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """Lots of products, opened by operations leads. Items are added with `items/`."""
+
+    queryset = Lot.objects.all()
+    serializer_class = s.LotSerializer
+    permission_classes = HUMAN
+    filterset_class = LotFilterSet
+    search_fields = ["number", "product__code"]
+    ordering_fields = ["number", "status", "created_at"]
+
+    def get_queryset(self) -> QuerySet[Lot]:
+        return selectors.lot_queryset()
+
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        data = serializer.validated_data
+        lot = services.lot_create(
+            product=data["product"], number=data["number"], user=acting_user(self.request)
+        )
+        serializer.instance = self.get_queryset().get(pk=lot.pk)
+
+    @extend_schema(request=s.ItemsCreateSerializer, responses={201: s.ItemSerializer(many=True)})
+    @action(detail=True, methods=["post"], serializer_class=s.ItemsCreateSerializer)
+    def items(self, request: Request, pk: str | None = None) -> Response:
+        """Add items to the lot: `count` auto-numbered ones, or a list of `serials`."""
+        body = s.ItemsCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        items = services.items_create(lot=self.get_object(), **body.validated_data)
+        return Response(s.ItemSerializer(items, many=True).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=s.LotProgressSerializer, filters=False)
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def progress(self, request: Request, pk: str | None = None) -> Response:
+        """Items, tests done and due, and observations received / confirmed / rejected."""
+        return Response(s.LotProgressSerializer(selectors.lot_progress(lot=self.get_object())).data)
+
+    @extend_schema(request=s.LotStatusSerializer, responses=s.LotSerializer)
+    @action(
+        detail=True, methods=["post"], url_path="status", serializer_class=s.LotStatusSerializer,
+        permission_classes=HUMAN_CHANGE,
+    )  # fmt: skip
+    def set_status(self, request: Request, pk: str | None = None) -> Response:
+        """Move the lot on: open → in_testing → released or rejected (open → rejected too)."""
+        body = s.LotStatusSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        lot = services.lot_status_set(lot=self.get_object(), status=body.validated_data["status"])
+        return Response(s.LotSerializer(self.get_queryset().get(pk=lot.pk)).data)
+
+
+class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Items of lots. Testers see the items assigned to them."""
+
+    queryset = Item.objects.all()
+    serializer_class = s.ItemSerializer
+    permission_classes = HUMAN
+    filterset_class = ItemFilterSet
+    search_fields = ["serial", "lot__number"]
+    ordering_fields = ["serial", "created_at", "assigned_at"]
+
+    def get_queryset(self) -> QuerySet[Item]:
+        return selectors.item_queryset(user=self.request.user)
+
+    def _respond(self, items: list[Item]) -> Response:
+        fresh = self.get_queryset().filter(pk__in=[item.pk for item in items]).order_by("lot", "serial")
+        return Response(s.ItemSerializer(fresh, many=True).data)
+
+    @extend_schema(request=s.ItemsSelectPlansSerializer, responses=s.ItemSerializer(many=True))
+    @action(
+        detail=False, methods=["post"], url_path="select-plans",
+        serializer_class=s.ItemsSelectPlansSerializer, permission_classes=HUMAN_CHANGE,
+    )  # fmt: skip
+    def select_plans(self, request: Request) -> Response:
+        """Set the test plans of items: released plans assigned to their product, in effect today."""
+        body = s.ItemsSelectPlansSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        items = selectors.items_get(ids=body.validated_data["items"])
+        plans = selectors.plans_get(ids=body.validated_data["plans"])
+        return self._respond(services.items_select_plans(items=items, plans=plans))
+
+    @extend_schema(request=s.ItemsAssignSerializer, responses=s.ItemSerializer(many=True))
+    @action(
+        detail=False, methods=["post"], serializer_class=s.ItemsAssignSerializer,
+        permission_classes=HUMAN_CHANGE,
+    )  # fmt: skip
+    def assign(self, request: Request) -> Response:
+        """Hand items to a tester (a user with the Tester role), or take them back with null."""
+        body = s.ItemsAssignSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        items = selectors.items_get(ids=body.validated_data["items"])
+        return self._respond(services.items_assign(items=items, tester=body.validated_data["tester"]))
+
+
+class MyItemsView(generics.ListAPIView):
+    """The items assigned to you that still have tests due, each with those tests."""
+
+    queryset = Item.objects.all()
+    serializer_class = s.MyItemSerializer
+    permission_classes = HUMAN
+    filterset_class = None
+    filter_backends: list[Any] = []
+
+    def get_queryset(self) -> QuerySet[Item]:
+        return selectors.tester_items(user=self.request.user)
+
+
+OBSERVATIONS_REQUEST = PolymorphicProxySerializer(
+    component_name="ObservationsPost",
+    serializers=[s.ObservationEntrySerializer, s.ObservationEntrySerializer(many=True)],
+    resource_type_field_name=None,
+    many=False,
+)
+DEVICE_REQUEST = s.DeviceObservationSerializer(many=True)
+
+
+def _accepted(request: Request, result: services.RecordResult) -> Response:
+    if len(result.ids) == 1:
+        url = reverse("observation-detail", args=[result.ids[0]], request=request)
+    else:
+        url = reverse("observation-list", request=request) + "?ids=" + ",".join(map(str, result.ids))
+    body = {"ids": result.ids, "duplicates": result.duplicates, "status_url": url}
+    return Response(s.ObservationsAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ObservationViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """Observations and their status. Testers post for their assigned items and read their own."""
+
+    queryset = Observation.objects.all()
+    serializer_class = s.ObservationSerializer
+    permission_classes = HUMAN
+    filterset_class = ObservationFilterSet
+    ordering_fields = ["received_at", "observed_at", "id"]
+
+    def get_queryset(self) -> QuerySet[Observation]:
+        return Observation.objects.visible_to(self.request.user).select_related("item", "lot", "test", "user")
+
+    @extend_schema(
+        request=OBSERVATIONS_REQUEST,
+        responses={202: s.ObservationsAcceptedSerializer, 413: TOO_LARGE},
+        summary="Post observations for your assigned items (one object or a list of up to 500)",
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Stored at once as `received`, then checked by a worker: read the status URL for the verdict.
+
+        A retry with the same idempotency keys (or, without keys, the same item, test,
+        values and observed_at) creates nothing and answers the original ids.
+        """
+        rows, batch = s.batch_validate(
+            request.data, s.ObservationEntrySerializer, max_entries=s.MAX_TESTER_BATCH
+        )
+        user = acting_user(request)
+        entries = services.tester_entries_resolve(rows=rows, user=user, batch=batch)
+        result = services.observations_record(entries=entries, source=ObservationSource.MANUAL, user=user)
+        return _accepted(request, result)
+
+
+class DeviceObservationViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """Ingestion for devices: batches of observations by characteristic or product/test codes."""
+
+    queryset = Observation.objects.none()
+    serializer_class = s.DeviceObservationSerializer
+    authentication_classes = [DeviceTokenAuthentication]
+    permission_classes = [IsDevice, RoleModelPermissions]
+
+    @extend_schema(
+        request=DEVICE_REQUEST,
+        responses={202: s.ObservationsAcceptedSerializer, 413: TOO_LARGE},
+        summary="Post a batch of device observations (up to 5,000)",
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Each entry names a lot that exists and is open (devices do not open lots) and,
+        optionally, an item serial in it. Stored as `received`, then checked by a worker."""
+        rows, batch = s.batch_validate(
+            request.data, s.DeviceObservationSerializer, max_entries=s.MAX_DEVICE_BATCH
+        )
+        entries = services.device_entries_resolve(rows=rows, batch=batch)
+        device = request.auth if isinstance(request.auth, Device) else None
+        result = services.observations_record(
+            entries=entries, source=ObservationSource.DEVICE, user=acting_user(request), device=device
+        )
+        return _accepted(request, result)

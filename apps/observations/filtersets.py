@@ -1,0 +1,34 @@
+"""Filters for the observation API lists (django-filter)."""
+
+import django_filters
+
+from apps.observations.models import Item, Lot, Observation
+
+
+class NumberInFilter(django_filters.BaseInFilter, django_filters.NumberFilter):
+    pass
+
+
+class LotFilterSet(django_filters.FilterSet):
+    number = django_filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = Lot
+        fields = ["product", "number", "status"]
+
+
+class ItemFilterSet(django_filters.FilterSet):
+    serial = django_filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = Item
+        fields = ["lot", "tester", "serial"]
+
+
+class ObservationFilterSet(django_filters.FilterSet):
+    ids = NumberInFilter(field_name="id", help_text="Comma-separated ids (the status URL of a batch).")
+    received_after = django_filters.IsoDateTimeFilter(field_name="received_at", lookup_expr="gte")
+
+    class Meta:
+        model = Observation
+        fields = ["ids", "status", "source", "lot", "item", "test", "characteristic", "received_after"]

@@ -1,0 +1,101 @@
+"""A plant with one product in testing: the fixtures of the observation tests."""
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AbstractBaseUser
+from rest_framework.test import APIClient
+
+from apps.config import services as config_services
+from apps.config.choices import TestKind
+from apps.config.roles import Role
+from apps.observations import services
+from apps.observations.models import Observation
+from tests.factories import (
+    ItemFactory,
+    LotFactory,
+    ProductFactory,
+    TestFactory,
+    UserFactory,
+    released_plan,
+)
+
+JAN_1 = datetime.date(2025, 1, 1)
+
+
+class Plant:
+    """Product RING-74 with plan RING (DIA ×1, WALL ×3), assigned from 2025-01-01, open-ended.
+
+    Lot L-1 is open with items 0001–0003 on plan RING, assigned to `tester`. Test SURF
+    exists but is in no plan of RING-74.
+    """
+
+    def __init__(self, tester: AbstractBaseUser) -> None:
+        self.tester = tester
+        self.product = ProductFactory(code="RING-74")
+        self.dia = TestFactory(code="DIA", plausible_min=70.0, plausible_max=78.0)
+        self.wall = TestFactory(code="WALL")
+        self.surf = TestFactory(code="SURF", kind=TestKind.DEFECTS)
+        self.ring = released_plan(self.dia, (self.wall, 3), code="RING")
+        config_services.plan_assign(product=self.product, plan=self.ring, effective_from=JAN_1)
+        self.lot = LotFactory(product=self.product, number="L-1")
+        self.items = [
+            ItemFactory(lot=self.lot, serial=f"000{n}", plans=[self.ring], tester=tester) for n in (1, 2, 3)
+        ]
+
+    def record(self, *entries: dict[str, Any], user: AbstractBaseUser | None = None) -> list[int]:
+        """Store observations as the tester would post them ({item, test, values, …}); their ids."""
+        rows = [
+            {
+                "item": e["item"].pk,
+                "test": e["test"].pk,
+                **{k: v for k, v in e.items() if k not in {"item", "test"}},
+            }
+            for e in entries
+        ]
+        poster = user or self.tester
+        resolved = services.tester_entries_resolve(rows=rows, user=poster, batch=True)
+        return services.observations_record(entries=resolved, source="manual", user=poster).ids
+
+
+@pytest.fixture
+def plant(tester: AbstractBaseUser) -> Plant:
+    return Plant(tester)
+
+
+@pytest.fixture
+def other_tester(db: None) -> AbstractBaseUser:
+    """A tester with nothing assigned."""
+    return UserFactory(username="other-tester", roles=[Role.TESTER])
+
+
+@pytest.fixture
+def device(db: None) -> tuple[Any, str]:
+    return config_services.device_create(name="gauge-7")
+
+
+@pytest.fixture
+def device_client(device: tuple[Any, str]) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Device {device[1]}")
+    return client
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The id lists sent to observations.process (nothing reaches the broker)."""
+    sent: list[list[int]] = []
+    from apps.observations import tasks
+
+    monkeypatch.setattr(tasks.observations_process_task, "delay", lambda *, ids: sent.append(list(ids)))
+    return sent
+
+
+def rows() -> list[dict[str, Any]]:
+    """Every stored observation, to compare before and after a refused request."""
+    return list(Observation.objects.order_by("pk").values())
+
+
+ApiFactory = Callable[[AbstractBaseUser | None], APIClient]
