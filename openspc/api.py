@@ -12,8 +12,10 @@ of error handling.
 import math
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, IntegrityError, models
 from django.db.models import ProtectedError
@@ -65,6 +67,12 @@ def server_error(request: HttpRequest) -> Any:
     return page_server_error(request)
 
 
+class BodyTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "body_too_large"
+
+
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The request conflicts with the current state of the resource."
@@ -113,6 +121,11 @@ def _error_body(exc: exceptions.APIException) -> dict[str, Any]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    elif isinstance(exc, RequestDataTooBig):
+        # Raised when the view first reads request.body (DRF does, to parse JSON): Django's
+        # limit, DATA_UPLOAD_MAX_MEMORY_SIZE, checked before the body is read into memory.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        exc = BodyTooLarge(f"The request body is larger than {limit:,} bytes; send smaller batches.")
     elif isinstance(exc, DjangoPermissionDenied):
         # A service may say what is not allowed ("Item 7 is not assigned to you"); keep it.
         exc = exceptions.PermissionDenied(str(exc) or None)

@@ -187,8 +187,8 @@ CELERY_BEAT_SCHEDULE = {
     "observations-requeue-stale": {"task": "observations.requeue_stale", "schedule": 60.0},
 }
 
-# Largest request body the API reads (a batch of 5,000 device observations is ~1 MB); a larger
-# one is answered 413 before it is parsed.
+# Largest request body Django reads (a batch of 5,000 device observations is ~1 MB); the API
+# answers a larger one 413 in its error format, before parsing it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BYTES", 4 * 1024 * 1024, minimum=64 * 1024)
 
 # --- Auth -------------------------------------------------------------------
@@ -214,7 +214,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     # JSON in, JSON out: one format for clients to get right (others get a 415 in the error format).
-    "DEFAULT_PARSER_CLASSES": ["openspc.parsers.BoundedJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "openspc.api.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "openspc.api.exception_handler",

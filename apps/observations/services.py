@@ -38,6 +38,8 @@ from apps.observations.models import Item, Lot, Observation
 MAX_ITEMS_PER_REQUEST = 5000
 # Ids per observations.process message: small enough that several workers share a big batch.
 PROCESS_CHUNK = 500
+# Rows per INSERT: keeps a 5,000-entry batch within every backend's limit on query parameters.
+INSERT_BATCH = 1000
 
 # --- Lots ----------------------------------------------------------------------------
 
@@ -259,7 +261,7 @@ def _record_once(
                 observed_at=entry.observed_at or now, received_at=now, source=source, user=user,
                 idempotency_key=key,
             )  # fmt: skip
-        Observation.objects.bulk_create(rows.values())
+        Observation.objects.bulk_create(rows.values(), batch_size=INSERT_BATCH)
         new_ids = [row.pk for row in rows.values()]
         if new_ids:
             # robust: a broker that is down must not turn a stored batch into a 500; the sweep

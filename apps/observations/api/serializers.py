@@ -143,20 +143,26 @@ class MyItemSerializer(ModelSerializer):
 
 
 @extend_schema_field({"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": MAX_VALUES})
-class ValuesField(serializers.ListField):
-    """The replicate values of one test: JSON numbers (checked against the test by the worker)."""
+class ValuesField(serializers.Field):
+    """The replicate values of one test: a list of JSON numbers, as posted.
 
-    child = serializers.JSONField()
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(min_length=1, max_length=MAX_VALUES, **kwargs)
+    Only the shape is checked here. Whether a number is finite, plausible and of
+    the right count is the worker's verdict, kept with the row (1e999 parses to
+    infinity and is stored, then rejected as not a finite number).
+    """
 
     def to_internal_value(self, data: Any) -> list[Any]:
-        values = super().to_internal_value(data)
-        for position, value in enumerate(values, start=1):
+        if not isinstance(data, list):
+            raise serializers.ValidationError("Give a list of numbers, e.g. [74.02].")
+        if not 1 <= len(data) <= MAX_VALUES:
+            raise serializers.ValidationError(f"Give between 1 and {MAX_VALUES} values; got {len(data)}.")
+        for position, value in enumerate(data, start=1):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise serializers.ValidationError(f"Value {position} ({value!r:.40}) is not a number.")
-        return values
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
 class ObservationEntrySerializer(serializers.Serializer):

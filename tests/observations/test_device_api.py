@@ -1,0 +1,166 @@
+"""Devices post batches: POST /api/v1/device/observations/ with a device token."""
+
+import json
+import math
+
+import pytest
+from django.db import connection
+
+from apps.config.models import Characteristic
+from apps.config.roles import Role
+from apps.observations import services
+from apps.observations.choices import LotStatus, ObservationSource, ObservationStatus
+from apps.observations.models import Observation
+from tests.config.helpers import error_of
+from tests.factories import LotFactory, UserFactory
+from tests.observations.conftest import rows
+
+pytestmark = pytest.mark.django_db
+
+DEVICE = "/api/v1/device/observations/"
+
+
+def _by_codes(**extra):
+    return {"product": "RING-74", "test": "DIA", "lot": "L-1", "values": [74.0], **extra}
+
+
+class DevicePostTests:
+    def test_by_product_and_test_codes(
+        self, device_client, device, plant, queued, django_capture_on_commit_callbacks
+    ):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = device_client.post(DEVICE, [_by_codes(observed_at="2025-03-01T08:00:00Z")])
+        assert response.status_code == 202, response.content
+        observation = Observation.objects.get()
+        assert response.json()["ids"] == [observation.pk]
+        assert response.json()["status_url"].endswith(f"/api/v1/observations/{observation.pk}/")
+        assert (observation.lot, observation.item, observation.test) == (plant.lot, None, plant.dia)
+        assert (observation.source, observation.user, observation.status) == (
+            ObservationSource.DEVICE, device[0].user, ObservationStatus.RECEIVED,
+        )  # fmt: skip
+        assert queued == [[observation.pk]]
+
+    def test_by_characteristic_and_item_serial(self, device_client, plant):
+        characteristic = Characteristic.objects.get(product=plant.product, test=plant.wall)
+        body = [{"characteristic": characteristic.pk, "lot": "L-1", "item": "0002", "values": [1.5]}]
+        response = device_client.post(DEVICE, body)
+        assert response.status_code == 202, response.content
+        observation = Observation.objects.get()
+        assert (observation.test, observation.item) == (plant.wall, plant.items[1])
+
+    def test_a_single_object_is_accepted_too(self, device_client, plant):
+        assert device_client.post(DEVICE, _by_codes()).status_code == 202
+
+    def test_a_batch_of_5000_is_stored_in_a_few_queries(
+        self, device_client, plant, django_assert_max_num_queries
+    ):
+        batch = [
+            _by_codes(values=[70 + n / 1000], observed_at=f"2025-03-01T08:00:{n % 60:02d}Z")
+            for n in range(5000)
+        ]
+        fields = [f for f in Observation._meta.concrete_fields if not f.primary_key]
+        per_insert = min(services.INSERT_BATCH, connection.ops.bulk_batch_size(fields, [None] * 5000))
+        # Authentication, a few look-ups for the whole batch, the key check, then the INSERTs.
+        with django_assert_max_num_queries(12 + math.ceil(5000 / per_insert)):
+            response = device_client.post(DEVICE, batch)
+        assert response.status_code == 202, response.content
+        assert len(response.json()["ids"]) == 5000
+        assert Observation.objects.count() == 5000
+
+    def test_a_retry_creates_nothing(self, device_client, plant):
+        batch = [_by_codes(idempotency_key="a"), _by_codes(values=[75.0], observed_at="2025-03-01T08:00:00Z")]
+        first = device_client.post(DEVICE, batch).json()
+        second = device_client.post(DEVICE, batch).json()
+        assert second["ids"] == first["ids"] == second["duplicates"]
+        assert Observation.objects.count() == 2
+
+    def test_lot_numbers_are_per_product(self, device_client, plant):
+        other = LotFactory(number="L-1")  # the same number on another product
+        device_client.post(DEVICE, [_by_codes()])
+        assert Observation.objects.get().lot == plant.lot
+        assert other.observations.count() == 0
+
+
+class DeviceRefusedTests:
+    @pytest.fixture(autouse=True)
+    def _nothing_changes(self, plant, queued):
+        before = rows()
+        yield
+        assert rows() == before
+        assert queued == []
+
+    def test_unknown_lot_is_400_naming_it(self, device_client):
+        error = error_of(device_client.post(DEVICE, [_by_codes(), _by_codes(lot="L-404")]), 400, "[1].lot")
+        assert "L-404" in error["message"]
+        assert "RING-74" in error["message"]
+
+    @pytest.mark.parametrize(("field", "value"), [("product", "NOPE"), ("test", "NOPE")])
+    def test_unknown_codes_are_400_naming_them(self, device_client, field, value):
+        error = error_of(device_client.post(DEVICE, [_by_codes(**{field: value})]), 400, f"[0].{field}")
+        assert "NOPE" in error["message"]
+
+    def test_unknown_characteristic_is_400(self, device_client):
+        body = [{"characteristic": 987654, "lot": "L-1", "values": [1]}]
+        error = error_of(device_client.post(DEVICE, body), 400, "[0].characteristic")
+        assert "987654" in error["message"]
+
+    def test_unknown_item_serial_is_400_naming_it(self, device_client):
+        error = error_of(device_client.post(DEVICE, [_by_codes(item="9999")]), 400, "[0].item")
+        assert "9999" in error["message"]
+
+    @pytest.mark.parametrize("status", [LotStatus.RELEASED, LotStatus.REJECTED])
+    def test_a_closed_lot_is_400_naming_it(self, device_client, plant, status):
+        plant.lot.status = status
+        plant.lot.save()
+        error = error_of(device_client.post(DEVICE, [_by_codes()]), 400, "[0].lot")
+        assert "L-1" in error["message"]
+
+    @pytest.mark.parametrize(
+        "entry",
+        [
+            {"lot": "L-1", "values": [1]},  # neither characteristic nor codes
+            {"product": "RING-74", "lot": "L-1", "values": [1]},  # product without test
+            {"characteristic": 1, "product": "RING-74", "test": "DIA", "lot": "L-1", "values": [1]},
+            {"product": "RING-74", "test": "DIA", "values": [1]},  # no lot
+            {"product": "RING-74", "test": "DIA", "lot": "L-1", "values": ["1"]},
+        ],
+    )
+    def test_malformed_entries_are_400_naming_the_entry(self, device_client, entry):
+        error = error_of(device_client.post(DEVICE, [_by_codes(), entry]), 400)
+        assert any(key.startswith("[1].") for key in error["fields"]), error
+
+    def test_more_than_5000_entries_is_400(self, device_client):
+        error = error_of(device_client.post(DEVICE, [_by_codes()] * 5001), 400)
+        assert "5000" in error["message"]
+
+    def test_a_10_mb_body_is_413(self, device_client):
+        body = json.dumps([_by_codes(idempotency_key="k" * 120)] * 60_000).encode()
+        assert len(body) > 10_000_000
+        error = error_of(device_client.post(DEVICE, body, content_type="application/json"), 413)
+        assert error["code"] == "body_too_large"
+
+    @pytest.mark.parametrize("role", ["tester", "operations_lead", "quality_specialist", "manager"])
+    def test_people_cannot_post_here(self, api, request, role):
+        error = error_of(api(request.getfixturevalue(role)).post(DEVICE, [_by_codes()]), 401)
+        assert "Device" in error["message"] or error["code"] == "not_authenticated"
+
+    def test_a_user_in_the_device_group_without_a_token_is_refused(self, api):
+        user = UserFactory(username="fake-device", roles=[Role.DEVICE])
+        assert api(user).post(DEVICE, [_by_codes()]).status_code in (401, 403)
+
+    def test_a_deactivated_device_is_401(self, device_client, device):
+        from apps.config import services as config_services
+
+        config_services.device_update(device=device[0], data={"active": False})
+        error_of(device_client.post(DEVICE, [_by_codes()]), 401)
+
+    def test_anonymous_is_401(self, api):
+        error_of(api(None).post(DEVICE, [_by_codes()]), 401)
+
+
+def test_record_refuses_a_device_that_is_not_the_poster(plant, device):
+    from django.core.exceptions import ValidationError
+
+    entries = services.device_entries_resolve(rows=[_by_codes()], batch=True)
+    with pytest.raises(ValidationError):
+        services.observations_record(entries=entries, source="device", user=plant.tester, device=device[0])

@@ -1,0 +1,196 @@
+"""The observations.in worker's work: observations_process and the stale sweep."""
+
+import datetime
+import json
+
+import pytest
+from django.utils import timezone
+
+from apps.config import services as config_services
+from apps.config.models import Characteristic
+from apps.observations import services
+from apps.observations.choices import LotStatus, ObservationStatus
+from apps.observations.models import Observation
+from tests.factories import ItemFactory, LotFactory, ProductFactory, TestFactory, released_plan
+from tests.observations.conftest import rows
+
+pytestmark = pytest.mark.django_db
+
+
+def _one(pk: int) -> Observation:
+    return Observation.objects.get(pk=pk)
+
+
+def _codes(observation: Observation) -> list[str]:
+    return [reason["code"] for reason in observation.reasons]
+
+
+class ConfirmTests:
+    def test_a_valid_observation_is_confirmed_with_its_characteristic(self, plant):
+        [pk] = plant.record({"item": plant.items[0], "test": plant.wall, "values": [1.1, 1.2, 1.3]})
+        result = services.observations_process(ids=[pk])
+        assert (result.confirmed, result.rejected) == (1, 0)
+        observation = _one(pk)
+        assert observation.status == ObservationStatus.CONFIRMED
+        assert observation.reasons == []
+        assert observation.characteristic == Characteristic.objects.get(
+            product=plant.product, test=plant.wall
+        )
+        assert observation.processed_at is not None
+
+    def test_device_data_for_a_lot_is_checked_against_every_plan_of_the_product(self, plant, device):
+        entries = services.device_entries_resolve(
+            rows=[{"product": "RING-74", "test": "WALL", "lot": "L-1", "values": [1.0]}], batch=True
+        )
+        ids = services.observations_record(entries=entries, source="device", user=device[0].user).ids
+        services.observations_process(ids=ids)
+        # A device streams single values: the replicate count of the plan is not asked for.
+        assert _one(ids[0]).status == ObservationStatus.CONFIRMED
+
+
+class RejectTests:
+    """Found after acceptance: a stored row, rejected, with every reason."""
+
+    def test_a_test_not_in_the_items_plans(self, plant):
+        other = released_plan(TestFactory(code="ROUGH"), code="ROUGH")
+        config_services.plan_assign(product=plant.product, plan=other)
+        rough = other.entries.get().test
+        [pk] = plant.record({"item": plant.items[0], "test": rough, "values": [1.0]})
+        services.observations_process(ids=[pk])
+        observation = _one(pk)
+        assert observation.status == ObservationStatus.REJECTED
+        assert _codes(observation) == ["test_not_in_plan"]
+        assert "ROUGH is not in the item's test plans" in observation.reasons[0]["message"]
+        assert observation.characteristic is None
+
+    def test_a_test_of_no_plan_of_the_product(self, plant):
+        [pk] = plant.record({"item": plant.items[0], "test": plant.surf, "values": [2]})
+        services.observations_process(ids=[pk])
+        assert _codes(_one(pk)) == ["test_not_in_plan"]
+        assert "RING-74" in _one(pk).reasons[0]["message"]
+
+    def test_an_item_without_plans(self, plant):
+        bare = ItemFactory(lot=plant.lot, tester=plant.tester)
+        [pk] = plant.record({"item": bare, "test": plant.dia, "values": [74.0]})
+        services.observations_process(ids=[pk])
+        assert _codes(_one(pk)) == ["test_not_in_plan"]
+
+    def test_a_non_finite_value_is_kept_and_rejected(self, api, plant):
+        # 1e999 is valid JSON and overflows to infinity; JSON cannot store it, so it is kept as text.
+        body = json.dumps({"item": plant.items[0].pk, "test": plant.dia.pk, "values": [0]}).replace(
+            "[0]", "[1e999]"
+        )
+        response = api(plant.tester).post("/api/v1/observations/", body, content_type="application/json")
+        assert response.status_code == 202, response.content
+        [pk] = response.json()["ids"]
+        assert _one(pk).values == ["Infinity"]
+        services.observations_process(ids=[pk])
+        observation = _one(pk)
+        assert observation.status == ObservationStatus.REJECTED
+        assert _codes(observation) == ["not_a_number"]
+        assert "'Infinity'" in observation.reasons[0]["message"]
+
+    def test_every_reason_is_kept(self, plant):
+        [pk] = plant.record({"item": plant.items[0], "test": plant.dia, "values": [99.0, 74.0]})
+        services.observations_process(ids=[pk])
+        assert _codes(_one(pk)) == ["out_of_range", "replicate_count"]
+
+    @pytest.mark.parametrize("status", [LotStatus.RELEASED, LotStatus.REJECTED])
+    def test_a_lot_closed_after_acceptance(self, plant, status):
+        [pk] = plant.record({"item": plant.items[0], "test": plant.dia, "values": [74.0]})
+        services.lot_status_set(lot=plant.lot, status=LotStatus.IN_TESTING)
+        services.lot_status_set(lot=plant.lot, status=status)
+        services.observations_process(ids=[pk])
+        observation = _one(pk)
+        assert observation.status == ObservationStatus.REJECTED
+        assert _codes(observation) == ["lot_closed"]
+        assert "L-1" in observation.reasons[0]["message"]
+
+    def test_an_observation_dated_before_the_plan_was_in_effect(self, plant):
+        [pk] = plant.record(
+            {"item": plant.items[0], "test": plant.dia, "values": [74.0],
+             "observed_at": datetime.datetime(2024, 6, 1, tzinfo=datetime.UTC)}
+        )  # fmt: skip
+        services.observations_process(ids=[pk])
+        assert _codes(_one(pk)) == ["not_effective"]
+
+    def test_a_retired_plan(self, plant):
+        [pk] = plant.record({"item": plant.items[0], "test": plant.dia, "values": [74.0]})
+        config_services.test_plan_retire(plan=plant.ring)
+        services.observations_process(ids=[pk])
+        assert _codes(_one(pk)) == ["plan_retired"]
+
+
+class IdempotentProcessingTests:
+    def test_processing_twice_changes_nothing(self, plant):
+        ids = plant.record(
+            {"item": plant.items[0], "test": plant.dia, "values": [74.0]},
+            {"item": plant.items[1], "test": plant.dia, "values": [99.0]},
+        )
+        first = services.observations_process(ids=ids)
+        after_first = rows()
+        second = services.observations_process(ids=ids)
+        assert (first.confirmed, first.rejected) == (1, 1)
+        assert (second.confirmed, second.rejected) == (0, 0)
+        assert rows() == after_first
+
+    def test_only_received_rows_among_the_ids_are_processed(self, plant):
+        [done] = plant.record({"item": plant.items[0], "test": plant.dia, "values": [74.0]})
+        services.observations_process(ids=[done])
+        [new] = plant.record({"item": plant.items[1], "test": plant.dia, "values": [74.0]})
+        assert services.observations_process(ids=[done, new, 987654]).confirmed == 1
+
+    def test_unknown_ids_do_nothing(self, db):
+        assert services.observations_process(ids=[987654]) == services.ProcessResult()
+
+    def test_configuration_is_loaded_once_per_product(self, plant, django_assert_max_num_queries):
+        second_product = ProductFactory(code="CAP-9")
+        config_services.plan_assign(product=second_product, plan=plant.ring)
+        cap_lot = LotFactory(product=second_product, number="C-1")
+        cap_items = [ItemFactory(lot=cap_lot, plans=[plant.ring], tester=plant.tester) for _ in range(10)]
+        items = [*plant.items, *cap_items] * 5
+        entries = [{"item": item, "test": plant.dia, "values": [70 + n / 10]} for n, item in enumerate(items)]
+        ids = plant.record(*entries)
+        # The claim, the items' plans, 4 per product configuration, the update (SQLite: a savepoint too).
+        with django_assert_max_num_queries(14):
+            result = services.observations_process(ids=ids)
+        assert result.confirmed == 65
+
+
+class RequeueStaleTests:
+    def test_rows_left_received_too_long_are_queued_again(self, plant, queued):
+        old, _recent, done = plant.record(
+            {"item": plant.items[0], "test": plant.dia, "values": [74.0]},
+            {"item": plant.items[1], "test": plant.dia, "values": [74.0]},
+            {"item": plant.items[2], "test": plant.dia, "values": [74.0]},
+        )
+        services.observations_process(ids=[done])
+        an_hour_ago = timezone.now() - datetime.timedelta(hours=1)
+        Observation.objects.filter(pk__in=[old, done]).update(received_at=an_hour_ago)
+        assert services.observations_requeue_stale(older_than=datetime.timedelta(minutes=5)) == 1
+        assert queued == [[old]]
+
+    def test_big_backlogs_are_queued_in_chunks(self, plant, queued, monkeypatch):
+        monkeypatch.setattr(services, "PROCESS_CHUNK", 2)
+        ids = plant.record(
+            *[{"item": plant.items[0], "test": plant.dia, "values": [70 + n]} for n in range(5)]
+        )
+        Observation.objects.update(received_at=timezone.now() - datetime.timedelta(hours=1))
+        services.observations_requeue_stale(older_than=datetime.timedelta(minutes=5))
+        assert queued == [ids[:2], ids[2:4], ids[4:]]
+
+    def test_a_broker_outage_at_commit_does_not_fail_the_request(
+        self, api, plant, monkeypatch, django_capture_on_commit_callbacks
+    ):
+        from apps.observations import tasks
+
+        def broker_down(**kwargs):
+            raise ConnectionError("broker down")
+
+        monkeypatch.setattr(tasks.observations_process_task, "delay", broker_down)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = api(plant.tester).post(
+                "/api/v1/observations/", {"item": plant.items[0].pk, "test": plant.dia.pk, "values": [74.0]}
+            )
+        assert response.status_code == 202
+        assert Observation.objects.get().status == ObservationStatus.RECEIVED  # the sweep will queue it
