@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
@@ -33,6 +34,19 @@ class LotAdminForm(forms.ModelForm):
     class Meta:
         model = Lot
         fields = ["product", "number", "status"]
+
+    def clean(self) -> dict[str, Any]:
+        # The services' rules, in their words, next to their fields, before anything is saved.
+        data = super().clean() or {}
+        try:
+            if self.instance.pk is None and data.get("product") and data.get("number"):
+                data["number"] = services.lot_validate(product=data["product"], number=data["number"])
+            elif self.instance.pk is not None and "status" in self.changed_data:
+                original = Lot.objects.get(pk=self.instance.pk)
+                services.lot_status_validate(lot=original, status=data.get("status", ""))
+        except ValidationError as exc:
+            self.add_error(None, exc)
+        return data
 
 
 @admin.register(Lot)

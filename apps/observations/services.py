@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.config.choices import PlanStatus
-from apps.config.models import Device, PlanAssignment, Product, Test, TestPlan
+from apps.config.models import Characteristic, Device, PlanAssignment, Product, Test, TestPlan
 from apps.config.roles import Role, has_role
 from apps.config.selectors import ProductConfig, product_config_load
 from apps.config.services import observation_confirm
@@ -44,7 +44,8 @@ INSERT_BATCH = 1000
 # --- Lots ----------------------------------------------------------------------------
 
 
-def lot_create(*, product: Product, number: str, user: User) -> Lot:
+def lot_validate(*, product: Product, number: str) -> str:
+    """The lot number to store (trimmed), or a ValidationError saying why no such lot can open."""
     number = number.strip()
     if not number:
         raise ValidationError({"number": "Give the lot number."})
@@ -52,13 +53,15 @@ def lot_create(*, product: Product, number: str, user: User) -> Lot:
         raise ValidationError({"product": f"Product {product.code} is inactive and takes no new lots."})
     if Lot.objects.filter(product=product, number=number).exists():
         raise ValidationError({"number": f"Lot {number} of {product.code} exists."})
+    return number
+
+
+def lot_create(*, product: Product, number: str, user: User) -> Lot:
+    number = lot_validate(product=product, number=number)
     return Lot.objects.create(product=product, number=number, created_by=user)
 
 
-@transaction.atomic
-def lot_status_set(*, lot: Lot, status: str) -> Lot:
-    """Move a lot to another status along the allowed transitions (see choices.LOT_TRANSITIONS)."""
-    lot = Lot.objects.select_for_update().get(pk=lot.pk)
+def lot_status_validate(*, lot: Lot, status: str) -> None:
     if status not in LotStatus.values:
         raise ValidationError({"status": f"Unknown status '{status}'."})
     allowed = LOT_TRANSITIONS[lot.status]
@@ -67,6 +70,13 @@ def lot_status_set(*, lot: Lot, status: str) -> Lot:
         raise ValidationError(
             {"status": f"Lot {lot.number} is {lot.status}; it can move to {targets}, not to {status}."}
         )
+
+
+@transaction.atomic
+def lot_status_set(*, lot: Lot, status: str) -> Lot:
+    """Move a lot to another status along the allowed transitions (see choices.LOT_TRANSITIONS)."""
+    lot = Lot.objects.select_for_update().get(pk=lot.pk)
+    lot_status_validate(lot=lot, status=status)
     lot.status = status
     lot.save(update_fields=["status", "updated_at"])
     return lot
@@ -411,8 +421,6 @@ def tester_entries_resolve(
     An unknown item or test is a ValidationError; an item not assigned to `user`
     is PermissionDenied naming the item; so is a closed lot (ValidationError).
     """
-    from django.core.exceptions import PermissionDenied
-
     items = Item.objects.select_related("lot").in_bulk({row["item"] for row in rows})
     tests = Test.objects.in_bulk({row["test"] for row in rows})
     entries = []
@@ -440,11 +448,11 @@ def tester_entries_resolve(
     return entries
 
 
-def _device_targets(
-    rows: Sequence[dict[str, Any]],
-) -> tuple[dict[int, Any], dict[str, Product], dict[str, Test]]:
-    from apps.config.models import Characteristic
+# What device entries may name, looked up once per batch: characteristics by id, products and tests by code.
+Targets = tuple[dict[int, Characteristic], dict[str, Product], dict[str, Test]]
 
+
+def _device_targets(rows: Sequence[dict[str, Any]]) -> Targets:
     characteristics = Characteristic.objects.select_related("product", "test").in_bulk(
         {row["characteristic"] for row in rows if row.get("characteristic") is not None}
     )
@@ -456,10 +464,7 @@ def _device_targets(
 
 
 def _device_product_test(
-    row: dict[str, Any],
-    index: int,
-    batch: bool,
-    targets: tuple[dict[int, Any], dict[str, Product], dict[str, Test]],
+    row: dict[str, Any], index: int, batch: bool, targets: Targets
 ) -> tuple[Product, Test]:
     characteristics, products, tests = targets
     if row.get("characteristic") is not None:
