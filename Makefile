@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck check clean
+.PHONY: run test schema lint typecheck check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: $(RUN_STAMP)
 ## test: the test suite; embedded Redis/MQTT are started for it unless *_URL is set
 test: $(DEV_STAMP)
 	$(PY) -m openspc.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
+
+## schema: regenerate openapi.yaml (the committed API schema; a test fails when it is stale)
+schema: $(RUN_STAMP)
+	DEBUG=1 $(PY) manage.py spectacular --validate --fail-on-warn --file openapi.yaml
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
