@@ -154,7 +154,7 @@ def run(port: int, host: str) -> int:
         manager.add_process(
             "worker",
             # The default queue and observations.in; --beat runs the periodic stale sweep in-process.
-            f"{BIN_DIR / 'celery'} -A openspc worker -Q celery,observations.in --loglevel INFO "
+            f"{BIN_DIR / 'celery'} -A openspc worker -Q celery,observations.in,calculations --loglevel INFO "
             f"--concurrency 1 --beat --schedule {VAR_DIR / 'celerybeat-schedule'}",
             env=env,
         )

@@ -180,11 +180,17 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Observations are checked on their own queue, so a backlog of other work never delays them.
-CELERY_TASK_ROUTES = {"observations.process": {"queue": "observations.in"}}
+# Calculations have their own queue too; per-characteristic order comes from a row lock
+# (apps/calculations/services/calculate.py), so any number of workers may share it.
+CELERY_TASK_ROUTES = {
+    "observations.process": {"queue": "observations.in"},
+    "calculations.apply": {"queue": "calculations"},
+}
 # Rows left `received` longer than this are queued again (broker down, worker killed).
 OBSERVATIONS_REQUEUE_AFTER_SECONDS = envint("OBSERVATIONS_REQUEUE_AFTER_SECONDS", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
     "observations-requeue-stale": {"task": "observations.requeue_stale", "schedule": 60.0},
+    "calculations-catch-up": {"task": "calculations.catch_up", "schedule": 60.0},
 }
 
 # Largest request body Django reads (a batch of 5,000 device observations is ~1 MB); the API

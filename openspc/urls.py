@@ -13,6 +13,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("", include("apps.config.api.urls")),
     path("", include("apps.observations.api.urls")),
+    path("", include("apps.calculations.api.urls")),
 ]
 
 urlpatterns = [

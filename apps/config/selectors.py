@@ -8,9 +8,11 @@ from django.db.models import Prefetch, QuerySet
 from apps.config.models import Characteristic, ControlLimits, PlanAssignment, Product, TestPlanEntry
 
 
-def current_limits_prefetch(to_attr: str = "limit_versions") -> Prefetch:
+def current_limits_prefetch(to_attr: str = "limit_versions", lookup: str = "limits") -> Prefetch:
+    """Limit versions, newest first, as `to_attr` on each characteristic (`lookup` reaches them
+    from another model, e.g. "characteristic__limits")."""
     versions = ControlLimits.objects.select_related("set_by").order_by("-version")
-    return Prefetch("limits", queryset=versions, to_attr=to_attr)
+    return Prefetch(lookup, queryset=versions, to_attr=to_attr)
 
 
 def product_config_queryset() -> QuerySet[Product]:

@@ -34,6 +34,7 @@ from apps.observations.choices import (
     ObservationStatus,
 )
 from apps.observations.models import Item, Lot, Observation
+from apps.observations.subgroups import calculations_queue_on_commit, subgroups_close_lot, subgroups_fold
 
 MAX_ITEMS_PER_REQUEST = 5000
 # Ids per observations.process message: small enough that several workers share a big batch.
@@ -79,6 +80,8 @@ def lot_status_set(*, lot: Lot, status: str) -> Lot:
     lot_status_validate(lot=lot, status=status)
     lot.status = status
     lot.save(update_fields=["status", "updated_at"])
+    if status not in LOT_WORKING:
+        calculations_queue_on_commit(subgroups_close_lot(lot=lot))
     return lot
 
 
@@ -255,7 +258,12 @@ def observations_queue(*, ids: Sequence[int]) -> None:
 
 
 def _record_once(
-    entries: Sequence[ObservationEntry], keys: list[str], values: list[list[Any]], source: str, user: User
+    entries: Sequence[ObservationEntry],
+    keys: list[str],
+    values: list[list[Any]],
+    source: str,
+    user: User,
+    queue: bool,
 ) -> RecordResult:
     with transaction.atomic():
         existing = dict(
@@ -273,7 +281,7 @@ def _record_once(
             )  # fmt: skip
         Observation.objects.bulk_create(rows.values(), batch_size=INSERT_BATCH)
         new_ids = [row.pk for row in rows.values()]
-        if new_ids:
+        if new_ids and queue:
             # robust: a broker that is down must not turn a stored batch into a 500; the sweep
             # (observations_requeue_stale) queues the rows later.
             transaction.on_commit(lambda: observations_queue(ids=new_ids), robust=True)
@@ -288,8 +296,12 @@ def observations_record(
     source: str,
     user: User,
     device: Device | None = None,
+    queue: bool = True,
 ) -> RecordResult:
     """Store every entry as a `received` observation in one transaction and queue it on commit.
+
+    queue=False: the caller processes the ids itself (POST /samples); if it dies before,
+    the stale sweep queues them.
 
     Idempotent: an entry whose key is stored already creates nothing and answers
     the original id (so does a repeat within the batch). The edge has checked the
@@ -304,11 +316,11 @@ def observations_record(
     values = [_json_safe(entry.values) for entry in entries]
     keys = [_key(entry, entry_values, user) for entry, entry_values in zip(entries, values, strict=True)]
     try:
-        return _record_once(entries, keys, values, source, user)
+        return _record_once(entries, keys, values, source, user, queue)
     except IntegrityError:
         # A concurrent retry stored one of the keys between our read and our insert: read again,
         # the keys it stored are now duplicates. A second conflict is a real error.
-        return _record_once(entries, keys, values, source, user)
+        return _record_once(entries, keys, values, source, user, queue)
 
 
 # --- Processing (the observations.in worker) ---------------------------------------------
@@ -331,22 +343,23 @@ def _item_plan_ids(rows: Iterable[Observation]) -> dict[int, set[int]]:
 
 def _verdict(
     row: Observation, config: ProductConfig, plan_ids: set[int] | None
-) -> tuple[list[dict[str, str]], int | None]:
-    """The rejection reasons (none: confirmed) and the characteristic of one observation."""
+) -> tuple[list[dict[str, str]], int | None, tuple[float, ...]]:
+    """The rejection reasons (none: confirmed), the characteristic and the values of one observation."""
     result = observation_confirm(
         config=config,
         test_id=row.test_id,
         values=row.values if isinstance(row.values, list) else [row.values],
         plan_ids=plan_ids,
         observed_on=timezone.localdate(row.observed_at),
-        # A tester records all replicates of a test at once; a device streams values as they come.
-        check_replicates=row.source == ObservationSource.MANUAL,
+        # A tester records all replicates of a test on an item at once; a device streams values as
+        # they come, and a lot-level subgroup (POST /samples) has the subgroup's size, not the plan's.
+        check_replicates=row.source == ObservationSource.MANUAL and row.item_id is not None,
     )
     reasons = [{"code": str(r.code), "message": r.message} for r in result.reasons]
     if row.lot.status not in LOT_WORKING:
         message = f"lot {row.lot.number} was {row.lot.status} before this observation was processed"
         reasons.append({"code": str(ObservationRejection.LOT_CLOSED), "message": message})
-    return reasons, (result.characteristic_id if not reasons else None)
+    return reasons, (result.characteristic_id if not reasons else None), result.values
 
 
 def observations_process(*, ids: Collection[int]) -> ProcessResult:
@@ -375,14 +388,32 @@ def observations_process(*, ids: Collection[int]) -> ProcessResult:
             for product_id in {row.lot.product_id for row in rows}
         }
         now = timezone.now()
+        values: dict[int, tuple[float, ...]] = {}
         for row in rows:
             plan_ids = plans.get(row.item_id) if row.item_id is not None else None
-            row.reasons, row.characteristic_id = _verdict(row, configs[row.lot.product_id], plan_ids)
+            row.reasons, row.characteristic_id, values[row.pk] = _verdict(
+                row, configs[row.lot.product_id], plan_ids
+            )
             row.status = ObservationStatus.REJECTED if row.reasons else ObservationStatus.CONFIRMED
             row.processed_at = now
+        # A confirmed value of a test that has no characteristic (no SPC view) feeds no chart.
+        confirmed = [row for row in rows if row.characteristic_id is not None]
+        touched = subgroups_fold(rows=confirmed, values=values)
         Observation.objects.bulk_update(
-            rows, ["status", "reasons", "characteristic", "processed_at"], batch_size=500
+            rows,
+            [
+                "status",
+                "reasons",
+                "characteristic",
+                "processed_at",
+                "position",
+                "hash",
+                "lot_checksum",
+                "sample",
+            ],
+            batch_size=500,
         )
+        calculations_queue_on_commit(touched)
     rejected = sum(1 for row in rows if row.status == ObservationStatus.REJECTED)
     return ProcessResult(confirmed=len(rows) - rejected, rejected=rejected)
 

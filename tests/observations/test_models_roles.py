@@ -22,14 +22,19 @@ class RolePermissionsTests:
     def test_operations_lead_manages_lots_and_items(self):
         assert _perms(Role.OPERATIONS_LEAD) == {
             "add_lot", "change_lot", "view_lot", "add_item", "change_item", "view_item",
+            "add_sample", "view_sample",
         }  # fmt: skip
 
-    def test_tester_views_items_and_posts_observations(self):
-        assert _perms(Role.TESTER) == {"view_item", "add_observation", "view_observation"}
+    def test_tester_views_items_posts_observations_and_submits_samples(self):
+        assert _perms(Role.TESTER) == {"view_item", "add_observation", "view_observation", "add_sample"}
 
-    @pytest.mark.parametrize("role", [Role.QUALITY_SPECIALIST, Role.MANAGER])
-    def test_quality_specialist_and_manager_view_all_three(self, role):
-        assert _perms(role) == {"view_lot", "view_item", "view_observation"}
+    def test_quality_specialist_views_all_and_submits_samples(self):
+        assert _perms(Role.QUALITY_SPECIALIST) == {
+            "view_lot", "view_item", "view_observation", "add_sample", "view_sample",
+        }  # fmt: skip
+
+    def test_manager_views_lots_items_observations_and_samples(self):
+        assert _perms(Role.MANAGER) == {"view_lot", "view_item", "view_observation", "view_sample"}
 
     def test_device_only_adds_observations(self):
         assert _perms(Role.DEVICE) == {"add_observation"}

@@ -15,7 +15,7 @@ all call it directly:
 """
 
 from .attributes import AttributeChart, c_chart, np_chart, p_chart, u_chart
-from .capability import Capability, Interval, Ppm, process_capability
+from .capability import Capability, Interval, Ppm, capability_indices, process_capability
 from .chart import ChartLimits
 from .constants import (
     MAX_RANGE_N,
@@ -74,6 +74,7 @@ __all__ = [
     "c4",
     "c4_array",
     "c_chart",
+    "capability_indices",
     "chart_constants",
     "chi2_ppf",
     "cusum_chart",

@@ -33,7 +33,7 @@ import numpy.typing as npt
 from ._arrays import FloatArray, finite_scalar
 from .distributions import chi2_ppf, norm_cdf, norm_ppf, norm_sf
 
-__all__ = ["Capability", "Interval", "Ppm", "process_capability"]
+__all__ = ["Capability", "Interval", "Ppm", "capability_indices", "process_capability"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,18 @@ def _indices(center: float, sigma: float, lsl: float | None, usl: float | None) 
     both = None if lsl is None or usl is None else (usl - lsl) / (6.0 * sigma)
     sides = [value for value in (lower, upper) if value is not None]
     return _Indices(both, lower, upper, min(sides))
+
+
+def capability_indices(
+    center: float, sigma: float, lsl: float | None, usl: float | None
+) -> tuple[float | None, float | None]:
+    """(Cp, Cpk) -- or (Pp, Ppk) with an overall sigma -- from a centre and a sigma alone, for
+    running statistics that keep moments rather than values. Cp is None without both specs,
+    Cpk None without any; sigma must be positive."""
+    if lsl is None and usl is None:
+        return None, None
+    indices = _indices(center, finite_scalar(sigma, "sigma", positive=True), lsl, usl)
+    return indices.two_sided, indices.k
 
 
 def _expected_ppm(center: float, sigma: float, lsl: float | None, usl: float | None) -> Ppm:

@@ -64,6 +64,25 @@ class Observation(models.Model):
         default=list, blank=True, help_text='Why it was rejected: [{"code", "message"}].'
     )
     processed_at = models.DateTimeField(null=True, blank=True)
+    position = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Arrival order among the characteristic's confirmed observations."
+    )
+    hash = models.BigIntegerField(
+        null=True, blank=True, help_text="64-bit hash of (id, values) of a confirmed observation."
+    )
+    lot_checksum = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Sum mod 2^64 of the hashes of its lot's confirmed observations of this test, up to it.",
+    )
+    sample = models.ForeignKey(
+        "observations.Sample",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The subgroup that holds its (last) value; empty while the subgroup is incomplete.",
+    )
 
     objects = ObservationQuerySet.as_manager()
 
@@ -81,6 +100,9 @@ class Observation(models.Model):
                 | (~Q(status=ObservationStatus.RECEIVED) & Q(processed_at__isnull=False)),
                 name="observation_processed_at_iff_processed",
             ),
+            models.UniqueConstraint(
+                fields=["characteristic", "position"], name="observation_position_unique_per_characteristic"
+            ),
         ]
         indexes = [
             # The stale sweep reads only rows still waiting; a partial index stays small.
@@ -91,6 +113,7 @@ class Observation(models.Model):
             ),
             models.Index(fields=["lot", "test"], name="observation_lot_test"),
             models.Index(fields=["item", "test", "status"], name="observation_item_test_status"),
+            models.Index(fields=["lot", "test", "position"], name="observation_lot_test_position"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,182 @@
+"""Shapes of the calculation API: samples, violations, statistics, limits and chart data."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.calculations.models import LotStatistics, ProductStatistics, Violation
+from apps.calculations.selectors import MAX_CHART_POINTS
+from apps.calculations.window import plotted_statistic
+from apps.config.api.serializers import ControlLimitsSerializer
+from apps.observations.api.serializers import ValuesField
+from apps.observations.models import Sample
+from openspc.api import FiniteFloatField, ModelSerializer
+
+
+class SampleSerializer(ModelSerializer):
+    statistic = serializers.SerializerMethodField(help_text="The plotted value: the mean, or p / u.")
+    values = serializers.ListField(child=serializers.FloatField(), read_only=True)
+    observation_ids = serializers.ListField(child=serializers.IntegerField(), read_only=True)
+
+    class Meta:
+        model = Sample
+        fields = [
+            "id", "characteristic", "sequence", "lot", "values", "observation_ids", "n", "mean", "range",
+            "sd", "statistic", "undersized", "in_control", "limits_version", "created_at", "evaluated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_statistic(self, obj: Sample) -> float:
+        return plotted_statistic(obj.characteristic.effective_chart_type, obj.mean, obj.n)
+
+
+class ViolationSerializer(ModelSerializer):
+    sequence = serializers.IntegerField(source="sample.sequence", read_only=True)
+    lot = serializers.IntegerField(source="sample.lot_id", read_only=True)
+    points = serializers.ListField(
+        child=serializers.IntegerField(), read_only=True, help_text="Sequences of the pattern's samples."
+    )
+
+    class Meta:
+        model = Violation
+        fields = [
+            "id", "characteristic", "sample", "sequence", "lot", "rule", "chart", "points", "severity",
+            "limits_version", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class SampleContextSerializer(serializers.Serializer):
+    lot = serializers.IntegerField(min_value=1, help_text="The lot (of the characteristic's product).")
+    item = serializers.IntegerField(
+        min_value=1, required=False, help_text="The item measured, if one; testers must name their item."
+    )
+    observed_at = serializers.DateTimeField(required=False)
+    idempotency_key = serializers.CharField(max_length=128, required=False)
+
+
+class SampleSubmitSerializer(serializers.Serializer):
+    """A whole subgroup, judged at once (flow 1 of the seed)."""
+
+    characteristic_id = serializers.IntegerField(min_value=1)
+    measurements = ValuesField(
+        help_text="The subgroup: as many values as the subgroup size (1 count for attributes)."
+    )
+    context = SampleContextSerializer()  # type: ignore[assignment]  # a field; DRF pops it off the class
+
+
+class SampleResultSerializer(serializers.Serializer):
+    sample = SampleSerializer()
+    violations = ViolationSerializer(many=True)
+    observation = serializers.IntegerField(help_text="The stored observation holding the measurements.")
+
+
+class RecalculateLimitsSerializer(serializers.Serializer):
+    sample_count = serializers.IntegerField(min_value=2, max_value=10_000, default=25)
+    exclude_out_of_control = serializers.BooleanField(
+        default=True, help_text="Leave out samples with a violation (any rule)."
+    )
+    start = serializers.DateTimeField(required=False, allow_null=True)
+    end = serializers.DateTimeField(required=False, allow_null=True)
+    reason = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+
+class SetLimitsSerializer(serializers.Serializer):
+    center = FiniteFloatField(help_text="Process mean; or p̄, n·p̄, c̄, ū for attribute charts.")
+    sigma = FiniteFloatField(
+        required=False, allow_null=True, help_text="Process sigma of individual values (variables only)."
+    )
+    reason = serializers.CharField(max_length=1000)
+
+
+class FreezeLimitsSerializer(serializers.Serializer):
+    frozen = serializers.BooleanField(default=True)
+    reason = serializers.CharField(max_length=1000)
+
+
+class LimitsChangeSerializer(serializers.Serializer):
+    previous = ControlLimitsSerializer(allow_null=True)
+    new = ControlLimitsSerializer()
+    method = serializers.CharField(
+        help_text="How sigma was estimated: mrbar_d2, rbar_d2, sbar_c4, pbar, given."
+    )
+    samples_used = serializers.IntegerField(source="used")
+    excluded = serializers.ListField(child=serializers.DictField(), help_text="Samples left out, with why.")
+
+
+class ChartQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_CHART_POINTS, default=100)
+    lot = serializers.IntegerField(min_value=1, required=False)
+
+
+class ChartPointSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    sequence = serializers.IntegerField()
+    lot = serializers.IntegerField()
+    n = serializers.IntegerField()
+    statistic = serializers.FloatField()
+    dispersion = serializers.FloatField(allow_null=True, help_text="MR, R or S; empty where there is none.")
+    mean = serializers.FloatField()
+    range = serializers.FloatField(allow_null=True)
+    sd = serializers.FloatField(allow_null=True)
+    in_control = serializers.BooleanField(allow_null=True)
+    limits_version = serializers.IntegerField(allow_null=True)
+    undersized = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class ZonesSerializer(serializers.Serializer):
+    sigma_1 = serializers.ListField(child=serializers.FloatField(), help_text="[lower, upper] at 1 σ.")
+    sigma_2 = serializers.ListField(child=serializers.FloatField())
+    sigma_3 = serializers.ListField(child=serializers.FloatField())
+
+
+class ChartDataSerializer(serializers.Serializer):
+    characteristic = serializers.IntegerField(source="characteristic.pk")
+    chart_type = serializers.CharField(source="kind")
+    subgroup_size = serializers.IntegerField(source="characteristic.subgroup_size")
+    lsl = serializers.FloatField(source="characteristic.lsl", allow_null=True)
+    usl = serializers.FloatField(source="characteristic.usl", allow_null=True)
+    target = serializers.FloatField(source="characteristic.target", allow_null=True)
+    limits = ControlLimitsSerializer(allow_null=True)
+    zones = ZonesSerializer(
+        allow_null=True, help_text="Zone lines of the location chart at the subgroup size."
+    )
+    points = ChartPointSerializer(many=True)
+    violations = ViolationSerializer(many=True)
+
+
+class LotStatisticsSerializer(ModelSerializer):
+    lot_number = serializers.CharField(source="lot.number", read_only=True)
+    test_code = serializers.CharField(source="test.code", read_only=True)
+
+    class Meta:
+        model = LotStatistics
+        fields = [
+            "id", "lot", "lot_number", "test", "test_code", "characteristic", "observations", "n", "mean",
+            "sd", "minimum", "maximum", "out_of_spec", "cpk", "disposition", "checksum", "recomputed_at",
+            "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ProductStatisticsSerializer(ModelSerializer):
+    product = serializers.IntegerField(source="characteristic.product_id", read_only=True)
+    product_code = serializers.CharField(source="characteristic.product.code", read_only=True)
+    test_code = serializers.CharField(source="characteristic.test.code", read_only=True)
+    limits = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ProductStatistics
+        fields = [
+            "characteristic", "product", "product_code", "test_code", "n", "mean", "sd", "minimum",
+            "maximum", "out_of_spec", "sigma_within", "sigma_source", "cp", "cpk", "pp", "ppk",
+            "limits_version", "limits", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    @extend_schema_field(ControlLimitsSerializer(allow_null=True))
+    def get_limits(self, obj: ProductStatistics) -> dict[str, Any] | None:
+        versions = getattr(obj.characteristic, "limit_versions", None)  # prefetched, newest first
+        return dict(ControlLimitsSerializer(versions[0]).data) if versions else None

@@ -1,0 +1,207 @@
+"""Calculation API: samples (catch-up and synchronous submission), violations, statistics, limits, charts."""
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError as DRFValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.calculations import selectors, services
+from apps.calculations.api import serializers as s
+from apps.calculations.filtersets import (
+    LotStatisticsFilterSet,
+    ProductStatisticsFilterSet,
+    SampleFilterSet,
+    ViolationFilterSet,
+)
+from apps.calculations.models import LotStatistics, ProductStatistics, Violation
+from apps.calculations.services.submit import sample_submit
+from apps.config.models import Characteristic
+from apps.config.permissions import IsHuman, RoleModelPermissions
+from apps.observations.models import Sample
+from openspc.api import Conflict, acting_user
+
+HUMAN = [IsHuman, RoleModelPermissions]
+
+
+class SequencePagination(CursorPagination):
+    """Ordered by sequence, paged by an opaque cursor: stable while new samples arrive."""
+
+    ordering = "sequence"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class SampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Samples (subgroups) of a characteristic, in sequence order. `since` is the last sequence
+    a client has (after a WebSocket reconnect); POST submits a whole subgroup and answers
+    with the judged sample."""
+
+    queryset = Sample.objects.all()
+    serializer_class = s.SampleSerializer
+    permission_classes = HUMAN
+    filterset_class = SampleFilterSet
+    pagination_class = SequencePagination
+    ordering_fields: list[str] = []
+    http_method_names = ["get", "post", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Sample]:
+        return selectors.sample_queryset(self.request.user)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not request.query_params.get("characteristic"):
+            raise DRFValidationError({"characteristic": ["Give the characteristic whose samples to list."]})
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=s.SampleSubmitSerializer,
+        responses={201: s.SampleResultSerializer},
+        summary="Submit a whole subgroup and get it back judged (synchronous)",
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = s.SampleSubmitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        characteristic = (
+            Characteristic.objects.select_related("product", "test")
+            .filter(pk=data["characteristic_id"])
+            .first()
+        )
+        if characteristic is None:
+            raise DRFValidationError(
+                {"characteristic_id": [f"Characteristic {data['characteristic_id']} does not exist."]}
+            )
+        result = sample_submit(
+            characteristic=characteristic,
+            measurements=data["measurements"],
+            context=data["context"],
+            user=acting_user(request),
+        )
+        answer = {
+            "sample": result.sample,
+            "violations": result.violations,
+            "observation": result.observation.pk,
+        }
+        return Response(s.SampleResultSerializer(answer).data, status=status.HTTP_201_CREATED)
+
+
+class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Rule violations, newest first, with the sequences of every point in the pattern."""
+
+    queryset = Violation.objects.all()
+    serializer_class = s.ViolationSerializer
+    permission_classes = HUMAN
+    filterset_class = ViolationFilterSet
+    ordering_fields = ["created_at", "rule"]
+
+    def get_queryset(self) -> QuerySet[Violation]:
+        return selectors.violation_queryset()
+
+
+class LotStatisticsViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Statistics per (lot, test): n, mean, SD, min, max, out of spec, Cpk, disposition hint."""
+
+    queryset = LotStatistics.objects.all()
+    serializer_class = s.LotStatisticsSerializer
+    permission_classes = HUMAN
+    filterset_class = LotStatisticsFilterSet
+    ordering_fields = ["updated_at", "cpk"]
+
+    def get_queryset(self) -> QuerySet[LotStatistics]:
+        return selectors.lot_statistics_queryset()
+
+
+class ProductStatisticsViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Statistics per characteristic over all lots, with Cp, Cpk, Pp, Ppk and the current limits."""
+
+    queryset = ProductStatistics.objects.all()
+    serializer_class = s.ProductStatisticsSerializer
+    permission_classes = HUMAN
+    filterset_class = ProductStatisticsFilterSet
+    ordering_fields = ["updated_at", "cpk", "ppk"]
+
+    def get_queryset(self) -> QuerySet[ProductStatistics]:
+        return selectors.product_statistics_queryset()
+
+
+class LimitsPermissions(RoleModelPermissions):
+    """Changing limits needs the right to add control limits (quality specialists)."""
+
+    perms_map = {**RoleModelPermissions.perms_map, "POST": ["config.add_controllimits"]}
+
+
+class CharacteristicChartViewSet(viewsets.GenericViewSet):
+    """Chart data and control limit changes of a characteristic (the calculation side of
+    /characteristics/{id}/; the configuration side is apps.config's viewset)."""
+
+    queryset = Characteristic.objects.all()
+    permission_classes = [IsHuman, LimitsPermissions]
+    filterset_class = None
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[Characteristic]:
+        return Characteristic.objects.visible_to(self.request.user).select_related("product", "test")
+
+    def _limits_answer(self, change: services.LimitsChange) -> Response:
+        return Response(s.LimitsChangeSerializer(change).data)
+
+    @extend_schema(request=s.RecalculateLimitsSerializer, responses=s.LimitsChangeSerializer)
+    @action(detail=True, methods=["post"], url_path="recalculate-limits")
+    def recalculate_limits(self, request: Request, pk: str | None = None) -> Response:
+        """New limits from the latest samples: I-MR for n = 1, X̄-R for n ≤ 10, X̄-S above
+        (p, np, c, u for attributes), leaving out samples with violations if asked."""
+        body = s.RecalculateLimitsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            change = services.limits_recalculate(
+                characteristic=self.get_object(), user=acting_user(request), **body.validated_data
+            )
+        except services.LimitsFrozen as exc:
+            raise Conflict(str(exc)) from None
+        return self._limits_answer(change)
+
+    @extend_schema(request=s.SetLimitsSerializer, responses=s.LimitsChangeSerializer)
+    @action(detail=True, methods=["post"], url_path="set-limits")
+    def set_limits(self, request: Request, pk: str | None = None) -> Response:
+        """Historical limits from a known mean and sigma (or p̄, n·p̄, c̄, ū)."""
+        body = s.SetLimitsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        change = services.limits_set_historical(
+            characteristic=self.get_object(), user=acting_user(request), **body.validated_data
+        )
+        return self._limits_answer(change)
+
+    @extend_schema(request=s.FreezeLimitsSerializer, responses=s.LimitsChangeSerializer)
+    @action(detail=True, methods=["post"], url_path="freeze-limits")
+    def freeze_limits(self, request: Request, pk: str | None = None) -> Response:
+        """Freeze the current limits (recalculation is refused until unfrozen), or unfreeze them."""
+        body = s.FreezeLimitsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        change = services.limits_freeze(
+            characteristic=self.get_object(), user=acting_user(request), **body.validated_data
+        )
+        return self._limits_answer(change)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description="Points to return, newest last (default 100)."),
+            OpenApiParameter("lot", int, description="Only the samples of this lot."),
+        ],
+        responses=s.ChartDataSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="chart-data")
+    def chart_data(self, request: Request, pk: str | None = None) -> Response:
+        """Points, current limits, zones and violations (with their points) in one response."""
+        query = s.ChartQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = selectors.chart_data(
+            characteristic=self.get_object(), limit=query.validated_data["limit"],
+            lot_id=query.validated_data.get("lot"),
+        )  # fmt: skip
+        return Response(s.ChartDataSerializer(data).data)

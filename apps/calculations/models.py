@@ -1,0 +1,120 @@
+from django.db import models
+from django.db.models import Q
+
+from apps.calculations.choices import ChartPart, Disposition, Severity
+
+
+class ChartState(models.Model):
+    """How far the calculation worker has taken one characteristic; its row lock orders the work.
+
+    The worker locks this row (SELECT … FOR UPDATE) for the whole calculation
+    transaction, so however many worker processes run, one characteristic's samples
+    are judged and its statistics updated one batch at a time, in sequence order.
+    """
+
+    characteristic = models.OneToOneField(
+        "config.Characteristic", primary_key=True, on_delete=models.PROTECT, related_name="chart_state"
+    )
+    last_sequence = models.PositiveIntegerField(default=0, help_text="Samples judged: 1 … this.")
+    last_position = models.PositiveBigIntegerField(
+        default=0, help_text="Confirmed observations in the statistics: 1 … this."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Chart state of characteristic {self.characteristic_id}"
+
+
+class Violation(models.Model):
+    """A Nelson rule signal: the sample that completed the pattern and every point of the pattern."""
+
+    characteristic = models.ForeignKey(
+        "config.Characteristic", on_delete=models.PROTECT, related_name="violations"
+    )
+    sample = models.ForeignKey("observations.Sample", on_delete=models.PROTECT, related_name="violations")
+    rule = models.PositiveSmallIntegerField(help_text="Nelson rule 1–8.")
+    chart = models.CharField(max_length=16, choices=ChartPart.choices, default=ChartPart.LOCATION)
+    points = models.JSONField(help_text="Sequence numbers of the samples in the pattern, in order.")
+    severity = models.CharField(max_length=16, choices=Severity.choices)
+    limits_version = models.PositiveIntegerField(help_text="The control limits version that judged it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sample", "rule", "chart"], name="violation_once_per_sample_rule"
+            ),
+            models.CheckConstraint(condition=Q(rule__gte=1) & Q(rule__lte=8), name="violation_rule_1_8"),
+        ]
+        indexes = [models.Index(fields=["characteristic", "-created_at"], name="violation_char_created")]
+
+    def __str__(self) -> str:
+        return f"Rule {self.rule} on sample {self.sample_id}"
+
+
+class Moments(models.Model):
+    """Running statistics of a set of values (Welford's update: exact to rounding, O(1) per value)."""
+
+    n = models.PositiveIntegerField(default=0)
+    mean = models.FloatField(null=True, blank=True)
+    m2 = models.FloatField(default=0.0, help_text="Sum of squared deviations from the mean.")
+    sd = models.FloatField("SD", null=True, blank=True, help_text="Sample SD (n − 1).")
+    minimum = models.FloatField(null=True, blank=True)
+    maximum = models.FloatField(null=True, blank=True)
+    out_of_spec = models.PositiveIntegerField(default=0, help_text="Values below LSL or above USL.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class LotStatistics(Moments):
+    """Statistics of one lot for one test, with the checksum of the observations they contain."""
+
+    lot = models.ForeignKey("observations.Lot", on_delete=models.PROTECT, related_name="statistics")
+    test = models.ForeignKey("config.Test", on_delete=models.PROTECT, related_name="+")
+    characteristic = models.ForeignKey("config.Characteristic", on_delete=models.PROTECT, related_name="+")
+    observations = models.PositiveIntegerField(default=0)
+    cpk = models.FloatField("Cpk", null=True, blank=True, help_text="Against the spec, with the lot's SD.")
+    disposition = models.CharField(max_length=16, choices=Disposition.choices, default=Disposition.PENDING)
+    checksum = models.BigIntegerField(default=0, help_text="Lot checksum of what these statistics contain.")
+    recomputed_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last full recompute (after a checksum mismatch)."
+    )
+
+    class Meta:
+        verbose_name_plural = "lot statistics"
+        ordering = ["lot", "test"]
+        constraints = [models.UniqueConstraint(fields=["lot", "test"], name="lotstatistics_lot_test_unique")]
+
+    def __str__(self) -> str:
+        return f"Statistics of lot {self.lot_id}, test {self.test_id}"
+
+
+class ProductStatistics(Moments):
+    """Statistics of one characteristic over all lots, with capability and performance indices.
+
+    The within-subgroup sigma comes from the current control limits when there are
+    some, else from the samples (mean of R/d2, S/c4 or MR/d2, kept as a running sum).
+    """
+
+    characteristic = models.OneToOneField(
+        "config.Characteristic", primary_key=True, on_delete=models.PROTECT, related_name="statistics"
+    )
+    within_sum = models.FloatField(default=0.0)
+    within_count = models.PositiveIntegerField(default=0)
+    last_value = models.FloatField(null=True, blank=True, help_text="Last sample mean (moving ranges).")
+    sigma_within = models.FloatField(null=True, blank=True)
+    sigma_source = models.CharField(max_length=16, blank=True, help_text="'limits' or 'samples'.")
+    cp = models.FloatField("Cp", null=True, blank=True)
+    cpk = models.FloatField("Cpk", null=True, blank=True)
+    pp = models.FloatField("Pp", null=True, blank=True)
+    ppk = models.FloatField("Ppk", null=True, blank=True)
+    limits_version = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "product statistics"
+
+    def __str__(self) -> str:
+        return f"Statistics of characteristic {self.characteristic_id}"

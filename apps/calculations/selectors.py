@@ -1,0 +1,88 @@
+"""Reads of the calculation domain: samples for catch-up, and everything one chart draws."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import QuerySet
+
+from apps.calculations.models import LotStatistics, ProductStatistics, Violation
+from apps.calculations.services.calculate import limits_current, lines_of
+from apps.calculations.window import Point, dispersion_statistic, plotted_sigma, plotted_statistic
+from apps.config.models import Characteristic, ControlLimits
+from apps.config.selectors import current_limits_prefetch
+from apps.observations.models import Sample
+
+CHART_POINTS = 100
+MAX_CHART_POINTS = 2000
+
+
+def sample_queryset(user: User | AnonymousUser) -> QuerySet[Sample]:
+    return Sample.objects.filter(characteristic__in=Characteristic.objects.visible_to(user)).select_related(
+        "characteristic__test"
+    )
+
+
+def violation_queryset() -> QuerySet[Violation]:
+    return Violation.objects.select_related("sample")
+
+
+def lot_statistics_queryset() -> QuerySet[LotStatistics]:
+    return LotStatistics.objects.select_related("lot", "test")
+
+
+def product_statistics_queryset() -> QuerySet[ProductStatistics]:
+    return ProductStatistics.objects.select_related(
+        "characteristic__product", "characteristic__test"
+    ).prefetch_related(current_limits_prefetch(lookup="characteristic__limits"))
+
+
+@dataclass(frozen=True)
+class ChartData:
+    characteristic: Characteristic
+    kind: str
+    limits: ControlLimits | None
+    zones: dict[str, list[float]] | None
+    points: list[dict[str, Any]]
+    violations: list[Violation]
+
+
+def chart_data(
+    *, characteristic: Characteristic, limit: int = CHART_POINTS, lot_id: int | None = None
+) -> ChartData:
+    """The last `limit` points (of one lot, if given) with limits, zones and their violations."""
+    kind = characteristic.effective_chart_type
+    chosen = Sample.objects.filter(characteristic=characteristic)
+    if lot_id is not None:
+        chosen = chosen.filter(lot_id=lot_id)
+    # One more than shown, so the first shown point has its moving range.
+    samples = list(reversed(chosen.order_by("-sequence")[: limit + 1]))
+    limits = limits_current(characteristic)
+    lines = lines_of(characteristic, limits)
+    zones = None
+    if lines is not None:
+        sigma = plotted_sigma(lines, characteristic.subgroup_size)
+        zones = {f"sigma_{k}": [lines.center - k * sigma, lines.center + k * sigma] for k in (1, 2, 3)}
+    points: list[dict[str, Any]] = []
+    previous = None
+    for sample in samples:
+        statistic = plotted_statistic(kind, sample.mean, sample.n)
+        point = Point(sample.sequence, sample.mean, sample.n, sample.range, sample.sd)
+        points.append(
+            {
+                "id": sample.pk, "sequence": sample.sequence, "lot": sample.lot_id, "n": sample.n,
+                "statistic": statistic, "dispersion": dispersion_statistic(kind, point, previous),
+                "mean": sample.mean, "range": sample.range, "sd": sample.sd, "in_control": sample.in_control,
+                "limits_version": sample.limits_version, "undersized": sample.undersized,
+                "created_at": sample.created_at,
+            }
+        )  # fmt: skip
+        previous = statistic
+    points = points[-limit:]
+    shown = [point["id"] for point in points]
+    violations = list(
+        Violation.objects.filter(sample_id__in=shown)
+        .select_related("sample")
+        .order_by("sample__sequence", "rule")
+    )
+    return ChartData(characteristic, kind, limits, zones, points, violations)

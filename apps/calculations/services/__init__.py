@@ -1,0 +1,45 @@
+"""Writes of the calculation domain: judging samples, statistics, control limits."""
+
+from apps.calculations.services.calculate import (
+    CalculationResult,
+    characteristic_calculate,
+    characteristics_behind,
+    limits_current,
+    lines_of,
+    window_invalidate,
+    window_key,
+    window_load,
+    window_rebuild,
+)
+from apps.calculations.services.limits import (
+    LimitsChange,
+    LimitsFrozen,
+    limits_freeze,
+    limits_recalculate,
+    limits_set_historical,
+)
+from apps.calculations.services.stats import (
+    lot_statistics_apply,
+    product_statistics_apply,
+    product_statistics_finish,
+)
+
+__all__ = [
+    "CalculationResult",
+    "LimitsChange",
+    "LimitsFrozen",
+    "characteristic_calculate",
+    "characteristics_behind",
+    "limits_current",
+    "limits_freeze",
+    "limits_recalculate",
+    "limits_set_historical",
+    "lines_of",
+    "lot_statistics_apply",
+    "product_statistics_apply",
+    "product_statistics_finish",
+    "window_invalidate",
+    "window_key",
+    "window_load",
+    "window_rebuild",
+]

@@ -1,0 +1,174 @@
+"""Lot and product statistics, kept incrementally and recomputed when the lot checksum disagrees.
+
+Called by the calculation service with the characteristic's ChartState row locked,
+so the rows of one characteristic are never updated by two workers at once.
+"""
+
+import math
+from collections.abc import Iterable, Sequence
+
+from django.utils import timezone
+
+from apps.calculations.choices import CPK_RELEASE, Disposition
+from apps.calculations.models import LotStatistics, Moments, ProductStatistics
+from apps.calculations.spc import c4, capability_indices, d2
+from apps.calculations.window import ATTRIBUTE_KINDS, Lines
+from apps.config.models import Characteristic
+from apps.observations.choices import ObservationStatus
+from apps.observations.models import Observation, Sample
+from apps.observations.subgroups import checksum_add, checksum_of
+
+
+def moments_reset(stats: Moments) -> None:
+    stats.n, stats.mean, stats.m2, stats.sd = 0, None, 0.0, None
+    stats.minimum = stats.maximum = None
+    stats.out_of_spec = 0
+
+
+def moments_add(stats: Moments, values: Iterable[float], characteristic: Characteristic) -> None:
+    """Welford's update, value by value, in the order given."""
+    lsl, usl = characteristic.lsl, characteristic.usl
+    for value in values:
+        stats.n += 1
+        mean = stats.mean or 0.0
+        delta = value - mean
+        stats.mean = mean + delta / stats.n
+        stats.m2 += delta * (value - stats.mean)
+        stats.minimum = value if stats.minimum is None else min(stats.minimum, value)
+        stats.maximum = value if stats.maximum is None else max(stats.maximum, value)
+        if (lsl is not None and value < lsl) or (usl is not None and value > usl):
+            stats.out_of_spec += 1
+    stats.sd = math.sqrt(stats.m2 / (stats.n - 1)) if stats.n > 1 else None
+
+
+def _lot_finish(stats: LotStatistics, characteristic: Characteristic, attribute: bool) -> None:
+    cpk = None
+    if not attribute and stats.mean is not None and stats.sd:
+        cpk = capability_indices(stats.mean, stats.sd, characteristic.lsl, characteristic.usl)[1]
+    stats.cpk = cpk
+    if stats.n == 0:
+        stats.disposition = Disposition.PENDING
+    elif stats.out_of_spec:
+        stats.disposition = Disposition.REJECT
+    elif cpk is not None and cpk < CPK_RELEASE:
+        stats.disposition = Disposition.REVIEW
+    else:
+        stats.disposition = Disposition.RELEASE
+
+
+def _lot_recompute(stats: LotStatistics, characteristic: Characteristic, up_to: int) -> None:
+    """Rebuild from the lot's confirmed observations of the test, in position order, up to `up_to`."""
+    rows = (
+        Observation.objects.filter(
+            lot_id=stats.lot_id,
+            test_id=stats.test_id,
+            status=ObservationStatus.CONFIRMED,
+            position__isnull=False,
+            position__lte=up_to,
+        )
+        .order_by("position")
+        .values_list("values", "hash")
+    )
+    moments_reset(stats)
+    hashes = []
+    for values, value_hash in rows:
+        moments_add(stats, values, characteristic)
+        hashes.append(value_hash or 0)  # set on every confirmed row with a position
+    stats.observations = len(hashes)
+    stats.checksum = checksum_of(hashes)
+    stats.recomputed_at = timezone.now()
+
+
+def lot_statistics_apply(
+    *, characteristic: Characteristic, observations: Sequence[Observation]
+) -> list[LotStatistics]:
+    """Fold confirmed observations (in position order) into their lots' statistics.
+
+    DESIGN.md "Lot checksum": cached + hash == the observation's lot checksum: add it;
+    cached == it: already in, skip; anything else: recompute the lot from the database.
+    Returns the statistics that changed (saved).
+    """
+    lot_ids = {row.lot_id for row in observations}
+    cached = {
+        stats.lot_id: stats
+        for stats in LotStatistics.objects.filter(lot_id__in=lot_ids, test_id=characteristic.test_id)
+    }
+    changed: dict[int, LotStatistics] = {}
+    for row in observations:
+        stats = cached.get(row.lot_id)
+        if stats is None:
+            stats = cached[row.lot_id] = LotStatistics(
+                lot_id=row.lot_id, test_id=characteristic.test_id, characteristic=characteristic
+            )
+        assert row.hash is not None
+        assert row.lot_checksum is not None
+        if stats.checksum == row.lot_checksum and stats.n:
+            continue  # already contains it (a repeated message)
+        if checksum_add(stats.checksum, row.hash) == row.lot_checksum:
+            moments_add(stats, row.values, characteristic)
+            stats.observations += 1
+            stats.checksum = row.lot_checksum
+        else:
+            assert row.position is not None
+            _lot_recompute(stats, characteristic, up_to=row.position)
+        changed[row.lot_id] = stats
+    attribute = characteristic.test.kind != "variable"
+    for stats in changed.values():
+        _lot_finish(stats, characteristic, attribute)
+        stats.save()
+    return list(changed.values())
+
+
+def _within(kind: str, sample: Sample, last_value: float | None) -> float | None:
+    """One sample's estimate of the within-subgroup sigma (R/d2, S/c4, MR/d2), if it gives one."""
+    if kind in ("imr", "ewma", "cusum") and sample.n == 1:
+        return None if last_value is None else abs(sample.mean - last_value) / d2(2)
+    if sample.n < 2 or sample.range is None or sample.sd is None:
+        return None
+    if kind == "xbar_s" or (kind in ("ewma", "cusum") and sample.n > 10):
+        return sample.sd / c4(sample.n)
+    return sample.range / d2(sample.n)
+
+
+def product_statistics_apply(
+    *,
+    characteristic: Characteristic,
+    kind: str,
+    lines: Lines | None,
+    observations: Sequence[Observation],
+    samples: Sequence[Sample],
+) -> ProductStatistics:
+    """Fold new confirmed observations and samples into the characteristic's statistics."""
+    stats, _ = ProductStatistics.objects.get_or_create(characteristic=characteristic)
+    for row in observations:
+        moments_add(stats, row.values, characteristic)
+    attribute = kind in ATTRIBUTE_KINDS
+    if not attribute:
+        for sample in samples:
+            estimate = _within(kind, sample, stats.last_value)
+            if estimate is not None:
+                stats.within_sum += estimate
+                stats.within_count += 1
+            stats.last_value = sample.mean
+    product_statistics_finish(stats, characteristic, lines, attribute)
+    stats.save()
+    return stats
+
+
+def product_statistics_finish(
+    stats: ProductStatistics, characteristic: Characteristic, lines: Lines | None, attribute: bool
+) -> None:
+    stats.limits_version = lines.version if lines else None
+    stats.cp = stats.cpk = stats.pp = stats.ppk = None
+    stats.sigma_within, stats.sigma_source = None, ""
+    if attribute or stats.mean is None:
+        return
+    if lines is not None:
+        stats.sigma_within, stats.sigma_source = lines.sigma, "limits"
+    elif stats.within_count and stats.within_sum > 0:
+        stats.sigma_within, stats.sigma_source = stats.within_sum / stats.within_count, "samples"
+    lsl, usl = characteristic.lsl, characteristic.usl
+    if stats.sigma_within:
+        stats.cp, stats.cpk = capability_indices(stats.mean, stats.sigma_within, lsl, usl)
+    if stats.sd:
+        stats.pp, stats.ppk = capability_indices(stats.mean, stats.sd, lsl, usl)

@@ -1,0 +1,93 @@
+"""POST /api/v1/samples (flow 1 of the seed): a whole subgroup, processed before the answer.
+
+It goes through the same services as everything else: the measurements are stored
+as one `received` observation, confirmed by the observations.in service, folded
+into a sample (a full subgroup is never split or mixed), and the characteristic's
+calculation runs. Only the order is synchronous. A rejected observation stays
+stored with its reasons, and the answer says why.
+"""
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from apps.calculations.models import Violation
+from apps.calculations.services.calculate import characteristic_calculate
+from apps.config.choices import TestKind
+from apps.config.models import Characteristic
+from apps.config.roles import is_tester_only
+from apps.observations.choices import LOT_WORKING, ObservationSource, ObservationStatus
+from apps.observations.models import Item, Lot, Observation, Sample
+from apps.observations.services import ObservationEntry, observations_process, observations_record
+
+
+class ObservationRejected(ValidationError):
+    """The measurements were stored, then rejected by the configuration check."""
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    sample: Sample
+    violations: list[Violation]
+    observation: Observation
+
+
+def _context(characteristic: Characteristic, context: dict[str, Any], user: User) -> tuple[Lot, Item | None]:
+    lot = Lot.objects.filter(pk=context["lot"]).first()
+    if lot is None:
+        raise ValidationError({"context.lot": f"Lot {context['lot']} does not exist."})
+    if lot.product_id != characteristic.product_id:
+        raise ValidationError(
+            {"context.lot": f"Lot {lot.number} is not a lot of {characteristic.product.code}."}
+        )
+    if lot.status not in LOT_WORKING:
+        raise ValidationError({"context.lot": f"Lot {lot.number} is {lot.status}; it takes no more samples."})
+    item = None
+    if context.get("item") is not None:
+        item = Item.objects.filter(pk=context["item"], lot=lot).first()
+        if item is None:
+            raise ValidationError({"context.item": f"Item {context['item']} is not in lot {lot.number}."})
+    if is_tester_only(user) and (item is None or item.tester_id != user.pk):
+        raise PermissionDenied(
+            "Testers submit samples for an item assigned to them: name it in context.item."
+        )
+    return lot, item
+
+
+def sample_submit(
+    *, characteristic: Characteristic, measurements: list[Any], context: dict[str, Any], user: User
+) -> SampleResult:
+    """Store, confirm, group and judge one subgroup now; the sample and its violations."""
+    if not characteristic.active:
+        raise ValidationError({"characteristic_id": f"Characteristic {characteristic} is inactive."})
+    size = 1 if characteristic.test.kind != TestKind.VARIABLE else characteristic.subgroup_size
+    if len(measurements) != size:
+        raise ValidationError(
+            {"measurements": f"{characteristic} takes subgroups of {size} value(s); got {len(measurements)}."}
+        )
+    lot, item = _context(characteristic, context, user)
+    observed_at: datetime.datetime | None = context.get("observed_at")
+    entry = ObservationEntry(
+        lot=lot, item=item, test=characteristic.test, values=measurements, observed_at=observed_at,
+        idempotency_key=context.get("idempotency_key"),
+    )  # fmt: skip
+    recorded = observations_record(entries=[entry], source=ObservationSource.MANUAL, user=user, queue=False)
+    observations_process(ids=recorded.ids)
+    characteristic_calculate(characteristic_id=characteristic.pk)
+    observation = Observation.objects.get(pk=recorded.ids[0])
+    if observation.status == ObservationStatus.REJECTED:
+        reasons = "; ".join(reason["message"] for reason in observation.reasons)
+        raise ObservationRejected(
+            f"Observation {observation.pk} was stored and rejected: {reasons}.", code="observation_rejected"
+        )
+    if observation.sample_id is None:  # still `received`: another worker holds it; it will be processed
+        raise ValidationError(
+            f"Observation {observation.pk} is stored and being processed; read it at /api/v1/observations/.",
+            code="processing",
+        )
+    sample = Sample.objects.select_related("characteristic__test").get(pk=observation.sample_id)
+    violations = list(sample.violations.select_related("sample").order_by("rule", "chart"))
+    return SampleResult(sample, violations, observation)
