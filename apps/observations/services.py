@@ -35,6 +35,7 @@ from apps.observations.choices import (
 )
 from apps.observations.models import Item, Lot, Observation
 from apps.observations.subgroups import calculations_queue_on_commit, subgroups_close_lot, subgroups_fold
+from openspc.services import rows_update
 
 MAX_ITEMS_PER_REQUEST = 5000
 # Ids per observations.process message: small enough that several workers share a big batch.
@@ -399,20 +400,8 @@ def observations_process(*, ids: Collection[int]) -> ProcessResult:
         # A confirmed value of a test that has no characteristic (no SPC view) feeds no chart.
         confirmed = [row for row in rows if row.characteristic_id is not None]
         touched = subgroups_fold(rows=confirmed, values=values)
-        Observation.objects.bulk_update(
-            rows,
-            [
-                "status",
-                "reasons",
-                "characteristic",
-                "processed_at",
-                "position",
-                "hash",
-                "lot_checksum",
-                "sample",
-            ],
-            batch_size=500,
-        )
+        fields = ["status", "reasons", "characteristic", "processed_at", "position", "hash", "lot_checksum"]
+        rows_update(model=Observation, rows=rows, fields=[*fields, "sample"])
         calculations_queue_on_commit(touched)
     rejected = sum(1 for row in rows if row.status == ObservationStatus.REJECTED)
     return ProcessResult(confirmed=len(rows) - rejected, rejected=rejected)

@@ -30,6 +30,7 @@ from apps.calculations.window import SMOOTHED_KINDS, Lines, Point, RollingWindow
 from apps.config.models import Characteristic, ControlLimits
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample, SubgroupFeed
+from openspc.services import rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def _judge(
                     severity=Severity.CRITICAL if signal.rule == 1 else Severity.WARNING,
                 )
             )  # fmt: skip
-    Sample.objects.bulk_update(samples, ["in_control", "limits_version", "evaluated_at"], batch_size=500)
+    rows_update(model=Sample, rows=samples, fields=["in_control", "limits_version", "evaluated_at"])
     # The cursor moves in this transaction, so a sample is judged once; the unique constraint on
     # (sample, rule, chart) would turn a second judgement into a rolled-back transaction.
     Violation.objects.bulk_create(found)
