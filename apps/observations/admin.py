@@ -9,7 +9,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from apps.observations import services
-from apps.observations.models import Item, Lot, Observation
+from apps.observations.models import Item, Lot, Observation, Sample
 from openspc.api import acting_user
 
 
@@ -125,3 +125,35 @@ class ObservationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # Nothing posted is discarded.
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the workers write: visible, never edited or deleted by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Sample)
+class SampleAdmin(ReadOnlyAdmin):
+    list_display = [
+        "characteristic",
+        "sequence",
+        "lot",
+        "n",
+        "mean",
+        "range",
+        "sd",
+        "in_control",
+        "undersized",
+    ]
+    list_filter = ["in_control", "undersized"]
+    search_fields = ["lot__number", "characteristic__product__code", "characteristic__test__code"]
+    list_select_related = ["characteristic__product", "characteristic__test", "lot"]
+    date_hierarchy = "created_at"
