@@ -1,0 +1,72 @@
+"""Events reach the channel layer (real Redis) after commit, in order, with what a chart draws."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from apps.calculations import services
+from apps.config.models import Characteristic
+from apps.observations import services as obs_services
+from apps.observations.models import Sample
+
+
+async def _silent(layer, channel, seconds=0.3) -> bool:
+    try:
+        await asyncio.wait_for(layer.receive(channel), timeout=seconds)
+    except TimeoutError:
+        return True
+    return False
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_samples_violations_and_statistics_are_sent_to_their_groups_after_commit(plant):
+    dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
+    services.limits_set_historical(characteristic=dia, center=74.0, sigma=0.01, reason="historical")
+    ids = plant.record(
+        {"item": plant.items[0], "test": plant.dia, "values": [74.001]},
+        {"item": plant.items[1], "test": plant.dia, "values": [74.5]},  # beyond UCL 74.03
+    )
+    obs_services.observations_process(ids=ids)
+    outer = transaction.atomic()
+
+    def calculate_uncommitted() -> None:
+        outer.__enter__()
+        services.characteristic_calculate(characteristic_id=dia.pk)
+
+    async def scenario():
+        layer = get_channel_layer()
+        chart, lot = await layer.new_channel(), await layer.new_channel()
+        await layer.group_add(f"characteristic.{dia.pk}", chart)
+        await layer.group_add(f"lot.{plant.lot.pk}", lot)
+        # Same thread as the test (thread_sensitive), so the same connection and transaction.
+        await sync_to_async(calculate_uncommitted)()
+        silent_before_commit = await _silent(layer, chart)
+        await sync_to_async(outer.__exit__)(None, None, None)
+        return (
+            silent_before_commit,
+            [await layer.receive(chart) for _ in range(6)],
+            [await layer.receive(lot) for _ in range(5)],
+        )
+
+    silent_before_commit, messages, lot_messages = async_to_sync(scenario)()
+
+    assert silent_before_commit, "an event was sent before the data it describes was committed"
+    # 2 samples, the violations of 74.5 (I chart and MR chart, rule 1), lot and product statistics.
+    assert [m["type"] for m in messages] == [
+        "sample.created", "sample.created", "violation.created", "violation.created",
+        "statistics.updated", "statistics.updated",
+    ]  # fmt: skip
+    first, second = messages[0], messages[1]
+    assert (first["sequence"], second["sequence"]) == (1, 2)
+    assert second["statistic"] == 74.5
+    assert second["in_control"] is False
+    assert second["id"] == Sample.objects.get(characteristic=dia, sequence=2).pk
+    assert {(m["rule"], m["chart"]) for m in messages[2:4]} == {(1, "location"), (1, "dispersion")}
+    assert [m["scope"] for m in messages[4:]] == ["lot", "product"]
+    assert messages[4]["n"] == 2
+    assert all("timestamp" in m for m in messages)
+    # lot.<id> gets samples, violations and lot statistics, not product statistics.
+    assert [m["type"] for m in lot_messages] == [m["type"] for m in messages[:5]]
