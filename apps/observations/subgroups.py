@@ -37,6 +37,7 @@ from django.db.models import QuerySet
 
 from apps.config.choices import TestKind
 from apps.config.models import Characteristic
+from apps.observations.choices import LOT_WORKING
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
 
 _MOD = 1 << 64
@@ -123,6 +124,13 @@ class _Folder:
                 buffer = _Buffer()
         self.keep(row.lot_id, buffer)
 
+    def close(self, lot_id: int) -> None:
+        """The lot takes no more values: its unfinished subgroup becomes an undersized sample."""
+        buffer = self.buffer(lot_id)
+        if buffer.values:
+            self.emit(lot_id, buffer, undersized=True)
+        self.feed.pending.pop(str(lot_id), None)
+
     def keep(self, lot_id: int, buffer: _Buffer) -> None:
         if buffer.values:
             self.feed.pending[str(lot_id)] = {"values": buffer.values, "observations": buffer.observations}
@@ -179,7 +187,15 @@ def subgroups_fold(*, rows: Sequence[Observation], values: Mapping[int, Sequence
         return []
     characteristics = Characteristic.objects.select_related("test").in_bulk(list(by_characteristic))
     in_batch = {row.pk: row for row in rows}
-    for feed in _feeds_locked(by_characteristic):
+    feeds = list(_feeds_locked(by_characteristic))
+    # Read after the feed locks are held: a lot closed since these rows were claimed has flushed
+    # its buffers already (subgroups_close_lot takes the same locks), so its values close here.
+    closed = set(
+        Lot.objects.filter(pk__in={row.lot_id for row in rows})
+        .exclude(status__in=LOT_WORKING)
+        .values_list("pk", flat=True)
+    )
+    for feed in feeds:
         characteristic = characteristics[feed.pk]
         folder = _Folder(feed, characteristic)
         mine = by_characteristic[feed.pk]
@@ -190,6 +206,8 @@ def subgroups_fold(*, rows: Sequence[Observation], values: Mapping[int, Sequence
             row.hash = observation_hash(observation_id=row.pk, values=values[row.pk])
             row.lot_checksum = checksums[row.lot_id] = checksum_add(checksums[row.lot_id], row.hash)
             folder.add(row, values[row.pk])
+        for lot_id in closed & {row.lot_id for row in mine}:
+            folder.close(lot_id)
         folder.save(in_batch)
     return sorted(by_characteristic)
 
@@ -206,8 +224,7 @@ def subgroups_close_lot(*, lot: Lot) -> list[int]:
         if key not in feed.pending:
             continue
         folder = _Folder(feed, Characteristic.objects.select_related("test").get(pk=feed.pk))
-        folder.emit(lot.pk, folder.buffer(lot.pk), undersized=True)
-        feed.pending.pop(key)
+        folder.close(lot.pk)
         folder.save({})
         touched.append(feed.pk)
     return touched
