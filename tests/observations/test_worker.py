@@ -1,61 +1,25 @@
 """A real Celery worker process (not eager mode) consuming observations.in."""
 
-import os
-import subprocess
-import sys
-import time
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
+from tests.calculations.workers import CeleryWorkers
 from tests.observations.conftest import Plant
-
-BASE_DIR = Path(__file__).resolve().parents[2]
-CELERY = Path(sys.executable).parent / "celery"
-
-
-def _test_database_url() -> str:
-    """The URL of the database this test runs on (the test database), for another process."""
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    credentials = quote(db["USER"] or "") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
-    return f"postgres://{credentials}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
-def worker(tmp_path):
+def worker(tmp_path: Path) -> Iterator[CeleryWorkers]:
     """`celery -A openspc worker -Q observations.in` on the test database; stopped after the test."""
-    if connection.vendor == "sqlite" and "memory" in str(connection.settings_dict["NAME"]):
-        pytest.skip("the SQLite test database is in memory; another process cannot open it")
-    log = tmp_path / "worker.log"
-    env = {**os.environ, "DATABASE_URL": _test_database_url()}
-    command = [
-        str(CELERY), "-A", "openspc", "worker", "-Q", "observations.in", "--pool", "solo",
-        "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
-        "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h",
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, cwd=BASE_DIR, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield process, log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with CeleryWorkers(count=1, log_dir=tmp_path, queues=["observations.in"]) as workers:
+        yield workers
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_real_worker_confirms_and_rejects_what_the_api_accepted(api, tester, worker):
-    process, log = worker
     plant = Plant(tester)
     batch = [
         {"item": plant.items[0].pk, "test": plant.dia.pk, "values": [74.02]},
@@ -67,11 +31,11 @@ def test_a_real_worker_confirms_and_rejects_what_the_api_accepted(api, tester, w
     assert response.status_code == 202, response.content
     ids = response.json()["ids"]
 
-    deadline = time.monotonic() + 60
-    while Observation.objects.filter(pk__in=ids, status=ObservationStatus.RECEIVED).exists():
-        assert process.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "worker did not process in 60 s:\n" + log.read_text()[-3000:]
-        time.sleep(0.2)
+    worker.wait_for(
+        lambda: not Observation.objects.filter(pk__in=ids, status=ObservationStatus.RECEIVED).exists(),
+        timeout=60,
+        what="the worker to process the batch",
+    )
 
     stored = Observation.objects.in_bulk(ids)
     assert [stored[pk].status for pk in ids] == ["confirmed", "confirmed", "rejected", "rejected"]
@@ -81,4 +45,4 @@ def test_a_real_worker_confirms_and_rejects_what_the_api_accepted(api, tester, w
     # The status URL shows the worker's verdict.
     listed = api(tester).get(response.json()["status_url"]).json()["results"]
     assert sorted(row["status"] for row in listed) == ["confirmed", "confirmed", "rejected", "rejected"]
-    assert "observations.process" in log.read_text()
+    assert "observations.process" in worker.all_logs()
