@@ -115,6 +115,7 @@ class ProductStatistics(Moments):
 
     class Meta:
         verbose_name_plural = "product statistics"
+        ordering = ["characteristic"]
 
     def __str__(self) -> str:
         return f"Statistics of characteristic {self.characteristic_id}"
