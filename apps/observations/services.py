@@ -10,6 +10,7 @@ import datetime
 import hashlib
 import json
 import math
+import uuid
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -245,6 +246,11 @@ def _key(entry: ObservationEntry, values: list[Any], user: User) -> str:
     of what was posted: a retry without a key (same item or lot, test, values, time) is recognised."""
     if entry.idempotency_key:
         return f"{user.pk}:{entry.idempotency_key}"
+    if entry.item is None and entry.observed_at is None:
+        # Lot-level values with neither key nor time (a gauge streaming, a subgroup posted to
+        # /samples): the same value measured twice is two observations, and nothing tells a retry
+        # from a repeat, so each is kept. Hashing the content would silently drop the repeat.
+        return f"uuid:{uuid.uuid4().hex}"
     observed = entry.observed_at.isoformat() if entry.observed_at else None
     what = [user.pk, entry.item.pk if entry.item else None, entry.lot.pk, entry.test.pk, values, observed]
     return "sha256:" + hashlib.sha256(json.dumps(what, separators=(",", ":")).encode()).hexdigest()

@@ -74,6 +74,15 @@ class DevicePostTests:
         assert second["ids"] == first["ids"] == second["duplicates"]
         assert Observation.objects.count() == 2
 
+    def test_the_same_value_twice_without_key_or_time_is_two_observations(self, device_client, plant):
+        """A gauge streaming lot-level values repeats a reading often: nothing identifies a retry,
+        so both are kept (a content hash would have dropped the second, within a batch and after)."""
+        first = device_client.post(DEVICE, [_by_codes(), _by_codes()]).json()
+        second = device_client.post(DEVICE, [_by_codes()]).json()
+        assert len(set(first["ids"] + second["ids"])) == 3
+        assert (first["duplicates"], second["duplicates"]) == ([], [])
+        assert list(Observation.objects.values_list("values", flat=True)) == [[74.0]] * 3
+
     def test_lot_numbers_are_per_product(self, device_client, plant):
         other = LotFactory(number="L-1")  # the same number on another product
         device_client.post(DEVICE, [_by_codes()])
