@@ -32,9 +32,12 @@ def lot_statistics_queryset() -> QuerySet[LotStatistics]:
 
 
 def product_statistics_queryset() -> QuerySet[ProductStatistics]:
-    return ProductStatistics.objects.select_related(
-        "characteristic__product", "characteristic__test"
-    ).prefetch_related(current_limits_prefetch(lookup="characteristic__limits"))
+    # Listed as characteristics are, by product and test code (the model's own order is by id).
+    return (
+        ProductStatistics.objects.select_related("characteristic__product", "characteristic__test")
+        .prefetch_related(current_limits_prefetch(lookup="characteristic__limits"))
+        .order_by("characteristic__product__code", "characteristic__test__code")
+    )
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,6 @@ def chart_data(
     violations = list(
         Violation.objects.filter(sample_id__in=shown)
         .select_related("sample")
-        .order_by("sample__sequence", "rule")
+        .order_by("sample__sequence", "rule", "chart")
     )
     return ChartData(characteristic, kind, limits, zones, points, violations)

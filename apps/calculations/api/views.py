@@ -10,6 +10,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from apps.calculations import selectors, services
 from apps.calculations.api import serializers as s
@@ -54,6 +55,10 @@ class SampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def get_queryset(self) -> QuerySet[Sample]:
         return selectors.sample_queryset(self.request.user)
 
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        # OPTIONS ('metadata') describes the POST body, as create reads it.
+        return s.SampleSubmitSerializer if self.action in ("create", "metadata") else s.SampleSerializer
+
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if not request.query_params.get("characteristic"):
             raise DRFValidationError({"characteristic": ["Give the characteristic whose samples to list."]})
@@ -65,7 +70,7 @@ class SampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         summary="Submit a whole subgroup and get it back judged (synchronous)",
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        body = s.SampleSubmitSerializer(data=request.data)
+        body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
         characteristic = (
@@ -144,9 +149,23 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
     permission_classes = [IsHuman, LimitsPermissions]
     filterset_class = None
     pagination_class = None
+    body_serializers: dict[str, type[BaseSerializer]] = {
+        "recalculate_limits": s.RecalculateLimitsSerializer,
+        "set_limits": s.SetLimitsSerializer,
+        "freeze_limits": s.FreezeLimitsSerializer,
+        "chart_data": s.ChartQuerySerializer,
+    }
 
     def get_queryset(self) -> QuerySet[Characteristic]:
         return Characteristic.objects.visible_to(self.request.user).select_related("product", "test")
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        """What the action reads. OPTIONS runs as DRF's implicit 'metadata' action and describes
+        the body of the route's own action (each route here has one)."""
+        action: str | None = self.action
+        if action == "metadata":
+            action = next(iter(self.action_map.values()), None)
+        return self.body_serializers[action or "chart_data"]
 
     def _limits_answer(self, change: services.LimitsChange) -> Response:
         return Response(s.LimitsChangeSerializer(change).data)
@@ -156,7 +175,7 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
     def recalculate_limits(self, request: Request, pk: str | None = None) -> Response:
         """New limits from the latest samples: I-MR for n = 1, X̄-R for n ≤ 10, X̄-S above
         (p, np, c, u for attributes), leaving out samples with violations if asked."""
-        body = s.RecalculateLimitsSerializer(data=request.data)
+        body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
             change = services.limits_recalculate(
@@ -170,7 +189,7 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"], url_path="set-limits")
     def set_limits(self, request: Request, pk: str | None = None) -> Response:
         """Historical limits from a known mean and sigma (or p̄, n·p̄, c̄, ū)."""
-        body = s.SetLimitsSerializer(data=request.data)
+        body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         change = services.limits_set_historical(
             characteristic=self.get_object(), user=acting_user(request), **body.validated_data
@@ -181,7 +200,7 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["post"], url_path="freeze-limits")
     def freeze_limits(self, request: Request, pk: str | None = None) -> Response:
         """Freeze the current limits (recalculation is refused until unfrozen), or unfreeze them."""
-        body = s.FreezeLimitsSerializer(data=request.data)
+        body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         change = services.limits_freeze(
             characteristic=self.get_object(), user=acting_user(request), **body.validated_data
@@ -198,7 +217,7 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"], url_path="chart-data")
     def chart_data(self, request: Request, pk: str | None = None) -> Response:
         """Points, current limits, zones and violations (with their points) in one response."""
-        query = s.ChartQuerySerializer(data=request.query_params)
+        query = self.get_serializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = selectors.chart_data(
             characteristic=self.get_object(), limit=query.validated_data["limit"],
