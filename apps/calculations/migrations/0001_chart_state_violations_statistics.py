@@ -5,96 +5,255 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('config', '0002_role_groups'),
-        ('observations', '0004_sample_role_permissions'),
+        ("config", "0002_role_groups"),
+        ("observations", "0004_sample_role_permissions"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ChartState',
+            name="ChartState",
             fields=[
-                ('characteristic', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='chart_state', serialize=False, to='config.characteristic')),
-                ('last_sequence', models.PositiveIntegerField(default=0, help_text='Samples judged: 1 … this.')),
-                ('last_position', models.PositiveBigIntegerField(default=0, help_text='Confirmed observations in the statistics: 1 … this.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "characteristic",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        primary_key=True,
+                        related_name="chart_state",
+                        serialize=False,
+                        to="config.characteristic",
+                    ),
+                ),
+                (
+                    "last_sequence",
+                    models.PositiveIntegerField(default=0, help_text="Samples judged: 1 … this."),
+                ),
+                (
+                    "last_position",
+                    models.PositiveBigIntegerField(
+                        default=0, help_text="Confirmed observations in the statistics: 1 … this."
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.CreateModel(
-            name='ProductStatistics',
+            name="ProductStatistics",
             fields=[
-                ('n', models.PositiveIntegerField(default=0)),
-                ('mean', models.FloatField(blank=True, null=True)),
-                ('m2', models.FloatField(default=0.0, help_text='Sum of squared deviations from the mean.')),
-                ('sd', models.FloatField(blank=True, help_text='Sample SD (n − 1).', null=True, verbose_name='SD')),
-                ('minimum', models.FloatField(blank=True, null=True)),
-                ('maximum', models.FloatField(blank=True, null=True)),
-                ('out_of_spec', models.PositiveIntegerField(default=0, help_text='Values below LSL or above USL.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('characteristic', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, primary_key=True, related_name='statistics', serialize=False, to='config.characteristic')),
-                ('within_sum', models.FloatField(default=0.0)),
-                ('within_count', models.PositiveIntegerField(default=0)),
-                ('last_value', models.FloatField(blank=True, help_text='Last sample mean (moving ranges).', null=True)),
-                ('sigma_within', models.FloatField(blank=True, null=True)),
-                ('sigma_source', models.CharField(blank=True, help_text="'limits' or 'samples'.", max_length=16)),
-                ('cp', models.FloatField(blank=True, null=True, verbose_name='Cp')),
-                ('cpk', models.FloatField(blank=True, null=True, verbose_name='Cpk')),
-                ('pp', models.FloatField(blank=True, null=True, verbose_name='Pp')),
-                ('ppk', models.FloatField(blank=True, null=True, verbose_name='Ppk')),
-                ('limits_version', models.PositiveIntegerField(blank=True, null=True)),
+                ("n", models.PositiveIntegerField(default=0)),
+                ("mean", models.FloatField(blank=True, null=True)),
+                ("m2", models.FloatField(default=0.0, help_text="Sum of squared deviations from the mean.")),
+                (
+                    "sd",
+                    models.FloatField(
+                        blank=True, help_text="Sample SD (n − 1).", null=True, verbose_name="SD"
+                    ),
+                ),
+                ("minimum", models.FloatField(blank=True, null=True)),
+                ("maximum", models.FloatField(blank=True, null=True)),
+                (
+                    "out_of_spec",
+                    models.PositiveIntegerField(default=0, help_text="Values below LSL or above USL."),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "characteristic",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        primary_key=True,
+                        related_name="statistics",
+                        serialize=False,
+                        to="config.characteristic",
+                    ),
+                ),
+                ("within_sum", models.FloatField(default=0.0)),
+                ("within_count", models.PositiveIntegerField(default=0)),
+                (
+                    "last_value",
+                    models.FloatField(blank=True, help_text="Last sample mean (moving ranges).", null=True),
+                ),
+                ("sigma_within", models.FloatField(blank=True, null=True)),
+                (
+                    "sigma_source",
+                    models.CharField(blank=True, help_text="'limits' or 'samples'.", max_length=16),
+                ),
+                ("cp", models.FloatField(blank=True, null=True, verbose_name="Cp")),
+                ("cpk", models.FloatField(blank=True, null=True, verbose_name="Cpk")),
+                ("pp", models.FloatField(blank=True, null=True, verbose_name="Pp")),
+                ("ppk", models.FloatField(blank=True, null=True, verbose_name="Ppk")),
+                ("limits_version", models.PositiveIntegerField(blank=True, null=True)),
             ],
             options={
-                'verbose_name_plural': 'product statistics',
-                'ordering': ['characteristic'],
+                "verbose_name_plural": "product statistics",
+                "ordering": ["characteristic"],
             },
         ),
         migrations.CreateModel(
-            name='LotStatistics',
+            name="LotStatistics",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('n', models.PositiveIntegerField(default=0)),
-                ('mean', models.FloatField(blank=True, null=True)),
-                ('m2', models.FloatField(default=0.0, help_text='Sum of squared deviations from the mean.')),
-                ('sd', models.FloatField(blank=True, help_text='Sample SD (n − 1).', null=True, verbose_name='SD')),
-                ('minimum', models.FloatField(blank=True, null=True)),
-                ('maximum', models.FloatField(blank=True, null=True)),
-                ('out_of_spec', models.PositiveIntegerField(default=0, help_text='Values below LSL or above USL.')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('observations', models.PositiveIntegerField(default=0)),
-                ('cpk', models.FloatField(blank=True, help_text="Against the spec, with the lot's SD.", null=True, verbose_name='Cpk')),
-                ('disposition', models.CharField(choices=[('pending', 'No confirmed values yet'), ('release', 'Every value within specification and Cpk ≥ 1.33 (or no two-sided spec)'), ('review', 'Within specification but Cpk below 1.33'), ('reject', 'A value outside specification')], default='pending', max_length=16)),
-                ('checksum', models.BigIntegerField(default=0, help_text='Lot checksum of what these statistics contain.')),
-                ('recomputed_at', models.DateTimeField(blank=True, help_text='Last full recompute (after a checksum mismatch).', null=True)),
-                ('characteristic', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='config.characteristic')),
-                ('lot', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='statistics', to='observations.lot')),
-                ('test', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='config.test')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("n", models.PositiveIntegerField(default=0)),
+                ("mean", models.FloatField(blank=True, null=True)),
+                ("m2", models.FloatField(default=0.0, help_text="Sum of squared deviations from the mean.")),
+                (
+                    "sd",
+                    models.FloatField(
+                        blank=True, help_text="Sample SD (n − 1).", null=True, verbose_name="SD"
+                    ),
+                ),
+                ("minimum", models.FloatField(blank=True, null=True)),
+                ("maximum", models.FloatField(blank=True, null=True)),
+                (
+                    "out_of_spec",
+                    models.PositiveIntegerField(default=0, help_text="Values below LSL or above USL."),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("observations", models.PositiveIntegerField(default=0)),
+                (
+                    "cpk",
+                    models.FloatField(
+                        blank=True,
+                        help_text="Against the spec, with the lot's SD.",
+                        null=True,
+                        verbose_name="Cpk",
+                    ),
+                ),
+                (
+                    "disposition",
+                    models.CharField(
+                        choices=[
+                            ("pending", "No confirmed values yet"),
+                            (
+                                "release",
+                                "Every value within specification and Cpk ≥ 1.33 (or no two-sided spec)",
+                            ),
+                            ("review", "Within specification but Cpk below 1.33"),
+                            ("reject", "A value outside specification"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "checksum",
+                    models.BigIntegerField(
+                        default=0, help_text="Lot checksum of what these statistics contain."
+                    ),
+                ),
+                (
+                    "recomputed_at",
+                    models.DateTimeField(
+                        blank=True, help_text="Last full recompute (after a checksum mismatch).", null=True
+                    ),
+                ),
+                (
+                    "characteristic",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="config.characteristic",
+                    ),
+                ),
+                (
+                    "lot",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="statistics",
+                        to="observations.lot",
+                    ),
+                ),
+                (
+                    "test",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="config.test"
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'lot statistics',
-                'ordering': ['lot', 'test'],
-                'constraints': [models.UniqueConstraint(fields=('lot', 'test'), name='lotstatistics_lot_test_unique')],
+                "verbose_name_plural": "lot statistics",
+                "ordering": ["lot", "test"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("lot", "test"), name="lotstatistics_lot_test_unique")
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Violation',
+            name="Violation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rule', models.PositiveSmallIntegerField(help_text='Nelson rule 1–8.')),
-                ('chart', models.CharField(choices=[('location', 'Location chart (I, X̄, p, np, c, u, EWMA, CUSUM)'), ('dispersion', 'Dispersion chart (MR, R, S)')], default='location', max_length=16)),
-                ('points', models.JSONField(help_text='Sequence numbers of the samples in the pattern, in order.')),
-                ('severity', models.CharField(choices=[('critical', 'Critical: a point beyond the control limits'), ('warning', 'Warning: a non-random pattern')], max_length=16)),
-                ('limits_version', models.PositiveIntegerField(help_text='The control limits version that judged it.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('characteristic', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='violations', to='config.characteristic')),
-                ('sample', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='violations', to='observations.sample')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("rule", models.PositiveSmallIntegerField(help_text="Nelson rule 1–8.")),
+                (
+                    "chart",
+                    models.CharField(
+                        choices=[
+                            ("location", "Location chart (I, X̄, p, np, c, u, EWMA, CUSUM)"),
+                            ("dispersion", "Dispersion chart (MR, R, S)"),
+                        ],
+                        default="location",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "points",
+                    models.JSONField(help_text="Sequence numbers of the samples in the pattern, in order."),
+                ),
+                (
+                    "severity",
+                    models.CharField(
+                        choices=[
+                            ("critical", "Critical: a point beyond the control limits"),
+                            ("warning", "Warning: a non-random pattern"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "limits_version",
+                    models.PositiveIntegerField(help_text="The control limits version that judged it."),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "characteristic",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="violations",
+                        to="config.characteristic",
+                    ),
+                ),
+                (
+                    "sample",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="violations",
+                        to="observations.sample",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['characteristic', '-created_at'], name='violation_char_created')],
-                'constraints': [models.UniqueConstraint(fields=('sample', 'rule', 'chart'), name='violation_once_per_sample_rule'), models.CheckConstraint(condition=models.Q(('rule__gte', 1), ('rule__lte', 8)), name='violation_rule_1_8')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(fields=["characteristic", "-created_at"], name="violation_char_created")
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("sample", "rule", "chart"), name="violation_once_per_sample_rule"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("rule__gte", 1), ("rule__lte", 8)), name="violation_rule_1_8"
+                    ),
+                ],
             },
         ),
     ]
