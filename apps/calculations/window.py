@@ -45,6 +45,9 @@ class Lines:
     dispersion_ucl: float | None
     subgroup_size: int
     params: dict[str, Any]
+    # Which row the limits came from (id and creation time): a window left in Redis by another
+    # database (a restore, a reset, a test run) never matches, even at the same version.
+    stamp: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ class RollingWindow:
         return {
             "version": lines.version, "kind": lines.kind, "center": lines.center, "sigma": lines.sigma,
             "dispersion": [lines.dispersion_lcl, lines.dispersion_ucl], "n": lines.subgroup_size,
-            "params": lines.params, "rules": self.rules.to_dict(),
+            "params": lines.params, "rules": self.rules.to_dict(), "stamp": lines.stamp,
         }  # fmt: skip
 
     def judge(self, point: Point) -> list[Signal]:

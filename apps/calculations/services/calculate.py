@@ -64,6 +64,7 @@ def lines_of(characteristic: Characteristic, limits: ControlLimits | None) -> Li
         dispersion_ucl=limits.dispersion_ucl,
         subgroup_size=characteristic.subgroup_size,
         params=dict(characteristic.chart_params or {}),
+        stamp=f"{limits.pk}:{limits.created_at.isoformat()}",
     )
 
 
