@@ -9,10 +9,13 @@ services/calculate.py), so any number of workers may consume it.
 from celery import shared_task
 
 from apps.calculations import services
+from apps.observations.subgroups import calculation_pending_clear
 
 
 @shared_task(name="calculations.apply", acks_late=True)
 def calculations_apply_task(*, characteristic_id: int) -> dict[str, int]:
+    # Cleared before the work: whatever is committed from now on queues another calculation.
+    calculation_pending_clear(characteristic_id=characteristic_id)
     result = services.characteristic_calculate(characteristic_id=characteristic_id)
     return {"samples": result.samples, "observations": result.observations, "violations": result.violations}
 

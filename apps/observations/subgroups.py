@@ -23,6 +23,7 @@ hashes of its lot's confirmed observations of the same test, up to and including
 it. The calculation worker compares it with the checksum its lot statistics hold.
 """
 
+import contextlib
 import hashlib
 import json
 import math
@@ -32,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from celery import current_app
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
 
@@ -230,10 +232,37 @@ def subgroups_close_lot(*, lot: Lot) -> list[int]:
     return touched
 
 
+# How long a queued calculation counts as pending. If its message is lost, the characteristic is
+# queued again by the next batch after this, or by the catch-up sweep.
+CALCULATION_PENDING_SECONDS = 30
+
+
+def calculation_pending_key(characteristic_id: int) -> str:
+    """Set while a calculation of the characteristic is queued and has not started."""
+    return f"calculations:pending:{characteristic_id}"
+
+
+def calculation_pending_clear(*, characteristic_id: int) -> None:
+    with contextlib.suppress(Exception):  # no cache: the mark expires by itself
+        cache.delete(calculation_pending_key(characteristic_id))
+
+
 def calculations_queue(*, characteristic_ids: Sequence[int]) -> None:
-    """Ask the calculation worker to bring these characteristics up to date (after commit)."""
+    """Ask the calculation worker to bring these characteristics up to date (after commit).
+
+    One queued calculation per characteristic is enough: it takes everything committed by
+    the time it starts. So a message is sent only if none is pending (an atomic add in
+    Redis); the task clears the mark when it starts. Under load this turns one calculation
+    per batch and characteristic into one per characteristic per worker turn, which is
+    where a busy pipeline spent most of its time. If Redis cannot tell, the message is sent.
+    """
     for characteristic_id in characteristic_ids:
-        current_app.send_task(CALCULATION_TASK, kwargs={"characteristic_id": characteristic_id})
+        try:
+            first = cache.add(calculation_pending_key(characteristic_id), 1, CALCULATION_PENDING_SECONDS)
+        except Exception:  # no cache: send; a duplicate calculation is harmless
+            first = True
+        if first:
+            current_app.send_task(CALCULATION_TASK, kwargs={"characteristic_id": characteristic_id})
 
 
 def calculations_queue_on_commit(characteristic_ids: Sequence[int]) -> None:

@@ -1,0 +1,49 @@
+"""One queued calculation per characteristic at a time: bursts of batches coalesce (real Redis)."""
+
+import pytest
+from django.core.cache import cache
+
+from apps.calculations.tasks import calculations_apply_task
+from apps.config.models import Characteristic
+from apps.observations import subgroups
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    messages: list[dict] = []
+    monkeypatch.setattr(
+        subgroups.current_app, "send_task", lambda name, kwargs: messages.append({"name": name, **kwargs})
+    )
+    for characteristic_id in (901, 902):
+        cache.delete(subgroups.calculation_pending_key(characteristic_id))
+    return messages
+
+
+def test_a_pending_calculation_is_not_queued_twice(sent):
+    subgroups.calculations_queue(characteristic_ids=[901, 902])
+    subgroups.calculations_queue(characteristic_ids=[901])
+    assert sent == [
+        {"name": "calculations.apply", "characteristic_id": 901},
+        {"name": "calculations.apply", "characteristic_id": 902},
+    ]
+
+
+@pytest.mark.django_db
+def test_a_started_calculation_lets_the_next_batch_queue_another(sent, plant):
+    dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
+    cache.delete(subgroups.calculation_pending_key(dia.pk))
+    subgroups.calculations_queue(characteristic_ids=[dia.pk])
+    subgroups.calculations_queue(characteristic_ids=[dia.pk])
+    calculations_apply_task.run(characteristic_id=dia.pk)  # nothing to do, but it has started
+    subgroups.calculations_queue(characteristic_ids=[dia.pk])
+    assert [message["characteristic_id"] for message in sent] == [dia.pk, dia.pk]
+
+
+def test_without_redis_every_batch_queues(sent, monkeypatch):
+    def down(*args, **kwargs):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(subgroups.cache, "add", down)
+    subgroups.calculations_queue(characteristic_ids=[901])
+    subgroups.calculations_queue(characteristic_ids=[901])
+    assert len(sent) == 2
