@@ -173,7 +173,8 @@ class RollingWindow:
             spread = standard_error * math.sqrt(
                 lam / (2.0 - lam) * (1.0 - (1.0 - lam) ** (2 * smooth["count"]))
             )
-            beyond = abs(smooth["z"] - lines.center) > width * spread
+            # The engine's lines, in the same doubles: a point on a plotted limit is inside.
+            beyond = not lines.center - width * spread <= smooth["z"] <= lines.center + width * spread
         else:
             k, h = float(lines.params.get("k", 0.5)), float(lines.params.get("h", 5.0))
             z = (statistic - lines.center) / standard_error
@@ -206,7 +207,8 @@ class RollingWindow:
             window.evaluator = IncrementalEvaluator.from_state(data["evaluator"])
             window.points = [(int(sequence), float(value)) for sequence, value in data["points"]]
             window.previous = None if data["previous"] is None else float(data["previous"])
-            window.smooth = {key: float(value) for key, value in data["smooth"].items()}
+            # Read key by key: a list, None or a dict without a sum raises here, not in judge().
+            window.smooth = {key: float(data["smooth"][key]) for key in window.smooth}
         except (KeyError, TypeError, ValueError):
             return None
         return window
