@@ -54,11 +54,17 @@ class Violation(models.Model):
 
 
 class Moments(models.Model):
-    """Running statistics of a set of values (Welford's update: exact to rounding, O(1) per value)."""
+    """Running statistics of a set of values (Welford's update, O(1) per value).
+
+    The update runs on the values minus `shift` (the first value): Welford's error grows
+    with mean / SD, so 1e6 ± 0.001 would otherwise lose half the digits of the SD.
+    """
 
     n = models.PositiveIntegerField(default=0)
     mean = models.FloatField(null=True, blank=True)
     m2 = models.FloatField(default=0.0, help_text="Sum of squared deviations from the mean.")
+    shift = models.FloatField(null=True, blank=True, help_text="Subtracted from every value (the first one).")
+    shifted_mean = models.FloatField(default=0.0, help_text="Mean of the values minus the shift.")
     sd = models.FloatField("SD", null=True, blank=True, help_text="Sample SD (n − 1).")
     minimum = models.FloatField(null=True, blank=True)
     maximum = models.FloatField(null=True, blank=True)

@@ -21,19 +21,25 @@ from apps.observations.subgroups import checksum_add, checksum_of
 
 def moments_reset(stats: Moments) -> None:
     stats.n, stats.mean, stats.m2, stats.sd = 0, None, 0.0, None
+    stats.shift, stats.shifted_mean = None, 0.0
     stats.minimum = stats.maximum = None
     stats.out_of_spec = 0
 
 
 def moments_add(stats: Moments, values: Iterable[float], characteristic: Characteristic) -> None:
-    """Welford's update, value by value, in the order given."""
+    """Welford's update, value by value, in the order given, on the values minus the shift (the
+    update loses about log10(mean / SD) digits of the SD; shifted, the mean is near 0)."""
     lsl, usl = characteristic.lsl, characteristic.usl
     for value in values:
+        if stats.shift is None:  # the first value, or statistics kept before there was a shift
+            kept = stats.mean if stats.n else None
+            stats.shift, stats.shifted_mean = (value if kept is None else kept), 0.0
         stats.n += 1
-        mean = stats.mean or 0.0
-        delta = value - mean
-        stats.mean = mean + delta / stats.n
-        stats.m2 += delta * (value - stats.mean)
+        shifted = value - stats.shift
+        delta = shifted - stats.shifted_mean
+        stats.shifted_mean += delta / stats.n
+        stats.m2 += delta * (shifted - stats.shifted_mean)
+        stats.mean = stats.shift + stats.shifted_mean
         stats.minimum = value if stats.minimum is None else min(stats.minimum, value)
         stats.maximum = value if stats.maximum is None else max(stats.maximum, value)
         if (lsl is not None and value < lsl) or (usl is not None and value > usl):
