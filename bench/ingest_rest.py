@@ -30,7 +30,8 @@ Definitions:
   stored. A thread of the benchmark polls ChartState every --poll-ms, so a latency is late
   by at most that interval plus one query.
 * observations/s: observations of the timed phase / (last batch stored - first POST sent).
-  accepted/s is the web side alone: observations / (last 202 - first POST sent).
+  accepted/s: observations / (last 202 - first POST sent); it shows the web side's own
+  limit only while the workers keep up (else the clients wait for in-flight slots).
 * The backlog is bounded: a client waits while --max-in-flight batches are posted but not
   stored, so a run measures the pipeline, not a queue that grows for as long as the run
   lasts. When the workers are the bottleneck, latency is that queue (Little's law:
