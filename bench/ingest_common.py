@@ -65,15 +65,29 @@ def bench_database_url(database_url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+# Written on every database the benchmarks create; a database without it is never dropped.
+MARKER = "OpenSPC ingestion benchmark: created and dropped by bench/ingest_rest.py and ingest_profile.py"
+
+
 def database_recreate(admin_url: str, name: str, *, drop_only: bool = False) -> None:
+    """Drop the bench database (only one the benchmarks created) and, unless drop_only, create it."""
     import psycopg
     from psycopg import sql
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        if found is not None and found[0] != MARKER:
+            raise SystemExit(f"A database {name} exists that the benchmark did not create; it is left alone. "
+                             "Name another with --database.")  # fmt: skip
         # FORCE (PostgreSQL 13+): a connection left over from an interrupted run must not block it.
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         if not drop_only:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(MARKER))
+            )
 
 
 def queues_check(redis_url: str, *, purge: bool) -> None:

@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--batches", type=int, default=50, help="batches per measured round (default 50)")
     parser.add_argument("--characteristics", type=int, default=4, choices=range(1, 11), metavar="K")
-    parser.add_argument("--database", default="openspc_bench_profile", help="database to create and drop")
+    parser.add_argument("--database", default="openspc_ingest_profile", help="database to create and drop")
     parser.add_argument("--profile", action="store_true", help="print each stage's hot functions")
     parser.add_argument("--top", type=int, default=20, help="functions shown per stage with --profile")
     args = parser.parse_args(argv)

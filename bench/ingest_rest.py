@@ -5,13 +5,14 @@ Run from the repository root against real services (never the embedded ones):
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/14 \\
         .venv/bin/python bench/ingest_rest.py [--workers 1,2,4] [--seconds 20 | --observations 40000]
 
-For each worker count N the benchmark (re)creates the database `openspc_bench` on the
-server of DATABASE_URL (never the database DATABASE_URL names) and runs
-`manage.py migrate`; sets up, through the services, one product with K variable
-characteristics (n = 5, historical control limits, spec limits), one open lot and one
-device; starts daphne (`openspc.asgi:application`) on a free port and N Celery workers
-(`celery -A openspc worker -Q celery,observations.in,calculations --pool solo`). After a
-warm-up, C client threads post batches of 100 observations (one value each, round robin
+For each worker count N the benchmark (re)creates the database `openspc_ingest_bench` on
+the server of DATABASE_URL (never the database DATABASE_URL names, nor one it did not
+create: it marks its own with a comment) and runs `manage.py migrate`; sets up, through
+the services, one product with K variable characteristics (n = 5, historical control
+limits, spec limits), one open lot and one device; starts daphne
+(`openspc.asgi:application`) on a free port and N Celery workers (`celery -A openspc
+worker -Q celery,observations.in,calculations --pool solo`). After a warm-up, C client
+threads post batches of 100 observations (one value each, round robin
 over the characteristics, with observed_at and an idempotency key, as a device sends them)
 to POST /api/v1/device/observations/ with `Authorization: Device <token>` over keep-alive
 connections, for --seconds (or until --observations are posted). The database is dropped
@@ -600,7 +601,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, default=180.0, help="seconds to wait for the backlog to clear"
     )
-    parser.add_argument("--database", default="openspc_bench", help="database to create and drop")
+    parser.add_argument("--database", default="openspc_ingest_bench", help="database to create and drop")
     parser.add_argument("--keep-database", action="store_true", help="leave the last run's database")
     parser.add_argument("--purge-queues", action="store_true", help="delete messages already queued")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="profile web and workers into DIR")

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from bench.ingest_common import BATCH, Stored, bench_database_url
+from bench.ingest_common import BATCH, Stored, bench_database_url, database_recreate
 from bench.ingest_rest import Batch, Tracker, parse_args, summarise
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,14 +71,42 @@ def test_options_are_checked() -> None:
             parse_args(bad)
 
 
-@pytest.mark.services
-def test_a_tiny_run_end_to_end() -> None:
-    """One worker, 300 observations: about 10 s on two cores."""
+def postgres_url() -> str:
     database_url = os.environ.get("DATABASE_URL", "")
     if urlsplit(database_url).scheme not in {"postgres", "postgresql"} or not os.environ.get("REDIS_URL"):
         pytest.skip("needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)")
+    return database_url
+
+
+def database_names(database_url: str, pattern: str) -> list[str]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [pattern]).fetchall()
+    return [name for (name,) in rows]
+
+
+@pytest.mark.services
+def test_a_database_the_benchmark_did_not_create_is_left_alone() -> None:
+    database_url = postgres_url()
+    name = "openspc_ingest_pytest_foreign"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        for drop_only in (False, True):
+            with pytest.raises(SystemExit, match="the benchmark did not create"):
+                database_recreate(database_url, name, drop_only=drop_only)
+            assert database_names(database_url, name) == [name]
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+@pytest.mark.services
+def test_a_tiny_run_end_to_end() -> None:
+    """One worker, 300 observations: about 10 s on two cores."""
+    database_url = postgres_url()
     command = [sys.executable, "bench/ingest_rest.py", "--workers", "1", "--target-workers", "1",
-               "--observations", "300", "--clients", "2", "--database", "openspc_bench_pytest",
+               "--observations", "300", "--clients", "2", "--database", "openspc_ingest_pytest",
                "--purge-queues"]  # fmt: skip
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
@@ -91,6 +119,4 @@ def test_a_tiny_run_end_to_end() -> None:
     assert summary["runs"][0]["samples"] > 0  # the warm-up's and the run's values, in subgroups of 5
     assert summary["observations_per_s"] > 0
     assert 0 < summary["p50_ms"] <= summary["p99_ms"]
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        left = conn.execute("SELECT 1 FROM pg_database WHERE datname = 'openspc_bench_pytest'").fetchall()
-    assert left == []  # dropped again
+    assert database_names(database_url, "openspc_ingest_pytest") == []  # dropped again
