@@ -36,9 +36,9 @@ from tests.calculations.fault_helpers import (
     CeleryWorker,
     RedisServer,
     celery_broker,
-    database_url_of_tests,
     redis_executable,
 )
+from tests.calculations.workers import database_url_for_workers
 from tests.factories import ItemFactory, LotFactory
 from tests.observations.conftest import Plant
 
@@ -168,7 +168,7 @@ def on_private_redis(private_redis: RedisServer, settings: Any) -> Iterator[Redi
 def worker(on_private_redis: RedisServer, tmp_path: Any) -> Iterator[CeleryWorker]:
     if connection.vendor == "sqlite" and "memory" in str(connection.settings_dict["NAME"]):
         pytest.skip("the SQLite test database is in memory; a worker process cannot open it")
-    env = {**os.environ, "DATABASE_URL": database_url_of_tests(), "REDIS_URL": on_private_redis.url}
+    env = {**os.environ, "DATABASE_URL": database_url_for_workers(), "REDIS_URL": on_private_redis.url}
     process = CeleryWorker(env=env, log=tmp_path / "worker.log")
     yield process
     process.stop()
