@@ -8,6 +8,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from apps.calculations import services
+from apps.calculations.events import events_unpack
 from apps.config.models import Characteristic
 from apps.observations import services as obs_services
 from apps.observations.models import Sample
@@ -45,15 +46,17 @@ def test_samples_violations_and_statistics_are_sent_to_their_groups_after_commit
         await sync_to_async(calculate_uncommitted)()
         silent_before_commit = await _silent(layer, chart)
         await sync_to_async(outer.__exit__)(None, None, None)
-        return (
-            silent_before_commit,
-            [await layer.receive(chart) for _ in range(6)],
-            [await layer.receive(lot) for _ in range(5)],
-        )
+        chart_message, lot_message = await layer.receive(chart), await layer.receive(lot)
+        silent_after = await _silent(layer, chart) and await _silent(layer, lot)
+        return silent_before_commit, chart_message, lot_message, silent_after
 
-    silent_before_commit, messages, lot_messages = async_to_sync(scenario)()
+    silent_before_commit, chart_message, lot_message, silent_after = async_to_sync(scenario)()
 
     assert silent_before_commit, "an event was sent before the data it describes was committed"
+    # One message per group for the whole run, its events in order.
+    assert chart_message["type"] == lot_message["type"] == "events.batch"
+    assert silent_after, "a group got more than one message for one calculation run"
+    messages, lot_messages = events_unpack(chart_message), events_unpack(lot_message)
     # 2 samples, the violations of 74.5 (I chart and MR chart, rule 1), lot and product statistics.
     assert [m["type"] for m in messages] == [
         "sample.created", "sample.created", "violation.created", "violation.created",
@@ -70,3 +73,18 @@ def test_samples_violations_and_statistics_are_sent_to_their_groups_after_commit
     assert all("timestamp" in m for m in messages)
     # lot.<id> gets samples, violations and lot statistics, not product statistics.
     assert [m["type"] for m in lot_messages] == [m["type"] for m in messages[:5]]
+
+
+def test_a_group_with_one_event_gets_the_event_itself_and_unpack_reads_both_shapes():
+    from apps.calculations.events import event, group_messages
+
+    sample = event("sample.created", ["characteristic.1", "lot.2"], id=1)
+    stats = event("statistics.updated", ["characteristic.1"], scope="product")
+    messages = group_messages([sample, stats])
+
+    assert messages["lot.2"] == sample[1]
+    assert messages["characteristic.1"] == {"type": "events.batch", "events": [sample[1], stats[1]]}
+    assert events_unpack(messages["lot.2"]) == [sample[1]]
+    assert [m["type"] for m in events_unpack(messages["characteristic.1"])] == [
+        "sample.created", "statistics.updated",
+    ]  # fmt: skip
