@@ -149,6 +149,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Workers and the web process share the file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+# PostgreSQL connections pooled per process (psycopg_pool). Under ASGI every request runs in a
+# thread of its own, so a persistent connection never serves a second request and each request
+# would start a PostgreSQL server process; openspc/asgi.py therefore makes the web process
+# default to a pool. Workers and commands run one thread and keep one connection (0, no pool).
+DATABASE_POOL_SIZE = envint("DATABASE_POOL_SIZE", 0, minimum=0)
+if DATABASE_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # one that broke while idle is replaced
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DATABASE_POOL_SIZE),
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": 10,  # seconds a request waits for a free connection before failing
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, cache, channel layer -----------------------------
@@ -179,6 +192,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Without this, Celery's Django fixup closes the database connection before and after every
+# task: a new PostgreSQL server process per task (three per ingested batch, measured, and most
+# of PostgreSQL's CPU). Connections are kept the way Django's request cycle keeps them instead:
+# openspc/celery.py closes unusable ones, and ones older than CONN_MAX_AGE, around each task.
+CELERY_DB_REUSE_MAX = 1_000_000
 # Observations are checked on their own queue, so a backlog of other work never delays them.
 # Calculations have their own queue too; per-characteristic order comes from a row lock
 # (apps/calculations/services/calculate.py), so any number of workers may share it.

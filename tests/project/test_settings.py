@@ -8,13 +8,16 @@ from pathlib import Path
 import pytest
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-CONFIG_VARS = ("DATABASE_URL", "REDIS_URL", "MQTT_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "LOG_LEVEL")
+CONFIG_VARS = (
+    "DATABASE_URL", "REDIS_URL", "MQTT_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "LOG_LEVEL",
+    "DATABASE_POOL_SIZE",
+)  # fmt: skip
+SHOW = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'], settings.DEBUG)"
 
 
-def load_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def load_settings(tmp_path: Path, code: str = SHOW, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in CONFIG_VARS}
     clean.update(env, OPENSPC_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="openspc.settings")
-    code = "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'], settings.DEBUG)"
     return subprocess.run(
         [sys.executable, "-c", code], env=clean, cwd=BASE_DIR, capture_output=True, text=True, timeout=60
     )
@@ -38,6 +41,7 @@ GOOD_KEY = "k" * 40
         ({"SECRET_KEY": GOOD_KEY, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be"),
         ({"SECRET_KEY": GOOD_KEY, "JWT_ACCESS_MINUTES": "ten"}, "JWT_ACCESS_MINUTES must be a whole number"),
         ({"SECRET_KEY": GOOD_KEY, "SECURE_HSTS_SECONDS": "-1"}, "SECURE_HSTS_SECONDS must be at least 0"),
+        ({"SECRET_KEY": GOOD_KEY, "DATABASE_POOL_SIZE": "-2"}, "DATABASE_POOL_SIZE must be at least 0"),
     ],
 )
 def test_bad_value_stops_start_up_naming_the_variable(tmp_path, env, message):
@@ -57,6 +61,38 @@ def test_postgres_url_selects_postgresql(tmp_path):
     result = load_settings(tmp_path, SECRET_KEY=GOOD_KEY, DATABASE_URL="postgres://u@db:5432/openspc")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "django.db.backends.postgresql"
+
+
+POOL = (
+    "from django.conf import settings; d = settings.DATABASES['default'];"
+    "print(d['CONN_MAX_AGE'], d.get('OPTIONS', {}).get('pool', {}).get('max_size'))"
+)
+
+
+@pytest.mark.parametrize(
+    ("entry", "env", "expected"),
+    [
+        # A worker or command keeps its one connection for CONN_MAX_AGE seconds.
+        ("", {}, ["60", "None"]),
+        # The ASGI process pools (a request has a thread of its own), sized by DATABASE_POOL_SIZE.
+        ("import openspc.asgi; ", {}, ["0", "20"]),
+        ("import openspc.asgi; ", {"DATABASE_POOL_SIZE": "5"}, ["0", "5"]),
+        ("import openspc.asgi; ", {"DATABASE_POOL_SIZE": "0"}, ["60", "None"]),
+        ("", {"DATABASE_POOL_SIZE": "3"}, ["0", "3"]),
+    ],
+)
+def test_the_web_process_pools_postgresql_connections(tmp_path, entry, env, expected):
+    result = load_settings(
+        tmp_path, entry + POOL, SECRET_KEY=GOOD_KEY, DATABASE_URL="postgres://u@db:5432/openspc", **env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == expected
+
+
+def test_sqlite_is_never_pooled(tmp_path):
+    result = load_settings(tmp_path, "import openspc.asgi; " + POOL, SECRET_KEY=GOOD_KEY)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "None"]
 
 
 def test_debug_without_key_keeps_a_generated_key_under_var(tmp_path):
