@@ -11,8 +11,8 @@ times, per batch of 100 observations (4 characteristics, n = 5):
 * web: POST /api/v1/device/observations/ through Django's test client: middleware, DRF,
   the view and the services, not daphne and ASGI (ingest_rest.py has those);
 * observations.process: observations_process on the batch's ids, as one task does;
-* calculations.apply: characteristic_calculate for each characteristic after each batch,
-  one call per characteristic, as the workers get them; again with the channel-layer
+* calculations.apply: characteristics_calculate for the batch's characteristics after each
+  batch, one call for all of them, as a worker gets them; again with the channel-layer
   events switched off, to show what they cost;
 * idle calculations.apply: one call with nothing new (a redundant task).
 
@@ -64,15 +64,23 @@ class Stage:
         self.name = name
         self.calls = 0
         self.cpu = self.wall = 0.0
+        self.queries = 0
         self.profiler = cProfile.Profile(time.process_time) if profile else None
+
+    def _count(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.queries += 1
+        return execute(sql, params, many, context)
 
     @contextmanager
     def timed(self) -> Iterator[None]:
+        from django.db import connection
+
         if self.profiler is not None:
             self.profiler.enable()
         wall, cpu = time.perf_counter(), time.process_time()
         try:
-            yield
+            with connection.execute_wrapper(self._count):
+                yield
         finally:
             self.cpu += time.process_time() - cpu
             self.wall += time.perf_counter() - wall
@@ -82,7 +90,11 @@ class Stage:
 
     def per_call_ms(self) -> dict[str, float]:
         calls = max(self.calls, 1)
-        return {"cpu_ms": round(self.cpu / calls * 1000, 2), "wall_ms": round(self.wall / calls * 1000, 2)}
+        return {
+            "cpu_ms": round(self.cpu / calls * 1000, 2),
+            "wall_ms": round(self.wall / calls * 1000, 2),
+            "queries": round(self.queries / calls, 1),
+        }
 
 
 class Pipeline:
@@ -118,10 +130,9 @@ class Pipeline:
         observations_process(ids=ids)
 
     def calculate(self) -> None:
-        from apps.calculations.services import characteristic_calculate
+        from apps.calculations.services import characteristics_calculate
 
-        for characteristic_id in self.plant.characteristic_ids:
-            characteristic_calculate(characteristic_id=characteristic_id)
+        characteristics_calculate(characteristic_ids=self.plant.characteristic_ids)
 
     def calculate_one(self) -> None:
         from apps.calculations.services import characteristic_calculate
@@ -157,7 +168,7 @@ def _round(pipeline: Pipeline, batches: int, web: Stage, process: Stage, calcula
 def measure(pipeline: Pipeline, batches: int, *, profile: bool) -> list[Stage]:
     web = Stage("web (view, no ASGI)", profile=profile)
     process = Stage("observations.process", profile=profile)
-    calculate = Stage(f"calculations.apply x{len(pipeline.plant.characteristic_ids)}", profile=profile)
+    calculate = Stage("calculations.apply", profile=profile)
     quiet = Stage("  the same, events off", profile=profile)
     idle = Stage("idle calculations.apply", profile=profile)
 
@@ -176,12 +187,13 @@ def measure(pipeline: Pipeline, batches: int, *, profile: bool) -> list[Stage]:
 
 
 def table(stages: Sequence[Stage]) -> list[str]:
-    lines = [f"{'stage, per batch of 100':<28}{'CPU ms':>9}{'wall ms':>10}{'CPU us/obs':>12}"]
+    lines = [f"{'stage, per batch of 100':<28}{'CPU ms':>9}{'wall ms':>10}{'CPU us/obs':>12}{'queries':>9}"]
     for stage in stages:
         figures = stage.per_call_ms()
         per_observation = "" if stage.name.startswith("idle") else f"{figures['cpu_ms'] * 1000 / BATCH:,.0f}"
         lines.append(
             f"{stage.name:<28}{figures['cpu_ms']:>9.2f}{figures['wall_ms']:>10.2f}{per_observation:>12}"
+            f"{figures['queries']:>9.1f}"
         )
     return lines
 
@@ -193,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database", default="openspc_ingest_profile", help="database to create and drop")
     parser.add_argument("--profile", action="store_true", help="print each stage's hot functions")
     parser.add_argument("--top", type=int, default=20, help="functions shown per stage with --profile")
+    parser.add_argument("--sort", default="tottime", choices=("tottime", "cumulative"), help="--profile order")
     args = parser.parse_args(argv)
     database_url, _ = services_check()
     env = django_start(database_url=bench_database_url(database_url, args.database))
@@ -214,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if stage.profiler is not None:
                 print(f"\n--- {stage.name}: {stage.calls} calls, functions by own CPU time ---")
                 stats = pstats.Stats(stage.profiler, stream=sys.stdout)
-                stats.strip_dirs().sort_stats("tottime").print_stats(args.top)
+                stats.strip_dirs().sort_stats(args.sort).print_stats(args.top)
     profiled = " (profiled: slower)" if args.profile else ""
     print(f"Ingestion stages in one process: {args.batches} batches of {BATCH} per round, "
           f"{args.characteristics} characteristics{profiled}")  # fmt: skip

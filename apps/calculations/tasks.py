@@ -11,12 +11,20 @@ from celery import shared_task
 from apps.calculations import services
 from apps.observations.subgroups import calculation_pending_clear
 
+# Characteristics per catch-up message: one transaction takes them all (BATCH rows at a time).
+CATCH_UP_CHUNK = 20
+
 
 @shared_task(name="calculations.apply", acks_late=True)
-def calculations_apply_task(*, characteristic_id: int) -> dict[str, int]:
+def calculations_apply_task(
+    *, characteristic_ids: list[int] | None = None, characteristic_id: int | None = None
+) -> dict[str, int]:
+    """`characteristic_id`: a message queued by an earlier version (one characteristic)."""
+    ids = list(characteristic_ids or []) + ([characteristic_id] if characteristic_id is not None else [])
     # Cleared before the work: whatever is committed from now on queues another calculation.
-    calculation_pending_clear(characteristic_id=characteristic_id)
-    result = services.characteristic_calculate(characteristic_id=characteristic_id)
+    for pk in ids:
+        calculation_pending_clear(characteristic_id=pk)
+    result = services.characteristics_calculate(characteristic_ids=ids)
     return {"samples": result.samples, "observations": result.observations, "violations": result.violations}
 
 
@@ -24,6 +32,6 @@ def calculations_apply_task(*, characteristic_id: int) -> dict[str, int]:
 def calculations_catch_up_task() -> int:
     """Queue every characteristic the calculation is behind on (a lost message, a broker outage)."""
     behind = services.characteristics_behind()
-    for characteristic_id in behind:
-        calculations_apply_task.delay(characteristic_id=characteristic_id)
+    for start in range(0, len(behind), CATCH_UP_CHUNK):
+        calculations_apply_task.delay(characteristic_ids=behind[start : start + CATCH_UP_CHUNK])
     return len(behind)

@@ -251,18 +251,23 @@ def calculations_queue(*, characteristic_ids: Sequence[int]) -> None:
     """Ask the calculation worker to bring these characteristics up to date (after commit).
 
     One queued calculation per characteristic is enough: it takes everything committed by
-    the time it starts. So a message is sent only if none is pending (an atomic add in
-    Redis); the task clears the mark when it starts. Under load this turns one calculation
-    per batch and characteristic into one per characteristic per worker turn, which is
-    where a busy pipeline spent most of its time. If Redis cannot tell, the message is sent.
+    the time it starts. So a characteristic goes into the message only if none is pending
+    for it (an atomic add in Redis); the task clears the marks when it starts. Under load
+    this turns one calculation per batch and characteristic into one per characteristic per
+    worker turn, which is where a busy pipeline spent most of its time. The characteristics
+    of one batch go in one message (one transaction for all of them). If Redis cannot tell,
+    the characteristic is sent.
     """
+    ids = []
     for characteristic_id in characteristic_ids:
         try:
             first = cache.add(calculation_pending_key(characteristic_id), 1, CALCULATION_PENDING_SECONDS)
         except Exception:  # no cache: send; a duplicate calculation is harmless
             first = True
         if first:
-            current_app.send_task(CALCULATION_TASK, kwargs={"characteristic_id": characteristic_id})
+            ids.append(characteristic_id)
+    if ids:
+        current_app.send_task(CALCULATION_TASK, kwargs={"characteristic_ids": ids})
 
 
 def calculations_queue_on_commit(characteristic_ids: Sequence[int]) -> None:

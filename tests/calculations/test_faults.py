@@ -22,7 +22,7 @@ from rest_framework.test import APIClient
 from apps.calculations import services
 from apps.calculations.models import ChartState, LotStatistics, ProductStatistics, Violation
 from apps.calculations.services import calculate
-from apps.calculations.services.stats import lot_statistics_apply
+from apps.calculations.services.stats import lot_statistics_apply, lot_statistics_load
 from apps.calculations.spc import PRESETS, evaluate_batch
 from apps.calculations.tasks import calculations_apply_task, calculations_catch_up_task
 from apps.config import services as config_services
@@ -441,7 +441,8 @@ def test_repeated_deliveries_change_nothing(rig: Rig) -> None:
         Observation.objects.filter(lot=lot, test=dia, status=ObservationStatus.CONFIRMED).latest("position")
         for lot in (rig.plant.lot, rig.lot2)
     ]
-    assert lot_statistics_apply(characteristic=rig.dia, observations=newest) == []
+    cached = lot_statistics_load([(rig.dia, newest)])
+    assert lot_statistics_apply(characteristic=rig.dia, observations=newest, cached=cached) == []
 
     assert _rows() == before
 
@@ -506,13 +507,13 @@ def test_the_catch_up_sweep_finishes_calculations_whose_message_was_lost(
     ids = rig.record(rig.plant.dia, rig.dia_values(6)) + rig.record(rig.plant.wall, rig.wall_values(2))
     obs_services.observations_process(ids=ids)
     assert services.characteristics_behind() == sorted([rig.dia.pk, rig.wall.pk])
-    sent: list[int] = []
+    sent: list[list[int]] = []
     monkeypatch.setattr(
-        calculations_apply_task, "delay", lambda *, characteristic_id: sent.append(characteristic_id)
+        calculations_apply_task, "delay", lambda *, characteristic_ids: sent.append(characteristic_ids)
     )
     assert calculations_catch_up_task() == 2
-    for characteristic_id in sent:
-        calculations_apply_task(characteristic_id=characteristic_id)  # what the worker then runs
+    assert sent == [sorted([rig.dia.pk, rig.wall.pk])]  # one message for both
+    calculations_apply_task(characteristic_ids=sent[0])  # what the worker then runs
 
     assert services.characteristics_behind() == []
     assert Sample.objects.filter(characteristic=rig.dia, in_control__isnull=False).count() == 6

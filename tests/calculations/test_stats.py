@@ -390,6 +390,35 @@ class CalculateTests:
         assert big["violations"]  # the rules fired, across batch boundaries
         assert {rule for _, rule, *_ in big["violations"]} >= {1, 2}
 
+    def test_characteristics_calculated_together_give_what_each_gives_alone(self, monkeypatch) -> None:
+        """One transaction for three characteristics (as a batch's calculations.apply runs), with
+        BATCH = 7 cutting through them, against each characteristic calculated by itself."""
+        monkeypatch.setattr(calculate, "BATCH", 7)
+        snapshots: list[list[dict[str, Any]]] = []
+        for together in (True, False):
+            streams = [Stream(size=size, lsl=9.0, usl=11.0) for size in (1, 3, 5)]
+            for seed, stream in enumerate(streams):
+                services.limits_set_historical(
+                    characteristic=stream.characteristic, center=10.0, sigma=0.2, reason="r"
+                )
+                values = _shifted_series(seed, 45)
+                stream.feed("A", values[:30])
+                stream.feed("B", values[30:])
+            ids = [stream.characteristic.pk for stream in streams]
+            if together:
+                result = services.characteristics_calculate(characteristic_ids=ids[::-1])
+                assert (result.samples, result.observations) == (45 + 15 + 9, 3 * 45)
+                assert (
+                    services.characteristics_calculate(characteristic_ids=ids) == services.CalculationResult()
+                )
+            else:
+                for stream in streams:
+                    stream.calculate()
+            snapshots.append([stream.snapshot() for stream in streams])
+        together_rows, alone_rows = snapshots
+        assert together_rows == alone_rows
+        assert all(rows["violations"] for rows in together_rows)
+
 
 def _all_rows(stream: Stream) -> dict[str, list[dict[str, Any]]]:
     """Whole rows, timestamps included: a second run must not even re-save them."""

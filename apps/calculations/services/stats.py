@@ -7,6 +7,7 @@ so the rows of one characteristic are never updated by two workers at once.
 import math
 from collections.abc import Iterable, Sequence
 
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.calculations.choices import CPK_RELEASE, Disposition
@@ -17,6 +18,7 @@ from apps.config.models import Characteristic
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample
 from apps.observations.subgroups import checksum_add, checksum_of
+from openspc.services import rows_update
 
 
 def moments_reset(stats: Moments) -> None:
@@ -85,25 +87,42 @@ def _lot_recompute(stats: LotStatistics, characteristic: Characteristic, up_to: 
     stats.recomputed_at = timezone.now()
 
 
+LotKey = tuple[int, int]  # (lot id, test id)
+
+
+def lot_statistics_load(
+    shares: Sequence[tuple[Characteristic, Sequence[Observation]]],
+) -> dict[LotKey, LotStatistics]:
+    """The stored statistics of every (lot, test) the observations touch, in one query."""
+    wanted = Q()
+    for characteristic, observations in shares:
+        lot_ids = {row.lot_id for row in observations}
+        if lot_ids:
+            wanted |= Q(test_id=characteristic.test_id, lot_id__in=lot_ids)
+    if not wanted:
+        return {}
+    return {(stats.lot_id, stats.test_id): stats for stats in LotStatistics.objects.filter(wanted)}
+
+
 def lot_statistics_apply(
-    *, characteristic: Characteristic, observations: Sequence[Observation]
+    *,
+    characteristic: Characteristic,
+    observations: Sequence[Observation],
+    cached: dict[LotKey, LotStatistics],
 ) -> list[LotStatistics]:
-    """Fold confirmed observations (in position order) into their lots' statistics.
+    """Fold confirmed observations (in position order) into their lots' statistics in `cached`
+    (lot_statistics_load; a missing lot is added). Returns the statistics that changed, for
+    statistics_save.
 
     DESIGN.md "Lot checksum": cached + hash == the observation's lot checksum: add it;
     cached == it: already in, skip; anything else: recompute the lot from the database.
-    Returns the statistics that changed (saved).
     """
-    lot_ids = {row.lot_id for row in observations}
-    cached = {
-        stats.lot_id: stats
-        for stats in LotStatistics.objects.filter(lot_id__in=lot_ids, test_id=characteristic.test_id)
-    }
     changed: dict[int, LotStatistics] = {}
     for row in observations:
-        stats = cached.get(row.lot_id)
+        key = (row.lot_id, characteristic.test_id)
+        stats = cached.get(key)
         if stats is None:
-            stats = cached[row.lot_id] = LotStatistics(
+            stats = cached[key] = LotStatistics(
                 lot_id=row.lot_id, test_id=characteristic.test_id, characteristic=characteristic
             )
         assert row.hash is not None
@@ -121,7 +140,6 @@ def lot_statistics_apply(
     attribute = characteristic.test.kind != "variable"
     for stats in changed.values():
         _lot_finish(stats, characteristic, attribute)
-        stats.save()
     return list(changed.values())
 
 
@@ -136,16 +154,24 @@ def _within(kind: str, sample: Sample, last_value: float | None) -> float | None
     return sample.range / d2(sample.n)
 
 
+def product_statistics_load(characteristics: Sequence[Characteristic]) -> dict[int, ProductStatistics]:
+    """Each characteristic's statistics by characteristic id: stored, or new (not saved yet)."""
+    stored = ProductStatistics.objects.in_bulk(
+        [c.pk for c in characteristics], field_name="characteristic_id"
+    )
+    return {c.pk: stored.get(c.pk) or ProductStatistics(characteristic=c) for c in characteristics}
+
+
 def product_statistics_apply(
     *,
+    stats: ProductStatistics,
     characteristic: Characteristic,
     kind: str,
     lines: Lines | None,
     observations: Sequence[Observation],
     samples: Sequence[Sample],
-) -> ProductStatistics:
-    """Fold new confirmed observations and samples into the characteristic's statistics."""
-    stats, _ = ProductStatistics.objects.get_or_create(characteristic=characteristic)
+) -> None:
+    """Fold new confirmed observations and samples into the characteristic's statistics (not saved)."""
     for row in observations:
         moments_add(stats, row.values, characteristic)
     attribute = kind in ATTRIBUTE_KINDS
@@ -157,8 +183,19 @@ def product_statistics_apply(
                 stats.within_count += 1
             stats.last_value = sample.mean
     product_statistics_finish(stats, characteristic, lines, attribute)
-    stats.save()
-    return stats
+
+
+def statistics_save(*, lots: Sequence[LotStatistics], products: Sequence[ProductStatistics]) -> None:
+    """Write changed lot and product statistics: new rows in one INSERT, stored ones in one UPDATE
+    per model (Model.save would take a statement per row)."""
+    now = timezone.now()
+    for model, rows in ((LotStatistics, lots), (ProductStatistics, products)):
+        for stats in rows:
+            stats.updated_at = now
+        stored = [stats for stats in rows if not stats._state.adding]
+        model.objects.bulk_create([stats for stats in rows if stats._state.adding])
+        fields = [f.name for f in model._meta.concrete_fields if not f.primary_key]
+        rows_update(model=model, rows=stored, fields=fields)
 
 
 def product_statistics_finish(
