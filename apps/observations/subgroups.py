@@ -41,6 +41,7 @@ from apps.config.choices import TestKind
 from apps.config.models import Characteristic
 from apps.observations.choices import LOT_WORKING
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
+from openspc.services import rows_update
 
 _MOD = 1 << 64
 _SIGN = 1 << 63
@@ -132,6 +133,7 @@ class _Folder:
         if buffer.values:
             self.emit(lot_id, buffer, undersized=True)
         self.feed.pending.pop(str(lot_id), None)
+        self.feed.checksums.pop(str(lot_id), None)  # it takes no more values
 
     def keep(self, lot_id: int, buffer: _Buffer) -> None:
         if buffer.values:
@@ -139,19 +141,25 @@ class _Folder:
         else:
             self.feed.pending.pop(str(lot_id), None)
 
-    def save(self, rows: dict[int, Observation]) -> None:
-        """Store the samples and point each observation at the sample that holds its last value."""
-        Sample.objects.bulk_create(self.samples)
-        elsewhere: dict[int, list[int]] = defaultdict(list)
-        for observation_id, index in self.completes.items():
-            sample_id = self.samples[index].pk
+
+def _folders_save(folders: Sequence[_Folder], rows: dict[int, Observation]) -> None:
+    """Store the folders' samples and feeds (one statement each for all characteristics), and point
+    each observation at the sample that holds its last value."""
+    Sample.objects.bulk_create([sample for folder in folders for sample in folder.samples])
+    elsewhere: dict[int, list[int]] = defaultdict(list)
+    for folder in folders:
+        for observation_id, index in folder.completes.items():
+            sample_id = folder.samples[index].pk
             if observation_id in rows:
                 rows[observation_id].sample_id = sample_id
             else:  # confirmed in an earlier batch, waiting in the buffer
                 elsewhere[sample_id].append(observation_id)
-        for sample_id, observation_ids in elsewhere.items():
-            Observation.objects.filter(pk__in=observation_ids).update(sample_id=sample_id)
-        self.feed.save()
+    for sample_id, observation_ids in elsewhere.items():
+        Observation.objects.filter(pk__in=observation_ids).update(sample_id=sample_id)
+    feeds = [folder.feed for folder in folders]
+    rows_update(
+        model=SubgroupFeed, rows=feeds, fields=["last_position", "last_sequence", "pending", "checksums"]
+    )
 
 
 def _feeds_locked(characteristic_ids: Iterable[int]) -> QuerySet[SubgroupFeed]:
@@ -163,18 +171,19 @@ def _feeds_locked(characteristic_ids: Iterable[int]) -> QuerySet[SubgroupFeed]:
     return SubgroupFeed.objects.select_for_update().filter(pk__in=ids).order_by("pk")
 
 
-def _lot_checksums(characteristic: Characteristic, lot_ids: set[int]) -> dict[int, int]:
-    """The current checksum of each lot for the characteristic's test (0 for none yet)."""
-    checksums = {}
-    for lot_id in lot_ids:
-        latest = (
-            Observation.objects.filter(lot_id=lot_id, test_id=characteristic.test_id, position__isnull=False)
-            .order_by("-position")
-            .values_list("lot_checksum", flat=True)
-            .first()
-        )
-        checksums[lot_id] = latest or 0
-    return checksums
+def _lot_checksum(feed: SubgroupFeed, characteristic: Characteristic, lot_id: int) -> int:
+    """The lot's checksum for the characteristic's test so far (0 for none yet): kept on the feed,
+    else read from the lot's newest numbered observation."""
+    kept = feed.checksums.get(str(lot_id))
+    if kept is not None:
+        return int(kept)
+    latest = (
+        Observation.objects.filter(lot_id=lot_id, test_id=characteristic.test_id, position__isnull=False)
+        .order_by("-position")
+        .values_list("lot_checksum", flat=True)
+        .first()
+    )
+    return latest or 0
 
 
 def subgroups_fold(*, rows: Sequence[Observation], values: Mapping[int, Sequence[float]]) -> list[int]:
@@ -197,20 +206,26 @@ def subgroups_fold(*, rows: Sequence[Observation], values: Mapping[int, Sequence
         .exclude(status__in=LOT_WORKING)
         .values_list("pk", flat=True)
     )
+    folders = []
     for feed in feeds:
         characteristic = characteristics[feed.pk]
         folder = _Folder(feed, characteristic)
         mine = by_characteristic[feed.pk]
-        checksums = _lot_checksums(characteristic, {row.lot_id for row in mine})
+        lot_ids = {row.lot_id for row in mine}
+        checksums = {lot_id: _lot_checksum(feed, characteristic, lot_id) for lot_id in lot_ids}
         for row in mine:
             feed.last_position += 1
             row.position = feed.last_position
             row.hash = observation_hash(observation_id=row.pk, values=values[row.pk])
             row.lot_checksum = checksums[row.lot_id] = checksum_add(checksums[row.lot_id], row.hash)
             folder.add(row, values[row.pk])
-        for lot_id in closed & {row.lot_id for row in mine}:
-            folder.close(lot_id)
-        folder.save(in_batch)
+        for lot_id in lot_ids:
+            if lot_id in closed:
+                folder.close(lot_id)
+            else:
+                feed.checksums[str(lot_id)] = checksums[lot_id]
+        folders.append(folder)
+    _folders_save(folders, in_batch)
     return sorted(by_characteristic)
 
 
@@ -221,15 +236,13 @@ def subgroups_close_lot(*, lot: Lot) -> list[int]:
     candidates = SubgroupFeed.objects.filter(characteristic__product_id=lot.product_id).values_list(
         "pk", flat=True
     )
-    touched = []
-    for feed in _feeds_locked(candidates):
-        if key not in feed.pending:
-            continue
-        folder = _Folder(feed, Characteristic.objects.select_related("test").get(pk=feed.pk))
+    feeds = [feed for feed in _feeds_locked(candidates) if key in feed.pending or key in feed.checksums]
+    characteristics = Characteristic.objects.select_related("test").in_bulk([feed.pk for feed in feeds])
+    folders = [_Folder(feed, characteristics[feed.pk]) for feed in feeds]
+    for folder in folders:
         folder.close(lot.pk)
-        folder.save({})
-        touched.append(feed.pk)
-    return touched
+    _folders_save(folders, {})
+    return [folder.feed.pk for folder in folders if folder.samples]
 
 
 # How long a queued calculation counts as pending. If its message is lost, the characteristic is

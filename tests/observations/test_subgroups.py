@@ -304,6 +304,29 @@ class PositionAndChecksumTests:
             [_observation(a_one).hash, _observation(a_two).hash]
         )
 
+    def test_the_feed_keeps_each_working_lots_checksum_and_forgets_a_closed_one(self):
+        line = Line(size=3)
+        line.post(("A", [1.0]), ("B", [2.0]), ("A", [3.0]))
+        feed = SubgroupFeed.objects.get(pk=line.characteristic.pk)
+
+        def newest(lot: str) -> int:
+            rows = Observation.objects.filter(lot=line.lots[lot], test=line.test, position__isnull=False)
+            return rows.latest("position").lot_checksum
+
+        assert feed.checksums == {str(line.lots[name].pk): newest(name) for name in "AB"}
+        # A feed without the lot (data from before, a lot reopened) reads it from the observations.
+        feed.checksums = {}
+        feed.save()
+        late_a, late_b = line.post(("A", [4.0]), ("B", [5.0]))
+        for lot, late in (("A", late_a), ("B", late_b)):
+            rows = Observation.objects.filter(lot=line.lots[lot])
+            assert _observation(late).lot_checksum == checksum_of([row.hash for row in rows])
+        feed.refresh_from_db()
+        assert feed.checksums == {str(line.lots[name].pk): newest(name) for name in "AB"}
+        services.lot_status_set(lot=line.lots["A"], status=LotStatus.REJECTED)  # takes no more values
+        feed.refresh_from_db()
+        assert feed.checksums == {str(line.lots["B"].pk): newest("B")}
+
 
 class LotCloseTests:
     @pytest.fixture
@@ -402,9 +425,10 @@ class QueryCountTests:
     def test_processing_does_not_query_per_row(self):
         line = Line(size=3)
         self._count(line, 1)  # lot A has a value waiting from an earlier batch in each call below
-        few, many = self._count(line, 7), self._count(line, 91)
+        # Lot B is new to the feed: its checksum is read from the observations, once.
+        first = self._count(line, 7)  # A: 1 + 4 values, a sample and 2 waiting; B: a sample
+        few, many = self._count(line, 6), self._count(line, 90)  # A: 2 + 3 and 2 + 45, B: 3 and 45
         # Savepoint and release, the claim, 4 for the product's configuration, the characteristics,
-        # the feed (create, lock), the lots closed meanwhile, the checksum of each of the 2 lots, the
-        # samples, the feed, the carried-over observation of lot A, the rows. Per lot, per
-        # characteristic: never per row.
-        assert few == many == 17
+        # the feed (create, lock), the lots closed meanwhile, the samples, the feed, the carried-over
+        # observation of lot A, the rows. The lot checksums are on the feed. Never per row.
+        assert (first, few, many) == (16, 15, 15)

@@ -56,6 +56,9 @@ class SubgroupFeed(models.Model):
     folded into subgroups while this row is locked (SELECT … FOR UPDATE), so two
     workers never interleave a characteristic's values. `pending` holds the values
     of unfinished subgroups per lot: {"<lot id>": {"values": [...], "observations": [...]}}.
+    `checksums` holds the lot checksum of each working lot as its newest observation
+    carries it ({"<lot id>": checksum}), so numbering a batch reads no observation; a lot
+    missing from it (closed and reopened, or older data) is read from its observations.
     """
 
     characteristic = models.OneToOneField(
@@ -64,6 +67,7 @@ class SubgroupFeed(models.Model):
     last_position = models.PositiveBigIntegerField(default=0)
     last_sequence = models.PositiveIntegerField(default=0)
     pending = models.JSONField(default=dict, blank=True)
+    checksums = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"Subgroup feed of characteristic {self.characteristic_id}"
