@@ -205,7 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database", default="openspc_ingest_profile", help="database to create and drop")
     parser.add_argument("--profile", action="store_true", help="print each stage's hot functions")
     parser.add_argument("--top", type=int, default=20, help="functions shown per stage with --profile")
-    parser.add_argument("--sort", default="tottime", choices=("tottime", "cumulative"), help="--profile order")
+    parser.add_argument(
+        "--sort", default="tottime", choices=("tottime", "cumulative"), help="--profile order"
+    )
     args = parser.parse_args(argv)
     database_url, _ = services_check()
     env = django_start(database_url=bench_database_url(database_url, args.database))

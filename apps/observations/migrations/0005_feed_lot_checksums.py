@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('observations', '0004_sample_role_permissions'),
+        ("observations", "0004_sample_role_permissions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='subgroupfeed',
-            name='checksums',
+            model_name="subgroupfeed",
+            name="checksums",
             field=models.JSONField(blank=True, default=dict),
         ),
     ]
