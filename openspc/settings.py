@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "apps.audit",
     "apps.config",
     "apps.observations",
     "apps.calculations",

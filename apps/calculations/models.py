@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -25,6 +26,21 @@ class ChartState(models.Model):
         return f"Chart state of characteristic {self.characteristic_id}"
 
 
+class AcknowledgementReason(models.Model):
+    """A reason code a violation is acknowledged with; the list is kept in the admin."""
+
+    code = models.SlugField(max_length=32, unique=True)
+    label = models.CharField(max_length=128)
+    active = models.BooleanField(default=True, help_text="Inactive codes stay on old acknowledgements.")
+    position = models.PositiveSmallIntegerField(default=0, help_text="Order in pick lists.")
+
+    class Meta:
+        ordering = ["position", "code"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
 class Violation(models.Model):
     """A Nelson rule signal: the sample that completed the pattern and every point of the pattern."""
 
@@ -37,6 +53,18 @@ class Violation(models.Model):
     points = models.JSONField(help_text="Sequence numbers of the samples in the pattern, in order.")
     severity = models.CharField(max_length=16, choices=Severity.choices)
     limits_version = models.PositiveIntegerField(help_text="The control limits version that judged it.")
+    requires_acknowledgement = models.BooleanField(
+        default=True, help_text="Its rule is one the characteristic wants acknowledged."
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledgement_reason = models.ForeignKey(
+        AcknowledgementReason, null=True, blank=True, on_delete=models.PROTECT, related_name="violations"
+    )
+    acknowledgement_comment = models.TextField(blank=True)
+    corrective_action = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -47,7 +75,10 @@ class Violation(models.Model):
             ),
             models.CheckConstraint(condition=Q(rule__gte=1) & Q(rule__lte=8), name="violation_rule_1_8"),
         ]
-        indexes = [models.Index(fields=["characteristic", "-created_at"], name="violation_char_created")]
+        indexes = [
+            models.Index(fields=["characteristic", "-created_at"], name="violation_char_created"),
+            models.Index(fields=["acknowledged_at"], name="violation_acknowledged"),
+        ]
 
     def __str__(self) -> str:
         return f"Rule {self.rule} on sample {self.sample_id}"

@@ -139,6 +139,7 @@ def _judge(
     """Judge the samples in sequence order (sets in_control, limits_version, evaluated_at);
     the caller writes them and the violations returned."""
     now = timezone.now()
+    acknowledged = set(characteristic.acknowledge_rules or [])
     found: list[Violation] = []
     for sample in samples:
         sample.evaluated_at = now
@@ -153,6 +154,7 @@ def _judge(
                     characteristic=characteristic, sample=sample, rule=signal.rule, chart=signal.chart,
                     points=list(signal.points), limits_version=lines.version,
                     severity=Severity.CRITICAL if signal.rule == 1 else Severity.WARNING,
+                    requires_acknowledgement=signal.rule in acknowledged,
                 )
             )  # fmt: skip
     return found

@@ -12,6 +12,10 @@ def nelson_rules_default() -> dict[str, dict[str, float]]:
     return preset_rules(RulePreset.NELSON)
 
 
+def all_rules_default() -> list[int]:
+    return list(range(1, 9))
+
+
 class CharacteristicQuerySet(models.QuerySet["Characteristic"]):
     def with_config(self) -> "CharacteristicQuerySet":
         return self.select_related("product", "test")
@@ -56,6 +60,11 @@ class Characteristic(models.Model):
     rules = models.JSONField(
         default=nelson_rules_default,
         help_text='Enabled Nelson rules and their parameters, e.g. {"1": {"k": 3}, "2": {"length": 9}}.',
+    )
+    acknowledge_rules = models.JSONField(
+        default=all_rules_default,
+        blank=True,
+        help_text="Nelson rules (1–8) whose violations must be acknowledged; others are informational.",
     )
     data_source = models.CharField(max_length=16, choices=DataSource.choices, default=DataSource.MANUAL)
     # NULL, not "", when unset: the unique constraint below applies to set tags only.

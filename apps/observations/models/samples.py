@@ -32,6 +32,10 @@ class Sample(models.Model):
     limits_version = models.PositiveIntegerField(
         null=True, blank=True, help_text="The control limits version it was judged against."
     )
+    excluded = models.BooleanField(
+        default=False, help_text="Left out of control-limit calculations (an assignable cause, a bad run)."
+    )
+    exclusion_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     evaluated_at = models.DateTimeField(null=True, blank=True)
 
