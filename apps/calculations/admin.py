@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from apps.calculations.models import LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
 from apps.observations.admin import ReadOnlyAdmin
 
 
@@ -37,3 +37,13 @@ class LotStatisticsAdmin(ReadOnlyAdmin):
 class ProductStatisticsAdmin(ReadOnlyAdmin):
     list_display = ["characteristic", "n", "mean", "sd", "cp", "cpk", "pp", "ppk", "limits_version"]
     list_select_related = ["characteristic__product", "characteristic__test"]
+
+
+@admin.register(AcknowledgementReason)
+class AcknowledgementReasonAdmin(admin.ModelAdmin):
+    """The reason codes offered when acknowledging a violation. Retire a code (active off) rather
+    than deleting it: old acknowledgements keep pointing at it."""
+
+    list_display = ["code", "label", "active", "position"]
+    list_editable = ["active", "position"]
+    search_fields = ["code", "label"]

@@ -5,7 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.calculations.models import LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
 from apps.calculations.selectors import MAX_CHART_POINTS
 from apps.calculations.window import plotted_statistic
 from apps.config.api.serializers import ControlLimitsSerializer
@@ -37,13 +37,36 @@ class ViolationSerializer(ModelSerializer):
     points = serializers.ListField(
         child=serializers.IntegerField(), read_only=True, help_text="Sequences of the pattern's samples."
     )
+    acknowledgement_reason: "serializers.SlugRelatedField[AcknowledgementReason]" = (
+        serializers.SlugRelatedField(slug_field="code", read_only=True)
+    )
 
     class Meta:
         model = Violation
         fields = [
             "id", "characteristic", "sample", "sequence", "lot", "rule", "chart", "points", "severity",
-            "limits_version", "created_at",
+            "limits_version", "created_at", "requires_acknowledgement", "acknowledged_at", "acknowledged_by",
+            "acknowledgement_reason", "acknowledgement_comment", "corrective_action",
         ]  # fmt: skip
+        read_only_fields = fields
+
+
+class AcknowledgeSerializer(serializers.Serializer):
+    """An acknowledgement. Who acknowledges is the signed-in user; a user named here is ignored."""
+
+    reason = serializers.SlugRelatedField(
+        slug_field="code",
+        queryset=AcknowledgementReason.objects.filter(active=True),
+        help_text="A reason code (GET /api/v1/acknowledgement-reasons/).",
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    corrective_action = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class AcknowledgementReasonSerializer(ModelSerializer):
+    class Meta:
+        model = AcknowledgementReason
+        fields = ["code", "label", "active"]
         read_only_fields = fields
 
 

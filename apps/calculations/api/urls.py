@@ -5,6 +5,7 @@ from apps.calculations.api import views
 router = SimpleRouter()
 router.register("samples", views.SampleViewSet)
 router.register("violations", views.ViolationViewSet)
+router.register("acknowledgement-reasons", views.AcknowledgementReasonViewSet)
 router.register("lot-statistics", views.LotStatisticsViewSet)
 router.register("product-statistics", views.ProductStatisticsViewSet)
 # Only extra actions (recalculate-limits, set-limits, freeze-limits, chart-data) under the

@@ -20,7 +20,7 @@ from apps.calculations.filtersets import (
     SampleFilterSet,
     ViolationFilterSet,
 )
-from apps.calculations.models import LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
 from apps.calculations.services.submit import sample_submit
 from apps.config.models import Characteristic
 from apps.config.permissions import IsHuman, RoleModelPermissions
@@ -96,17 +96,51 @@ class SampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return Response(s.SampleResultSerializer(answer).data, status=status.HTTP_201_CREATED)
 
 
+class AcknowledgePermissions(RoleModelPermissions):
+    """Acknowledging changes a violation (Managers, Quality Specialists)."""
+
+    perms_map = {**RoleModelPermissions.perms_map, "POST": ["calculations.change_violation"]}
+
+
 class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Rule violations, newest first, with the sequences of every point in the pattern."""
 
     queryset = Violation.objects.all()
     serializer_class = s.ViolationSerializer
-    permission_classes = HUMAN
+    permission_classes = [IsHuman, AcknowledgePermissions]
     filterset_class = ViolationFilterSet
     ordering_fields = ["created_at", "rule"]
 
     def get_queryset(self) -> QuerySet[Violation]:
         return selectors.violation_queryset()
+
+    @extend_schema(
+        request=s.AcknowledgeSerializer,
+        responses={200: s.ViolationSerializer},
+        summary="Acknowledge a violation (409 if it was acknowledged already)",
+    )
+    @action(detail=True, methods=["post"], serializer_class=s.AcknowledgeSerializer)
+    def acknowledge(self, request: Request, pk: str | None = None) -> Response:
+        violation = self.get_object()
+        body = s.AcknowledgeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            acknowledged = services.violation_acknowledge(
+                violation=violation, user=acting_user(request), **body.validated_data
+            )
+        except services.AlreadyAcknowledged as exc:
+            raise Conflict(str(exc)) from None
+        return Response(s.ViolationSerializer(acknowledged).data)
+
+
+class AcknowledgementReasonViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The reason codes violations are acknowledged with (kept in the admin)."""
+
+    queryset = AcknowledgementReason.objects.filter(active=True)
+    serializer_class = s.AcknowledgementReasonSerializer
+    permission_classes = HUMAN
+    pagination_class = None
+    filterset_class = None
 
 
 class LotStatisticsViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

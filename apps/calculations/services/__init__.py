@@ -24,8 +24,14 @@ from apps.calculations.services.stats import (
     product_statistics_apply,
     product_statistics_finish,
 )
+from apps.calculations.services.violations import (
+    AlreadyAcknowledged,
+    violation_acknowledge,
+    violation_acknowledged_data,
+)
 
 __all__ = [
+    "AlreadyAcknowledged",
     "CalculationResult",
     "LimitsChange",
     "LimitsFrozen",
@@ -40,6 +46,8 @@ __all__ = [
     "lot_statistics_apply",
     "product_statistics_apply",
     "product_statistics_finish",
+    "violation_acknowledge",
+    "violation_acknowledged_data",
     "window_invalidate",
     "window_key",
     "window_load",

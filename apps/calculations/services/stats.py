@@ -4,8 +4,10 @@ Called by the calculation service with the characteristic's ChartState row locke
 so the rows of one characteristic are never updated by two workers at once.
 """
 
+import datetime
 import math
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from django.db.models import Q
 from django.utils import timezone
@@ -87,6 +89,7 @@ def _lot_recompute(stats: LotStatistics, characteristic: Characteristic, up_to: 
     stats.recomputed_at = timezone.now()
 
 
+M = TypeVar("M", LotStatistics, ProductStatistics)
 LotKey = tuple[int, int]  # (lot id, test id)
 
 
@@ -189,13 +192,17 @@ def statistics_save(*, lots: Sequence[LotStatistics], products: Sequence[Product
     """Write changed lot and product statistics: new rows in one INSERT, stored ones in one UPDATE
     per model (Model.save would take a statement per row)."""
     now = timezone.now()
-    for model, rows in ((LotStatistics, lots), (ProductStatistics, products)):
-        for stats in rows:
-            stats.updated_at = now
-        stored = [stats for stats in rows if not stats._state.adding]
-        model.objects.bulk_create([stats for stats in rows if stats._state.adding])
-        fields = [f.name for f in model._meta.concrete_fields if not f.primary_key]
-        rows_update(model=model, rows=stored, fields=fields)
+    _rows_save(LotStatistics, lots, now)
+    _rows_save(ProductStatistics, products, now)
+
+
+def _rows_save(model: type[M], rows: Sequence[M], now: datetime.datetime) -> None:
+    for stats in rows:
+        stats.updated_at = now
+    stored = [stats for stats in rows if not stats._state.adding]
+    model.objects.bulk_create([stats for stats in rows if stats._state.adding])
+    fields = [f.name for f in model._meta.concrete_fields if not f.primary_key]
+    rows_update(model=model, rows=stored, fields=fields)
 
 
 def product_statistics_finish(

@@ -1,0 +1,54 @@
+"""Writing the audit trail. Every app records through audit_record; nothing else writes AuditEntry."""
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+from apps.audit.models import AuditAction, AuditEntry
+
+
+def _json(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Plain JSON (dates, decimals and UUIDs as text), so what is stored is what is shown."""
+    if values is None:
+        return None
+    return json.loads(json.dumps(dict(values), cls=DjangoJSONEncoder))
+
+
+def audit_fields(instance: models.Model, fields: list[str]) -> dict[str, Any]:
+    """The named fields of an instance as the audit trail stores them (foreign keys by id)."""
+    out = {}
+    for name in fields:
+        field = instance._meta.get_field(name)
+        attname = getattr(field, "attname", name)
+        out[name] = getattr(instance, attname)
+    return _json(out) or {}
+
+
+def audit_record(
+    *,
+    user: User | AnonymousUser | None,
+    action: AuditAction | str,
+    instance: models.Model,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    reason: str = "",
+    source: str = "",
+) -> AuditEntry:
+    """Append one entry: who (None for the system), what action on which object, before and after."""
+    actor = user if isinstance(user, User) else None
+    return AuditEntry.objects.create(
+        user=actor,
+        action=str(action),
+        content_type=ContentType.objects.get_for_model(instance, for_concrete_model=False),
+        object_id=str(instance.pk),
+        object_repr=str(instance)[:255],
+        before=_json(before),
+        after=_json(after),
+        reason=reason,
+        source=source,
+    )
