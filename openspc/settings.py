@@ -212,6 +212,10 @@ CELERY_BEAT_SCHEDULE = {
     "calculations-catch-up": {"task": "calculations.catch_up", "schedule": 60.0},
 }
 
+# WebSocket connections (apps/subscriptions/consumers.py) with no message from the client for this
+# long are closed (code 4408); clients send {"type": "ping"} to stay connected.
+WS_IDLE_TIMEOUT_SECONDS = envint("WS_IDLE_TIMEOUT_SECONDS", 300, minimum=1)
+
 # Largest request body Django reads (a batch of 5,000 device observations is ~1 MB); the API
 # answers a larger one 413 in its error format, before parsing it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BYTES", 4 * 1024 * 1024, minimum=64 * 1024)
