@@ -79,12 +79,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     user: AbstractBaseUser
     groups_joined: set[str]
+    accepted = False
 
     async def connect(self) -> None:
         self.groups_joined = set()
         self.watchdog: asyncio.Task[None] | None = None
-        # Accepted first: a refusal during the handshake is an HTTP 403 with no close code.
-        await self.accept()
         user = self.scope.get("user")
         if self.scope.get("auth_error") or user is None or not user.is_authenticated:
             code = self.scope.get("auth_error") or "not_authenticated"
@@ -98,9 +97,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.refuse(CLOSE_FORBIDDEN, "forbidden", "Device credentials are for ingestion only.")
             return
         self.user = user
+        await self.connected()  # groups joined before the client hears it is connected
+        self.accepted = True
+        await self.accept()
         self.last_seen = time.monotonic()
         self.watchdog = asyncio.create_task(self.watch())
-        await self.connected()
 
     async def connected(self) -> None:
         """Called once the user is authenticated and allowed."""
@@ -113,6 +114,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = set()
 
     async def refuse(self, close_code: int, code: str, message: str) -> None:
+        """Accept, say why, close: a refusal during the handshake would be an HTTP 403 with no
+        close code."""
+        if not self.accepted:
+            self.accepted = True
+            await self.accept()
         await self.send_error(code, message)
         await self.close(code=close_code)
 
