@@ -13,7 +13,7 @@ finds the work done and returns.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from django.core.cache import cache
@@ -291,8 +291,10 @@ def _shares(states: Sequence[ChartState]) -> dict[int, _Share]:
 
 def _calculate_share(
     share: _Share, lots: dict[tuple[int, int], LotStatistics], product: ProductStatistics
-) -> tuple[list[Violation], list[LotStatistics], list[Event]]:
-    """Judge one characteristic's new samples and fold its observations into the statistics given."""
+) -> tuple[list[Violation], list[LotStatistics], Callable[[], list[Event]]]:
+    """Judge one characteristic's new samples and fold its observations into the statistics given.
+    The events are made by the function returned, called once the violations are saved: their
+    data holds the violations' ids, which bulk_create sets."""
     characteristic, state, samples = share.characteristic, share.state, share.samples
     kind = characteristic.effective_chart_type
     lines = lines_of(characteristic, share.limits)
@@ -317,7 +319,7 @@ def _calculate_share(
     if window is not None:
         document = window.to_json(state.last_sequence)
         transaction.on_commit(lambda: window_store(characteristic_id=characteristic.pk, document=document))
-    return violations, changed, _events(characteristic, kind, samples, violations, changed, product)
+    return violations, changed, lambda: _events(characteristic, kind, samples, violations, changed, product)
 
 
 def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResult, bool]:
@@ -331,12 +333,12 @@ def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResu
         products = product_statistics_load([share.characteristic for share in busy])
         violations: list[Violation] = []
         changed: list[LotStatistics] = []
-        events: list[Event] = []
+        make_events: list[Callable[[], list[Event]]] = []
         for share in busy:
             found, lot_stats, share_events = _calculate_share(share, lots, products[share.characteristic.pk])
             violations += found
             changed += lot_stats
-            events += share_events
+            make_events.append(share_events)
         samples = [sample for share in busy for sample in share.samples]
         rows_update(model=Sample, rows=samples, fields=["in_control", "limits_version", "evaluated_at"])
         # The cursors move in this transaction, so a sample is judged once; the unique constraint on
@@ -348,7 +350,7 @@ def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResu
         for state in states:
             state.updated_at = now
         rows_update(model=ChartState, rows=states, fields=["last_sequence", "last_position", "updated_at"])
-        events_send_on_commit(events)
+        events_send_on_commit([event for make in make_events for event in make()])
     observations = sum(len(share.observations) for share in busy)
     more = len(samples) == BATCH or observations == BATCH
     return CalculationResult(len(samples), observations, len(violations)), more
