@@ -1,0 +1,51 @@
+"""docs/asyncapi.yaml documents every message the consumers take and send, and every close code,
+so the document cannot drift from apps/subscriptions/consumers.py unnoticed."""
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from apps.subscriptions import consumers, middleware
+from apps.subscriptions.consumers import NotificationsConsumer, SamplesConsumer
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
+MESSAGES = DOC["components"]["messages"]
+ALWAYS_SENT = {"pong", "error"}
+
+
+def documented(channel: str, direction: str) -> set[str]:
+    """The `type` of each message a channel lists for a direction (publish: client to server)."""
+    types = set()
+    for ref in DOC["channels"][channel][direction]["message"]["oneOf"]:
+        name = ref["$ref"].rsplit("/", 1)[-1]
+        schema: dict[str, Any] = MESSAGES[name]["payload"]
+        assert schema["properties"]["type"]["const"] == name, f"message {name} has another type"
+        types.add(name)
+    return types
+
+
+def test_every_client_message_the_consumers_handle_is_documented_and_nothing_else():
+    assert documented("/ws/samples/", "publish") == set(SamplesConsumer.actions)
+    assert documented("/ws/notifications/", "publish") == set(NotificationsConsumer.actions)
+
+
+def test_every_message_the_server_sends_is_documented():
+    samples = set(consumers.SAMPLE_EVENTS.values()) | {"subscribed", "unsubscribed"} | ALWAYS_SENT
+    assert documented("/ws/samples/", "subscribe") == samples
+    notifications = set(consumers.NOTIFICATION_EVENTS.values()) | ALWAYS_SENT
+    assert documented("/ws/notifications/", "subscribe") == notifications
+
+
+def test_every_error_code_and_close_code_is_documented():
+    source = Path(consumers.__file__).read_text()
+    codes = set(re.findall(r'(?:send_error|refuse)\(\s*(?:CLOSE_\w+,\s*)?"(\w+)"', source))
+    codes |= {middleware.TOKEN_EXPIRED, middleware.TOKEN_INVALID, "not_authenticated"}
+    assert len(codes) >= 10, codes  # the pattern still finds them
+    enum = set(MESSAGES["error"]["payload"]["properties"]["code"]["enum"])
+    assert codes == enum
+    description = DOC["info"]["description"]
+    for close in (consumers.CLOSE_UNAUTHENTICATED, consumers.CLOSE_FORBIDDEN, consumers.CLOSE_IDLE):
+        assert f"| {close} |" in description
