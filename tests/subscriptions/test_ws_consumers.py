@@ -153,6 +153,17 @@ class SubscribeTests:
         assert (error["code"], error["characteristic_ids"]) == ("not_readable", [other.pk])
         assert quiet, "a refused characteristic's events reached the tester"
 
+    def test_a_tester_may_watch_the_characteristics_of_a_product_they_have_items_in(self, plant, tester):
+        chart = dia(plant)  # RING-74, where the tester has items
+
+        async def scenario():
+            comm = await subscribed(SAMPLES, access_token(tester), [chart.pk])
+            answer = await comm.receive_json_from()
+            await comm.disconnect()
+            return answer
+
+        assert run(scenario) == {"type": "subscribed", "characteristic_ids": [chart.pk]}
+
     def test_after_unsubscribe_nothing_more_arrives(self, plant, manager):
         chart = dia(plant)
 

@@ -21,10 +21,15 @@ class CharacteristicQuerySet(models.QuerySet["Characteristic"]):
         return self.select_related("product", "test")
 
     def visible_to(self, user: User | AnonymousUser) -> "CharacteristicQuerySet":
+        from apps.config.models import Product
         from apps.config.roles import is_tester_only
 
-        # Testers read SPC settings only through their assigned items (observation pipeline).
-        return self.none() if is_tester_only(user) else self
+        if not is_tester_only(user):
+            return self
+        # A tester reads the characteristics of the products they have items assigned in (to
+        # watch the charts their results feed), no others.
+        theirs = Product.objects.filter(lots__items__tester=user).values("pk")
+        return self.filter(product_id__in=theirs)
 
 
 class Characteristic(models.Model):
