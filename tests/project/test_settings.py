@@ -42,7 +42,10 @@ GOOD_KEY = "k" * 40
         ({"SECRET_KEY": GOOD_KEY, "JWT_ACCESS_MINUTES": "ten"}, "JWT_ACCESS_MINUTES must be a whole number"),
         ({"SECRET_KEY": GOOD_KEY, "SECURE_HSTS_SECONDS": "-1"}, "SECURE_HSTS_SECONDS must be at least 0"),
         ({"SECRET_KEY": GOOD_KEY, "DATABASE_POOL_SIZE": "-2"}, "DATABASE_POOL_SIZE must be at least 0"),
-        ({"SECRET_KEY": GOOD_KEY, "WS_IDLE_TIMEOUT_SECONDS": "0"}, "WS_IDLE_TIMEOUT_SECONDS must be at least 1"),
+        (
+            {"SECRET_KEY": GOOD_KEY, "WS_IDLE_TIMEOUT_SECONDS": "0"},
+            "WS_IDLE_TIMEOUT_SECONDS must be at least 1",
+        ),
     ],
 )
 def test_bad_value_stops_start_up_naming_the_variable(tmp_path, env, message):

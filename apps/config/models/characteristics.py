@@ -28,7 +28,7 @@ class CharacteristicQuerySet(models.QuerySet["Characteristic"]):
             return self
         # A tester reads the characteristics of the products they have items assigned in (to
         # watch the charts their results feed), no others.
-        theirs = Product.objects.filter(lots__items__tester=user).values("pk")
+        theirs = Product.objects.filter(lots__items__tester_id=user.pk).values("pk")
         return self.filter(product_id__in=theirs)
 
 
