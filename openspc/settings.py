@@ -204,12 +204,21 @@ CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TASK_ROUTES = {
     "observations.process": {"queue": "observations.in"},
     "calculations.apply": {"queue": "calculations"},
+    # The fan-out of calculation events into notifications; the default queue every worker reads.
+    "subscriptions.fanout": {"queue": "celery"},
+    "subscriptions.email_digest": {"queue": "celery"},
 }
 # Rows left `received` longer than this are queued again (broker down, worker killed).
 OBSERVATIONS_REQUEUE_AFTER_SECONDS = envint("OBSERVATIONS_REQUEUE_AFTER_SECONDS", 300, minimum=10)
+# Subscriptions that e-mail get one message per user per interval, however many notifications.
+NOTIFICATION_EMAIL_INTERVAL_SECONDS = envint("NOTIFICATION_EMAIL_INTERVAL_SECONDS", 300, minimum=10)
 CELERY_BEAT_SCHEDULE = {
     "observations-requeue-stale": {"task": "observations.requeue_stale", "schedule": 60.0},
     "calculations-catch-up": {"task": "calculations.catch_up", "schedule": 60.0},
+    "subscriptions-email-digest": {
+        "task": "subscriptions.email_digest",
+        "schedule": float(NOTIFICATION_EMAIL_INTERVAL_SECONDS),
+    },
 }
 
 # WebSocket connections (apps/subscriptions/consumers.py) with no message from the client for this
@@ -219,6 +228,32 @@ WS_IDLE_TIMEOUT_SECONDS = envint("WS_IDLE_TIMEOUT_SECONDS", 300, minimum=1)
 # Largest request body Django reads (a batch of 5,000 device observations is ~1 MB); the API
 # answers a larger one 413 in its error format, before parsing it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("MAX_REQUEST_BYTES", 4 * 1024 * 1024, minimum=64 * 1024)
+
+# --- E-mail (notification digests) ----------------------------------------------------------
+
+_email_backends = {
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "file": "django.core.mail.backends.filebased.EmailBackend",
+    "locmem": "django.core.mail.backends.locmem.EmailBackend",
+    "dummy": "django.core.mail.backends.dummy.EmailBackend",
+}
+_email_backend = os.environ.get("EMAIL_BACKEND", "").strip() or "console"
+if _email_backend not in _email_backends and _email_backend not in _email_backends.values():
+    _names = ", ".join(_email_backends)
+    raise ImproperlyConfigured(
+        f"EMAIL_BACKEND must be one of {_names} (or its Django path); got {_email_backend!r}"
+    )
+EMAIL_BACKEND = _email_backends.get(_email_backend, _email_backend)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost").strip()
+EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "openspc@localhost"
+# Put before the links in e-mails (e.g. https://spc.example.com); notifications store paths.
+NOTIFICATION_LINK_BASE_URL = os.environ.get("NOTIFICATION_LINK_BASE_URL", "").strip().rstrip("/")
 
 # --- Auth -------------------------------------------------------------------
 

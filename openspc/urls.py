@@ -14,6 +14,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.config.api.urls")),
     path("", include("apps.observations.api.urls")),
     path("", include("apps.calculations.api.urls")),
+    path("", include("apps.subscriptions.api.urls")),
 ]
 
 urlpatterns = [

@@ -9,6 +9,11 @@ one event, else `{"type": "events.batch", "events": [...]}` with the group's eve
 order (Channels calls the consumer's `events_batch`; `events_unpack` turns either shape
 into the list of events). A calculation run that judges 25 samples thus costs three
 group sends, not seventy-five: per-sample sends were half the calculation worker's time.
+
+Each send also queues one `subscriptions.fanout` task (by name: apps.subscriptions sits above
+this app) with the send's notification-worthy events, which the subscription service turns
+into notifications. `sample.created` is not among them: every run that makes samples also
+sends the lot's `statistics.updated`, which is the "new results" notification.
 """
 
 import asyncio
@@ -19,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from celery import current_app
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
@@ -94,11 +100,30 @@ class _SenderLoop:
 _sender = _SenderLoop()
 
 
+FANOUT_TASK = "subscriptions.fanout"
+# The events subscriptions hear about (apps.subscriptions.services.EVENT_KINDS).
+NOTIFIED = frozenset(
+    {"violation.created", "violation.acknowledged", "statistics.updated", "limits.changed", "lot.disposition"}
+)
+
+
+def _fanout_queue(events: Sequence[Event]) -> None:
+    """One task per send. A broker that is down loses these notifications (logged), not data."""
+    notified = [message for _, message in events if message["type"] in NOTIFIED]
+    if not notified:
+        return
+    try:
+        current_app.send_task(FANOUT_TASK, kwargs={"events": notified})
+    except Exception:
+        logger.warning("could not queue the fan-out of %d events", len(notified), exc_info=True)
+
+
 def events_send(events: Sequence[Event]) -> None:
     """Send now. A channel layer that is down loses live updates, never data: clients catch up
     through GET /api/v1/samples?since=…, so the error is logged, not raised."""
     if not events:
         return
+    _fanout_queue(events)
     future = asyncio.run_coroutine_threadsafe(_send(events), _sender.get())
     try:
         future.result(timeout=SEND_TIMEOUT)

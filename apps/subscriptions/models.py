@@ -102,12 +102,37 @@ class Notification(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
+    dedup_key = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Names the event it came from (violation.created:42): a redelivered event adds nothing.",
+    )
+    coalesce_key = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Results of one lot and characteristic: while unread, new results update this one.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "dedup_key"], condition=~Q(dedup_key=""), name="notification_once_per_event"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "coalesce_key"],
+                condition=Q(read_at__isnull=True) & ~Q(coalesce_key=""),
+                name="notification_one_unread_per_coalesce_key",
+            ),
+        ]
         indexes = [
             models.Index(fields=["user", "-created_at"], name="notification_user_created"),
             models.Index(fields=["user", "read_at"], name="notification_user_read"),
+            # The e-mail digest reads only the few not yet e-mailed.
+            models.Index(
+                fields=["user"], condition=Q(emailed_at__isnull=True), name="notification_unemailed"
+            ),
         ]
 
     def __str__(self) -> str:

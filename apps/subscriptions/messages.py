@@ -1,0 +1,143 @@
+"""What a notification says: a title and a message a manager understands, a link to look at,
+and the key that makes it once per event (or the key its results are coalesced under)."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from apps.config.models import Characteristic
+from apps.observations.models import Lot
+
+API = "/api/v1"
+
+# What each Nelson rule's pattern means on the chart (parameters are per characteristic, so no counts).
+RULES = {
+    1: "a point beyond a control limit",
+    2: "a run of points on one side of the centre line",
+    3: "a steady trend up or down",
+    4: "points alternating up and down",
+    5: "points close to a control limit (beyond 2σ)",
+    6: "points away from the centre on one side (beyond 1σ)",
+    7: "points hugging the centre line (within 1σ)",
+    8: "points avoiding the centre line on both sides",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    event: str
+    title: str
+    text: str
+    link: str
+    dedup_key: str = ""
+    coalesce_key: str = ""
+
+
+def _label(characteristic: Characteristic | None) -> str:
+    if characteristic is None:
+        return "a characteristic"
+    return f"{characteristic.test.code} {characteristic.test.name} of {characteristic.product.code}"
+
+
+def _lot(lot: Lot | None) -> str:
+    return f", lot {lot.number}" if lot is not None else ""
+
+
+def _number(value: Any, decimals: int) -> str:
+    return "—" if value is None else f"{float(value):.{decimals}f}"
+
+
+def _violation(data: dict[str, Any], characteristic: Characteristic | None, lot: Lot | None) -> Message:
+    rule = int(data.get("rule") or 0)
+    chart = "dispersion" if data.get("chart") == "dispersion" else "location"
+    pattern = RULES.get(rule, "a pattern")
+    if data["type"] == "violation.acknowledged":
+        who = data.get("acknowledged_by_name") or "someone"
+        text = f"{who} acknowledged it (reason: {data.get('reason') or '—'})."
+        if data.get("comment"):
+            text += f" Comment: {data['comment']}"
+        if data.get("corrective_action"):
+            text += f" Corrective action: {data['corrective_action']}"
+        return Message(
+            event=data["type"],
+            title=f"Rule {rule} violation acknowledged on {_label(characteristic)}{_lot(lot)}",
+            text=text,
+            link=f"{API}/violations/{data['id']}/",
+            dedup_key=f"violation.acknowledged:{data['id']}",
+        )
+    severity = data.get("severity") or "warning"
+    return Message(
+        event=data["type"],
+        title=f"Rule {rule} violation on {_label(characteristic)}{_lot(lot)}",
+        text=f"Sample {data.get('sequence')} shows {pattern} on the {chart} chart ({severity}).",
+        link=f"{API}/violations/{data['id']}/",
+        dedup_key=f"violation.created:{data['id']}",
+    )
+
+
+def _statistics(data: dict[str, Any], characteristic: Characteristic | None, lot: Lot | None) -> Message:
+    decimals = characteristic.test.decimals if characteristic is not None else 3
+    unit = f" {characteristic.test.unit}" if characteristic is not None and characteristic.test.unit else ""
+    figures = (
+        f"n = {data.get('n')}, mean {_number(data.get('mean'), decimals)}{unit}, "
+        f"SD {_number(data.get('sd'), decimals + 1)}, Cpk {_number(data.get('cpk'), 2)}, "
+        f"{data.get('out_of_spec') or 0} out of spec"
+    )
+    c = data.get("characteristic")
+    if data.get("scope") == "lot":
+        return Message(
+            event=data["type"],
+            title=f"New results on {_label(characteristic)}{_lot(lot)}",
+            text=f"{figures}; disposition hint: {data.get('disposition') or 'pending'}.",
+            link=f"{API}/lot-statistics/?lot={data.get('lot')}&characteristic={c}",
+            coalesce_key=f"results:lot:{data.get('lot')}:{c}",
+        )
+    return Message(
+        event=data["type"],
+        title=f"Product statistics updated on {_label(characteristic)}",
+        text=f"{figures}; Ppk {_number(data.get('ppk'), 2)}.",
+        link=f"{API}/characteristics/{c}/chart-data/",
+        coalesce_key=f"results:product:{c}",
+    )
+
+
+def _limits(data: dict[str, Any], characteristic: Characteristic | None) -> Message:
+    decimals = characteristic.test.decimals if characteristic is not None else 3
+    c, version, method = data.get("characteristic"), data.get("version"), data.get("method") or "set"
+    return Message(
+        event=data["type"],
+        title=f"Control limits changed on {_label(characteristic)}",
+        text=(
+            f"Version {version} ({method}): centre {_number(data.get('center'), decimals)}, "
+            f"UCL {_number(data.get('ucl'), decimals)}, LCL {_number(data.get('lcl'), decimals)}"
+            + (", frozen." if data.get("frozen") else ".")
+        ),
+        link=f"{API}/characteristics/{c}/chart-data/",
+        dedup_key=f"limits.changed:{c}:{version}",
+    )
+
+
+def _disposition(data: dict[str, Any], lot: Lot | None) -> Message:
+    status = data.get("status") or "changed"
+    product = f" of {lot.product.code}" if lot is not None else ""
+    number = lot.number if lot is not None else data.get("lot")
+    who = f" by {data['by_name']}" if data.get("by_name") else ""
+    return Message(
+        event=data["type"],
+        title=f"Lot {number}{product} {status}",
+        text=f"Lot {number}{product} was {status}{who}.",
+        link=f"{API}/lots/{data.get('lot')}/",
+        dedup_key=f"lot.disposition:{data.get('lot')}:{status}",
+    )
+
+
+def message_for(data: dict[str, Any], *, characteristic: Characteristic | None, lot: Lot | None) -> Message:
+    name = data["type"]
+    if name.startswith("violation."):
+        return _violation(data, characteristic, lot)
+    if name == "statistics.updated":
+        return _statistics(data, characteristic, lot)
+    if name == "limits.changed":
+        return _limits(data, characteristic)
+    if name == "lot.disposition":
+        return _disposition(data, lot)
+    raise ValueError(f"no notification for {name}")
