@@ -260,7 +260,7 @@ def _violation_ids(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = Violation.objects.filter(sample__in={e.get("sample") for e in missing}).values_list(
         "sample_id", "rule", "chart", "pk"
     )
-    ids = {(sample, rule, chart): pk for sample, rule, chart, pk in rows}
+    ids: dict[tuple[Any, Any, Any], int] = {(sample, rule, chart): pk for sample, rule, chart, pk in rows}
     return [
         {**e, "id": ids.get((e.get("sample"), e.get("rule"), e.get("chart")))} if e in missing else e
         for e in events

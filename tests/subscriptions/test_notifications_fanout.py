@@ -124,6 +124,17 @@ class FanoutTests:
         # Results were not asked for: the statistics of both runs made nothing.
         assert not Notification.objects.filter(event="statistics.updated").exists()
 
+    def test_in_one_batch_of_both_products_a_product_subscription_picks_its_own(self, shop, manager):
+        subscribe(manager, scope="product", product=shop.a.pk, events=["violations", "results"])
+        services.notifications_fanout(
+            events=[
+                violation_event(shop.char_b, shop.lot_b, 1),
+                violation_event(shop.char_a, shop.lot_a, 2),
+                lot_statistics_event(shop.char_b, shop.lot_b, 5),
+            ]
+        )
+        assert list(Notification.objects.values_list("dedup_key", flat=True)) == ["violation.created:2"]
+
     def test_a_test_subscription_hears_the_test_in_every_product(self, shop, manager):
         subscribe(manager, scope="test", test=shop.dia.pk)
         services.notifications_fanout(
@@ -199,6 +210,23 @@ class FanoutTests:
         assert list(Notification.objects.order_by("id").values_list("id", "title", "data")) == rows
         titles = [row[1] for row in rows]
         assert "Control limits changed on DIA Diameter of A-100" in titles
+
+    def test_an_acknowledgement_is_a_notification_of_its_own(self, shop, manager):
+        subscribe(manager, scope="lot", lot=shop.lot_a.pk)
+        created = violation_event(shop.char_a, shop.lot_a, 4)
+        acknowledged = {
+            **created, "type": "violation.acknowledged", "acknowledged_by_name": "Quinn Quality",
+            "reason": "assignable_cause", "comment": "Worn tool", "corrective_action": "Tool changed",
+        }  # fmt: skip
+        services.notifications_fanout(events=[created, acknowledged])
+        services.notifications_fanout(events=[acknowledged])
+        note = Notification.objects.get(event="violation.acknowledged")
+        assert note.title == "Rule 1 violation acknowledged on DIA Diameter of A-100, lot LA-1"
+        assert note.message == (
+            "Quinn Quality acknowledged it (reason: assignable_cause). Comment: Worn tool "
+            "Corrective action: Tool changed"
+        )
+        assert Notification.objects.count() == 2
 
     def test_inactive_subscriptions_and_users_who_lost_their_role_hear_nothing(self, shop, manager):
         other = UserFactory(username="left-the-team", roles=[Role.MANAGER])
