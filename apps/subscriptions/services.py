@@ -28,7 +28,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.calculations.events import event, events_send_on_commit
-from apps.calculations.models import Violation
 from apps.config.models import Characteristic
 from apps.observations.models import Lot
 from apps.subscriptions import messages
@@ -251,22 +250,6 @@ class _Draft:
         )  # fmt: skip
 
 
-def _violation_ids(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The events, a violation's id filled in from its natural key (sample, rule, chart) where the
-    event lacks it (the calculation builds its events before the rows have ids)."""
-    missing = [e for e in events if e["type"].startswith("violation.") and not e.get("id")]
-    if not missing:
-        return list(events)
-    rows = Violation.objects.filter(sample__in={e.get("sample") for e in missing}).values_list(
-        "sample_id", "rule", "chart", "pk"
-    )
-    ids: dict[tuple[Any, Any, Any], int] = {(sample, rule, chart): pk for sample, rule, chart, pk in rows}
-    return [
-        {**e, "id": ids.get((e.get("sample"), e.get("rule"), e.get("chart")))} if e in missing else e
-        for e in events
-    ]
-
-
 def _anchors(events: Sequence[dict[str, Any]]) -> list[_Anchor]:
     characteristic_ids = {e["characteristic"] for e in events if e.get("characteristic")}
     lot_ids = {e["lot"] for e in events if e.get("lot")}
@@ -385,7 +368,7 @@ def notifications_fanout(*, events: Sequence[dict[str, Any]]) -> list[Notificati
     relevant = [e for e in events if isinstance(e, dict) and e.get("type") in EVENT_KINDS]
     if not relevant:
         return []
-    relevant = [e for e in _violation_ids(relevant) if not e["type"].startswith("violation.") or e["id"]]
+    relevant = [e for e in relevant if not e["type"].startswith("violation.") or e.get("id")]
     drafts = _drafts(relevant)
     with transaction.atomic():
         stored = _store_discrete([d for d in drafts if d.message.dedup_key])
