@@ -93,7 +93,7 @@ class LotAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         if change:
             if "status" in form.changed_data:
-                services.lot_status_set(lot=obj, status=data["status"])
+                services.lot_status_set(lot=obj, status=data["status"], user=acting_user(request))
             return
         created = services.lot_create(
             product=data["product"], number=data["number"], user=acting_user(request)

@@ -36,6 +36,7 @@ from apps.observations.choices import (
 )
 from apps.observations.models import Item, Lot, Observation
 from apps.observations.subgroups import calculations_queue_on_commit, subgroups_close_lot, subgroups_fold
+from openspc.events import event, events_send_on_commit
 from openspc.services import rows_update
 
 MAX_ITEMS_PER_REQUEST = 5000
@@ -76,14 +77,23 @@ def lot_status_validate(*, lot: Lot, status: str) -> None:
 
 
 @transaction.atomic
-def lot_status_set(*, lot: Lot, status: str) -> Lot:
-    """Move a lot to another status along the allowed transitions (see choices.LOT_TRANSITIONS)."""
-    lot = Lot.objects.select_for_update().get(pk=lot.pk)
+def lot_status_set(*, lot: Lot, status: str, user: User | None = None) -> Lot:
+    """Move a lot to another status along the allowed transitions (see choices.LOT_TRANSITIONS).
+    A released or rejected lot is announced as `lot.disposition` after commit."""
+    lot = Lot.objects.select_for_update(of=("self",)).select_related("product").get(pk=lot.pk)
     lot_status_validate(lot=lot, status=status)
     lot.status = status
     lot.save(update_fields=["status", "updated_at"])
     if status not in LOT_WORKING:
         calculations_queue_on_commit(subgroups_close_lot(lot=lot))
+        by_name = (user.get_full_name() or user.get_username()) if user is not None else None
+        data = {
+            "lot": lot.pk, "product": lot.product_id, "product_code": lot.product.code, "number": lot.number,
+            "status": status, "by": user.pk if user is not None else None, "by_name": by_name,
+        }  # fmt: skip
+        events_send_on_commit(
+            [event("lot.disposition", (f"lot.{lot.pk}", f"product.{lot.product_id}"), **data)]
+        )
     return lot
 
 

@@ -9,7 +9,7 @@ keeps that document and the types below in step. In short, on `ws/samples/`:
             "payload": {...the event's data...}}
     client {"type": "ping"}  ->  server {"type": "pong", "server_time": "<ISO 8601>"}
 
-Events come from the channel layer (apps/calculations/events.py), sent after the
+Events come from the channel layer (openspc/events.py), sent after the
 transaction that produced them commits. Nothing is kept per connection on the server: a
 client that reconnects subscribes again and catches up with GET /api/v1/samples?since=….
 
@@ -36,9 +36,9 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from apps.calculations.events import events_unpack
 from apps.config.models import Characteristic
 from apps.config.roles import Role, has_role
+from openspc.events import events_unpack
 
 logger = logging.getLogger(__name__)
 

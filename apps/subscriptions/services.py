@@ -2,7 +2,7 @@
 into notifications, and the e-mail digest.
 
 The fan-out (`notifications_fanout`) is fed by the `subscriptions.fanout` task, which
-apps.calculations.events sends once per channel-layer send. For each event it finds the
+openspc.events sends once per channel-layer send. For each event it finds the
 subscriptions whose scope covers it (a product: its characteristics' and lots' events; a test:
 its characteristics in any product; a lot: that lot's; a characteristic: its own) and whose kinds
 include it, and makes one notification per user per event however many subscriptions match.
@@ -27,13 +27,13 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.calculations.events import event, events_send_on_commit
 from apps.config.models import Characteristic
 from apps.observations.models import Lot
 from apps.subscriptions import messages
 from apps.subscriptions.models import Notification, Subscription, SubscriptionEvent, SubscriptionScope
 from apps.subscriptions.selectors import SCOPE_MODELS, subscription_target_readable, subscriptions_concerned
 from openspc.api import Conflict
+from openspc.events import event, events_send_on_commit
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Celery tasks of the subscription service. They call services and hold no logic.
 
-`subscriptions.fanout` is sent by name from apps.calculations.events (which sits below this app)
+`subscriptions.fanout` is sent by name from openspc.events (which sits below this app)
 once per channel-layer send, with that send's notification-worthy events. It goes to the default
 `celery` queue (settings.CELERY_TASK_ROUTES); redelivery is harmless (services.py says why).
 `subscriptions.email_digest` runs every NOTIFICATION_EMAIL_INTERVAL_SECONDS (beat).

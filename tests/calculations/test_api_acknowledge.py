@@ -8,8 +8,8 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from apps.audit.models import AuditAction, AuditEntry
-from apps.calculations.events import events_unpack
 from apps.calculations.models import AcknowledgementReason, Violation
+from openspc.events import events_unpack
 from tests.calculations.api_helpers import dia_of, historical, subgroups_store
 from tests.factories import UserFactory
 

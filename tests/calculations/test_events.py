@@ -8,10 +8,10 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from apps.calculations import services
-from apps.calculations.events import events_unpack
 from apps.config.models import Characteristic
 from apps.observations import services as obs_services
 from apps.observations.models import Sample
+from openspc.events import events_unpack
 
 
 async def _silent(layer, channel, seconds=0.3) -> bool:
@@ -76,7 +76,7 @@ def test_samples_violations_and_statistics_are_sent_to_their_groups_after_commit
 
 
 def test_a_group_with_one_event_gets_the_event_itself_and_unpack_reads_both_shapes():
-    from apps.calculations.events import event, group_messages
+    from openspc.events import event, group_messages
 
     sample = event("sample.created", ["characteristic.1", "lot.2"], id=1)
     stats = event("statistics.updated", ["characteristic.1"], scope="product")

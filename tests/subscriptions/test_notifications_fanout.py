@@ -12,11 +12,11 @@ from django.conf import settings
 from django.core import mail
 from django.utils import timezone
 
-from apps.calculations import events as calculation_events
 from apps.calculations.models import LotStatistics, Violation
 from apps.config.roles import Role
 from apps.subscriptions import services, tasks
 from apps.subscriptions.models import Notification, Subscription
+from openspc import events as calculation_events
 from tests.calculations.api_helpers import historical, subgroups_store, submit, window_forget
 from tests.calculations.workers import CeleryWorkers
 from tests.factories import LotFactory, ProductFactory, TestFactory, UserFactory, characteristic_for
@@ -400,3 +400,23 @@ class WorkerTests:
         # One results notification for the lot (updated by the second run), one for the product.
         results = Notification.objects.filter(user=manager, event="statistics.updated")
         assert sorted(results.values_list("data__scope", flat=True)) == ["lot", "product"]
+
+
+class DispositionTests:
+    def test_releasing_a_lot_notifies_its_disposition_subscribers_and_nobody_elses(
+        self, api, shop, manager, fanout_inline, django_capture_on_commit_callbacks
+    ):
+        subscribe(manager, scope="lot", lot=shop.lot_a.pk, events=["disposition"])
+        subscribe(manager, scope="lot", lot=shop.lot_b.pk, events=["disposition"])
+        with django_capture_on_commit_callbacks(execute=True):
+            for status in ("in_testing", "released"):
+                response = api(shop.ops).post(f"/api/v1/lots/{shop.lot_a.pk}/status/", {"status": status})
+                assert response.status_code == 200, response.content
+        (sent,) = fanout_inline  # only the final disposition is one, not the move to in_testing
+        assert [(e["type"], e["lot"], e["status"], e["by"]) for e in sent["events"]] == [
+            ("lot.disposition", shop.lot_a.pk, "released", shop.ops.pk)
+        ]
+        (note,) = Notification.objects.filter(user=manager)
+        assert note.event == "lot.disposition"
+        assert note.title == "Lot LA-1 of A-100 released"
+        assert "by ops-lead" in note.message

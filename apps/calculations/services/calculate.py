@@ -22,7 +22,6 @@ from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from apps.calculations.choices import Severity
-from apps.calculations.events import Event, event, events_send_on_commit
 from apps.calculations.models import ChartState, LotStatistics, ProductStatistics, Violation
 from apps.calculations.services.stats import (
     lot_statistics_apply,
@@ -36,6 +35,7 @@ from apps.calculations.window import SMOOTHED_KINDS, Lines, Point, RollingWindow
 from apps.config.models import Characteristic, ControlLimits
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample, SubgroupFeed
+from openspc.events import Event, event, events_send_on_commit
 from openspc.services import rows_update
 
 logger = logging.getLogger(__name__)

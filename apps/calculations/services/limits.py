@@ -16,7 +16,6 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.calculations.events import event, events_send_on_commit
 from apps.calculations.models import ProductStatistics, Violation
 from apps.calculations.services.calculate import limits_current, lines_of, window_invalidate
 from apps.calculations.services.stats import product_statistics_finish
@@ -36,6 +35,7 @@ from apps.config.choices import LimitMethod
 from apps.config.models import Characteristic, ControlLimits
 from apps.config.services import control_limits_set
 from apps.observations.models import Sample
+from openspc.events import event, events_send_on_commit
 
 MIN_SAMPLES = 2
 MAX_SAMPLES = 10_000

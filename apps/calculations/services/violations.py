@@ -7,9 +7,9 @@ from rest_framework.exceptions import ValidationError
 
 from apps.audit.models import AuditAction
 from apps.audit.services import audit_fields, audit_record
-from apps.calculations.events import event, events_send_on_commit
 from apps.calculations.models import AcknowledgementReason, Violation
 from apps.calculations.services.calculate import violation_data
+from openspc.events import event, events_send_on_commit
 
 ACKNOWLEDGEMENT_FIELDS = [
     "acknowledged_at", "acknowledged_by", "acknowledgement_reason", "acknowledgement_comment",

@@ -73,7 +73,9 @@ class LotViewSet(
         """Move the lot on: open → in_testing → released or rejected (open → rejected too)."""
         body = s.LotStatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        lot = services.lot_status_set(lot=self.get_object(), status=body.validated_data["status"])
+        lot = services.lot_status_set(
+            lot=self.get_object(), status=body.validated_data["status"], user=acting_user(request)
+        )
         return Response(s.LotSerializer(self.get_queryset().get(pk=lot.pk)).data)
 
 
