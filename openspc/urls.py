@@ -15,6 +15,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.observations.api.urls")),
     path("", include("apps.calculations.api.urls")),
     path("", include("apps.subscriptions.api.urls")),
+    path("", include("apps.audit.api.urls")),
 ]
 
 urlpatterns = [

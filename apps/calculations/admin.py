@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from apps.audit.admin import AuditedAdmin
 from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
 from apps.observations.admin import ReadOnlyAdmin
 
@@ -40,9 +41,9 @@ class ProductStatisticsAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AcknowledgementReason)
-class AcknowledgementReasonAdmin(admin.ModelAdmin):
-    """The reason codes offered when acknowledging a violation. Retire a code (active off) rather
-    than deleting it: old acknowledgements keep pointing at it."""
+class AcknowledgementReasonAdmin(AuditedAdmin):
+    """The reason codes offered when acknowledging a violation (changes audited). Retire a code
+    (active off) rather than deleting it: old acknowledgements keep pointing at it."""
 
     list_display = ["code", "label", "active", "position"]
     list_editable = ["active", "position"]

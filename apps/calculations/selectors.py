@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from apps.calculations.models import LotStatistics, ProductStatistics, Violation
 from apps.calculations.services.calculate import limits_current, lines_of
@@ -23,8 +23,48 @@ def sample_queryset(user: User | AnonymousUser) -> QuerySet[Sample]:
     )
 
 
-def violation_queryset() -> QuerySet[Violation]:
-    return Violation.objects.select_related("sample")
+# A violation still to be acknowledged: its rule is one the characteristic wants acknowledged (decided
+# when it was found, Violation.requires_acknowledgement) and nobody has. The others are informational.
+AWAITING_ACKNOWLEDGEMENT = Q(requires_acknowledgement=True, acknowledged_at__isnull=True)
+
+
+def violation_queryset(user: User | AnonymousUser) -> QuerySet[Violation]:
+    """The violations of the characteristics the user may read (role permissions decide the rest)."""
+    return Violation.objects.filter(
+        characteristic__in=Characteristic.objects.visible_to(user)
+    ).select_related("sample", "acknowledgement_reason")
+
+
+def violation_detail_queryset(user: User | AnonymousUser) -> QuerySet[Violation]:
+    return violation_queryset(user).select_related("sample__characteristic__test")
+
+
+def violation_pattern(violation: Violation) -> list[Sample]:
+    """The samples that formed the violation's pattern, in sequence order."""
+    return list(
+        Sample.objects.filter(characteristic_id=violation.characteristic_id, sequence__in=violation.points)
+        .select_related("characteristic__test")
+        .order_by("sequence")
+    )
+
+
+def violation_stats(violations: QuerySet[Violation]) -> dict[str, Any]:
+    """Counts of the given (filtered) violations: in all, awaiting acknowledgement, by rule and by
+    characteristic (with product and test codes; most violations first)."""
+    awaiting = Count("id", filter=AWAITING_ACKNOWLEDGEMENT)
+    plain = violations.order_by()
+    totals = plain.aggregate(total=Count("id"), unacknowledged=awaiting)
+    by_rule = plain.values("rule").annotate(count=Count("id"), unacknowledged=awaiting).order_by("rule")
+    by_characteristic = (
+        plain.values(
+            "characteristic",
+            product_code=F("characteristic__product__code"),
+            test_code=F("characteristic__test__code"),
+        )
+        .annotate(count=Count("id"), unacknowledged=awaiting)
+        .order_by("-count", "characteristic")
+    )
+    return {**totals, "by_rule": list(by_rule), "by_characteristic": list(by_characteristic)}
 
 
 def lot_statistics_queryset() -> QuerySet[LotStatistics]:

@@ -1,4 +1,7 @@
-"""The Quality Specialist's configuration tool. Writes go through apps.config.services."""
+"""The Quality Specialist's configuration tool. Writes go through apps.config.services.
+
+Every change is audited (source 'admin'): the services record what they write, given
+`self.audit_actor(request)`; AuditedAdmin records deletions and inline rows."""
 
 from typing import Any
 
@@ -9,6 +12,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from apps.audit.admin import AuditedAdmin
 from apps.config import services
 from apps.config.choices import ChartType
 from apps.config.models import (
@@ -29,11 +33,12 @@ admin.site.index_title = "Products, tests, test plans and charts"
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(AuditedAdmin):
     list_display = ["code", "name", "active", "characteristic_count", "updated_at"]
     list_filter = ["active"]
     search_fields = ["code", "name", "description"]
     ordering = ["code"]
+    audited_fields = services.PRODUCT_FIELDS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
         return super().get_queryset(request).annotate(characteristic_count=Count("characteristics"))
@@ -46,10 +51,11 @@ class ProductAdmin(admin.ModelAdmin):
         data = {
             name: form.cleaned_data[name] for name in services.PRODUCT_FIELDS if name in form.cleaned_data
         }
+        actor = self.audit_actor(request)
         if change:
-            services.product_update(product=Product.objects.get(pk=obj.pk), data=data)
+            services.product_update(product=Product.objects.get(pk=obj.pk), data=data, actor=actor)
         else:
-            obj.pk = services.product_create(**data).pk
+            obj.pk = services.product_create(**data, actor=actor).pk
 
 
 class TestAdminForm(forms.ModelForm):
@@ -64,8 +70,9 @@ class TestAdminForm(forms.ModelForm):
 
 
 @admin.register(Test)
-class TestAdmin(admin.ModelAdmin):
+class TestAdmin(AuditedAdmin):
     form = TestAdminForm
+    audited_fields = services.TEST_FIELDS
     list_display = [
         "code",
         "name",
@@ -89,10 +96,11 @@ class TestAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Test, form: forms.ModelForm, change: bool) -> None:
         data = {name: form.cleaned_data[name] for name in services.TEST_FIELDS if name in form.cleaned_data}
+        actor = self.audit_actor(request)
         if change:
-            services.test_update(test=Test.objects.get(pk=obj.pk), data=data)
+            services.test_update(test=Test.objects.get(pk=obj.pk), data=data, actor=actor)
         else:
-            obj.pk = services.test_create(**data).pk
+            obj.pk = services.test_create(**data, actor=actor).pk
 
 
 class TestPlanEntryInline(admin.TabularInline):
@@ -116,7 +124,7 @@ class TestPlanEntryInline(admin.TabularInline):
 
 
 @admin.register(TestPlan)
-class TestPlanAdmin(admin.ModelAdmin):
+class TestPlanAdmin(AuditedAdmin):
     list_display = ["code", "version", "name", "status", "test_count", "released_at"]
     list_filter = ["status"]
     search_fields = ["code", "name", "entries__test__code"]
@@ -148,7 +156,7 @@ class TestPlanAdmin(admin.ModelAdmin):
         return actions
 
     def delete_model(self, request: HttpRequest, obj: TestPlan) -> None:
-        services.test_plan_delete(plan=obj)
+        services.test_plan_delete(plan=obj, actor=self.audit_actor(request))
 
     def get_readonly_fields(self, request: HttpRequest, obj: TestPlan | None = None) -> list[str]:
         if obj is not None and not obj.is_editable:
@@ -159,10 +167,11 @@ class TestPlanAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: TestPlan, form: forms.ModelForm, change: bool) -> None:
         data = {k: v for k, v in form.cleaned_data.items() if k in {"code", "name", "description"}}
+        actor = self.audit_actor(request)
         if change:
-            services.test_plan_update(plan=TestPlan.objects.get(pk=obj.pk), data=data)
+            services.test_plan_update(plan=TestPlan.objects.get(pk=obj.pk), data=data, actor=actor)
         else:
-            obj.pk = services.test_plan_create(**data).pk
+            obj.pk = services.test_plan_create(**data, actor=actor).pk
             obj._state.adding = False
 
     def _each(self, request: HttpRequest, queryset: QuerySet[TestPlan], verb: str, fn: Any) -> None:
@@ -184,12 +193,15 @@ class TestPlanAdmin(admin.ModelAdmin):
             request,
             queryset,
             "released",
-            lambda p: services.test_plan_release(plan=p, user=acting_user(request)),
+            lambda p: services.test_plan_release(
+                plan=p, user=acting_user(request), actor=self.audit_actor(request)
+            ),
         )
 
     @admin.action(description="Retire selected released plans", permissions=["change"])
     def retire_plans(self, request: HttpRequest, queryset: QuerySet[TestPlan]) -> None:
-        self._each(request, queryset, "retired", lambda p: services.test_plan_retire(plan=p))
+        actor = self.audit_actor(request)
+        self._each(request, queryset, "retired", lambda p: services.test_plan_retire(plan=p, actor=actor))
 
     @admin.action(description="Create a new draft version of each selected plan", permissions=["add"])
     def new_versions(self, request: HttpRequest, queryset: QuerySet[TestPlan]) -> None:
@@ -197,7 +209,7 @@ class TestPlanAdmin(admin.ModelAdmin):
             request,
             queryset,
             "created as a draft",
-            lambda p: services.test_plan_new_version(plan=p),
+            lambda p: services.test_plan_new_version(plan=p, actor=self.audit_actor(request)),
         )
 
 
@@ -223,7 +235,7 @@ class PlanAssignmentForm(forms.ModelForm):
 
 
 @admin.register(PlanAssignment)
-class PlanAssignmentAdmin(admin.ModelAdmin):
+class PlanAssignmentAdmin(AuditedAdmin):
     form = PlanAssignmentForm
     list_display = [
         "product",
@@ -248,12 +260,13 @@ class PlanAssignmentAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: PlanAssignment, form: forms.ModelForm, change: bool
     ) -> None:
         data = form.cleaned_data
+        actor = self.audit_actor(request)
         if change:
-            services.plan_assignment_end(assignment=obj, effective_to=data.get("effective_to"))
+            services.plan_assignment_end(assignment=obj, effective_to=data.get("effective_to"), actor=actor)
             return
         created = services.plan_assign(
             product=data["product"], plan=data["plan"], effective_from=data.get("effective_from"),
-            effective_to=data.get("effective_to"), user=acting_user(request),
+            effective_to=data.get("effective_to"), user=acting_user(request), actor=actor,
         )  # fmt: skip
         obj.pk = created.pk
 
@@ -307,7 +320,7 @@ class CharacteristicAdminForm(forms.ModelForm):
 
 
 @admin.register(Characteristic)
-class CharacteristicAdmin(admin.ModelAdmin):
+class CharacteristicAdmin(AuditedAdmin):
     form = CharacteristicAdminForm
     list_display = [
         "__str__",
@@ -329,7 +342,7 @@ class CharacteristicAdmin(admin.ModelAdmin):
         (None, {"fields": ["product", "test", "active"]}),
         ("Specification", {"fields": ["lsl", "target", "usl"]}),
         ("Chart", {"fields": ["subgroup_size", "chart_type", "chart_params", "decimals"]}),
-        ("Rules", {"fields": ["rule_preset", "rules"]}),
+        ("Rules", {"fields": ["rule_preset", "rules", "acknowledge_rules"]}),
         ("Data source", {"fields": ["data_source", "tag"]}),
         ("Where (ISA-95)", {"fields": ["site", "area", "line", "cell"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
@@ -352,7 +365,7 @@ class CharacteristicAdmin(admin.ModelAdmin):
             for name in services.CHARACTERISTIC_FIELDS
             if name in form.cleaned_data
         }
-        services.characteristic_update(characteristic=obj, data=data)
+        services.characteristic_update(characteristic=obj, data=data, actor=self.audit_actor(request))
 
 
 class DeviceAdminForm(forms.ModelForm):
@@ -362,8 +375,9 @@ class DeviceAdminForm(forms.ModelForm):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(AuditedAdmin):
     form = DeviceAdminForm
+    audited_fields = services.DEVICE_FIELDS
     list_display = ["name", "active", "token_prefix", "last_used_at", "created_at"]
     list_filter = ["active"]
     search_fields = ["name", "description"]
@@ -371,10 +385,11 @@ class DeviceAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Device, form: forms.ModelForm, change: bool) -> None:
         data = form.cleaned_data
+        actor = self.audit_actor(request)
         if change:
-            services.device_update(device=Device.objects.get(pk=obj.pk), data=data)
+            services.device_update(device=Device.objects.get(pk=obj.pk), data=data, actor=actor)
             return
-        device, token = services.device_create(**data)
+        device, token = services.device_create(**data, actor=actor)
         obj.pk = device.pk
         self.message_user(
             request, f"Token for {device.name} (shown once, copy it now): {token}", messages.WARNING

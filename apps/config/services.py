@@ -20,6 +20,8 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from apps.audit.models import AuditAction
+from apps.audit.services import SYSTEM, Actor, audit_change, audit_fields, audit_record
 from apps.config.authentication import token_hash
 from apps.config.choices import (
     DEFECTIVES_CHARTS,
@@ -64,17 +66,38 @@ TEST_FIELDS = (
 )
 
 
-def product_create(*, code: str, name: str, description: str = "", active: bool = True) -> Product:
-    return Product.objects.create(code=code, name=name, description=description, active=active)
+# Every write below takes `actor` (who, and through what: "api", "admin") and appends one audit
+# entry with the audited fields before and after; a change that changes nothing records nothing.
 
 
-def product_update(*, product: Product, data: dict[str, Any]) -> Product:
-    product, _ = model_update(instance=product, fields=PRODUCT_FIELDS, data=data)
+def _audited(
+    instance: Any, fields: Sequence[str], before: dict[str, Any] | None, actor: Actor, deleted: bool = False
+) -> None:
+    after = None if deleted else audit_fields(instance, list(fields))
+    audit_change(actor=actor, instance=instance, before=before, after=after)
+
+
+@transaction.atomic
+def product_create(
+    *, code: str, name: str, description: str = "", active: bool = True, actor: Actor = SYSTEM
+) -> Product:
+    product = Product.objects.create(code=code, name=name, description=description, active=active)
+    _audited(product, PRODUCT_FIELDS, None, actor)
     return product
 
 
-def product_delete(*, product: Product) -> None:
+@transaction.atomic
+def product_update(*, product: Product, data: dict[str, Any], actor: Actor = SYSTEM) -> Product:
+    before = audit_fields(product, list(PRODUCT_FIELDS))
+    product, _ = model_update(instance=product, fields=PRODUCT_FIELDS, data=data)
+    _audited(product, PRODUCT_FIELDS, before, actor)
+    return product
+
+
+@transaction.atomic
+def product_delete(*, product: Product, actor: Actor = SYSTEM) -> None:
     """Only a product nothing refers to can go (ProtectedError otherwise: deactivate it instead)."""
+    _audited(product, PRODUCT_FIELDS, audit_fields(product, list(PRODUCT_FIELDS)), actor, deleted=True)
     product.delete()
 
 
@@ -91,19 +114,27 @@ def test_validate(*, data: dict[str, Any], test: Test | None = None) -> None:
         )
 
 
-def test_create(**data: Any) -> Test:
+@transaction.atomic
+def test_create(*, actor: Actor = SYSTEM, **data: Any) -> Test:
     test_validate(data=data)
-    return Test.objects.create(**{name: data[name] for name in TEST_FIELDS if name in data})
-
-
-def test_update(*, test: Test, data: dict[str, Any]) -> Test:
-    test_validate(data=data, test=test)
-    test, _ = model_update(instance=test, fields=TEST_FIELDS, data=data)
+    test = Test.objects.create(**{name: data[name] for name in TEST_FIELDS if name in data})
+    _audited(test, TEST_FIELDS, None, actor)
     return test
 
 
-def test_delete(*, test: Test) -> None:
+@transaction.atomic
+def test_update(*, test: Test, data: dict[str, Any], actor: Actor = SYSTEM) -> Test:
+    test_validate(data=data, test=test)
+    before = audit_fields(test, list(TEST_FIELDS))
+    test, _ = model_update(instance=test, fields=TEST_FIELDS, data=data)
+    _audited(test, TEST_FIELDS, before, actor)
+    return test
+
+
+@transaction.atomic
+def test_delete(*, test: Test, actor: Actor = SYSTEM) -> None:
     """Only a test in no plan and no chart can go (ProtectedError otherwise: deactivate it instead)."""
+    _audited(test, TEST_FIELDS, audit_fields(test, list(TEST_FIELDS)), actor, deleted=True)
     test.delete()
 
 
@@ -114,6 +145,22 @@ def test_delete(*, test: Test) -> None:
 class PlanEntryInput:
     test: Test
     replicates: int = 1
+
+
+PLAN_FIELDS = ("code", "version", "name", "description", "status")
+
+
+def plan_snapshot(plan: TestPlan) -> dict[str, Any]:
+    """A plan as the audit trail keeps it: its fields and its tests in order."""
+    entries = plan.entries.order_by("position").values_list("test_id", "replicates")
+    return {
+        **audit_fields(plan, list(PLAN_FIELDS)),
+        "tests": [{"test": test, "replicates": replicates} for test, replicates in entries],
+    }
+
+
+def _plan_audited(plan: TestPlan, before: dict[str, Any] | None, actor: Actor) -> None:
+    audit_change(actor=actor, instance=plan, before=before, after=plan_snapshot(plan))
 
 
 def _plan_require_draft(plan: TestPlan) -> None:
@@ -142,68 +189,88 @@ def _plan_entries_write(*, plan: TestPlan, entries: Sequence[PlanEntryInput]) ->
 
 @transaction.atomic
 def test_plan_create(
-    *, code: str, name: str, description: str = "", entries: Sequence[PlanEntryInput] = ()
+    *,
+    code: str,
+    name: str,
+    description: str = "",
+    entries: Sequence[PlanEntryInput] = (),
+    actor: Actor = SYSTEM,
 ) -> TestPlan:
     if TestPlan.objects.filter(code=code).exists():
         raise ValidationError({"code": f"Test plan {code} exists; create a new version of it instead."})
     plan = TestPlan.objects.create(code=code, name=name, description=description)
     _plan_entries_write(plan=plan, entries=entries)
+    _plan_audited(plan, None, actor)
     return plan
 
 
 @transaction.atomic
 def test_plan_update(
-    *, plan: TestPlan, data: dict[str, Any], entries: Sequence[PlanEntryInput] | None = None
+    *,
+    plan: TestPlan,
+    data: dict[str, Any],
+    entries: Sequence[PlanEntryInput] | None = None,
+    actor: Actor = SYSTEM,
 ) -> TestPlan:
     plan = TestPlan.objects.select_for_update().get(pk=plan.pk)
     _plan_require_draft(plan)
     if "code" in data and data["code"] != plan.code:
         raise ValidationError({"code": "The code of a plan cannot change; create a new plan."})
+    before = plan_snapshot(plan)
     plan, _ = model_update(instance=plan, fields=("name", "description"), data=data)
     if entries is not None:
         _plan_entries_write(plan=plan, entries=entries)
+    _plan_audited(plan, before, actor)
     return plan
 
 
 @transaction.atomic
-def test_plan_set_tests(*, plan: TestPlan, entries: Sequence[PlanEntryInput]) -> TestPlan:
+def test_plan_set_tests(
+    *, plan: TestPlan, entries: Sequence[PlanEntryInput], actor: Actor = SYSTEM
+) -> TestPlan:
     """Replace the plan's tests with `entries`, in that order (adds, removes and reorders)."""
-    return test_plan_update(plan=plan, data={}, entries=entries)
+    return test_plan_update(plan=plan, data={}, entries=entries, actor=actor)
 
 
-def test_plan_delete(*, plan: TestPlan) -> None:
+@transaction.atomic
+def test_plan_delete(*, plan: TestPlan, actor: Actor = SYSTEM) -> None:
     """Only a draft that was never used can be deleted; released plans are history."""
     _plan_require_draft(plan)
+    audit_change(actor=actor, instance=plan, before=plan_snapshot(plan), after=None)
     plan.delete()
 
 
 @transaction.atomic
-def test_plan_release(*, plan: TestPlan, user: User) -> TestPlan:
+def test_plan_release(*, plan: TestPlan, user: User, actor: Actor | None = None) -> TestPlan:
     plan = TestPlan.objects.select_for_update().get(pk=plan.pk)
     _plan_require_draft(plan)
     if not plan.entries.exists():
         raise ValidationError({"tests": "A plan needs at least one test before it is released."})
+    before = plan_snapshot(plan)
     plan.status = PlanStatus.RELEASED
     plan.released_at = timezone.now()
     plan.released_by = user
     plan.save(update_fields=["status", "released_at", "released_by", "updated_at"])
+    _plan_audited(plan, before, actor or Actor(user))
     return plan
 
 
 @transaction.atomic
-def test_plan_retire(*, plan: TestPlan) -> TestPlan:
+def test_plan_retire(*, plan: TestPlan, actor: Actor = SYSTEM) -> TestPlan:
     plan = TestPlan.objects.select_for_update().get(pk=plan.pk)
     if plan.status != PlanStatus.RELEASED:
         raise ValidationError(
             f"Only a released plan can be retired; {plan.code} v{plan.version} is {plan.status}."
         )
+    before = plan_snapshot(plan)
     plan.status = PlanStatus.RETIRED
     plan.save(update_fields=["status", "updated_at"])
+    _plan_audited(plan, before, actor)
     return plan
 
 
 @transaction.atomic
-def test_plan_new_version(*, plan: TestPlan) -> TestPlan:
+def test_plan_new_version(*, plan: TestPlan, actor: Actor = SYSTEM) -> TestPlan:
     """A draft copy of the plan under the same code, with the next version number."""
     # Lock the plan's versions, then read the highest in a new statement: under READ COMMITTED
     # only a new statement sees a version that a transaction we waited for has just added.
@@ -218,6 +285,7 @@ def test_plan_new_version(*, plan: TestPlan) -> TestPlan:
             PlanEntryInput(test=e.test, replicates=e.replicates) for e in plan.entries.select_related("test")
         ],
     )
+    _plan_audited(draft, None, actor)
     return draft
 
 
@@ -300,6 +368,7 @@ def plan_assign(
     effective_from: datetime.date | None = None,
     effective_to: datetime.date | None = None,
     user: User | None = None,
+    actor: Actor | None = None,
 ) -> PlanAssignment:
     """Assign a released plan to a product, creating the characteristics of its tests."""
     effective_from = effective_from or timezone.localdate()
@@ -316,7 +385,11 @@ def plan_assign(
         assigned_by=user,
     )
     characteristics_ensure(product=product, plan=plan)
+    _audited(assignment, ASSIGNMENT_FIELDS, None, actor or Actor(user))
     return assignment
+
+
+ASSIGNMENT_FIELDS = ("product", "plan", "effective_from", "effective_to")
 
 
 def plan_assignment_end_validate(*, assignment: PlanAssignment, effective_to: datetime.date | None) -> None:
@@ -327,19 +400,45 @@ def plan_assignment_end_validate(*, assignment: PlanAssignment, effective_to: da
 
 
 @transaction.atomic
-def plan_assignment_end(*, assignment: PlanAssignment, effective_to: datetime.date | None) -> PlanAssignment:
+def plan_assignment_end(
+    *, assignment: PlanAssignment, effective_to: datetime.date | None, actor: Actor = SYSTEM
+) -> PlanAssignment:
     """Set (or clear) the last day of an assignment; it may not come to overlap another."""
     Product.objects.select_for_update().filter(pk=assignment.product_id).first()
+    # Read back, as a form may hand over an instance it has already changed.
+    assignment = PlanAssignment.objects.select_related("product", "plan").get(pk=assignment.pk)
     plan_assignment_end_validate(assignment=assignment, effective_to=effective_to)
+    before = audit_fields(assignment, list(ASSIGNMENT_FIELDS))
     assignment.effective_to = effective_to
     assignment.save(update_fields=["effective_to"])
+    _audited(assignment, ASSIGNMENT_FIELDS, before, actor)
     return assignment
 
 
 CHARACTERISTIC_FIELDS = (
-    "lsl", "target", "usl", "subgroup_size", "chart_type", "chart_params", "rules",
+    "lsl", "target", "usl", "subgroup_size", "chart_type", "chart_params", "rules", "acknowledge_rules",
     "data_source", "tag", "site", "area", "line", "cell", "decimals", "active",
 )  # fmt: skip
+
+
+def acknowledge_rules_validate(rules: Any) -> list[int]:
+    """The rules whose violations need acknowledging: Nelson rule numbers 1–8, each once, sorted
+    (empty, or an empty form field: every violation is informational)."""
+    if rules is None:
+        return []
+    if not isinstance(rules, list | tuple) or any(
+        isinstance(rule, bool) or not isinstance(rule, int) for rule in rules
+    ):
+        raise ValidationError({"acknowledge_rules": "Give a list of rule numbers, e.g. [1, 2, 5]."})
+    outside = sorted({rule for rule in rules if not 1 <= rule <= 8})
+    if outside:
+        raise ValidationError(
+            {"acknowledge_rules": f"Nelson rules are numbered 1 to 8; not {', '.join(map(str, outside))}."}
+        )
+    twice = sorted({rule for rule in rules if list(rules).count(rule) > 1})
+    if twice:
+        raise ValidationError({"acknowledge_rules": f"Rule {', '.join(map(str, twice))} is listed twice."})
+    return sorted(rules)
 
 
 def _chart_params_validate(chart_type: str, params: Any) -> dict[str, float]:
@@ -404,6 +503,8 @@ def characteristic_apply(*, characteristic: Characteristic, data: dict[str, Any]
     if "tag" in data:
         data["tag"] = (data["tag"] or "").strip() or None
     preset = data.pop("rule_preset", None)
+    if "acknowledge_rules" in data:
+        data["acknowledge_rules"] = acknowledge_rules_validate(data["acknowledge_rules"])
     if "rules" in data:
         data["rules"] = rules_normalize(data["rules"])
     elif preset not in (None, RulePreset.CUSTOM):
@@ -419,12 +520,22 @@ def characteristic_apply(*, characteristic: Characteristic, data: dict[str, Any]
 
 
 @transaction.atomic
-def characteristic_update(*, characteristic: Characteristic, data: dict[str, Any]) -> Characteristic:
+def characteristic_update(
+    *, characteristic: Characteristic, data: dict[str, Any], actor: Actor = SYSTEM
+) -> Characteristic:
     """Change a characteristic's SPC settings (see characteristic_apply for the rules)."""
     locked = Characteristic.objects.select_for_update().select_related("test").get(pk=characteristic.pk)
+    before = audit_fields(locked, list(CHARACTERISTIC_FIELDS))
     updated = characteristic_apply(characteristic=locked, data=data)
     updated.save()
+    _audited(updated, CHARACTERISTIC_FIELDS, before, actor)
     return updated
+
+
+LIMITS_FIELDS = [
+    "version", "center", "sigma", "lcl", "ucl", "dispersion_center", "dispersion_lcl", "dispersion_ucl",
+    "method", "frozen",
+]  # fmt: skip
 
 
 @transaction.atomic
@@ -442,8 +553,13 @@ def control_limits_set(
     baseline: dict[str, Any] | None = None,
     excluded: list[dict[str, Any]] | None = None,
     frozen: bool = False,
+    source: str = "system",
 ) -> ControlLimits:
-    """Add a new version of the characteristic's control limits (history is never overwritten)."""
+    """Add a new version of the characteristic's control limits (history is never overwritten).
+
+    One audit entry on the characteristic records the limits before (empty for the first
+    version) and after, with the reason: every limits change (calculated, historical,
+    frozen or unfrozen) passes here once."""
     if not lcl <= center <= ucl:
         raise ValidationError({"center": "Limits must satisfy LCL ≤ centre ≤ UCL."})
     if sigma <= 0:
@@ -453,20 +569,32 @@ def control_limits_set(
     if method not in LimitMethod.values:
         raise ValidationError({"method": f"Unknown method '{method}'."})
     Characteristic.objects.select_for_update().filter(pk=characteristic.pk).first()
-    latest = characteristic.limits.aggregate(v=Max("version"))["v"] or 0
+    previous = characteristic.limits.order_by("-version").first()
+    latest = previous.version if previous else 0
     d_center, d_ucl, d_lcl = dispersion if dispersion else (None, None, None)
-    return ControlLimits.objects.create(
+    new = ControlLimits.objects.create(
         characteristic=characteristic, version=latest + 1, center=center, ucl=ucl, lcl=lcl, sigma=sigma,
         dispersion_center=d_center, dispersion_ucl=d_ucl, dispersion_lcl=d_lcl, method=method,
         baseline=baseline or {}, excluded=excluded or [], reason=reason.strip(), frozen=frozen, set_by=user,
     )  # fmt: skip
+    audit_record(
+        user=user, action=AuditAction.LIMITS, instance=characteristic, reason=new.reason, source=source,
+        before=audit_fields(previous, LIMITS_FIELDS) if previous else None,
+        after=audit_fields(new, LIMITS_FIELDS),
+    )  # fmt: skip
+    return new
 
 
 # --- Devices -----------------------------------------------------------------------
 
 
+DEVICE_FIELDS = ("name", "description", "active")  # never the token's hash
+
+
 @transaction.atomic
-def device_create(*, name: str, description: str = "", active: bool = True) -> tuple[Device, str]:
+def device_create(
+    *, name: str, description: str = "", active: bool = True, actor: Actor = SYSTEM
+) -> tuple[Device, str]:
     """Register a device with its own service user in the Device group. Returns the token, once."""
     if Device.objects.filter(name=name).exists():
         raise ValidationError({"name": f"A device named '{name}' exists."})
@@ -484,14 +612,18 @@ def device_create(*, name: str, description: str = "", active: bool = True) -> t
         token_prefix=token[:12],
         active=active,
     )
+    _audited(device, DEVICE_FIELDS, None, actor)
     return device, token
 
 
-def device_update(*, device: Device, data: dict[str, Any]) -> Device:
+@transaction.atomic
+def device_update(*, device: Device, data: dict[str, Any], actor: Actor = SYSTEM) -> Device:
     """Rename, describe, or (de)activate a device; a deactivated device's token stops working at once."""
     if "name" in data and Device.objects.filter(name=data["name"]).exclude(pk=device.pk).exists():
         raise ValidationError({"name": f"A device named '{data['name']}' exists."})
-    device, _ = model_update(instance=device, fields=("name", "description", "active"), data=data)
+    before = audit_fields(device, list(DEVICE_FIELDS))
+    device, _ = model_update(instance=device, fields=DEVICE_FIELDS, data=data)
+    _audited(device, DEVICE_FIELDS, before, actor)
     return device
 
 

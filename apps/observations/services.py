@@ -21,6 +21,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.audit.models import AuditAction
+from apps.audit.services import Actor, audit_fields, audit_record
 from apps.config.choices import PlanStatus
 from apps.config.models import Characteristic, Device, PlanAssignment, Product, Test, TestPlan
 from apps.config.roles import Role, has_role
@@ -34,12 +36,13 @@ from apps.observations.choices import (
     ObservationSource,
     ObservationStatus,
 )
-from apps.observations.models import Item, Lot, Observation
+from apps.observations.models import Item, Lot, Observation, Sample
 from apps.observations.subgroups import calculations_queue_on_commit, subgroups_close_lot, subgroups_fold
 from openspc.events import event, events_send_on_commit
 from openspc.services import rows_update
 
 MAX_ITEMS_PER_REQUEST = 5000
+EXCLUSION_FIELDS = ["excluded", "exclusion_reason"]
 # Ids per observations.process message: small enough that several workers share a big batch.
 PROCESS_CHUNK = 500
 # Rows per INSERT: keeps a 5,000-entry batch within every backend's limit on query parameters.
@@ -560,3 +563,29 @@ def device_entries_resolve(*, rows: Sequence[dict[str, Any]], batch: bool) -> li
             )
         )
     return entries
+
+
+# --- Samples left out of control limits -------------------------------------------------------
+
+
+@transaction.atomic
+def sample_exclude(*, sample: Sample, excluded: bool, reason: str, actor: Actor) -> Sample:
+    """Leave a sample out of control-limit calculations (an assignable cause, a bad run), or take it
+    back in. Excluding needs a reason; both are audited. The chart still shows the sample and its
+    violations; the next recalculation of the limits leaves it out (or uses it again)."""
+    reason = reason.strip()
+    if excluded and not reason:
+        raise ValidationError({"reason": "Say why the sample is left out of the limits."})
+    locked = Sample.objects.select_for_update().get(pk=sample.pk)
+    if locked.excluded == excluded:
+        state = "excluded already" if excluded else "not excluded"
+        raise ValidationError({"excluded": f"Sample {locked.sequence} is {state}."})
+    before = audit_fields(locked, EXCLUSION_FIELDS)
+    locked.excluded = excluded
+    locked.exclusion_reason = reason if excluded else ""
+    locked.save(update_fields=EXCLUSION_FIELDS)
+    audit_record(
+        user=actor.user, action=AuditAction.EXCLUDE if excluded else AuditAction.INCLUDE, instance=locked,
+        before=before, after=audit_fields(locked, EXCLUSION_FIELDS), reason=reason, source=actor.source,
+    )  # fmt: skip
+    return locked

@@ -43,7 +43,7 @@ def _characteristic_form(characteristic: Characteristic, **changes: object) -> d
     values.update(changes)
     data: dict[str, object] = {}
     for name, value in values.items():
-        if name in {"rules", "chart_params"}:
+        if name in {"rules", "chart_params", "acknowledge_rules"}:
             data[name] = json.dumps(value)
         elif name == "active":
             if value:

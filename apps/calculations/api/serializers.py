@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
 from apps.calculations.selectors import MAX_CHART_POINTS
+from apps.calculations.services.violations import MAX_BATCH
 from apps.calculations.window import plotted_statistic
 from apps.config.api.serializers import ControlLimitsSerializer
 from apps.observations.api.serializers import ValuesField
@@ -23,8 +24,41 @@ class SampleSerializer(ModelSerializer):
         model = Sample
         fields = [
             "id", "characteristic", "sequence", "lot", "values", "observation_ids", "n", "mean", "range",
-            "sd", "statistic", "undersized", "in_control", "limits_version", "created_at", "evaluated_at",
+            "sd", "statistic", "undersized", "in_control", "limits_version", "excluded", "exclusion_reason",
+            "created_at", "evaluated_at",
         ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_statistic(self, obj: Sample) -> float:
+        return plotted_statistic(obj.characteristic.effective_chart_type, obj.mean, obj.n)
+
+
+class SampleExcludeSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, default="",
+        help_text="Why the sample is left out of control limits (required to exclude).",
+    )  # fmt: skip
+
+
+class PatternPointSerializer(ModelSerializer):
+    """One sample of a violation's pattern, as the chart plots it."""
+
+    statistic = serializers.SerializerMethodField(help_text="The plotted value: the mean, or p / u.")
+
+    class Meta:
+        model = Sample
+        fields = [
+            "id",
+            "sequence",
+            "lot",
+            "n",
+            "statistic",
+            "mean",
+            "range",
+            "sd",
+            "in_control",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_statistic(self, obj: Sample) -> float:
@@ -51,6 +85,42 @@ class ViolationSerializer(ModelSerializer):
         read_only_fields = fields
 
 
+class ViolationDetailSerializer(ViolationSerializer):
+    """A violation with the sample that completed the pattern (`subgroup`: its values, mean, …) and
+    every sample of the pattern (`pattern`), in sequence order."""
+
+    subgroup = SampleSerializer(source="sample", read_only=True)
+    pattern = PatternPointSerializer(many=True, read_only=True, source="pattern_samples")
+
+    class Meta(ViolationSerializer.Meta):
+        fields = [*ViolationSerializer.Meta.fields, "subgroup", "pattern"]
+        read_only_fields = fields
+
+
+class ViolationCountSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    unacknowledged = serializers.IntegerField(help_text="Requiring acknowledgement and not acknowledged.")
+
+
+class RuleCountSerializer(ViolationCountSerializer):
+    rule = serializers.IntegerField()
+
+
+class CharacteristicCountSerializer(ViolationCountSerializer):
+    characteristic = serializers.IntegerField()
+    product_code = serializers.CharField()
+    test_code = serializers.CharField()
+
+
+class ViolationStatsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    unacknowledged = serializers.IntegerField(
+        help_text="Violations whose rule requires acknowledgement that nobody has acknowledged yet."
+    )
+    by_rule = RuleCountSerializer(many=True)
+    by_characteristic = CharacteristicCountSerializer(many=True)
+
+
 class AcknowledgeSerializer(serializers.Serializer):
     """An acknowledgement. Who acknowledges is the signed-in user; a user named here is ignored."""
 
@@ -61,6 +131,20 @@ class AcknowledgeSerializer(serializers.Serializer):
     )
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
     corrective_action = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class AcknowledgeBatchSerializer(AcknowledgeSerializer):
+    """Acknowledge several violations at once, all or none."""
+
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_BATCH,
+        help_text=f"The violations to acknowledge (at most {MAX_BATCH}).",
+    )  # fmt: skip
+
+
+class AcknowledgeBatchResultSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    violations = ViolationSerializer(many=True)
 
 
 class AcknowledgementReasonSerializer(ModelSerializer):

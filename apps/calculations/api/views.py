@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from apps.audit.services import Actor
 from apps.calculations import selectors, services
 from apps.calculations.api import serializers as s
 from apps.calculations.filtersets import (
@@ -25,9 +26,17 @@ from apps.calculations.services.submit import sample_submit
 from apps.config.models import Characteristic
 from apps.config.permissions import IsHuman, RoleModelPermissions
 from apps.observations.models import Sample
+from apps.observations.services import sample_exclude
 from openspc.api import Conflict, acting_user
 
 HUMAN = [IsHuman, RoleModelPermissions]
+
+
+class LimitsPermissions(RoleModelPermissions):
+    """Changing limits, or which samples they are calculated from, needs the right to add control
+    limits (quality specialists)."""
+
+    perms_map = {**RoleModelPermissions.perms_map, "POST": ["config.add_controllimits"]}
 
 
 class SequencePagination(CursorPagination):
@@ -57,7 +66,31 @@ class SampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
     def get_serializer_class(self) -> type[BaseSerializer]:
         # OPTIONS ('metadata') describes the POST body, as create reads it.
+        if self.action in ("exclude", "include"):
+            return s.SampleExcludeSerializer
         return s.SampleSubmitSerializer if self.action in ("create", "metadata") else s.SampleSerializer
+
+    def _exclusion(self, request: Request, excluded: bool) -> Response:
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        sample = sample_exclude(
+            sample=self.get_object(), excluded=excluded, reason=body.validated_data["reason"],
+            actor=Actor(acting_user(request), "api"),
+        )  # fmt: skip
+        return Response(s.SampleSerializer(self.get_queryset().get(pk=sample.pk)).data)
+
+    @extend_schema(request=s.SampleExcludeSerializer, responses=s.SampleSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsHuman, LimitsPermissions])
+    def exclude(self, request: Request, pk: str | None = None) -> Response:
+        """Leave the sample out of control-limit calculations, with a reason (audited). The chart
+        still shows it; the next recalculation of the limits leaves it out."""
+        return self._exclusion(request, True)
+
+    @extend_schema(request=s.SampleExcludeSerializer, responses=s.SampleSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsHuman, LimitsPermissions])
+    def include(self, request: Request, pk: str | None = None) -> Response:
+        """Take an excluded sample back into control-limit calculations (audited)."""
+        return self._exclusion(request, False)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         if not request.query_params.get("characteristic"):
@@ -103,7 +136,8 @@ class AcknowledgePermissions(RoleModelPermissions):
 
 
 class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Rule violations, newest first, with the sequences of every point in the pattern."""
+    """Rule violations, newest first, with the sequences of every point in the pattern; one
+    violation with its sample and the pattern's samples; counts; acknowledgement."""
 
     queryset = Violation.objects.all()
     serializer_class = s.ViolationSerializer
@@ -112,7 +146,54 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     ordering_fields = ["created_at", "rule"]
 
     def get_queryset(self) -> QuerySet[Violation]:
-        return selectors.violation_queryset()
+        if self.action == "retrieve":
+            return selectors.violation_detail_queryset(self.request.user)
+        return selectors.violation_queryset(self.request.user)
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        return s.ViolationDetailSerializer if self.action == "retrieve" else s.ViolationSerializer
+
+    @extend_schema(responses=s.ViolationDetailSerializer)
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        violation = self.get_object()
+        violation.pattern_samples = selectors.violation_pattern(violation)
+        return Response(s.ViolationDetailSerializer(violation).data)
+
+    @extend_schema(
+        responses=s.ViolationStatsSerializer, summary="Counts of the violations the filters select"
+    )
+    @action(detail=False, methods=["get"], pagination_class=None)
+    def stats(self, request: Request) -> Response:
+        """In all, awaiting acknowledgement, by rule and by characteristic; the list's filters apply."""
+        violations = self.filter_queryset(self.get_queryset())
+        return Response(s.ViolationStatsSerializer(selectors.violation_stats(violations)).data)
+
+    @extend_schema(
+        request=s.AcknowledgeBatchSerializer,
+        responses={200: s.AcknowledgeBatchResultSerializer},
+        summary="Acknowledge several violations, all or none (409 naming those acknowledged before)",
+    )
+    @action(
+        detail=False, methods=["post"], url_path="acknowledge", url_name="acknowledge-batch",
+        serializer_class=s.AcknowledgeBatchSerializer,
+    )  # fmt: skip
+    def acknowledge_batch(self, request: Request) -> Response:
+        body = s.AcknowledgeBatchSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        ids = list(dict.fromkeys(data.pop("ids")))
+        found = {v.pk: v for v in self.get_queryset().filter(pk__in=ids)}
+        unknown = [str(pk) for pk in ids if pk not in found]
+        if unknown:
+            raise DRFValidationError({"ids": [f"No violation {', '.join(unknown)} (or not visible to you)."]})
+        try:
+            acknowledged = services.violations_acknowledge(
+                violations=[found[pk] for pk in ids], user=acting_user(request), **data
+            )
+        except services.AlreadyAcknowledged as exc:
+            raise Conflict(str(exc)) from None
+        answer = {"count": len(acknowledged), "violations": acknowledged}
+        return Response(s.AcknowledgeBatchResultSerializer(answer).data)
 
     @extend_schema(
         request=s.AcknowledgeSerializer,
@@ -167,12 +248,6 @@ class ProductStatisticsViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 
     def get_queryset(self) -> QuerySet[ProductStatistics]:
         return selectors.product_statistics_queryset()
-
-
-class LimitsPermissions(RoleModelPermissions):
-    """Changing limits needs the right to add control limits (quality specialists)."""
-
-    perms_map = {**RoleModelPermissions.perms_map, "POST": ["config.add_controllimits"]}
 
 
 class CharacteristicChartViewSet(viewsets.GenericViewSet):

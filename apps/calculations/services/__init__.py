@@ -25,12 +25,15 @@ from apps.calculations.services.stats import (
     product_statistics_finish,
 )
 from apps.calculations.services.violations import (
+    MAX_BATCH,
     AlreadyAcknowledged,
     violation_acknowledge,
     violation_acknowledged_data,
+    violations_acknowledge,
 )
 
 __all__ = [
+    "MAX_BATCH",
     "AlreadyAcknowledged",
     "CalculationResult",
     "LimitsChange",
@@ -48,6 +51,7 @@ __all__ = [
     "product_statistics_finish",
     "violation_acknowledge",
     "violation_acknowledged_data",
+    "violations_acknowledge",
     "window_invalidate",
     "window_key",
     "window_load",

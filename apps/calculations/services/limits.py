@@ -1,6 +1,7 @@
 """Control limits from the samples (flow 4 of the seed), from a historical mean and sigma, and freezing.
 
-Every change adds a ControlLimits version through apps.config's control_limits_set,
+Every change adds a ControlLimits version through apps.config's control_limits_set (which
+appends the audit entry: the limits before and after, the reason, who and through what),
 drops the rolling window (the next sample rebuilds it under the new limits: runs do
 not carry across limits), refreshes the product statistics' capability, and sends
 `limits.changed` after commit.
@@ -105,6 +106,13 @@ def _limits_values(chart: VariablesChart | AttributeChart) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _left_out(sample: Sample, why: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"sample": sample.pk, "sequence": sample.sequence, "why": why}
+    if why == "excluded":
+        entry["reason"] = sample.exclusion_reason
+    return entry
+
+
 def _sigma_method(chart: VariablesChart | AttributeChart) -> str:
     return chart.sigma_method if isinstance(chart, VariablesChart) else f"{chart.kind}bar"
 
@@ -161,11 +169,14 @@ def limits_recalculate(
     end: datetime.datetime | None = None,
     reason: str = "",
     user: User | None = None,
+    source: str = "api",
 ) -> LimitsChange:
     """New limits from the latest `sample_count` full samples (in [start, end) if given).
 
-    With `exclude_out_of_control`, samples with a violation are left out of the
-    estimate (they keep their place, so moving ranges do not bridge them).
+    Samples marked excluded (Sample.excluded, set by a quality specialist with a reason) are
+    always left out of the estimate; with `exclude_out_of_control`, so are samples with a
+    violation. Left-out samples keep their place, so moving ranges do not bridge them, and
+    they count towards `sample_count`; the new limits list each with why.
     """
     characteristic, previous = _locked(characteristic)
     if previous is not None and previous.frozen:
@@ -174,10 +185,16 @@ def limits_recalculate(
     flagged = set(
         Violation.objects.filter(sample__in=samples).values_list("sample_id", flat=True)
     ) if exclude_out_of_control else set()  # fmt: skip
-    exclude = [i for i, sample in enumerate(samples) if sample.pk in flagged]
+    why = {s.pk: "violation" for s in samples if s.pk in flagged}
+    why.update({s.pk: "excluded" for s in samples if s.excluded})  # the stored decision comes first
+    exclude = [i for i, sample in enumerate(samples) if sample.pk in why]
     if len(samples) - len(exclude) < MIN_SAMPLES:
+        stored = sum(1 for reason in why.values() if reason == "excluded")
+        left_out = f"{len(exclude) - stored} of them out of control" + (
+            f", {stored} excluded" if stored else ""
+        )
         raise ValidationError(
-            {"sample_count": f"{len(samples)} samples found, {len(exclude)} of them out of control: "
+            {"sample_count": f"{len(samples)} samples found, {left_out}: "
                              f"at least {MIN_SAMPLES} in-control samples are needed."}
         )  # fmt: skip
     kind = _base_kind(characteristic)
@@ -190,9 +207,7 @@ def limits_recalculate(
         raise ValidationError(
             {"sample_count": f"Cannot estimate limits from these samples: {exc}."}
         ) from None
-    excluded = [
-        {"sample": samples[i].pk, "sequence": samples[i].sequence, "why": "violation"} for i in exclude
-    ]
+    excluded = [_left_out(samples[i], why[samples[i].pk]) for i in exclude]
     baseline = {
         "samples": len(samples) - len(exclude), "first_sequence": samples[0].sequence,
         "last_sequence": samples[-1].sequence, "start": start.isoformat() if start else None,
@@ -201,7 +216,7 @@ def limits_recalculate(
     new = control_limits_set(
         characteristic=characteristic, method=LimitMethod.CALCULATED, user=user, baseline=baseline,
         excluded=excluded, reason=reason.strip() or f"Recalculated from {baseline['samples']} samples",
-        **values,
+        source=source, **values,
     )  # fmt: skip
     _after_change(characteristic, previous, new)
     return LimitsChange(previous, new, _sigma_method(chart), len(samples) - len(exclude), tuple(excluded))
@@ -215,6 +230,7 @@ def limits_set_historical(
     sigma: float | None = None,
     reason: str,
     user: User | None = None,
+    source: str = "api",
 ) -> LimitsChange:
     """Limits from a known process mean and sigma (variables), or a known p, np, c or u (attributes:
     their sigma follows from the centre)."""
@@ -239,7 +255,8 @@ def limits_set_historical(
         raise ValidationError({"center": f"Cannot build limits: {exc}."}) from None
     new = control_limits_set(
         characteristic=characteristic, method=LimitMethod.HISTORICAL, user=user,
-        reason=reason, baseline={"given": {"center": center, "sigma": sigma}, "chart": kind}, **values,
+        reason=reason, baseline={"given": {"center": center, "sigma": sigma}, "chart": kind},
+        source=source, **values,
     )  # fmt: skip
     _after_change(characteristic, previous, new)
     return LimitsChange(previous, new, "given")
@@ -252,7 +269,12 @@ def _dispersion_of(limits: ControlLimits) -> tuple[float, float, float] | None:
 
 @transaction.atomic
 def limits_freeze(
-    *, characteristic: Characteristic, frozen: bool, reason: str, user: User | None = None
+    *,
+    characteristic: Characteristic,
+    frozen: bool,
+    reason: str,
+    user: User | None = None,
+    source: str = "api",
 ) -> LimitsChange:
     """Freeze (or unfreeze) the current limits: a new version with the same lines and the flag."""
     characteristic, previous = _locked(characteristic)
@@ -265,7 +287,7 @@ def limits_freeze(
         characteristic=characteristic, center=previous.center, ucl=previous.ucl, lcl=previous.lcl,
         sigma=previous.sigma, method=previous.method, reason=reason, user=user,
         dispersion=_dispersion_of(previous),
-        baseline=previous.baseline, excluded=previous.excluded, frozen=frozen,
+        baseline=previous.baseline, excluded=previous.excluded, frozen=frozen, source=source,
     )  # fmt: skip
     _after_change(characteristic, previous, new)
     return LimitsChange(previous, new, "unchanged")

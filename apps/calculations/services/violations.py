@@ -1,4 +1,6 @@
-"""The violation workflow: acknowledging violations, audited and broadcast."""
+"""The violation workflow: acknowledging violations, one or a batch, audited and broadcast."""
+
+from collections.abc import Sequence
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -15,10 +17,15 @@ ACKNOWLEDGEMENT_FIELDS = [
     "acknowledged_at", "acknowledged_by", "acknowledgement_reason", "acknowledgement_comment",
     "corrective_action",
 ]  # fmt: skip
+MAX_BATCH = 500
 
 
 class AlreadyAcknowledged(Exception):
-    """The violation was acknowledged before (409); nothing was changed."""
+    """Violations were acknowledged before (409); nothing was changed. `ids` names them."""
+
+    def __init__(self, message: str, ids: Sequence[int]) -> None:
+        super().__init__(message)
+        self.ids = list(ids)
 
 
 def violation_acknowledged_data(violation: Violation) -> dict[str, object]:
@@ -44,41 +51,83 @@ def violation_acknowledge(
     corrective_action: str = "",
     source: str = "api",
 ) -> Violation:
-    """Acknowledge as `user` (the authenticated user, never one named in a request): the reason,
-    a comment and the corrective action are kept on the violation, one audit entry records it,
-    and `violation.acknowledged` goes to the characteristic's, product's and lot's groups after
-    commit. A violation acknowledged before raises AlreadyAcknowledged and changes nothing."""
+    """Acknowledge one violation (see violations_acknowledge)."""
+    (acknowledged,) = violations_acknowledge(
+        violations=[violation], user=user, reason=reason, comment=comment,
+        corrective_action=corrective_action, source=source,
+    )  # fmt: skip
+    return acknowledged
+
+
+def _already(locked: Sequence[Violation]) -> None:
+    done = [v for v in locked if v.acknowledged_at is not None]
+    if not done:
+        return
+    if len(locked) == 1:
+        first = done[0]
+        assert first.acknowledged_at is not None
+        message = f"Violation {first.pk} was acknowledged already, at {first.acknowledged_at.isoformat()}."
+    else:
+        listed = ", ".join(str(v.pk) for v in done)
+        message = (
+            f"Violations {listed} were acknowledged already; none of the {len(locked)} was acknowledged."
+        )
+    raise AlreadyAcknowledged(message, [v.pk for v in done])
+
+
+def violations_acknowledge(
+    *,
+    violations: Sequence[Violation],
+    user: User,
+    reason: AcknowledgementReason,
+    comment: str = "",
+    corrective_action: str = "",
+    source: str = "api",
+) -> list[Violation]:
+    """Acknowledge violations as `user` (the authenticated user, never one named in a request), all
+    or none: the reason, a comment and the corrective action are kept on each violation, one audit
+    entry per violation records it, and `violation.acknowledged` goes to each one's characteristic,
+    product and lot groups after commit. If any was acknowledged before, AlreadyAcknowledged names
+    them and nothing changes. At most MAX_BATCH at once. Returned in the order given."""
     if not reason.active:
         raise ValidationError({"reason": f"Reason {reason.code} is no longer in use."})
+    ids = list(dict.fromkeys(v.pk for v in violations))
+    if len(ids) > MAX_BATCH:
+        raise ValidationError({"ids": f"At most {MAX_BATCH} violations at once; got {len(ids)}."})
     with transaction.atomic():
-        locked = (
+        # Locked in id order, so two overlapping batches cannot deadlock.
+        rows = (
             Violation.objects.select_for_update(of=("self",))
             .select_related("sample", "characteristic")
-            .get(pk=violation.pk)
+            .filter(pk__in=ids)
+            .order_by("pk")
         )
-        if locked.acknowledged_at is not None:
-            raise AlreadyAcknowledged(
-                f"Violation {locked.pk} was acknowledged already, at {locked.acknowledged_at.isoformat()}."
-            )
-        before = audit_fields(locked, ACKNOWLEDGEMENT_FIELDS)
-        locked.acknowledged_at = timezone.now()
-        locked.acknowledged_by = user
-        locked.acknowledgement_reason = reason
-        locked.acknowledgement_comment = comment
-        locked.corrective_action = corrective_action
-        locked.save(update_fields=ACKNOWLEDGEMENT_FIELDS)
-        after = audit_fields(locked, ACKNOWLEDGEMENT_FIELDS)
+        by_id = {v.pk: v for v in rows}
+        missing = [str(pk) for pk in ids if pk not in by_id]
+        if missing:
+            raise ValidationError({"ids": f"No violation {', '.join(missing)}."})
+        locked = [by_id[pk] for pk in ids]
+        _already(locked)
+        now = timezone.now()
         why = f"{reason.code}: {comment}" if comment else reason.code
-        audit_record(
-            user=user, action=AuditAction.ACKNOWLEDGE, instance=locked, before=before, after=after,
-            reason=why, source=source,
-        )  # fmt: skip
-        characteristic = locked.characteristic
-        groups = (
-            f"characteristic.{characteristic.pk}", f"product.{characteristic.product_id}",
-            f"lot.{locked.sample.lot_id}",
-        )  # fmt: skip
-        events_send_on_commit(
-            [event("violation.acknowledged", groups, **violation_acknowledged_data(locked))]
-        )
+        events = []
+        for violation in locked:
+            before = audit_fields(violation, ACKNOWLEDGEMENT_FIELDS)
+            violation.acknowledged_at = now
+            violation.acknowledged_by = user
+            violation.acknowledgement_reason = reason
+            violation.acknowledgement_comment = comment
+            violation.corrective_action = corrective_action
+            violation.save(update_fields=ACKNOWLEDGEMENT_FIELDS)
+            audit_record(
+                user=user, action=AuditAction.ACKNOWLEDGE, instance=violation, before=before,
+                after=audit_fields(violation, ACKNOWLEDGEMENT_FIELDS), reason=why, source=source,
+            )  # fmt: skip
+            characteristic = violation.characteristic
+            groups = (
+                f"characteristic.{characteristic.pk}", f"product.{characteristic.product_id}",
+                f"lot.{violation.sample.lot_id}",
+            )  # fmt: skip
+            events.append(event("violation.acknowledged", groups, **violation_acknowledged_data(violation)))
+        events_send_on_commit(events)
     return locked

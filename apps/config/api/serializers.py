@@ -133,6 +133,11 @@ class CharacteristicSerializer(ModelSerializer):
     lsl = FiniteFloatField(allow_null=True, required=False)
     usl = FiniteFloatField(allow_null=True, required=False)
     target = FiniteFloatField(allow_null=True, required=False)
+    acknowledge_rules = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=8), required=False,
+        help_text="Nelson rules (1–8, each once) whose violations must be acknowledged; violations of "
+        "the others are informational. Applies to violations found from then on.",
+    )  # fmt: skip
     current_limits = serializers.SerializerMethodField()
 
     class Meta:
@@ -140,8 +145,8 @@ class CharacteristicSerializer(ModelSerializer):
         fields = [
             "id", "product", "product_code", "test", "test_code", "test_name", "unit",
             "lsl", "target", "usl", "subgroup_size", "chart_type", "effective_chart_type", "chart_params",
-            "rule_preset", "rules", "data_source", "tag", "site", "area", "line", "cell", "decimals",
-            "active", "current_limits", "created_at", "updated_at",
+            "rule_preset", "rules", "acknowledge_rules", "data_source", "tag", "site", "area", "line",
+            "cell", "decimals", "active", "current_limits", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["product", "test"]
         validators: list[object] = []

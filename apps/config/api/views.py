@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
+from apps.audit.services import Actor
 from apps.config import services
 from apps.config.api import serializers as s
 from apps.config.filtersets import (
@@ -39,6 +40,11 @@ from openspc.api import acting_user, instance_of
 CONFIG_PERMISSIONS = [IsHuman, RoleModelPermissions]
 
 
+def _actor(request: Request) -> Actor:
+    """Who changes the configuration, for the audit trail: the signed-in user, through the API."""
+    return Actor(acting_user(request), "api")
+
+
 def _entries(data: dict[str, Any]) -> list[services.PlanEntryInput] | None:
     if "tests" not in data:
         return None
@@ -57,15 +63,15 @@ class ProductViewSet(viewsets.ModelViewSet):
         return product_config_queryset() if self.action == "config" else Product.objects.all()
 
     def perform_create(self, serializer: BaseSerializer) -> None:
-        serializer.instance = services.product_create(**serializer.validated_data)
+        serializer.instance = services.product_create(**serializer.validated_data, actor=_actor(self.request))
 
     def perform_update(self, serializer: BaseSerializer) -> None:
         serializer.instance = services.product_update(
-            product=instance_of(serializer), data=serializer.validated_data
+            product=instance_of(serializer), data=serializer.validated_data, actor=_actor(self.request)
         )
 
     def perform_destroy(self, instance: Product) -> None:
-        services.product_delete(product=instance)
+        services.product_delete(product=instance, actor=_actor(self.request))
 
     @extend_schema(responses=s.ProductConfigSerializer, summary="The product's whole test configuration")
     @action(detail=True, methods=["get"])
@@ -85,15 +91,15 @@ class TestViewSet(viewsets.ModelViewSet):
         return Test.objects.visible_to(self.request.user)
 
     def perform_create(self, serializer: BaseSerializer) -> None:
-        serializer.instance = services.test_create(**serializer.validated_data)
+        serializer.instance = services.test_create(**serializer.validated_data, actor=_actor(self.request))
 
     def perform_update(self, serializer: BaseSerializer) -> None:
         serializer.instance = services.test_update(
-            test=instance_of(serializer), data=serializer.validated_data
+            test=instance_of(serializer), data=serializer.validated_data, actor=_actor(self.request)
         )
 
     def perform_destroy(self, instance: Test) -> None:
-        services.test_delete(test=instance)
+        services.test_delete(test=instance, actor=_actor(self.request))
 
 
 class TestPlanViewSet(viewsets.ModelViewSet):
@@ -109,17 +115,17 @@ class TestPlanViewSet(viewsets.ModelViewSet):
     def perform_create(self, serializer: BaseSerializer) -> None:
         data = dict(serializer.validated_data)
         entries = _entries(data) or []
-        serializer.instance = services.test_plan_create(**data, entries=entries)
+        serializer.instance = services.test_plan_create(**data, entries=entries, actor=_actor(self.request))
 
     def perform_update(self, serializer: BaseSerializer) -> None:
         data = dict(serializer.validated_data)
         entries = _entries(data)
         serializer.instance = services.test_plan_update(
-            plan=instance_of(serializer), data=data, entries=entries
+            plan=instance_of(serializer), data=data, entries=entries, actor=_actor(self.request)
         )
 
     def perform_destroy(self, instance: TestPlan) -> None:
-        services.test_plan_delete(plan=instance)
+        services.test_plan_delete(plan=instance, actor=_actor(self.request))
 
     def _respond(self, plan: TestPlan, code: int = status.HTTP_200_OK) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=plan.pk)).data, status=code)
@@ -131,7 +137,7 @@ class TestPlanViewSet(viewsets.ModelViewSet):
         body = s.TestPlanTestsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         plan = services.test_plan_set_tests(
-            plan=self.get_object(), entries=_entries(dict(body.validated_data)) or []
+            plan=self.get_object(), entries=_entries(dict(body.validated_data)) or [], actor=_actor(request)
         )
         return Response(s.TestPlanSerializer(self.get_queryset().get(pk=plan.pk)).data)
 
@@ -139,19 +145,23 @@ class TestPlanViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str | None = None) -> Response:
         """Release a draft plan. It can be assigned to products from then on, and never changes again."""
-        return self._respond(services.test_plan_release(plan=self.get_object(), user=acting_user(request)))
+        plan = services.test_plan_release(
+            plan=self.get_object(), user=acting_user(request), actor=_actor(request)
+        )
+        return self._respond(plan)
 
     @extend_schema(request=None, responses=s.TestPlanSerializer)
     @action(detail=True, methods=["post"])
     def retire(self, request: Request, pk: str | None = None) -> Response:
         """Retire a released plan: observations against it are rejected from then on."""
-        return self._respond(services.test_plan_retire(plan=self.get_object()))
+        return self._respond(services.test_plan_retire(plan=self.get_object(), actor=_actor(request)))
 
     @extend_schema(request=None, responses={201: s.TestPlanSerializer})
     @action(detail=True, methods=["post"], url_path="new-version")
     def new_version(self, request: Request, pk: str | None = None) -> Response:
         """A draft copy of the plan with the next version number, to be edited and released."""
-        return self._respond(services.test_plan_new_version(plan=self.get_object()), status.HTTP_201_CREATED)
+        draft = services.test_plan_new_version(plan=self.get_object(), actor=_actor(request))
+        return self._respond(draft, status.HTTP_201_CREATED)
 
 
 class PlanAssignmentViewSet(
@@ -177,13 +187,15 @@ class PlanAssignmentViewSet(
 
     def perform_create(self, serializer: BaseSerializer) -> None:
         serializer.instance = services.plan_assign(
-            **serializer.validated_data, user=acting_user(self.request)
+            **serializer.validated_data, user=acting_user(self.request), actor=_actor(self.request)
         )
 
     def perform_update(self, serializer: BaseSerializer) -> None:
         assignment = instance_of(serializer)
         effective_to = serializer.validated_data.get("effective_to", assignment.effective_to)
-        serializer.instance = services.plan_assignment_end(assignment=assignment, effective_to=effective_to)
+        serializer.instance = services.plan_assignment_end(
+            assignment=assignment, effective_to=effective_to, actor=_actor(self.request)
+        )
 
 
 class CharacteristicViewSet(
@@ -211,7 +223,7 @@ class CharacteristicViewSet(
 
     def perform_update(self, serializer: BaseSerializer) -> None:
         characteristic = services.characteristic_update(
-            characteristic=instance_of(serializer), data=serializer.validated_data
+            characteristic=instance_of(serializer), data=serializer.validated_data, actor=_actor(self.request)
         )
         serializer.instance = self.get_queryset().get(pk=characteristic.pk)
 
@@ -244,13 +256,13 @@ class DeviceViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        device, token = services.device_create(**serializer.validated_data)
+        device, token = services.device_create(**serializer.validated_data, actor=_actor(request))
         body = dict(s.DeviceSerializer(device).data, token=token)
         return Response(body, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer: BaseSerializer) -> None:
         serializer.instance = services.device_update(
-            device=instance_of(serializer), data=serializer.validated_data
+            device=instance_of(serializer), data=serializer.validated_data, actor=_actor(self.request)
         )
 
 
