@@ -134,7 +134,7 @@ class CharacteristicSerializer(ModelSerializer):
     usl = FiniteFloatField(allow_null=True, required=False)
     target = FiniteFloatField(allow_null=True, required=False)
     acknowledge_rules = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=8), required=False,
+        child=serializers.IntegerField(), required=False,
         help_text="Nelson rules (1–8, each once) whose violations must be acknowledged; violations of "
         "the others are informational. Applies to violations found from then on.",
     )  # fmt: skip
