@@ -172,6 +172,7 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         request=s.AcknowledgeBatchSerializer,
         responses={200: s.AcknowledgeBatchResultSerializer},
         summary="Acknowledge several violations, all or none (409 naming those acknowledged before)",
+        operation_id="v1_violations_acknowledge_batch",
     )
     @action(
         detail=False, methods=["post"], url_path="acknowledge", url_name="acknowledge-batch",
