@@ -7,8 +7,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from apps.audit.models import AuditAction, AuditEntry
-from apps.calculations.events import events_unpack
 from apps.calculations.models import Violation
+from openspc.events import events_unpack
 from tests.calculations.api_helpers import dia_of, historical, subgroups_store
 
 URL = "/api/v1/violations/acknowledge/"
