@@ -384,7 +384,8 @@ class LotCloseTests:
             services.lot_status_set(lot=line.lots["A"], status=LotStatus.REJECTED)
         assert len(line.samples()) == 1
         assert queued == []
-        assert callbacks == []
+        # Only the lot.disposition event goes out after commit: no calculation.
+        assert [c.__qualname__.split(".")[0] for c in callbacks] == ["events_send_on_commit"]
         assert Lot.objects.get(pk=line.lots["A"].pk).status == LotStatus.REJECTED
 
     def test_the_undersized_sample_continues_the_sequence(self, django_capture_on_commit_callbacks):
@@ -392,7 +393,10 @@ class LotCloseTests:
         line.post(("A", [1.0, 2.0]), ("B", [3.0]), ("A", [4.0]))
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             services.lot_status_set(lot=line.lots["B"], status=LotStatus.REJECTED)
-        assert len(callbacks) == 1  # the calculation, sent after commit
+        # The calculation and the lot.disposition event, sent after commit.
+        assert sorted(c.__qualname__.split(".")[0] for c in callbacks) == [
+            "calculations_queue_on_commit", "events_send_on_commit",
+        ]  # fmt: skip
         line.post(("A", [5.0]))
         assert [(s.sequence, s.values, s.undersized) for s in line.samples()] == [
             (1, [1.0, 2.0], False), (2, [3.0], True), (3, [4.0, 5.0], False),
