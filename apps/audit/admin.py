@@ -15,10 +15,11 @@ from django.utils.html import format_html
 
 from apps.audit.models import AuditEntry
 from apps.audit.services import Actor, audit_change, audit_fields
+from openspc.admin import ReadOnlyAdmin
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     """Entries are appended by the services; nobody adds, changes or deletes them here."""
 
     list_display = ["at", "user", "action", "content_type", "object_repr", "source", "reason"]
@@ -30,15 +31,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
         "at", "user", "action", "content_type", "object_id", "object_repr", "source", "reason",
         "before_shown", "after_shown",
     )  # fmt: skip
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="before")
     def before_shown(self, obj: AuditEntry) -> str:

@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from apps.audit.admin import AuditedAdmin
 from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
-from apps.observations.admin import ReadOnlyAdmin
+from openspc.admin import ReadOnlyAdmin
 
 
 @admin.register(Violation)

@@ -10,6 +10,7 @@ from django.http import HttpRequest
 
 from apps.observations import services
 from apps.observations.models import Item, Lot, Observation, Sample
+from openspc.admin import ReadOnlyAdmin
 from openspc.api import acting_user
 
 
@@ -106,7 +107,7 @@ class LotAdmin(admin.ModelAdmin):
 
 
 @admin.register(Observation)
-class ObservationAdmin(admin.ModelAdmin):
+class ObservationAdmin(ReadOnlyAdmin):  # nothing posted is changed or discarded
     list_display = ["id", "lot", "item", "test", "values", "status", "reasons_text", "source", "received_at"]
     list_filter = ["status", "source", "test"]
     search_fields = ["lot__number", "item__serial", "idempotency_key"]
@@ -116,28 +117,6 @@ class ObservationAdmin(admin.ModelAdmin):
     @admin.display(description="reasons")
     def reasons_text(self, obj: Observation) -> str:
         return "; ".join(str(reason.get("message", reason)) for reason in obj.reasons or [])
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # Nothing posted is discarded.
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows the workers write: visible, never edited or deleted by hand."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Sample)

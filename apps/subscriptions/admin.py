@@ -6,8 +6,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from apps.observations.admin import ReadOnlyAdmin
 from apps.subscriptions.models import Notification, Subscription
+from openspc.admin import ReadOnlyAdmin
 
 
 @admin.register(Subscription)
