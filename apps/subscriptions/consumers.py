@@ -36,8 +36,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from apps.config.models import Characteristic
 from apps.config.roles import Role, has_role
+from apps.subscriptions import selectors
 from openspc.events import events_unpack
 
 logger = logging.getLogger(__name__)
@@ -58,11 +58,6 @@ SAMPLE_EVENTS = {
     "statistics.updated": "statistics_update",
 }
 NOTIFICATION_EVENTS = {"notification.created": "notification"}
-
-
-def characteristics_readable(*, user: AbstractBaseUser, ids: list[int]) -> set[int]:
-    """Those of `ids` the user may read: the same rule as GET /api/v1/samples (catch-up)."""
-    return set(Characteristic.objects.visible_to(user).filter(pk__in=ids).values_list("pk", flat=True))  # type: ignore[arg-type]
 
 
 def _is_device(user: AbstractBaseUser) -> bool:
@@ -238,7 +233,7 @@ class SamplesConsumer(LiveConsumer):
         ids = await self._ids(content)
         if ids is None:
             return
-        readable = await database_sync_to_async(characteristics_readable)(user=self.user, ids=ids)
+        readable = await database_sync_to_async(selectors.characteristics_readable)(user=self.user, ids=ids)
         new = [i for i in ids if i in readable and i not in self.subscribed]
         if len(self.subscribed) + len(new) > MAX_SUBSCRIPTIONS:
             await self.send_error(

@@ -83,3 +83,8 @@ def subscriptions_concerned(
         .filter(_may_subscribe())
         .order_by("user_id", "id")
     )
+
+
+def characteristics_readable(*, user: User | AnonymousUser, ids: list[int]) -> set[int]:
+    """Those of `ids` the user may read: the same rule as GET /api/v1/samples (catch-up)."""
+    return set(Characteristic.objects.visible_to(user).filter(pk__in=ids).values_list("pk", flat=True))
