@@ -17,8 +17,9 @@ $(RUN_STAMP): requirements.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+$(DEV_STAMP): requirements.txt requirements-dev.txt requirements-interop.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-interop.txt
 	touch $@ $(RUN_STAMP)
 
 ## run: start web, worker and embedded Redis/MQTT (unless *_URL is set), with demo data

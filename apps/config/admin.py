@@ -343,7 +343,7 @@ class CharacteristicAdmin(AuditedAdmin):
         ("Specification", {"fields": ["lsl", "target", "usl"]}),
         ("Chart", {"fields": ["subgroup_size", "chart_type", "chart_params", "decimals"]}),
         ("Rules", {"fields": ["rule_preset", "rules", "acknowledge_rules"]}),
-        ("Data source", {"fields": ["data_source", "tag"]}),
+        ("Data source", {"fields": ["data_source", "tag", "subgroup_timeout", "subgroup_timeout_policy"]}),
         ("Where (ISA-95)", {"fields": ["site", "area", "line", "cell"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]

@@ -37,7 +37,17 @@ DEFECTS_CHARTS = frozenset({ChartType.C, ChartType.U})
 
 class DataSource(models.TextChoices):
     MANUAL = "manual", "Manual entry or REST"
-    TAG = "tag", "Tag (MQTT topic or Sparkplug B metric)"
+    TAG = "tag", "MQTT topic (JSON payloads)"
+    SPARKPLUG = "sparkplug", "Sparkplug B metric"
+
+
+# Data sources fed by `manage.py mqtt_listen`: their characteristics need a tag.
+MQTT_SOURCES = (DataSource.TAG, DataSource.SPARKPLUG)
+
+
+class SubgroupTimeoutPolicy(models.TextChoices):
+    FLUSH = "flush", "Flush as an undersized sample"
+    DISCARD = "discard", "Discard (values stay stored, on no sample)"
 
 
 class RulePreset(models.TextChoices):

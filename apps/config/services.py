@@ -26,6 +26,7 @@ from apps.config.authentication import token_hash
 from apps.config.choices import (
     DEFECTIVES_CHARTS,
     DEFECTS_CHARTS,
+    MQTT_SOURCES,
     VARIABLE_CHARTS,
     ChartType,
     DataSource,
@@ -417,7 +418,8 @@ def plan_assignment_end(
 
 CHARACTERISTIC_FIELDS = (
     "lsl", "target", "usl", "subgroup_size", "chart_type", "chart_params", "rules", "acknowledge_rules",
-    "data_source", "tag", "site", "area", "line", "cell", "decimals", "active",
+    "data_source", "tag", "subgroup_timeout", "subgroup_timeout_policy", "site", "area", "line", "cell",
+    "decimals", "active",
 )  # fmt: skip
 
 
@@ -486,10 +488,21 @@ def _characteristic_validate(c: Characteristic) -> None:
         raise ValidationError({"chart_type": "An I-MR chart needs subgroup size 1."})
     if c.chart_type in {ChartType.XBAR_R, ChartType.XBAR_S} and c.subgroup_size < 2:
         raise ValidationError({"chart_type": "X̄ charts need a subgroup size of 2 or more."})
-    if c.data_source == DataSource.TAG and not c.tag:
-        raise ValidationError({"tag": "A tag data source needs the MQTT topic or Sparkplug metric."})
+    if c.data_source in MQTT_SOURCES and not c.tag:
+        raise ValidationError({"tag": "An MQTT data source needs the MQTT topic or Sparkplug metric name."})
+    if c.data_source == DataSource.TAG and c.tag and not _topic_name_valid(c.tag):
+        raise ValidationError(
+            {"tag": "An MQTT topic has no wildcards (+, #), no empty text and does not start with $."}
+        )
+    if c.subgroup_timeout is not None and c.subgroup_timeout < 1:
+        raise ValidationError({"subgroup_timeout": "At least 1 second, or empty for no limit."})
     if c.tag and Characteristic.objects.filter(tag=c.tag).exclude(pk=c.pk).exists():
         raise ValidationError({"tag": f"Tag '{c.tag}' already feeds another characteristic."})
+
+
+def _topic_name_valid(topic: str) -> bool:
+    """An MQTT topic name one can publish to (MQTT 3.1.1 §4.7): no wildcard, no NUL, not a $SYS topic."""
+    return bool(topic) and not topic.startswith("$") and not any(c in topic for c in "+#\0")
 
 
 def characteristic_apply(*, characteristic: Characteristic, data: dict[str, Any]) -> Characteristic:

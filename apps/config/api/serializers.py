@@ -145,8 +145,9 @@ class CharacteristicSerializer(ModelSerializer):
         fields = [
             "id", "product", "product_code", "test", "test_code", "test_name", "unit",
             "lsl", "target", "usl", "subgroup_size", "chart_type", "effective_chart_type", "chart_params",
-            "rule_preset", "rules", "acknowledge_rules", "data_source", "tag", "site", "area", "line",
-            "cell", "decimals", "active", "current_limits", "created_at", "updated_at",
+            "rule_preset", "rules", "acknowledge_rules", "data_source", "tag", "subgroup_timeout",
+            "subgroup_timeout_policy", "site", "area", "line", "cell", "decimals", "active", "current_limits",
+            "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["product", "test"]
         validators: list[object] = []

@@ -3,7 +3,15 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 from django.db.models import F, Q
 
-from apps.config.choices import ChartType, DataSource, LimitMethod, RulePreset, TestKind
+from apps.config.choices import (
+    MQTT_SOURCES,
+    ChartType,
+    DataSource,
+    LimitMethod,
+    RulePreset,
+    SubgroupTimeoutPolicy,
+    TestKind,
+)
 
 
 def nelson_rules_default() -> dict[str, dict[str, float]]:
@@ -77,7 +85,18 @@ class Characteristic(models.Model):
         max_length=255,
         null=True,
         blank=True,
-        help_text="MQTT topic or Sparkplug B metric name feeding this characteristic; unique.",
+        help_text="MQTT topic (JSON) or Sparkplug B metric name feeding this characteristic; unique.",
+    )
+    subgroup_timeout = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds an unfinished subgroup may wait for its next value; empty: no limit.",
+    )
+    subgroup_timeout_policy = models.CharField(
+        max_length=16,
+        choices=SubgroupTimeoutPolicy.choices,
+        default=SubgroupTimeoutPolicy.FLUSH,
+        help_text="What happens to a subgroup still unfinished after the timeout.",
     )
     site = models.CharField(max_length=64, blank=True)
     area = models.CharField(max_length=64, blank=True)
@@ -116,7 +135,7 @@ class Characteristic(models.Model):
                 name="characteristic_target_within_spec",
             ),
             models.CheckConstraint(
-                condition=~Q(data_source=DataSource.TAG) | Q(tag__isnull=False),
+                condition=~Q(data_source__in=MQTT_SOURCES) | Q(tag__isnull=False),
                 name="characteristic_tag_source_has_tag",
             ),
         ]

@@ -1,0 +1,74 @@
+"""What the MQTT bridge keeps besides observations: undecodable messages, edge node state, and how
+far violations have been published back to the plant."""
+
+from django.db import models
+
+
+class DeadLetterReason(models.TextChoices):
+    NOT_JSON = "not_json", "Not JSON"
+    NOT_SPARKPLUG = "not_sparkplug", "Not a Sparkplug B payload"
+    BAD_SHAPE = "bad_shape", "JSON without a usable value"
+    UNKNOWN_TOPIC = "unknown_topic", "No characteristic is fed by this topic"
+    UNKNOWN_ALIAS = "unknown_alias", "Sparkplug metric alias not announced in a BIRTH"
+    NO_LOT = "no_lot", "No open lot to record the value in"
+    UNKNOWN_LOT = "unknown_lot", "The lot or item named in the payload does not exist or is closed"
+
+
+class DeadLetter(models.Model):
+    """A message the bridge could not turn into an observation, kept with its raw payload.
+
+    Values that decode but fail the configuration's checks (NaN, out of the plausible range)
+    are stored as rejected observations instead, like any other source's.
+    """
+
+    topic = models.CharField(max_length=1024)
+    payload = models.BinaryField(help_text="The message as received, byte for byte.")
+    reason = models.CharField(max_length=32, choices=DeadLetterReason.choices)
+    message = models.TextField(help_text="What was wrong, in words.")
+    received_at = models.DateTimeField()
+    listener = models.CharField(max_length=128, help_text="Client id of the listener that received it.")
+    idempotency_key = models.CharField(
+        max_length=200, unique=True, help_text="A redelivered message is recorded once."
+    )
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["reason", "received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.get_reason_display()}"
+
+
+class EdgeNode(models.Model):
+    """A Sparkplug B edge node, or one of its devices (device non-empty), as its BIRTH and DEATH
+    messages describe it. A characteristic fed by a metric of an offline one is offline."""
+
+    group = models.CharField(max_length=255)
+    node = models.CharField(max_length=255)
+    device = models.CharField(max_length=255, blank=True, help_text="Empty for the node itself.")
+    online = models.BooleanField(default=False)
+    metrics = models.JSONField(default=list, blank=True, help_text="Metric names from its last BIRTH.")
+    born_at = models.DateTimeField(null=True, blank=True)
+    died_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["group", "node", "device"]
+        constraints = [
+            models.UniqueConstraint(fields=["group", "node", "device"], name="edge_node_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return "/".join(part for part in (self.group, self.node, self.device) if part)
+
+
+class PublishCursor(models.Model):
+    """How far a stream of rows (violations) has been published to the broker. The listener that
+    publishes holds this row locked, so two listeners never publish the same violation twice."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    position = models.BigIntegerField(default=0, help_text="The last id published.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.position}"
