@@ -1,0 +1,520 @@
+"""Sparkplug B (topic namespace spBv1.0, Sparkplug specification 3.0.0) codec.
+
+Pure: no Django. The listener and the plant simulator speak Sparkplug B through this module only.
+
+The protobuf schema is described here in code from the specification (chapter 6.4, "Sparkplug B
+Payload Definition", and its Google Protocol Buffer schema), not copied from Eclipse Tahu: the project
+never commits third-party code or generated ``*_pb2.py`` files.
+
+Things this codec does not check, on purpose, because they need state: sequence numbers (``seq`` runs
+0–255 and wraps; the listener checks the order), bdSeq matching between NBIRTH and NDEATH, and alias
+resolution (a DATA metric may carry only an alias and no datatype; the BIRTH gives both).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
+
+NAMESPACE = "spBv1.0"
+REBIRTH_METRIC = "Node Control/Rebirth"
+BDSEQ_METRIC = "bdSeq"
+
+
+class MessageType(StrEnum):
+    """The message types of a Sparkplug B topic (spec 4.1.2); STATE is not one: it has its own topic."""
+
+    NBIRTH = "NBIRTH"
+    NDEATH = "NDEATH"
+    DBIRTH = "DBIRTH"
+    DDEATH = "DDEATH"
+    NDATA = "NDATA"
+    DDATA = "DDATA"
+    NCMD = "NCMD"
+    DCMD = "DCMD"
+
+
+class DataType(IntEnum):
+    """Sparkplug B metric datatypes (spec 6.4.16). 0 ("Unknown") is a placeholder, never valid."""
+
+    Int8 = 1
+    Int16 = 2
+    Int32 = 3
+    Int64 = 4
+    UInt8 = 5
+    UInt16 = 6
+    UInt32 = 7
+    UInt64 = 8
+    Float = 9
+    Double = 10
+    Boolean = 11
+    String = 12
+    DateTime = 13
+    Text = 14
+    UUID = 15
+    DataSet = 16
+    Bytes = 17
+    File = 18
+    Template = 19
+    PropertySet = 20
+    PropertySetList = 21
+    Int8Array = 22
+    Int16Array = 23
+    Int32Array = 24
+    Int64Array = 25
+    UInt8Array = 26
+    UInt16Array = 27
+    UInt32Array = 28
+    UInt64Array = 29
+    FloatArray = 30
+    DoubleArray = 31
+    BooleanArray = 32
+    StringArray = 33
+    DateTimeArray = 34
+
+
+_SIGNED_BITS = {DataType.Int8: 8, DataType.Int16: 16, DataType.Int32: 32, DataType.Int64: 64}
+_UNSIGNED_BITS = {DataType.UInt8: 8, DataType.UInt16: 16, DataType.UInt32: 32, DataType.UInt64: 64}
+_FLOAT_TYPES = frozenset({DataType.Float, DataType.Double})
+
+NUMERIC_TYPES: frozenset[DataType] = frozenset(_SIGNED_BITS) | frozenset(_UNSIGNED_BITS) | _FLOAT_TYPES
+
+_ARRAY_TYPES = frozenset(t for t in DataType if t >= DataType.Int8Array)
+_STRING_TYPES = frozenset({DataType.String, DataType.Text, DataType.UUID})
+_BYTES_TYPES = frozenset({DataType.Bytes, DataType.File}) | _ARRAY_TYPES
+
+# The oneof field that carries each datatype's value (spec 6.4.16). DataSet, Template, PropertySet and
+# PropertySetList are parsed (so their bytes are validated) but not decoded: SPC reads none of them.
+_VALUE_FIELD: dict[DataType, str] = {
+    **dict.fromkeys((DataType.Int8, DataType.Int16, DataType.Int32), "int_value"),
+    **dict.fromkeys((DataType.UInt8, DataType.UInt16, DataType.UInt32), "int_value"),
+    DataType.Int64: "long_value",
+    DataType.UInt64: "long_value",
+    DataType.DateTime: "long_value",
+    DataType.Float: "float_value",
+    DataType.Double: "double_value",
+    DataType.Boolean: "boolean_value",
+    **dict.fromkeys(_STRING_TYPES, "string_value"),
+    **dict.fromkeys(_BYTES_TYPES, "bytes_value"),
+    DataType.DataSet: "dataset_value",
+    DataType.Template: "template_value",
+}
+# Eclipse Tahu's Java encoder has written UInt32 into long_value (Java has no unsigned int): accept it.
+_ALSO_ACCEPTED = {DataType.UInt32: "long_value"}
+_SCALAR_FIELDS = frozenset(
+    ("int_value", "long_value", "float_value", "double_value", "boolean_value", "string_value", "bytes_value")
+)
+
+
+# --- The schema, built from spec 6.4 -----------------------------------------------------------------
+
+_F = descriptor_pb2.FieldDescriptorProto
+_PACKAGE = "org.eclipse.tahu.protobuf"
+_OPTIONAL, _REPEATED = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
+_SCALAR = {
+    "uint32": _F.TYPE_UINT32,
+    "uint64": _F.TYPE_UINT64,
+    "float": _F.TYPE_FLOAT,
+    "double": _F.TYPE_DOUBLE,
+    "bool": _F.TYPE_BOOL,
+    "string": _F.TYPE_STRING,
+    "bytes": _F.TYPE_BYTES,
+}
+
+# (name, number, type, repeated, in the "value" oneof). A type that is not a scalar names a message
+# nested in Payload.
+_Field = tuple[str, int, str, bool, bool]
+
+
+def _typed_values(first: int, *, property_sets: bool = False) -> list[_Field]:
+    """The value oneof shared by Template.Parameter, DataSet.DataSetValue and PropertyValue."""
+    kinds = ["uint32", "uint64", "float", "double", "bool", "string"]
+    names = ["int_value", "long_value", "float_value", "double_value", "boolean_value", "string_value"]
+    fields: list[_Field] = [
+        (n, first + i, k, False, True) for i, (n, k) in enumerate(zip(names, kinds, strict=True))
+    ]
+    number = first + len(fields)
+    if property_sets:
+        fields += [
+            ("propertyset_value", number, "PropertySet", False, True),
+            ("propertysets_value", number + 1, "PropertySetList", False, True),
+        ]
+        number += 2
+    return [*fields, ("extension_value", number, "", False, True)]
+
+
+_METRIC_FIELDS: list[_Field] = [
+    ("name", 1, "string", False, False),
+    ("alias", 2, "uint64", False, False),
+    ("timestamp", 3, "uint64", False, False),
+    ("datatype", 4, "uint32", False, False),
+    ("is_historical", 5, "bool", False, False),
+    ("is_transient", 6, "bool", False, False),
+    ("is_null", 7, "bool", False, False),
+    ("metadata", 8, "MetaData", False, False),
+    ("properties", 9, "PropertySet", False, False),
+    ("int_value", 10, "uint32", False, True),
+    ("long_value", 11, "uint64", False, True),
+    ("float_value", 12, "float", False, True),
+    ("double_value", 13, "double", False, True),
+    ("boolean_value", 14, "bool", False, True),
+    ("string_value", 15, "string", False, True),
+    ("bytes_value", 16, "bytes", False, True),
+    ("dataset_value", 17, "DataSet", False, True),
+    ("template_value", 18, "Template", False, True),
+    ("extension_value", 19, "", False, True),
+]
+
+# Message name -> fields. An "extension_value" field with an empty type gets an empty message of its
+# own (the spec's *Extension messages hold only protobuf extensions, which nobody defines).
+_MESSAGES: dict[str, list[_Field]] = {
+    "Payload": [
+        ("timestamp", 1, "uint64", False, False),
+        ("metrics", 2, "Metric", True, False),
+        ("seq", 3, "uint64", False, False),
+        ("uuid", 4, "string", False, False),
+        ("body", 5, "bytes", False, False),
+    ],
+    "Template": [
+        ("version", 1, "string", False, False),
+        ("metrics", 2, "Metric", True, False),
+        ("parameters", 3, "Parameter", True, False),
+        ("template_ref", 4, "string", False, False),
+        ("is_definition", 5, "bool", False, False),
+    ],
+    "Parameter": [
+        ("name", 1, "string", False, False),
+        ("type", 2, "uint32", False, False),
+        *_typed_values(3),
+    ],
+    "DataSet": [
+        ("num_of_columns", 1, "uint64", False, False),
+        ("columns", 2, "string", True, False),
+        ("types", 3, "uint32", True, False),
+        ("rows", 4, "Row", True, False),
+    ],
+    "DataSetValue": _typed_values(1),
+    "Row": [("elements", 1, "DataSetValue", True, False)],
+    "PropertyValue": [
+        ("type", 1, "uint32", False, False),
+        ("is_null", 2, "bool", False, False),
+        *_typed_values(3, property_sets=True),
+    ],
+    "PropertySet": [("keys", 1, "string", True, False), ("values", 2, "PropertyValue", True, False)],
+    "PropertySetList": [("propertyset", 1, "PropertySet", True, False)],
+    "MetaData": [
+        ("is_multi_part", 1, "bool", False, False),
+        ("content_type", 2, "string", False, False),
+        ("size", 3, "uint64", False, False),
+        ("seq", 4, "uint64", False, False),
+        ("file_name", 5, "string", False, False),
+        ("file_type", 6, "string", False, False),
+        ("md5", 7, "string", False, False),
+        ("description", 8, "string", False, False),
+    ],
+    "Metric": _METRIC_FIELDS,
+}
+
+
+def _add_message(container: Any, name: str, fields: list[_Field]) -> None:
+    msg = container.add(name=name)
+    if any(in_oneof for *_, in_oneof in fields):
+        msg.oneof_decl.add(name="value")
+    for field_name, number, kind, repeated, in_oneof in fields:
+        field = msg.field.add(name=field_name, number=number, label=_REPEATED if repeated else _OPTIONAL)
+        if kind in _SCALAR:
+            field.type = _SCALAR[kind]
+        else:
+            if not kind:  # an extension holder
+                kind = f"{name}{field_name.title().replace('_', '')}"
+                msg.nested_type.add(name=kind)
+                field.type_name = f".{_PACKAGE}.Payload.{name}.{kind}"
+            else:
+                field.type_name = f".{_PACKAGE}.Payload.{kind}"
+            field.type = _F.TYPE_MESSAGE
+        if in_oneof:
+            field.oneof_index = 0
+
+
+def _build_payload_class() -> type[message.Message]:
+    file = descriptor_pb2.FileDescriptorProto(
+        name="openspc/sparkplug_b.proto", package=_PACKAGE, syntax="proto2"
+    )
+    payload = file.message_type.add(name="Payload")
+    for field_name, number, kind, repeated, _ in _MESSAGES["Payload"]:
+        field = payload.field.add(name=field_name, number=number, label=_REPEATED if repeated else _OPTIONAL)
+        if kind in _SCALAR:
+            field.type = _SCALAR[kind]
+        else:
+            field.type, field.type_name = _F.TYPE_MESSAGE, f".{_PACKAGE}.Payload.{kind}"
+    for name, fields in _MESSAGES.items():
+        if name != "Payload":
+            _add_message(payload.nested_type, name, fields)
+    # A pool of our own: other Sparkplug libraries register the same names in the default pool.
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.Payload"))
+
+
+_PB_PAYLOAD = _build_payload_class()
+
+
+# --- Topics (spec 4.1) --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topic:
+    """spBv1.0/<group>/<message type>/<edge node>[/<device>]; the device only on D* messages."""
+
+    group: str
+    message_type: MessageType
+    node: str
+    device: str | None = None
+
+    def __str__(self) -> str:
+        levels = [NAMESPACE, self.group, self.message_type, self.node]
+        if self.device is not None:
+            levels.append(self.device)
+        return "/".join(levels)
+
+
+def topic_parse(topic: str) -> Topic | None:
+    """The Sparkplug B topic, or None for anything else (STATE, another namespace, wrong shape)."""
+    levels = topic.split("/")
+    if len(levels) not in (4, 5) or levels[0] != NAMESPACE or not all(levels):
+        return None
+    try:
+        message_type = MessageType(levels[2])
+    except ValueError:
+        return None
+    is_device = message_type.startswith("D")
+    if len(levels) != (5 if is_device else 4):
+        return None
+    if any(char in level for level in levels for char in "+#"):
+        return None
+    return Topic(
+        group=levels[1], message_type=message_type, node=levels[3], device=levels[4] if is_device else None
+    )
+
+
+# --- Payloads -----------------------------------------------------------------------------------------
+
+Value = int | float | bool | str | bytes
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric. ``value`` is decoded for its datatype (negative for signed ints, DateTime as ms).
+
+    When ``datatype`` is None (a DATA message that leaves it to the BIRTH) ``value`` is the raw wire
+    value: integers unsigned as carried; ``value_of`` applies the BIRTH's datatype.
+    Array, DataSet, Template and PropertySet values are not decoded: arrays stay raw bytes, the others
+    are None.
+    """
+
+    name: str | None = None
+    alias: int | None = None
+    timestamp: int | None = None  # ms since the epoch
+    datatype: DataType | None = None
+    value: Value | None = None
+    is_null: bool = False
+    is_historical: bool = False
+    is_transient: bool = False
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A Sparkplug B payload. ``seq`` is 0–255 and wraps; NDEATH carries none."""
+
+    timestamp: int | None = None  # ms since the epoch
+    seq: int | None = None
+    metrics: tuple[Metric, ...] = ()
+
+
+class DecodeError(ValueError):
+    """The bytes are not a well-formed Sparkplug B payload."""
+
+
+def payload_decode(data: bytes) -> Payload:
+    """Decode a Sparkplug B payload; DecodeError, and no other exception, for anything malformed."""
+    if not data:
+        raise DecodeError("empty payload")
+    pb = _PB_PAYLOAD()
+    try:
+        pb.ParseFromString(data)
+    except message.DecodeError as exc:
+        raise DecodeError(f"not a Sparkplug B payload: {exc}") from None
+    size = pb.ByteSize()
+    pb.DiscardUnknownFields()
+    if pb.ByteSize() != size:
+        raise DecodeError("not a Sparkplug B payload: unknown fields")
+    try:
+        return Payload(
+            timestamp=pb.timestamp if pb.HasField("timestamp") else None,
+            seq=pb.seq if pb.HasField("seq") else None,
+            metrics=tuple(_metric_decode(m, index) for index, m in enumerate(pb.metrics)),
+        )
+    except UnicodeDecodeError:
+        raise DecodeError("not a Sparkplug B payload: a string is not UTF-8") from None
+
+
+def _metric_decode(pb: Any, index: int) -> Metric:
+    name = pb.name if pb.HasField("name") else None
+    alias = pb.alias if pb.HasField("alias") else None
+    if name is None and alias is None:
+        raise DecodeError(f"metric {index} has neither name nor alias")
+    label = name if name is not None else f"alias {alias}"
+    datatype: DataType | None = None
+    if pb.HasField("datatype"):
+        try:
+            datatype = DataType(pb.datatype)
+        except ValueError:
+            raise DecodeError(f"metric {label!r}: unknown datatype {pb.datatype}") from None
+    field = pb.WhichOneof("value")
+    if pb.is_null and field is not None:
+        raise DecodeError(f"metric {label!r} is null but carries {field}")
+    value: Value | None = None
+    if field is not None:
+        if datatype is not None and field not in (_VALUE_FIELD.get(datatype), _ALSO_ACCEPTED.get(datatype)):
+            raise DecodeError(f"metric {label!r}: {field} does not carry {datatype.name}")
+        if field in _SCALAR_FIELDS:
+            value = getattr(pb, field)
+        if datatype is not None and value is not None:
+            decoded = _typed(value, datatype)
+            if decoded is None:
+                raise DecodeError(f"metric {label!r}: {value!r} is not a {datatype.name}")
+            value = decoded
+    return Metric(
+        name=name,
+        alias=alias,
+        timestamp=pb.timestamp if pb.HasField("timestamp") else None,
+        datatype=datatype,
+        value=value,
+        is_null=pb.is_null,
+        is_historical=pb.is_historical,
+        is_transient=pb.is_transient,
+    )
+
+
+def _typed(raw: Value, datatype: DataType) -> Value | None:
+    """The raw wire value read as ``datatype``; None if it cannot be one."""
+    if isinstance(raw, bool):
+        return raw if datatype is DataType.Boolean else None
+    if isinstance(raw, int):
+        if datatype in _SIGNED_BITS:
+            return _signed(raw, _SIGNED_BITS[datatype])
+        if datatype in _UNSIGNED_BITS:
+            return raw if raw < 2 ** _UNSIGNED_BITS[datatype] else None
+        return raw if datatype is DataType.DateTime else None
+    if isinstance(raw, float):
+        return raw if datatype in _FLOAT_TYPES else None
+    if isinstance(raw, str):
+        return raw if datatype in _STRING_TYPES else None
+    return raw if datatype in _BYTES_TYPES else None
+
+
+def _signed(raw: int, bits: int) -> int | None:
+    """Two's complement, as written by either convention in use: pysparkplug and Tahu's Python write
+    Int8 -1 as 255 (two's complement in the type's width); Tahu's Java sign-extends to the carrier's
+    width (0xFFFFFFFF in the uint32 int_value). Both decode to -1; anything else is out of range."""
+    carrier = 64 if bits == 64 else 32
+    if raw < 2**bits:
+        return raw - 2**bits if raw >= 2 ** (bits - 1) else raw
+    if raw >= 2**carrier - 2 ** (bits - 1) and raw < 2**carrier:
+        return raw - 2**carrier
+    return None
+
+
+def payload_encode(payload: Payload) -> bytes:
+    """Encode; integers of the signed types as two's complement in their own width (Int8 -1 → 255),
+    which both conventions in use decode. ValueError for a metric that cannot be encoded."""
+    pb = _PB_PAYLOAD()
+    if payload.timestamp is not None:
+        pb.timestamp = payload.timestamp
+    if payload.seq is not None:
+        pb.seq = payload.seq
+    for metric in payload.metrics:
+        _metric_encode(pb.metrics.add(), metric)
+    return pb.SerializeToString()
+
+
+def _metric_encode(pb: Any, metric: Metric) -> None:
+    if metric.name is None and metric.alias is None:
+        raise ValueError("a metric needs a name or an alias")
+    label = metric.name if metric.name is not None else f"alias {metric.alias}"
+    if metric.name is not None:
+        pb.name = metric.name
+    if metric.alias is not None:
+        pb.alias = metric.alias
+    if metric.timestamp is not None:
+        pb.timestamp = metric.timestamp
+    if metric.datatype is not None:
+        pb.datatype = metric.datatype
+    for flag in ("is_null", "is_historical", "is_transient"):
+        if getattr(metric, flag):
+            setattr(pb, flag, True)
+    if metric.value is None:
+        return
+    if metric.is_null:
+        raise ValueError(f"metric {label!r} is null but has a value")
+    if metric.datatype is None:
+        raise ValueError(f"metric {label!r} has a value but no datatype")
+    field = _VALUE_FIELD.get(metric.datatype)
+    if field is None or field in ("dataset_value", "template_value"):
+        raise ValueError(f"metric {label!r}: encoding {metric.datatype.name} values is not supported")
+    setattr(pb, field, _wire(metric.value, metric.datatype, label))
+
+
+def _wire(value: Value, datatype: DataType, label: str) -> Value:
+    ok: bool
+    if datatype in _SIGNED_BITS:
+        bits = _SIGNED_BITS[datatype]
+        ok = type(value) is int and -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
+        if ok:
+            assert isinstance(value, int)
+            return value + 2**bits if value < 0 else value
+    elif datatype in _UNSIGNED_BITS:
+        ok = type(value) is int and 0 <= value < 2 ** _UNSIGNED_BITS[datatype]
+    elif datatype is DataType.DateTime:
+        ok = type(value) is int and 0 <= value < 2**64
+    elif datatype in _FLOAT_TYPES:
+        ok = type(value) in (int, float)
+        if ok:
+            return float(value)
+    elif datatype is DataType.Boolean:
+        ok = type(value) is bool
+    elif datatype in _STRING_TYPES:
+        ok = isinstance(value, str)
+    else:
+        ok = isinstance(value, bytes)
+    if not ok:
+        raise ValueError(f"metric {label!r}: {value!r} is not a {datatype.name}")
+    return value
+
+
+def rebirth_request(*, timestamp: int) -> bytes:
+    """The NCMD payload that asks an edge node to publish its NBIRTH (and DBIRTHs) again (spec 6.4.19)."""
+    metric = Metric(name=REBIRTH_METRIC, timestamp=timestamp, datatype=DataType.Boolean, value=True)
+    return payload_encode(Payload(timestamp=timestamp, metrics=(metric,)))
+
+
+def value_of(metric: Metric, datatype: DataType | None) -> float | None:
+    """The metric's value as a float for SPC, or None: null, not numeric (Boolean is not), not finite,
+    or not valid for its type. ``datatype`` is the BIRTH's, used when the metric carries none."""
+    if metric.is_null or metric.value is None or isinstance(metric.value, bool):
+        return None
+    value: Value | None = metric.value
+    if metric.datatype is not None:
+        datatype = metric.datatype
+    elif datatype is not None:
+        value = _typed(metric.value, datatype)
+    else:
+        return None
+    if datatype not in NUMERIC_TYPES or not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
