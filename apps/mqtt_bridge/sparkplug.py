@@ -352,18 +352,25 @@ def payload_decode(data: bytes) -> Payload:
     pb.DiscardUnknownFields()
     if pb.ByteSize() != size:
         raise DecodeError("not a Sparkplug B payload: unknown fields")
-    try:
-        return Payload(
-            timestamp=pb.timestamp if pb.HasField("timestamp") else None,
-            seq=pb.seq if pb.HasField("seq") else None,
-            metrics=tuple(_metric_decode(m, index) for index, m in enumerate(pb.metrics)),
-        )
-    except UnicodeDecodeError:
-        raise DecodeError("not a Sparkplug B payload: a string is not UTF-8") from None
+    return Payload(
+        timestamp=pb.timestamp if pb.HasField("timestamp") else None,
+        seq=pb.seq if pb.HasField("seq") else None,
+        metrics=tuple(_metric_decode(m, index) for index, m in enumerate(pb.metrics)),
+    )
+
+
+def _text(pb: Any, field: str) -> str | None:
+    """A proto2 string field; the runtime hands back bytes, not str, when they are not UTF-8."""
+    if not pb.HasField(field):
+        return None
+    text = getattr(pb, field)
+    if not isinstance(text, str):
+        raise DecodeError(f"{field} is not UTF-8")
+    return text
 
 
 def _metric_decode(pb: Any, index: int) -> Metric:
-    name = pb.name if pb.HasField("name") else None
+    name = _text(pb, "name")
     alias = pb.alias if pb.HasField("alias") else None
     if name is None and alias is None:
         raise DecodeError(f"metric {index} has neither name nor alias")
@@ -381,7 +388,9 @@ def _metric_decode(pb: Any, index: int) -> Metric:
     if field is not None:
         if datatype is not None and field not in (_VALUE_FIELD.get(datatype), _ALSO_ACCEPTED.get(datatype)):
             raise DecodeError(f"metric {label!r}: {field} does not carry {datatype.name}")
-        if field in _SCALAR_FIELDS:
+        if field == "string_value":
+            value = _text(pb, field)
+        elif field in _SCALAR_FIELDS:
             value = getattr(pb, field)
         if datatype is not None and value is not None:
             decoded = _typed(value, datatype)
@@ -418,9 +427,10 @@ def _typed(raw: Value, datatype: DataType) -> Value | None:
 
 
 def _signed(raw: int, bits: int) -> int | None:
-    """Two's complement, as written by either convention in use: pysparkplug and Tahu's Python write
-    Int8 -1 as 255 (two's complement in the type's width); Tahu's Java sign-extends to the carrier's
-    width (0xFFFFFFFF in the uint32 int_value). Both decode to -1; anything else is out of range."""
+    """Two's complement, as written by either convention in use: pysparkplug (and Tahu's Python) write
+    Int8 -1 as 255, two's complement in the type's own width; an encoder that casts the signed value to
+    the uint32 carrier (the natural result in Java or C) writes 0xFFFFFFFF. Both decode to -1; any other
+    value is out of range for the type."""
     carrier = 64 if bits == 64 else 32
     if raw < 2**bits:
         return raw - 2**bits if raw >= 2 ** (bits - 1) else raw
