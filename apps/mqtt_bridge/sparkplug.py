@@ -26,7 +26,7 @@ BDSEQ_METRIC = "bdSeq"
 
 
 class MessageType(StrEnum):
-    """The message types of a Sparkplug B topic (spec 4.1.2); STATE is not one: it has its own topic."""
+    """The message types of a Sparkplug B topic (spec 4.1, topic namespace). STATE is not one."""
 
     NBIRTH = "NBIRTH"
     NDEATH = "NDEATH"
@@ -169,8 +169,10 @@ _METRIC_FIELDS: list[_Field] = [
     ("extension_value", 19, "", False, True),
 ]
 
-# Message name -> fields. An "extension_value" field with an empty type gets an empty message of its
-# own (the spec's *Extension messages hold only protobuf extensions, which nobody defines).
+# Message name -> fields. All but Payload nest in Payload; the spec nests Parameter in Template and
+# Row and DataSetValue in DataSet, but message names never reach the wire. An "extension_value" field
+# with an empty type gets an empty message of its own (the spec's *Extension messages hold only
+# protobuf extensions, which nobody defines).
 _MESSAGES: dict[str, list[_Field]] = {
     "Payload": [
         ("timestamp", 1, "uint64", False, False),
@@ -220,7 +222,7 @@ _MESSAGES: dict[str, list[_Field]] = {
 }
 
 
-def _add_message(container: Any, name: str, fields: list[_Field]) -> None:
+def _add_message(container: Any, name: str, fields: list[_Field]) -> Any:
     msg = container.add(name=name)
     if any(in_oneof for *_, in_oneof in fields):
         msg.oneof_decl.add(name="value")
@@ -238,19 +240,14 @@ def _add_message(container: Any, name: str, fields: list[_Field]) -> None:
             field.type = _F.TYPE_MESSAGE
         if in_oneof:
             field.oneof_index = 0
+    return msg
 
 
 def _build_payload_class() -> type[message.Message]:
     file = descriptor_pb2.FileDescriptorProto(
         name="openspc/sparkplug_b.proto", package=_PACKAGE, syntax="proto2"
     )
-    payload = file.message_type.add(name="Payload")
-    for field_name, number, kind, repeated, _ in _MESSAGES["Payload"]:
-        field = payload.field.add(name=field_name, number=number, label=_REPEATED if repeated else _OPTIONAL)
-        if kind in _SCALAR:
-            field.type = _SCALAR[kind]
-        else:
-            field.type, field.type_name = _F.TYPE_MESSAGE, f".{_PACKAGE}.Payload.{kind}"
+    payload = _add_message(file.message_type, "Payload", _MESSAGES["Payload"])
     for name, fields in _MESSAGES.items():
         if name != "Payload":
             _add_message(payload.nested_type, name, fields)
@@ -507,7 +504,7 @@ def _wire(value: Value, datatype: DataType, label: str) -> Value:
 
 
 def rebirth_request(*, timestamp: int) -> bytes:
-    """The NCMD payload that asks an edge node to publish its NBIRTH (and DBIRTHs) again (spec 6.4.19)."""
+    """The NCMD payload that asks an edge node to publish its NBIRTH (and DBIRTHs) again."""
     metric = Metric(name=REBIRTH_METRIC, timestamp=timestamp, datatype=DataType.Boolean, value=True)
     return payload_encode(Payload(timestamp=timestamp, metrics=(metric,)))
 
