@@ -158,6 +158,11 @@ def run(port: int, host: str) -> int:
             f"--concurrency 1 --beat --schedule {VAR_DIR / 'celerybeat-schedule'}",
             env=env,
         )
+        manage = f"{sys.executable} {BASE_DIR / 'manage.py'}"
+        # The MQTT bridge, and a plant simulator feeding it (JSON and Sparkplug B, with special
+        # causes), so the demo charts move and show violations within a minute.
+        manager.add_process("mqtt", f"{manage} mqtt_listen", env=env)
+        manager.add_process("plant", f"{manage} simulate_plant --open-lots", env=env)
         shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
         print(
             f"\n  OpenSPC is starting: open http://{shown}:{port}/ (API docs), "

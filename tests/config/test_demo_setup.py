@@ -56,7 +56,7 @@ class DemoSetupTests:
             "TestPlanEntry": 5,
             "PlanAssignment": 2,
             "Characteristic": 5,
-            "ControlLimits": 1,
+            "ControlLimits": 2,
             "Device": 1,
             "users": 5,
         }
@@ -136,6 +136,7 @@ class DemoSetupTests:
         assert c["SHAFT-20", "LEAK"].effective_chart_type == "p"
         shaft = c["SHAFT-20", "SHAFT-OD"]
         assert (shaft.lsl, shaft.target, shaft.usl) == (19.98, 20.0, 20.02)
+        assert (shaft.data_source, shaft.tag) == (DataSource.SPARKPLUG, "Line1/Cell3/ShaftOD")
         assert all(ch.line == "Line 1" for ch in c.values())
 
     def test_ring_diameter_has_control_limits_v1(self, var_dir):

@@ -110,8 +110,9 @@ CHARACTERISTICS: dict[tuple[str, str], dict[str, Any]] = {
         "usl": 20.02,
         "subgroup_size": 1,
         "cell": "Cell 3",
-        "data_source": DataSource.TAG,
-        "tag": "plant1/machining/line1/cell3/shaft-od",
+        # A laser micrometer behind a Sparkplug B edge node (the plant simulator plays it).
+        "data_source": DataSource.SPARKPLUG,
+        "tag": "Line1/Cell3/ShaftOD",
     },
     ("SHAFT-20", "LEAK"): {"subgroup_size": 1, "cell": "Cell 3"},
 }
@@ -175,11 +176,14 @@ class Command(BaseCommand):
         self._limits(quality)
 
     def _limits(self, user: Any) -> None:
-        """Historical limits for the ring diameter X̄ chart (n = 5): mean 74.000, sigma 0.010."""
-        ring = Characteristic.objects.get(product__code="RING-74", test__code="RING-DIA")
-        sigma, n = 0.010, 5
-        half_width = 3 * sigma / math.sqrt(n)
-        services.control_limits_set(
-            characteristic=ring, center=74.0, ucl=74.0 + half_width, lcl=74.0 - half_width, sigma=sigma,
-            method=LimitMethod.HISTORICAL, reason="Process capability study, demo data", user=user,
-        )  # fmt: skip
+        """Historical limits for the MQTT-fed charts, so the simulator's special causes show at once:
+        ring diameter X̄ (n = 5) mean 74.000, sigma 0.010; shaft OD (I chart) mean 20.000, sigma 0.004."""
+        for product, test, center, sigma, n in (("RING-74", "RING-DIA", 74.0, 0.010, 5),
+                                                ("SHAFT-20", "SHAFT-OD", 20.0, 0.004, 1)):  # fmt: skip
+            characteristic = Characteristic.objects.get(product__code=product, test__code=test)
+            half_width = 3 * sigma / math.sqrt(n)
+            services.control_limits_set(
+                characteristic=characteristic, center=center, ucl=center + half_width,
+                lcl=center - half_width, sigma=sigma, method=LimitMethod.HISTORICAL,
+                reason="Process capability study, demo data", user=user,
+            )  # fmt: skip
