@@ -589,8 +589,8 @@ class Simulator:
             connection.start()
         try:
             deadline = time.monotonic() + CONNECT_TIMEOUT
-            for connection in self.connections:
-                if not connection.connected.wait(max(0.0, deadline - time.monotonic())):
+            while not all(c.connected.is_set() for c in self.connections) and not stop.wait(0.05):
+                if time.monotonic() > deadline:
                     raise ConnectionError(f"{self.address.display} did not answer in {CONNECT_TIMEOUT:.0f} s")
             self._publish_until(stop)
             self._drain()
