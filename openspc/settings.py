@@ -255,6 +255,41 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "opensp
 # Put before the links in e-mails (e.g. https://spc.example.com); notifications store paths.
 NOTIFICATION_LINK_BASE_URL = os.environ.get("NOTIFICATION_LINK_BASE_URL", "").strip().rstrip("/")
 
+# --- MQTT bridge (`manage.py mqtt_listen`, apps/mqtt_bridge) ------------------------------
+
+_mqtt_protocol = os.environ.get("MQTT_PROTOCOL", "").strip() or "3.1.1"
+if _mqtt_protocol not in {"3.1.1", "5"}:
+    raise ImproperlyConfigured(f"MQTT_PROTOCOL must be 3.1.1 or 5; got {_mqtt_protocol!r}")
+MQTT_PROTOCOL = _mqtt_protocol
+# The listener's client id: with it the broker keeps the session (subscriptions and the QoS 1
+# messages that arrive while the listener is down). Two listeners need two ids.
+MQTT_CLIENT_ID = os.environ.get("MQTT_CLIENT_ID", "").strip() or "openspc-mqtt-listen"
+# mqtts://: the CA that signed the broker's certificate (empty: the system's), and a client
+# certificate and key when the broker asks for one. User and password go in MQTT_URL.
+MQTT_CA_FILE = os.environ.get("MQTT_CA_FILE", "").strip()
+MQTT_CERT_FILE = os.environ.get("MQTT_CERT_FILE", "").strip()
+MQTT_KEY_FILE = os.environ.get("MQTT_KEY_FILE", "").strip()
+# Listeners with the same group split the JSON topics between them ($share/<group>/<topic>).
+MQTT_SHARED_GROUP = os.environ.get("MQTT_SHARED_GROUP", "").strip()
+if any(c in MQTT_SHARED_GROUP for c in "/+#"):
+    raise ImproperlyConfigured(f"MQTT_SHARED_GROUP must not contain /, + or #; got {MQTT_SHARED_GROUP!r}")
+# MQTT 5: how long the broker keeps the session of a listener that is gone.
+MQTT_SESSION_EXPIRY_SECONDS = envint("MQTT_SESSION_EXPIRY_SECONDS", 7 * 24 * 3600, minimum=0)
+# Messages stored per transaction, and how long the listener waits to fill a batch.
+MQTT_BATCH_SIZE = envint("MQTT_BATCH_SIZE", 500, minimum=1)
+MQTT_BATCH_WAIT_MS = envint("MQTT_BATCH_WAIT_MS", 50, minimum=0)
+# How often the listener looks for characteristics added, changed or removed.
+MQTT_RELOAD_SECONDS = envint("MQTT_RELOAD_SECONDS", 5, minimum=1)
+# Bad messages are logged once per topic per interval (and all of them stored).
+MQTT_BAD_LOG_INTERVAL_SECONDS = envint("MQTT_BAD_LOG_INTERVAL_SECONDS", 60, minimum=1)
+# The least time between two Sparkplug rebirth requests to one edge node.
+MQTT_REBIRTH_INTERVAL_SECONDS = envint("MQTT_REBIRTH_INTERVAL_SECONDS", 5, minimum=1)
+# Violations are published to spc/violations/... (QoS 1); how often new ones are looked for.
+MQTT_PUBLISH_VIOLATIONS = envbool("MQTT_PUBLISH_VIOLATIONS", True)
+MQTT_PUBLISH_INTERVAL_MS = envint("MQTT_PUBLISH_INTERVAL_MS", 500, minimum=50)
+# The device (and its service user) the listener records observations as; created if missing.
+MQTT_DEVICE = os.environ.get("MQTT_DEVICE", "").strip() or "mqtt-bridge"
+
 # --- Auth -------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -17,23 +17,24 @@ class DeadLetterReason(models.TextChoices):
 class DeadLetter(models.Model):
     """A message the bridge could not turn into an observation, kept with its raw payload.
 
-    Values that decode but fail the configuration's checks (NaN, out of the plausible range)
-    are stored as rejected observations instead, like any other source's.
+    Values that decode but fail the configuration's checks (NaN, text, out of the plausible
+    range) are stored as rejected observations instead, like any other source's. The same
+    bytes on the same topic make one row with a count, so a flood of garbage stays readable.
     """
 
     topic = models.CharField(max_length=1024)
     payload = models.BinaryField(help_text="The message as received, byte for byte.")
     reason = models.CharField(max_length=32, choices=DeadLetterReason.choices)
     message = models.TextField(help_text="What was wrong, in words.")
-    received_at = models.DateTimeField()
-    listener = models.CharField(max_length=128, help_text="Client id of the listener that received it.")
-    idempotency_key = models.CharField(
-        max_length=200, unique=True, help_text="A redelivered message is recorded once."
-    )
+    count = models.PositiveIntegerField(default=1, help_text="How many times it was received.")
+    first_received_at = models.DateTimeField()
+    last_received_at = models.DateTimeField()
+    listener = models.CharField(max_length=128, help_text="Client id of the listener that received it last.")
+    fingerprint = models.CharField(max_length=64, unique=True, help_text="SHA-256 of topic and payload.")
 
     class Meta:
-        ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["reason", "received_at"])]
+        ordering = ["-last_received_at", "-id"]
+        indexes = [models.Index(fields=["reason", "last_received_at"])]
 
     def __str__(self) -> str:
         return f"{self.topic}: {self.get_reason_display()}"

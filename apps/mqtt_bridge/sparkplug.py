@@ -26,7 +26,7 @@ BDSEQ_METRIC = "bdSeq"
 
 
 class MessageType(StrEnum):
-    """The message types of a Sparkplug B topic (spec 4.1.2); STATE is not one: it has its own topic."""
+    """The message types of a Sparkplug B topic (spec 4.1, topic namespace). STATE is not one."""
 
     NBIRTH = "NBIRTH"
     NDEATH = "NDEATH"
@@ -169,8 +169,10 @@ _METRIC_FIELDS: list[_Field] = [
     ("extension_value", 19, "", False, True),
 ]
 
-# Message name -> fields. An "extension_value" field with an empty type gets an empty message of its
-# own (the spec's *Extension messages hold only protobuf extensions, which nobody defines).
+# Message name -> fields. All but Payload nest in Payload; the spec nests Parameter in Template and
+# Row and DataSetValue in DataSet, but message names never reach the wire. An "extension_value" field
+# with an empty type gets an empty message of its own (the spec's *Extension messages hold only
+# protobuf extensions, which nobody defines).
 _MESSAGES: dict[str, list[_Field]] = {
     "Payload": [
         ("timestamp", 1, "uint64", False, False),
@@ -220,7 +222,7 @@ _MESSAGES: dict[str, list[_Field]] = {
 }
 
 
-def _add_message(container: Any, name: str, fields: list[_Field]) -> None:
+def _add_message(container: Any, name: str, fields: list[_Field]) -> Any:
     msg = container.add(name=name)
     if any(in_oneof for *_, in_oneof in fields):
         msg.oneof_decl.add(name="value")
@@ -238,19 +240,14 @@ def _add_message(container: Any, name: str, fields: list[_Field]) -> None:
             field.type = _F.TYPE_MESSAGE
         if in_oneof:
             field.oneof_index = 0
+    return msg
 
 
 def _build_payload_class() -> type[message.Message]:
     file = descriptor_pb2.FileDescriptorProto(
         name="openspc/sparkplug_b.proto", package=_PACKAGE, syntax="proto2"
     )
-    payload = file.message_type.add(name="Payload")
-    for field_name, number, kind, repeated, _ in _MESSAGES["Payload"]:
-        field = payload.field.add(name=field_name, number=number, label=_REPEATED if repeated else _OPTIONAL)
-        if kind in _SCALAR:
-            field.type = _SCALAR[kind]
-        else:
-            field.type, field.type_name = _F.TYPE_MESSAGE, f".{_PACKAGE}.Payload.{kind}"
+    payload = _add_message(file.message_type, "Payload", _MESSAGES["Payload"])
     for name, fields in _MESSAGES.items():
         if name != "Payload":
             _add_message(payload.nested_type, name, fields)
@@ -352,18 +349,25 @@ def payload_decode(data: bytes) -> Payload:
     pb.DiscardUnknownFields()
     if pb.ByteSize() != size:
         raise DecodeError("not a Sparkplug B payload: unknown fields")
-    try:
-        return Payload(
-            timestamp=pb.timestamp if pb.HasField("timestamp") else None,
-            seq=pb.seq if pb.HasField("seq") else None,
-            metrics=tuple(_metric_decode(m, index) for index, m in enumerate(pb.metrics)),
-        )
-    except UnicodeDecodeError:
-        raise DecodeError("not a Sparkplug B payload: a string is not UTF-8") from None
+    return Payload(
+        timestamp=pb.timestamp if pb.HasField("timestamp") else None,
+        seq=pb.seq if pb.HasField("seq") else None,
+        metrics=tuple(_metric_decode(m, index) for index, m in enumerate(pb.metrics)),
+    )
+
+
+def _text(pb: Any, field: str) -> str | None:
+    """A proto2 string field; the runtime hands back bytes, not str, when they are not UTF-8."""
+    if not pb.HasField(field):
+        return None
+    text = getattr(pb, field)
+    if not isinstance(text, str):
+        raise DecodeError(f"{field} is not UTF-8")
+    return text
 
 
 def _metric_decode(pb: Any, index: int) -> Metric:
-    name = pb.name if pb.HasField("name") else None
+    name = _text(pb, "name")
     alias = pb.alias if pb.HasField("alias") else None
     if name is None and alias is None:
         raise DecodeError(f"metric {index} has neither name nor alias")
@@ -381,7 +385,9 @@ def _metric_decode(pb: Any, index: int) -> Metric:
     if field is not None:
         if datatype is not None and field not in (_VALUE_FIELD.get(datatype), _ALSO_ACCEPTED.get(datatype)):
             raise DecodeError(f"metric {label!r}: {field} does not carry {datatype.name}")
-        if field in _SCALAR_FIELDS:
+        if field == "string_value":
+            value = _text(pb, field)
+        elif field in _SCALAR_FIELDS:
             value = getattr(pb, field)
         if datatype is not None and value is not None:
             decoded = _typed(value, datatype)
@@ -418,9 +424,10 @@ def _typed(raw: Value, datatype: DataType) -> Value | None:
 
 
 def _signed(raw: int, bits: int) -> int | None:
-    """Two's complement, as written by either convention in use: pysparkplug and Tahu's Python write
-    Int8 -1 as 255 (two's complement in the type's width); Tahu's Java sign-extends to the carrier's
-    width (0xFFFFFFFF in the uint32 int_value). Both decode to -1; anything else is out of range."""
+    """Two's complement, as written by either convention in use: pysparkplug (and Tahu's Python) write
+    Int8 -1 as 255, two's complement in the type's own width; an encoder that casts the signed value to
+    the uint32 carrier (the natural result in Java or C) writes 0xFFFFFFFF. Both decode to -1; any other
+    value is out of range for the type."""
     carrier = 64 if bits == 64 else 32
     if raw < 2**bits:
         return raw - 2**bits if raw >= 2 ** (bits - 1) else raw
@@ -497,7 +504,7 @@ def _wire(value: Value, datatype: DataType, label: str) -> Value:
 
 
 def rebirth_request(*, timestamp: int) -> bytes:
-    """The NCMD payload that asks an edge node to publish its NBIRTH (and DBIRTHs) again (spec 6.4.19)."""
+    """The NCMD payload that asks an edge node to publish its NBIRTH (and DBIRTHs) again."""
     metric = Metric(name=REBIRTH_METRIC, timestamp=timestamp, datatype=DataType.Boolean, value=True)
     return payload_encode(Payload(timestamp=timestamp, metrics=(metric,)))
 

@@ -1,0 +1,30 @@
+"""The bridge's rows in the admin: what could not be read, and the Sparkplug edge nodes."""
+
+from django.contrib import admin
+
+from apps.mqtt_bridge.models import DeadLetter, EdgeNode
+from openspc.admin import ReadOnlyAdmin
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ["topic", "reason", "count", "last_received_at", "listener"]
+    list_filter = ["reason", "listener"]
+    search_fields = ["topic", "message"]
+    date_hierarchy = "last_received_at"
+    fields = readonly_fields = (
+        "topic", "reason", "message", "payload_shown", "count", "first_received_at", "last_received_at",
+        "listener",
+    )  # fmt: skip
+
+    @admin.display(description="payload")
+    def payload_shown(self, obj: DeadLetter) -> str:
+        """The raw bytes as text where they are text, escaped where not; the first 2,000."""
+        return bytes(obj.payload[:2000]).decode("utf-8", errors="backslashreplace")
+
+
+@admin.register(EdgeNode)
+class EdgeNodeAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "online", "born_at", "died_at"]
+    list_filter = ["online", "group"]
+    search_fields = ["group", "node", "device"]

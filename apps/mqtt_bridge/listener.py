@@ -1,0 +1,450 @@
+"""The MQTT listener behind `manage.py mqtt_listen`: the broker into the observation pipeline.
+
+Threads: paho's network thread only receives (on_message puts the message in a queue) and
+reconnects with exponential backoff; everything else happens in the thread that called
+run(), in order, with one database connection:
+
+1. take a batch from the queue (up to MQTT_BATCH_SIZE, waiting at most MQTT_BATCH_WAIT_MS);
+2. decode each message (JSON on a characteristic's topic, or Sparkplug B), track Sparkplug
+   node state, and sort it into readings, dead letters and node changes;
+3. store the batch in one transaction (apps/mqtt_bridge/services.py: observations through the
+   same service as the device REST endpoint);
+4. only then acknowledge the messages to the broker (QoS 1, manual acknowledgement).
+
+A listener killed at any moment has acknowledged only what is stored; the broker keeps the
+rest in the listener's persistent session and delivers it again, and the idempotency keys
+of the readings make a message stored twice count once. Values wait for their subgroup in
+the pipeline (SubgroupFeed), not here, so nothing is held in memory that a kill could lose.
+
+Between batches the same thread reloads the characteristics (new, changed or removed
+tags are subscribed or unsubscribed without a restart) and publishes new violations.
+"""
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from django.db import close_old_connections, connection
+from django.utils import timezone
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from apps.mqtt_bridge.models import DeadLetterReason
+from apps.mqtt_bridge.nodes import NodeChange, Nodes
+from apps.mqtt_bridge.publisher import violations_publish
+from apps.mqtt_bridge.readings import Bad, Reading, epoch_ms, json_reading, message_key
+from apps.mqtt_bridge.selectors import Feeds, mqtt_feeds
+from apps.mqtt_bridge.services import Dead, Stored, bridge_device, bridge_store
+from apps.mqtt_bridge.sparkplug import (
+    NAMESPACE,
+    DecodeError,
+    MessageType,
+    Topic,
+    payload_decode,
+    rebirth_request,
+    topic_parse,
+    value_of,
+)
+
+log = logging.getLogger("openspc.mqtt")
+
+# Sparkplug messages a host application reads (Sparkplug 3.0 §4.2). Never shared between
+# listeners: a node's sequence numbers and aliases only make sense to one that sees them all.
+SPARKPLUG_FILTERS = tuple(
+    f"{NAMESPACE}/+/{kind}/+" + ("/+" if kind.startswith("D") else "")
+    for kind in ("NBIRTH", "NDEATH", "NDATA", "DBIRTH", "DDEATH", "DDATA")
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    url: str
+    client_id: str
+    protocol: str = "3.1.1"
+    shared_group: str = ""
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    session_expiry: int = 7 * 24 * 3600
+    batch_size: int = 500
+    batch_wait: float = 0.05
+    reload_seconds: float = 5.0
+    bad_log_interval: float = 60.0
+    rebirth_interval: float = 5.0
+    publish_violations: bool = True
+    publish_interval: float = 0.5
+    device: str = "mqtt-bridge"
+
+
+@dataclass
+class _Batch:
+    readings: list[Reading] = field(default_factory=list)
+    dead: list[Dead] = field(default_factory=list)
+    changes: list[NodeChange] = field(default_factory=list)
+    messages: list[mqtt.MQTTMessage] = field(default_factory=list)
+
+
+class BadLog:
+    """Logs a bad message once per topic per interval, then how many more there were."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._since: dict[str, float] = {}
+        self._more: Counter[str] = Counter()
+
+    def bad(self, topic: str, reason: str, message: str) -> None:
+        now = self.clock()
+        since = self._since.get(topic)
+        if since is not None and now - since < self.interval:
+            self._more[topic] += 1
+            return
+        more = self._more.pop(topic, 0)
+        extra = f" ({more} more on this topic since the last report)" if more else ""
+        log.warning("bad message on %s: %s: %s%s", topic, reason, message, extra)
+        self._since[topic] = now
+
+
+class Listener:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.stopping = threading.Event()
+        self.nodes = Nodes()
+        self.feeds = Feeds()
+        self.bad_log = BadLog(options.bad_log_interval)
+        self.counts: Counter[str] = Counter()
+        self._subscribed: set[str] = set()
+        self._subscriptions_lock = threading.Lock()
+        self._rebirth_asked: dict[tuple[str, str], float] = {}
+        self._connected = threading.Event()
+        self.client = self._client()
+
+    # --- the broker ---------------------------------------------------------------------
+
+    def _client(self) -> mqtt.Client:
+        o = self.options
+        v5 = o.protocol == "5"
+        client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=o.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            # A persistent session: the broker keeps the subscriptions, and QoS 1 messages that
+            # arrive while this listener is away, under its client id.
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        parts = urlsplit(o.url)
+        if parts.username:
+            client.username_pw_set(unquote(parts.username), unquote(parts.password or "") or None)
+        if parts.scheme == "mqtts":
+            client.tls_set(
+                ca_certs=o.ca_file or None, certfile=o.cert_file or None, keyfile=o.key_file or None
+            )
+        client.reconnect_delay_set(min_delay=1, max_delay=60)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _connect(self) -> None:
+        o = self.options
+        parts = urlsplit(o.url)
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        kwargs: dict[str, Any] = {}
+        if o.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = o.session_expiry
+            properties.ReceiveMaximum = min(o.batch_size * 2, 65535)
+            kwargs = {"clean_start": False, "properties": properties}
+        self.client.connect_async(parts.hostname or "127.0.0.1", port, keepalive=30, **kwargs)
+        self.client.loop_start()  # paho's thread: connects, and reconnects with backoff
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.error("broker refused the connection: %s", reason)
+            return
+        session = "resumed" if getattr(flags, "session_present", False) else "new"
+        log.info("broker connected: %s (MQTT %s, client id %s, %s session)", self._shown_url(),
+                 self.options.protocol, self.options.client_id, session)  # fmt: skip
+        with self._subscriptions_lock:
+            topics = sorted(self._subscribed)
+        if topics:
+            client.subscribe([(topic, 1) for topic in topics])
+        self._connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._connected.clear()
+        if not self.stopping.is_set():
+            log.warning("broker connection lost (%s); reconnecting", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self.inbox.put(message)
+
+    def _shown_url(self) -> str:
+        parts = urlsplit(self.options.url)
+        return f"{parts.scheme}://{parts.hostname}:{parts.port or 1883}"
+
+    def _wanted_topics(self) -> set[str]:
+        share = self.options.shared_group
+        topics = {f"$share/{share}/{topic}" if share else topic for topic in self.feeds.topics}
+        if self.feeds.metrics:
+            topics.update(SPARKPLUG_FILTERS)
+        return topics
+
+    def _resubscribe(self) -> None:
+        wanted = self._wanted_topics()
+        with self._subscriptions_lock:
+            new, gone = wanted - self._subscribed, self._subscribed - wanted
+            self._subscribed = wanted
+        if new:
+            self.client.subscribe([(topic, 1) for topic in sorted(new)])
+            log.info("subscribed: %s", ", ".join(sorted(new)))
+        if gone:
+            self.client.unsubscribe(sorted(gone))
+            log.info("unsubscribed: %s", ", ".join(sorted(gone)))
+
+    # --- characteristics ------------------------------------------------------------------
+
+    def reload(self) -> None:
+        feeds = mqtt_feeds()
+        if feeds != self.feeds:
+            added = (set(feeds.topics) | set(feeds.metrics)) - (
+                set(self.feeds.topics) | set(self.feeds.metrics)
+            )
+            removed = (set(self.feeds.topics) | set(self.feeds.metrics)) - (
+                set(feeds.topics) | set(feeds.metrics)
+            )
+            if self.feeds:
+                log.info("characteristics changed: %d tags added, %d removed", len(added), len(removed))
+            self.feeds = feeds
+        self._resubscribe()
+
+    # --- one batch ------------------------------------------------------------------------
+
+    def _take(self) -> list[mqtt.MQTTMessage]:
+        try:
+            first = self.inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.options.batch_wait
+        while len(batch) < self.options.batch_size:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self.inbox.get(timeout=remaining) if remaining > 0 else self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _dead(self, batch: _Batch, message: mqtt.MQTTMessage, bad: Bad) -> None:
+        self.bad_log.bad(message.topic, bad.reason, bad.message)
+        batch.dead.append(
+            Dead(message.topic, bytes(message.payload), bad.reason, bad.message, timezone.now())
+        )
+
+    def _json(self, batch: _Batch, message: mqtt.MQTTMessage) -> None:
+        fed = self.feeds.topics.get(message.topic)
+        if fed is None:
+            self._dead(
+                batch, message, Bad(DeadLetterReason.UNKNOWN_TOPIC, "no characteristic is fed by this topic")
+            )
+            return
+        reading = json_reading(fed, message.topic, bytes(message.payload))
+        if isinstance(reading, Bad):
+            self._dead(batch, message, reading)
+        else:
+            batch.readings.append(reading)
+
+    def _sparkplug(self, batch: _Batch, message: mqtt.MQTTMessage, topic: Topic) -> None:
+        raw = bytes(message.payload)
+        try:
+            payload = payload_decode(raw)
+        except DecodeError as exc:
+            self._dead(batch, message, Bad(DeadLetterReason.NOT_SPARKPLUG, str(exc)))
+            if topic.message_type != MessageType.NDEATH:
+                return
+            payload = None  # a node's death counts even if its will message is unreadable
+        now = timezone.now()
+        tracked = self.nodes.track(topic, payload, now)
+        if tracked.change is not None:
+            batch.changes.append(tracked.change)
+        if tracked.rebirth:
+            self._rebirth(topic, tracked.rebirth)
+        if tracked.unknown_aliases:
+            aliases = ", ".join(str(alias) for alias in tracked.unknown_aliases)
+            self._dead(
+                batch, message, Bad(DeadLetterReason.UNKNOWN_ALIAS, f"metric aliases {aliases} unknown")
+            )
+        assert payload is not None or not tracked.data
+        for index, (name, metric, datatype) in enumerate(tracked.data):
+            fed = self.feeds.metrics.get(name)
+            if fed is None or metric.is_null:
+                self.counts["ignored"] += 1  # a metric SPC does not chart, or no value this time
+                continue
+            value = value_of(metric, datatype)
+            # A value that is no number is stored as given and rejected by the pipeline, with the reason.
+            kept: Any = value if value is not None else repr(metric.value)
+            moment = metric.timestamp or (payload.timestamp if payload else None)
+            observed = epoch_ms(moment) if moment else None
+            batch.readings.append(
+                Reading(fed, message.topic, raw, [kept], observed, message_key(message.topic, raw, index))
+            )
+
+    def _rebirth(self, topic: Topic, why: str) -> None:
+        """Ask the node to send its BIRTH messages again (NCMD Node Control/Rebirth), at most once
+        per MQTT_REBIRTH_INTERVAL_SECONDS per node."""
+        key = (topic.group, topic.node)
+        now = time.monotonic()
+        if now - self._rebirth_asked.get(key, -1e9) < self.options.rebirth_interval:
+            return
+        self._rebirth_asked[key] = now
+        command = Topic(topic.group, MessageType.NCMD, topic.node)
+        self.client.publish(str(command), rebirth_request(timestamp=int(time.time() * 1000)), qos=0)
+        self.counts["rebirths"] += 1
+        log.info("asked %s/%s to rebirth: %s", topic.group, topic.node, why)
+
+    def handle(self, messages: list[mqtt.MQTTMessage]) -> _Batch:
+        batch = _Batch(messages=messages)
+        for message in messages:
+            topic = topic_parse(message.topic) if message.topic.startswith(NAMESPACE + "/") else None
+            if topic is not None:
+                self._sparkplug(batch, message, topic)
+            elif message.topic.startswith(NAMESPACE + "/"):
+                self._dead(batch, message, Bad(DeadLetterReason.NOT_SPARKPLUG, "not a Sparkplug B topic"))
+            else:
+                self._json(batch, message)
+        return batch
+
+    def store(self, batch: _Batch, device: Any, *, retry: bool = True) -> Stored | None:
+        """Store the batch, trying again (backing off) while the database is away; None if asked to
+        stop first (or `retry` is off), and then nothing is acknowledged: the broker delivers it again."""
+        delay = 1.0
+        while True:
+            try:
+                return bridge_store(
+                    readings=batch.readings, dead=batch.dead, changes=batch.changes,
+                    device=device, listener=self.options.client_id,
+                )  # fmt: skip
+            except Exception:
+                log.exception(
+                    "storing %d messages failed; trying again in %.0f s", len(batch.messages), delay
+                )
+                close_old_connections()
+                if not retry or self.stopping.wait(delay):
+                    return None
+                delay = min(delay * 2, 30.0)
+
+    def acknowledge(self, messages: list[mqtt.MQTTMessage]) -> None:
+        # A message received before a reconnect is acknowledged with its old packet id: the broker
+        # delivers an unacknowledged message again with the same id in the resumed session.
+        for message in messages:
+            if message.qos > 0:
+                self.client.ack(message.mid, message.qos)
+
+    # --- violations back to the plant ---------------------------------------------------------
+
+    def _publish_now(self, topic: str, payload: bytes) -> bool:
+        if not self._connected.is_set():
+            return False
+        info = self.client.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        try:
+            info.wait_for_publish(timeout=5)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
+
+    def publish_violations(self) -> None:
+        try:
+            count = violations_publish(publish=self._publish_now)
+        except Exception:
+            log.exception("publishing violations failed; trying again")
+            close_old_connections()
+            return
+        self.counts["violations published"] += count
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _report(self) -> None:
+        if self.counts:
+            shown = ", ".join(f"{name} {count}" for name, count in sorted(self.counts.items()))
+            log.info("last minute: %s", shown)
+            self.counts.clear()
+
+    def run(self) -> int:
+        o = self.options
+        settings_dict = connection.settings_dict
+        log.info("database: %s %s", connection.vendor, settings_dict.get("NAME"))
+        device = bridge_device(name=o.device)
+        self.reload()
+        topics, metrics = len(self.feeds.topics), len(self.feeds.metrics)
+        log.info("characteristics loaded: %d fed by MQTT (%d JSON topics, %d Sparkplug B metrics)",
+                 topics + metrics, topics, metrics)  # fmt: skip
+        self._connect()
+        if not self._connected.wait(timeout=10):
+            log.warning("broker %s does not answer yet; retrying in the background", self._shown_url())
+        log.info("ready")
+        next_reload = next_publish = time.monotonic()
+        next_report = time.monotonic() + 60
+        while not self.stopping.is_set():
+            messages = self._take()
+            if messages:
+                self._process(messages, device)
+            now = time.monotonic()
+            if now >= next_reload:
+                next_reload = now + o.reload_seconds * random.uniform(0.9, 1.1)
+                try:
+                    self.reload()
+                except Exception:
+                    log.exception("reloading the characteristics failed; keeping the ones loaded")
+                    close_old_connections()
+            if o.publish_violations and now >= next_publish:
+                next_publish = now + o.publish_interval
+                self.publish_violations()
+            if now >= next_report:
+                next_report = now + 60
+                self._report()
+        self._shutdown(device)
+        return 0
+
+    def _process(self, messages: list[mqtt.MQTTMessage], device: Any, *, retry: bool = True) -> None:
+        batch = self.handle(messages)
+        stored = self.store(batch, device, retry=retry)
+        if stored is None:
+            return
+        self.acknowledge(messages)
+        self.counts["received"] += len(messages)
+        self.counts["stored"] += stored.observations
+        self.counts["duplicates"] += stored.duplicates
+        self.counts["dead letters"] += stored.dead_letters
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _shutdown(self, device: Any) -> None:
+        """Stop taking messages, store and acknowledge what arrived, disconnect."""
+        log.info("stopping: unsubscribing, storing what was received, disconnecting")
+        with self._subscriptions_lock:
+            topics, self._subscribed = sorted(self._subscribed), set()
+        if topics and self._connected.is_set():
+            self.client.unsubscribe(topics)
+            time.sleep(0.2)  # messages already on the wire
+        rest = []
+        while not self.inbox.empty():
+            rest.append(self.inbox.get_nowait())
+        if rest:
+            self._process(rest, device, retry=False)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._report()
+        log.info("stopped")

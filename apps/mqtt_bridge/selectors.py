@@ -1,0 +1,55 @@
+"""What the listener reads: the characteristics fed over MQTT, and the lots their values go to."""
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from apps.config.choices import DataSource
+from apps.config.models import Characteristic
+from apps.observations.choices import LOT_WORKING
+from apps.observations.models import Lot
+
+
+@dataclass(frozen=True)
+class Fed:
+    """A characteristic fed by MQTT, as the listener needs it."""
+
+    id: int
+    product_id: int
+    test_id: int
+    tag: str
+
+
+@dataclass(frozen=True)
+class Feeds:
+    """JSON topics and Sparkplug metric names, each to the characteristic it feeds."""
+
+    topics: dict[str, Fed] = field(default_factory=dict)
+    metrics: dict[str, Fed] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.topics) + len(self.metrics)
+
+
+def mqtt_feeds() -> Feeds:
+    """The active characteristics whose data source is an MQTT topic or a Sparkplug metric."""
+    rows = Characteristic.objects.filter(
+        active=True, data_source__in=[DataSource.TAG, DataSource.SPARKPLUG], tag__isnull=False
+    ).values_list("pk", "product_id", "test_id", "tag", "data_source")
+    feeds = Feeds()
+    for pk, product_id, test_id, tag, source in rows:
+        assert tag is not None  # filtered above
+        target = feeds.topics if source == DataSource.TAG else feeds.metrics
+        target[tag] = Fed(pk, product_id, test_id, tag)
+    return feeds
+
+
+def lots_current(*, product_ids: Collection[int]) -> dict[int, Lot]:
+    """Each product's newest lot that still takes values (open or in testing), if it has one:
+    where a stream that names no lot is recorded."""
+    current: dict[int, Lot] = {}
+    lots = Lot.objects.filter(product_id__in=list(product_ids), status__in=LOT_WORKING).order_by(
+        "product_id", "-created_at", "-pk"
+    )
+    for lot in lots:
+        current.setdefault(lot.product_id, lot)
+    return current

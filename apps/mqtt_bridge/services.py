@@ -1,0 +1,169 @@
+"""Storing what the listener received: readings as observations (through the same service as the
+device REST endpoint), dead letters, and edge node state, all in one transaction per batch."""
+
+import datetime
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.config.models import Device, Test
+from apps.config.services import device_create
+from apps.mqtt_bridge.models import DeadLetter, DeadLetterReason, EdgeNode
+from apps.mqtt_bridge.nodes import NodeChange
+from apps.mqtt_bridge.readings import Bad, Reading, fingerprint
+from apps.mqtt_bridge.selectors import lots_current
+from apps.observations.choices import LOT_WORKING, ObservationSource
+from apps.observations.models import Item, Lot
+from apps.observations.services import ObservationEntry, observations_record
+
+
+@dataclass(frozen=True)
+class Dead:
+    """A message kept as a dead letter."""
+
+    topic: str
+    payload: bytes
+    reason: DeadLetterReason
+    message: str
+    received_at: datetime.datetime
+
+
+@dataclass(frozen=True)
+class Stored:
+    observations: int = 0  # new observation rows
+    duplicates: int = 0  # readings stored before (a redelivered message)
+    dead_letters: int = 0  # messages and readings kept as dead letters
+
+
+def bridge_device(*, name: str) -> Device:
+    """The device the listener records as (its service user is who posted), created if missing."""
+    device = Device.objects.select_related("user").filter(name=name).first()
+    if device is None:
+        try:
+            device, _ = device_create(name=name, description="MQTT bridge (manage.py mqtt_listen)")
+        except Exception:  # another listener created it at the same moment
+            device = Device.objects.select_related("user").get(name=name)
+    return device
+
+
+def _entries(
+    readings: Sequence[Reading], now: datetime.datetime
+) -> tuple[list[ObservationEntry], list[Dead]]:
+    """Each reading with its lot (named, or the product's current one) and item, or a dead letter."""
+    product_ids = {reading.fed.product_id for reading in readings}
+    current = lots_current(product_ids=product_ids)
+    named_numbers = {reading.lot for reading in readings if reading.lot}
+    named = {
+        (lot.product_id, lot.number): lot
+        for lot in Lot.objects.filter(product_id__in=product_ids, number__in=named_numbers)
+    }
+    serials = {reading.item for reading in readings if reading.item}
+    items = {
+        (item.lot_id, item.serial): item
+        for item in Item.objects.filter(serial__in=serials, lot__product_id__in=product_ids)
+    }
+    tests = Test.objects.in_bulk({reading.fed.test_id for reading in readings})
+    entries, dead = [], []
+    for reading in readings:
+        fed = reading.fed
+        lot = named.get((fed.product_id, reading.lot)) if reading.lot else current.get(fed.product_id)
+        problem = None
+        if reading.lot and (lot is None or lot.status not in LOT_WORKING):
+            state = "does not exist" if lot is None else f"is {lot.status}"
+            problem = Bad(DeadLetterReason.UNKNOWN_LOT, f"lot {reading.lot} of this product {state}")
+        elif lot is None:
+            problem = Bad(
+                DeadLetterReason.NO_LOT, "the product has no open lot; open one or name it in the payload"
+            )
+        item = items.get((lot.pk, reading.item)) if lot is not None and reading.item else None
+        if problem is None and lot is not None and reading.item and item is None:
+            problem = Bad(DeadLetterReason.UNKNOWN_LOT, f"item {reading.item} is not in lot {lot.number}")
+        if problem is not None:
+            dead.append(Dead(reading.topic, reading.payload, problem.reason, problem.message, now))
+            continue
+        assert lot is not None
+        entries.append(
+            ObservationEntry(
+                lot=lot, test=tests[fed.test_id], values=reading.values, item=item,
+                observed_at=reading.observed_at, idempotency_key=reading.key,
+            )
+        )  # fmt: skip
+    return entries, dead
+
+
+def _dead_letters_store(dead: Sequence[Dead], listener: str) -> None:
+    """One row per topic and payload: a repeat adds to its count."""
+    counts = Counter(fingerprint(d.topic, d.payload) for d in dead)
+    latest = {fingerprint(d.topic, d.payload): d for d in dead}
+    existing = list(DeadLetter.objects.select_for_update().filter(fingerprint__in=list(counts)))
+    for row in existing:
+        row.count += counts.pop(row.fingerprint)
+        row.last_received_at = latest[row.fingerprint].received_at
+        row.listener = listener
+    DeadLetter.objects.bulk_update(existing, ["count", "last_received_at", "listener"])
+    DeadLetter.objects.bulk_create(
+        DeadLetter(
+            topic=d.topic[:1024], payload=d.payload, reason=d.reason, message=d.message[:2000],
+            count=counts[key], first_received_at=d.received_at, last_received_at=d.received_at,
+            listener=listener, fingerprint=key,
+        )
+        for key, d in latest.items()
+        if key in counts
+    )  # fmt: skip
+
+
+def _node_changes_store(changes: Sequence[NodeChange]) -> None:
+    for change in changes:
+        defaults: dict[str, object] = {"online": change.online}
+        if change.online:
+            defaults.update(metrics=list(change.metrics), born_at=change.at)
+        else:
+            defaults["died_at"] = change.at
+        EdgeNode.objects.update_or_create(
+            group=change.group, node=change.node, device=change.device, defaults=defaults
+        )
+        if not change.online and not change.device:  # a node's death takes its devices with it
+            EdgeNode.objects.filter(group=change.group, node=change.node, online=True).update(
+                online=False, died_at=change.at
+            )
+
+
+def bridge_store(
+    *,
+    readings: Sequence[Reading],
+    dead: Sequence[Dead] = (),
+    changes: Sequence[NodeChange] = (),
+    device: Device,
+    listener: str,
+) -> Stored:
+    """Store one batch of received messages in one transaction: readings as `received`
+    observations (queued for the pipeline on commit), dead letters, edge node changes.
+
+    When this returns, everything is stored and the messages may be acknowledged to the
+    broker; when it raises, nothing is, and the caller tries the batch again.
+    """
+    now = timezone.now()
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                entries, unplaced = _entries(readings, now) if readings else ([], [])
+                result = None
+                if entries:
+                    result = observations_record(
+                        entries=entries, source=ObservationSource.MQTT, user=device.user, device=device
+                    )
+                all_dead = [*dead, *unplaced]
+                if all_dead:
+                    _dead_letters_store(all_dead, listener)
+                _node_changes_store(changes)
+        except IntegrityError:
+            # Another listener stored one of these dead letters first: read them again.
+            if attempt:
+                raise
+            continue
+        duplicates = len(result.duplicates) if result else 0
+        return Stored(len(entries) - duplicates, duplicates, len(all_dead))
+    raise AssertionError("unreachable")

@@ -1,0 +1,203 @@
+"""What the MQTT bridge tests share: a listener process, a test subscriber and publisher, and a
+private Mosquitto for the tests that need broker settings of their own."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from django.conf import settings
+
+from openspc.embedded import free_port, wait_for_port
+from tests.calculations.workers import BASE_DIR, database_url_for_workers
+
+LOG_TAIL = 4000
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def broker_address(url: str | None = None) -> tuple[str, int]:
+    parts = urlsplit(url or settings.MQTT_URL)
+    return parts.hostname or "127.0.0.1", parts.port or 1883
+
+
+class ListenerProcess:
+    """`manage.py mqtt_listen` on the test database; a context manager that stops it on exit."""
+
+    def __init__(
+        self, *, log_dir: Path, url: str | None = None, client_id: str | None = None, **env: str
+    ) -> None:
+        self.url = url or settings.MQTT_URL
+        self.client_id = client_id or f"test-listen-{uuid.uuid4().hex[:8]}"
+        self.log = log_dir / f"{self.client_id}.log"
+        self.env = {
+            **os.environ, "DATABASE_URL": database_url_for_workers(), "MQTT_URL": self.url,
+            "MQTT_CLIENT_ID": self.client_id, "MQTT_RELOAD_SECONDS": "1", "MQTT_PUBLISH_INTERVAL_MS": "100",
+            **env,
+        }  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def __enter__(self) -> "ListenerProcess":
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+        if error is not None:
+            print(self.log_text())
+
+    def start(self, *, ready_within: float = 30.0) -> None:
+        self.starts += 1
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, str(BASE_DIR / "manage.py"), "mqtt_listen"],
+                env=self.env, cwd=BASE_DIR, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_until(
+            lambda: self.log_text().count("INFO openspc.mqtt: ready") >= self.starts or not self.alive(),
+            timeout=ready_within, what="the listener to be ready",
+        )  # fmt: skip
+        assert self.alive(), self.log_text()
+        wait_until(lambda: self.log_text().count("broker connected") >= self.starts, timeout=10,
+                   what="the listener to connect")  # fmt: skip
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no last acknowledgement."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self, *, within: float = 20.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError("the listener did not stop on SIGTERM\n" + self.log_text()) from None
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def tail(self) -> str:
+        return self.log_text()[-LOG_TAIL:]
+
+
+class Client:
+    """A paho client for the test: publishes with QoS 1 (counting the broker's acknowledgements) and
+    collects what arrives on its subscriptions."""
+
+    def __init__(self, *, url: str | None = None, subscribe: Iterable[str] = ()) -> None:
+        host, port = broker_address(url)
+        self.received: list[mqtt.MQTTMessage] = []
+        self.acknowledged: set[int] = set()
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:10]}"
+        )
+        self.client.max_inflight_messages_set(100)
+        self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+        self.client.on_subscribe = lambda *args: self._subscribed.set()
+        self.client.connect(host, port)
+        self.client.loop_start()
+        topics = list(subscribe)
+        if topics:
+            self.client.subscribe([(topic, 1) for topic in topics])
+            assert self._subscribed.wait(10), "the test subscriber was not subscribed"
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.received.append(message)
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        with self._lock:
+            self.acknowledged.add(mid)
+
+    def publish(self, topic: str, payload: bytes | str, *, qos: int = 1) -> int:
+        info = self.client.publish(topic, payload, qos=qos)
+        return info.mid
+
+    def publish_all(
+        self, messages: Iterable[tuple[str, bytes | str]], *, rate: float | None = None, timeout: float = 30
+    ) -> None:
+        """Publish with QoS 1, `rate` messages per second (None: as fast as possible), and wait until
+        the broker acknowledged every one. (A burst faster than the listener stores overflows
+        Mosquitto's per-client queue, max_queued_messages, 1,000 by default: README, MQTT.)"""
+        infos = []
+        start = time.monotonic()
+        for index, (topic, payload) in enumerate(messages):
+            if rate:
+                time.sleep(max(0.0, start + index / rate - time.monotonic()))
+            infos.append(self.client.publish(topic, payload, qos=1))
+        for info in infos:
+            info.wait_for_publish(timeout=timeout)
+            assert info.is_published(), "the broker did not acknowledge a message"
+
+    def messages(self, prefix: str = "") -> list[mqtt.MQTTMessage]:
+        with self._lock:
+            return [m for m in self.received if m.topic.startswith(prefix)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class PrivateMosquitto:
+    """A Mosquitto of the test's own on a free port, for broker settings the shared one lacks: a
+    queue for an offline listener's session large enough for a kill at 500 messages/s."""
+
+    def __init__(self, *, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists()
+
+    def __enter__(self) -> "PrivateMosquitto":
+        port = free_port()
+        config = self.log_dir / "mosquitto.conf"
+        config.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_queued_messages 1000000\nmax_inflight_messages 100\n"
+        )
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        log = self.log_dir / "mosquitto.log"
+        with log.open("ab") as out:
+            self.process = subprocess.Popen([binary, "-c", str(config)], stdout=out, stderr=subprocess.STDOUT)
+        wait_for_port(port, self.process, "mosquitto", log)
+        self.url = f"mqtt://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
