@@ -624,10 +624,13 @@ class Simulator:
 
     def _births(self) -> None:
         for node, connection in self.nodes:
-            if connection.births_due.is_set():
-                connection.births_due.clear()
-                for topic, payload in node.births(datetime.datetime.now(datetime.UTC)):
-                    connection.publish(topic, payload, self.options.qos)
+            self._birth(node, connection)
+
+    def _birth(self, node: SparkplugNode, connection: Connection) -> None:
+        if connection.births_due.is_set():
+            connection.births_due.clear()
+            for topic, payload in node.births(datetime.datetime.now(datetime.UTC)):
+                connection.publish(topic, payload, self.options.qos)
 
     def _publish(self, stream: ValueStream) -> None:
         value = stream.next_value()
@@ -638,6 +641,7 @@ class Simulator:
             if not connection.connected.is_set():  # no store-and-forward: an offline node loses values
                 self.report.skipped += 1
                 return
+            self._birth(node, connection)  # a reconnect in the middle of a batch: births first
             topic, payload, ack_id = node.data(stream, value, moment)
         else:
             assert self.json is not None
