@@ -5,11 +5,12 @@ import datetime
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.config.models import Device, Test
+from apps.config.models import Characteristic, Device, Product, Test
 from apps.config.services import device_create
 from apps.mqtt_bridge.models import DeadLetter, DeadLetterReason, EdgeNode
 from apps.mqtt_bridge.nodes import NodeChange
@@ -17,7 +18,7 @@ from apps.mqtt_bridge.readings import Bad, Reading, fingerprint
 from apps.mqtt_bridge.selectors import lots_current
 from apps.observations.choices import LOT_WORKING, ObservationSource
 from apps.observations.models import Item, Lot
-from apps.observations.services import ObservationEntry, observations_record
+from apps.observations.services import ObservationEntry, lot_create, observations_record
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,20 @@ def bridge_device(*, name: str) -> Device:
         except Exception:  # another listener created it at the same moment
             device = Device.objects.select_related("user").get(name=name)
     return device
+
+
+def lots_open_where_missing(*, characteristic_ids: Sequence[int], user: Any) -> list[Lot]:
+    """Open a lot for each of these characteristics' products that has none open or in testing
+    (the plant simulator's --open-lots: a stream that names no lot goes to the newest open one)."""
+    product_ids = set(
+        Characteristic.objects.filter(pk__in=list(characteristic_ids)).values_list("product_id", flat=True)
+    )
+    missing = product_ids - set(lots_current(product_ids=product_ids))
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+    return [
+        lot_create(product=product, number=f"SIM-{stamp}", user=user)
+        for product in Product.objects.filter(pk__in=missing).order_by("pk")
+    ]
 
 
 def _entries(

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.config.choices import DataSource
+from apps.mqtt_bridge.services import bridge_device, lots_open_where_missing
 from apps.mqtt_bridge.simulator import Options, Report, Simulator, broker_address, simulated_models
 
 
@@ -71,6 +72,11 @@ class Command(BaseCommand):
         parser.add_argument("--qos", type=int, choices=(0, 1, 2), default=1)
         parser.add_argument("--run-id", help="Prefix of the JSON message ids (default: random).")
         parser.add_argument("--lot", help='Adds "lot": LOT to every JSON message.')
+        parser.add_argument(
+            "--open-lots",
+            action="store_true",
+            help="Open a lot for each simulated product that has no open one (make run does).",
+        )
         parser.add_argument("--sparkplug-group", default="OpenSPC", help="Sparkplug B group id.")
         parser.add_argument(
             "--acked-log", type=Path, help="Append the id of every message the broker acknowledged."
@@ -91,6 +97,13 @@ class Command(BaseCommand):
                 "Nothing to simulate: no active characteristic has data source tag or sparkplug."
             )
             return
+        if options["open_lots"]:
+            device = bridge_device(name=settings.MQTT_DEVICE)
+            opened = lots_open_where_missing(
+                characteristic_ids=[model.characteristic_id for model in models], user=device.user
+            )
+            for lot in opened:
+                self.stdout.write(f"opened lot {lot.number} of {lot.product.code} for the simulated values")
         run = Options(
             url=url,
             run_id=options["run_id"] or secrets.token_hex(4),
