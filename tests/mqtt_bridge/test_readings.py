@@ -61,7 +61,8 @@ class ValuesTests:
 
     def test_nan_and_text_are_kept_for_the_pipeline_to_reject(self) -> None:
         (nan,) = reading('{"value": NaN}').values
-        assert isinstance(nan, float) and math.isnan(nan)
+        assert isinstance(nan, float)
+        assert math.isnan(nan)
         assert reading({"value": "abc"}).values == ["abc"]
         assert reading({"values": [1.0, "abc", True]}).values == [1.0, "abc", True]
 
@@ -107,7 +108,8 @@ class TimestampTests:
     def test_ts(self, ts: str | float, expected: datetime.datetime) -> None:
         observed = reading({"value": 1.0, "ts": ts}).observed_at
         assert observed == expected
-        assert observed is not None and observed.utcoffset() is not None
+        assert observed is not None
+        assert observed.utcoffset() is not None
 
     def test_null_ts_is_no_ts(self) -> None:
         r = reading({"value": 1.0, "ts": None})
@@ -185,14 +187,18 @@ class IdentityTests:
         first, again = json_reading(FED, TOPIC, payload), json_reading(FED, TOPIC, payload)
         elsewhere = json_reading(FED, TOPIC + "/2", payload)
         other_bytes = json_reading(FED, TOPIC, b'{"value": 1.0, "id": "m-2"}')
-        assert isinstance(first, Reading) and isinstance(again, Reading)
-        assert isinstance(elsewhere, Reading) and isinstance(other_bytes, Reading)
-        assert first.key is not None and first.key == again.key
+        assert isinstance(first, Reading)
+        assert isinstance(again, Reading)
+        assert isinstance(elsewhere, Reading)
+        assert isinstance(other_bytes, Reading)
+        assert first.key is not None
+        assert first.key == again.key
         assert len({first.key, elsewhere.key, other_bytes.key}) == 3
 
     def test_message_key_parts_and_fingerprint(self) -> None:
         key = message_key("a", b"x")
-        assert key.startswith("mqtt:") and key.endswith(":0")
+        assert key.startswith("mqtt:")
+        assert key.endswith(":0")
         assert message_key("a", b"x", 3) == key[:-1] + "3"
         # The topic ends where the payload begins: "a" + "bx" is not "ab" + "x".
         assert message_key("a", b"bx") != message_key("ab", b"x")
