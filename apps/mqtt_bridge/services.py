@@ -98,6 +98,7 @@ def _dead_letters_store(dead: Sequence[Dead], listener: str) -> None:
     """One row per topic and payload: a repeat adds to its count."""
     counts = Counter(fingerprint(d.topic, d.payload) for d in dead)
     latest = {fingerprint(d.topic, d.payload): d for d in dead}
+    first = {fingerprint(d.topic, d.payload): d for d in reversed(dead)}
     existing = list(DeadLetter.objects.select_for_update().filter(fingerprint__in=list(counts)))
     for row in existing:
         row.count += counts.pop(row.fingerprint)
@@ -107,7 +108,7 @@ def _dead_letters_store(dead: Sequence[Dead], listener: str) -> None:
     DeadLetter.objects.bulk_create(
         DeadLetter(
             topic=d.topic[:1024], payload=d.payload, reason=d.reason, message=d.message[:2000],
-            count=counts[key], first_received_at=d.received_at, last_received_at=d.received_at,
+            count=counts[key], first_received_at=first[key].received_at, last_received_at=d.received_at,
             listener=listener, fingerprint=key,
         )
         for key, d in latest.items()
