@@ -165,6 +165,8 @@ def bridge_store(
             if attempt:
                 raise
             continue
-        duplicates = len(result.duplicates) if result else 0
-        return Stored(len(entries) - duplicates, duplicates, len(all_dead))
+        # A repeat within the batch (a redelivery next to the first delivery) is answered with the
+        # same id but is not in result.duplicates, which lists only keys stored before.
+        created = len(set(result.ids) - set(result.duplicates)) if result else 0
+        return Stored(created, len(entries) - created, len(all_dead))
     raise AssertionError("unreachable")
