@@ -8,6 +8,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pysparkplug as psp
 import pytest
+from pysparkplug import _protobuf as tahu  # their generated schema: DATA metrics without a datatype
 
 from apps.mqtt_bridge.listener import BadLog, Listener, Options
 from apps.mqtt_bridge.models import DeadLetterReason
@@ -198,6 +199,18 @@ class SparkplugDataTests:
         assert (reading.fed, reading.values, reading.observed_at) == (
             SP_DIA, [74.5], AT + datetime.timedelta(milliseconds=10),
         )  # fmt: skip
+
+    def test_data_without_datatypes_uses_the_births(self, listener: Listener) -> None:
+        """Alias-only metrics that leave the datatype to the BIRTH: Int32 -1 travels as 2**32 - 1."""
+        data = tahu.Payload(timestamp=T0, seq=2)
+        data.metrics.add(alias=8, int_value=2**32 - 1)
+        data.metrics.add(alias=7, double_value=74.125)
+        data.metrics.add(alias=7, string_value="abc")  # no number: kept as text, the pipeline rejects it
+        raw = data.SerializeToString()
+        batch = listener.handle([nbirth(), dbirth(), message(f"{BASE}/DDATA/Line1/Gauge3", raw)])
+        assert [(r.fed, r.values) for r in batch.readings] == [
+            (SP_WALL, [-1.0]), (SP_DIA, [74.125]), (SP_DIA, ["'abc'"]),
+        ]  # fmt: skip
 
     def test_a_metric_timestamp_that_is_no_time_is_a_dead_letter_not_a_crash(
         self, listener: Listener
