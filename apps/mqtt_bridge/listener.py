@@ -294,7 +294,12 @@ class Listener:
             # A value that is no number is stored as given and rejected by the pipeline, with the reason.
             kept: Any = value if value is not None else repr(metric.value)
             moment = metric.timestamp or (payload.timestamp if payload else None)
-            observed = epoch_ms(moment) if moment else None
+            try:
+                observed = epoch_ms(moment) if moment else None
+            except (OverflowError, OSError, ValueError):  # a uint64 on the wire: any number fits
+                problem = f"metric {name}: timestamp {moment} is not a time"
+                self._dead(batch, message, Bad(DeadLetterReason.NOT_SPARKPLUG, problem))
+                continue
             batch.readings.append(
                 Reading(fed, message.topic, raw, [kept], observed, message_key(message.topic, raw, index))
             )

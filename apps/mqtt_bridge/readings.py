@@ -57,9 +57,11 @@ def _timestamp(raw: Any) -> datetime.datetime | Bad:
     """`ts` as ISO 8601 text or a Unix time: seconds, or milliseconds when it is that large."""
     if isinstance(raw, bool):
         return Bad(DeadLetterReason.BAD_SHAPE, f"ts must be ISO 8601 text or a Unix time; got {raw!r}")
-    if isinstance(raw, int | float) and math.isfinite(raw):
+    if isinstance(raw, int | float):
         try:
-            return epoch_ms(raw if raw > 1e11 else raw * 1000)
+            # isfinite() itself overflows on an integer too large for a float (valid JSON).
+            if math.isfinite(raw):
+                return epoch_ms(raw if raw > 1e11 else raw * 1000)
         except (OverflowError, OSError, ValueError):
             return Bad(DeadLetterReason.BAD_SHAPE, f"ts {raw!r} is not a time")
     if isinstance(raw, str):

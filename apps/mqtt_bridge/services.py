@@ -113,6 +113,7 @@ def _dead_letters_store(dead: Sequence[Dead], listener: str) -> None:
     """One row per topic and payload: a repeat adds to its count."""
     counts = Counter(fingerprint(d.topic, d.payload) for d in dead)
     latest = {fingerprint(d.topic, d.payload): d for d in dead}
+    first = {fingerprint(d.topic, d.payload): d for d in reversed(dead)}
     existing = list(DeadLetter.objects.select_for_update().filter(fingerprint__in=list(counts)))
     for row in existing:
         row.count += counts.pop(row.fingerprint)
@@ -122,7 +123,7 @@ def _dead_letters_store(dead: Sequence[Dead], listener: str) -> None:
     DeadLetter.objects.bulk_create(
         DeadLetter(
             topic=d.topic[:1024], payload=d.payload, reason=d.reason, message=d.message[:2000],
-            count=counts[key], first_received_at=d.received_at, last_received_at=d.received_at,
+            count=counts[key], first_received_at=first[key].received_at, last_received_at=d.received_at,
             listener=listener, fingerprint=key,
         )
         for key, d in latest.items()
@@ -179,6 +180,8 @@ def bridge_store(
             if attempt:
                 raise
             continue
-        duplicates = len(result.duplicates) if result else 0
-        return Stored(len(entries) - duplicates, duplicates, len(all_dead))
+        # A repeat within the batch (a redelivery next to the first delivery) is answered with the
+        # same id but is not in result.duplicates, which lists only keys stored before.
+        created = len(set(result.ids) - set(result.duplicates)) if result else 0
+        return Stored(created, len(entries) - created, len(all_dead))
     raise AssertionError("unreachable")

@@ -1,0 +1,218 @@
+"""Violations back to the plant (apps/mqtt_bridge/publisher.py) with a fake `publish`: the topic, the
+message, and the cursor that publishes each violation at least once and history never."""
+
+import datetime
+import json
+import threading
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+
+from apps.calculations.choices import Severity
+from apps.calculations.models import Violation
+from apps.config.models import Characteristic
+from apps.mqtt_bridge.models import PublishCursor
+from apps.mqtt_bridge.publisher import CURSOR, violation_message, violation_topic, violations_publish
+from apps.observations.models import Sample
+from tests.factories import ProductFactory, characteristic_for
+
+
+class Plant:
+    def __init__(self, plant: Any) -> None:
+        self.plant = plant
+        self.dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
+        self.samples = 0
+
+    def violation(self, characteristic: Characteristic | None = None, *, rule: int = 1) -> Violation:
+        c = characteristic or self.dia
+        self.samples += 1
+        values = [74.0 + self.samples / 100, 74.1]
+        sample = Sample.objects.create(
+            characteristic=c, sequence=self.samples, lot=self.plant.lot, values=values, observation_ids=[],
+            n=2, mean=sum(values) / 2, in_control=False,
+        )  # fmt: skip
+        return Violation.objects.create(
+            characteristic=c, sample=sample, rule=rule, points=[self.samples], limits_version=1,
+            severity=Severity.CRITICAL,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def world(plant: Any) -> Plant:
+    return Plant(plant)
+
+
+class Recorder:
+    """A fake broker: acknowledges until told to refuse a topic's n-th message."""
+
+    def __init__(self, refuse: set[int] | None = None) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.refuse = refuse or set()
+
+    def __call__(self, topic: str, payload: bytes) -> bool:
+        document = json.loads(payload)
+        self.sent.append((topic, document))
+        return document["id"] not in self.refuse
+
+    def ids(self) -> list[int]:
+        return [document["id"] for _, document in self.sent]
+
+
+def cursor() -> int:
+    return PublishCursor.objects.get(name=CURSOR).position
+
+
+class TopicTests:
+    @pytest.mark.parametrize(
+        ("levels", "expected"),
+        [
+            (("Plant 1", "Machining", "Line 1", "Cell 1"), "Plant 1/Machining/Line 1/Cell 1"),
+            (("Plant/1", "A+B", "L#3", "a//b"), "Plant_1/A_B/L_3/a_b"),
+            (("", "  ", "+", "#"), "_/_/_/_"),
+            ((" Plant ", "x y", "sp/+#", "ok"), "Plant/x y/sp_/ok"),
+        ],
+    )
+    def test_levels_are_sanitised(self, world: Plant, levels: tuple[str, ...], expected: str) -> None:
+        Characteristic.objects.filter(pk=world.dia.pk).update(
+            **dict(zip(("site", "area", "line", "cell"), levels, strict=True))
+        )
+        v = world.violation()
+        v.refresh_from_db()
+        assert violation_topic(v) == f"spc/violations/{expected}/RING-74-DIA"
+
+    def test_the_characteristic_level_is_sanitised_too(self, world: Plant) -> None:
+        product = ProductFactory(code="A/B+C")
+        characteristic = characteristic_for(product, world.plant.dia)
+        v = world.violation(characteristic)
+        assert violation_topic(v) == "spc/violations/_/_/_/_/A_B_C-DIA"
+        assert len(violation_topic(v).split("/")) == 7
+
+
+class MessageTests:
+    def test_what_scada_needs(self, world: Plant) -> None:
+        v = world.violation(rule=2)
+        Violation.objects.filter(pk=v.pk).update(
+            created_at=datetime.datetime(2026, 3, 1, 8, tzinfo=datetime.UTC)
+        )
+        v.refresh_from_db()
+        document = json.loads(violation_message(v))
+        sample = v.sample
+        expected = {
+            "id": v.pk, "rule": 2, "sample": sample.pk, "characteristic": world.dia.pk, "product": "RING-74",
+            "test": "DIA", "values": sample.values, "lot_number": "L-1", "lot": world.plant.lot.pk,
+            "created_at": "2026-03-01T08:00:00+00:00", "severity": "critical", "chart": "location",
+            "sequence": sample.sequence, "points": [sample.sequence], "limits_version": 1,
+            "mean": sample.mean,
+        }  # fmt: skip
+        assert {key: document[key] for key in expected} == expected
+        assert {"tag", "sample_created_at", "published_at"} <= set(document)
+
+
+class PublishTests:
+    def test_history_is_not_published(self, world: Plant) -> None:
+        old = [world.violation(), world.violation()]
+        sent = Recorder()
+        assert violations_publish(publish=sent) == 0
+        assert sent.sent == []
+        assert cursor() == old[-1].pk
+
+    def test_a_first_start_without_violations(self, world: Plant) -> None:
+        assert violations_publish(publish=Recorder()) == 0
+        assert cursor() == 0
+        new = world.violation()
+        sent = Recorder()
+        assert violations_publish(publish=sent) == 1
+        assert sent.ids() == [new.pk]
+
+    def test_later_ones_in_id_order_and_a_refusal_keeps_the_cursor(self, world: Plant) -> None:
+        world.violation()
+        violations_publish(publish=Recorder())
+        start = cursor()
+        new = [world.violation(rule=rule) for rule in (1, 2, 5, 6)]
+        ids = [v.pk for v in new]
+
+        refusing = Recorder(refuse={ids[2]})
+        assert violations_publish(publish=refusing) == 2
+        assert refusing.ids() == ids[:3]  # stopped at the refusal
+        assert cursor() == ids[1]
+
+        again = Recorder()
+        assert violations_publish(publish=again) == 2
+        assert again.ids() == ids[2:]  # the refused one again, then the rest
+        assert cursor() == ids[3]
+        assert violations_publish(publish=Recorder()) == 0
+        assert start < ids[0]
+
+    def test_the_first_refused_publishes_nothing_and_moves_nothing(self, world: Plant) -> None:
+        violations_publish(publish=Recorder())
+        v = world.violation()
+        assert violations_publish(publish=lambda topic, payload: False) == 0
+        assert cursor() == 0
+        sent = Recorder()
+        assert violations_publish(publish=sent) == 1
+        assert sent.ids() == [v.pk]
+
+    def test_limit(self, world: Plant) -> None:
+        violations_publish(publish=Recorder())
+        ids = [world.violation().pk for _ in range(3)]
+        sent = Recorder()
+        assert violations_publish(publish=sent, limit=2) == 2
+        assert sent.ids() == ids[:2]
+        assert violations_publish(publish=sent, limit=2) == 1
+        assert sent.ids() == ids
+
+    def test_the_message_goes_to_the_violations_topic(self, world: Plant) -> None:
+        violations_publish(publish=Recorder())
+        v = world.violation()
+        sent = Recorder()
+        violations_publish(publish=sent)
+        ((topic, document),) = sent.sent
+        assert topic == violation_topic(v)
+        assert document["id"] == v.pk
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+class ConcurrentPublishTests:
+    def test_a_second_listener_gets_nothing_while_the_first_holds_the_cursor(self, world: Plant) -> None:
+        violations_publish(publish=Recorder())  # the cursor row exists, committed
+        new = [world.violation(), world.violation()]
+        inside: list[int] = []
+
+        def other_listener() -> None:
+            try:
+                inside.append(violations_publish(publish=Recorder()))
+            finally:
+                connection.close()
+
+        def publish_while_another_tries(topic: str, payload: bytes) -> bool:
+            if not inside:  # the first violation: the cursor is locked by this transaction now
+                thread = threading.Thread(target=other_listener)
+                thread.start()
+                thread.join(timeout=20)
+                assert not thread.is_alive(), "the second listener waited for the lock instead of skipping"
+            return True
+
+        assert violations_publish(publish=publish_while_another_tries) == 2
+        assert inside == [0]
+        assert cursor() == new[-1].pk
+
+    def test_a_held_cursor_row_is_skipped(self, world: Plant) -> None:
+        violations_publish(publish=Recorder())
+        world.violation()
+        result: list[int] = []
+        with transaction.atomic():
+            PublishCursor.objects.select_for_update().get(name=CURSOR)
+
+            def other_listener() -> None:
+                try:
+                    result.append(violations_publish(publish=Recorder()))
+                finally:
+                    connection.close()
+
+            thread = threading.Thread(target=other_listener)
+            thread.start()
+            thread.join(timeout=20)
+            assert not thread.is_alive()
+        assert result == [0]
+        assert violations_publish(publish=Recorder()) == 1  # released: published now
