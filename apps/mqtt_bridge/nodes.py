@@ -103,10 +103,6 @@ class Nodes:
                 result.rebirth = f"unknown metric alias {result.unknown_aliases[0]}"
         return result
 
-    def forget(self, group: str, node: str) -> None:
-        """After a rebirth request: the next NBIRTH starts the node afresh."""
-        self._nodes.pop((group, node), None)
-
     @staticmethod
     def _learn(node: _Node, payload: Payload) -> None:
         for metric in payload.metrics:
