@@ -494,10 +494,15 @@ def _characteristic_validate(c: Characteristic) -> None:
         raise ValidationError(
             {"tag": "An MQTT topic has no wildcards (+, #), no empty text and does not start with $."}
         )
-    if c.subgroup_timeout is not None and c.subgroup_timeout < 1:
-        raise ValidationError({"subgroup_timeout": "At least 1 second, or empty for no limit."})
+    if c.subgroup_timeout is not None and not 1 <= c.subgroup_timeout <= SUBGROUP_TIMEOUT_MAX:
+        raise ValidationError(
+            {"subgroup_timeout": "Between 1 second and 7 days (604800 s), or empty for no limit."}
+        )
     if c.tag and Characteristic.objects.filter(tag=c.tag).exclude(pk=c.pk).exists():
         raise ValidationError({"tag": f"Tag '{c.tag}' already feeds another characteristic."})
+
+
+SUBGROUP_TIMEOUT_MAX = 7 * 24 * 3600  # seconds
 
 
 def _topic_name_valid(topic: str) -> bool:

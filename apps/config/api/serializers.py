@@ -15,6 +15,7 @@ from apps.config.models import (
     TestPlan,
     TestPlanEntry,
 )
+from apps.config.services import SUBGROUP_TIMEOUT_MAX
 from openspc.api import FiniteFloatField, ModelSerializer
 
 
@@ -126,6 +127,12 @@ class CharacteristicSerializer(ModelSerializer):
     effective_chart_type = serializers.CharField(read_only=True)
     subgroup_size = serializers.IntegerField(min_value=1, max_value=25, required=False)
     decimals = serializers.IntegerField(min_value=0, max_value=10, required=False, allow_null=True)
+    # Bounds given here: the model field's maximum would come from the database (32 or 64 bits),
+    # and the committed schema must not depend on which one generated it.
+    subgroup_timeout = serializers.IntegerField(
+        min_value=1, max_value=SUBGROUP_TIMEOUT_MAX, required=False, allow_null=True,
+        help_text="Seconds an unfinished subgroup may wait for its next value; null: no limit.",
+    )  # fmt: skip
     rule_preset = serializers.ChoiceField(
         choices=RulePreset.choices, required=False,
         help_text="On write, a named preset replaces the rules (unless rules are given too).",

@@ -1,0 +1,56 @@
+import base64
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.mqtt_bridge.models import DeadLetter, EdgeNode
+
+PREVIEW_BYTES = 2000
+
+
+class DeadLetterSerializer(serializers.ModelSerializer):
+    payload_text = serializers.SerializerMethodField(
+        help_text="The first 2,000 bytes as UTF-8, bytes that are not text escaped (\\xNN)."
+    )
+    payload_base64 = serializers.SerializerMethodField(help_text="The whole payload, byte for byte.")
+
+    class Meta:
+        model = DeadLetter
+        fields = [
+            "id", "topic", "reason", "message", "count", "first_received_at", "last_received_at",
+            "listener", "payload_text", "payload_base64",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField())
+    def get_payload_text(self, obj: DeadLetter) -> str:
+        return bytes(obj.payload[:PREVIEW_BYTES]).decode("utf-8", errors="backslashreplace")
+
+    @extend_schema_field(serializers.CharField())
+    def get_payload_base64(self, obj: DeadLetter) -> str:
+        return base64.b64encode(bytes(obj.payload)).decode()
+
+
+class EdgeNodeSerializer(serializers.ModelSerializer):
+    characteristics = serializers.SerializerMethodField(
+        help_text="Ids of the characteristics fed by a metric of its last BIRTH."
+    )
+
+    class Meta:
+        model = EdgeNode
+        fields = [
+            "id",
+            "group",
+            "node",
+            "device",
+            "online",
+            "metrics",
+            "characteristics",
+            "born_at",
+            "died_at",
+        ]
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
+    def get_characteristics(self, obj: EdgeNode) -> list[int]:
+        fed: dict[str, int] = self.context.get("fed_by_metric", {})
+        return sorted({fed[name] for name in obj.metrics if name in fed})

@@ -1,0 +1,9 @@
+from rest_framework.routers import SimpleRouter
+
+from apps.mqtt_bridge.api import views
+
+router = SimpleRouter()
+router.register("mqtt/dead-letters", views.DeadLetterViewSet)
+router.register("mqtt/edge-nodes", views.EdgeNodeViewSet)
+
+urlpatterns = router.urls
