@@ -187,6 +187,8 @@ class Listener:
             log.warning("broker connection lost (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self.stopping.is_set():
+            return  # not acknowledged: the broker delivers it again when this client id is back
         self.inbox.put(message)
 
     def _shown_url(self) -> str:
@@ -432,13 +434,13 @@ class Listener:
         self.stopping.set()
 
     def _shutdown(self, device: Any) -> None:
-        """Stop taking messages, store and acknowledge what arrived, disconnect."""
-        log.info("stopping: unsubscribing, storing what was received, disconnecting")
-        with self._subscriptions_lock:
-            topics, self._subscribed = sorted(self._subscribed), set()
-        if topics and self._connected.is_set():
-            self.client.unsubscribe(topics)
-            time.sleep(0.2)  # messages already on the wire
+        """Store and acknowledge what arrived, disconnect.
+
+        The subscriptions stay: the broker keeps them in the session with what is published
+        while the listener is away (unsubscribing would lose it), and what arrives from now on
+        is left unacknowledged, so it is delivered again when the listener is back.
+        """
+        log.info("stopping: storing what was received, disconnecting (the session keeps the subscriptions)")
         rest = []
         while not self.inbox.empty():
             rest.append(self.inbox.get_nowait())
