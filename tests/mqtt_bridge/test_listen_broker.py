@@ -246,3 +246,27 @@ def test_a_changed_topic_is_subscribed_without_a_restart(plant, tmp_path):
     assert not DeadLetter.objects.exists()  # nothing arrived on a topic no longer subscribed
     assert "characteristics changed: 1 tags added, 1 removed" in listener.log_text()
     assert "characteristics changed: 0 tags added, 1 removed" in listener.log_text()
+
+
+@pytest.mark.timeout(120)
+def test_a_topic_changed_while_the_listener_is_stopped_is_dropped_from_its_session(plant, tmp_path):
+    old, new = new_topic(), new_topic()
+    dia = fed_by(plant, source=DataSource.TAG, tag=old)
+    with broker(tmp_path) as url, ListenerProcess(log_dir=tmp_path, url=url) as listener:
+        assert listener.stop() == 0
+        config_services.characteristic_update(characteristic=dia, data={"tag": new})
+        listener.start()  # the session still holds the old topic's subscription
+        publisher = Client(url=url)
+        publisher.publish_all([(old, json.dumps({"value": 1.0, "id": "old-1"}))])
+        wait_until(lambda: f"unsubscribed: {old}" in listener.log_text(), timeout=10,
+                   what="the old topic dropped")  # fmt: skip
+        publisher.publish_all([(old, json.dumps({"value": 2.0, "id": "old-2"})),
+                               (new, json.dumps({"value": 74.004, "id": "new"}))])  # fmt: skip
+        wait_until(lambda: received(dia), timeout=15, what="the message on the new topic stored")
+        time.sleep(1)  # a message on the old topic would be a dead letter by now
+        publisher.close()
+        assert listener.stop() == 0
+
+    assert [row.values for row in received(dia)] == [[74.004]]
+    (dead,) = DeadLetter.objects.all()  # the one that showed the old subscription, not the next
+    assert (dead.topic, json.loads(dead.payload)["id"]) == (old, "old-1")
