@@ -277,6 +277,39 @@ def speaks_mqtt5(url: str) -> bool:
         client.loop_stop()
 
 
+def keeps_sessions(url: str) -> bool:
+    """Whether the broker keeps a session (clean session off) once its client disconnects, with what
+    is published to its subscriptions meanwhile."""
+    host, port = broker_address(url)
+    client_id, topic = f"test-session-{uuid.uuid4().hex[:8]}", f"test/session/{uuid.uuid4().hex[:8]}"
+
+    def session(*, clean: bool, subscribe: bool = False, wait: float = 0) -> list[mqtt.MQTTMessage]:
+        received: list[mqtt.MQTTMessage] = []
+        ready = threading.Event()
+        client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean
+        )
+        client.on_message = lambda c, u, message: received.append(message)
+        client.on_subscribe = lambda *args: ready.set()
+        client.connect(host, port)
+        client.loop_start()
+        if subscribe:
+            client.subscribe(topic, 1)
+            assert ready.wait(5), "the probe was not subscribed"
+        time.sleep(wait)
+        client.disconnect()
+        client.loop_stop()
+        return received
+
+    session(clean=False, subscribe=True)
+    publisher = Client(url=url)
+    publisher.publish_all([(topic, b"kept?")])
+    publisher.close()
+    kept = session(clean=False, wait=1.0)
+    session(clean=True)  # leaves no session behind
+    return bool(kept)
+
+
 def fed_by(plant: Any, *, source: str, tag: str, subgroup_size: int = 1) -> Characteristic:
     """The plant's ring diameter fed by `tag` (an MQTT topic, or a Sparkplug metric name)."""
     dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
