@@ -123,6 +123,7 @@ class Listener:
         self.bad_log = BadLog(options.bad_log_interval)
         self.counts: Counter[str] = Counter()
         self._subscribed: set[str] = set()
+        self._dropped: set[str] = set()  # stale subscriptions unsubscribed (see _drop_stale)
         self._subscriptions_lock = threading.Lock()
         self._rebirth_asked: dict[tuple[str, str], float] = {}
         self._connected = threading.Event()
@@ -187,6 +188,8 @@ class Listener:
             log.warning("broker connection lost (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self.stopping.is_set():
+            return  # not acknowledged: the broker delivers it again when this client id is back
         self.inbox.put(message)
 
     def _shown_url(self) -> str:
@@ -205,12 +208,24 @@ class Listener:
         with self._subscriptions_lock:
             new, gone = wanted - self._subscribed, self._subscribed - wanted
             self._subscribed = wanted
+            self._dropped -= new
         if new:
             self.client.subscribe([(topic, 1) for topic in sorted(new)])
             log.info("subscribed: %s", ", ".join(sorted(new)))
         if gone:
             self.client.unsubscribe(sorted(gone))
             log.info("unsubscribed: %s", ", ".join(sorted(gone)))
+
+    def _drop_stale(self, topics: set[str]) -> None:
+        """Unsubscribe filters a message showed the session still holds though this listener does not
+        want them: left by an earlier run, since a tag changed while it was stopped (a session keeps
+        its subscriptions, and the broker cannot be asked which it holds)."""
+        with self._subscriptions_lock:
+            stale = sorted(topics - self._subscribed - self._dropped)
+            self._dropped.update(stale)
+        if stale:
+            self.client.unsubscribe(stale)
+            log.info("unsubscribed: %s (not wanted, left in the session)", ", ".join(stale))
 
     # --- characteristics ------------------------------------------------------------------
 
@@ -254,6 +269,8 @@ class Listener:
     def _json(self, batch: _Batch, message: mqtt.MQTTMessage) -> None:
         fed = self.feeds.topics.get(message.topic)
         if fed is None:
+            share = self.options.shared_group
+            self._drop_stale({message.topic} | ({f"$share/{share}/{message.topic}"} if share else set()))
             self._dead(
                 batch, message, Bad(DeadLetterReason.UNKNOWN_TOPIC, "no characteristic is fed by this topic")
             )
@@ -321,6 +338,8 @@ class Listener:
         batch = _Batch(messages=messages)
         for message in messages:
             topic = topic_parse(message.topic) if message.topic.startswith(NAMESPACE + "/") else None
+            if topic is not None and not self.feeds.metrics:
+                self._drop_stale(set(SPARKPLUG_FILTERS))  # no metric fed: Sparkplug B is not wanted
             if topic is not None:
                 self._sparkplug(batch, message, topic)
             elif message.topic.startswith(NAMESPACE + "/"):
@@ -437,13 +456,13 @@ class Listener:
         self.stopping.set()
 
     def _shutdown(self, device: Any) -> None:
-        """Stop taking messages, store and acknowledge what arrived, disconnect."""
-        log.info("stopping: unsubscribing, storing what was received, disconnecting")
-        with self._subscriptions_lock:
-            topics, self._subscribed = sorted(self._subscribed), set()
-        if topics and self._connected.is_set():
-            self.client.unsubscribe(topics)
-            time.sleep(0.2)  # messages already on the wire
+        """Store and acknowledge what arrived, disconnect.
+
+        The subscriptions stay: the broker keeps them in the session with what is published
+        while the listener is away (unsubscribing would lose it), and what arrives from now on
+        is left unacknowledged, so it is delivered again when the listener is back.
+        """
+        log.info("stopping: storing what was received, disconnecting (the session keeps the subscriptions)")
         rest = []
         while not self.inbox.empty():
             rest.append(self.inbox.get_nowait())

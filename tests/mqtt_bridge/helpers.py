@@ -2,6 +2,7 @@
 private Mosquitto for the tests that need broker settings of their own."""
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -10,15 +11,19 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from django.conf import settings
 
+from apps.config import services as config_services
+from apps.config.models import Characteristic
 from openspc.embedded import free_port, wait_for_port
+from tests.calculations.api_helpers import window_forget
 from tests.calculations.workers import BASE_DIR, database_url_for_workers
 
 LOG_TAIL = 4000
@@ -31,6 +36,15 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, what: str, inte
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@dataclass(frozen=True)
+class Tls:
+    """A CA to trust, and a certificate with its key to show (the broker's, or a client's)."""
+
+    ca: Path
+    cert: Path
+    key: Path
 
 
 def broker_address(url: str | None = None) -> tuple[str, int]:
@@ -66,7 +80,8 @@ class ListenerProcess:
         if error is not None:
             print(self.log_text())
 
-    def start(self, *, ready_within: float = 30.0) -> None:
+    def start(self, *, ready_within: float = 30.0, connected: bool = True) -> None:
+        """Start and wait until it is ready and (unless `connected` is off) connected to the broker."""
         self.starts += 1
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
@@ -78,6 +93,8 @@ class ListenerProcess:
             timeout=ready_within, what="the listener to be ready",
         )  # fmt: skip
         assert self.alive(), self.log_text()
+        if not connected:
+            return
         wait_until(lambda: self.log_text().count("broker connected") >= self.starts, timeout=10,
                    what="the listener to connect")  # fmt: skip
 
@@ -112,7 +129,9 @@ class Client:
     """A paho client for the test: publishes with QoS 1 (counting the broker's acknowledgements) and
     collects what arrives on its subscriptions."""
 
-    def __init__(self, *, url: str | None = None, subscribe: Iterable[str] = ()) -> None:
+    def __init__(
+        self, *, url: str | None = None, subscribe: Iterable[str] = (), tls: Tls | None = None
+    ) -> None:
         host, port = broker_address(url)
         self.received: list[mqtt.MQTTMessage] = []
         self.acknowledged: set[int] = set()
@@ -121,6 +140,11 @@ class Client:
         self.client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:10]}"
         )
+        parts = urlsplit(url or settings.MQTT_URL)
+        if parts.username:
+            self.client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
+        if tls is not None:
+            self.client.tls_set(ca_certs=str(tls.ca), certfile=str(tls.cert), keyfile=str(tls.key))
         self.client.max_inflight_messages_set(100)
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
@@ -203,10 +227,14 @@ def keeps_sessions(url: str) -> bool:
 
 class PrivateMosquitto:
     """A Mosquitto of the test's own on a free port, for broker settings the shared one lacks: a
-    queue for an offline listener's session large enough for a kill at 500 messages/s."""
+    queue for an offline listener's session large enough for a kill at 500 messages/s; TLS with
+    client certificates (`tls`: the broker's certificate, and the CA its clients' must be signed
+    by); users and passwords (`password_file`, made by mosquitto_passwd; no anonymous clients)."""
 
-    def __init__(self, *, log_dir: Path) -> None:
+    def __init__(self, *, log_dir: Path, tls: Tls | None = None, password_file: Path | None = None) -> None:
         self.log_dir = log_dir
+        self.tls = tls
+        self.password_file = password_file
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -214,22 +242,112 @@ class PrivateMosquitto:
     def available() -> bool:
         return shutil.which("mosquitto") is not None or Path("/usr/sbin/mosquitto").exists()
 
+    def _config(self, port: int) -> str:
+        lines = [f"listener {port} 127.0.0.1"]
+        if self.tls is not None:  # settings of the listener above
+            lines += [f"cafile {self.tls.ca}", f"certfile {self.tls.cert}", f"keyfile {self.tls.key}",
+                      "require_certificate true"]  # fmt: skip
+        if self.password_file is not None:
+            lines += [f"password_file {self.password_file}", "allow_anonymous false"]
+        else:
+            lines += ["allow_anonymous true"]
+        lines += ["persistence false", "max_queued_messages 1000000", "max_inflight_messages 100",
+                  # Started as root, Mosquitto would become user mosquitto, who cannot read the test's files.
+                  f"user {pwd.getpwuid(os.getuid()).pw_name}"]  # fmt: skip
+        return "\n".join(lines) + "\n"
+
     def __enter__(self) -> "PrivateMosquitto":
         port = free_port()
-        config = self.log_dir / "mosquitto.conf"
-        config.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_queued_messages 1000000\nmax_inflight_messages 100\n"
-        )
+        config = self.log_dir / f"mosquitto-{port}.conf"
+        config.write_text(self._config(port))
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        log = self.log_dir / "mosquitto.log"
+        log = self.log_dir / f"mosquitto-{port}.log"
         with log.open("ab") as out:
             self.process = subprocess.Popen([binary, "-c", str(config)], stdout=out, stderr=subprocess.STDOUT)
         wait_for_port(port, self.process, "mosquitto", log)
-        self.url = f"mqtt://127.0.0.1:{port}"
+        self.url = f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{port}"
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+def broker_version(url: str) -> str:
+    """What the broker says it is ($SYS/broker/version: "mosquitto version 2.0.11"), or "" if it
+    does not say within two seconds."""
+    client = Client(url=url, subscribe=["$SYS/broker/version"])
+    try:
+        wait_until(lambda: bool(client.messages("$SYS/broker/version")), timeout=2, what="the version")
+    except AssertionError:
+        return ""
+    finally:
+        client.close()
+    return bytes(client.messages("$SYS/broker/version")[0].payload).decode(errors="replace")
+
+
+def speaks_mqtt5(url: str) -> bool:
+    """Whether the broker accepts an MQTT 5 CONNECT."""
+    host, port = broker_address(url)
+    accepted = threading.Event()
+    client = mqtt.Client(
+        callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"test-v5-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv5,
+    )
+    client.on_connect = lambda c, u, flags, reason, props: reason.is_failure or accepted.set()
+    try:
+        client.connect(host, port)
+    except OSError:
+        return False
+    client.loop_start()
+    try:
+        return accepted.wait(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def keeps_sessions(url: str) -> bool:
+    """Whether the broker keeps a session (clean session off) once its client disconnects, with what
+    is published to its subscriptions meanwhile."""
+    host, port = broker_address(url)
+    client_id, topic = f"test-session-{uuid.uuid4().hex[:8]}", f"test/session/{uuid.uuid4().hex[:8]}"
+
+    def session(*, clean: bool, subscribe: bool = False, wait: float = 0) -> list[mqtt.MQTTMessage]:
+        received: list[mqtt.MQTTMessage] = []
+        ready = threading.Event()
+        client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean
+        )
+        client.on_message = lambda c, u, message: received.append(message)
+        client.on_subscribe = lambda *args: ready.set()
+        client.connect(host, port)
+        client.loop_start()
+        if subscribe:
+            client.subscribe(topic, 1)
+            assert ready.wait(5), "the probe was not subscribed"
+        time.sleep(wait)
+        client.disconnect()
+        client.loop_stop()
+        return received
+
+    session(clean=False, subscribe=True)
+    publisher = Client(url=url)
+    publisher.publish_all([(topic, b"kept?")])
+    publisher.close()
+    kept = session(clean=False, wait=1.0)
+    session(clean=True)  # leaves no session behind
+    return bool(kept)
+
+
+def fed_by(plant: Any, *, source: str, tag: str, subgroup_size: int = 1) -> Characteristic:
+    """The plant's ring diameter fed by `tag` (an MQTT topic, or a Sparkplug metric name)."""
+    dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
+    window_forget(dia)
+    return config_services.characteristic_update(
+        characteristic=dia,
+        data={"data_source": source, "tag": tag, "subgroup_size": subgroup_size, "site": "Plant 1",
+              "area": "Machining", "line": "Line 1", "cell": "Cell 1"},
+    )  # fmt: skip

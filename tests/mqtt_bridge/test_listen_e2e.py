@@ -22,30 +22,18 @@ import pytest
 
 from apps.calculations import services as calculations
 from apps.calculations.models import Violation
-from apps.config import services as config_services
 from apps.config.choices import DataSource
 from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import DeadLetter, DeadLetterReason, EdgeNode
 from apps.mqtt_bridge.sparkplug import REBIRTH_METRIC, payload_decode
 from apps.observations.choices import ObservationSource, ObservationStatus
 from apps.observations.models import Observation, Sample
-from tests.calculations.api_helpers import window_forget
 from tests.calculations.workers import CeleryWorkers, pipeline_idle
-from tests.mqtt_bridge.helpers import Client, ListenerProcess, wait_until
+from tests.mqtt_bridge.helpers import Client, ListenerProcess, fed_by, wait_until
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 CENTER, SIGMA = 74.0, 0.01
-
-
-def fed_by(plant, *, source: str, tag: str, subgroup_size: int = 1) -> Characteristic:
-    dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-    window_forget(dia)
-    return config_services.characteristic_update(
-        characteristic=dia,
-        data={"data_source": source, "tag": tag, "subgroup_size": subgroup_size, "site": "Plant 1",
-              "area": "Machining", "line": "Line 1", "cell": "Cell 1"},
-    )  # fmt: skip
 
 
 def confirmed(characteristic: Characteristic) -> list[list[float]]:
