@@ -193,38 +193,6 @@ class Client:
         self.client.loop_stop()
 
 
-def keeps_sessions(url: str) -> bool:
-    """Whether the broker keeps a persistent session's QoS 1 messages while its client is away: the
-    listener's exactly-once rests on it. (amqtt 0.12.1, the embedded broker, does not.)"""
-    host, port = broker_address(url)
-    client_id, topic = f"probe-{uuid.uuid4().hex[:10]}", f"probe/{uuid.uuid4().hex[:10]}"
-    arrived = threading.Event()
-
-    def session() -> mqtt.Client:
-        client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False
-        )
-        client.on_message = lambda *args: arrived.set()
-        client.connect(host, port)
-        client.loop_start()
-        return client
-
-    first = session()
-    first.subscribe(topic, 1)
-    time.sleep(0.5)
-    first.disconnect()
-    first.loop_stop()
-    publisher = Client(url=url)
-    publisher.publish_all([(topic, b"kept?")])
-    publisher.close()
-    second = session()
-    try:
-        return arrived.wait(3)
-    finally:
-        second.disconnect()
-        second.loop_stop()
-
-
 class PrivateMosquitto:
     """A Mosquitto of the test's own on a free port, for broker settings the shared one lacks: a
     queue for an offline listener's session large enough for a kill at 500 messages/s; TLS with
