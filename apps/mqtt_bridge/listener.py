@@ -64,6 +64,11 @@ SPARKPLUG_FILTERS = tuple(
 )
 
 
+def _port(url: str) -> int:
+    parts = urlsplit(url)
+    return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+
 @dataclass(frozen=True)
 class Options:
     url: str
@@ -159,7 +164,7 @@ class Listener:
     def _connect(self) -> None:
         o = self.options
         parts = urlsplit(o.url)
-        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        port = _port(o.url)
         kwargs: dict[str, Any] = {}
         if o.protocol == "5":
             properties = Properties(PacketTypes.CONNECT)
@@ -194,7 +199,7 @@ class Listener:
 
     def _shown_url(self) -> str:
         parts = urlsplit(self.options.url)
-        return f"{parts.scheme}://{parts.hostname}:{parts.port or 1883}"
+        return f"{parts.scheme}://{parts.hostname}:{_port(self.options.url)}"
 
     def _wanted_topics(self) -> set[str]:
         share = self.options.shared_group
@@ -395,7 +400,8 @@ class Listener:
             log.exception("publishing violations failed; trying again")
             close_old_connections()
             return
-        self.counts["violations published"] += count
+        if count:
+            self.counts["violations published"] += count
 
     # --- the loop ---------------------------------------------------------------------------
 
