@@ -9,38 +9,12 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
-from apps.calculations.choices import Severity
 from apps.calculations.models import Violation
 from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import PublishCursor
 from apps.mqtt_bridge.publisher import CURSOR, violation_message, violation_topic, violations_publish
-from apps.observations.models import Sample
 from tests.factories import ProductFactory, characteristic_for
-
-
-class Plant:
-    def __init__(self, plant: Any) -> None:
-        self.plant = plant
-        self.dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-        self.samples = 0
-
-    def violation(self, characteristic: Characteristic | None = None, *, rule: int = 1) -> Violation:
-        c = characteristic or self.dia
-        self.samples += 1
-        values = [74.0 + self.samples / 100, 74.1]
-        sample = Sample.objects.create(
-            characteristic=c, sequence=self.samples, lot=self.plant.lot, values=values, observation_ids=[],
-            n=2, mean=sum(values) / 2, in_control=False,
-        )  # fmt: skip
-        return Violation.objects.create(
-            characteristic=c, sample=sample, rule=rule, points=[self.samples], limits_version=1,
-            severity=Severity.CRITICAL,
-        )  # fmt: skip
-
-
-@pytest.fixture
-def world(plant: Any) -> Plant:
-    return Plant(plant)
+from tests.mqtt_bridge.conftest import Violations
 
 
 class Recorder:
@@ -73,7 +47,7 @@ class TopicTests:
             ((" Plant ", "x y", "sp/+#", "ok"), "Plant/x y/sp_/ok"),
         ],
     )
-    def test_levels_are_sanitised(self, world: Plant, levels: tuple[str, ...], expected: str) -> None:
+    def test_levels_are_sanitised(self, world: Violations, levels: tuple[str, ...], expected: str) -> None:
         Characteristic.objects.filter(pk=world.dia.pk).update(
             **dict(zip(("site", "area", "line", "cell"), levels, strict=True))
         )
@@ -81,7 +55,7 @@ class TopicTests:
         v.refresh_from_db()
         assert violation_topic(v) == f"spc/violations/{expected}/RING-74-DIA"
 
-    def test_the_characteristic_level_is_sanitised_too(self, world: Plant) -> None:
+    def test_the_characteristic_level_is_sanitised_too(self, world: Violations) -> None:
         product = ProductFactory(code="A/B+C")
         characteristic = characteristic_for(product, world.plant.dia)
         v = world.violation(characteristic)
@@ -90,7 +64,7 @@ class TopicTests:
 
 
 class MessageTests:
-    def test_what_scada_needs(self, world: Plant) -> None:
+    def test_what_scada_needs(self, world: Violations) -> None:
         v = world.violation(rule=2)
         Violation.objects.filter(pk=v.pk).update(
             created_at=datetime.datetime(2026, 3, 1, 8, tzinfo=datetime.UTC)
@@ -110,14 +84,14 @@ class MessageTests:
 
 
 class PublishTests:
-    def test_history_is_not_published(self, world: Plant) -> None:
+    def test_history_is_not_published(self, world: Violations) -> None:
         old = [world.violation(), world.violation()]
         sent = Recorder()
         assert violations_publish(publish=sent) == 0
         assert sent.sent == []
         assert cursor() == old[-1].pk
 
-    def test_a_first_start_without_violations(self, world: Plant) -> None:
+    def test_a_first_start_without_violations(self, world: Violations) -> None:
         assert violations_publish(publish=Recorder()) == 0
         assert cursor() == 0
         new = world.violation()
@@ -125,7 +99,7 @@ class PublishTests:
         assert violations_publish(publish=sent) == 1
         assert sent.ids() == [new.pk]
 
-    def test_later_ones_in_id_order_and_a_refusal_keeps_the_cursor(self, world: Plant) -> None:
+    def test_later_ones_in_id_order_and_a_refusal_keeps_the_cursor(self, world: Violations) -> None:
         world.violation()
         violations_publish(publish=Recorder())
         start = cursor()
@@ -144,7 +118,7 @@ class PublishTests:
         assert violations_publish(publish=Recorder()) == 0
         assert start < ids[0]
 
-    def test_the_first_refused_publishes_nothing_and_moves_nothing(self, world: Plant) -> None:
+    def test_the_first_refused_publishes_nothing_and_moves_nothing(self, world: Violations) -> None:
         violations_publish(publish=Recorder())
         v = world.violation()
         assert violations_publish(publish=lambda topic, payload: False) == 0
@@ -153,7 +127,7 @@ class PublishTests:
         assert violations_publish(publish=sent) == 1
         assert sent.ids() == [v.pk]
 
-    def test_limit(self, world: Plant) -> None:
+    def test_limit(self, world: Violations) -> None:
         violations_publish(publish=Recorder())
         ids = [world.violation().pk for _ in range(3)]
         sent = Recorder()
@@ -162,7 +136,7 @@ class PublishTests:
         assert violations_publish(publish=sent, limit=2) == 1
         assert sent.ids() == ids
 
-    def test_the_message_goes_to_the_violations_topic(self, world: Plant) -> None:
+    def test_the_message_goes_to_the_violations_topic(self, world: Violations) -> None:
         violations_publish(publish=Recorder())
         v = world.violation()
         sent = Recorder()
@@ -174,7 +148,7 @@ class PublishTests:
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class ConcurrentPublishTests:
-    def test_a_second_listener_gets_nothing_while_the_first_holds_the_cursor(self, world: Plant) -> None:
+    def test_a_second_listener_gets_nothing_while_the_first_holds_the_cursor(self, world: Violations) -> None:
         violations_publish(publish=Recorder())  # the cursor row exists, committed
         new = [world.violation(), world.violation()]
         inside: list[int] = []
@@ -197,7 +171,7 @@ class ConcurrentPublishTests:
         assert inside == [0]
         assert cursor() == new[-1].pk
 
-    def test_a_held_cursor_row_is_skipped(self, world: Plant) -> None:
+    def test_a_held_cursor_row_is_skipped(self, world: Violations) -> None:
         violations_publish(publish=Recorder())
         world.violation()
         result: list[int] = []

@@ -1,0 +1,44 @@
+"""docs/mqtt.asyncapi.yaml documents what the listener reads and writes on the plant's broker; these
+tests keep it in step with apps/mqtt_bridge (message fields, topics, Sparkplug message types)."""
+
+import json
+from pathlib import Path
+
+import yaml
+
+from apps.mqtt_bridge.listener import SPARKPLUG_FILTERS
+from apps.mqtt_bridge.publisher import violation_message, violation_topic
+from apps.mqtt_bridge.sparkplug import REBIRTH_METRIC, payload_decode, rebirth_request
+from tests.mqtt_bridge.conftest import Violations
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = yaml.safe_load((ROOT / "docs" / "mqtt.asyncapi.yaml").read_text())
+MESSAGES = DOC["components"]["messages"]
+
+
+def test_the_violation_message_has_exactly_the_documented_fields(world: Violations) -> None:
+    violation = world.violation()
+    body = json.loads(violation_message(violation))
+    schema = MESSAGES["violation"]["payload"]
+    assert set(body) == set(schema["required"]) == set(schema["properties"])
+    assert body["rule"] == violation.rule
+
+
+def test_the_violation_topic_has_the_documented_levels(world: Violations) -> None:
+    (channel,) = [name for name in DOC["channels"] if name.startswith("spc/violations/")]
+    documented = channel.split("/")
+    actual = violation_topic(world.violation()).split("/")
+    assert len(actual) == len(documented)
+    assert actual[:2] == documented[:2] == ["spc", "violations"]
+
+
+def test_the_sparkplug_message_types_read_are_the_documented_ones() -> None:
+    read = {topic.split("/")[2] for topic in SPARKPLUG_FILTERS}
+    channel = DOC["channels"]["spBv1.0/{group}/{messageType}/{node}"]
+    assert read == set(channel["parameters"]["messageType"]["schema"]["enum"])
+
+
+def test_the_rebirth_request_is_what_the_document_says() -> None:
+    (metric,) = payload_decode(rebirth_request(timestamp=1)).metrics
+    assert (metric.name, metric.value) == (REBIRTH_METRIC, True)
+    assert REBIRTH_METRIC in MESSAGES["rebirthRequest"]["summary"]
