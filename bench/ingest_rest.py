@@ -67,11 +67,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -620,6 +620,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+R = TypeVar("R")
+
+
 @contextmanager
 def interrupts_as_exceptions() -> Iterator[None]:
     """SIGTERM behaves like Ctrl-C, so the processes started here are stopped either way."""
@@ -634,31 +637,17 @@ def interrupts_as_exceptions() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    database_url, redis_url = services_check()
-    queues_check(redis_url, purge=args.purge_queues)
-    # The benchmark's own Django (setup, poller, checks) and every process it starts share this.
-    env = django_start(database_url=bench_database_url(database_url, args.database))
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    if args.profile is not None:
-        shutil.rmtree(args.profile, ignore_errors=True)
-        args.profile.mkdir(parents=True)
-        args.profile = args.profile.resolve()
-    runs: list[Run] = []
-    busy = machine_busy()
-    load = f"{args.observations:,} observations" if args.observations else f"{args.seconds:g} s"
-    print(f"Ingestion benchmark: POST {PATH}, batches of {BATCH}, {args.clients} clients, {load} per run, "
-          f"{args.characteristics} characteristics (n = {SUBGROUP}), at most {args.max_in_flight} batches "
-          f"in flight{f', offered {args.rate:,.0f} obs/s' if args.rate else ''}; Python "
-          f"{platform.python_version()}, {os.cpu_count()} CPUs; logs in {LOG_DIR}", flush=True)  # fmt: skip
-    if busy is not None and busy > 0.25:
-        print(f"warning: {busy:.2f} cores were busy before the benchmark started; the figures will be "
-              "lower than on an idle machine", flush=True)  # fmt: skip
+def runs_measured(
+    measures: Iterable[Callable[[], R]], table: Callable[[list[R]], list[str]], cleanup: Callable[[], None]
+) -> list[R] | int:
+    """Each measurement in turn, its table row printed as it comes. Returns the runs, or the exit
+    code when a BenchError (1) or Ctrl-C / SIGTERM (130) stopped them; `cleanup` runs either way,
+    after the benchmark's own database connections are closed."""
+    runs: list[R] = []
     try:
         with interrupts_as_exceptions():
-            for workers in args.worker_counts:
-                runs.append(run_once(args, workers, env, database_url))
+            for measure in measures:
+                runs.append(measure())
                 print("  " + table(runs)[-1].strip(), flush=True)
     except BenchError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
@@ -670,8 +659,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         from django.db import connections
 
         connections.close_all()
-        if not args.keep_database:
-            database_recreate(database_url, args.database, drop_only=True)
+        cleanup()
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    database_url, redis_url = services_check()
+    queues_check(redis_url, purge=args.purge_queues)
+    # The benchmark's own Django (setup, poller, checks) and every process it starts share this.
+    env = django_start(database_url=bench_database_url(database_url, args.database))
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    if args.profile is not None:
+        shutil.rmtree(args.profile, ignore_errors=True)
+        args.profile.mkdir(parents=True)
+        args.profile = args.profile.resolve()
+    busy = machine_busy()
+    load = f"{args.observations:,} observations" if args.observations else f"{args.seconds:g} s"
+    print(f"Ingestion benchmark: POST {PATH}, batches of {BATCH}, {args.clients} clients, {load} per run, "
+          f"{args.characteristics} characteristics (n = {SUBGROUP}), at most {args.max_in_flight} batches "
+          f"in flight{f', offered {args.rate:,.0f} obs/s' if args.rate else ''}; Python "
+          f"{platform.python_version()}, {os.cpu_count()} CPUs; logs in {LOG_DIR}", flush=True)  # fmt: skip
+    if busy is not None and busy > 0.25:
+        print(f"warning: {busy:.2f} cores were busy before the benchmark started; the figures will be "
+              "lower than on an idle machine", flush=True)  # fmt: skip
+    measured = runs_measured(
+        (
+            lambda workers=workers: run_once(args, workers, env, database_url)
+            for workers in args.worker_counts
+        ),
+        table,
+        cleanup=lambda: (
+            None if args.keep_database else database_recreate(database_url, args.database, drop_only=True)
+        ),
+    )
+    if isinstance(measured, int):
+        return measured
+    runs = measured
     if args.profile is not None:
         profile_report(args.profile, runs, args.profile_top)
     print()

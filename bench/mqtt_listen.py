@@ -90,10 +90,10 @@ from bench.ingest_common import (  # noqa: E402
 from bench.ingest_rest import (  # noqa: E402
     LOG_DIR,
     cpu_seconds,
-    interrupts_as_exceptions,
     machine_busy,
     machine_busy_seconds,
     percentile,
+    runs_measured,
 )
 from openspc.embedded import free_port, wait_for_port  # noqa: E402
 
@@ -552,24 +552,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if busy is not None and busy > 0.25:
         print(f"warning: {busy:.2f} cores were busy before the benchmark started; the figures will be "
               "lower than on an idle machine", flush=True)  # fmt: skip
-    runs: list[Run] = []
-    try:
-        with interrupts_as_exceptions():
-            for rate, protocol in plan(args):
-                runs.append(run_once(args, broker, env, database_url, rate, protocol))
-                print("  " + table(runs)[-1].strip(), flush=True)
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; every process started here is stopped", file=sys.stderr)
-        return 130
-    finally:
-        from django.db import connections
 
-        connections.close_all()
+    def cleanup() -> None:
         database_recreate(database_url, args.database, drop_only=True)
         broker.stop()
+
+    measures = (lambda r=rate, p=protocol: run_once(args, broker, env, database_url, r, p)
+                for rate, protocol in plan(args))  # fmt: skip
+    measured = runs_measured(measures, table, cleanup)
+    if isinstance(measured, int):
+        return measured
+    runs = measured
     print()
     for line in table(runs):
         print(line)

@@ -63,7 +63,7 @@ from bench.ingest_common import (  # noqa: E402
     queues_clear,
     services_check,
 )
-from bench.ingest_rest import LOG_DIR, Cpu, Processes, interrupts_as_exceptions, percentile  # noqa: E402
+from bench.ingest_rest import LOG_DIR, Cpu, Processes, percentile, runs_measured  # noqa: E402
 
 
 @dataclass
@@ -266,23 +266,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"WebSocket fan-out benchmark: ws/samples/, {args.posts} timed POSTs of one subgroup "
           f"(n = {SUBGROUP}), a burst of {args.burst} x {BATCH} values; one daphne, one worker; Python "
           f"{platform.python_version()}, {os.cpu_count()} CPUs; logs in {LOG_DIR}", flush=True)  # fmt: skip
-    runs: list[Run] = []
-    try:
-        with interrupts_as_exceptions():
-            for count in args.client_counts:
-                runs.append(run_once(args, count, env, database_url))
-                print("  " + table(runs)[-1].strip(), flush=True)
-    except BenchError as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; every process started here is stopped", file=sys.stderr)
-        return 130
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        database_recreate(database_url, args.database, drop_only=True)
+    measured = runs_measured(
+        (lambda count=count: run_once(args, count, env, database_url) for count in args.client_counts),
+        table,
+        cleanup=lambda: database_recreate(database_url, args.database, drop_only=True),
+    )
+    if isinstance(measured, int):
+        return measured
+    runs = measured
     print()
     for line in table(runs):
         print(line)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any, Self
 from urllib.parse import quote
 
 import numpy as np
@@ -79,17 +80,19 @@ def pipeline_idle() -> bool:
     return not received and not characteristics_behind()
 
 
-class CeleryWorkers:
-    """`count` worker processes consuming `queues`; a context manager that stops them on exit."""
+class Started:
+    """A context manager over start() and stop() that shows the processes' logs when the block fails."""
 
-    def __init__(self, *, count: int, log_dir: Path, queues: Sequence[str] = ALL_QUEUES) -> None:
-        self.count = count
-        self.log_dir = log_dir
-        self.queues = tuple(queues)
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.logs: list[Path] = []
+    def start(self) -> None:
+        raise NotImplementedError
 
-    def __enter__(self) -> "CeleryWorkers":
+    def stop(self) -> Any:
+        raise NotImplementedError
+
+    def log_text(self) -> str:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -99,6 +102,17 @@ class CeleryWorkers:
         self.stop()
         if error is not None:
             print(self.log_text())
+
+
+class CeleryWorkers(Started):
+    """`count` worker processes consuming `queues`; a context manager that stops them on exit."""
+
+    def __init__(self, *, count: int, log_dir: Path, queues: Sequence[str] = ALL_QUEUES) -> None:
+        self.count = count
+        self.log_dir = log_dir
+        self.queues = tuple(queues)
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
 
     def start(self, *, ready_within: float = 60.0) -> None:
         """Start the processes and wait until every one of them consumes."""

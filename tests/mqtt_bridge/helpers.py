@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -24,7 +23,7 @@ from apps.config import services as config_services
 from apps.config.models import Characteristic
 from openspc.embedded import free_port, wait_for_port
 from tests.calculations.api_helpers import window_forget
-from tests.calculations.workers import BASE_DIR, database_url_for_workers
+from tests.calculations.workers import BASE_DIR, Started, database_url_for_workers
 
 LOG_TAIL = 4000
 
@@ -52,7 +51,7 @@ def broker_address(url: str | None = None) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 1883
 
 
-class ListenerProcess:
+class ListenerProcess(Started):
     """`manage.py mqtt_listen` on the test database; a context manager that stops it on exit."""
 
     def __init__(
@@ -68,17 +67,6 @@ class ListenerProcess:
         }  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
-
-    def __enter__(self) -> "ListenerProcess":
-        self.start()
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-        if error is not None:
-            print(self.log_text())
 
     def start(self, *, ready_within: float = 30.0, connected: bool = True) -> None:
         """Start and wait until it is ready and (unless `connected` is off) connected to the broker."""
