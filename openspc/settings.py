@@ -212,8 +212,17 @@ CELERY_TASK_ROUTES = {
 OBSERVATIONS_REQUEUE_AFTER_SECONDS = envint("OBSERVATIONS_REQUEUE_AFTER_SECONDS", 300, minimum=10)
 # Subscriptions that e-mail get one message per user per interval, however many notifications.
 NOTIFICATION_EMAIL_INTERVAL_SECONDS = envint("NOTIFICATION_EMAIL_INTERVAL_SECONDS", 300, minimum=10)
+# How often unfinished subgroups are checked against their characteristic's subgroup_timeout, so
+# one ends at most this long after its timeout.
+SUBGROUP_TIMEOUT_SWEEP_SECONDS = envint("SUBGROUP_TIMEOUT_SWEEP_SECONDS", 5, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "observations-requeue-stale": {"task": "observations.requeue_stale", "schedule": 60.0},
+    "observations-subgroups-timeout": {
+        "task": "observations.subgroups_timeout",
+        "schedule": float(SUBGROUP_TIMEOUT_SWEEP_SECONDS),
+        # Workers down for a while: one sweep does the work of all missed ones, so none piles up.
+        "options": {"expires": float(SUBGROUP_TIMEOUT_SWEEP_SECONDS)},
+    },
     "calculations-catch-up": {"task": "calculations.catch_up", "schedule": 60.0},
     "subscriptions-email-digest": {
         "task": "subscriptions.email_digest",

@@ -16,6 +16,9 @@ Subgroup formation (DESIGN.md "Data flow", step 3):
   inspection of `subgroup_size` units, so every value is a sample by itself with
   n = subgroup_size.
 * When a lot is closed its pending values become an undersized sample.
+* A characteristic with a `subgroup_timeout` does not wait for ever: a buffer whose
+  first value was folded longer ago than that is flushed (an undersized sample) or
+  discarded (its observations stay confirmed, on no sample), by a periodic sweep.
 
 Lot checksum (DESIGN.md "Lot checksum"): every confirmed observation gets a 64-bit
 hash of (id, values); `lot_checksum` on an observation is the sum mod 2^64 of the
@@ -24,8 +27,10 @@ it. The calculation worker compares it with the checksum its lot statistics hold
 """
 
 import contextlib
+import datetime
 import hashlib
 import json
+import logging
 import math
 import statistics
 from collections import defaultdict
@@ -36,12 +41,15 @@ from celery import current_app
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from apps.config.choices import TestKind
+from apps.config.choices import SubgroupTimeoutPolicy, TestKind
 from apps.config.models import Characteristic
 from apps.observations.choices import LOT_WORKING
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
 from openspc.services import rows_update
+
+logger = logging.getLogger(__name__)
 
 _MOD = 1 << 64
 _SIGN = 1 << 63
@@ -75,6 +83,7 @@ def checksum_of(hashes: Iterable[int]) -> int:
 class _Buffer:
     values: list[float] = field(default_factory=list)
     observations: list[int] = field(default_factory=list)
+    since: str | None = None  # ISO 8601 UTC: when its first value was folded (None: not yet known)
 
 
 def _sample(
@@ -93,11 +102,14 @@ def _sample(
 
 
 class _Folder:
-    """Folds one characteristic's newly confirmed observations into samples (feed row locked)."""
+    """Folds one characteristic's newly confirmed observations into samples (feed row locked).
 
-    def __init__(self, feed: SubgroupFeed, characteristic: Characteristic) -> None:
+    `now` is the time of the transaction: a buffer that starts in it is stamped with it."""
+
+    def __init__(self, feed: SubgroupFeed, characteristic: Characteristic, *, now: datetime.datetime) -> None:
         self.feed = feed
         self.characteristic = characteristic
+        self.now = now
         attribute = characteristic.test.kind != TestKind.VARIABLE
         self.size = 1 if attribute else characteristic.subgroup_size
         self.samples: list[Sample] = []
@@ -105,7 +117,7 @@ class _Folder:
 
     def buffer(self, lot_id: int) -> _Buffer:
         raw = self.feed.pending.get(str(lot_id)) or {}
-        return _Buffer(list(raw.get("values", [])), list(raw.get("observations", [])))
+        return _Buffer(list(raw.get("values", [])), list(raw.get("observations", [])), raw.get("since"))
 
     def emit(self, lot_id: int, buffer: _Buffer, *, undersized: bool = False) -> None:
         self.feed.last_sequence += 1
@@ -127,17 +139,30 @@ class _Folder:
                 buffer = _Buffer()
         self.keep(row.lot_id, buffer)
 
-    def close(self, lot_id: int) -> None:
-        """The lot takes no more values: its unfinished subgroup becomes an undersized sample."""
+    def flush(self, lot_id: int) -> None:
+        """The lot's unfinished subgroup becomes an undersized sample; the lot goes on taking values."""
         buffer = self.buffer(lot_id)
         if buffer.values:
             self.emit(lot_id, buffer, undersized=True)
         self.feed.pending.pop(str(lot_id), None)
+
+    def close(self, lot_id: int) -> None:
+        """The lot takes no more values: its unfinished subgroup becomes an undersized sample."""
+        self.flush(lot_id)
         self.feed.checksums.pop(str(lot_id), None)  # it takes no more values
+
+    def discard(self, lot_id: int) -> _Buffer:
+        """Drop the lot's unfinished subgroup: its observations stay confirmed, on no new sample."""
+        buffer = self.buffer(lot_id)
+        self.feed.pending.pop(str(lot_id), None)
+        return buffer
 
     def keep(self, lot_id: int, buffer: _Buffer) -> None:
         if buffer.values:
-            self.feed.pending[str(lot_id)] = {"values": buffer.values, "observations": buffer.observations}
+            self.feed.pending[str(lot_id)] = {
+                "values": buffer.values, "observations": buffer.observations,
+                "since": buffer.since or self.now.isoformat(),
+            }  # fmt: skip
         else:
             self.feed.pending.pop(str(lot_id), None)
 
@@ -199,6 +224,7 @@ def subgroups_fold(*, rows: Sequence[Observation], values: Mapping[int, Sequence
     characteristics = Characteristic.objects.select_related("test").in_bulk(list(by_characteristic))
     in_batch = {row.pk: row for row in rows}
     feeds = list(_feeds_locked(by_characteristic))
+    now = timezone.now()
     # Read after the feed locks are held: a lot closed since these rows were claimed has flushed
     # its buffers already (subgroups_close_lot takes the same locks), so its values close here.
     closed = set(
@@ -209,7 +235,7 @@ def subgroups_fold(*, rows: Sequence[Observation], values: Mapping[int, Sequence
     folders = []
     for feed in feeds:
         characteristic = characteristics[feed.pk]
-        folder = _Folder(feed, characteristic)
+        folder = _Folder(feed, characteristic, now=now)
         mine = by_characteristic[feed.pk]
         lot_ids = {row.lot_id for row in mine}
         checksums = {lot_id: _lot_checksum(feed, characteristic, lot_id) for lot_id in lot_ids}
@@ -238,11 +264,95 @@ def subgroups_close_lot(*, lot: Lot) -> list[int]:
     )
     feeds = [feed for feed in _feeds_locked(candidates) if key in feed.pending or key in feed.checksums]
     characteristics = Characteristic.objects.select_related("test").in_bulk([feed.pk for feed in feeds])
-    folders = [_Folder(feed, characteristics[feed.pk]) for feed in feeds]
+    now = timezone.now()
+    folders = [_Folder(feed, characteristics[feed.pk], now=now) for feed in feeds]
     for folder in folders:
         folder.close(lot.pk)
     _folders_save(folders, {})
     return [folder.feed.pk for folder in folders if folder.samples]
+
+
+def _waited(since: str, *, timeout: int | None, now: datetime.datetime) -> bool:
+    """Whether a buffer whose first value was folded at `since` has waited `timeout` seconds
+    (None: no limit)."""
+    if timeout is None:
+        return False
+    return now - datetime.datetime.fromisoformat(since) >= datetime.timedelta(seconds=timeout)
+
+
+def _feeds_to_sweep(now: datetime.datetime) -> list[int]:
+    """The characteristics with a timeout whose feed has a buffer to stamp or to end (read unlocked:
+    the sweep looks again under the lock)."""
+    feeds = (
+        SubgroupFeed.objects.filter(characteristic__subgroup_timeout__isnull=False)
+        .exclude(pending={})
+        .values_list("pk", "pending", "characteristic__subgroup_timeout")
+    )
+    return [
+        pk
+        for pk, pending, timeout in feeds
+        if any(
+            "since" not in entry or _waited(entry["since"], timeout=timeout, now=now)
+            for entry in pending.values()
+        )
+    ]
+
+
+@dataclass
+class _Discarded:
+    characteristic_id: int
+    lot_id: int
+    buffer: _Buffer
+
+
+def _feed_sweep(folder: _Folder, discarded: list[_Discarded]) -> bool:
+    """End the feed's buffers that waited the characteristic's timeout, by its policy; stamp those
+    written before buffers had a start time (they count from now). Whether the feed changed."""
+    timeout = folder.characteristic.subgroup_timeout
+    if timeout is None:  # unset since the unlocked read
+        return False
+    changed = False
+    for key, entry in list(folder.feed.pending.items()):
+        if "since" not in entry:
+            entry["since"] = folder.now.isoformat()
+        elif not _waited(entry["since"], timeout=timeout, now=folder.now):
+            continue
+        elif folder.characteristic.subgroup_timeout_policy == SubgroupTimeoutPolicy.DISCARD:
+            discarded.append(_Discarded(folder.characteristic.pk, int(key), folder.discard(int(key))))
+        else:
+            folder.flush(int(key))
+        changed = True
+    return changed
+
+
+def subgroups_timeout_sweep(*, now: datetime.datetime | None = None) -> list[int]:
+    """End the unfinished subgroups that waited longer than their characteristic's
+    `subgroup_timeout`: flushed as undersized samples (numbered like any other; the lot goes on
+    taking values) or discarded (the observations stay confirmed, on no sample), by the
+    characteristic's `subgroup_timeout_policy`. Returns the characteristics that got a sample
+    and queues their calculation. Runs in its own transaction, under the feed locks that
+    folding takes, so it may run at any time, as often as wanted."""
+    now = now or timezone.now()
+    due = _feeds_to_sweep(now)
+    if not due:
+        return []
+    discarded: list[_Discarded] = []
+    with transaction.atomic():
+        feeds = list(_feeds_locked(due))
+        characteristics = Characteristic.objects.select_related("test").in_bulk([feed.pk for feed in feeds])
+        folders = [_Folder(feed, characteristics[feed.pk], now=now) for feed in feeds]
+        changed = [folder for folder in folders if _feed_sweep(folder, discarded)]
+        _folders_save(changed, {})
+        flushed = [folder.feed.pk for folder in changed if folder.samples]
+        calculations_queue_on_commit(flushed)
+    for item in discarded:  # once committed
+        logger.info(
+            "Subgroup timeout: discarded %d value(s) of characteristic %d, lot %d, waiting since %s "
+            "(observations %s stay confirmed, on no sample)",
+            len(item.buffer.values), item.characteristic_id, item.lot_id, item.buffer.since,
+            sorted(set(item.buffer.observations)),
+        )  # fmt: skip
+    return flushed
 
 
 # How long a queued calculation counts as pending. If its message is lost, the characteristic is

@@ -3,6 +3,9 @@
 `observations.process` is routed to the `observations.in` queue (settings.CELERY_TASK_ROUTES).
 It is acknowledged late, so a worker killed mid-task has it delivered again;
 the service is idempotent, so a second run changes nothing.
+
+`observations.subgroups_timeout` is run by beat every SUBGROUP_TIMEOUT_SWEEP_SECONDS on the
+default queue: it ends the unfinished subgroups of characteristics with a `subgroup_timeout`.
 """
 
 import datetime
@@ -10,7 +13,7 @@ import datetime
 from celery import shared_task
 from django.conf import settings
 
-from apps.observations import services
+from apps.observations import services, subgroups
 
 
 @shared_task(name="observations.process", acks_late=True)
@@ -23,3 +26,8 @@ def observations_process_task(*, ids: list[int]) -> dict[str, int]:
 def observations_requeue_stale_task() -> int:
     older_than = datetime.timedelta(seconds=settings.OBSERVATIONS_REQUEUE_AFTER_SECONDS)
     return services.observations_requeue_stale(older_than=older_than)
+
+
+@shared_task(name="observations.subgroups_timeout")
+def observations_subgroups_timeout_task() -> list[int]:
+    return subgroups.subgroups_timeout_sweep()

@@ -69,7 +69,9 @@ class Line:
         return [(names[s.lot_id], s.values, s.observation_ids) for s in self.samples()]
 
     def pending(self) -> dict[str, Any]:
-        return SubgroupFeed.objects.get(pk=self.characteristic.pk).pending
+        """The feed's buffers without their start time ("since": test_subgroup_timeout.py)."""
+        pending = SubgroupFeed.objects.get(pk=self.characteristic.pk).pending
+        return {lot: {k: v for k, v in entry.items() if k != "since"} for lot, entry in pending.items()}
 
 
 def _observation(pk: int) -> Observation:
