@@ -131,7 +131,7 @@ class CharacteristicSerializer(ModelSerializer):
     # and the committed schema must not depend on which one generated it.
     subgroup_timeout = serializers.IntegerField(
         min_value=1, max_value=SUBGROUP_TIMEOUT_MAX, required=False, allow_null=True,
-        help_text="Seconds an unfinished subgroup may wait for its next value; null: no limit.",
+        help_text="Seconds an unfinished subgroup may stay open, from its first value; null: no limit.",
     )  # fmt: skip
     rule_preset = serializers.ChoiceField(
         choices=RulePreset.choices, required=False,

@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             name="subgroup_timeout",
             field=models.PositiveIntegerField(
                 blank=True,
-                help_text="Seconds an unfinished subgroup may wait for its next value; empty: no limit.",
+                help_text="Seconds an unfinished subgroup may stay open, from its first value; empty: no limit.",
                 null=True,
             ),
         ),

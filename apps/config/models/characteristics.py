@@ -90,7 +90,7 @@ class Characteristic(models.Model):
     subgroup_timeout = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="Seconds an unfinished subgroup may wait for its next value; empty: no limit.",
+        help_text="Seconds an unfinished subgroup may stay open, from its first value; empty: no limit.",
     )
     subgroup_timeout_policy = models.CharField(
         max_length=16,
