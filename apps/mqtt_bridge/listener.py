@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -62,6 +62,21 @@ SPARKPLUG_FILTERS = tuple(
     f"{NAMESPACE}/+/{kind}/+" + ("/+" if kind.startswith("D") else "")
     for kind in ("NBIRTH", "NDEATH", "NDATA", "DBIRTH", "DDEATH", "DDATA")
 )
+
+
+def _connection_reset() -> None:
+    """After a failure: drop the database connection if it broke, so the next try opens a new one."""
+    if connection.connection is not None and not connection.is_usable():
+        connection.close()
+
+
+def _database_answers() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        return False
+    return True
 
 
 def _port(url: str) -> int:
@@ -342,35 +357,72 @@ class Listener:
     def handle(self, messages: list[mqtt.MQTTMessage]) -> _Batch:
         batch = _Batch(messages=messages)
         for message in messages:
-            topic = topic_parse(message.topic) if message.topic.startswith(NAMESPACE + "/") else None
-            if topic is not None and not self.feeds.metrics:
-                self._drop_stale(set(SPARKPLUG_FILTERS))  # no metric fed: Sparkplug B is not wanted
-            if topic is not None:
-                self._sparkplug(batch, message, topic)
-            elif message.topic.startswith(NAMESPACE + "/"):
-                self._dead(batch, message, Bad(DeadLetterReason.NOT_SPARKPLUG, "not a Sparkplug B topic"))
-            else:
-                self._json(batch, message)
+            try:
+                self._handle_one(batch, message)
+            except Exception as exc:  # a fault of ours must not stop the line: keep it, log it, go on
+                log.exception("handling a message on %s failed; kept as a dead letter", message.topic)
+                self._dead(batch, message, Bad(DeadLetterReason.FAILED, f"{type(exc).__name__}: {exc}"))
         return batch
+
+    def _handle_one(self, batch: _Batch, message: mqtt.MQTTMessage) -> None:
+        topic = topic_parse(message.topic) if message.topic.startswith(NAMESPACE + "/") else None
+        if topic is not None and not self.feeds.metrics:
+            self._drop_stale(set(SPARKPLUG_FILTERS))  # no metric fed: Sparkplug B is not wanted
+        if topic is not None:
+            self._sparkplug(batch, message, topic)
+        elif message.topic.startswith(NAMESPACE + "/"):
+            self._dead(batch, message, Bad(DeadLetterReason.NOT_SPARKPLUG, "not a Sparkplug B topic"))
+        else:
+            self._json(batch, message)
 
     def store(self, batch: _Batch, device: Any, *, retry: bool = True) -> Stored | None:
         """Store the batch, trying again (backing off) while the database is away; None if asked to
-        stop first (or `retry` is off), and then nothing is acknowledged: the broker delivers it again."""
+        stop first (or `retry` is off), and then nothing is acknowledged: the broker delivers it again.
+        If the batch fails while the database answers, something in it is at fault: see _store_apart."""
         delay = 1.0
         while True:
             try:
-                return bridge_store(
-                    readings=batch.readings, dead=batch.dead, changes=batch.changes,
-                    device=device, listener=self.options.client_id,
-                )  # fmt: skip
+                try:
+                    return self._store(batch, device)
+                except Exception:
+                    log.exception("storing %d messages failed", len(batch.messages))
+                    _connection_reset()
+                    if not _database_answers():
+                        raise
+                    return self._store_apart(batch, device)
             except Exception:
-                log.exception(
-                    "storing %d messages failed; trying again in %.0f s", len(batch.messages), delay
-                )
-                close_old_connections()
+                log.warning("the database does not answer; trying again in %.0f s", delay)
+                _connection_reset()
                 if not retry or self.stopping.wait(delay):
                     return None
                 delay = min(delay * 2, 30.0)
+
+    def _store(self, batch: _Batch, device: Any) -> Stored:
+        return bridge_store(
+            readings=batch.readings, dead=batch.dead, changes=batch.changes, device=device,
+            listener=self.options.client_id,
+        )  # fmt: skip
+
+    def _store_apart(self, batch: _Batch, device: Any) -> Stored:
+        """Store each reading on its own; one that fails again becomes a dead letter (reason `failed`,
+        with the error), so one message that trips a fault of ours cannot hold up the line. (A
+        reading without a key stored here and again after a failure of the last step below would be
+        kept twice; that takes a fault and a database outage in the same batch.)"""
+        total = Stored()
+        dead = list(batch.dead)
+        for reading in batch.readings:
+            try:
+                stored = self._store(_Batch(readings=[reading]), device)
+            except Exception as exc:
+                log.exception("storing a value from %s failed; kept as a dead letter", reading.topic)
+                _connection_reset()
+                problem = f"storing it failed: {type(exc).__name__}: {exc}"
+                dead.append(
+                    Dead(reading.topic, reading.payload, DeadLetterReason.FAILED, problem, timezone.now())
+                )
+                continue
+            total = total + stored
+        return total + self._store(_Batch(dead=dead, changes=batch.changes), device)
 
     def acknowledge(self, messages: list[mqtt.MQTTMessage]) -> None:
         # A message received before a reconnect is acknowledged with its old packet id: the broker
@@ -398,7 +450,7 @@ class Listener:
             count = violations_publish(publish=self._publish_now)
         except Exception:
             log.exception("publishing violations failed; trying again")
-            close_old_connections()
+            _connection_reset()
             return
         if count:
             self.counts["violations published"] += count
@@ -437,7 +489,7 @@ class Listener:
                     self.reload()
                 except Exception:
                     log.exception("reloading the characteristics failed; keeping the ones loaded")
-                    close_old_connections()
+                    _connection_reset()
             if o.publish_violations and now >= next_publish:
                 next_publish = now + o.publish_interval
                 self.publish_violations()

@@ -12,6 +12,7 @@ class DeadLetterReason(models.TextChoices):
     UNKNOWN_ALIAS = "unknown_alias", "Sparkplug metric alias not announced in a BIRTH"
     NO_LOT = "no_lot", "No open lot to record the value in"
     UNKNOWN_LOT = "unknown_lot", "The lot or item named in the payload does not exist or is closed"
+    FAILED = "failed", "The bridge failed on it (a fault of ours: see the listener's log)"
 
 
 class DeadLetter(models.Model):

@@ -38,6 +38,13 @@ class Stored:
     duplicates: int = 0  # readings stored before (a redelivered message)
     dead_letters: int = 0  # messages and readings kept as dead letters
 
+    def __add__(self, other: "Stored") -> "Stored":
+        return Stored(
+            self.observations + other.observations,
+            self.duplicates + other.duplicates,
+            self.dead_letters + other.dead_letters,
+        )
+
 
 def bridge_device(*, name: str) -> Device:
     """The device the listener records as (its service user is who posted), created if missing."""

@@ -42,6 +42,7 @@ class Migration(migrations.Migration):
                                 "unknown_lot",
                                 "The lot or item named in the payload does not exist or is closed",
                             ),
+                            ("failed", "The bridge failed on it (a fault of ours: see the listener's log)"),
                         ],
                         max_length=32,
                     ),
