@@ -192,6 +192,7 @@ class PrivateMosquitto:
         self.tls = tls
         self.password_file = password_file
         self.process: subprocess.Popen[bytes] | None = None
+        self.port = 0
         self.url = ""
 
     @staticmethod
@@ -213,7 +214,10 @@ class PrivateMosquitto:
         return "\n".join(lines) + "\n"
 
     def __enter__(self) -> "PrivateMosquitto":
-        port = free_port()
+        self.start(free_port())
+        return self
+
+    def start(self, port: int) -> None:
         config = self.log_dir / f"mosquitto-{port}.conf"
         config.write_text(self._config(port))
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -221,13 +225,16 @@ class PrivateMosquitto:
         with log.open("ab") as out:
             self.process = subprocess.Popen([binary, "-c", str(config)], stdout=out, stderr=subprocess.STDOUT)
         wait_for_port(port, self.process, "mosquitto", log)
+        self.port = port
         self.url = f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{port}"
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.process is not None:
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def broker_version(url: str) -> str:

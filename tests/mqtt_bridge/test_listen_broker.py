@@ -284,3 +284,32 @@ def test_a_topic_changed_while_the_listener_is_stopped_is_dropped_from_its_sessi
     assert [row.values for row in received(dia)] == [[74.004]]
     (dead,) = DeadLetter.objects.all()  # the one that showed the old subscription, not the next
     assert (dead.topic, json.loads(dead.payload)["id"]) == (old, "old-1")
+
+
+@pytest.mark.timeout(120)
+def test_the_listener_rides_out_a_broker_restart(plant, tmp_path):
+    """The broker goes away (and comes back without the session: persistence off): the listener
+    stays up, reconnects with backoff, subscribes again, and stores what is published after."""
+    if not PrivateMosquitto.available():
+        pytest.skip(NO_MOSQUITTO)
+    topic = f"test/{uuid.uuid4().hex[:8]}/dia"
+    fed_by(plant, source=DataSource.TAG, tag=topic)
+    with (
+        PrivateMosquitto(log_dir=tmp_path) as mosquitto,
+        ListenerProcess(log_dir=tmp_path, url=mosquitto.url) as listener,
+    ):
+        Client(url=mosquitto.url).publish_all([(topic, json.dumps({"value": 74.0, "id": "before"}))])
+        wait_until(lambda: Observation.objects.count() == 1, timeout=15, what="the first value")
+        mosquitto.stop()
+        wait_until(
+            lambda: "broker connection lost" in listener.log_text(), timeout=15, what="the loss noticed"
+        )
+        time.sleep(2)  # a reconnect attempt or two fail meanwhile
+        mosquitto.start(mosquitto.port)
+        wait_until(
+            lambda: listener.log_text().count("broker connected") == 2, timeout=90, what="the reconnect"
+        )
+        Client(url=mosquitto.url).publish_all([(topic, json.dumps({"value": 74.1, "id": "after"}))])
+        wait_until(lambda: Observation.objects.count() == 2, timeout=15, what="the value after the restart")
+        assert listener.alive()
+    assert sorted(o.values[0] for o in Observation.objects.all()) == [74.0, 74.1]
