@@ -296,6 +296,8 @@ MQTT_REBIRTH_INTERVAL_SECONDS = envint("MQTT_REBIRTH_INTERVAL_SECONDS", 5, minim
 # Violations are published to spc/violations/... (QoS 1); how often new ones are looked for.
 MQTT_PUBLISH_VIOLATIONS = envbool("MQTT_PUBLISH_VIOLATIONS", True)
 MQTT_PUBLISH_INTERVAL_MS = envint("MQTT_PUBLISH_INTERVAL_MS", 500, minimum=50)
+# Each characteristic's statistics (capability) to spc/stats/..., retained, when they change.
+MQTT_PUBLISH_STATISTICS = envbool("MQTT_PUBLISH_STATISTICS", False)
 # The device (and its service user) the listener records observations as; created if missing.
 MQTT_DEVICE = os.environ.get("MQTT_DEVICE", "").strip() or "mqtt-bridge"
 

@@ -39,7 +39,7 @@ from paho.mqtt.properties import Properties
 
 from apps.mqtt_bridge.models import DeadLetterReason
 from apps.mqtt_bridge.nodes import NodeChange, Nodes
-from apps.mqtt_bridge.publisher import violations_publish
+from apps.mqtt_bridge.publisher import statistics_publish, violations_publish
 from apps.mqtt_bridge.readings import Bad, Reading, epoch_ms, json_reading, message_key
 from apps.mqtt_bridge.selectors import Feeds, mqtt_feeds
 from apps.mqtt_bridge.services import Dead, Stored, bridge_device, bridge_store
@@ -100,6 +100,7 @@ class Options:
     bad_log_interval: float = 60.0
     rebirth_interval: float = 5.0
     publish_violations: bool = True
+    publish_statistics: bool = False
     publish_interval: float = 0.5
     device: str = "mqtt-bridge"
 
@@ -433,10 +434,10 @@ class Listener:
 
     # --- violations back to the plant ---------------------------------------------------------
 
-    def _publish_now(self, topic: str, payload: bytes) -> bool:
+    def _publish_now(self, topic: str, payload: bytes, retain: bool = False) -> bool:
         if not self._connected.is_set():
             return False
-        info = self.client.publish(topic, payload, qos=1)
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
         try:
@@ -445,15 +446,20 @@ class Listener:
             return False
         return info.is_published()
 
-    def publish_violations(self) -> None:
-        try:
-            count = violations_publish(publish=self._publish_now)
-        except Exception:
-            log.exception("publishing violations failed; trying again")
-            _connection_reset()
-            return
-        if count:
-            self.counts["violations published"] += count
+    def publish(self) -> None:
+        """Violations (and statistics, if asked) not yet published; failures are tried again next time."""
+        outboxes = [("violations", violations_publish)] if self.options.publish_violations else []
+        if self.options.publish_statistics:
+            outboxes.append(("statistics", statistics_publish))
+        for name, publish in outboxes:
+            try:
+                count = publish(publish=self._publish_now)
+            except Exception:
+                log.exception("publishing %s failed; trying again", name)
+                _connection_reset()
+                continue
+            if count:
+                self.counts[f"{name} published"] += count
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -490,9 +496,9 @@ class Listener:
                 except Exception:
                     log.exception("reloading the characteristics failed; keeping the ones loaded")
                     _connection_reset()
-            if o.publish_violations and now >= next_publish:
+            if (o.publish_violations or o.publish_statistics) and now >= next_publish:
                 next_publish = now + o.publish_interval
-                self.publish_violations()
+                self.publish()
             if now >= next_report:
                 next_report = now + 60
                 self._report()

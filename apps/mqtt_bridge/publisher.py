@@ -1,11 +1,18 @@
-"""Violations back to the plant: `spc/violations/<site>/<area>/<line>/<cell>/<characteristic>`.
+"""Violations back to the plant: `spc/violations/<site>/<area>/<line>/<cell>/<characteristic>`,
+and optionally each characteristic's statistics: `spc/stats/<site>/<area>/<line>/<cell>/<characteristic>`.
 
 The violation rows are the outbox. A cursor row keeps the last id published; the listener
 that publishes holds it locked (others skip), publishes the next violations with QoS 1,
 and moves the cursor only once the broker has acknowledged them all. A broker outage or a
 listener killed mid-way publishes those violations again later (at least once, never lost).
+
+Statistics are state, not events: each characteristic's latest is published retained (a
+SCADA client that subscribes later gets it at once), when its row changed since the cursor
+(a time). Rows are taken once they are a few seconds old, so a calculation that saved a
+row before the cursor moved and committed after is not skipped.
 """
 
+import datetime
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -14,11 +21,15 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from apps.calculations.models import Violation
-from apps.calculations.services.calculate import violation_data
+from apps.calculations.models import ProductStatistics, Violation
+from apps.calculations.services.calculate import product_statistics_data, violation_data
+from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import PublishCursor
 
 CURSOR = "violations"
+STATISTICS_CURSOR = "statistics"
+# How old a statistics row must be before it is published (longer than a calculation's transaction).
+SETTLE = datetime.timedelta(seconds=2)
 _UNSAFE = re.compile(r"[/+#\x00]+")
 
 
@@ -27,10 +38,32 @@ def _level(text: str) -> str:
     return _UNSAFE.sub("_", text.strip()) or "_"
 
 
-def violation_topic(violation: Violation) -> str:
-    c = violation.characteristic
+def _where(kind: str, c: Characteristic) -> str:
     name = f"{c.product.code}-{c.test.code}"
-    return "spc/violations/" + "/".join(_level(part) for part in (c.site, c.area, c.line, c.cell, name))
+    return f"spc/{kind}/" + "/".join(_level(part) for part in (c.site, c.area, c.line, c.cell, name))
+
+
+def violation_topic(violation: Violation) -> str:
+    return _where("violations", violation.characteristic)
+
+
+def statistics_topic(statistics: ProductStatistics) -> str:
+    return _where("stats", statistics.characteristic)
+
+
+def statistics_message(statistics: ProductStatistics) -> bytes:
+    """The characteristic's statistics over all lots: n, mean, SD, min, max, out of spec, σ within,
+    Cp, Cpk, Pp, Ppk, the limits version, and when they last changed."""
+    c = statistics.characteristic
+    document = {
+        **product_statistics_data(statistics),
+        "product": c.product.code,
+        "test": c.test.code,
+        "tag": c.tag,
+        "updated_at": statistics.updated_at.isoformat(),
+        "published_at": timezone.now().isoformat(),
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def violation_message(violation: Violation) -> bytes:
@@ -51,15 +84,20 @@ def violation_message(violation: Violation) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-def _cursor_locked() -> PublishCursor | None:
-    """The cursor, locked for this transaction; None while another listener publishes. Created at the
-    newest violation: a first start publishes what happens from then on, not the history."""
-    cursor = PublishCursor.objects.select_for_update(skip_locked=True).filter(name=CURSOR).first()
+def _cursor_locked(name: str, start: Callable[[], int]) -> PublishCursor | None:
+    """The cursor, locked for this transaction; None while another listener publishes. Created at
+    `start()` the first time."""
+    cursor = PublishCursor.objects.select_for_update(skip_locked=True).filter(name=name).first()
     if cursor is not None:
         return cursor
-    newest = Violation.objects.aggregate(newest=Max("pk"))["newest"] or 0
-    PublishCursor.objects.get_or_create(name=CURSOR, defaults={"position": newest})
-    return PublishCursor.objects.select_for_update(skip_locked=True).filter(name=CURSOR).first()
+    PublishCursor.objects.get_or_create(name=name, defaults={"position": start()})
+    return PublishCursor.objects.select_for_update(skip_locked=True).filter(name=name).first()
+
+
+def _newest_violation() -> int:
+    """Where the violations cursor starts: a first start publishes what happens from then on, not
+    the history."""
+    return int(Violation.objects.aggregate(newest=Max("pk"))["newest"] or 0)
 
 
 def violations_publish(*, publish: Callable[[str, bytes], bool], limit: int = 200) -> int:
@@ -67,7 +105,7 @@ def violations_publish(*, publish: Callable[[str, bytes], bool], limit: int = 20
     broker acknowledged it. Returns how many were published (0: none new, or another listener
     holds the cursor, or the broker did not acknowledge; then the cursor stays)."""
     with transaction.atomic():
-        cursor = _cursor_locked()
+        cursor = _cursor_locked(CURSOR, _newest_violation)
         if cursor is None:
             return 0
         batch: Sequence[Violation] = list(
@@ -80,6 +118,38 @@ def violations_publish(*, publish: Callable[[str, bytes], bool], limit: int = 20
             if not publish(violation_topic(violation), violation_message(violation)):
                 break
             cursor.position = violation.pk
+            published += 1
+        if published:
+            cursor.save(update_fields=["position", "updated_at"])
+        return published
+
+
+def _microseconds(moment: datetime.datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def statistics_publish(
+    *, publish: Callable[..., bool], now: datetime.datetime | None = None, limit: int = 500
+) -> int:
+    """Publish, retained, the statistics of every characteristic whose row changed since the cursor
+    and is at least SETTLE old; `publish(topic, payload, retain=True)` returns True once the broker
+    acknowledged it. A first start publishes every characteristic's current statistics."""
+    upto = (now or timezone.now()) - SETTLE
+    with transaction.atomic():
+        cursor = _cursor_locked(STATISTICS_CURSOR, lambda: 0)
+        if cursor is None:
+            return 0
+        since = datetime.datetime.fromtimestamp(cursor.position / 1_000_000, tz=datetime.UTC)
+        rows = list(
+            ProductStatistics.objects.filter(updated_at__gt=since, updated_at__lte=upto)
+            .select_related("characteristic__product", "characteristic__test")
+            .order_by("updated_at", "pk")[:limit]
+        )
+        published = 0
+        for row in rows:
+            if not publish(statistics_topic(row), statistics_message(row), retain=True):
+                break
+            cursor.position = _microseconds(row.updated_at)
             published += 1
         if published:
             cursor.save(update_fields=["position", "updated_at"])

@@ -152,8 +152,10 @@ class Client:
         with self._lock:
             self.acknowledged.add(mid)
 
-    def publish(self, topic: str, payload: bytes | str, *, qos: int = 1) -> int:
-        info = self.client.publish(topic, payload, qos=qos)
+    def publish(self, topic: str, payload: bytes | str, *, qos: int = 1, retain: bool = False) -> int:
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if qos:
+            info.wait_for_publish(timeout=10)
         return info.mid
 
     def publish_all(

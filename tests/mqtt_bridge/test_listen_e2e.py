@@ -15,6 +15,7 @@ elsewhere), the listener process, a real Celery worker, the test database.
 import json
 import time
 import uuid
+from typing import Any
 
 import numpy as np
 import pysparkplug as psp
@@ -34,6 +35,11 @@ from tests.mqtt_bridge.helpers import Client, ListenerProcess, fed_by, wait_unti
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 CENTER, SIGMA = 74.0, 0.01
+
+
+def live_stats(client: Client) -> list[Any]:
+    """Statistics published during the test (a retained one from an earlier run arrives flagged)."""
+    return [m for m in client.messages("spc/stats/") if not m.retain and m.payload]
 
 
 def confirmed(characteristic: Characteristic) -> list[list[float]]:
@@ -58,11 +64,11 @@ def test_json_values_form_subgroups_and_the_violation_comes_back_over_mqtt(
         (topic, json.dumps({"value": v, "id": f"m{k}", "ts": f"2026-11-24T10:00:{k:02d}Z"}))
         for k, v in enumerate(values)
     ]
-    plant_side = Client(subscribe=["spc/violations/#"])
+    plant_side = Client(subscribe=["spc/violations/#", "spc/stats/#"])
     try:
         with (
             CeleryWorkers(count=1, log_dir=tmp_path) as workers,
-            ListenerProcess(log_dir=tmp_path) as listener,
+            ListenerProcess(log_dir=tmp_path, MQTT_PUBLISH_STATISTICS="1") as listener,
         ):
             assert (
                 "characteristics loaded: 1 fed by MQTT (1 JSON topics, 0 Sparkplug B metrics)"
@@ -74,9 +80,13 @@ def test_json_values_form_subgroups_and_the_violation_comes_back_over_mqtt(
             wait_until(
                 lambda: plant_side.messages("spc/violations/"), timeout=15, what="the violation over MQTT"
             )
+            wait_until(lambda: any(json.loads(m.payload)["n"] == 10 for m in live_stats(plant_side)),
+                       timeout=15, what="the statistics of all ten values over MQTT")  # fmt: skip
             assert listener.stop() == 0
         assert "stopped" in listener.log_text()
     finally:
+        for topic in {m.topic for m in plant_side.messages("spc/stats/")}:  # leave no retained state behind
+            plant_side.publish(topic, b"", qos=1, retain=True)
         plant_side.close()
 
     assert confirmed(dia) == [[v] for v in values]
@@ -92,6 +102,9 @@ def test_json_values_form_subgroups_and_the_violation_comes_back_over_mqtt(
     violation = Violation.objects.get(characteristic=dia, rule=1, chart="location")
     assert violation.sample_id == samples[1].pk
 
+    stats = [m for m in live_stats(plant_side) if json.loads(m.payload)["n"] == 10][-1]
+    assert stats.topic == f"spc/stats/Plant 1/Machining/Line 1/Cell 1/{plant.product.code}-{plant.dia.code}"
+    assert json.loads(stats.payload)["mean"] == pytest.approx(sum(values) / 10)
     (message,) = [m for m in plant_side.messages("spc/violations/") if json.loads(m.payload)["rule"] == 1]
     assert (
         message.topic

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from apps.mqtt_bridge.listener import SPARKPLUG_FILTERS
-from apps.mqtt_bridge.publisher import violation_message, violation_topic
+from apps.mqtt_bridge.publisher import statistics_message, violation_message, violation_topic
 from apps.mqtt_bridge.sparkplug import REBIRTH_METRIC, payload_decode, rebirth_request
 from tests.mqtt_bridge.conftest import Violations
 
@@ -22,6 +22,15 @@ def test_the_violation_message_has_exactly_the_documented_fields(world: Violatio
     schema = MESSAGES["violation"]["payload"]
     assert set(body) == set(schema["required"]) == set(schema["properties"])
     assert body["rule"] == violation.rule
+
+
+def test_the_statistics_message_has_exactly_the_documented_fields(world: Violations) -> None:
+    from apps.calculations.models import ProductStatistics
+
+    body = json.loads(statistics_message(ProductStatistics.objects.create(characteristic=world.dia, n=1)))
+    schema = MESSAGES["statistics"]["payload"]
+    assert set(body) == set(schema["required"]) == set(schema["properties"])
+    assert body["scope"] == schema["properties"]["scope"]["const"]
 
 
 def test_the_violation_topic_has_the_documented_levels(world: Violations) -> None:

@@ -190,3 +190,37 @@ class ConcurrentPublishTests:
             assert not thread.is_alive()
         assert result == [0]
         assert violations_publish(publish=Recorder()) == 1  # released: published now
+
+
+class StatisticsTests:
+    """spc/stats/...: each characteristic's statistics, retained, once they are SETTLE old."""
+
+    def test_changed_rows_are_published_retained_once_settled_and_once(self, world: Violations) -> None:
+        from apps.calculations.models import ProductStatistics
+        from apps.mqtt_bridge.publisher import SETTLE, statistics_publish
+
+        stats = ProductStatistics.objects.create(characteristic=world.dia, n=5, mean=74.001, sd=0.01, cpk=1.4)
+        sent: list[tuple[str, bytes, bool]] = []
+
+        def publish(topic: str, payload: bytes, retain: bool = False) -> bool:
+            sent.append((topic, payload, retain))
+            return True
+
+        assert statistics_publish(publish=publish, now=stats.updated_at) == 0, "too fresh"
+        later = stats.updated_at + SETTLE
+        assert statistics_publish(publish=publish, now=later) == 1
+        assert statistics_publish(publish=publish, now=later) == 0, "published once"
+        ((topic, payload, retain),) = sent
+        c = world.dia
+        assert (
+            topic == f"spc/stats/{c.site or '_'}/{c.area or '_'}/{c.line or '_'}/{c.cell or '_'}/RING-74-DIA"
+        )
+        assert retain is True
+        body = json.loads(payload)
+        assert (body["characteristic"], body["n"], body["mean"], body["cpk"]) == (c.pk, 5, 74.001, 1.4)
+
+        ProductStatistics.objects.filter(pk=stats.pk).update(
+            n=6, updated_at=stats.updated_at + datetime.timedelta(seconds=1)
+        )
+        assert statistics_publish(publish=publish, now=later + datetime.timedelta(seconds=1)) == 1
+        assert json.loads(sent[-1][1])["n"] == 6

@@ -47,6 +47,7 @@ class Command(BaseCommand):
                 bad_log_interval=settings.MQTT_BAD_LOG_INTERVAL_SECONDS,
                 rebirth_interval=settings.MQTT_REBIRTH_INTERVAL_SECONDS,
                 publish_violations=settings.MQTT_PUBLISH_VIOLATIONS,
+                publish_statistics=settings.MQTT_PUBLISH_STATISTICS,
                 publish_interval=settings.MQTT_PUBLISH_INTERVAL_MS / 1000,
                 device=settings.MQTT_DEVICE,
             )
