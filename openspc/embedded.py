@@ -161,7 +161,8 @@ def run(port: int, host: str) -> int:
         manage = f"{sys.executable} {BASE_DIR / 'manage.py'}"
         # The MQTT bridge, and a plant simulator feeding it (JSON and Sparkplug B, with special
         # causes), so the demo charts move and show violations within a minute.
-        manager.add_process("mqtt", f"{manage} mqtt_listen", env=env)
+        mqtt_env = {"MQTT_PUBLISH_STATISTICS": "1", **env}  # the demo shows spc/stats/... too
+        manager.add_process("mqtt", f"{manage} mqtt_listen", env=mqtt_env)
         manager.add_process("plant", f"{manage} simulate_plant --open-lots", env=env)
         shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
         print(
