@@ -146,6 +146,7 @@ class PublishTests:
         assert document["id"] == v.pk
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locking needs PostgreSQL")
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class ConcurrentPublishTests:
     def test_a_second_listener_gets_nothing_while_the_first_holds_the_cursor(self, world: Violations) -> None:
