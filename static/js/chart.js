@@ -74,6 +74,7 @@ const capability = new CapabilityPanel({
 const state = {
   limit: 100,
   loading: true,
+  failed: false, // the last load failed: the error shows until "Try again" or a reconnect loads
   queued: [], // live messages that arrive while the chart data loads
   plots: {}, // chart -> uPlot
   zoomed: false,
@@ -119,20 +120,24 @@ async function load(limit = state.limit) {
     const data = await apiGet(`/api/v1/characteristics/${config.id}/chart-data/?limit=${limit}`);
     model.load(data);
   } catch (error) {
+    // Live messages wait for a successful load: points on top of nothing would mislead.
     state.loading = false;
+    state.failed = true;
+    state.queued = [];
     el.region.setAttribute("aria-busy", "false");
     el.region.hidden = true;
     showStatus("error", `The chart could not be loaded: ${error.message}`, { retry: true });
+    capability.draw(model);
     return;
   }
   state.loading = false;
+  state.failed = false;
   el.region.setAttribute("aria-busy", "false");
   const queued = state.queued.splice(0);
   queued.forEach((message) => handleMessage(message, { draw: false }));
   describeChart();
   state.zoomed = false;
   render();
-  capability.refresh();
 }
 
 function describeChart() {
@@ -512,7 +517,7 @@ function moveKeyboard(event) {
 
 function handleMessage(message, { draw = true } = {}) {
   const payload = message.payload ?? {};
-  if (payload.characteristic !== config.id) return;
+  if (payload.characteristic !== config.id || state.failed) return;
   if (state.loading) {
     state.queued.push(message);
     return;
@@ -553,7 +558,7 @@ function rescaleY() {
 async function catchUp() {
   if (state.loading) return;
   const since = model.lastSequence;
-  if (since === null) {
+  if (since === null || state.failed) {
     await load();
     return;
   }
@@ -612,6 +617,7 @@ function start() {
   });
   live.subscribe([config.id]);
   load();
+  capability.refresh();
 }
 
 start();
