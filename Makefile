@@ -5,9 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
+# Browser libraries from npm (package-lock.json pins them), copied into static/vendor/ (not committed).
+VENDOR_STAMP := static/vendor/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test schema lint typecheck check clean
+.PHONY: run test schema vendor lint typecheck check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +24,24 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt requirements-interop.txt | $
 	$(PY) -m pip install --quiet --no-deps -r requirements-interop.txt
 	touch $@ $(RUN_STAMP)
 
+$(VENDOR_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "npm is missing: install Node.js (with npm) to fetch the browser libraries (uPlot)." >&2; \
+	  exit 1; }
+	npm ci --no-audit --no-fund
+	mkdir -p static/vendor/uplot
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css static/vendor/uplot/
+	touch $@
+
+## vendor: install the browser libraries from package-lock.json into static/vendor/
+vendor: $(VENDOR_STAMP)
+
 ## run: start web, worker and embedded Redis/MQTT (unless *_URL is set), with demo data
-run: $(RUN_STAMP)
+run: $(RUN_STAMP) $(VENDOR_STAMP)
 	$(PY) -m openspc.embedded run
 
 ## test: the test suite; embedded Redis/MQTT are started for it unless *_URL is set
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) $(VENDOR_STAMP)
 	$(PY) -m openspc.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 ## schema: regenerate openapi.yaml (the committed API schema; a test fails when it is stale)
@@ -44,4 +58,4 @@ typecheck: $(DEV_STAMP)
 check: lint typecheck test
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache node_modules static/vendor

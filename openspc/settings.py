@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "apps.calculations",
     "apps.subscriptions",
     "apps.mqtt_bridge",
+    "apps.web",
 ]
 
 MIDDLEWARE = [
@@ -132,6 +133,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "apps.web.context.navigation",
             ],
         },
     },
@@ -309,7 +311,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+LOGIN_URL = "web-login"
+LOGIN_REDIRECT_URL = "web-overview"
+LOGOUT_REDIRECT_URL = "web-login"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

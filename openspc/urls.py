@@ -1,8 +1,7 @@
-"""URLs: the API under /api/v1/, its schema and docs, the admin."""
+"""URLs: the browser pages at the root, the API under /api/v1/, its schema and docs, the admin."""
 
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -20,7 +19,6 @@ api_v1: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="api-docs", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -30,6 +28,7 @@ urlpatterns = [
     # Anything else under /api/ answers in the API's error format, DEBUG or not. It ends in a
     # slash so that CommonMiddleware still redirects /api/v1/products to /api/v1/products/.
     re_path(r"^api/.*/$", not_found),
+    path("", include("apps.web.urls")),
 ]
 
 handler404 = "openspc.api.not_found"

@@ -68,6 +68,8 @@ def test_samples_violations_and_statistics_are_sent_to_their_groups_after_commit
     assert second["in_control"] is False
     assert second["id"] == Sample.objects.get(characteristic=dia, sequence=2).pk
     assert {(m["rule"], m["chart"]) for m in messages[2:4]} == {(1, "location"), (1, "dispersion")}
+    # A chart pulses a violation only while it awaits acknowledgement.
+    assert [m["requires_acknowledgement"] for m in messages[2:4]] == [True, True]
     assert [m["scope"] for m in messages[4:]] == ["lot", "product"]
     assert messages[4]["n"] == 2
     assert all("timestamp" in m for m in messages)

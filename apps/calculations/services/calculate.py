@@ -183,6 +183,7 @@ def violation_data(violation: Violation) -> dict[str, object]:
         "sequence": violation.sample.sequence, "lot": violation.sample.lot_id, "rule": violation.rule,
         "chart": violation.chart, "points": violation.points, "severity": violation.severity,
         "limits_version": violation.limits_version,
+        "requires_acknowledgement": violation.requires_acknowledgement,
     }  # fmt: skip
 
 

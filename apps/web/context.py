@@ -1,0 +1,35 @@
+"""Template context for every page: the navigation the user's role may use."""
+
+from dataclasses import dataclass
+
+from django.http import HttpRequest
+from django.urls import reverse
+
+from apps.config.roles import Role, has_role
+
+
+@dataclass(frozen=True)
+class NavLink:
+    label: str
+    url: str
+    active: bool
+
+
+def navigation(request: HttpRequest) -> dict[str, list[NavLink]]:
+    """Links to the pages that exist and that the user may use; none before sign-in or for a device.
+
+    Every role gets the overview and the API docs; a quality specialist also the admin (the
+    configuration lives there).
+    """
+    user = request.user
+    if not user.is_authenticated or has_role(user, Role.DEVICE):
+        return {"navigation": []}
+    current = request.resolver_match.view_name if request.resolver_match else None
+    pages = [("Overview", "web-overview"), ("API docs", "api-docs")]
+    if has_role(user, Role.QUALITY_SPECIALIST) or user.is_superuser:
+        pages.append(("Admin", "admin:index"))
+    return {
+        "navigation": [
+            NavLink(label=label, url=reverse(name), active=name == current) for label, name in pages
+        ]
+    }

@@ -1,0 +1,80 @@
+// REST calls from the browser with the session cookie. Writes carry the CSRF token.
+//
+//   import { apiGet, apiGetAll, apiPost, ApiError } from "./api.js";
+//   const page = await apiGet("/api/v1/samples/?characteristic=3");   // parsed JSON
+//   await apiPost("/api/v1/violations/7/acknowledge/", { reason: "…" });
+//
+// A failed call throws ApiError: `message` is the API's own message (openspc/api.py's
+// {"error": {"code", "message", "fields"}}), or a plain sentence when the server could not be
+// reached or did not answer in that format; `status` (0 when unreachable), `code` and `fields`.
+
+export class ApiError extends Error {
+  constructor(message, { status = 0, code = "error", fields = {} } = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.fields = fields;
+  }
+}
+
+function csrfToken() {
+  const cookie = document.cookie.split("; ").find((part) => part.startsWith("csrftoken="));
+  if (cookie) return decodeURIComponent(cookie.slice("csrftoken=".length));
+  // base.html also puts it in a meta tag, for when the cookie is not readable.
+  return document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+}
+
+async function request(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+  } catch {
+    throw new ApiError("The server could not be reached. Check the connection and try again.", {
+      code: "network_error",
+    });
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = data?.error;
+    throw new ApiError(
+      error?.message || `The server answered ${response.status} ${response.statusText}.`.trim(),
+      { status: response.status, code: error?.code, fields: error?.fields },
+    );
+  }
+  return data;
+}
+
+export function apiGet(path) {
+  return request("GET", path);
+}
+
+export function apiPost(path, body = {}) {
+  return request("POST", path, body);
+}
+
+// Every page of a paginated list ({"count", "next", "results"}), as one array; stops at `limit`.
+export async function apiGetAll(path, { limit = Infinity } = {}) {
+  const results = [];
+  let next = path;
+  while (next && results.length < limit) {
+    const page = await apiGet(next);
+    results.push(...page.results);
+    next = page.next;
+  }
+  return results.slice(0, limit);
+}

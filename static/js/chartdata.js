@@ -1,0 +1,332 @@
+// What the characteristic chart shows, without the DOM: formatting, the points and their
+// states, violations, limits, zones and histogram bins. chart.js draws it; tests run it
+// in Node (`node --test tests/web/js/`), so nothing here may touch `window` or `document`.
+
+export const MAX_POINTS = 1000;
+
+const LOCATION_LABELS = {
+  imr: "I", xbar_r: "X̄", xbar_s: "X̄", p: "p", np: "np", c: "c", u: "u", ewma: "EWMA", cusum: "CUSUM",
+};
+const DISPERSION_LABELS = { imr: "MR", xbar_r: "R", xbar_s: "S" };
+const ATTRIBUTE_KINDS = new Set(["p", "np", "c", "u"]);
+
+export const RULE_NAMES = {
+  1: "a point beyond the control limits",
+  2: "a run on one side of the centre line",
+  3: "a steady trend up or down",
+  4: "points alternating up and down",
+  5: "2 of 3 points beyond 2σ on one side",
+  6: "4 of 5 points beyond 1σ on one side",
+  7: "a run within 1σ of the centre line",
+  8: "a run beyond 1σ on both sides",
+};
+
+/** A number with the characteristic's decimals; an em dash when there is none. */
+export function formatNumber(value, decimals = 2) {
+  if (value === null || value === undefined || !Number.isFinite(Number(value))) return "—";
+  const places = Number.isInteger(decimals) && decimals >= 0 && decimals <= 10 ? decimals : 2;
+  const text = Number(value).toFixed(places);
+  return /^-0(\.0*)?$/.test(text) ? text.slice(1) : text;
+}
+
+/** "2026-03-01 09:00:00 CET": a timestamp in the plant's time zone. */
+export function formatTime(iso, timeZone = "UTC") {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "—";
+  const format = new Intl.DateTimeFormat("en-GB", {
+    timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+    second: "2-digit", hourCycle: "h23", timeZoneName: "short",
+  });
+  const part = Object.fromEntries(format.formatToParts(date).map((p) => [p.type, p.value]));
+  return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second} ${part.timeZoneName}`;
+}
+
+export function locationLabel(kind) {
+  return LOCATION_LABELS[kind] ?? kind;
+}
+
+/** MR, R or S; null for charts without a dispersion chart (attributes, EWMA, CUSUM). */
+export function dispersionLabel(kind) {
+  return DISPERSION_LABELS[kind] ?? null;
+}
+
+export function isAttributes(kind) {
+  return ATTRIBUTE_KINDS.has(kind);
+}
+
+/** The dispersion statistic of a sample, as the server's window.dispersion_statistic computes it. */
+export function dispersionOf(kind, sample, previousStatistic) {
+  if (kind === "imr") {
+    return previousStatistic === null || previousStatistic === undefined
+      ? null
+      : Math.abs(sample.mean - previousStatistic);
+  }
+  if (kind === "xbar_r") return sample.range ?? null;
+  if (kind === "xbar_s") return sample.sd ?? null;
+  return null;
+}
+
+/** Zone lines at 1, 2 and 3 σ of the plotted statistic (as selectors.chart_data makes them). */
+export function zonesOf(limits, kind, subgroupSize) {
+  if (!limits || !Number.isFinite(limits.center)) return null;
+  let sigma;
+  if (Number.isFinite(limits.sigma) && limits.sigma > 0) {
+    sigma = ATTRIBUTE_KINDS.has(kind) ? limits.sigma : limits.sigma / Math.sqrt(subgroupSize || 1);
+  } else if (Number.isFinite(limits.ucl)) {
+    sigma = (limits.ucl - limits.center) / 3;
+  } else {
+    return null;
+  }
+  const zone = (k) => [limits.center - k * sigma, limits.center + k * sigma];
+  return { sigma_1: zone(1), sigma_2: zone(2), sigma_3: zone(3) };
+}
+
+/** Needs acknowledging: its rule asks for it and nobody has yet. */
+export function awaitingAcknowledgement(violation) {
+  return violation.requires_acknowledgement !== false && !violation.acknowledged_at;
+}
+
+/**
+ * The chart's data: points in sequence order (at most `max`), their violations, the limits,
+ * zones and spec limits. Every change returns whether the chart must be redrawn.
+ */
+export class ChartModel {
+  constructor({ kind, subgroupSize = 1, lsl = null, usl = null, target = null, max = MAX_POINTS } = {}) {
+    this.kind = kind;
+    this.subgroupSize = subgroupSize;
+    this.spec = { lsl, usl, target };
+    this.max = max;
+    this.points = [];
+    this.limits = null;
+    this.zones = null;
+    this.violations = new Map(); // id -> violation
+  }
+
+  /** Replace everything with a chart-data response. */
+  load(data) {
+    this.kind = data.chart_type ?? this.kind;
+    this.subgroupSize = data.subgroup_size ?? this.subgroupSize;
+    this.spec = { lsl: data.lsl ?? null, usl: data.usl ?? null, target: data.target ?? null };
+    this.limits = data.limits ?? null;
+    this.zones = data.zones ?? zonesOf(this.limits, this.kind, this.subgroupSize);
+    this.points = (data.points ?? []).slice(-this.max).map((p) => ({ ...p }));
+    this.violations = new Map((data.violations ?? []).map((v) => [v.id, { ...v }]));
+  }
+
+  get lastSequence() {
+    return this.points.length ? this.points[this.points.length - 1].sequence : null;
+  }
+
+  get lastCreatedAt() {
+    return this.points.length ? this.points[this.points.length - 1].created_at : null;
+  }
+
+  /** Add a sample (a WebSocket `sample` payload or a catch-up row); false if it is not new. */
+  append(sample) {
+    const last = this.points[this.points.length - 1];
+    if (last && sample.sequence <= last.sequence) return false;
+    // As the server's window: the moving range is taken from the previous point held.
+    const previous = last ? last.statistic : null;
+    const dispersion = sample.dispersion !== undefined ? sample.dispersion : dispersionOf(this.kind, sample, previous);
+    this.points.push({
+      id: sample.id, sequence: sample.sequence, lot: sample.lot, n: sample.n, statistic: sample.statistic,
+      dispersion, mean: sample.mean, range: sample.range ?? null, sd: sample.sd ?? null,
+      in_control: sample.in_control ?? null, limits_version: sample.limits_version ?? null,
+      undersized: Boolean(sample.undersized), created_at: sample.created_at,
+    });
+    if (this.points.length > this.max) {
+      const dropped = this.points.splice(0, this.points.length - this.max);
+      const gone = new Set(dropped.map((p) => p.sequence));
+      for (const [id, v] of this.violations) if (gone.has(v.sequence)) this.violations.delete(id);
+    }
+    return true;
+  }
+
+  /** A new violation (or one seen again); its point turns out of control. */
+  addViolation(violation) {
+    const point = this.pointAt(violation.sequence);
+    if (!point) return false;
+    const known = this.violations.get(violation.id);
+    this.violations.set(violation.id, { ...known, ...violation });
+    point.in_control = false;
+    return true;
+  }
+
+  /** An `ack_update`: the violation stops awaiting acknowledgement. */
+  acknowledge(update) {
+    const violation = this.violations.get(update.id);
+    if (!violation) return false;
+    violation.acknowledged_at = update.acknowledged_at ?? new Date().toISOString();
+    violation.acknowledged_by_name = update.acknowledged_by_name;
+    return true;
+  }
+
+  /** A `limits_update` payload (or a limits object): new lines and zones. */
+  setLimits(limits) {
+    this.limits = { ...limits };
+    this.zones = zonesOf(this.limits, this.kind, this.subgroupSize);
+    return true;
+  }
+
+  pointAt(sequence) {
+    // Points are in sequence order; a binary search keeps hover and marking cheap at 1,000.
+    let low = 0;
+    let high = this.points.length - 1;
+    while (low <= high) {
+      const middle = (low + high) >> 1;
+      const found = this.points[middle].sequence;
+      if (found === sequence) return this.points[middle];
+      if (found < sequence) low = middle + 1;
+      else high = middle - 1;
+    }
+    return null;
+  }
+
+  indexOf(sequence) {
+    const point = this.pointAt(sequence);
+    return point ? this.points.indexOf(point) : -1;
+  }
+
+  /** The violations found at a point, by rule. */
+  violationsAt(sequence) {
+    return [...this.violations.values()]
+      .filter((v) => v.sequence === sequence)
+      .sort((a, b) => a.rule - b.rule || a.chart.localeCompare(b.chart));
+  }
+
+  /** "violation", "undersized", "in-control" or "pending" (not judged: no limits yet) on one chart. */
+  stateOf(point, chart = "location") {
+    const violations = this.violationsAt(point.sequence);
+    if (violations.some((v) => v.chart === chart)) return "violation";
+    if (chart === "location" && point.in_control === false && !violations.length) return "violation";
+    if (point.undersized) return "undersized";
+    return point.in_control === null ? "pending" : "in-control";
+  }
+
+  /** [{sequence, chart}] of the points whose violations await acknowledgement. */
+  pulsing() {
+    const seen = new Map();
+    for (const v of this.violations.values()) {
+      if (awaitingAcknowledgement(v) && this.pointAt(v.sequence)) seen.set(`${v.chart}:${v.sequence}`, v);
+    }
+    return [...seen.values()].map((v) => ({ sequence: v.sequence, chart: v.chart }));
+  }
+
+  /** How many samples pulse (a sample with location and dispersion violations counts once). */
+  pulsingCount() {
+    return new Set(this.pulsing().map((p) => p.sequence)).size;
+  }
+
+  /** The sequences of the patterns completed at a point, per chart ({location: [...], dispersion: [...]}). */
+  patternAt(sequence) {
+    const pattern = { location: new Set(), dispersion: new Set() };
+    for (const v of this.violationsAt(sequence)) for (const s of v.points ?? [sequence]) pattern[v.chart]?.add(s);
+    return { location: [...pattern.location].sort((a, b) => a - b), dispersion: [...pattern.dispersion].sort((a, b) => a - b) };
+  }
+
+  /** uPlot data: [sequences, statistics] and [sequences, dispersions]. */
+  series() {
+    const xs = this.points.map((p) => p.sequence);
+    return {
+      location: [xs, this.points.map((p) => p.statistic)],
+      dispersion: [xs, this.points.map((p) => p.dispersion ?? null)],
+    };
+  }
+
+  /** Horizontal lines of a chart: [{key, label, value, style}], style "center" | "limit" | "spec". */
+  lines(chart = "location") {
+    const limits = this.limits;
+    const lines = [];
+    const add = (key, label, value, style) => {
+      if (value !== null && value !== undefined && Number.isFinite(value)) lines.push({ key, label, value, style });
+    };
+    if (chart === "location") {
+      if (limits) {
+        add("ucl", "UCL", limits.ucl, "limit");
+        add("center", "CL", limits.center, "center");
+        add("lcl", "LCL", limits.lcl, "limit");
+      }
+      if (!ATTRIBUTE_KINDS.has(this.kind)) {
+        add("usl", "USL", this.spec.usl, "spec");
+        add("lsl", "LSL", this.spec.lsl, "spec");
+      }
+    } else if (limits) {
+      add("ucl", "UCL", limits.dispersion_ucl, "limit");
+      add("center", "CL", limits.dispersion_center, "center");
+      add("lcl", "LCL", limits.dispersion_lcl, "limit");
+    }
+    return lines;
+  }
+
+  /** Shaded bands of the location chart: ±2σ (outer) and ±1σ (inner). */
+  bands() {
+    if (!this.zones) return [];
+    return [
+      { key: "sigma_2", from: this.zones.sigma_2[0], to: this.zones.sigma_2[1] },
+      { key: "sigma_1", from: this.zones.sigma_1[0], to: this.zones.sigma_1[1] },
+    ];
+  }
+
+  /** The y range of a chart: its values and lines, with a little room. */
+  range(chart = "location", from = null, to = null) {
+    const values = this.points
+      .filter((p) => (from === null || p.sequence >= from) && (to === null || p.sequence <= to))
+      .map((p) => (chart === "location" ? p.statistic : p.dispersion));
+    const all = [...values, ...this.lines(chart).map((l) => l.value)].filter((v) => v !== null && Number.isFinite(v));
+    if (!all.length) return [0, 1];
+    let low = Math.min(...all);
+    let high = Math.max(...all);
+    const pad = high > low ? (high - low) * 0.08 : Math.abs(high) * 0.1 || 1;
+    low -= pad;
+    high += pad;
+    if (chart === "dispersion" && low < 0 && Math.min(...all) >= 0) low = 0;
+    return [low, high];
+  }
+}
+
+/**
+ * Bins of a histogram of `values` that also spans the spec limits: {edges, counts, width}.
+ * Sturges' rule for the number of bins (5 to 30).
+ */
+export function histogram(values, { lsl = null, usl = null, bins = null } = {}) {
+  const finite = values.filter((v) => v !== null && Number.isFinite(v));
+  if (!finite.length) return { edges: [], counts: [], width: 0 };
+  const bounds = [...finite, lsl, usl].filter((v) => v !== null && Number.isFinite(v));
+  let low = Math.min(...bounds);
+  let high = Math.max(...bounds);
+  if (high === low) {
+    low -= 0.5;
+    high += 0.5;
+  }
+  const count = bins ?? Math.min(30, Math.max(5, Math.ceil(Math.log2(finite.length) + 1)));
+  const width = (high - low) / count;
+  const edges = Array.from({ length: count + 1 }, (_, i) => low + i * width);
+  const counts = new Array(count).fill(0);
+  for (const v of finite) counts[Math.min(count - 1, Math.floor((v - low) / width))] += 1;
+  return { edges, counts, width };
+}
+
+/** The tooltip's rows for a point: [[label, text]] and its rules. */
+export function describePoint(model, point, { decimals = 2, unit = "", timeZone = "UTC" } = {}) {
+  const kind = model.kind;
+  const withUnit = (v) => (unit && formatNumber(v, decimals) !== "—" ? `${formatNumber(v, decimals)} ${unit}` : formatNumber(v, decimals));
+  const rows = [["Time", formatTime(point.created_at, timeZone)], ["Lot", `#${point.lot}`]];
+  if (isAttributes(kind)) {
+    rows.push(["Count", formatNumber(point.mean, 0)], ["n", String(point.n)]);
+    if (kind === "p" || kind === "u") rows.push([locationLabel(kind), formatNumber(point.statistic, Math.max(decimals, 3))]);
+  } else {
+    rows.push([point.n > 1 ? "Mean" : "Value", withUnit(point.mean)], ["n", String(point.n)]);
+    if (kind === "imr") rows.push(["MR", withUnit(point.dispersion)]);
+    if (point.n > 1 && point.range !== null) rows.push(["Range", withUnit(point.range)]);
+    if (point.n > 1 && point.sd !== null) rows.push(["SD", withUnit(point.sd)]);
+  }
+  if (point.undersized) rows.push(["Subgroup", "undersized"]);
+  const rules = model.violationsAt(point.sequence).map((v) => ({
+    rule: v.rule,
+    chart: v.chart,
+    text: `Rule ${v.rule} (${v.chart}): ${RULE_NAMES[v.rule] ?? "pattern"}`,
+    awaiting: awaitingAcknowledgement(v),
+  }));
+  return { title: `Sample ${point.sequence}`, rows, rules };
+}
