@@ -99,9 +99,9 @@ def password_usable_by_server(user: AbstractBaseUser) -> str:
 
 def sign_in(page: Page, username: str, password: str) -> None:
     """Fill in and send the login form (the page must show it)."""
-    page.get_by_label("Username").fill(username)
+    page.get_by_label(re.compile(r"^user ?name", re.IGNORECASE)).fill(username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name=re.compile("sign in|log in", re.IGNORECASE)).click()
+    page.get_by_role("button", name="Sign in").click()
 
 
 def signed_in(context: BrowserContext, user: AbstractBaseUser, *, path: str = "/") -> Page:
