@@ -9,32 +9,37 @@ Tests that use `server` must be transactional (the server is another process: it
 committed rows): mark them `django_db(transaction=True, serialized_rollback=True)`.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect, sync_playwright
 
 from tests.calculations.workers import CeleryWorkers
+from tests.observations.conftest import plant
 from tests.subscriptions.helpers import Daphne
 from tests.web.browser import (
+    ASYNC_CHECKS_ON,
     CHROMIUM,
     CHROMIUM_ARGS,
     CHROMIUM_MISSING,
     TIMEOUT_MS,
     VIEWPORT,
-    ASYNC_CHECKS_ON,
     async_checks_on,
     orm_beside_playwright,
     screenshot_path,
 )
 
+__all__ = ["plant"]
+
 Screenshot = Callable[[Page, str], Path]
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Keep each phase's report on the test, so the page fixture knows whether the test failed."""
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test, so the screenshot fixture knows whether the test failed."""
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
@@ -45,8 +50,11 @@ def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless, for every test of this package (started once: ~1 s)."""
     if not CHROMIUM.exists():
         pytest.skip(CHROMIUM_MISSING)
+    expect.set_options(timeout=TIMEOUT_MS)
     with orm_beside_playwright(), sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         yield chromium
         chromium.close()
 
@@ -91,7 +99,9 @@ def page_errors() -> list[str]:
 
 
 @pytest.fixture
-def screenshot(request: pytest.FixtureRequest, context: BrowserContext, page_errors: list[str]) -> Iterator[Screenshot]:
+def screenshot(
+    request: pytest.FixtureRequest, context: BrowserContext, page_errors: list[str]
+) -> Iterator[Screenshot]:
     """screenshot(page, step) saves var/screenshots/<test>-<step>.png. When the test fails, every
     open page of the context is saved too (<test>-failure-<n>.png), and the JavaScript errors seen
     are printed."""
