@@ -16,7 +16,8 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password
 from django.contrib.auth.models import AbstractBaseUser
-from playwright.sync_api import BrowserContext, Page, expect
+from django.db import connections
+from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_MISSING = f"Chromium is not installed ({CHROMIUM}); `apt-get install chromium` (.ci/run does)"
@@ -46,20 +47,33 @@ SCREENSHOTS = settings.VAR_DIR / "screenshots"
 DOCS_SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 
 ASYNC_UNSAFE = "DJANGO_ALLOW_ASYNC_UNSAFE"
+SERIALIZED = "_test_serialized_contents"  # what Django keeps on a connection for serialized_rollback
 
 
 @contextlib.contextmanager
-def orm_beside_playwright() -> Iterator[None]:
-    """Allow the ORM in this thread while Playwright's sync API runs.
+def playwright_beside_the_orm() -> Iterator[Playwright]:
+    """Playwright's sync API, started so that the tests can still use the ORM in this thread.
 
-    The sync API keeps an asyncio loop marked as running in the calling thread, from start to stop;
-    Django then takes every ORM call in the tests for one made from async code and refuses it. The
-    calls are synchronous all the same (the loop only drives the browser), so the check is off for
-    as long as the loop runs, and back on after."""
+    From start to stop, the sync API keeps an asyncio loop marked as running in the calling thread.
+    Django then takes every ORM call for one made from async code, and (1) refuses it, and (2) keeps
+    its connections in storage of their own (asgiref's Local: thread-local when no loop runs,
+    context-local when one does), so the connection that pytest-django prepared, with the data a
+    `serialized_rollback` test restores, is not the one the tests get. So: the async check is off
+    while the loop runs (the calls are synchronous all the same; the loop only drives the
+    browser); the new connections get the serialized data; and they are closed before the loop
+    stops, or the test database could not be dropped at the end."""
+    serialized = {alias: getattr(connections[alias], SERIALIZED, None) for alias in connections}
     before = os.environ.get(ASYNC_UNSAFE)
     os.environ[ASYNC_UNSAFE] = "true"
     try:
-        yield
+        with sync_playwright() as playwright:
+            for alias, contents in serialized.items():
+                if contents is not None:
+                    setattr(connections[alias], SERIALIZED, contents)
+            try:
+                yield playwright
+            finally:
+                connections.close_all()
     finally:
         if before is None:
             del os.environ[ASYNC_UNSAFE]

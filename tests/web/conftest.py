@@ -13,7 +13,7 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
 
 from tests.calculations.workers import CeleryWorkers
 from tests.observations.conftest import plant
@@ -26,7 +26,7 @@ from tests.web.browser import (
     TIMEOUT_MS,
     VIEWPORT,
     async_checks_on,
-    orm_beside_playwright,
+    playwright_beside_the_orm,
     screenshot_path,
 )
 
@@ -51,7 +51,7 @@ def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip(CHROMIUM_MISSING)
     expect.set_options(timeout=TIMEOUT_MS)
-    with orm_beside_playwright(), sync_playwright() as playwright:
+    with playwright_beside_the_orm() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
