@@ -1,4 +1,623 @@
-// PLACEHOLDER: the chart page's script comes from the chart helper.
+// The characteristic chart page (templates/web/chart.html): the location and dispersion charts
+// with limits, zones, spec lines and violations, live over the WebSocket, with a tooltip, zoom,
+// keyboard navigation and the capability summary. What is drawn comes from chartdata.js (pure,
+// tested in Node); this module owns the DOM and uPlot (static/vendor/uplot, a global script).
+//
+// For tests: the chart region carries data-points (samples held) and data-pulsing (samples whose
+// violations await acknowledgement), updated on every change.
+
+import { apiGet, apiGetAll } from "./api.js";
+import { CapabilityPanel } from "./capability.js";
+import {
+  ChartModel,
+  MAX_POINTS,
+  describePoint,
+  dispersionLabel,
+  formatNumber,
+  isAttributes,
+  locationLabel,
+  spreadLabels,
+} from "./chartdata.js";
+import { Live, statusBadge } from "./live.js";
+
+const uPlot = window.uPlot;
 const page = document.getElementById("chart-page");
-const status = page?.querySelector("[data-chart-status]");
-if (status) status.textContent = "The chart is not built yet.";
+
+const COLOURS = {
+  line: "#5b6b80",
+  "in-control": "#1a4fb4",
+  violation: "#b3261e",
+  undersized: "#8a5a00",
+  pending: "#6b6b6b",
+  center: "#1b6e3a",
+  limit: "#b3261e",
+  spec: "#6a1b9a",
+  zoneOuter: "rgba(26, 79, 180, 0.07)",
+  zoneInner: "rgba(26, 79, 180, 0.13)",
+  axis: "#333",
+  grid: "#e3e6ea",
+  bar: "rgba(26, 79, 180, 0.55)",
+};
+const HEIGHTS = { location: 300, dispersion: 170 };
+
+const config = {
+  id: Number(page.dataset.characteristicId),
+  name: page.dataset.name ?? "",
+  unit: page.dataset.unit ?? "",
+  decimals: Number.parseInt(page.dataset.decimals, 10),
+  timeZone: page.dataset.timeZone || "UTC",
+};
+if (!Number.isInteger(config.decimals)) config.decimals = 2;
+
+const el = {
+  status: page.querySelector("[data-chart-status]"),
+  region: page.querySelector("[data-chart]"),
+  meta: page.querySelector("[data-chart-meta]"),
+  plots: {
+    location: page.querySelector('[data-plot="location"]'),
+    dispersion: page.querySelector('[data-plot="dispersion"]'),
+  },
+  titles: {
+    location: page.querySelector('[data-plot-title="location"]'),
+    dispersion: page.querySelector('[data-plot-title="dispersion"]'),
+  },
+  tooltip: page.querySelector("[data-chart-tooltip]"),
+  announce: page.querySelector("[data-chart-announce]"),
+  ranges: [...page.querySelectorAll("[data-range]")],
+  resetZoom: page.querySelector("[data-zoom-reset]"),
+};
+
+const model = new ChartModel();
+const capability = new CapabilityPanel({
+  root: page, characteristicId: config.id, decimals: config.decimals, colours: COLOURS,
+});
+const state = {
+  limit: 100,
+  loading: true,
+  failed: false, // the last load failed: the error shows until "Try again" or a reconnect loads
+  queued: [], // live messages that arrive while the chart data loads
+  plots: {}, // chart -> uPlot
+  zoomed: false,
+  hovered: null, // sequence under the mouse or the keyboard
+  keyboardIndex: null,
+  syncingScale: false,
+};
+
+// --- Status: loading, empty, error ---------------------------------------------------------
+
+function showStatus(kind, message, { retry = false } = {}) {
+  el.status.hidden = kind === "ready";
+  el.status.className = kind === "error" ? "notice notice--error" : kind === "empty" ? "empty" : "loading";
+  el.status.replaceChildren();
+  if (kind === "ready") return;
+  const text = document.createElement("p");
+  text.textContent = message;
+  el.status.append(text);
+  if (retry) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "button";
+    button.textContent = "Try again";
+    button.addEventListener("click", () => load());
+    el.status.append(button);
+  }
+}
+
+function publishCounts() {
+  el.region.dataset.points = String(model.points.length);
+  el.region.dataset.pulsing = String(model.pulsingCount());
+}
+
+// --- Loading ---------------------------------------------------------------------------------
+
+async function load(limit = state.limit) {
+  state.limit = limit;
+  state.loading = true;
+  el.ranges.forEach((b) => b.setAttribute("aria-pressed", String(Number(b.dataset.range) === limit)));
+  showStatus("loading", "Loading the chart…");
+  el.region.setAttribute("aria-busy", "true");
+  try {
+    const data = await apiGet(`/api/v1/characteristics/${config.id}/chart-data/?limit=${limit}`);
+    model.load(data);
+  } catch (error) {
+    // Live messages wait for a successful load: points on top of nothing would mislead.
+    state.loading = false;
+    state.failed = true;
+    state.queued = [];
+    el.region.setAttribute("aria-busy", "false");
+    el.region.hidden = true;
+    showStatus("error", `The chart could not be loaded: ${error.message}`, { retry: true });
+    capability.draw(model);
+    return;
+  }
+  state.loading = false;
+  state.failed = false;
+  el.region.setAttribute("aria-busy", "false");
+  const queued = state.queued.splice(0);
+  queued.forEach((message) => handleMessage(message, { draw: false }));
+  describeChart();
+  state.zoomed = false;
+  render();
+}
+
+function describeChart() {
+  const kind = model.kind;
+  const dispersion = dispersionLabel(kind);
+  const name = dispersion ? `${locationLabel(kind)}-${dispersion}` : locationLabel(kind);
+  const parts = [`${name} chart`, `subgroup size ${model.subgroupSize}`];
+  if (config.unit) parts.push(`unit ${config.unit}`);
+  if (!isAttributes(kind)) {
+    if (model.spec.lsl !== null) parts.push(`LSL ${formatNumber(model.spec.lsl, config.decimals)}`);
+    if (model.spec.usl !== null) parts.push(`USL ${formatNumber(model.spec.usl, config.decimals)}`);
+  }
+  if (model.limits) {
+    parts.push(`limits v${model.limits.version}${model.limits.frozen ? " (frozen)" : ""}`);
+  } else {
+    parts.push("no control limits yet: points are not judged");
+  }
+  el.meta.textContent = parts.join(" · ");
+  el.titles.location.textContent = `${locationLabel(kind)} chart`;
+  el.titles.dispersion.textContent = dispersion ? `${dispersion} chart` : "";
+}
+
+// --- Drawing ---------------------------------------------------------------------------------
+
+function render() {
+  publishCounts();
+  if (!model.points.length) {
+    destroyPlots();
+    el.region.hidden = true;
+    showStatus("empty", "No samples yet — values will appear here as they arrive.");
+    capability.draw(model);
+    return;
+  }
+  showStatus("ready");
+  el.region.hidden = false;
+  const charts = dispersionLabel(model.kind) ? ["location", "dispersion"] : ["location"];
+  el.plots.dispersion.parentElement.hidden = charts.length === 1;
+  const series = model.series();
+  for (const chart of charts) {
+    const plot = state.plots[chart];
+    if (plot) plot.setData(series[chart], !state.zoomed);
+    else state.plots[chart] = makePlot(chart, series[chart]);
+  }
+  el.resetZoom.disabled = !state.zoomed;
+  capability.draw(model);
+}
+
+function destroyPlots() {
+  for (const plot of Object.values(state.plots)) plot.destroy();
+  state.plots = {};
+}
+
+function plotWidth() {
+  return Math.max(280, el.region.clientWidth || page.clientWidth || 600);
+}
+
+function plotHeight(chart) {
+  return window.innerWidth < 600 ? Math.round(HEIGHTS[chart] * 0.75) : HEIGHTS[chart];
+}
+
+function valueDecimals(chart) {
+  if (chart === "location" && (model.kind === "p" || model.kind === "u")) return Math.max(config.decimals, 3);
+  return config.decimals;
+}
+
+function makePlot(chart, data) {
+  const decimals = valueDecimals(chart);
+  const options = {
+    width: plotWidth(),
+    height: plotHeight(chart),
+    legend: { show: false },
+    scales: {
+      x: { time: false, range: xRange },
+      y: {
+        range: (u) => model.range(chart, u.scales.x.min ?? null, u.scales.x.max ?? null),
+      },
+    },
+    axes: [
+      {
+        stroke: COLOURS.axis,
+        grid: { stroke: COLOURS.grid },
+        incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000],
+        values: (u, splits) => splits.map((v) => (Number.isInteger(v) ? String(v) : "")),
+        label: chart === "dispersion" || !dispersionLabel(model.kind) ? "Sample" : undefined,
+      },
+      {
+        stroke: COLOURS.axis,
+        grid: { stroke: COLOURS.grid },
+        size: 64,
+        values: (u, splits) => splits.map((v) => formatNumber(v, decimals)),
+      },
+    ],
+    series: [
+      { label: "Sample" },
+      {
+        label: chart === "location" ? locationLabel(model.kind) : dispersionLabel(model.kind),
+        stroke: COLOURS.line,
+        width: 1.5,
+        points: { show: false },
+      },
+    ],
+    cursor: {
+      sync: { key: `chart-${config.id}`, setSeries: false },
+      drag: { x: true, y: false, setScale: true },
+      points: { size: 12, width: 2, fill: "#fff", stroke: COLOURS.axis },
+      y: false,
+    },
+    hooks: {
+      drawClear: [(u) => chart === "location" && drawZones(u)],
+      drawAxes: [(u) => drawLines(u, chart)],
+      draw: [(u) => drawMarkers(u, chart), (u) => drawLineLabels(u, chart), (u) => placeMarks(u, chart)],
+      setScale: [(u, key) => key === "x" && syncZoom(u, chart)],
+      setCursor: [(u) => hover(u, chart)],
+    },
+  };
+  return new uPlot(options, data, el.plots[chart]);
+}
+
+// Half a sample of room either side of the whole data, so the first and last points are whole;
+// a zoom (or a synced zoom from the other chart) is taken as it is, else the charts would keep
+// widening each other.
+function xRange(u, min, max) {
+  const xs = u.data[0];
+  if (!xs.length || min > xs[0] || max < xs[xs.length - 1]) return [min, max];
+  return [Math.min(min, xs[0] - 0.5), Math.max(max, xs[xs.length - 1] + 0.5)];
+}
+
+function drawZones(u) {
+  const { ctx, bbox } = u;
+  ctx.save();
+  for (const band of model.bands()) {
+    const top = u.valToPos(band.to, "y", true);
+    const bottom = u.valToPos(band.from, "y", true);
+    ctx.fillStyle = band.key === "sigma_1" ? COLOURS.zoneInner : COLOURS.zoneOuter;
+    const y = Math.max(bbox.top, Math.min(top, bottom));
+    const end = Math.min(bbox.top + bbox.height, Math.max(top, bottom));
+    if (end > y) ctx.fillRect(bbox.left, y, bbox.width, end - y);
+  }
+  ctx.restore();
+}
+
+function drawLines(u, chart) {
+  const { ctx, bbox } = u;
+  const ratio = uPlot.pxRatio;
+  ctx.save();
+  for (const line of model.lines(chart)) {
+    const y = Math.round(u.valToPos(line.value, "y", true));
+    if (y < bbox.top || y > bbox.top + bbox.height) continue;
+    ctx.strokeStyle = COLOURS[line.style];
+    ctx.lineWidth = 1.5 * ratio;
+    ctx.setLineDash(line.style === "spec" ? [8 * ratio, 4 * ratio] : line.style === "limit" ? [3 * ratio, 3 * ratio] : []);
+    ctx.beginPath();
+    ctx.moveTo(bbox.left, y);
+    ctx.lineTo(bbox.left + bbox.width, y);
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
+// The lines' names and values at the right end, over the points, spread apart where lines are close.
+function drawLineLabels(u, chart) {
+  const { ctx, bbox } = u;
+  const ratio = uPlot.pxRatio;
+  const shown = model
+    .lines(chart)
+    .map((line) => ({ line, y: u.valToPos(line.value, "y", true) }))
+    .filter(({ y }) => y >= bbox.top && y <= bbox.top + bbox.height);
+  const ys = spreadLabels(shown.map(({ y }) => y - 4 * ratio), 13 * ratio);
+  ctx.save();
+  ctx.font = `${12 * ratio}px system-ui, sans-serif`;
+  ctx.textAlign = "right";
+  ctx.lineJoin = "round";
+  shown.forEach(({ line }, i) => {
+    const text = `${line.label} ${formatNumber(line.value, valueDecimals(chart))}`;
+    const x = bbox.left + bbox.width - 4 * ratio;
+    ctx.strokeStyle = "rgba(255, 255, 255, 0.9)";
+    ctx.lineWidth = 3 * ratio;
+    ctx.strokeText(text, x, ys[i]);
+    ctx.fillStyle = COLOURS[line.style];
+    ctx.fillText(text, x, ys[i]);
+  });
+  ctx.restore();
+}
+
+function drawMarkers(u, chart) {
+  const { ctx, bbox } = u;
+  const ratio = uPlot.pxRatio;
+  const [xs, ys] = u.data;
+  const min = u.scales.x.min;
+  const max = u.scales.x.max;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
+  ctx.clip();
+  ctx.setLineDash([]);
+  for (let i = 0; i < xs.length; i++) {
+    if (ys[i] === null || xs[i] < min || xs[i] > max) continue;
+    const pointState = model.stateOf(model.points[i], chart);
+    const x = u.valToPos(xs[i], "x", true);
+    const y = u.valToPos(ys[i], "y", true);
+    const colour = COLOURS[pointState];
+    ctx.beginPath();
+    if (pointState === "violation") {
+      // A diamond, so the state does not rest on colour alone.
+      const r = 6 * ratio;
+      ctx.moveTo(x, y - r);
+      ctx.lineTo(x + r, y);
+      ctx.lineTo(x, y + r);
+      ctx.lineTo(x - r, y);
+      ctx.closePath();
+      ctx.fillStyle = colour;
+      ctx.fill();
+    } else {
+      ctx.arc(x, y, 3.5 * ratio, 0, 2 * Math.PI);
+      ctx.lineWidth = 1.5 * ratio;
+      ctx.strokeStyle = colour;
+      ctx.fillStyle = pointState === "in-control" ? colour : "#fff"; // hollow: undersized, not judged
+      ctx.fill();
+      ctx.stroke();
+    }
+  }
+  ctx.restore();
+}
+
+// DOM marks over the canvas: pulsing rings (CSS animation) and the hovered violation's pattern.
+function placeMarks(u, chart) {
+  const layer = markLayer(u);
+  layer.replaceChildren();
+  const min = u.scales.x.min;
+  const max = u.scales.x.max;
+  const add = (sequence, className) => {
+    const index = model.indexOf(sequence);
+    const value = index < 0 ? null : u.data[1][index];
+    if (value === null || value === undefined || sequence < min || sequence > max) return;
+    const mark = document.createElement("span");
+    mark.className = className;
+    mark.style.left = `${u.valToPos(sequence, "x")}px`;
+    mark.style.top = `${u.valToPos(value, "y")}px`;
+    layer.append(mark);
+  };
+  for (const pulse of model.pulsing()) if (pulse.chart === chart) add(pulse.sequence, "chart-mark chart-mark--pulse");
+  if (state.hovered !== null) {
+    for (const sequence of model.patternAt(state.hovered)[chart]) add(sequence, "chart-mark chart-mark--pattern");
+  }
+}
+
+function markLayer(u) {
+  let layer = u.over.querySelector(".chart-marks");
+  if (!layer) {
+    layer = document.createElement("div");
+    layer.className = "chart-marks";
+    layer.setAttribute("aria-hidden", "true");
+    u.over.append(layer);
+  }
+  return layer;
+}
+
+// --- Zoom ------------------------------------------------------------------------------------
+
+function syncZoom(u, chart) {
+  const xs = u.data[0];
+  if (!xs.length) return;
+  const { min, max } = u.scales.x;
+  state.zoomed = min > xs[0] + 1e-9 || max < xs[xs.length - 1] - 1e-9;
+  el.resetZoom.disabled = !state.zoomed;
+  if (state.syncingScale) return;
+  state.syncingScale = true;
+  for (const [other, plot] of Object.entries(state.plots)) {
+    if (other !== chart && (plot.scales.x.min !== min || plot.scales.x.max !== max)) plot.setScale("x", { min, max });
+  }
+  state.syncingScale = false;
+}
+
+function resetZoom() {
+  state.zoomed = false;
+  const series = model.series();
+  for (const [chart, plot] of Object.entries(state.plots)) plot.setData(series[chart], true);
+  el.resetZoom.disabled = true;
+}
+
+// --- Tooltip and keyboard --------------------------------------------------------------------
+
+function hover(u, chart) {
+  const index = u.cursor.idx;
+  const sequence = index === null || index === undefined ? null : u.data[0][index];
+  if (sequence === state.hovered) return;
+  state.hovered = sequence;
+  if (sequence === null) {
+    if (document.activeElement !== el.region) hideTooltip();
+  } else {
+    showTooltip(index, u, chart);
+  }
+  for (const [name, plot] of Object.entries(state.plots)) placeMarks(plot, name);
+}
+
+function showTooltip(index, u, chart) {
+  const point = model.points[index];
+  if (!point) return;
+  const text = describePoint(model, point, { decimals: config.decimals, unit: config.unit, timeZone: config.timeZone });
+  const title = document.createElement("strong");
+  title.textContent = text.title;
+  const rows = document.createElement("dl");
+  for (const [label, value] of text.rows) {
+    const row = document.createElement("div");
+    const term = document.createElement("dt");
+    term.textContent = label;
+    const detail = document.createElement("dd");
+    detail.textContent = value;
+    row.append(term, detail);
+    rows.append(row);
+  }
+  const children = [title, rows];
+  if (text.rules.length) {
+    const list = document.createElement("ul");
+    list.className = "chart-tooltip__rules";
+    for (const rule of text.rules) {
+      const item = document.createElement("li");
+      item.textContent = rule.text;
+      list.append(item);
+    }
+    children.push(list);
+  } else if (point.in_control === true) {
+    const ok = document.createElement("p");
+    ok.textContent = "In control";
+    children.push(ok);
+  }
+  el.tooltip.replaceChildren(...children);
+  el.tooltip.hidden = false;
+  // Next to the point, inside the chart region, flipped to the left near the right edge.
+  const value = u.data[1][index] ?? model.points[index].statistic;
+  const over = u.over.getBoundingClientRect();
+  const region = el.region.getBoundingClientRect();
+  const x = over.left - region.left + u.valToPos(u.data[0][index], "x");
+  const y = over.top - region.top + (value === null ? 0 : u.valToPos(value, "y"));
+  const width = el.tooltip.offsetWidth;
+  const left = x + 14 + width > region.width ? Math.max(0, x - 14 - width) : x + 14;
+  el.tooltip.style.left = `${left}px`;
+  el.tooltip.style.top = `${Math.max(0, Math.min(y - 10, region.height - el.tooltip.offsetHeight))}px`;
+  return text;
+}
+
+function hideTooltip() {
+  el.tooltip.hidden = true;
+}
+
+function moveKeyboard(event) {
+  const plot = state.plots.location;
+  if (!plot || !model.points.length) return;
+  const last = model.points.length - 1;
+  const steps = { ArrowLeft: -1, ArrowRight: 1, PageUp: -10, PageDown: 10 };
+  let index = state.keyboardIndex ?? last;
+  if (event.key in steps) index = state.keyboardIndex === null ? last : index + steps[event.key] * (event.shiftKey ? 10 : 1);
+  else if (event.key === "Home") index = 0;
+  else if (event.key === "End") index = last;
+  else if (event.key === "Escape") {
+    state.keyboardIndex = null;
+    hideTooltip();
+    return;
+  } else return;
+  event.preventDefault();
+  index = Math.max(0, Math.min(last, index));
+  state.keyboardIndex = index;
+  const point = model.points[index];
+  // Bring the point into a zoomed view.
+  const { min, max } = plot.scales.x;
+  if (point.sequence < min || point.sequence > max) {
+    const width = max - min;
+    const start = Math.max(model.points[0].sequence, point.sequence - width / 2);
+    plot.setScale("x", { min: start, max: start + width });
+  }
+  plot.setCursor({ left: plot.valToPos(point.sequence, "x"), top: plot.valToPos(point.statistic, "y") });
+  const text = showTooltip(index, plot, "location");
+  if (text) el.announce.textContent = `${text.title}: ${text.rows.map(([l, v]) => `${l} ${v}`).join(", ")}. ${text.rules.map((r) => r.text).join(". ")}`;
+}
+
+// --- Live ------------------------------------------------------------------------------------
+
+function handleMessage(message, { draw = true } = {}) {
+  const payload = message.payload ?? {};
+  if (payload.characteristic !== config.id || state.failed) return;
+  if (state.loading) {
+    state.queued.push(message);
+    return;
+  }
+  let changed = false;
+  switch (message.type) {
+    case "sample":
+      changed = model.append(payload);
+      break;
+    case "violation":
+      changed = model.addViolation(payload);
+      if (changed && draw) el.announce.textContent = `Sample ${payload.sequence} broke rule ${payload.rule} on the ${payload.chart} chart.`;
+      break;
+    case "ack_update":
+      changed = model.acknowledge(payload);
+      break;
+    case "limits_update":
+      changed = model.setLimits(payload);
+      if (changed) describeChart();
+      if (changed && draw) rescaleY();
+      break;
+    case "statistics_update":
+      if (payload.scope === "product") capability.schedule();
+      break;
+    default:
+      break;
+  }
+  if (changed && draw) render();
+}
+
+function rescaleY() {
+  for (const [chart, plot] of Object.entries(state.plots)) {
+    const [min, max] = model.range(chart, plot.scales.x.min ?? null, plot.scales.x.max ?? null);
+    plot.setScale("y", { min, max });
+  }
+}
+
+async function catchUp() {
+  if (state.loading) return;
+  const since = model.lastSequence;
+  if (since === null || state.failed) {
+    await load();
+    return;
+  }
+  const after = model.lastCreatedAt;
+  try {
+    const samples = await apiGetAll(
+      `/api/v1/samples/?characteristic=${config.id}&since=${since}&page_size=1000`,
+      { limit: MAX_POINTS },
+    );
+    samples.forEach((sample) => model.append(sample));
+    const violations = await apiGetAll(
+      `/api/v1/violations/?characteristic=${config.id}&since=${encodeURIComponent(after)}`,
+      { limit: MAX_POINTS },
+    );
+    violations.forEach((violation) => model.addViolation(violation));
+  } catch (error) {
+    el.announce.textContent = `Catching up after the reconnect failed: ${error.message}`;
+    return;
+  }
+  render();
+  capability.schedule();
+}
+
+// --- Start -----------------------------------------------------------------------------------
+
+function resize() {
+  for (const [chart, plot] of Object.entries(state.plots)) plot.setSize({ width: plotWidth(), height: plotHeight(chart) });
+}
+
+function start() {
+  if (!uPlot) {
+    showStatus("error", "The charting library is missing: run `make vendor` on the server.");
+    return;
+  }
+  el.ranges.forEach((button) => button.addEventListener("click", () => load(Number(button.dataset.range))));
+  el.resetZoom.addEventListener("click", resetZoom);
+  el.region.addEventListener("keydown", moveKeyboard);
+  el.region.addEventListener("blur", () => {
+    state.keyboardIndex = null;
+    hideTooltip();
+  });
+  el.region.addEventListener("mouseleave", () => document.activeElement !== el.region && hideTooltip());
+  let resizeTimer = null;
+  new ResizeObserver(() => {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(resize, 100);
+  }).observe(page);
+  // Subscribe before loading, so nothing committed in between is missed (load replays the queue).
+  const live = new Live({
+    onMessage: (message) => handleMessage(message),
+    onStatus: statusBadge(document.querySelector("[data-live-status]")),
+    onReconnect: () => catchUp(),
+    onError: (message) => {
+      el.announce.textContent = message;
+    },
+  });
+  live.subscribe([config.id]);
+  load();
+  capability.refresh();
+}
+
+start();

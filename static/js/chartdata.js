@@ -101,6 +101,8 @@ export class ChartModel {
     this.limits = null;
     this.zones = null;
     this.violations = new Map(); // id -> violation
+    // Violations of samples not held yet (a catch-up can bring them before their sample).
+    this.early = new Map();
   }
 
   /** Replace everything with a chart-data response. */
@@ -112,6 +114,7 @@ export class ChartModel {
     this.zones = data.zones ?? zonesOf(this.limits, this.kind, this.subgroupSize);
     this.points = (data.points ?? []).slice(-this.max).map((p) => ({ ...p }));
     this.violations = new Map((data.violations ?? []).map((v) => [v.id, { ...v }]));
+    this.early = new Map();
   }
 
   get lastSequence() {
@@ -135,6 +138,12 @@ export class ChartModel {
       in_control: sample.in_control ?? null, limits_version: sample.limits_version ?? null,
       undersized: Boolean(sample.undersized), created_at: sample.created_at,
     });
+    for (const [id, v] of this.early) {
+      if (v.sequence === sample.sequence) {
+        this.early.delete(id);
+        this.addViolation(v);
+      }
+    }
     if (this.points.length > this.max) {
       const dropped = this.points.splice(0, this.points.length - this.max);
       const gone = new Set(dropped.map((p) => p.sequence));
@@ -143,10 +152,14 @@ export class ChartModel {
     return true;
   }
 
-  /** A new violation (or one seen again); its point turns out of control. */
+  /** A new violation (or one seen again); its point turns out of control. False if its point is
+   * not held (one of a sample still to come is kept until the sample arrives). */
   addViolation(violation) {
     const point = this.pointAt(violation.sequence);
-    if (!point) return false;
+    if (!point) {
+      if (this.lastSequence === null || violation.sequence > this.lastSequence) this.early.set(violation.id, violation);
+      return false;
+    }
     const known = this.violations.get(violation.id);
     this.violations.set(violation.id, { ...known, ...violation });
     point.in_control = false;
@@ -285,6 +298,19 @@ export class ChartModel {
   }
 }
 
+/** Label positions (y, downwards) moved apart so that none is closer than `gap` to another;
+ * returned in the order given. */
+export function spreadLabels(ys, gap) {
+  const order = ys.map((y, i) => [y, i]).sort((a, b) => a[0] - b[0]);
+  const placed = new Array(ys.length);
+  let previous = -Infinity;
+  for (const [y, i] of order) {
+    previous = Math.max(y, previous + gap);
+    placed[i] = previous;
+  }
+  return placed;
+}
+
 /**
  * Bins of a histogram of `values` that also spans the spec limits: {edges, counts, width}.
  * Sturges' rule for the number of bins (5 to 30).
@@ -322,11 +348,14 @@ export function describePoint(model, point, { decimals = 2, unit = "", timeZone 
     if (point.n > 1 && point.sd !== null) rows.push(["SD", withUnit(point.sd)]);
   }
   if (point.undersized) rows.push(["Subgroup", "undersized"]);
+  const dispersion = dispersionLabel(kind) ?? "dispersion";
   const rules = model.violationsAt(point.sequence).map((v) => ({
     rule: v.rule,
     chart: v.chart,
-    text: `Rule ${v.rule} (${v.chart}): ${RULE_NAMES[v.rule] ?? "pattern"}`,
+    text: `Rule ${v.rule}${v.chart === "dispersion" ? ` on ${dispersion}` : ""}: ${RULE_NAMES[v.rule] ?? "a pattern"}`,
     awaiting: awaitingAcknowledgement(v),
   }));
+  const awaiting = rules.filter((r) => r.awaiting).length;
+  if (rules.length) rows.push(["Acknowledgement", awaiting ? `${awaiting} awaiting` : "done"]);
   return { title: `Sample ${point.sequence}`, rows, rules };
 }

@@ -11,6 +11,7 @@ import {
   formatTime,
   histogram,
   locationLabel,
+  spreadLabels,
   zonesOf,
 } from "../../../static/js/chartdata.js";
 
@@ -198,6 +199,16 @@ describe("ChartModel", () => {
     assert.deepEqual(model.patternAt(1), { location: [], dispersion: [] });
   });
 
+  it("keeps a violation that comes before its sample until the sample arrives", () => {
+    const model = new ChartModel({ kind: "imr" });
+    model.load(chartData([point(1, 10)]));
+    assert.equal(model.addViolation(violation(5, 2)), false);
+    assert.equal(model.pulsingCount(), 0);
+    model.append(point(2, 14));
+    assert.equal(model.stateOf(model.points[1]), "violation");
+    assert.equal(model.pulsingCount(), 1);
+  });
+
   it("redraws lines and zones from a limits update", () => {
     const model = new ChartModel({ kind: "xbar_r", subgroupSize: 4 });
     model.load(chartData([point(1, 10)], [], { chart_type: "xbar_r", subgroup_size: 4 }));
@@ -214,6 +225,13 @@ describe("ChartModel", () => {
     assert.ok(low < 6 && high > 20, `${low}..${high}`);
     const [dLow] = model.range("dispersion");
     assert.equal(dLow, 0);
+  });
+});
+
+describe("spreadLabels", () => {
+  it("moves close labels apart and leaves the others", () => {
+    assert.deepEqual(spreadLabels([100, 50, 105, 200], 13), [100, 50, 113, 200]);
+    assert.deepEqual(spreadLabels([10, 10, 10], 5), [10, 15, 20]);
   });
 });
 
@@ -236,7 +254,7 @@ describe("describePoint", () => {
   it("lists the values, the lot, the time and the rules broken", () => {
     const model = new ChartModel({ kind: "xbar_r" });
     model.load(
-      chartData([point(1, 10.123, { n: 5, range: 0.5, sd: 0.2 })], [violation(1, 1, { rule: 2 })], { chart_type: "xbar_r" }),
+      chartData([point(1, 10.123, { n: 5, range: 0.5, sd: 0.2 })], [violation(1, 1, { rule: 2 }), violation(2, 1, { chart: "dispersion", acknowledged_at: "2026-03-01T09:00:00Z" })], { chart_type: "xbar_r" }),
     );
     const text = describePoint(model, model.points[0], { decimals: 2, unit: "mm", timeZone: "UTC" });
     assert.equal(text.title, "Sample 1");
@@ -247,9 +265,11 @@ describe("describePoint", () => {
       ["n", "5"],
       ["Range", "0.50 mm"],
       ["SD", "0.20 mm"],
+      ["Acknowledgement", "1 awaiting"],
     ]);
     assert.deepEqual(text.rules.map((r) => [r.text, r.awaiting]), [
-      ["Rule 2 (location): a run on one side of the centre line", true],
+      ["Rule 1 on R: a point beyond the control limits", false],
+      ["Rule 2: a run on one side of the centre line", true],
     ]);
   });
 });

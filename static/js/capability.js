@@ -1,0 +1,132 @@
+// The chart page's capability summary: Cp, Cpk, Pp, Ppk of the characteristic (its product
+// statistics) and a histogram of the values on the chart against LSL/USL (a uPlot bars chart).
+
+import { ApiError, apiGet } from "./api.js";
+import { formatNumber, histogram, isAttributes, locationLabel } from "./chartdata.js";
+
+const uPlot = window.uPlot;
+const HEIGHT = 170;
+const REFRESH_AFTER_MS = 1000; // statistics updates come in bursts: one fetch per burst
+
+export class CapabilityPanel {
+  constructor({ root, characteristicId, decimals, colours }) {
+    this.id = characteristicId;
+    this.decimals = decimals;
+    this.colours = colours;
+    this.indices = root.querySelector("[data-capability]");
+    this.note = root.querySelector("[data-capability-note]");
+    this.target = root.querySelector("[data-histogram]");
+    this.title = root.querySelector("[data-histogram-title]");
+    this.plot = null;
+    this.range = [0, 1];
+    this.spec = { lsl: null, usl: null };
+    this.timer = null;
+  }
+
+  /** Fetch again soon (after a `statistics_update` of the product or a catch-up). */
+  schedule() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.refresh(), REFRESH_AFTER_MS);
+  }
+
+  async refresh() {
+    let stats = null;
+    let note = "";
+    try {
+      stats = await apiGet(`/api/v1/product-statistics/${this.id}/`);
+    } catch (error) {
+      note = error instanceof ApiError && error.status === 404
+        ? "No statistics yet: they follow the first samples."
+        : `The capability could not be loaded: ${error.message}`;
+    }
+    for (const key of ["cp", "cpk", "pp", "ppk"]) {
+      this.indices.querySelector(`[data-index="${key}"]`).textContent = formatNumber(stats?.[key] ?? null, this.decimals);
+    }
+    if (stats) {
+      const values = `${stats.n} values`;
+      note = stats.cpk === null && stats.ppk === null
+        ? `${values}; the indices need spec limits and a spread.`
+        : `Over ${values} (all lots).`;
+    }
+    this.note.textContent = note;
+  }
+
+  /** The histogram of the model's points (their plotted statistic). */
+  draw(model) {
+    const attributes = isAttributes(model.kind);
+    this.spec = attributes ? { lsl: null, usl: null } : { lsl: model.spec.lsl, usl: model.spec.usl };
+    const bins = histogram(model.points.map((p) => p.statistic), this.spec);
+    const count = model.points.length;
+    this.title.textContent = attributes
+      ? `Histogram of the ${count} shown ${locationLabel(model.kind)} values`
+      : `Histogram of the ${count} shown ${model.subgroupSize > 1 ? "subgroup means" : "values"} against LSL/USL`;
+    if (!bins.counts.length) {
+      this.plot?.destroy();
+      this.plot = null;
+      const empty = document.createElement("p");
+      empty.className = "empty";
+      empty.textContent = "No values to count yet.";
+      this.target.replaceChildren(empty);
+      return;
+    }
+    const data = [bins.counts.map((_, i) => bins.edges[i] + bins.width / 2), bins.counts];
+    this.range = [bins.edges[0], bins.edges[bins.edges.length - 1]];
+    if (this.plot) {
+      this.plot.setData(data, true);
+      return;
+    }
+    this.target.replaceChildren();
+    this.plot = new uPlot(this.options(), data, this.target);
+  }
+
+  options() {
+    const colours = this.colours;
+    return {
+      width: Math.min(520, Math.max(260, this.target.clientWidth || 400)),
+      height: HEIGHT,
+      legend: { show: false },
+      cursor: { show: false },
+      scales: {
+        x: { time: false, range: () => [...this.range] },
+        y: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] },
+      },
+      axes: [
+        { stroke: colours.axis, grid: { show: false }, values: (u, splits) => splits.map((v) => formatNumber(v, this.decimals)) },
+        {
+          stroke: colours.axis, grid: { stroke: colours.grid }, size: 40,
+          values: (u, splits) => splits.map((v) => (Number.isInteger(v) ? String(v) : "")),
+        },
+      ],
+      series: [
+        {},
+        {
+          label: "Count", fill: colours.bar, stroke: colours["in-control"], points: { show: false },
+          paths: uPlot.paths.bars({ size: [0.95, Infinity] }),
+        },
+      ],
+      hooks: { draw: [(u) => this.drawSpecLines(u)] },
+    };
+  }
+
+  drawSpecLines(u) {
+    const { ctx, bbox } = u;
+    const ratio = uPlot.pxRatio;
+    ctx.save();
+    ctx.font = `${12 * ratio}px system-ui, sans-serif`;
+    ctx.strokeStyle = this.colours.spec;
+    ctx.fillStyle = this.colours.spec;
+    ctx.lineWidth = 1.5 * ratio;
+    ctx.setLineDash([8 * ratio, 4 * ratio]);
+    for (const [label, value] of [["LSL", this.spec.lsl], ["USL", this.spec.usl]]) {
+      if (value === null || value === undefined) continue;
+      const x = Math.round(u.valToPos(value, "x", true));
+      ctx.beginPath();
+      ctx.moveTo(x, bbox.top);
+      ctx.lineTo(x, bbox.top + bbox.height);
+      ctx.stroke();
+      ctx.textAlign = label === "LSL" ? "left" : "right";
+      ctx.fillText(label, x + (label === "LSL" ? 4 : -4) * ratio, bbox.top + 14 * ratio);
+    }
+    ctx.restore();
+  }
+}
