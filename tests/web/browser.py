@@ -129,6 +129,43 @@ def signed_in(context: BrowserContext, user: AbstractBaseUser, *, path: str = "/
     return page
 
 
+# An init script: every message the page's WebSockets receive goes to window.webSocketMessages, so
+# a test can wait until the server has confirmed a subscription before it makes the event that the
+# page should then show (the "Live" badge means connected, not yet subscribed).
+WEBSOCKET_RECORDER = """
+(() => {
+  const Native = window.WebSocket;
+  window.webSocketMessages = [];
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (event) => {
+        try { window.webSocketMessages.push(JSON.parse(event.data)); } catch {}
+      });
+    }
+  };
+})();
+"""
+
+
+def record_websocket_messages(context: BrowserContext) -> None:
+    context.add_init_script(WEBSOCKET_RECORDER)
+
+
+def wait_until_subscribed(page: Page, characteristic_id: int) -> None:
+    """Wait for the server's `subscribed` answer naming the characteristic (record_websocket_messages)."""
+    page.wait_for_function(
+        """(id) => window.webSocketMessages.some(
+             (m) => m.type === "subscribed" && m.characteristic_ids.includes(id))""",
+        arg=characteristic_id,
+    )
+
+
+def wait_until_live(page: Page) -> None:
+    """The page's live badge (base.html) says the WebSocket is connected."""
+    expect(page.locator("[data-live-status]")).to_have_attribute("data-status", "live")
+
+
 def screenshot_path(test_name: str, step: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', test_name)}-{step}.png"

@@ -2,21 +2,29 @@
 the tester posts through the API appears on it, live, without a reload, and its violation pulses.
 
 A real daphne serves the pages, the API and the WebSocket; a real Celery worker turns observations
-into samples and publishes them; Chromium shows the page. The chart container exposes what it
-draws: `data-points` (samples on the chart) and `data-pulsing` (samples whose violations await
-acknowledgement)."""
+into samples and publishes them; Chromium shows the page. The chart region exposes what it draws:
+`data-points` (samples on the chart) and `data-pulsing` (samples whose violations await
+acknowledgement). The overview and chart screenshots are the README's (DOCS_SCREENSHOTS=1)."""
+
+import re
 
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from apps.calculations import services as calculations
-from apps.config.models import Characteristic
+from apps.config.models import Characteristic, Product, Test
 from apps.observations.models import Sample
 from tests.calculations.api_helpers import window_forget
 from tests.calculations.workers import CeleryWorkers, pipeline_idle
 from tests.factories import ItemFactory
 from tests.subscriptions.helpers import Daphne, access_token
-from tests.web.browser import screenshot_for_docs, signed_in
+from tests.web.browser import (
+    record_websocket_messages,
+    screenshot_for_docs,
+    signed_in,
+    wait_until_live,
+    wait_until_subscribed,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -32,6 +40,10 @@ def test_a_value_posted_through_the_api_appears_on_the_open_chart_without_a_relo
     plant, tester, operations_lead, quality_specialist, server: Daphne, worker: CeleryWorkers,
     context: BrowserContext, screenshot, page_errors,
 ):  # fmt: skip
+    # Names a reader of the README's pictures understands (the factories number theirs).
+    Product.objects.filter(pk=plant.product.pk).update(name="Piston ring 74 mm")
+    Test.objects.filter(pk=plant.dia.pk).update(name="Bore diameter")
+    Test.objects.filter(pk=plant.wall.pk).update(name="Wall thickness")
     dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
     window_forget(dia)
     calculations.limits_set_historical(
@@ -51,14 +63,19 @@ def test_a_value_posted_through_the_api_appears_on_the_open_chart_without_a_relo
     worker.wait_for(pipeline_idle, timeout=60, what="the first samples")
     assert Sample.objects.filter(characteristic=dia).count() == len(CALM)
 
+    record_websocket_messages(context)
     page = signed_in(context, operations_lead)
+    wait_until_live(page)
     screenshot(page, "overview")
     screenshot_for_docs(page, "overview")
 
-    page.goto(f"/charts/{dia.pk}/")
+    page.get_by_role("link", name="Bore diameter").click()
+    expect(page).to_have_url(re.compile(rf"/charts/{dia.pk}/$"))
     chart = page.locator("[data-points]")
     expect(chart).to_have_attribute("data-points", str(len(CALM)))
     expect(chart).to_have_attribute("data-pulsing", "0")
+    wait_until_live(page)
+    wait_until_subscribed(page, dia.pk)
     screenshot(page, "chart-before")
     page.evaluate("window.notReloaded = true")  # a reload or a navigation would lose it
 
