@@ -16,15 +16,15 @@ from apps.config.models import Characteristic, Product, Test
 from apps.observations.models import Sample
 from tests.calculations.api_helpers import window_forget
 from tests.calculations.workers import CeleryWorkers, pipeline_idle
-from tests.factories import ItemFactory
-from tests.subscriptions.helpers import Daphne, access_token
-from tests.web.browser import (
+from tests.e2e.browser import (
     record_websocket_messages,
     screenshot_for_docs,
     signed_in,
     wait_until_live,
     wait_until_subscribed,
 )
+from tests.factories import ItemFactory
+from tests.subscriptions.helpers import Daphne, access_token
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
