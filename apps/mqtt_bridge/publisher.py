@@ -8,8 +8,8 @@ listener killed mid-way publishes those violations again later (at least once, n
 
 Statistics are state, not events: each characteristic's latest is published retained (a
 SCADA client that subscribes later gets it at once), when its row changed since the cursor
-(a time). Rows are taken once they are a few seconds old, so a calculation that saved a
-row before the cursor moved and committed after is not skipped.
+(a time). The cursor stays a few seconds behind, so a calculation that saved a row before
+the cursor moved and committed after is not skipped.
 """
 
 import datetime
@@ -28,7 +28,7 @@ from apps.mqtt_bridge.models import PublishCursor
 
 CURSOR = "violations"
 STATISTICS_CURSOR = "statistics"
-# How old a statistics row must be before it is published (longer than a calculation's transaction).
+# How far the statistics cursor stays behind now (longer than a calculation's transaction).
 SETTLE = datetime.timedelta(seconds=2)
 _UNSAFE = re.compile(r"[/+#\x00]+")
 
@@ -131,9 +131,13 @@ def _microseconds(moment: datetime.datetime) -> int:
 def statistics_publish(
     *, publish: Callable[..., bool], now: datetime.datetime | None = None, limit: int = 500
 ) -> int:
-    """Publish, retained, the statistics of every characteristic whose row changed since the cursor
-    and is at least SETTLE old; `publish(topic, payload, retain=True)` returns True once the broker
-    acknowledged it. A first start publishes every characteristic's current statistics."""
+    """Publish, retained, the statistics of every characteristic whose row changed since the cursor;
+    `publish(topic, payload, retain=True)` returns True once the broker acknowledged it. A first
+    start publishes every characteristic's current statistics.
+
+    The cursor never passes `now - SETTLE`: a calculation that saved its row before that and
+    commits after is still found. So a change may be published more than once (it is state, and
+    the retained message is simply replaced)."""
     upto = (now or timezone.now()) - SETTLE
     with transaction.atomic():
         cursor = _cursor_locked(STATISTICS_CURSOR, lambda: 0)
@@ -141,7 +145,7 @@ def statistics_publish(
             return 0
         since = datetime.datetime.fromtimestamp(cursor.position / 1_000_000, tz=datetime.UTC)
         rows = list(
-            ProductStatistics.objects.filter(updated_at__gt=since, updated_at__lte=upto)
+            ProductStatistics.objects.filter(updated_at__gt=since)
             .select_related("characteristic__product", "characteristic__test")
             .order_by("updated_at", "pk")[:limit]
         )
@@ -149,7 +153,7 @@ def statistics_publish(
         for row in rows:
             if not publish(statistics_topic(row), statistics_message(row), retain=True):
                 break
-            cursor.position = _microseconds(row.updated_at)
+            cursor.position = _microseconds(min(row.updated_at, upto))
             published += 1
         if published:
             cursor.save(update_fields=["position", "updated_at"])

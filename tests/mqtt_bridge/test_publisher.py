@@ -194,9 +194,9 @@ class ConcurrentPublishTests:
 
 
 class StatisticsTests:
-    """spc/stats/...: each characteristic's statistics, retained, once they are SETTLE old."""
+    """spc/stats/...: each characteristic's statistics, retained; the cursor stays SETTLE behind."""
 
-    def test_changed_rows_are_published_retained_once_settled_and_once(self, world: Violations) -> None:
+    def test_changes_are_published_retained_at_once_and_at_least_once(self, world: Violations) -> None:
         from apps.calculations.models import ProductStatistics
         from apps.mqtt_bridge.publisher import SETTLE, statistics_publish
 
@@ -207,11 +207,12 @@ class StatisticsTests:
             sent.append((topic, payload, retain))
             return True
 
-        assert statistics_publish(publish=publish, now=stats.updated_at) == 0, "too fresh"
-        later = stats.updated_at + SETTLE
-        assert statistics_publish(publish=publish, now=later) == 1
-        assert statistics_publish(publish=publish, now=later) == 0, "published once"
-        ((topic, payload, retain),) = sent
+        t = stats.updated_at
+        assert statistics_publish(publish=publish, now=t) == 1, "published at once"
+        assert statistics_publish(publish=publish, now=t + SETTLE / 2) == 1, "again while it may be late"
+        assert statistics_publish(publish=publish, now=t + SETTLE * 2) == 1, "the cursor passes it now"
+        assert statistics_publish(publish=publish, now=t + SETTLE * 3) == 0, "and not again"
+        topic, payload, retain = sent[0]
         c = world.dia
         assert (
             topic == f"spc/stats/{c.site or '_'}/{c.area or '_'}/{c.line or '_'}/{c.cell or '_'}/RING-74-DIA"
@@ -220,8 +221,22 @@ class StatisticsTests:
         body = json.loads(payload)
         assert (body["characteristic"], body["n"], body["mean"], body["cpk"]) == (c.pk, 5, 74.001, 1.4)
 
-        ProductStatistics.objects.filter(pk=stats.pk).update(
-            n=6, updated_at=stats.updated_at + datetime.timedelta(seconds=1)
-        )
-        assert statistics_publish(publish=publish, now=later + datetime.timedelta(seconds=1)) == 1
+        later = t + SETTLE * 4
+        ProductStatistics.objects.filter(pk=stats.pk).update(n=6, updated_at=later)
+        assert statistics_publish(publish=publish, now=later) == 1
         assert json.loads(sent[-1][1])["n"] == 6
+
+    def test_a_row_updated_every_moment_is_still_published(self, world: Violations) -> None:
+        """A busy characteristic's row is always younger than SETTLE; it must not wait forever."""
+        from apps.calculations.models import ProductStatistics
+        from apps.mqtt_bridge.publisher import statistics_publish
+
+        stats = ProductStatistics.objects.create(characteristic=world.dia, n=1)
+        sent: list[bytes] = []
+        for step in range(5):
+            moment = stats.updated_at + datetime.timedelta(milliseconds=300 * step)
+            ProductStatistics.objects.filter(pk=stats.pk).update(n=step + 1, updated_at=moment)
+            statistics_publish(
+                publish=lambda topic, payload, retain=False: sent.append(payload) or True, now=moment
+            )
+        assert [json.loads(p)["n"] for p in sent][-1] == 5
