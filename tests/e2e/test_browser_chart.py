@@ -11,10 +11,8 @@ import re
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from apps.calculations import services as calculations
-from apps.config.models import Characteristic, Product, Test
+from apps.config.models import Product, Test
 from apps.observations.models import Sample
-from tests.calculations.api_helpers import window_forget
 from tests.calculations.workers import CeleryWorkers, pipeline_idle
 from tests.e2e.browser import (
     record_websocket_messages,
@@ -23,7 +21,6 @@ from tests.e2e.browser import (
     wait_until_live,
     wait_until_subscribed,
 )
-from tests.factories import ItemFactory
 from tests.subscriptions.helpers import Daphne, access_token
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -44,15 +41,8 @@ def test_a_value_posted_through_the_api_appears_on_the_open_chart_without_a_relo
     Product.objects.filter(pk=plant.product.pk).update(name="Piston ring 74 mm")
     Test.objects.filter(pk=plant.dia.pk).update(name="Bore diameter")
     Test.objects.filter(pk=plant.wall.pk).update(name="Wall thickness")
-    dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-    window_forget(dia)
-    calculations.limits_set_historical(
-        characteristic=dia, center=CENTER, sigma=SIGMA, reason="historical", user=quality_specialist
-    )
-    items = plant.items + [
-        ItemFactory(lot=plant.lot, serial=f"00{n:02d}", plans=[plant.ring], tester=tester)
-        for n in range(len(plant.items) + 1, len(CALM) + 2)
-    ]
+    dia = plant.dia_judged(center=CENTER, sigma=SIGMA, user=quality_specialist)
+    items = plant.items_total(len(CALM) + 1)
     calm_items = items[: len(CALM)]
     plant.record(
         *(

@@ -45,6 +45,28 @@ class Plant:
             ItemFactory(lot=self.lot, serial=f"000{n}", plans=[self.ring], tester=tester) for n in (1, 2, 3)
         ]
 
+    def dia_judged(self, *, center: float, sigma: float, user: AbstractBaseUser) -> Any:
+        """DIA's characteristic with historical limits and no cached window: where the tests with
+        real workers that expect violations start."""
+        from apps.calculations import services as calculations
+        from apps.config.models import Characteristic
+        from tests.calculations.api_helpers import window_forget
+
+        dia = Characteristic.objects.get(product=self.product, test=self.dia)
+        window_forget(dia)
+        calculations.limits_set_historical(
+            characteristic=dia, center=center, sigma=sigma, reason="historical", user=user
+        )
+        return dia
+
+    def items_total(self, count: int) -> list[Any]:
+        """The lot's items, with more on plan RING assigned to the tester until there are `count`."""
+        more = [
+            ItemFactory(lot=self.lot, serial=f"00{n:02d}", plans=[self.ring], tester=self.tester)
+            for n in range(len(self.items) + 1, count + 1)
+        ]
+        return self.items + more
+
     def record(self, *entries: dict[str, Any], user: AbstractBaseUser | None = None) -> list[int]:
         """Store observations as the tester would post them ({item, test, values, …}); their ids."""
         rows = [

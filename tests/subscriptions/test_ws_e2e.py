@@ -23,12 +23,9 @@ from django.db import connection
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from apps.calculations import services as calculations
-from apps.config.models import Characteristic
 from apps.subscriptions.consumers import CLOSE_UNAUTHENTICATED
-from tests.calculations.api_helpers import window_forget
 from tests.calculations.workers import CeleryWorkers, pipeline_idle
-from tests.factories import ItemFactory, ProductFactory, TestFactory, UserFactory, characteristic_for
+from tests.factories import ProductFactory, TestFactory, UserFactory, characteristic_for
 from tests.subscriptions.helpers import Daphne, access_token, expired_token
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -89,15 +86,8 @@ async def first_message(ws: ClientConnection) -> dict[str, Any]:
 def test_posted_observations_arrive_live_and_an_acknowledgement_within_a_second(
     plant, tester, manager, quality_specialist, tmp_path: Path
 ):
-    dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-    window_forget(dia)
-    calculations.limits_set_historical(
-        characteristic=dia, center=CENTER, sigma=SIGMA, reason="historical", user=quality_specialist
-    )
-    items = plant.items + [
-        ItemFactory(lot=plant.lot, serial=f"00{n:02d}", plans=[plant.ring], tester=tester)
-        for n in range(4, IN_CONTROL + SHIFTED + 1)
-    ]
+    dia = plant.dia_judged(center=CENTER, sigma=SIGMA, user=quality_specialist)
+    items = plant.items_total(IN_CONTROL + SHIFTED)
     values = values_posted()
     posts = [
         {"item": item.pk, "test": plant.dia.pk, "values": [value], "idempotency_key": f"ws-{item.serial}"}
