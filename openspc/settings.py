@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "apps.calculations",
     "apps.subscriptions",
     "apps.mqtt_bridge",
+    "apps.qa_runs",
     "apps.web",
 ]
 
