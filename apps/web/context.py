@@ -28,6 +28,8 @@ def navigation(request: HttpRequest) -> dict[str, list[NavLink]]:
     pages = [("Overview", "web-overview"), ("API docs", "api-docs")]
     if user.has_perm("observations.view_lot"):  # operations leads, quality specialists, managers
         pages.insert(1, ("Lots", "web-lots"))
+        if current in ("web-lot", "web-lot-create"):
+            current = "web-lots"  # a lot's page and the new-lot form are within the lots
     if has_role(user, Role.QUALITY_SPECIALIST) or user.is_superuser:
         pages.append(("Admin", "admin:index"))
     return {

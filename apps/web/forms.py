@@ -54,12 +54,19 @@ class LotOpenForm(forms.Form):
         error_messages={"required": "Pick at least one test plan for the items."},
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.is_bound:
+            # Only the chosen way of numbering counts: what the hidden field holds is no error.
+            unused = "count" if self.data.get("numbering") == self.SERIALS else "serials"
+            self.fields[unused].disabled = True  # a disabled field takes its initial value, not the data
+
     def clean_serials(self) -> list[str]:
         text: str = self.cleaned_data.get("serials") or ""
         return [serial for serial in (part.strip() for part in re.split(r"[\n,]", text)) if serial]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if data.get("numbering") == self.SERIALS:
             data["count"] = None
             if not data.get("serials") and "serials" not in self.errors:

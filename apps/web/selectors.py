@@ -220,11 +220,12 @@ def _pairs(item: str, test: str) -> Concat:
 def lots_progress(*, lots: Sequence[Lot]) -> list[LotRow]:
     """The lots with their progress, counted as lot_progress counts one lot. Four queries."""
     ids = [lot.pk for lot in lots]
-    items = {
-        row["lot"]: row
-        for row in Item.objects.filter(lot__in=ids)
+    items: dict[int, tuple[int, int]] = {
+        lot_id: (total, assigned)
+        for lot_id, total, assigned in Item.objects.filter(lot__in=ids)
         .values("lot")
         .annotate(total=Count("id"), assigned=Count("tester"))
+        .values_list("lot", "total", "assigned")
         .order_by()
     }
     totals = dict(
@@ -257,8 +258,8 @@ def lots_progress(*, lots: Sequence[Lot]) -> list[LotRow]:
         counts = by_status.get(lot.pk, {})
         total, finished = totals.get(lot.pk, 0), done.get(lot.pk, 0)
         progress = LotProgress(
-            items=items.get(lot.pk, {}).get("total", 0),
-            items_assigned=items.get(lot.pk, {}).get("assigned", 0),
+            items=items.get(lot.pk, (0, 0))[0],
+            items_assigned=items.get(lot.pk, (0, 0))[1],
             tests_total=total,
             tests_done=finished,
             tests_due=total - finished,
@@ -333,11 +334,13 @@ def lot_tests(*, lot: Lot) -> list[LotTestRow]:
     tests = Test.objects.filter(
         Q(pk__in=statistics) | Q(pk__in=TestPlanEntry.objects.filter(plan__items__lot=lot).values("test"))
     ).order_by("code")
-    decimals = dict(
-        Characteristic.objects.filter(product=lot.product_id, decimals__isnull=False).values_list(
+    decimals: dict[int, int] = {
+        test_id: places
+        for test_id, places in Characteristic.objects.filter(product=lot.product_id).values_list(
             "test", "decimals"
         )
-    )
+        if places is not None
+    }
     return [
         LotTestRow(
             test=test, decimals=decimals.get(test.pk, test.decimals), statistics=statistics.get(test.pk)

@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -118,7 +119,9 @@ class LotCreateView(PermissionPageMixin, FormView):
 
     def form_valid(self, form: LotOpenForm) -> HttpResponse:
         try:
-            lot = observation_services.lot_open(**form.service_arguments(), user=self.request.user)
+            user = self.request.user
+            assert isinstance(user, User)  # signed in: PageMixin
+            lot = observation_services.lot_open(**form.service_arguments(), user=user)
         except ValidationError as error:
             form.add_error(None, error)
             return self.form_invalid(form)
@@ -160,7 +163,7 @@ class LotDetailView(PermissionPageMixin, DetailView):
 
 
 # What the lot page's buttons say for each status a lot can move to.
-LOT_ACTIONS = {
+LOT_ACTIONS: dict[str, str] = {
     LotStatus.IN_TESTING: "Start testing",
     LotStatus.RELEASED: "Release the lot",
     LotStatus.REJECTED: "Reject the lot",

@@ -4,12 +4,14 @@ progress, filters and pages, the lot page, and opening a lot with its items in o
 import re
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from apps.calculations.models import LotStatistics
 from apps.config.models import Characteristic
+from apps.observations import services
 from apps.observations.choices import LotStatus, ObservationStatus
 from apps.observations.models import Item, Lot, Observation
 from apps.observations.selectors import lot_progress
@@ -52,8 +54,12 @@ class AccessTests:
         assert Lot.objects.count() == 1
 
     def test_an_operations_lead_has_the_lots_link(self, operations_lead):
-        html = signed_in(operations_lead).get(reverse("web-lots")).content.decode()
+        client = signed_in(operations_lead)
+        html = client.get(reverse("web-lots")).content.decode()
         assert nav_labels(html) == ["Overview", "Lots", "API docs"]
+        # The lots stay the current page on the new-lot form.
+        html = client.get(reverse("web-lot-create")).content.decode()
+        assert '<a href="/lots/" aria-current="page">Lots</a>' in html
 
     def test_signed_out_goes_to_the_login_page(self, plant):
         response = Client().get(reverse("web-lot", args=[plant.lot.pk]))
@@ -292,3 +298,25 @@ class LotOpenTests:
         )
         assert 'id="serials-error">List the serials, one per line.</p>' in html
         assert Lot.objects.count() == 1
+
+    def test_the_field_of_the_way_not_chosen_is_ignored(self, plant, operations_lead):
+        status, _ = open_lot(
+            signed_in(operations_lead), product=plant.product.pk, number="L-6", numbering="serials",
+            serials="X-1", count="zero", plans=[plant.ring.pk],
+        )  # fmt: skip
+        assert status == 302
+        assert list(Item.objects.filter(lot__number="L-6").values_list("serial", flat=True)) == ["X-1"]
+
+    def test_two_leads_opening_the_same_number_at_once_get_the_same_words(
+        self, plant, operations_lead, monkeypatch
+    ):
+        # The second lead's check ran before the first lead's lot was committed: the database's
+        # unique constraint refuses it, and the answer is the check's own.
+        monkeypatch.setattr(services, "lot_validate", lambda *, product, number: number.strip())
+        with pytest.raises(ValidationError) as refused:
+            services.lot_open(
+                product=plant.product, number="L-1", count=2, plans=[plant.ring], user=operations_lead
+            )
+        assert refused.value.message_dict == {"number": ["Lot L-1 of RING-74 exists."]}
+        assert Lot.objects.count() == 1
+        assert Item.objects.count() == 3
