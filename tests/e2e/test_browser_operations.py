@@ -71,6 +71,14 @@ def test_a_lead_opens_a_lot_of_three_items_and_hands_them_to_a_tester(
     ]  # fmt: skip
     assert all([t["code"] for t in row["tests_due"]] == ["DIA", "WALL"] for row in worklist["results"])
 
+    # Testing starts: asked first, then the page shows the new status and what it allows.
+    page.get_by_role("button", name="Start testing").click()
+    expect(page.get_by_text("Start testing lot L-100?")).to_be_visible()
+    page.get_by_role("button", name="Yes, go ahead").click()
+    expect(page.locator("[data-lot-status]")).to_have_text("In testing")
+    expect(page.get_by_role("button", name="Release the lot")).to_be_visible()
+    assert Lot.objects.get(pk=lot.pk).status == "in_testing"
+
     # The lots list shows the new lot with its progress.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Lots").click()
     row = page.locator(f'tr[data-lot-id="{lot.pk}"]')
