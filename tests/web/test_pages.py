@@ -123,9 +123,9 @@ class NavigationTests:
     @pytest.mark.parametrize(
         ("role", "labels"),
         [
-            ("quality_specialist", ["Overview", "API docs", "Admin"]),
-            ("operations_lead", ["Overview", "API docs"]),
-            ("manager", ["Overview", "API docs"]),
+            ("quality_specialist", ["Overview", "Lots", "API docs", "Admin"]),
+            ("operations_lead", ["Overview", "Lots", "API docs"]),
+            ("manager", ["Overview", "Lots", "API docs"]),
             ("tester", ["Overview", "API docs"]),
         ],
     )
