@@ -18,14 +18,16 @@ class NavLink:
 def navigation(request: HttpRequest) -> dict[str, list[NavLink]]:
     """Links to the pages that exist and that the user may use; none before sign-in or for a device.
 
-    Every role gets the overview and the API docs; a quality specialist also the admin (the
-    configuration lives there).
+    Every role gets the overview and the API docs; a tester also their worklist; a quality
+    specialist also the admin (the configuration lives there).
     """
     user = request.user
     if not user.is_authenticated or has_role(user, Role.DEVICE):
         return {"navigation": []}
     current = request.resolver_match.view_name if request.resolver_match else None
     pages = [("Overview", "web-overview"), ("API docs", "api-docs")]
+    if has_role(user, Role.TESTER):  # only testers are handed items (services.items_assign)
+        pages.insert(1, ("My work", "web-worklist"))
     if has_role(user, Role.QUALITY_SPECIALIST) or user.is_superuser:
         pages.append(("Admin", "admin:index"))
     return {

@@ -14,6 +14,7 @@ from apps.config.choices import DataSource
 from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.models import Sample
+from apps.observations.selectors import tester_items
 
 
 class CardState(StrEnum):
@@ -178,3 +179,8 @@ def overview_groups(*, user: User | AnonymousUser) -> list[Group]:
             )
         )
     return list(groups.values())
+
+
+def worklist_has_work(*, user: User | AnonymousUser) -> bool:
+    """Whether the user has an assigned item with a test still due (what GET /api/v1/me/items/ lists)."""
+    return tester_items(user=user).exists()

@@ -50,3 +50,16 @@ class ChartView(PageMixin, DetailView):
         context["decimals"] = selectors.characteristic_decimals(characteristic=characteristic)
         context["time_zone"] = settings.TIME_ZONE
         return context
+
+
+class WorklistView(PageMixin, TemplateView):
+    """A tester's work: assigned items, the tests still due, and an entry form per test. The page
+    is a shell: static/js/worklist.js loads GET /api/v1/me/items/ and posts the observations."""
+
+    template_name = "web/worklist.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        # Known now, so a tester with nothing to do reads so at once, not after a loading message.
+        context["has_work"] = selectors.worklist_has_work(user=self.request.user)
+        return context
