@@ -205,6 +205,13 @@ function valuesText(entry) {
   return entry.values.map((value) => formatNumber(value, entry.decimals ?? 2)).join(", ") + (entry.unit ? ` ${entry.unit}` : "");
 }
 
+function waitingReason(error) {
+  if (error.status === 401) return "signed out: sign in again to send it";
+  if (error.code === "timeout") return "the server did not answer in time";
+  if (error.status >= 500 || error.status === 429 || error.status === 408) return `the server is busy or failed: ${error.status}`;
+  return "no connection to the server";
+}
+
 async function send(entry) {
   if (inFlight.has(entry.key)) return;
   inFlight.add(entry.key);
@@ -219,8 +226,7 @@ async function send(entry) {
   } catch (error) {
     if (shouldRetry(error)) {
       store.update(entry.key, { lastError: error.message });
-      const why = error.status === 401 ? "Sign in again to send it." : error.message;
-      showState(key, "waiting", `Waiting to send: ${why} It is kept on this device.`);
+      showState(key, "waiting", `Waiting to send (${waitingReason(error)}). It is kept on this device.`);
       announce(`${entry.label}: waiting to send.`);
     } else {
       store.remove(entry.key);

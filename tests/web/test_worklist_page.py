@@ -25,7 +25,8 @@ def opens_with(html: str) -> str:
     """'loading' or 'empty': which of the two the page shows before its script has run."""
     loading = re.search(r"<p class=\"loading\" data-worklist-loading role=\"status\"( hidden)?>", html)
     empty = re.search(r"<p class=\"empty\" data-worklist-empty( hidden)?>", html)
-    assert loading and empty, "the page lost its loading or empty state"
+    assert loading, "the page lost its loading state"
+    assert empty, "the page lost its empty state"
     assert bool(loading.group(1)) != bool(empty.group(1)), "exactly one of loading and empty shows"
     return "empty" if loading.group(1) else "loading"
 
