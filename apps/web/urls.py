@@ -15,4 +15,5 @@ urlpatterns = [
     path("lots/", views.LotListView.as_view(), name="web-lots"),
     path("lots/new/", views.LotCreateView.as_view(), name="web-lot-create"),
     path("lots/<int:pk>/", views.LotDetailView.as_view(), name="web-lot"),
+    path("work/", views.WorklistView.as_view(), name="web-worklist"),
 ]

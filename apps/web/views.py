@@ -168,3 +168,16 @@ LOT_ACTIONS: dict[str, str] = {
     LotStatus.RELEASED: "Release the lot",
     LotStatus.REJECTED: "Reject the lot",
 }
+
+
+class WorklistView(PageMixin, TemplateView):
+    """A tester's work: assigned items, the tests still due, and an entry form per test. The page
+    is a shell: static/js/worklist.js loads GET /api/v1/me/items/ and posts the observations."""
+
+    template_name = "web/worklist.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        # Known now, so a tester with nothing to do reads so at once, not after a loading message.
+        context["has_work"] = selectors.worklist_has_work(user=self.request.user)
+        return context
