@@ -298,10 +298,12 @@ class PreviewTests:
         assert body["new"]["dispersion_ucl"] == pytest.approx(float(engine.dispersion.ucl[0]), rel=1e-12)
 
         confirmed = _recalculate(client, characteristic, sample_count=25, reason="phase I").json()
-        for name in ("center", "ucl", "lcl", "sigma", "dispersion_center", "dispersion_ucl", "dispersion_lcl"):
+        lines = ("center", "ucl", "lcl", "sigma", "dispersion_center", "dispersion_ucl", "dispersion_lcl")
+        for name in lines:
             assert confirmed["new"][name] == body["new"][name], name
         assert (confirmed["samples_used"], confirmed["excluded"]) == (body["samples_used"], body["excluded"])
-        assert confirmed["new"]["id"] == ControlLimits.objects.get(characteristic=characteristic, version=2).pk
+        stored = ControlLimits.objects.get(characteristic=characteristic, version=2)
+        assert confirmed["new"]["id"] == stored.pk
 
     def test_a_preview_of_frozen_limits_is_refused_too(self, api, studied, quality_specialist):
         characteristic, _ = studied(1)

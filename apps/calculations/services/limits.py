@@ -222,7 +222,9 @@ def limits_recalculate(
     }  # fmt: skip
     why_text = reason.strip() or f"Recalculated from {baseline['samples']} samples"
     if preview:
-        new = _unsaved(characteristic, previous, values, baseline=baseline, excluded=excluded, reason=why_text)
+        new = _unsaved(
+            characteristic, previous, values, baseline=baseline, excluded=excluded, reason=why_text
+        )
     else:
         new = control_limits_set(
             characteristic=characteristic, method=LimitMethod.CALCULATED, user=user, baseline=baseline,
