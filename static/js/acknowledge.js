@@ -62,6 +62,7 @@ export class AcknowledgeDialog {
       this.submit();
     });
     this.el.cancel.addEventListener("click", () => this.close());
+    this.el.reason.addEventListener("change", () => this.showError(""));
     dialog.addEventListener("keydown", (event) => this.trapFocus(event));
     dialog.addEventListener("cancel", (event) => {
       if (this.busy) event.preventDefault(); // Esc while sending: wait for the answer
@@ -139,21 +140,25 @@ export class AcknowledgeDialog {
     );
   }
 
+  // One violation is a line of text; several are checkboxes (all checked), so the user may choose.
   showViolations() {
     const several = this.shown.length > 1;
     this.el.list.replaceChildren(
       ...this.shown.map((violation) => {
-        const label = document.createElement("label");
+        const label = document.createElement(several ? "label" : "p");
         label.className = "ack-violation";
-        const box = document.createElement("input");
-        box.type = "checkbox";
-        box.value = String(violation.id);
-        box.checked = !violation.acknowledged_at;
-        box.disabled = Boolean(violation.acknowledged_at) || !several;
         const text = document.createElement("span");
         const done = violation.acknowledged_at ? ` — acknowledged by ${violation.acknowledged_by_name ?? "someone else"}` : "";
         text.textContent = `${violationText(violation, this.model.kind)} (${violation.severity ?? "—"})${done}`;
-        label.append(box, text);
+        if (several) {
+          const box = document.createElement("input");
+          box.type = "checkbox";
+          box.value = String(violation.id);
+          box.checked = !violation.acknowledged_at;
+          box.disabled = Boolean(violation.acknowledged_at);
+          label.append(box);
+        }
+        label.append(text);
         return label;
       }),
     );
@@ -211,8 +216,8 @@ export class AcknowledgeDialog {
   }
 
   chosenIds() {
-    // A single violation's box is checked and fixed; done ones are unchecked and fixed.
     const done = new Set(this.shown.filter((v) => v.acknowledged_at).map((v) => v.id));
+    if (this.shown.length === 1) return this.shown.filter((v) => !done.has(v.id)).map((v) => v.id);
     return [...this.el.list.querySelectorAll("input[type=checkbox]")]
       .filter((box) => box.checked && !done.has(Number(box.value)))
       .map((box) => Number(box.value));

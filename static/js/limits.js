@@ -68,6 +68,18 @@ export function comparisonRows(previous, proposed, decimals = 2) {
   });
 }
 
+const LISTED = 8; // left-out samples named; the rest are counted
+
+/** "From 10 samples (5 to 24), 10 left out (15 violation, …, and 2 more); σ by mrbar_d2." */
+export function basisText(answer) {
+  const baseline = answer.new.baseline ?? {};
+  const left = answer.excluded ?? [];
+  const named = left.slice(0, LISTED).map((e) => `${e.sequence}: ${e.why}`);
+  if (left.length > LISTED) named.push(`and ${left.length - LISTED} more`);
+  const out = left.length ? `${left.length} left out (${named.join(", ")})` : "none left out";
+  return `From ${answer.samples_used} samples (${baseline.first_sequence ?? "?"} to ${baseline.last_sequence ?? "?"}), ${out}; σ by ${answer.method}.`;
+}
+
 function plainError(error) {
   if (error.status === 403) return "Your role may not change control limits. A quality specialist can.";
   if (error.status === 409) return `${error.message}`;
@@ -198,12 +210,7 @@ export class LimitsPanel {
         return row;
       }),
     );
-    const left = answer.excluded.length;
-    const baseline = answer.new.baseline ?? {};
-    this.el.basis.textContent =
-      `From ${answer.samples_used} samples (${baseline.first_sequence ?? "?"} to ${baseline.last_sequence ?? "?"}), ` +
-      `${left ? `${left} left out (${answer.excluded.map((e) => `${e.sequence}: ${e.why}`).join(", ")})` : "none left out"}; ` +
-      `σ by ${answer.method}. Nothing is changed until you confirm.`;
+    this.el.basis.textContent = `${basisText(answer)} Nothing is changed until you confirm.`;
     this.el.result.hidden = false;
   }
 

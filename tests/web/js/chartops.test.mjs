@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { acknowledgementError, violationText } from "../../../static/js/acknowledge.js";
 import { ApiError } from "../../../static/js/api.js";
 import { ChartModel } from "../../../static/js/chartdata.js";
-import { comparisonRows, recalculationBody, zonedMidnight } from "../../../static/js/limits.js";
+import { basisText, comparisonRows, recalculationBody, zonedMidnight } from "../../../static/js/limits.js";
 
 const LIMITS = { version: 1, center: 10, ucl: 13, lcl: 7, sigma: 1, dispersion_center: 1.128, dispersion_ucl: 3.686, dispersion_lcl: 0 };
 
@@ -100,5 +100,16 @@ describe("recalculating limits", () => {
     assert.deepEqual(rows.slice(0, 3), [["CL", "10.00", "10.25", "+0.25"], ["UCL", "13.00", "12.50", "−0.50"], ["LCL", "7.00", "7.00", "+0.00"]]);
     assert.deepEqual(rows.find((r) => r[0] === "Dispersion CL"), ["Dispersion CL", "1.13", "—", "—"]);
     assert.deepEqual(comparisonRows(null, { center: 1, ucl: 2, lcl: 0, sigma: 0.3 }, 1).map((r) => r[1]), ["—", "—", "—", "—"]);
+  });
+
+  it("says what the limits come from, naming at most 8 left-out samples", () => {
+    const excluded = Array.from({ length: 10 }, (_, i) => ({ sequence: 15 + i, why: "violation" }));
+    const answer = { new: { baseline: { first_sequence: 5, last_sequence: 24 } }, samples_used: 10, excluded, method: "mrbar_d2" };
+    assert.equal(
+      basisText(answer),
+      "From 10 samples (5 to 24), 10 left out (15: violation, 16: violation, 17: violation, 18: violation, " +
+        "19: violation, 20: violation, 21: violation, 22: violation, and 2 more); σ by mrbar_d2.",
+    );
+    assert.equal(basisText({ ...answer, excluded: [] }), "From 10 samples (5 to 24), none left out; σ by mrbar_d2.");
   });
 });
