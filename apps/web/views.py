@@ -58,6 +58,11 @@ class ChartView(PageMixin, DetailView):
         characteristic: Characteristic = self.object
         context["decimals"] = selectors.characteristic_decimals(characteristic=characteristic)
         context["time_zone"] = settings.TIME_ZONE
+        # The same permissions the API checks (AcknowledgePermissions, LimitsPermissions): a
+        # role that would be refused does not see the controls.
+        user = self.request.user
+        context["can_acknowledge"] = user.has_perm("calculations.change_violation")
+        context["can_change_limits"] = user.has_perm("config.add_controllimits")
         return context
 
 
