@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest
 from django.urls import reverse
 
@@ -15,17 +16,28 @@ class NavLink:
     active: bool
 
 
+def list_pages(user: User | AnonymousUser) -> list[tuple[str, str]]:
+    """The violations list for the roles that read violations; the audit log for those that read the
+    audit trail (quality specialists)."""
+    pages = []
+    if user.has_perm("calculations.view_violation"):
+        pages.append(("Violations", "web-violations"))
+    if user.has_perm("audit.view_auditentry"):
+        pages.append(("Audit log", "web-audit"))
+    return pages
+
+
 def navigation(request: HttpRequest) -> dict[str, list[NavLink]]:
     """Links to the pages that exist and that the user may use; none before sign-in or for a device.
 
-    Every role gets the overview and the API docs; a quality specialist also the admin (the
-    configuration lives there).
+    Every role gets the overview and the API docs; the list pages go to the roles that may read them
+    (list_pages); a quality specialist also gets the admin (the configuration lives there).
     """
     user = request.user
     if not user.is_authenticated or has_role(user, Role.DEVICE):
         return {"navigation": []}
     current = request.resolver_match.view_name if request.resolver_match else None
-    pages = [("Overview", "web-overview"), ("API docs", "api-docs")]
+    pages = [("Overview", "web-overview"), *list_pages(user), ("API docs", "api-docs")]
     if has_role(user, Role.QUALITY_SPECIALIST) or user.is_superuser:
         pages.append(("Admin", "admin:index"))
     return {

@@ -11,4 +11,6 @@ urlpatterns = [
     # Django's LogoutView answers GET with 405: signing out is a POST from the form in base.html.
     path("logout/", auth_views.LogoutView.as_view(), name="web-logout"),
     path("charts/<int:pk>/", views.ChartView.as_view(), name="web-chart"),
+    path("violations/", views.ViolationsView.as_view(), name="web-violations"),
+    path("audit/", views.AuditLogView.as_view(), name="web-audit"),
 ]

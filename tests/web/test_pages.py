@@ -123,9 +123,9 @@ class NavigationTests:
     @pytest.mark.parametrize(
         ("role", "labels"),
         [
-            ("quality_specialist", ["Overview", "API docs", "Admin"]),
-            ("operations_lead", ["Overview", "API docs"]),
-            ("manager", ["Overview", "API docs"]),
+            ("quality_specialist", ["Overview", "Violations", "Audit log", "API docs", "Admin"]),
+            ("operations_lead", ["Overview", "Violations", "API docs"]),
+            ("manager", ["Overview", "Violations", "API docs"]),
             ("tester", ["Overview", "API docs"]),
         ],
     )
