@@ -59,6 +59,11 @@ class DateRangeForm(forms.Form):
             raise forms.ValidationError("The first day of the range is after the last; swap them.")
         return data
 
+    def choices(self, name: str, choices: list[tuple[Any, str]]) -> None:
+        field = self.fields[name]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = choices
+
     def range_query(self, after: str, before: str) -> dict[str, str]:
         query = {}
         if first := self.cleaned_data.get("from"):
@@ -103,14 +108,20 @@ class ViolationFilterForm(DateRangeForm):
         super().__init__(*args, **kwargs)
         characteristics = list(characteristics)
         products = {c.product_id: c.product for c in characteristics}
-        self.fields["product"].choices = [
-            ("", "Any product"),
-            *((p.pk, f"{p.code} — {p.name}") for p in sorted(products.values(), key=lambda p: p.code)),
-        ]
-        self.fields["characteristic"].choices = [
-            ("", "Any characteristic"),
-            *((c.pk, f"{c.product.code} / {c.test.code} — {c.test.name}") for c in characteristics),
-        ]
+        self.choices(
+            "product",
+            [
+                ("", "Any product"),
+                *((p.pk, f"{p.code} — {p.name}") for p in sorted(products.values(), key=lambda p: p.code)),
+            ],
+        )
+        self.choices(
+            "characteristic",
+            [
+                ("", "Any characteristic"),
+                *((c.pk, f"{c.product.code} / {c.test.code} — {c.test.name}") for c in characteristics),
+            ],
+        )
         # The page is not a filter: it stays out of `filtered` and after the date fields.
         self.fields["page"] = self.fields.pop("page")
 
@@ -152,14 +163,20 @@ class AuditFilterForm(DateRangeForm):
         self, *args: Any, actors: Iterable[User], object_types: Iterable[ContentType], **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["actor"].choices = [
-            ("", "Anyone"),
-            *((u.pk, u.get_full_name() or u.get_username()) for u in actors),
-        ]
-        self.fields["object_type"].choices = [
-            ("", "Any object"),
-            *((object_type_key(t), object_type_label(t)) for t in object_types),
-        ]
+        self.choices(
+            "actor",
+            [
+                ("", "Anyone"),
+                *((u.pk, u.get_full_name() or u.get_username()) for u in actors),
+            ],
+        )
+        self.choices(
+            "object_type",
+            [
+                ("", "Any object"),
+                *((object_type_key(t), object_type_label(t)) for t in object_types),
+            ],
+        )
         self.fields["cursor"] = self.fields.pop("cursor")
 
     @property

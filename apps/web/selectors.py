@@ -11,7 +11,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, OuterRef, Q, Subquery
 
 from apps.audit.models import AuditEntry
-from apps.calculations.models import ProductStatistics, Violation
+from apps.calculations.models import AcknowledgementReason, ProductStatistics, Violation
 from apps.calculations.selectors import AWAITING_ACKNOWLEDGEMENT
 from apps.config.choices import DataSource
 from apps.config.models import Characteristic
@@ -212,6 +212,11 @@ def audit_actors() -> list[User]:
             "username"
         )
     )
+
+
+def acknowledgement_reason_labels() -> dict[int, str]:
+    """{id: label} of every acknowledgement reason, inactive ones too: the audit trail stores the id."""
+    return dict(AcknowledgementReason.objects.values_list("pk", "label"))
 
 
 def audit_object_types() -> list[ContentType]:

@@ -108,5 +108,7 @@ class AuditLogView(PageMixin, PermissionRequiredMixin, TemplateView):
             "users": {u.pk: u.get_full_name() or u.get_username() for u in actors},
             "actions": dict(AuditAction.choices),
             "object_types": {object_type_key(t): object_type_label(t) for t in object_types},
+            # Foreign keys the trail stores by id, by name (people are in "users").
+            "references": {"acknowledgement_reason": selectors.acknowledgement_reason_labels()},
         }
         return context

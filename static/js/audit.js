@@ -40,7 +40,7 @@ function objectText(entry) {
 
 function diffTable(entry) {
   const { rows, unchanged } = auditChanges(entry.before, entry.after);
-  const options = { timeZone, userNames: labels.users };
+  const options = { timeZone, userNames: labels.users, references: labels.references };
   if (!rows.length) return [element("p", { className: "cell-note", text: "No field changed." })];
   const table = element("table", { className: "diff-table" }, [
     element("caption", { className: "visually-hidden", text: `Fields changed: ${objectText(entry)}` }),

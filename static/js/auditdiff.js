@@ -7,19 +7,27 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\
 // Fields that hold a user's id (audit_fields stores foreign keys by id).
 const USER_FIELDS = /(^|_)(by|user)$/;
 
-/** "acknowledged_at" → "Acknowledged at". */
+// SPC abbreviations stay in capitals in field labels.
+const ABBREVIATIONS = new Set(["usl", "lsl", "ucl", "lcl", "sd", "mr", "cp", "cpk", "pp", "ppk", "ewma", "cusum", "id"]);
+
+/** "acknowledged_at" → "Acknowledged at"; "ucl" → "UCL". */
 export function fieldLabel(name) {
-  const words = String(name).replaceAll("_", " ").trim();
-  return words.charAt(0).toUpperCase() + words.slice(1);
+  const words = String(name).split("_").filter(Boolean).map((w) => (ABBREVIATIONS.has(w) ? w.toUpperCase() : w));
+  const text = words.join(" ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
-/** A stored value as words: times in the plant's zone, yes/no, people by name, "—" for none. */
-export function formatValue(value, { field = "", timeZone = "UTC", userNames = {} } = {}) {
+/**
+ * A stored value as words: times in the plant's zone, yes/no, people and other references by name
+ * (`references`: {field: {id: name}}), "—" for none.
+ */
+export function formatValue(value, { field = "", timeZone = "UTC", userNames = {}, references = {} } = {}) {
   if (value === null || value === undefined || value === "") return "—";
   if (typeof value === "boolean") return value ? "yes" : "no";
   if (typeof value === "number") {
     if (USER_FIELDS.test(field) && userNames[value]) return `${userNames[value]} (user ${value})`;
-    return String(value);
+    const name = references[field]?.[value];
+    return name ? `${name} (${value})` : String(value);
   }
   if (typeof value === "string") return ISO_TIME.test(value) ? formatTime(value, timeZone) : value;
   if (Array.isArray(value) && value.every((v) => typeof v !== "object" || v === null)) {

@@ -239,10 +239,10 @@ function updateSelection() {
   submit.textContent = chosen ? `Acknowledge ${chosen} ${chosen === 1 ? "violation" : "violations"}` : "Acknowledge";
 }
 
-function showResult(message, { error = false } = {}) {
+function showResult(message, { error = false, warn = false } = {}) {
   const box = form.querySelector("[data-acknowledge-result]");
   box.textContent = message;
-  box.className = error ? "notice notice--error" : "notice notice--ok";
+  box.className = `notice ${error ? "notice--error" : warn ? "notice--warn" : "notice--ok"}`;
   box.hidden = !message;
 }
 
@@ -304,7 +304,7 @@ async function submit(event) {
     const { acknowledged, before } = await acknowledgeBatch(request);
     const outcomes = batchOutcomes(acknowledged, before, { timeZone, userNames, reasons });
     for (const violation of [...acknowledged, ...before]) showOutcome(violation, outcomes[violation.id]);
-    showResult(batchSummary(acknowledged, before));
+    showResult(batchSummary(acknowledged, before), { warn: before.length > 0 });
     form.elements.comment.value = "";
     form.elements.corrective_action.value = "";
   } catch (error) {

@@ -61,13 +61,8 @@ class Violations:
 
     def __init__(self, plant: Any, manager: AbstractBaseUser) -> None:
         self.dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-        samples = [
-            Sample.objects.create(
-                characteristic=self.dia, sequence=n, lot=plant.lot, values=[74.0], observation_ids=[], n=1,
-                mean=74.0, in_control=False,
-            )  # fmt: skip
-            for n in (1, 2, 3)
-        ]
+        self.lot = plant.lot
+        samples = [self._sample(n) for n in (1, 2, 3)]
         self.awaiting = self._violation(samples[0], rule=1)
         self.informational = self._violation(
             samples[1], rule=2, severity=Severity.WARNING, requires_acknowledgement=False
@@ -79,6 +74,12 @@ class Violations:
         )  # fmt: skip
         self.pump = ProductFactory(code="PUMP-1", name="Pump")
         self.flow = characteristic_for(self.pump, TestFactory(code="FLOW", name="Flow", unit="l/min"))
+
+    def _sample(self, sequence: int) -> Sample:
+        return Sample.objects.create(
+            characteristic=self.dia, sequence=sequence, lot=self.lot, values=[74.0], observation_ids=[],
+            n=1, mean=74.0, in_control=False,
+        )  # fmt: skip
 
     @staticmethod
     def _violation(sample: Sample, **fields: Any) -> Violation:
@@ -188,22 +189,35 @@ class ViolationFilterTests:
 
     @pytest.mark.parametrize(
         ("status", "expected"),
-        [("awaiting", ["awaiting"]), ("acknowledged", ["acknowledged"]), ("informational", ["informational"])],
+        [
+            ("awaiting", ["awaiting"]),
+            ("acknowledged", ["acknowledged"]),
+            ("informational", ["informational"]),
+        ],
     )
-    def test_the_status_filter_selects_those_rows_from_the_api(self, violations, manager, api, status, expected):
+    def test_the_status_filter_selects_those_rows_from_the_api(
+        self, violations, manager, api, status, expected
+    ):
         query = api_query(page(manager, VIOLATIONS, {"status": status}))
         assert query is not None
         response = api(manager).get("/api/v1/violations/", {k: v[0] for k, v in query.items()})
         assert response.status_code == 200
         names = {v.pk: name for name, v in vars(violations).items() if isinstance(v, Violation)}
+        assert len(names) == 3
         assert [names[row["id"]] for row in response.json()["results"]] == expected
 
     @pytest.mark.parametrize(
         ("query", "message"),
         [
-            ({"characteristic": "999999"}, "Select a valid choice. 999999 is not one of the available choices."),
+            (
+                {"characteristic": "999999"},
+                "Select a valid choice. 999999 is not one of the available choices.",
+            ),
             ({"rule": "9"}, "Select a valid choice. 9 is not one of the available choices."),
-            ({"from": "2026-11-24", "to": "2026-11-01"}, "The first day of the range is after the last; swap them."),
+            (
+                {"from": "2026-11-24", "to": "2026-11-01"},
+                "The first day of the range is after the last; swap them.",
+            ),
             ({"from": "yesterday"}, "Enter a valid date."),
         ],
     )
@@ -239,6 +253,9 @@ class AuditPageTests:
         labels = re.search(r'id="audit-labels" type="application/json">(.*?)</script>', html)
         assert labels is not None
         assert '"calculations.violation": "Violation"' in labels.group(1)
+        reason = AcknowledgementReason.objects.get(code="process-adjusted")
+        assert '"acknowledgement_reason": {' in labels.group(1)
+        assert f'"{reason.pk}": "Process adjusted"' in labels.group(1)
 
     @override_settings(TIME_ZONE="Europe/Berlin")
     def test_the_filters_in_the_url_become_the_api_query(self, violations, quality_specialist, manager, api):
