@@ -1,11 +1,15 @@
 """Template context for every page: the navigation the user's role may use."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest
 from django.urls import reverse
 
 from apps.config.roles import Role, has_role
+
+Person = User | AnonymousUser
 
 
 @dataclass(frozen=True)
@@ -15,28 +19,50 @@ class NavLink:
     active: bool
 
 
-def navigation(request: HttpRequest) -> dict[str, list[NavLink]]:
-    """Links to the pages that exist and that the user may use; none before sign-in or for a device.
+def _everyone(user: Person) -> bool:
+    return True
 
-    Every role gets the overview and the API docs; a tester also their worklist; whoever may read
-    lots (not a tester) the lots; a quality specialist also the admin (the configuration lives
-    there).
-    """
+
+def _perm(name: str) -> Callable[[Person], bool]:
+    return lambda user: user.has_perm(name)
+
+
+@dataclass(frozen=True)
+class NavPage:
+    label: str
+    view: str
+    may_use: Callable[[Person], bool]
+    within: tuple[str, ...] = ()  # other views that are part of this page (its link stays active)
+
+
+# In the order shown. A page is listed for whoever may use it: the same permission its view checks.
+PAGES = (
+    NavPage("Overview", "web-overview", _everyone),
+    # Only testers are handed items (observations.services.items_assign).
+    NavPage("My work", "web-worklist", lambda user: has_role(user, Role.TESTER)),
+    NavPage("Lots", "web-lots", _perm("observations.view_lot"), within=("web-lot", "web-lot-create")),
+    NavPage("Violations", "web-violations", _perm("calculations.view_violation")),
+    NavPage("Audit log", "web-audit", _perm("audit.view_auditentry")),
+    NavPage("API docs", "api-docs", _everyone),
+    # The configuration lives in the admin.
+    NavPage(
+        "Admin",
+        "admin:index",
+        lambda user: user.is_superuser or has_role(user, Role.QUALITY_SPECIALIST),
+    ),
+)
+
+
+def navigation(request: HttpRequest) -> dict[str, list[NavLink]]:
+    """Links to the pages that exist and that the user may use; none before sign-in or for a device."""
     user = request.user
     if not user.is_authenticated or has_role(user, Role.DEVICE):
         return {"navigation": []}
     current = request.resolver_match.view_name if request.resolver_match else None
-    pages = [("Overview", "web-overview"), ("API docs", "api-docs")]
-    if user.has_perm("observations.view_lot"):  # operations leads, quality specialists, managers
-        pages.insert(1, ("Lots", "web-lots"))
-        if current in ("web-lot", "web-lot-create"):
-            current = "web-lots"  # a lot's page and the new-lot form are within the lots
-    if has_role(user, Role.TESTER):  # only testers are handed items (services.items_assign)
-        pages.insert(1, ("My work", "web-worklist"))
-    if has_role(user, Role.QUALITY_SPECIALIST) or user.is_superuser:
-        pages.append(("Admin", "admin:index"))
     return {
         "navigation": [
-            NavLink(label=label, url=reverse(name), active=name == current) for label, name in pages
+            NavLink(label=page.label, url=reverse(page.view), active=current in (page.view, *page.within))
+            for page in PAGES
+            if page.may_use(user)
         ]
     }

@@ -1,4 +1,5 @@
-"""Reads for the pages: what the overview and the chart page show, in as few queries as a page allows."""
+"""Reads for the pages: what the overview, the chart page and the list pages' filters show, in as few
+queries as a page allows."""
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -6,12 +7,14 @@ from datetime import datetime
 from enum import StrEnum
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.contenttypes.models import ContentType
 from django.db.models import CharField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from apps.audit.models import AuditEntry
 from apps.calculations.choices import Disposition
-from apps.calculations.models import LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
 from apps.calculations.selectors import AWAITING_ACKNOWLEDGEMENT
 from apps.config.choices import DataSource, PlanStatus
 from apps.config.models import Characteristic, PlanAssignment, Product, Test, TestPlan, TestPlanEntry
@@ -391,3 +394,48 @@ def lot_plan_choices() -> list[PlanChoice]:
 def worklist_has_work(*, user: User | AnonymousUser) -> bool:
     """Whether the user has an assigned item with a test still due (what GET /api/v1/me/items/ lists)."""
     return tester_items(user=user).exists()
+
+
+# --- Violations and audit log pages ---------------------------------------------------------------
+
+
+def filter_characteristics(*, user: User | AnonymousUser) -> list[Characteristic]:
+    """The characteristics the user may read, for the violations filters and to name rows. One query."""
+    return list(
+        Characteristic.objects.visible_to(user)
+        .select_related("product", "test")
+        .order_by("product__code", "test__code")
+    )
+
+
+def acknowledger_names(*, user: User) -> dict[int, str]:
+    """{user id: name} of everyone who has acknowledged a violation, and the user: the list names who
+    acknowledged (the API gives an id). One query."""
+    people = User.objects.filter(
+        Q(pk__in=Violation.objects.filter(acknowledged_by__isnull=False).values("acknowledged_by"))
+        | Q(pk=user.pk)
+    )
+    return {person.pk: person.get_full_name() or person.get_username() for person in people}
+
+
+def audit_actors() -> list[User]:
+    """The people who appear in the audit trail, for its actor filter. One query."""
+    return list(
+        User.objects.filter(pk__in=AuditEntry.objects.filter(user__isnull=False).values("user")).order_by(
+            "username"
+        )
+    )
+
+
+def acknowledgement_reason_labels() -> dict[int, str]:
+    """{id: label} of every acknowledgement reason, inactive ones too: the audit trail stores the id."""
+    return dict(AcknowledgementReason.objects.values_list("pk", "label"))
+
+
+def audit_object_types() -> list[ContentType]:
+    """The kinds of object the audit trail has entries for, for its object type filter. One query."""
+    return list(
+        ContentType.objects.filter(pk__in=AuditEntry.objects.values("content_type")).order_by(
+            "app_label", "model"
+        )
+    )

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
@@ -13,6 +13,7 @@ from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
 from django.views.generic import DetailView, FormView, ListView, TemplateView
 
+from apps.audit.models import AuditAction
 from apps.config.models import Characteristic
 from apps.config.roles import Role, has_role
 from apps.observations import services as observation_services
@@ -20,6 +21,13 @@ from apps.observations.choices import LOT_TRANSITIONS, LOT_WORKING, LotStatus
 from apps.observations.models import Lot
 from apps.observations.selectors import lot_progress
 from apps.web import selectors
+from apps.web.filters import (
+    PAGE_SIZE,
+    AuditFilterForm,
+    ViolationFilterForm,
+    object_type_key,
+    object_type_label,
+)
 from apps.web.forms import LotOpenForm
 
 
@@ -185,4 +193,58 @@ class WorklistView(PageMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         # Known now, so a tester with nothing to do reads so at once, not after a loading message.
         context["has_work"] = selectors.worklist_has_work(user=self.request.user)
+        return context
+
+
+class ViolationsView(PageMixin, PermissionRequiredMixin, TemplateView):
+    """The violations list: filters in the URL, rows from the API (static/js/violations.js), batch
+    acknowledgement for the roles that may acknowledge."""
+
+    template_name = "web/violations.html"
+    permission_required = "calculations.view_violation"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        user = self.request.user
+        characteristics = selectors.filter_characteristics(user=user)
+        form = ViolationFilterForm(self.request.GET, characteristics=characteristics)
+        context["form"] = form
+        context["api_query"] = form.api_query() if form.is_valid() else None
+        context["page_size"] = PAGE_SIZE
+        context["can_acknowledge"] = user.has_perm("calculations.change_violation")
+        context["characteristics"] = {
+            c.pk: {
+                "product": c.product.code,
+                "test": c.test.code,
+                "name": c.test.name,
+                "decimals": selectors.characteristic_decimals(characteristic=c),
+                "unit": c.test.unit,
+            }
+            for c in characteristics
+        }
+        context["user_names"] = selectors.acknowledger_names(user=user)  # type: ignore[arg-type]
+        return context
+
+
+class AuditLogView(PageMixin, PermissionRequiredMixin, TemplateView):
+    """The audit trail, newest first, filtered in the URL; static/js/audit.js reads it from the API
+    and shows each entry's before and after as a diff of fields."""
+
+    template_name = "web/audit.html"
+    permission_required = "audit.view_auditentry"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        actors = selectors.audit_actors()
+        object_types = selectors.audit_object_types()
+        form = AuditFilterForm(self.request.GET, actors=actors, object_types=object_types)
+        context["form"] = form
+        context["api_query"] = form.api_query() if form.is_valid() else None
+        context["labels"] = {
+            "users": {u.pk: u.get_full_name() or u.get_username() for u in actors},
+            "actions": dict(AuditAction.choices),
+            "object_types": {object_type_key(t): object_type_label(t) for t in object_types},
+            # Foreign keys the trail stores by id, by name (people are in "users").
+            "references": {"acknowledgement_reason": selectors.acknowledgement_reason_labels()},
+        }
         return context

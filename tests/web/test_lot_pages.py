@@ -56,7 +56,7 @@ class AccessTests:
     def test_an_operations_lead_has_the_lots_link(self, operations_lead):
         client = signed_in(operations_lead)
         html = client.get(reverse("web-lots")).content.decode()
-        assert nav_labels(html) == ["Overview", "Lots", "API docs"]
+        assert "Lots" in nav_labels(html)  # the whole navigation per role: test_pages.py
         # The lots stay the current page on the new-lot form.
         html = client.get(reverse("web-lot-create")).content.decode()
         assert '<a href="/lots/" aria-current="page">Lots</a>' in html

@@ -123,9 +123,9 @@ class NavigationTests:
     @pytest.mark.parametrize(
         ("role", "labels"),
         [
-            ("quality_specialist", ["Overview", "Lots", "API docs", "Admin"]),
-            ("operations_lead", ["Overview", "Lots", "API docs"]),
-            ("manager", ["Overview", "Lots", "API docs"]),
+            ("quality_specialist", ["Overview", "Lots", "Violations", "Audit log", "API docs", "Admin"]),
+            ("operations_lead", ["Overview", "Lots", "Violations", "API docs"]),
+            ("manager", ["Overview", "Lots", "Violations", "API docs"]),
             ("tester", ["Overview", "My work", "API docs"]),
         ],
     )
