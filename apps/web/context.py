@@ -6,6 +6,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from apps.config.roles import Role, has_role
+from apps.subscriptions.selectors import notification_unread_count
 
 
 @dataclass(frozen=True)
@@ -13,6 +14,7 @@ class NavLink:
     label: str
     url: str
     active: bool
+    badge: int | None = None  # a count shown beside the link (unread notifications)
 
 
 def navigation(request: HttpRequest) -> dict[str, list[NavLink]]:
@@ -28,8 +30,19 @@ def navigation(request: HttpRequest) -> dict[str, list[NavLink]]:
     pages = [("Overview", "web-overview"), ("API docs", "api-docs")]
     if has_role(user, Role.QUALITY_SPECIALIST) or user.is_superuser:
         pages.append(("Admin", "admin:index"))
-    return {
-        "navigation": [
-            NavLink(label=label, url=reverse(name), active=name == current) for label, name in pages
-        ]
-    }
+    links = [NavLink(label=label, url=reverse(name), active=name == current) for label, name in pages]
+    links.extend(notifications_links(request, current))
+    return {"navigation": links}
+
+
+NOTIFICATION_PAGES = ("web-notifications", "web-subscriptions")
+
+
+def notifications_links(request: HttpRequest, current: str | None) -> list[NavLink]:
+    """The inbox, with the unread count, for the roles that may subscribe (only subscriptions fill
+    an inbox). One query for the count; static/js/notify.js keeps it live."""
+    user = request.user
+    if not user.has_perm("subscriptions.view_subscription"):
+        return []
+    unread = notification_unread_count(user=user)
+    return [NavLink("Notifications", reverse("web-notifications"), current in NOTIFICATION_PAGES, unread)]

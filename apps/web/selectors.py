@@ -14,6 +14,8 @@ from apps.config.choices import DataSource
 from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.models import Sample
+from apps.subscriptions.models import SubscriptionEvent, SubscriptionScope
+from apps.subscriptions.services import SCOPE_KINDS
 
 
 class CardState(StrEnum):
@@ -178,3 +180,23 @@ def overview_groups(*, user: User | AnonymousUser) -> list[Group]:
             )
         )
     return list(groups.values())
+
+
+# --- Subscriptions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScopeChoice:
+    """A kind of subscription target, and the kinds of event a subscription to it can hear."""
+
+    value: str
+    label: str
+    kinds: tuple[str, ...]
+
+
+def subscription_scopes() -> list[ScopeChoice]:
+    """What the subscription form offers, in the order of SubscriptionEvent (the service's rules)."""
+    return [
+        ScopeChoice(value, str(label), tuple(k for k in SubscriptionEvent.values if k in SCOPE_KINDS[value]))
+        for value, label in SubscriptionScope.choices
+    ]
