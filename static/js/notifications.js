@@ -10,6 +10,7 @@ import { feed, liveStatus, refreshUnread } from "./notify.js";
 
 const API = "/api/v1/notifications/";
 const PAGE_SIZE = 50;
+const ARRIVAL_MS = 1600; // notifications.css: notification-arrive
 
 const root = document.querySelector("[data-inbox]");
 const el = {
@@ -33,7 +34,7 @@ let held = []; // what the list shows, newest first
 let next = null; // the API's URL of the next older page
 let loaded = false;
 let generation = 0; // a later load (another filter) makes an earlier one's answer stale
-const arrivedLive = new Set(); // ids that came in while the page was open: highlighted
+const arrivedLive = new Set(); // ids that just came in live: highlighted
 
 function showError(message) {
   el.error.textContent = message;
@@ -285,6 +286,8 @@ feed.addEventListener("notification", ({ detail: notification }) => {
   held = mergeNotifications(held, [notification]);
   if (!known) {
     arrivedLive.add(notification.id);
+    // Highlighted once (the CSS animation's length): a later render shows it like the others.
+    window.setTimeout(() => arrivedLive.delete(notification.id), ARRIVAL_MS);
     announce(`New notification: ${notification.title}`);
   }
   render();
