@@ -62,3 +62,9 @@ export function formErrors(fields = {}) {
   }
   return errors;
 }
+
+/** The user's subscription to this scope and target, if there is one (one per target). */
+export function existingSubscription(subscriptions, scope, target) {
+  const id = Number(target);
+  return subscriptions.find((s) => s.scope === scope && s[scope] === id) ?? null;
+}

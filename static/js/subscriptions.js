@@ -3,7 +3,14 @@
 
 import { apiDelete, apiGetAll, apiPost } from "./api.js";
 import { formatTime } from "./chartdata.js";
-import { MAX_TARGETS, TARGETS, formErrors, subscriptionBody, targetOptions } from "./subscriptiondata.js";
+import {
+  MAX_TARGETS,
+  TARGETS,
+  existingSubscription,
+  formErrors,
+  subscriptionBody,
+  targetOptions,
+} from "./subscriptiondata.js";
 
 const API = "/api/v1/subscriptions/";
 
@@ -120,6 +127,11 @@ async function subscribe(event) {
     return;
   }
   const label = el.target.selectedOptions[0].textContent;
+  const already = `You already subscribe to ${label}: it is in your list. Delete it there to subscribe with other events.`;
+  if (existingSubscription(subscriptions, scope, el.target.value)) {
+    show(el.formError, already);
+    return;
+  }
   el.submit.disabled = true;
   try {
     const created = await apiPost(
@@ -132,7 +144,8 @@ async function subscribe(event) {
     el.target.value = "";
   } catch (error) {
     if (error.status === 409) {
-      show(el.formError, `You already subscribe to ${label}: it is in your list. Delete it there to subscribe with other events.`);
+      show(el.formError, already); // subscribed in another tab meanwhile
+      loadList();
     } else {
       const fieldErrors = formErrors(error.fields);
       if (Object.keys(fieldErrors).length > 0) showErrors(fieldErrors);

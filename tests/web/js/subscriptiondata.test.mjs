@@ -2,7 +2,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { TARGETS, formErrors, subscriptionBody, targetOptions } from "../../../static/js/subscriptiondata.js";
+import {
+  TARGETS,
+  existingSubscription,
+  formErrors,
+  subscriptionBody,
+  targetOptions,
+} from "../../../static/js/subscriptiondata.js";
 
 describe("targetOptions", () => {
   it("names products by code and name, sorted by code", () => {
@@ -64,5 +70,20 @@ describe("formErrors", () => {
   it("is empty for no fields", () => {
     assert.deepEqual(formErrors(undefined), {});
     assert.deepEqual(formErrors({}), {});
+  });
+});
+
+describe("existingSubscription", () => {
+  const held = [
+    { id: 1, scope: "product", product: 4, test: null, lot: null, characteristic: null },
+    { id: 2, scope: "lot", product: null, test: null, lot: 4, characteristic: null },
+  ];
+  it("finds the subscription to the same scope and target", () => {
+    assert.equal(existingSubscription(held, "lot", "4").id, 2);
+    assert.equal(existingSubscription(held, "product", "4").id, 1);
+  });
+  it("finds none for another target or scope", () => {
+    assert.equal(existingSubscription(held, "product", "5"), null);
+    assert.equal(existingSubscription(held, "test", "4"), null);
   });
 });
