@@ -221,6 +221,32 @@ def items_assign(*, items: Sequence[Item], tester: User | None) -> list[Item]:
     return list(items)
 
 
+def lot_open(
+    *,
+    product: Product,
+    number: str,
+    plans: Sequence[TestPlan],
+    user: User,
+    count: int | None = None,
+    serials: Sequence[str] | None = None,
+) -> Lot:
+    """Open a lot with its items on the chosen test plans, all or nothing (the lots page's form).
+
+    A ValidationError keyed by product, number, count, serials or plans leaves no row behind. Two
+    leads opening the same lot number at once: the second gets the same words as the first check.
+    """
+    try:
+        with transaction.atomic():
+            lot = lot_create(product=product, number=number, user=user)
+            items = items_create(lot=lot, count=count, serials=serials)
+            items_select_plans(items=items, plans=plans)
+    except IntegrityError:
+        if Lot.objects.filter(product=product, number=number.strip()).exists():
+            raise ValidationError({"number": f"Lot {number.strip()} of {product.code} exists."}) from None
+        raise
+    return lot
+
+
 # --- Recording observations ------------------------------------------------------------
 
 

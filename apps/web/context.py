@@ -20,14 +20,18 @@ class NavLink:
 def navigation(request: HttpRequest) -> dict[str, list[NavLink]]:
     """Links to the pages that exist and that the user may use; none before sign-in or for a device.
 
-    Every role gets the overview and the API docs; a quality specialist also the admin (the
-    configuration lives there).
+    Every role gets the overview and the API docs; whoever may read lots (not a tester) the lots;
+    a quality specialist also the admin (the configuration lives there).
     """
     user = request.user
     if not user.is_authenticated or has_role(user, Role.DEVICE):
         return {"navigation": []}
     current = request.resolver_match.view_name if request.resolver_match else None
     pages = [("Overview", "web-overview"), ("API docs", "api-docs")]
+    if user.has_perm("observations.view_lot"):  # operations leads, quality specialists, managers
+        pages.insert(1, ("Lots", "web-lots"))
+        if current in ("web-lot", "web-lot-create"):
+            current = "web-lots"  # a lot's page and the new-lot form are within the lots
     if has_role(user, Role.QUALITY_SPECIALIST) or user.is_superuser:
         pages.append(("Admin", "admin:index"))
     links = [NavLink(label=label, url=reverse(name), active=name == current) for label, name in pages]

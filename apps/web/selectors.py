@@ -1,19 +1,25 @@
 """Reads for the pages: what the overview and the chart page show, in as few queries as a page allows."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import CharField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
 
-from apps.calculations.models import ProductStatistics, Violation
+from apps.calculations.choices import Disposition
+from apps.calculations.models import LotStatistics, ProductStatistics, Violation
 from apps.calculations.selectors import AWAITING_ACKNOWLEDGEMENT
-from apps.config.choices import DataSource
-from apps.config.models import Characteristic
+from apps.config.choices import DataSource, PlanStatus
+from apps.config.models import Characteristic, PlanAssignment, Product, Test, TestPlan, TestPlanEntry
+from apps.config.roles import Role
 from apps.mqtt_bridge.models import EdgeNode
-from apps.observations.models import Sample
+from apps.observations.choices import ObservationStatus
+from apps.observations.models import Item, Lot, Observation, Sample
+from apps.observations.selectors import LotProgress, item_queryset, lot_queryset
 from apps.subscriptions.models import SubscriptionEvent, SubscriptionScope
 from apps.subscriptions.services import SCOPE_KINDS
 
@@ -180,6 +186,208 @@ def overview_groups(*, user: User | AnonymousUser) -> list[Group]:
             )
         )
     return list(groups.values())
+
+
+# --- Lots (the operations pages) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LotRow:
+    """One lot on the lots page, with where its testing stands (the numbers of lot_progress)."""
+
+    lot: Lot
+    progress: LotProgress
+
+    @property
+    def percent_done(self) -> int:
+        total = self.progress.tests_total
+        return round(100 * self.progress.tests_done / total) if total else 0
+
+
+def lots_list(*, product: int | None = None, status: str = "") -> QuerySet[Lot]:
+    """The lots, newest first, optionally of one product and in one status."""
+    lots = lot_queryset()
+    if product is not None:
+        lots = lots.filter(product=product)
+    if status:
+        lots = lots.filter(status=status)
+    return lots
+
+
+def _pairs(item: str, test: str) -> Concat:
+    """An (item, test) pair as one value, to count distinct pairs per lot."""
+    return Concat(F(item), Value(":"), F(test), output_field=CharField())
+
+
+def lots_progress(*, lots: Sequence[Lot]) -> list[LotRow]:
+    """The lots with their progress, counted as lot_progress counts one lot. Four queries."""
+    ids = [lot.pk for lot in lots]
+    items: dict[int, tuple[int, int]] = {
+        lot_id: (total, assigned)
+        for lot_id, total, assigned in Item.objects.filter(lot__in=ids)
+        .values("lot")
+        .annotate(total=Count("id"), assigned=Count("tester"))
+        .values_list("lot", "total", "assigned")
+        .order_by()
+    }
+    totals = dict(
+        TestPlanEntry.objects.filter(plan__items__lot__in=ids)
+        .values("plan__items__lot")
+        .annotate(n=Count(_pairs("plan__items", "test"), distinct=True))
+        .values_list("plan__items__lot", "n")
+        .order_by()
+    )
+    done = dict(
+        Observation.objects.filter(
+            lot__in=ids, status=ObservationStatus.CONFIRMED, item__plans__entries__test=F("test")
+        )
+        .values("lot")
+        .annotate(n=Count(_pairs("item", "test"), distinct=True))
+        .values_list("lot", "n")
+        .order_by()
+    )
+    by_status: dict[int, dict[str, int]] = {}
+    for lot_id, status, n in (
+        Observation.objects.filter(lot__in=ids)
+        .values("lot", "status")
+        .annotate(n=Count("id"))
+        .values_list("lot", "status", "n")
+        .order_by()
+    ):
+        by_status.setdefault(lot_id, {})[status] = n
+    rows = []
+    for lot in lots:
+        counts = by_status.get(lot.pk, {})
+        total, finished = totals.get(lot.pk, 0), done.get(lot.pk, 0)
+        progress = LotProgress(
+            items=items.get(lot.pk, (0, 0))[0],
+            items_assigned=items.get(lot.pk, (0, 0))[1],
+            tests_total=total,
+            tests_done=finished,
+            tests_due=total - finished,
+            received=counts.get(ObservationStatus.RECEIVED, 0),
+            confirmed=counts.get(ObservationStatus.CONFIRMED, 0),
+            rejected=counts.get(ObservationStatus.REJECTED, 0),
+        )
+        rows.append(LotRow(lot=lot, progress=progress))
+    return rows
+
+
+def lot_products() -> QuerySet[Product]:
+    """Products for the lots filter: those with a lot, or active (a new lot may come)."""
+    return Product.objects.filter(Q(active=True) | Q(lots__isnull=False)).distinct().order_by("code")
+
+
+DISPOSITION_ICONS = {
+    Disposition.PENDING: "–",
+    Disposition.RELEASE: "✓",
+    Disposition.REVIEW: "⚠",
+    Disposition.REJECT: "✕",
+}
+DISPOSITION_LABELS = {
+    Disposition.PENDING: "No values yet",
+    Disposition.RELEASE: "Release",
+    Disposition.REVIEW: "Review: Cpk below 1.33",
+    Disposition.REJECT: "Reject: value out of spec",
+}
+
+
+@dataclass(frozen=True)
+class LotTestRow:
+    """One test of a lot: its statistics (None before the first confirmed value) and how to show them."""
+
+    test: Test
+    decimals: int
+    statistics: LotStatistics | None
+
+    @property
+    def disposition(self) -> str:
+        return self.statistics.disposition if self.statistics else Disposition.PENDING
+
+    @property
+    def disposition_label(self) -> str:
+        return DISPOSITION_LABELS[Disposition(self.disposition)]
+
+    @property
+    def disposition_icon(self) -> str:
+        return DISPOSITION_ICONS[Disposition(self.disposition)]
+
+    def _number(self, name: str) -> str:
+        value = getattr(self.statistics, name) if self.statistics else None
+        return number_format(value, decimals=self.decimals, unit=self.test.unit)
+
+    @property
+    def mean_text(self) -> str:
+        return self._number("mean")
+
+    @property
+    def sd_text(self) -> str:
+        return self._number("sd")
+
+    @property
+    def cpk_text(self) -> str:
+        return number_format(self.statistics.cpk if self.statistics else None, decimals=2)
+
+
+def lot_tests(*, lot: Lot) -> list[LotTestRow]:
+    """Every test of the lot's plans, and any other test with statistics in the lot, in code order,
+    each with the lot's statistics and its characteristic's decimals. Three queries."""
+    statistics = {s.test_id: s for s in LotStatistics.objects.filter(lot=lot)}
+    tests = Test.objects.filter(
+        Q(pk__in=statistics) | Q(pk__in=TestPlanEntry.objects.filter(plan__items__lot=lot).values("test"))
+    ).order_by("code")
+    decimals: dict[int, int] = {
+        test_id: places
+        for test_id, places in Characteristic.objects.filter(product=lot.product_id).values_list(
+            "test", "decimals"
+        )
+        if places is not None
+    }
+    return [
+        LotTestRow(
+            test=test, decimals=decimals.get(test.pk, test.decimals), statistics=statistics.get(test.pk)
+        )
+        for test in tests
+    ]
+
+
+def lot_items(*, lot: Lot, user: User | AnonymousUser) -> QuerySet[Item]:
+    """The lot's items with their plans and tester, by serial."""
+    return item_queryset(user=user).filter(lot=lot).order_by("serial")
+
+
+def testers() -> QuerySet[User]:
+    """Who items can be handed to: active users with the Tester role, by name."""
+    return (
+        User.objects.filter(is_active=True, groups__name=str(Role.TESTER))
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+    )
+
+
+@dataclass(frozen=True)
+class PlanChoice:
+    """A released plan a new lot's items may take, and the products it applies to today."""
+
+    plan: TestPlan
+    product_ids: list[int]
+
+
+def lot_plan_choices() -> list[PlanChoice]:
+    """Released plans assigned to an active product and in effect today (what items_select_plans
+    accepts), each with those products. One query."""
+    products: dict[int, list[int]] = {}
+    plans: dict[int, TestPlan] = {}
+    assignments = (
+        PlanAssignment.objects.effective_on(timezone.localdate())
+        .filter(plan__status=PlanStatus.RELEASED, product__active=True)
+        .select_related("plan")
+        .order_by("plan__code", "-plan__version", "product_id")
+    )
+    for assignment in assignments:
+        plans.setdefault(assignment.plan_id, assignment.plan)
+        products.setdefault(assignment.plan_id, []).append(assignment.product_id)
+    return [PlanChoice(plan=plan, product_ids=products[pk]) for pk, plan in plans.items()]
 
 
 # --- Subscriptions -------------------------------------------------------------------------------

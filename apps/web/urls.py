@@ -11,6 +11,10 @@ urlpatterns = [
     # Django's LogoutView answers GET with 405: signing out is a POST from the form in base.html.
     path("logout/", auth_views.LogoutView.as_view(), name="web-logout"),
     path("charts/<int:pk>/", views.ChartView.as_view(), name="web-chart"),
+    # The operations pages: lots, their items, assignment and status.
+    path("lots/", views.LotListView.as_view(), name="web-lots"),
+    path("lots/new/", views.LotCreateView.as_view(), name="web-lot-create"),
+    path("lots/<int:pk>/", views.LotDetailView.as_view(), name="web-lot"),
     # The inbox and the subscriptions that fill it.
     path("notifications/", views.NotificationsView.as_view(), name="web-notifications"),
     path("notifications/subscriptions/", views.SubscriptionsView.as_view(), name="web-subscriptions"),

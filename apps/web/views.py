@@ -3,17 +3,26 @@
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
-from django.core.exceptions import PermissionDenied
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
 from django.urls import NoReverseMatch, reverse
-from django.views.generic import DetailView, TemplateView
+from django.views.generic import DetailView, FormView, ListView, TemplateView
 
 from apps.config.models import Characteristic
 from apps.config.roles import Role, has_role
+from apps.observations import services as observation_services
+from apps.observations.choices import LOT_TRANSITIONS, LOT_WORKING, LotStatus
+from apps.observations.models import Lot
+from apps.observations.selectors import lot_progress
 from apps.subscriptions.models import SubscriptionEvent
 from apps.web import selectors
+from apps.web.forms import LotOpenForm
 
 
 class PageMixin(LoginRequiredMixin):
@@ -54,6 +63,115 @@ class ChartView(PageMixin, DetailView):
         return context
 
 
+# --- Lots (the operations pages) -----------------------------------------------------------------
+
+
+class PermissionPageMixin(PageMixin):
+    """A page for users with these model permissions (roles grant them); others get 403."""
+
+    permissions: tuple[str, ...] = ()
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.user.is_authenticated and not request.user.has_perms(self.permissions):
+            raise PermissionDenied("Your role does not include this page.")
+        return super().dispatch(request, *args, **kwargs)
+
+
+class LotListView(PermissionPageMixin, ListView):
+    """The lots, newest first, with their progress; filtered by product and status."""
+
+    template_name = "web/lots.html"
+    permissions = ("observations.view_lot",)
+    paginate_by = 25
+
+    def filters(self) -> tuple[int | None, str]:
+        product = self.request.GET.get("product", "")
+        status = self.request.GET.get("status", "")
+        return (int(product) if product.isdigit() else None), (status if status in LotStatus.values else "")
+
+    def get_queryset(self) -> QuerySet[Lot]:
+        product, status = self.filters()
+        return selectors.lots_list(product=product, status=status)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        product, status = self.filters()
+        context["rows"] = selectors.lots_progress(lots=context["page_obj"].object_list)
+        context["products"] = selectors.lot_products()
+        context["statuses"] = LotStatus.choices
+        context["chosen_product"], context["chosen_status"] = product, status
+        context["filtered"] = product is not None or bool(status)
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        context["filter_query"] = query.urlencode()
+        return context
+
+
+class LotCreateView(PermissionPageMixin, FormView):
+    """Open a lot with its items on their test plans, in one transaction (services.lot_open)."""
+
+    template_name = "web/lot_create.html"
+    permissions = ("observations.add_lot", "observations.add_item", "observations.change_item")
+    form_class = LotOpenForm
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["plan_choices"] = selectors.lot_plan_choices()
+        return context
+
+    def form_valid(self, form: LotOpenForm) -> HttpResponse:
+        try:
+            user = self.request.user
+            assert isinstance(user, User)  # signed in: PageMixin
+            lot = observation_services.lot_open(**form.service_arguments(), user=user)
+        except ValidationError as error:
+            form.add_error(None, error)
+            return self.form_invalid(form)
+        items = lot.items.count()
+        messages.success(self.request, f"Lot {lot.number} is open with {items} item{pluralize(items)}.")
+        return redirect("web-lot", pk=lot.pk)
+
+
+class LotDetailView(PermissionPageMixin, DetailView):
+    """One lot: progress, statistics per test, items with plans and testers; assignment and status."""
+
+    template_name = "web/lot.html"
+    permissions = ("observations.view_lot",)
+    context_object_name = "lot"
+
+    def get_queryset(self) -> QuerySet[Lot]:
+        return selectors.lots_list()
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        lot: Lot = self.object
+        user = self.request.user
+        working = lot.status in LOT_WORKING
+        context["progress"] = lot_progress(lot=lot)
+        context["tests"] = selectors.lot_tests(lot=lot)
+        context["items"] = selectors.lot_items(lot=lot, user=user)
+        context["can_assign"] = working and user.has_perm("observations.change_item")
+        context["testers"] = selectors.testers() if context["can_assign"] else []
+        context["transitions"] = (
+            [
+                (status, LOT_ACTIONS[status])
+                for status in LotStatus.values
+                if status in LOT_TRANSITIONS[lot.status]
+            ]
+            if user.has_perm("observations.change_lot")
+            else []
+        )
+        return context
+
+
+# What the lot page's buttons say for each status a lot can move to.
+LOT_ACTIONS: dict[str, str] = {
+    LotStatus.IN_TESTING: "Start testing",
+    LotStatus.RELEASED: "Release the lot",
+    LotStatus.REJECTED: "Reject the lot",
+}
+
+
 # --- Notifications: the inbox and the subscriptions that fill it ---------------------------------
 
 
@@ -66,11 +184,11 @@ def page_url_pattern(name: str) -> str:
         return ""
 
 
-class NotificationsPageMixin(PageMixin, PermissionRequiredMixin):
+class NotificationsPageMixin(PermissionPageMixin):
     """The roles that may subscribe (quality specialists, operations leads, managers); others 403.
     Only subscriptions put anything in an inbox, so a role without them has none to read."""
 
-    permission_required = "subscriptions.view_subscription"
+    permissions = ("subscriptions.view_subscription",)
 
 
 class NotificationsView(NotificationsPageMixin, TemplateView):

@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from apps.config.models import Product, Test
+from apps.config.models import Characteristic, Product, Test
 from apps.observations.models import Sample
 from tests.calculations.workers import CeleryWorkers, pipeline_idle
 from tests.e2e.browser import (
@@ -41,6 +41,9 @@ def test_a_value_posted_through_the_api_appears_on_the_open_chart_without_a_relo
     Product.objects.filter(pk=plant.product.pk).update(name="Piston ring 74 mm")
     Test.objects.filter(pk=plant.dia.pk).update(name="Bore diameter")
     Test.objects.filter(pk=plant.wall.pk).update(name="Wall thickness")
+    Characteristic.objects.filter(product=plant.product).update(
+        site="Plant 1", area="Machining", line="Line 3", cell="Bore cell"
+    )
     dia = plant.dia_judged(center=CENTER, sigma=SIGMA, user=quality_specialist)
     items = plant.items_total(len(CALM) + 1)
     calm_items = items[: len(CALM)]

@@ -148,14 +148,14 @@ class InboxPageTests:
         assert '<a href="/notifications/" aria-current="page">Inbox</a>' in html
         assert '<a href="/notifications/subscriptions/">Subscriptions</a>' in html
 
-    def test_the_lot_link_waits_for_a_lot_page(self, manager):
-        """Lot-only notifications link to the lot's page once the site has one (web-lot); till then
-        the script links to the API record."""
+    def test_lot_notifications_link_to_the_lot_page(self, manager):
+        """The script fills in a lot's id (static/js/notificationdata.js pageLinks)."""
         html = html_of(manager, "web-notifications")
-        assert f'data-lot-url="{page_url_pattern("web-lot")}"' in html
+        assert 'data-lot-url="/lots/{id}/"' in html
 
     def test_page_url_patterns(self):
         assert page_url_pattern("web-chart") == "/charts/{id}/"
+        assert page_url_pattern("web-lot") == "/lots/{id}/"
         assert page_url_pattern("web-no-such-page") == ""
 
 

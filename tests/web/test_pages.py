@@ -123,9 +123,9 @@ class NavigationTests:
     @pytest.mark.parametrize(
         ("role", "labels"),
         [
-            ("quality_specialist", ["Overview", "API docs", "Admin", "Notifications"]),
-            ("operations_lead", ["Overview", "API docs", "Notifications"]),
-            ("manager", ["Overview", "API docs", "Notifications"]),
+            ("quality_specialist", ["Overview", "Lots", "API docs", "Admin", "Notifications"]),
+            ("operations_lead", ["Overview", "Lots", "API docs", "Notifications"]),
+            ("manager", ["Overview", "Lots", "API docs", "Notifications"]),
             ("tester", ["Overview", "API docs"]),
         ],
     )
