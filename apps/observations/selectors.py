@@ -7,7 +7,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Prefetch, QuerySet
 
-from apps.config.models import TestPlan, TestPlanEntry
+from apps.config.models import Characteristic, TestPlan, TestPlanEntry
 from apps.observations.choices import LOT_WORKING, ObservationStatus
 from apps.observations.models import Item, Lot, Observation
 
@@ -51,8 +51,10 @@ def plans_get(*, ids: list[int], field: str = "plans") -> list[TestPlan]:
 
 def tester_items(*, user: User | AnonymousUser) -> QuerySet[Item]:
     """The user's assigned items in working lots that still have a test due, with what the
-    worklist shows prefetched: plans with their tests, and the tests already confirmed."""
+    worklist shows prefetched: plans with their tests, the tests already confirmed, and the
+    spec limits of the product's characteristics (for a warning as a value is typed)."""
     entries = TestPlanEntry.objects.select_related("test").order_by("position")
+    spec = Characteristic.objects.only("id", "product_id", "test_id", "lsl", "usl")
     confirmed = Observation.objects.filter(status=ObservationStatus.CONFIRMED).only(
         "id", "item_id", "test_id"
     )
@@ -61,6 +63,7 @@ def tester_items(*, user: User | AnonymousUser) -> QuerySet[Item]:
         .with_tests_due()
         .select_related("lot__product")
         .prefetch_related(
+            Prefetch("lot__product__characteristics", queryset=spec, to_attr="spec_limits"),
             Prefetch(
                 "plans",
                 queryset=TestPlan.objects.order_by("code", "version").prefetch_related(
@@ -79,12 +82,14 @@ def item_tests_due(item: Item) -> list[dict[str, Any]]:
     Reads what tester_items prefetched; no query.
     """
     done = {observation.test_id for observation in getattr(item, "confirmed_observations", [])}
+    spec = {c.test_id: c for c in getattr(item.lot.product, "spec_limits", [])}
     due: dict[int, dict[str, Any]] = {}
     for plan in item.plans.all():
         for entry in plan.entries.all():
             if entry.test_id in done or entry.test_id in due:
                 continue
             test = entry.test
+            characteristic = spec.get(entry.test_id)
             due[entry.test_id] = {
                 "test": test.pk,
                 "code": test.code,
@@ -96,6 +101,8 @@ def item_tests_due(item: Item) -> list[dict[str, Any]]:
                 "replicates": entry.replicates,
                 "plausible_min": test.plausible_min,
                 "plausible_max": test.plausible_max,
+                "lsl": characteristic.lsl if characteristic else None,
+                "usl": characteristic.usl if characteristic else None,
                 "plan": f"{plan.code} v{plan.version}",
             }
     return list(due.values())

@@ -20,8 +20,9 @@ class NavLink:
 def navigation(request: HttpRequest) -> dict[str, list[NavLink]]:
     """Links to the pages that exist and that the user may use; none before sign-in or for a device.
 
-    Every role gets the overview and the API docs; whoever may read lots (not a tester) the lots;
-    a quality specialist also the admin (the configuration lives there).
+    Every role gets the overview and the API docs; a tester also their worklist; whoever may read
+    lots (not a tester) the lots; a quality specialist also the admin (the configuration lives
+    there).
     """
     user = request.user
     if not user.is_authenticated or has_role(user, Role.DEVICE):
@@ -32,6 +33,8 @@ def navigation(request: HttpRequest) -> dict[str, list[NavLink]]:
         pages.insert(1, ("Lots", "web-lots"))
         if current in ("web-lot", "web-lot-create"):
             current = "web-lots"  # a lot's page and the new-lot form are within the lots
+    if has_role(user, Role.TESTER):  # only testers are handed items (services.items_assign)
+        pages.insert(1, ("My work", "web-worklist"))
     if has_role(user, Role.QUALITY_SPECIALIST) or user.is_superuser:
         pages.append(("Admin", "admin:index"))
     links = [NavLink(label=label, url=reverse(name), active=name == current) for label, name in pages]

@@ -19,7 +19,7 @@ from apps.config.roles import Role
 from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Item, Lot, Observation, Sample
-from apps.observations.selectors import LotProgress, item_queryset, lot_queryset
+from apps.observations.selectors import LotProgress, item_queryset, lot_queryset, tester_items
 from apps.subscriptions.models import SubscriptionEvent, SubscriptionScope
 from apps.subscriptions.services import SCOPE_KINDS
 
@@ -388,6 +388,11 @@ def lot_plan_choices() -> list[PlanChoice]:
         plans.setdefault(assignment.plan_id, assignment.plan)
         products.setdefault(assignment.plan_id, []).append(assignment.product_id)
     return [PlanChoice(plan=plan, product_ids=products[pk]) for pk, plan in plans.items()]
+
+
+def worklist_has_work(*, user: User | AnonymousUser) -> bool:
+    """Whether the user has an assigned item with a test still due (what GET /api/v1/me/items/ lists)."""
+    return tester_items(user=user).exists()
 
 
 # --- Subscriptions -------------------------------------------------------------------------------

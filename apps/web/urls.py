@@ -15,6 +15,7 @@ urlpatterns = [
     path("lots/", views.LotListView.as_view(), name="web-lots"),
     path("lots/new/", views.LotCreateView.as_view(), name="web-lot-create"),
     path("lots/<int:pk>/", views.LotDetailView.as_view(), name="web-lot"),
+    path("work/", views.WorklistView.as_view(), name="web-worklist"),
     # The inbox and the subscriptions that fill it.
     path("notifications/", views.NotificationsView.as_view(), name="web-notifications"),
     path("notifications/subscriptions/", views.SubscriptionsView.as_view(), name="web-subscriptions"),

@@ -60,6 +60,11 @@ class ChartView(PageMixin, DetailView):
         characteristic: Characteristic = self.object
         context["decimals"] = selectors.characteristic_decimals(characteristic=characteristic)
         context["time_zone"] = settings.TIME_ZONE
+        # The same permissions the API checks (AcknowledgePermissions, LimitsPermissions): a
+        # role that would be refused does not see the controls.
+        user = self.request.user
+        context["can_acknowledge"] = user.has_perm("calculations.change_violation")
+        context["can_change_limits"] = user.has_perm("config.add_controllimits")
         return context
 
 
@@ -170,6 +175,19 @@ LOT_ACTIONS: dict[str, str] = {
     LotStatus.RELEASED: "Release the lot",
     LotStatus.REJECTED: "Reject the lot",
 }
+
+
+class WorklistView(PageMixin, TemplateView):
+    """A tester's work: assigned items, the tests still due, and an entry form per test. The page
+    is a shell: static/js/worklist.js loads GET /api/v1/me/items/ and posts the observations."""
+
+    template_name = "web/worklist.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        # Known now, so a tester with nothing to do reads so at once, not after a loading message.
+        context["has_work"] = selectors.worklist_has_work(user=self.request.user)
+        return context
 
 
 # --- Notifications: the inbox and the subscriptions that fill it ---------------------------------

@@ -25,19 +25,27 @@ function csrfToken() {
   return document.querySelector('meta[name="csrf-token"]')?.content ?? "";
 }
 
-async function request(method, path, body) {
+async function request(method, path, body, { timeoutMs } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
   let response;
+  // With timeoutMs, a server that does not answer in time is a failure like an unreachable one.
+  const signal = timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined;
   try {
     response = await fetch(path, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: "same-origin",
+      signal,
     });
   } catch {
+    if (signal?.aborted) {
+      throw new ApiError("The server did not answer in time. Check the connection and try again.", {
+        code: "timeout",
+      });
+    }
     throw new ApiError("The server could not be reached. Check the connection and try again.", {
       code: "network_error",
     });
@@ -59,12 +67,13 @@ async function request(method, path, body) {
   return data;
 }
 
-export function apiGet(path) {
-  return request("GET", path);
+export function apiGet(path, options = {}) {
+  return request("GET", path, undefined, options);
 }
 
-export function apiPost(path, body = {}) {
-  return request("POST", path, body);
+// options: {timeoutMs} gives up waiting for an answer after that long (an ApiError, status 0).
+export function apiPost(path, body = {}, options = {}) {
+  return request("POST", path, body, options);
 }
 
 export function apiDelete(path) {

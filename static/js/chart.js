@@ -4,8 +4,11 @@
 // tested in Node); this module owns the DOM and uPlot (static/vendor/uplot, a global script).
 //
 // For tests: the chart region carries data-points (samples held) and data-pulsing (samples whose
-// violations await acknowledgement), updated on every change.
+// violations await acknowledgement), and the limits drawn (data-center, data-ucl, data-lcl,
+// data-limits-version; data-proposed-ucl while a recalculation is previewed), updated on every
+// change. Acknowledging (acknowledge.js) and changing limits (limits.js) hook in at the end.
 
+import { AcknowledgeDialog } from "./acknowledge.js";
 import { apiGet, apiGetAll } from "./api.js";
 import { CapabilityPanel } from "./capability.js";
 import {
@@ -16,28 +19,14 @@ import {
   formatNumber,
   isAttributes,
   locationLabel,
-  spreadLabels,
 } from "./chartdata.js";
+import { COLOURS, drawLineLabels, drawLines, drawMarkers, drawZones } from "./chartdraw.js";
+import { LimitsPanel } from "./limits.js";
 import { Live, statusBadge } from "./live.js";
 
 const uPlot = window.uPlot;
 const page = document.getElementById("chart-page");
 
-const COLOURS = {
-  line: "#5b6b80",
-  "in-control": "#1a4fb4",
-  violation: "#b3261e",
-  undersized: "#8a5a00",
-  pending: "#6b6b6b",
-  center: "#1b6e3a",
-  limit: "#b3261e",
-  spec: "#6a1b9a",
-  zoneOuter: "rgba(26, 79, 180, 0.07)",
-  zoneInner: "rgba(26, 79, 180, 0.13)",
-  axis: "#333",
-  grid: "#e3e6ea",
-  bar: "rgba(26, 79, 180, 0.55)",
-};
 const HEIGHTS = { location: 300, dispersion: 170 };
 
 const config = {
@@ -65,6 +54,7 @@ const el = {
   announce: page.querySelector("[data-chart-announce]"),
   ranges: [...page.querySelectorAll("[data-range]")],
   resetZoom: page.querySelector("[data-zoom-reset]"),
+  acknowledge: page.querySelector("[data-acknowledge-open]"), // only for roles that may acknowledge
 };
 
 const model = new ChartModel();
@@ -104,8 +94,13 @@ function showStatus(kind, message, { retry = false } = {}) {
 }
 
 function publishCounts() {
-  el.region.dataset.points = String(model.points.length);
-  el.region.dataset.pulsing = String(model.pulsingCount());
+  const data = el.region.dataset;
+  data.points = String(model.points.length);
+  data.pulsing = String(model.pulsingCount());
+  data.limitsVersion = model.limits ? String(model.limits.version ?? "") : "";
+  for (const key of ["center", "ucl", "lcl"]) data[key] = model.limits ? String(model.limits[key]) : "";
+  data.proposedUcl = model.proposed ? String(model.proposed.ucl) : "";
+  if (el.acknowledge) el.acknowledge.disabled = model.pulsingCount() === 0;
 }
 
 // --- Loading ---------------------------------------------------------------------------------
@@ -136,6 +131,7 @@ async function load(limit = state.limit) {
   const queued = state.queued.splice(0);
   queued.forEach((message) => handleMessage(message, { draw: false }));
   describeChart();
+  hooks.limits?.refresh();
   state.zoomed = false;
   render();
 }
@@ -246,9 +242,13 @@ function makePlot(chart, data) {
       y: false,
     },
     hooks: {
-      drawClear: [(u) => chart === "location" && drawZones(u)],
-      drawAxes: [(u) => drawLines(u, chart)],
-      draw: [(u) => drawMarkers(u, chart), (u) => drawLineLabels(u, chart), (u) => placeMarks(u, chart)],
+      drawClear: [(u) => chart === "location" && drawZones(u, model)],
+      drawAxes: [(u) => drawLines(u, chart, model)],
+      draw: [
+        (u) => drawMarkers(u, chart, model),
+        (u) => drawLineLabels(u, chart, model, valueDecimals(chart)),
+        (u) => placeMarks(u, chart),
+      ],
       setScale: [(u, key) => key === "x" && syncZoom(u, chart)],
       setCursor: [(u) => hover(u, chart)],
     },
@@ -263,103 +263,6 @@ function xRange(u, min, max) {
   const xs = u.data[0];
   if (!xs.length || min > xs[0] || max < xs[xs.length - 1]) return [min, max];
   return [Math.min(min, xs[0] - 0.5), Math.max(max, xs[xs.length - 1] + 0.5)];
-}
-
-function drawZones(u) {
-  const { ctx, bbox } = u;
-  ctx.save();
-  for (const band of model.bands()) {
-    const top = u.valToPos(band.to, "y", true);
-    const bottom = u.valToPos(band.from, "y", true);
-    ctx.fillStyle = band.key === "sigma_1" ? COLOURS.zoneInner : COLOURS.zoneOuter;
-    const y = Math.max(bbox.top, Math.min(top, bottom));
-    const end = Math.min(bbox.top + bbox.height, Math.max(top, bottom));
-    if (end > y) ctx.fillRect(bbox.left, y, bbox.width, end - y);
-  }
-  ctx.restore();
-}
-
-function drawLines(u, chart) {
-  const { ctx, bbox } = u;
-  const ratio = uPlot.pxRatio;
-  ctx.save();
-  for (const line of model.lines(chart)) {
-    const y = Math.round(u.valToPos(line.value, "y", true));
-    if (y < bbox.top || y > bbox.top + bbox.height) continue;
-    ctx.strokeStyle = COLOURS[line.style];
-    ctx.lineWidth = 1.5 * ratio;
-    ctx.setLineDash(line.style === "spec" ? [8 * ratio, 4 * ratio] : line.style === "limit" ? [3 * ratio, 3 * ratio] : []);
-    ctx.beginPath();
-    ctx.moveTo(bbox.left, y);
-    ctx.lineTo(bbox.left + bbox.width, y);
-    ctx.stroke();
-  }
-  ctx.restore();
-}
-
-// The lines' names and values at the right end, over the points, spread apart where lines are close.
-function drawLineLabels(u, chart) {
-  const { ctx, bbox } = u;
-  const ratio = uPlot.pxRatio;
-  const shown = model
-    .lines(chart)
-    .map((line) => ({ line, y: u.valToPos(line.value, "y", true) }))
-    .filter(({ y }) => y >= bbox.top && y <= bbox.top + bbox.height);
-  const ys = spreadLabels(shown.map(({ y }) => y - 4 * ratio), 13 * ratio);
-  ctx.save();
-  ctx.font = `${12 * ratio}px system-ui, sans-serif`;
-  ctx.textAlign = "right";
-  ctx.lineJoin = "round";
-  shown.forEach(({ line }, i) => {
-    const text = `${line.label} ${formatNumber(line.value, valueDecimals(chart))}`;
-    const x = bbox.left + bbox.width - 4 * ratio;
-    ctx.strokeStyle = "rgba(255, 255, 255, 0.9)";
-    ctx.lineWidth = 3 * ratio;
-    ctx.strokeText(text, x, ys[i]);
-    ctx.fillStyle = COLOURS[line.style];
-    ctx.fillText(text, x, ys[i]);
-  });
-  ctx.restore();
-}
-
-function drawMarkers(u, chart) {
-  const { ctx, bbox } = u;
-  const ratio = uPlot.pxRatio;
-  const [xs, ys] = u.data;
-  const min = u.scales.x.min;
-  const max = u.scales.x.max;
-  ctx.save();
-  ctx.beginPath();
-  ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
-  ctx.clip();
-  ctx.setLineDash([]);
-  for (let i = 0; i < xs.length; i++) {
-    if (ys[i] === null || xs[i] < min || xs[i] > max) continue;
-    const pointState = model.stateOf(model.points[i], chart);
-    const x = u.valToPos(xs[i], "x", true);
-    const y = u.valToPos(ys[i], "y", true);
-    const colour = COLOURS[pointState];
-    ctx.beginPath();
-    if (pointState === "violation") {
-      // A diamond, so the state does not rest on colour alone.
-      const r = 6 * ratio;
-      ctx.moveTo(x, y - r);
-      ctx.lineTo(x + r, y);
-      ctx.lineTo(x, y + r);
-      ctx.lineTo(x - r, y);
-      ctx.closePath();
-      ctx.fillStyle = colour;
-      ctx.fill();
-    } else {
-      ctx.arc(x, y, 3.5 * ratio, 0, 2 * Math.PI);
-      ctx.lineWidth = 1.5 * ratio;
-      ctx.strokeStyle = colour;
-      ctx.fillStyle = pointState === "in-control" ? colour : "#fff"; // hollow: undersized, not judged
-      ctx.fill();
-      ctx.stroke();
-    }
-  }
-  ctx.restore();
 }
 
 // DOM marks over the canvas: pulsing rings (CSS animation) and the hovered violation's pattern.
@@ -496,6 +399,10 @@ function moveKeyboard(event) {
     state.keyboardIndex = null;
     hideTooltip();
     return;
+  } else if (event.key === "Enter" && state.keyboardIndex !== null) {
+    event.preventDefault();
+    openAcknowledge(model.points[state.keyboardIndex]?.sequence);
+    return;
   } else return;
   event.preventDefault();
   index = Math.max(0, Math.min(last, index));
@@ -533,11 +440,10 @@ function handleMessage(message, { draw = true } = {}) {
       break;
     case "ack_update":
       changed = model.acknowledge(payload);
+      hooks.acknowledge?.update(payload);
       break;
     case "limits_update":
-      changed = model.setLimits(payload);
-      if (changed) describeChart();
-      if (changed && draw) rescaleY();
+      changed = applyLimits(payload, { draw });
       break;
     case "statistics_update":
       if (payload.scope === "product") capability.schedule();
@@ -546,6 +452,14 @@ function handleMessage(message, { draw = true } = {}) {
       break;
   }
   if (changed && draw) render();
+}
+
+function applyLimits(limits, { draw = true } = {}) {
+  model.setLimits(limits);
+  describeChart();
+  hooks.limits?.refresh();
+  if (draw) rescaleY();
+  return true;
 }
 
 function rescaleY() {
@@ -574,12 +488,76 @@ async function catchUp() {
       { limit: MAX_POINTS },
     );
     violations.forEach((violation) => model.addViolation(violation));
+    // Acknowledgements made while away: re-read which held violations still await one.
+    const oldest = model.points[0]?.created_at;
+    if (oldest && model.pulsingCount()) {
+      const awaiting = await apiGetAll(
+        `/api/v1/violations/?characteristic=${config.id}&acknowledged=false&created_after=${encodeURIComponent(oldest)}`,
+        { limit: MAX_POINTS * 8 },
+      );
+      model.reconcileAwaiting(awaiting.map((v) => v.id));
+    }
   } catch (error) {
     el.announce.textContent = `Catching up after the reconnect failed: ${error.message}`;
     return;
   }
   render();
   capability.schedule();
+}
+
+// --- Acknowledging and limits (acknowledge.js, limits.js; their markup only for allowed roles) --
+
+const hooks = { acknowledge: null, limits: null };
+
+function openAcknowledge(sequence) {
+  if (!hooks.acknowledge || sequence === undefined || sequence === null) return;
+  if (!hooks.acknowledge.open(sequence, el.region)) {
+    el.announce.textContent = `Sample ${sequence} has no violation awaiting acknowledgement.`;
+  }
+}
+
+// The keyboard-selected point if it awaits acknowledgement, else the latest one that does.
+function openAcknowledgeLatest() {
+  const selected = model.points[state.keyboardIndex ?? -1];
+  if (selected && model.awaitingAt(selected.sequence).length) return openAcknowledge(selected.sequence);
+  const pulsing = model.pulsing().map((p) => p.sequence);
+  if (pulsing.length) openAcknowledge(Math.max(...pulsing));
+}
+
+function startHooks() {
+  const dialog = document.querySelector("[data-ack-dialog]");
+  if (dialog) {
+    hooks.acknowledge = new AcknowledgeDialog({
+      dialog, model, config,
+      onAcknowledged: (done) => {
+        el.announce.textContent = `Acknowledged ${done.length} violation${done.length === 1 ? "" : "s"}.`;
+        render();
+      },
+    });
+    el.acknowledge?.addEventListener("click", openAcknowledgeLatest);
+    // A click (not the end of a drag-to-zoom) on a point that awaits acknowledgement opens it.
+    let down = null;
+    el.region.addEventListener("mousedown", (event) => (down = [event.clientX, event.clientY]));
+    el.region.addEventListener("click", (event) => {
+      const moved = down && Math.hypot(event.clientX - down[0], event.clientY - down[1]) > 4;
+      if (!moved && state.hovered !== null && model.awaitingAt(state.hovered).length) openAcknowledge(state.hovered);
+    });
+  }
+  const panel = page.querySelector("[data-limits-panel]");
+  if (panel) {
+    hooks.limits = new LimitsPanel({
+      root: panel, model, config,
+      onPropose: (limits) => {
+        model.propose(limits);
+        rescaleY();
+        render();
+      },
+      onChange: (limits) => {
+        applyLimits(limits);
+        render();
+      },
+    });
+  }
 }
 
 // --- Start -----------------------------------------------------------------------------------
@@ -616,6 +594,7 @@ function start() {
     },
   });
   live.subscribe([config.id]);
+  startHooks();
   load();
   capability.refresh();
 }

@@ -99,6 +99,7 @@ export class ChartModel {
     this.max = max;
     this.points = [];
     this.limits = null;
+    this.proposed = null; // limits a recalculation would set (a preview), drawn beside the current
     this.zones = null;
     this.violations = new Map(); // id -> violation
     // Violations of samples not held yet (a catch-up can bring them before their sample).
@@ -180,6 +181,32 @@ export class ChartModel {
     this.limits = { ...limits };
     this.zones = zonesOf(this.limits, this.kind, this.subgroupSize);
     return true;
+  }
+
+  /** Show (or, with null, stop showing) limits a recalculation would set. */
+  propose(limits) {
+    this.proposed = limits ? { ...limits } : null;
+    return true;
+  }
+
+  /** After a reconnect: `awaitingIds` are the held violations that still await acknowledgement
+   * (GET /violations/?acknowledged=false); any other held one that awaits here was acknowledged
+   * while the page was away. Returns how many stopped awaiting. */
+  reconcileAwaiting(awaitingIds, at = new Date().toISOString()) {
+    const still = new Set(awaitingIds);
+    let changed = 0;
+    for (const violation of this.violations.values()) {
+      if (awaitingAcknowledgement(violation) && !still.has(violation.id)) {
+        violation.acknowledged_at = at;
+        changed += 1;
+      }
+    }
+    return changed;
+  }
+
+  /** The violations at a point that await acknowledgement. */
+  awaitingAt(sequence) {
+    return this.violationsAt(sequence).filter(awaitingAcknowledgement);
   }
 
   pointAt(sequence) {
@@ -272,6 +299,17 @@ export class ChartModel {
     return lines;
   }
 
+  /** The proposed limits' lines (style "proposed"), labelled "New UCL" etc.; none without a preview. */
+  proposedLines(chart = "location") {
+    const proposed = this.proposed;
+    if (!proposed) return [];
+    const keys = chart === "location" ? ["ucl", "center", "lcl"] : ["dispersion_ucl", "dispersion_center", "dispersion_lcl"];
+    const labels = ["New UCL", "New CL", "New LCL"];
+    return keys
+      .map((key, i) => ({ key: `proposed_${key}`, label: labels[i], value: proposed[key], style: "proposed" }))
+      .filter((line) => line.value !== null && line.value !== undefined && Number.isFinite(line.value));
+  }
+
   /** Shaded bands of the location chart: ±2σ (outer) and ±1σ (inner). */
   bands() {
     if (!this.zones) return [];
@@ -286,7 +324,8 @@ export class ChartModel {
     const values = this.points
       .filter((p) => (from === null || p.sequence >= from) && (to === null || p.sequence <= to))
       .map((p) => (chart === "location" ? p.statistic : p.dispersion));
-    const all = [...values, ...this.lines(chart).map((l) => l.value)].filter((v) => v !== null && Number.isFinite(v));
+    const lines = [...this.lines(chart), ...this.proposedLines(chart)];
+    const all = [...values, ...lines.map((l) => l.value)].filter((v) => v !== null && Number.isFinite(v));
     if (!all.length) return [0, 1];
     let low = Math.min(...all);
     let high = Math.max(...all);

@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from apps.audit.models import AuditEntry
 from apps.calculations.models import ProductStatistics, Violation
 from apps.calculations.services.calculate import window_key
 from apps.calculations.spc import individuals_chart, p_chart, xbar_r_chart, xbar_s_chart
@@ -270,6 +271,50 @@ class RecalculateTests:
             body["new"]["sigma"],
             "limits",
         )
+
+
+class PreviewTests:
+    """`"preview": true`: the answer a recalculation would give, with nothing stored or sent."""
+
+    def test_a_preview_answers_what_the_recalculation_then_stores(
+        self, api, studied, quality_specialist, django_capture_on_commit_callbacks
+    ):
+        characteristic, samples = studied(5)
+        client = api(quality_specialist)
+        audited = AuditEntry.objects.count()
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            preview = _recalculate(client, characteristic, sample_count=25, preview=True, reason="phase I")
+        assert preview.status_code == 200, preview.content
+        assert callbacks == []  # no limits.changed event, no window invalidation
+        body = preview.json()
+        assert characteristic.limits.count() == 1  # nothing stored
+        assert AuditEntry.objects.count() == audited
+        assert (body["new"]["id"], body["new"]["created_at"], body["new"]["version"]) == (None, None, 2)
+        assert body["previous"]["version"] == 1
+        flagged = set(Violation.objects.filter(sample__in=samples[5:]).values_list("sample_id", flat=True))
+        positions = [i for i, sample in enumerate(samples[5:]) if sample.pk in flagged]
+        engine = _engine(5, samples[5:], exclude=positions)
+        assert body["new"]["ucl"] == pytest.approx(float(engine.location.ucl[0]), rel=1e-12)
+        assert body["new"]["dispersion_ucl"] == pytest.approx(float(engine.dispersion.ucl[0]), rel=1e-12)
+
+        confirmed = _recalculate(client, characteristic, sample_count=25, reason="phase I").json()
+        lines = ("center", "ucl", "lcl", "sigma", "dispersion_center", "dispersion_ucl", "dispersion_lcl")
+        for name in lines:
+            assert confirmed["new"][name] == body["new"][name], name
+        assert (confirmed["samples_used"], confirmed["excluded"]) == (body["samples_used"], body["excluded"])
+        stored = ControlLimits.objects.get(characteristic=characteristic, version=2)
+        assert confirmed["new"]["id"] == stored.pk
+
+    def test_a_preview_of_frozen_limits_is_refused_too(self, api, studied, quality_specialist):
+        characteristic, _ = studied(1)
+        client = api(quality_specialist)
+        client.post(characteristic_url(characteristic, "freeze-limits"), {"reason": "audit"}, format="json")
+        error = error_of(_recalculate(client, characteristic, sample_count=20, preview=True), 409)
+        assert error["message"] == "The limits (v2) are frozen; unfreeze them first."
+
+    def test_only_quality_specialists_preview(self, api, studied, manager):
+        characteristic, _ = studied(1)
+        error_of(_recalculate(api(manager), characteristic, sample_count=20, preview=True), 403)
 
 
 class SetLimitsTests:

@@ -3,11 +3,11 @@
 import pytest
 
 from apps.config import services as config_services
-from apps.config.models import Test
+from apps.config.models import Characteristic, Test
 from apps.observations import services
 from apps.observations.choices import LotStatus
 from tests.config.helpers import error_of
-from tests.factories import ItemFactory, LotFactory, TestFactory, released_plan
+from tests.factories import ItemFactory, LotFactory, ProductFactory, TestFactory, released_plan
 
 pytestmark = pytest.mark.django_db
 
@@ -31,9 +31,18 @@ class WorklistTests:
         assert dia == {
             "test": plant.dia.pk, "code": "DIA", "name": plant.dia.name, "kind": "variable", "unit": "mm",
             "decimals": 3, "instructions": "", "replicates": 1, "plausible_min": 70.0, "plausible_max": 78.0,
-            "plan": "RING v1",
+            "lsl": None, "usl": None, "plan": "RING v1",
         }  # fmt: skip
         assert (wall["code"], wall["replicates"]) == ("WALL", 3)
+
+    def test_each_test_carries_the_products_spec_limits(self, api, plant):
+        """For the entry form's warning as a value is typed (a tester cannot read characteristics)."""
+        Characteristic.objects.filter(product=plant.product, test=plant.dia).update(lsl=73.9, usl=74.1)
+        other = ProductFactory(code="OTHER")
+        config_services.plan_assign(product=other, plan=plant.ring)
+        Characteristic.objects.filter(product=other, test=plant.dia).update(lsl=1.0, usl=2.0)
+        dia, wall = api(plant.tester).get(ME_ITEMS).json()["results"][0]["tests_due"]
+        assert (dia["lsl"], dia["usl"], wall["lsl"], wall["usl"]) == (73.9, 74.1, None, None)
 
     def test_confirmed_tests_leave_the_list_and_done_items_too(self, api, plant):
         first, second, _ = plant.items
@@ -69,7 +78,7 @@ class WorklistTests:
         for _ in range(25):
             ItemFactory(lot=plant.lot, plans=[plant.ring], tester=plant.tester)
         plant.record({"item": plant.items[0], "test": plant.dia, "values": [74.0]})
-        with django_assert_max_num_queries(9):
+        with django_assert_max_num_queries(10):  # 9 + the products' spec limits
             response = api(plant.tester).get(ME_ITEMS)
         assert response.json()["count"] == 28
 

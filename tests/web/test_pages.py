@@ -126,7 +126,7 @@ class NavigationTests:
             ("quality_specialist", ["Overview", "Lots", "API docs", "Admin", "Notifications"]),
             ("operations_lead", ["Overview", "Lots", "API docs", "Notifications"]),
             ("manager", ["Overview", "Lots", "API docs", "Notifications"]),
-            ("tester", ["Overview", "API docs"]),
+            ("tester", ["Overview", "My work", "API docs"]),
         ],
     )
     def test_each_role_sees_the_pages_it_may_use(self, request, role, labels):

@@ -187,6 +187,10 @@ class RecalculateLimitsSerializer(serializers.Serializer):
     start = serializers.DateTimeField(required=False, allow_null=True)
     end = serializers.DateTimeField(required=False, allow_null=True)
     reason = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    preview = serializers.BooleanField(
+        default=False,
+        help_text="Only show what the limits would be: the same answer, nothing stored (`new` has no id).",
+    )
 
 
 class SetLimitsSerializer(serializers.Serializer):

@@ -170,6 +170,7 @@ def limits_recalculate(
     reason: str = "",
     user: User | None = None,
     source: str = "api",
+    preview: bool = False,
 ) -> LimitsChange:
     """New limits from the latest `sample_count` full samples (in [start, end) if given).
 
@@ -177,8 +178,14 @@ def limits_recalculate(
     always left out of the estimate; with `exclude_out_of_control`, so are samples with a
     violation. Left-out samples keep their place, so moving ranges do not bridge them, and
     they count towards `sample_count`; the new limits list each with why.
+
+    With `preview`, the same answer without writing anything: `new` is an unsaved version (no
+    id, no time), nothing is audited, broadcast or invalidated, and no row is locked.
     """
-    characteristic, previous = _locked(characteristic)
+    if preview:
+        previous = limits_current(characteristic)
+    else:
+        characteristic, previous = _locked(characteristic)
     if previous is not None and previous.frozen:
         raise LimitsFrozen(f"The limits (v{previous.version}) are frozen; unfreeze them first.")
     samples = _baseline(characteristic, sample_count, start, end)
@@ -213,13 +220,37 @@ def limits_recalculate(
         "last_sequence": samples[-1].sequence, "start": start.isoformat() if start else None,
         "end": end.isoformat() if end else None, "chart": kind,
     }  # fmt: skip
-    new = control_limits_set(
-        characteristic=characteristic, method=LimitMethod.CALCULATED, user=user, baseline=baseline,
-        excluded=excluded, reason=reason.strip() or f"Recalculated from {baseline['samples']} samples",
-        source=source, **values,
-    )  # fmt: skip
-    _after_change(characteristic, previous, new)
+    why_text = reason.strip() or f"Recalculated from {baseline['samples']} samples"
+    if preview:
+        new = _unsaved(
+            characteristic, previous, values, baseline=baseline, excluded=excluded, reason=why_text
+        )
+    else:
+        new = control_limits_set(
+            characteristic=characteristic, method=LimitMethod.CALCULATED, user=user, baseline=baseline,
+            excluded=excluded, reason=why_text, source=source, **values,
+        )  # fmt: skip
+        _after_change(characteristic, previous, new)
     return LimitsChange(previous, new, _sigma_method(chart), len(samples) - len(exclude), tuple(excluded))
+
+
+def _unsaved(
+    characteristic: Characteristic,
+    previous: ControlLimits | None,
+    values: dict[str, Any],
+    *,
+    baseline: dict[str, Any],
+    excluded: list[dict[str, Any]],
+    reason: str,
+) -> ControlLimits:
+    """The version a recalculation would add, not stored (a preview)."""
+    d_center, d_ucl, d_lcl = values["dispersion"] or (None, None, None)
+    return ControlLimits(
+        characteristic=characteristic, version=(previous.version if previous else 0) + 1,
+        center=values["center"], ucl=values["ucl"], lcl=values["lcl"], sigma=values["sigma"],
+        dispersion_center=d_center, dispersion_ucl=d_ucl, dispersion_lcl=d_lcl,
+        method=LimitMethod.CALCULATED, baseline=baseline, excluded=excluded, reason=reason,
+    )  # fmt: skip
 
 
 @transaction.atomic

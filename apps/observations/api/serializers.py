@@ -112,6 +112,8 @@ class TestDueSerializer(serializers.Serializer):
     replicates = serializers.IntegerField(help_text="Values to post for this test on this item.")
     plausible_min = serializers.FloatField(allow_null=True)
     plausible_max = serializers.FloatField(allow_null=True)
+    lsl = serializers.FloatField(allow_null=True, help_text="The product's lower spec limit, if any.")
+    usl = serializers.FloatField(allow_null=True, help_text="The product's upper spec limit, if any.")
     plan = serializers.CharField(help_text="The plan asking for it, e.g. 'RING v2'.")
 
 

@@ -1,0 +1,138 @@
+// Canvas drawing of the characteristic chart (static/js/chart.js makes the uPlot charts and calls
+// these from its hooks): zone bands, horizontal lines with their labels, the point markers, and
+// the proposed limits of a recalculation preview (static/js/limits.js), dashed in their own
+// colour. Everything drawn comes from a ChartModel (chartdata.js).
+
+import { formatNumber, spreadLabels } from "./chartdata.js";
+
+export const COLOURS = {
+  line: "#5b6b80",
+  "in-control": "#1a4fb4",
+  violation: "#b3261e",
+  undersized: "#8a5a00",
+  pending: "#6b6b6b",
+  center: "#1b6e3a",
+  limit: "#b3261e",
+  spec: "#6a1b9a",
+  proposed: "#b45309",
+  zoneOuter: "rgba(26, 79, 180, 0.07)",
+  zoneInner: "rgba(26, 79, 180, 0.13)",
+  axis: "#333",
+  grid: "#e3e6ea",
+  bar: "rgba(26, 79, 180, 0.55)",
+};
+
+function ratio() {
+  return window.uPlot.pxRatio;
+}
+
+function dashOf(style) {
+  const r = ratio();
+  if (style === "spec") return [8 * r, 4 * r];
+  if (style === "limit") return [3 * r, 3 * r];
+  if (style === "proposed") return [10 * r, 5 * r];
+  return [];
+}
+
+/** All horizontal lines of a chart: the current ones and any proposed by a preview. */
+function allLines(model, chart) {
+  return [...model.lines(chart), ...model.proposedLines(chart)];
+}
+
+export function drawZones(u, model) {
+  const { ctx, bbox } = u;
+  ctx.save();
+  for (const band of model.bands()) {
+    const top = u.valToPos(band.to, "y", true);
+    const bottom = u.valToPos(band.from, "y", true);
+    ctx.fillStyle = band.key === "sigma_1" ? COLOURS.zoneInner : COLOURS.zoneOuter;
+    const y = Math.max(bbox.top, Math.min(top, bottom));
+    const end = Math.min(bbox.top + bbox.height, Math.max(top, bottom));
+    if (end > y) ctx.fillRect(bbox.left, y, bbox.width, end - y);
+  }
+  ctx.restore();
+}
+
+export function drawLines(u, chart, model) {
+  const { ctx, bbox } = u;
+  ctx.save();
+  for (const line of allLines(model, chart)) {
+    const y = Math.round(u.valToPos(line.value, "y", true));
+    if (y < bbox.top || y > bbox.top + bbox.height) continue;
+    ctx.strokeStyle = COLOURS[line.style];
+    ctx.lineWidth = (line.style === "proposed" ? 2 : 1.5) * ratio();
+    ctx.setLineDash(dashOf(line.style));
+    ctx.beginPath();
+    ctx.moveTo(bbox.left, y);
+    ctx.lineTo(bbox.left + bbox.width, y);
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
+// The lines' names and values at the right end, over the points, spread apart where lines are close.
+export function drawLineLabels(u, chart, model, decimals) {
+  const { ctx, bbox } = u;
+  const r = ratio();
+  const shown = allLines(model, chart)
+    .map((line) => ({ line, y: u.valToPos(line.value, "y", true) }))
+    .filter(({ y }) => y >= bbox.top && y <= bbox.top + bbox.height);
+  const ys = spreadLabels(shown.map(({ y }) => y - 4 * r), 13 * r);
+  ctx.save();
+  ctx.font = `${12 * r}px system-ui, sans-serif`;
+  ctx.textAlign = "right";
+  ctx.lineJoin = "round";
+  shown.forEach(({ line }, i) => {
+    const text = `${line.label} ${formatNumber(line.value, decimals)}`;
+    // Proposed lines are labelled at the left end, so they do not crowd the current ones.
+    const proposed = line.style === "proposed";
+    ctx.textAlign = proposed ? "left" : "right";
+    const x = proposed ? bbox.left + 4 * r : bbox.left + bbox.width - 4 * r;
+    ctx.strokeStyle = "rgba(255, 255, 255, 0.9)";
+    ctx.lineWidth = 3 * r;
+    ctx.strokeText(text, x, ys[i]);
+    ctx.fillStyle = COLOURS[line.style];
+    ctx.fillText(text, x, ys[i]);
+  });
+  ctx.restore();
+}
+
+export function drawMarkers(u, chart, model) {
+  const { ctx, bbox } = u;
+  const r = ratio();
+  const [xs, ys] = u.data;
+  const min = u.scales.x.min;
+  const max = u.scales.x.max;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
+  ctx.clip();
+  ctx.setLineDash([]);
+  for (let i = 0; i < xs.length; i++) {
+    if (ys[i] === null || xs[i] < min || xs[i] > max) continue;
+    const pointState = model.stateOf(model.points[i], chart);
+    const x = u.valToPos(xs[i], "x", true);
+    const y = u.valToPos(ys[i], "y", true);
+    const colour = COLOURS[pointState];
+    ctx.beginPath();
+    if (pointState === "violation") {
+      // A diamond, so the state does not rest on colour alone.
+      const size = 6 * r;
+      ctx.moveTo(x, y - size);
+      ctx.lineTo(x + size, y);
+      ctx.lineTo(x, y + size);
+      ctx.lineTo(x - size, y);
+      ctx.closePath();
+      ctx.fillStyle = colour;
+      ctx.fill();
+    } else {
+      ctx.arc(x, y, 3.5 * r, 0, 2 * Math.PI);
+      ctx.lineWidth = 1.5 * r;
+      ctx.strokeStyle = colour;
+      ctx.fillStyle = pointState === "in-control" ? colour : "#fff"; // hollow: undersized, not judged
+      ctx.fill();
+      ctx.stroke();
+    }
+  }
+  ctx.restore();
+}
