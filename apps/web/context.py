@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from apps.config.roles import Role, has_role
+from apps.subscriptions.selectors import notification_unread_count
 
 Person = User | AnonymousUser
 
@@ -17,6 +18,7 @@ class NavLink:
     label: str
     url: str
     active: bool
+    badge: int | None = None  # a count shown beside the link (unread notifications)
 
 
 def _everyone(user: Person) -> bool:
@@ -33,6 +35,7 @@ class NavPage:
     view: str
     may_use: Callable[[Person], bool]
     within: tuple[str, ...] = ()  # other views that are part of this page (its link stays active)
+    badge: Callable[[Person], int] | None = None  # a count shown beside the link
 
 
 # In the order shown. A page is listed for whoever may use it: the same permission its view checks.
@@ -42,6 +45,15 @@ PAGES = (
     NavPage("My work", "web-worklist", lambda user: has_role(user, Role.TESTER)),
     NavPage("Lots", "web-lots", _perm("observations.view_lot"), within=("web-lot", "web-lot-create")),
     NavPage("Violations", "web-violations", _perm("calculations.view_violation")),
+    # Only subscriptions fill an inbox: the roles that may subscribe. One query for the count;
+    # static/js/notify.js keeps it live.
+    NavPage(
+        "Notifications",
+        "web-notifications",
+        _perm("subscriptions.view_subscription"),
+        within=("web-subscriptions",),
+        badge=lambda user: notification_unread_count(user=user),
+    ),
     NavPage("Audit log", "web-audit", _perm("audit.view_auditentry")),
     NavPage("API docs", "api-docs", _everyone),
     # The configuration lives in the admin.
@@ -61,7 +73,12 @@ def navigation(request: HttpRequest) -> dict[str, list[NavLink]]:
     current = request.resolver_match.view_name if request.resolver_match else None
     return {
         "navigation": [
-            NavLink(label=page.label, url=reverse(page.view), active=current in (page.view, *page.within))
+            NavLink(
+                label=page.label,
+                url=reverse(page.view),
+                active=current in (page.view, *page.within),
+                badge=page.badge(user) if page.badge else None,
+            )
             for page in PAGES
             if page.may_use(user)
         ]

@@ -23,6 +23,8 @@ from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Item, Lot, Observation, Sample
 from apps.observations.selectors import LotProgress, item_queryset, lot_queryset, tester_items
+from apps.subscriptions.models import SubscriptionEvent, SubscriptionScope
+from apps.subscriptions.services import SCOPE_KINDS
 
 
 class CardState(StrEnum):
@@ -439,3 +441,23 @@ def audit_object_types() -> list[ContentType]:
             "app_label", "model"
         )
     )
+
+
+# --- Subscriptions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScopeChoice:
+    """A kind of subscription target, and the kinds of event a subscription to it can hear."""
+
+    value: str
+    label: str
+    kinds: tuple[str, ...]
+
+
+def subscription_scopes() -> list[ScopeChoice]:
+    """What the subscription form offers, in the order of SubscriptionEvent (the service's rules)."""
+    return [
+        ScopeChoice(value, str(label), tuple(k for k in SubscriptionEvent.values if k in SCOPE_KINDS[value]))
+        for value, label in SubscriptionScope.choices
+    ]

@@ -18,4 +18,7 @@ urlpatterns = [
     path("work/", views.WorklistView.as_view(), name="web-worklist"),
     path("violations/", views.ViolationsView.as_view(), name="web-violations"),
     path("audit/", views.AuditLogView.as_view(), name="web-audit"),
+    # The inbox and the subscriptions that fill it.
+    path("notifications/", views.NotificationsView.as_view(), name="web-notifications"),
+    path("notifications/subscriptions/", views.SubscriptionsView.as_view(), name="web-subscriptions"),
 ]

@@ -4,13 +4,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect
 from django.template.defaultfilters import pluralize
+from django.urls import NoReverseMatch, reverse
 from django.views.generic import DetailView, FormView, ListView, TemplateView
 
 from apps.audit.models import AuditAction
@@ -20,6 +21,7 @@ from apps.observations import services as observation_services
 from apps.observations.choices import LOT_TRANSITIONS, LOT_WORKING, LotStatus
 from apps.observations.models import Lot
 from apps.observations.selectors import lot_progress
+from apps.subscriptions.models import SubscriptionEvent
 from apps.web import selectors
 from apps.web.filters import (
     PAGE_SIZE,
@@ -196,12 +198,12 @@ class WorklistView(PageMixin, TemplateView):
         return context
 
 
-class ViolationsView(PageMixin, PermissionRequiredMixin, TemplateView):
+class ViolationsView(PermissionPageMixin, TemplateView):
     """The violations list: filters in the URL, rows from the API (static/js/violations.js), batch
     acknowledgement for the roles that may acknowledge."""
 
     template_name = "web/violations.html"
-    permission_required = "calculations.view_violation"
+    permissions = ("calculations.view_violation",)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -226,12 +228,12 @@ class ViolationsView(PageMixin, PermissionRequiredMixin, TemplateView):
         return context
 
 
-class AuditLogView(PageMixin, PermissionRequiredMixin, TemplateView):
+class AuditLogView(PermissionPageMixin, TemplateView):
     """The audit trail, newest first, filtered in the URL; static/js/audit.js reads it from the API
     and shows each entry's before and after as a diff of fields."""
 
     template_name = "web/audit.html"
-    permission_required = "audit.view_auditentry"
+    permissions = ("audit.view_auditentry",)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -247,4 +249,47 @@ class AuditLogView(PageMixin, PermissionRequiredMixin, TemplateView):
             # Foreign keys the trail stores by id, by name (people are in "users").
             "references": {"acknowledgement_reason": selectors.acknowledgement_reason_labels()},
         }
+        return context
+
+
+# --- Notifications: the inbox and the subscriptions that fill it ---------------------------------
+
+
+def page_url_pattern(name: str) -> str:
+    """`/lots/{id}/` for a page that takes a pk, or "" while there is no such page (the scripts then
+    link to the API instead)."""
+    try:
+        return reverse(name, args=[0]).replace("/0/", "/{id}/")
+    except NoReverseMatch:
+        return ""
+
+
+class NotificationsPageMixin(PermissionPageMixin):
+    """The roles that may subscribe (quality specialists, operations leads, managers); others 403.
+    Only subscriptions put anything in an inbox, so a role without them has none to read."""
+
+    permissions = ("subscriptions.view_subscription",)
+
+
+class NotificationsView(NotificationsPageMixin, TemplateView):
+    """The inbox. A shell: static/js/notifications.js loads it and keeps it live."""
+
+    template_name = "web/notifications.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["lot_url"] = page_url_pattern("web-lot")
+        return context
+
+
+class SubscriptionsView(NotificationsPageMixin, TemplateView):
+    """The user's subscriptions: list, add, delete. static/js/subscriptions.js does it through the API."""
+
+    template_name = "web/subscriptions.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["scopes"] = selectors.subscription_scopes()
+        context["events"] = SubscriptionEvent.choices
+        context["may_email"] = bool(getattr(self.request.user, "email", ""))
         return context

@@ -1,6 +1,6 @@
 // REST calls from the browser with the session cookie. Writes carry the CSRF token.
 //
-//   import { apiGet, apiGetAll, apiPost, ApiError } from "./api.js";
+//   import { apiDelete, apiGet, apiGetAll, apiPost, ApiError } from "./api.js";
 //   const page = await apiGet("/api/v1/samples/?characteristic=3");   // parsed JSON
 //   await apiPost("/api/v1/violations/7/acknowledge/", { reason: "…" });
 //
@@ -74,6 +74,10 @@ export function apiGet(path, options = {}) {
 // options: {timeoutMs} gives up waiting for an answer after that long (an ApiError, status 0).
 export function apiPost(path, body = {}, options = {}) {
   return request("POST", path, body, options);
+}
+
+export function apiDelete(path) {
+  return request("DELETE", path);
 }
 
 // Every page of a paginated list ({"count", "next", "results"}), as one array; stops at `limit`.

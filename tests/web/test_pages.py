@@ -123,9 +123,12 @@ class NavigationTests:
     @pytest.mark.parametrize(
         ("role", "labels"),
         [
-            ("quality_specialist", ["Overview", "Lots", "Violations", "Audit log", "API docs", "Admin"]),
-            ("operations_lead", ["Overview", "Lots", "Violations", "API docs"]),
-            ("manager", ["Overview", "Lots", "Violations", "API docs"]),
+            (
+                "quality_specialist",
+                ["Overview", "Lots", "Violations", "Notifications", "Audit log", "API docs", "Admin"],
+            ),
+            ("operations_lead", ["Overview", "Lots", "Violations", "Notifications", "API docs"]),
+            ("manager", ["Overview", "Lots", "Violations", "Notifications", "API docs"]),
             ("tester", ["Overview", "My work", "API docs"]),
         ],
     )

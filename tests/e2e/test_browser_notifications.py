@@ -1,0 +1,118 @@
+"""The must-show of the inbox: a manager subscribes to a product on the subscriptions page; an
+observation a tester then posts through the API breaks a Nelson rule, and its notification appears
+in the open inbox, live, without a reload, while the unread count beside the navigation link rises.
+
+A real daphne serves the pages, the API and the WebSockets; a real Celery worker turns the
+observation into a sample, the sample into a violation and the violation into the manager's
+notification (subscriptions.fanout); Chromium shows the page. The inbox and subscriptions
+screenshots are for the README too (DOCS_SCREENSHOTS=1)."""
+
+import re
+
+import pytest
+from playwright.sync_api import BrowserContext, expect
+
+from apps.config.models import Product, Test
+from apps.observations.models import Sample
+from apps.subscriptions.models import Notification, Subscription
+from tests.calculations.workers import CeleryWorkers, pipeline_idle
+from tests.e2e.browser import record_websocket_messages, screenshot_for_docs, signed_in, wait_until_live
+from tests.subscriptions.helpers import Daphne, access_token
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+CENTER, SIGMA = 74.0, 0.01
+# Twelve values, in σ from the centre, that set off no Nelson rule (as in test_browser_chart.py).
+CALM = [0.3, -0.8, 1.1, -0.2, 0.6, -1.2, 0.1, 0.9, -0.5, 0.4, -0.9, 0.7]
+LIVE = 4.0  # σ: beyond the UCL, a rule 1 violation
+LIVE_WITHIN_MS = 20_000  # post -> worker -> violation -> fan-out -> WebSocket -> shown
+
+
+@pytest.mark.timeout(120)
+def test_a_violation_on_a_subscribed_product_arrives_in_the_open_inbox_without_a_reload(
+    plant, tester, manager, quality_specialist, server: Daphne, worker: CeleryWorkers,
+    context: BrowserContext, screenshot, page_errors,
+):  # fmt: skip
+    Product.objects.filter(pk=plant.product.pk).update(name="Piston ring 74 mm")
+    Test.objects.filter(pk=plant.dia.pk).update(name="Bore diameter")
+    dia = plant.dia_judged(center=CENTER, sigma=SIGMA, user=quality_specialist)
+    items = plant.items_total(len(CALM) + 1)
+    plant.record(
+        *(
+            {"item": item, "test": plant.dia, "values": [CENTER + z * SIGMA]}
+            for item, z in zip(items[: len(CALM)], CALM, strict=True)
+        )
+    )
+    worker.wait_for(pipeline_idle, timeout=60, what="the first samples")
+    assert Sample.objects.filter(characteristic=dia).count() == len(CALM)
+
+    # Subscribe through the page.
+    record_websocket_messages(context)
+    page = signed_in(context, manager)
+    badge = page.locator("[data-unread-badge]")
+    expect(badge).to_have_attribute("data-unread-count", "0")
+    expect(badge).to_be_hidden()
+    page.get_by_role("link", name="Notifications", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/notifications/$"))
+    expect(page.get_by_text("No notifications yet.")).to_be_visible()
+    page.get_by_role("link", name="Subscriptions", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/notifications/subscriptions/$"))
+    expect(page.get_by_label("Subscribe to")).to_have_value("product")
+    expect(page.get_by_label("Violations")).to_be_checked()
+    page.get_by_label("Which one").select_option(label="RING-74 — Piston ring 74 mm")
+    page.get_by_role("button", name="Subscribe", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text="Subscribed to RING-74")).to_be_visible()
+    rows = page.locator("[data-subscription-id]")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("RING-74 — Piston ring 74 mm")
+    expect(rows.first).to_contain_text("Violations")
+    subscription = Subscription.objects.get(user=manager)
+    assert (subscription.scope, subscription.product_id, subscription.events) == (
+        "product", plant.product.pk, ["violations"],
+    )  # fmt: skip
+    screenshot(page, "subscriptions")
+    screenshot_for_docs(page, "subscriptions")
+
+    # The inbox, open and live.
+    page.get_by_role("link", name="Inbox", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/notifications/$"))
+    wait_until_live(page)
+    page.wait_for_function(
+        "window.webSocketMessages !== undefined && document.querySelector('[data-inbox-status]').hidden"
+    )
+    notifications = page.locator("[data-notification-id]")
+    expect(notifications).to_have_count(0)
+    page.evaluate("window.notReloaded = true")  # a reload or a navigation would lose it
+
+    status, answer = server.http(
+        "POST", "/api/v1/observations/", token=access_token(tester),
+        body=[{"item": items[-1].pk, "test": plant.dia.pk, "values": [CENTER + LIVE * SIGMA],
+               "idempotency_key": "browser-inbox-1"}],
+    )  # fmt: skip
+    assert status == 202, answer
+
+    expect(notifications).to_have_count(1, timeout=LIVE_WITHIN_MS)
+    arrived = notifications.first
+    expect(arrived).to_have_attribute("data-read", "false")
+    expect(arrived).to_contain_text("Violation")
+    expect(arrived).to_contain_text("New")
+    title = arrived.get_by_role("link", name=re.compile(r"^Rule 1 violation on DIA Bore diameter of RING-74"))
+    expect(title).to_have_attribute("href", f"/charts/{dia.pk}/")
+    expect(badge).to_be_visible()
+    expect(badge).to_have_attribute("data-unread-count", "1")
+    expect(badge).to_have_text(re.compile(r"^1\s*unread$"))
+    assert page.evaluate("window.notReloaded === true"), "the page reloaded to show the notification"
+    stored = Notification.objects.get(user=manager)
+    assert (stored.event, stored.data["characteristic"]) == ("violation.created", dia.pk)
+    assert stored.read_at is None
+    screenshot(page, "inbox")
+    screenshot_for_docs(page, "inbox")
+
+    arrived.get_by_role("button", name=re.compile(r"^Mark read")).click()
+    expect(arrived).to_have_attribute("data-read", "true")
+    expect(badge).to_have_attribute("data-unread-count", "0")
+    expect(badge).to_be_hidden()
+    stored.refresh_from_db()
+    assert stored.read_at is not None
+    screenshot(page, "inbox-read")
+    assert page_errors == []
