@@ -11,4 +11,5 @@ urlpatterns = [
     # Django's LogoutView answers GET with 405: signing out is a POST from the form in base.html.
     path("logout/", auth_views.LogoutView.as_view(), name="web-logout"),
     path("charts/<int:pk>/", views.ChartView.as_view(), name="web-chart"),
+    path("kiosk/", views.KioskView.as_view(), name="web-kiosk"),
 ]
