@@ -28,7 +28,15 @@ CALM = [0.3, -0.8, 1.1, -0.2, 0.6, -1.2, 0.1, 0.9, -0.5, 0.4, -0.9, 0.7]
 LIVE = 4.0  # σ: beyond the UCL (rule 1, which DIA asks to acknowledge)
 LIVE_WITHIN_MS = 20_000
 LINE = {"site": "Plant 1", "area": "Machining", "line": "Line 3"}
-MORE = ["Groove width", "Ring gap", "Flatness", "Roundness", "Hardness", "Surface roughness", "Tangential force"]
+MORE = [
+    "Groove width",
+    "Ring gap",
+    "Flatness",
+    "Roundness",
+    "Hardness",
+    "Surface roughness",
+    "Tangential force",
+]
 
 
 def fits_without_scrolling(page: Page) -> dict[str, float]:
@@ -74,7 +82,10 @@ def test_the_wall_screen_shows_a_posted_value_on_its_chart_without_a_reload(
     dia = plant.dia_judged(center=CENTER, sigma=SIGMA, user=quality_specialist)
     items = plant.items_total(len(CALM) + 1)
     plant.record(
-        *({"item": item, "test": plant.dia, "values": [CENTER + z * SIGMA]} for item, z in zip(items, CALM))
+        *(
+            {"item": item, "test": plant.dia, "values": [CENTER + z * SIGMA]}
+            for item, z in zip(items[: len(CALM)], CALM, strict=True)
+        )
     )
     worker.wait_for(pipeline_idle, timeout=60, what="the first samples")
     assert Sample.objects.filter(characteristic=dia).count() == len(CALM)
