@@ -162,14 +162,14 @@ def overview_characteristics(*, user: User | AnonymousUser) -> QuerySet[Characte
     )
 
 
-def overview_groups(*, user: User | AnonymousUser, place: "Line | None" = None) -> list[Group]:
+def overview_groups(*, user: User | AnonymousUser, line: "Line | None" = None) -> list[Group]:
     """The overview: the user's characteristics grouped by site / area / line / cell (only those of
-    one line, if `place` is given). Two queries."""
+    one line, if `line` is given). Two queries."""
     metrics_offline = sparkplug_metrics_offline()
     groups: dict[tuple[str, str, str, str], Group] = {}
     characteristics = overview_characteristics(user=user)
-    if place is not None:
-        characteristics = characteristics.filter(site=place.site, area=place.area, line=place.line)
+    if line is not None:
+        characteristics = characteristics.filter(site=line.site, area=line.area, line=line.line)
     for c in characteristics:
         place = (c.site, c.area, c.line, c.cell)
         group = groups.setdefault(place, Group(*place))
@@ -215,6 +215,6 @@ def kiosk_cards(*, user: User | AnonymousUser, line: Line) -> list[Card]:
     """The cards of one line's characteristics that the user may read, in plant order (the
     overview's, so the kiosk and the overview never disagree on a state). Two queries."""
     cards: list[Card] = []
-    for group in overview_groups(user=user, place=line):
+    for group in overview_groups(user=user, line=line):
         cards.extend(group.cards)
     return cards

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.views.generic import DetailView, TemplateView
 
 from apps.config.models import Characteristic
@@ -62,7 +62,7 @@ class KioskView(PageMixin, TemplateView):
 
     template_name = "web/kiosk.html"
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         request.session.modified = True
         return super().get(request, *args, **kwargs)
 
