@@ -14,7 +14,7 @@ from apps.config.selectors import current_limits_prefetch
 from apps.observations.models import Sample
 
 CHART_POINTS = 100
-MAX_CHART_POINTS = 2000
+MAX_CHART_POINTS = 5000  # the chart page's largest "Show the last"
 
 
 def sample_queryset(user: User | AnonymousUser) -> QuerySet[Sample]:

@@ -1,10 +1,11 @@
 """Reads for the pages: what the overview, the chart page and the list pages' filters show, in as few
 queries as a page allows."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from urllib.parse import urlencode
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
@@ -135,6 +136,10 @@ class Group:
             "No place in the plant set"
         )
 
+    @property
+    def kiosk_line(self) -> "Line":
+        return Line(self.site, self.area, self.line)
+
 
 def sparkplug_metrics_offline() -> set[str]:
     """Sparkplug metric names that only offline edge nodes (or devices) announced: their
@@ -146,7 +151,7 @@ def sparkplug_metrics_offline() -> set[str]:
     return offline - online
 
 
-def overview_characteristics(*, user: User | AnonymousUser) -> Iterable[Characteristic]:
+def overview_characteristics(*, user: User | AnonymousUser) -> QuerySet[Characteristic]:
     """The active characteristics the user may read, with their last sample, Cpk and whether a
     violation awaits acknowledgement, in plant order. One query."""
     last_sample = Sample.objects.filter(characteristic=OuterRef("pk")).order_by("-sequence")
@@ -169,11 +174,15 @@ def overview_characteristics(*, user: User | AnonymousUser) -> Iterable[Characte
     )
 
 
-def overview_groups(*, user: User | AnonymousUser) -> list[Group]:
-    """The overview: the user's characteristics grouped by site / area / line / cell. Two queries."""
+def overview_groups(*, user: User | AnonymousUser, line: "Line | None" = None) -> list[Group]:
+    """The overview: the user's characteristics grouped by site / area / line / cell (only those of
+    one line, if `line` is given). Two queries."""
     metrics_offline = sparkplug_metrics_offline()
     groups: dict[tuple[str, str, str, str], Group] = {}
-    for c in overview_characteristics(user=user):
+    characteristics = overview_characteristics(user=user)
+    if line is not None:
+        characteristics = characteristics.filter(site=line.site, area=line.area, line=line.line)
+    for c in characteristics:
         place = (c.site, c.area, c.line, c.cell)
         group = groups.setdefault(place, Group(*place))
         group.cards.append(
@@ -461,3 +470,35 @@ def subscription_scopes() -> list[ScopeChoice]:
         ScopeChoice(value, str(label), tuple(k for k in SubscriptionEvent.values if k in SCOPE_KINDS[value]))
         for value, label in SubscriptionScope.choices
     ]
+
+
+# --- Kiosk: one line on a wall screen ---------------------------------------------------------
+
+KIOSK_MAX_CHARTS = 12  # the grid stays readable from across the room up to about nine
+
+
+@dataclass(frozen=True)
+class Line:
+    """A production line: site / area / line (its cells are shown together)."""
+
+    site: str
+    area: str
+    line: str
+
+    @property
+    def label(self) -> str:
+        return " / ".join(part for part in (self.site, self.area, self.line) if part) or "No line set"
+
+    @property
+    def query(self) -> str:
+        """The kiosk's query string for this line."""
+        return urlencode({"site": self.site, "area": self.area, "line": self.line})
+
+
+def kiosk_cards(*, user: User | AnonymousUser, line: Line) -> list[Card]:
+    """The cards of one line's characteristics that the user may read, in plant order (the
+    overview's, so the kiosk and the overview never disagree on a state). Two queries."""
+    cards: list[Card] = []
+    for group in overview_groups(user=user, line=line):
+        cards.extend(group.cards)
+    return cards

@@ -21,4 +21,5 @@ urlpatterns = [
     # The inbox and the subscriptions that fill it.
     path("notifications/", views.NotificationsView.as_view(), name="web-notifications"),
     path("notifications/subscriptions/", views.SubscriptionsView.as_view(), name="web-subscriptions"),
+    path("kiosk/", views.KioskView.as_view(), name="web-kiosk"),
 ]

@@ -293,3 +293,31 @@ class SubscriptionsView(NotificationsPageMixin, TemplateView):
         context["events"] = SubscriptionEvent.choices
         context["may_email"] = bool(getattr(self.request.user, "email", ""))
         return context
+
+
+class KioskView(PageMixin, TemplateView):
+    """One line's live charts for a wall screen: no navigation, large type. The line is named by
+    ?site=&area=&line= (the overview's group headings link here). static/js/kiosk.js draws.
+
+    A wall screen stays signed in: every load of this page (kiosk.js fetches it again every half
+    hour) saves the session, so it expires SESSION_COOKIE_AGE after the screen last reached the
+    server, not after sign-in."""
+
+    template_name = "web/kiosk.html"
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        request.session.modified = True
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        query = self.request.GET
+        line = selectors.Line(query.get("site", ""), query.get("area", ""), query.get("line", ""))
+        cards = selectors.kiosk_cards(user=self.request.user, line=line)
+        context.update(
+            line=line,
+            cards=cards[: selectors.KIOSK_MAX_CHARTS],
+            hidden_count=max(0, len(cards) - selectors.KIOSK_MAX_CHARTS),
+            time_zone=settings.TIME_ZONE,
+        )
+        return context

@@ -2,7 +2,7 @@
 // states, violations, limits, zones and histogram bins. chart.js draws it; tests run it
 // in Node (`node --test tests/web/js/`), so nothing here may touch `window` or `document`.
 
-export const MAX_POINTS = 1000;
+export const MAX_POINTS = 5000; // the chart page's largest range (apps/calculations/selectors.MAX_CHART_POINTS)
 
 const LOCATION_LABELS = {
   imr: "I", xbar_r: "X̄", xbar_s: "X̄", p: "p", np: "np", c: "c", u: "u", ewma: "EWMA", cusum: "CUSUM",
@@ -242,6 +242,23 @@ export class ChartModel {
     if (chart === "location" && point.in_control === false && !violations.length) return "violation";
     if (point.undersized) return "undersized";
     return point.in_control === null ? "pending" : "in-control";
+  }
+
+  /** stateOf for every point, in order, from one pass over the violations (stateOf reads them
+   * all for each point: 5 000 points on a redraw would be 5 000 passes). */
+  states(chart = "location") {
+    const onChart = new Set();
+    const onAny = new Set();
+    for (const v of this.violations.values()) {
+      onAny.add(v.sequence);
+      if (v.chart === chart) onChart.add(v.sequence);
+    }
+    return this.points.map((p) => {
+      if (onChart.has(p.sequence)) return "violation";
+      if (chart === "location" && p.in_control === false && !onAny.has(p.sequence)) return "violation";
+      if (p.undersized) return "undersized";
+      return p.in_control === null ? "pending" : "in-control";
+    });
   }
 
   /** [{sequence, chart}] of the points whose violations await acknowledgement. */

@@ -97,41 +97,56 @@ export function drawLineLabels(u, chart, model, decimals) {
   ctx.restore();
 }
 
+// One path per state, filled and stroked once: drawing 5 000 markers one by one took most of a
+// redraw. Where in-control points are closer than a marker's width the line shows them and only
+// the other states get markers (those always do).
+const MARKER_SPACING_PX = 5;
+
 export function drawMarkers(u, chart, model) {
   const { ctx, bbox } = u;
   const r = ratio();
   const [xs, ys] = u.data;
   const min = u.scales.x.min;
   const max = u.scales.x.max;
+  const states = model.states(chart);
+  const shownCount = xs.reduce((count, x) => count + (x >= min && x <= max ? 1 : 0), 0);
+  const roomy = bbox.width / r / Math.max(1, shownCount) >= MARKER_SPACING_PX;
+  const paths = {};
+  for (let i = 0; i < xs.length; i++) {
+    if (ys[i] === null || xs[i] < min || xs[i] > max) continue;
+    const pointState = states[i];
+    if (!roomy && pointState === "in-control") continue;
+    const x = u.valToPos(xs[i], "x", true);
+    const y = u.valToPos(ys[i], "y", true);
+    const path = (paths[pointState] ??= new Path2D());
+    if (pointState === "violation") {
+      // A diamond, so the state does not rest on colour alone.
+      const size = 6 * r;
+      path.moveTo(x, y - size);
+      path.lineTo(x + size, y);
+      path.lineTo(x, y + size);
+      path.lineTo(x - size, y);
+      path.closePath();
+    } else {
+      path.moveTo(x + 3.5 * r, y);
+      path.arc(x, y, 3.5 * r, 0, 2 * Math.PI);
+    }
+  }
   ctx.save();
   ctx.beginPath();
   ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
   ctx.clip();
   ctx.setLineDash([]);
-  for (let i = 0; i < xs.length; i++) {
-    if (ys[i] === null || xs[i] < min || xs[i] > max) continue;
-    const pointState = model.stateOf(model.points[i], chart);
-    const x = u.valToPos(xs[i], "x", true);
-    const y = u.valToPos(ys[i], "y", true);
+  ctx.lineWidth = 1.5 * r;
+  for (const pointState of ["in-control", "pending", "undersized", "violation"]) { // violations on top
+    const path = paths[pointState];
+    if (!path) continue;
     const colour = COLOURS[pointState];
-    ctx.beginPath();
-    if (pointState === "violation") {
-      // A diamond, so the state does not rest on colour alone.
-      const size = 6 * r;
-      ctx.moveTo(x, y - size);
-      ctx.lineTo(x + size, y);
-      ctx.lineTo(x, y + size);
-      ctx.lineTo(x - size, y);
-      ctx.closePath();
-      ctx.fillStyle = colour;
-      ctx.fill();
-    } else {
-      ctx.arc(x, y, 3.5 * r, 0, 2 * Math.PI);
-      ctx.lineWidth = 1.5 * r;
+    ctx.fillStyle = pointState === "violation" || pointState === "in-control" ? colour : "#fff"; // hollow: undersized, not judged
+    ctx.fill(path);
+    if (pointState !== "violation") {
       ctx.strokeStyle = colour;
-      ctx.fillStyle = pointState === "in-control" ? colour : "#fff"; // hollow: undersized, not judged
-      ctx.fill();
-      ctx.stroke();
+      ctx.stroke(path);
     }
   }
   ctx.restore();

@@ -166,13 +166,13 @@ class NoLimitsTests:
 
 
 class ChartQueryTests:
-    @pytest.mark.parametrize("limit", ["0", "5000", "-1", "abc"])
+    @pytest.mark.parametrize("limit", ["0", "5001", "-1", "abc"])
     def test_the_limit_is_bounded(self, api, dia, quality_specialist, limit):
         error = error_of(_chart(api(quality_specialist), dia, limit=limit), 400, "limit")
         assert error["code"] == "validation_error"
 
     def test_the_largest_limit_is_accepted(self, api, dia, quality_specialist):
-        assert len(_chart(api(quality_specialist), dia, limit=2000).json()["points"]) == 12
+        assert len(_chart(api(quality_specialist), dia, limit=5000).json()["points"]) == 12
 
     def test_a_bad_lot_is_refused(self, api, dia, quality_specialist):
         error_of(_chart(api(quality_specialist), dia, lot="x"), 400, "lot")

@@ -53,10 +53,10 @@ class ChartPageTests:
         assert status is not None
         assert "Loading the chart…" in status.group(1)
 
-    def test_it_offers_the_last_50_100_and_500_points_and_a_zoom_reset(self, dia, operations_lead):
+    def test_it_offers_the_last_50_100_500_and_5000_points_and_a_zoom_reset(self, dia, operations_lead):
         html = chart_html(operations_lead, dia)
         assert re.findall(r'data-range="(\d+)" aria-pressed="(\w+)"', html) == [
-            ("50", "false"), ("100", "true"), ("500", "false"),
+            ("50", "false"), ("100", "true"), ("500", "false"), ("5000", "false"),
         ]  # fmt: skip
         assert re.search(r"<button [^>]*data-zoom-reset disabled>Reset zoom</button>", html)
 

@@ -167,6 +167,21 @@ describe("ChartModel", () => {
     assert.equal(model.stateOf(model.points[1], "location"), "violation");
   });
 
+  it("gives every point's state at once, as stateOf gives each", () => {
+    const model = new ChartModel({ kind: "imr" });
+    model.load(
+      chartData(
+        [point(1, 10), point(2, 14, { in_control: false }), point(3, 10, { undersized: true }),
+          point(4, 10, { in_control: null }), point(5, 16, { in_control: false })],
+        [violation(1, 2, { chart: "dispersion" }), violation(2, 5)],
+      ),
+    );
+    for (const chart of ["location", "dispersion"]) {
+      assert.deepEqual(model.states(chart), model.points.map((p) => model.stateOf(p, chart)), chart);
+    }
+    assert.deepEqual(model.states("location"), ["in-control", "in-control", "undersized", "pending", "violation"]);
+  });
+
   it("pulses violations awaiting acknowledgement until acknowledged", () => {
     const model = new ChartModel({ kind: "imr" });
     model.load(
