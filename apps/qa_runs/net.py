@@ -61,12 +61,16 @@ class TargetRefused(Exception):
     """A URL the QA runner will not send a request to. The message names the URL, the address (when
     one was resolved) and the reason, in words a user can act on."""
 
-    def __init__(self, url: str, reason: str, *, address: str | None = None) -> None:
+    def __init__(self, url: str, reason: str, address: str | None = None) -> None:
         self.url = url
         self.reason = reason
         self.address = address
         where = f" (address {address})" if address else ""
         super().__init__(f"Refused {url}{where}: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Survives pickling (a Celery worker handing the error on) with its fields.
+        return (self.__class__, (self.url, self.reason, self.address))
 
 
 @dataclass(frozen=True)

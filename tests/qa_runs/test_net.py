@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import gzip
 import ipaddress
+import pickle
 import ssl
 import threading
 import time
@@ -142,6 +143,8 @@ def test_refuses_an_ip_literal_without_asking_the_resolver() -> None:
     with pytest.raises(TargetRefused) as refused:
         url_check("http://169.254.169.254/latest/meta-data/", resolver=resolving({}))
     assert refused.value.address == "169.254.169.254"
+    copy = pickle.loads(pickle.dumps(refused.value))
+    assert (str(copy), copy.url, copy.address) == (str(refused.value), refused.value.url, "169.254.169.254")
 
 
 def test_every_resolved_address_must_be_public() -> None:
