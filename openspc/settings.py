@@ -7,7 +7,9 @@ Redis and MQTT broker and set REDIS_URL / MQTT_URL for the processes they run.
 """
 
 import contextlib
+import ipaddress
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -303,6 +305,43 @@ MQTT_PUBLISH_INTERVAL_MS = envint("MQTT_PUBLISH_INTERVAL_MS", 500, minimum=50)
 MQTT_PUBLISH_STATISTICS = envbool("MQTT_PUBLISH_STATISTICS", False)
 # The device (and its service user) the listener records observations as; created if missing.
 MQTT_DEVICE = os.environ.get("MQTT_DEVICE", "").strip() or "mqtt-bridge"
+
+# --- QA package runs (apps/qa_runs) ----------------------------------------------------------
+
+_ALLOWLIST_HOST = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?")
+
+
+def envhostsnets(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of hostnames (`*.` for subdomains) and CIDR networks, lower-cased."""
+    entries = [entry.lower() for entry in envlist(name, default)]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            if not _ALLOWLIST_HOST.fullmatch(entry):
+                raise ImproperlyConfigured(
+                    f"{name} entries must be hostnames (*.example.com for subdomains) or CIDR networks "
+                    f"(10.20.0.0/16); got {entry!r}"
+                ) from None
+    return entries
+
+
+# QA runs send requests to a target's spec URL and base URL; every address those resolve to must be
+# public (apps/qa_runs/net.py refuses private, loopback, link-local incl. 169.254.169.254, ...), except
+# for the hosts and networks listed here by the administrator, e.g. `qa-target.plant.local,10.20.0.0/16`.
+# Loopback is no exception in production: it is allowed only by listing it. With DEBUG on and the
+# variable unset, the default lists loopback (localhost, 127.0.0.0/8, ::1) so a target running on the
+# developer's machine can be tested; tests set the setting themselves, per test.
+QA_TARGET_ALLOWLIST = envhostsnets(
+    "QA_TARGET_ALLOWLIST", ["localhost", "127.0.0.0/8", "::1/128"] if DEBUG else []
+)
+# A response body (the spec, or a step's response) is read up to this many bytes; the rest is
+# dropped and the response marked truncated, so a huge or endless answer cannot fill the memory.
+QA_MAX_RESPONSE_BYTES = envint("QA_MAX_RESPONSE_BYTES", 5 * 1024 * 1024, minimum=1024)
+# The longest one request (a step, or the spec fetch) may take, connecting and reading included.
+QA_STEP_TIMEOUT_SECONDS = envint("QA_STEP_TIMEOUT_SECONDS", 30, minimum=1)
+# Requests of one run in flight at once (threads in the worker running it).
+QA_CONCURRENCY = envint("QA_CONCURRENCY", 4, minimum=1)
 
 # --- Auth -------------------------------------------------------------------
 
