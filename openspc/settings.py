@@ -304,6 +304,15 @@ MQTT_PUBLISH_STATISTICS = envbool("MQTT_PUBLISH_STATISTICS", False)
 # The device (and its service user) the listener records observations as; created if missing.
 MQTT_DEVICE = os.environ.get("MQTT_DEVICE", "").strip() or "mqtt-bridge"
 
+# --- QA package runs (apps/qa_runs) ------------------------------------------
+
+# Key(s) the target credentials of QA packages are encrypted with (Fernet). Comma-separated to
+# rotate: the first encrypts, all decrypt. Unset: derived from SECRET_KEY, so changing SECRET_KEY
+# without setting this to the old one makes stored credentials unreadable (they must be entered again).
+QA_SECRET_KEYS = envlist("QA_SECRET_KEY", [SECRET_KEY])
+# Largest OpenAPI document (bytes) a package may use, fetched or uploaded.
+QA_SPEC_MAX_BYTES = envint("QA_SPEC_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+
 # --- Auth -------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
