@@ -8,14 +8,17 @@ No Django import: a pure function of the text, testable on its own.
 """
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError
+from jsonschema.validators import validator_for
 from openapi_spec_validator import OpenAPIV30SpecValidator, OpenAPIV31SpecValidator
+from openapi_spec_validator.schemas import schema_v30, schema_v31
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
@@ -228,28 +231,44 @@ class _LocalV31(OpenAPIV31SpecValidator):
 
 
 def _validate(document: dict[str, Any], version: str) -> None:
-    validator = (_LocalV30 if version.startswith("3.0.") else _LocalV31)(document)
-    problems: list[str] = []
+    validator = _LocalV30 if version.startswith("3.0.") else _LocalV31
     try:
-        for error in validator.iter_errors():
-            problems.append(_describe(error))
-            if len(problems) >= MAX_ERRORS:
-                break
+        errors = list(itertools.islice(validator(document).iter_errors(), MAX_ERRORS))
     except Unresolvable as exc:
-        problems.append(f"$ref {exc.ref!r} does not resolve to anything in the document")
+        ref = str(getattr(exc, "ref", ""))
+        raise SpecError(f"$ref '#{ref.lstrip('#')}' does not resolve to anything in the document.") from None
     except RecursionError:
-        problems.append("the spec's references or schemas nest too deeply to check")
-    if problems:
-        raise SpecError(f"The spec is not valid OpenAPI {version}: " + "; ".join(problems))
+        raise SpecError("The spec's references or schemas nest too deeply to check.") from None
+    if not errors:
+        return
+    # The validator's own errors lose the detail of a oneOf (Schema or Reference?); the
+    # meta-schema's raw errors keep it, so they name the problem when there are any.
+    problems = [_describe(error) for error in _structure_errors(document, version) or errors]
+    raise SpecError(f"The spec is not valid OpenAPI {version}: " + "; ".join(problems))
+
+
+def _structure_errors(document: dict[str, Any], version: str) -> list[ValidationError]:
+    """The document against the OpenAPI meta-schema with the pure-Python jsonschema, whose errors
+    keep each oneOf alternative's own errors (the validator's fast backend does not). Only run
+    once the document is known to be invalid; nothing is fetched (no registry, no retrieval)."""
+    schema = dict(schema_v30 if version.startswith("3.0.") else schema_v31)
+    try:
+        checker = validator_for(schema)(schema)
+        return list(itertools.islice(checker.iter_errors(document), MAX_ERRORS))
+    except (Unresolvable, RecursionError):  # a meta-schema that refers elsewhere: the short errors then
+        return []
 
 
 def _describe(error: ValidationError) -> str:
-    # A oneOf failure at the top says little; the sub-error that went furthest names the problem.
-    deepest = best_match(error.context) if error.context else error
-    where = "/".join(str(part) for part in error.absolute_path)
-    deeper = "/".join(str(part) for part in deepest.absolute_path)
-    path = f"{where}/{deeper}" if deepest is not error and deeper else where
-    return f"{deepest.message} (at {path or 'the top level'})"
+    """The innermost cause: among a oneOf's alternatives, the one that got deepest into the
+    document, an inline schema rather than a {$ref} when they tie."""
+    while error.context:
+        error = max(error.context, key=lambda e: (len(e.absolute_path), "$ref" not in e.message))
+    message = error.message.split("\n", 1)[0]
+    if len(message) > 200:
+        message = message[:200] + "…"
+    where = " › ".join(str(part) for part in error.absolute_path)
+    return f"{message} (at {where or 'the top level'})"
 
 
 # --- Resolving --------------------------------------------------------------------------------------
