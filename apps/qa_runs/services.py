@@ -185,6 +185,8 @@ def qa_run_transition(
     workers making the same move one wins and the other gets RunTransitionError."""
     if to not in RunStatus.values:
         raise RunTransitionError(f"Unknown run status '{to}'.")
+    if reserved := sorted({"status", "last_sequence", "plan_id", "package", "pk", "id"} & set(fields)):
+        raise ValueError(f"qa_run_transition does not set {', '.join(reserved)}.")
     with transaction.atomic():
         current = QaPackageRun.objects.select_for_update().values_list("status", flat=True).get(pk=run.pk)
         if to not in RUN_TRANSITIONS[current]:

@@ -101,6 +101,12 @@ class TransitionTests:
             qa_run_transition(run=stale, to=RunStatus.SPEC_FETCHED)
         assert [t for _, t in events(run)].count(EventType.SPEC_FETCHED) == 1
 
+    def test_the_status_and_counter_cannot_be_smuggled_in_as_fields(self, package: QaPackage) -> None:
+        run = qa_run_request(package=package, requested_by=None)
+        with pytest.raises(ValueError, match="does not set last_sequence, status"):
+            qa_run_transition(run=run, to=RunStatus.SPEC_FETCHED, status=RunStatus.COMPLETE, last_sequence=0)
+        assert QaPackageRun.objects.get(pk=run.pk).status == RunStatus.REQUESTED
+
     def test_an_unknown_status_is_refused(self, package: QaPackage) -> None:
         with pytest.raises(RunTransitionError, match="Unknown"):
             qa_run_transition(run=qa_run_request(package=package, requested_by=None), to="DONE")
