@@ -342,6 +342,12 @@ QA_MAX_RESPONSE_BYTES = envint("QA_MAX_RESPONSE_BYTES", 5 * 1024 * 1024, minimum
 QA_STEP_TIMEOUT_SECONDS = envint("QA_STEP_TIMEOUT_SECONDS", 30, minimum=1)
 # Requests of one run in flight at once (threads in the worker running it).
 QA_CONCURRENCY = envint("QA_CONCURRENCY", 4, minimum=1)
+# Key(s) the target credentials of QA packages are encrypted with (Fernet). Comma-separated to
+# rotate: the first encrypts, all decrypt. Unset: derived from SECRET_KEY, so changing SECRET_KEY
+# without setting this to the old one makes stored credentials unreadable (they must be entered again).
+QA_SECRET_KEYS = envlist("QA_SECRET_KEY", [SECRET_KEY])
+# Largest OpenAPI document (bytes) a package may use, fetched or uploaded.
+QA_SPEC_MAX_BYTES = envint("QA_SPEC_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
 
 # --- Auth -------------------------------------------------------------------
 
