@@ -5,6 +5,7 @@
 import { apiGet } from "./api.js";
 import { formatTime } from "./chartdata.js";
 import { auditChanges, cursorOf, fieldLabel, formatValue } from "./auditdiff.js";
+import { element, statusShow } from "./page.js";
 
 const root = document.querySelector("[data-audit]");
 const timeZone = document.body.dataset.timeZone || "UTC";
@@ -13,19 +14,8 @@ const statusBox = root.querySelector("[data-list-status]");
 const list = root.querySelector("[data-entries]");
 const pager = root.querySelector("[data-pager]");
 
-function element(tag, { className, text, attrs } = {}, children = []) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  for (const [name, value] of Object.entries(attrs ?? {})) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
-
-function showStatus(message, { error = false } = {}) {
-  statusBox.replaceChildren(element("p", { text: message }));
-  statusBox.className = error ? "notice notice--error" : "loading";
-  statusBox.hidden = !message;
+function showStatus(message, options) {
+  statusShow(statusBox, message, options);
 }
 
 function whoText(entry) {

@@ -8,6 +8,7 @@
 import { apiGet } from "./api.js";
 import { ChartModel, formatNumber, isAttributes } from "./chartdata.js";
 import { Live, statusBadge } from "./live.js";
+import { field, numberOrNull, showCardState } from "./page.js";
 
 const uPlot = window.uPlot;
 const root = document.getElementById("kiosk");
@@ -25,28 +26,12 @@ const COLOURS = {
   axis: "#1a1a1a",
   grid: "#dde1e6",
 };
-// The same words and icons as apps/web/selectors.py (STATE_LABELS, STATE_ICONS), most urgent first.
-const STATES = {
-  unacknowledged: { label: "Unacknowledged violation", icon: "⚠" },
-  out_of_spec: { label: "Out of spec", icon: "✕" },
-  offline: { label: "Data source offline", icon: "⊘" },
-  no_data: { label: "No data yet", icon: "–" },
-  in_control: { label: "In control", icon: "✓" },
-};
 
 const alertBox = root.querySelector("[data-kiosk-alert]");
 const grid = root.querySelector("[data-kiosk-grid]");
 const clock = root.querySelector("[data-kiosk-clock]");
 const timeZone = root.dataset.timeZone || document.body.dataset.timeZone || "UTC";
 const clockFormat = new Intl.DateTimeFormat("en-GB", { timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
-
-function numberOrNull(text) {
-  return text === undefined || text === "" ? null : Number(text);
-}
-
-function field(element, name) {
-  return element.querySelector(`[data-field="${name}"]`);
-}
 
 // --- One tile ----------------------------------------------------------------------------------
 
@@ -132,19 +117,7 @@ class Tile {
   }
 
   showState() {
-    const d = this.element.dataset;
-    const value = numberOrNull(d.lastValue);
-    const lsl = numberOrNull(d.lsl);
-    const usl = numberOrNull(d.usl);
-    let state = "in_control";
-    if (d.unacknowledged === "true") state = "unacknowledged";
-    else if (value !== null && ((lsl !== null && value < lsl) || (usl !== null && value > usl))) state = "out_of_spec";
-    else if (d.offline === "true") state = "offline";
-    else if (value === null) state = "no_data";
-    d.state = state;
-    field(this.element, "state").className = `kiosk-state state--${state}`;
-    field(this.element, "state-icon").textContent = STATES[state].icon;
-    field(this.element, "state-label").textContent = STATES[state].label;
+    showCardState(this.element, "kiosk-state");
   }
 
   // --- Drawing ---

@@ -3,21 +3,13 @@
 // progress and statistics current by asking the API every 15 s while the page is visible.
 
 import { apiGet, apiGetAll, apiPost } from "./api.js";
+import { plantTime } from "./page.js";
 
 const REFRESH_MS = 15_000;
 
 const root = document.querySelector("[data-lot-page]");
 const lotId = root.dataset.lotId;
 const errorBox = root.querySelector("[data-lot-error]");
-const timeFormat = new Intl.DateTimeFormat("en-GB", {
-  timeZone: document.body.dataset.timeZone || undefined,
-  day: "numeric",
-  month: "short",
-  year: "numeric",
-  hour: "2-digit",
-  minute: "2-digit",
-  hourCycle: "h23",
-});
 
 // The same words and icons as apps/web/selectors.py (DISPOSITION_LABELS, DISPOSITION_ICONS).
 const DISPOSITIONS = {
@@ -76,7 +68,7 @@ async function refresh() {
     showProgress(progress);
     showStatistics(statistics);
     root.querySelector("[data-progress-updated]").textContent =
-      `Updated ${timeFormat.format(new Date())}; refreshed every 15 seconds while the page stays open.`;
+      `Updated ${plantTime.format(new Date())}; refreshed every 15 seconds while the page stays open.`;
     showError("");
   } catch (error) {
     showError(`The progress could not be refreshed: ${error.message}`);
@@ -131,7 +123,7 @@ if (assignForm) {
         at.innerHTML = "";
         const time = document.createElement("time");
         time.dateTime = item.assigned_at;
-        time.textContent = timeFormat.format(new Date(item.assigned_at));
+        time.textContent = plantTime.format(new Date(item.assigned_at));
         at.append(time);
       } else {
         tester.innerHTML = '<span class="muted">Not assigned</span>';

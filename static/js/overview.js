@@ -3,65 +3,20 @@
 
 import { apiGet } from "./api.js";
 import { Live, statusBadge } from "./live.js";
+import { field, numberOrNull, plantTime, showCardState } from "./page.js";
 
-// The same words and icons as apps/web/selectors.py (STATE_LABELS, STATE_ICONS), most urgent first.
-const STATES = {
-  unacknowledged: { label: "Unacknowledged violation", icon: "⚠" },
-  out_of_spec: { label: "Out of spec", icon: "✕" },
-  offline: { label: "Data source offline", icon: "⊘" },
-  no_data: { label: "No data yet", icon: "–" },
-  in_control: { label: "In control", icon: "✓" },
-};
 
 const root = document.querySelector("[data-overview]");
 const errorBox = document.querySelector("[data-overview-error]");
-const timeFormat = new Intl.DateTimeFormat("en-GB", {
-  timeZone: document.body.dataset.timeZone || undefined,
-  day: "numeric",
-  month: "short",
-  year: "numeric",
-  hour: "2-digit",
-  minute: "2-digit",
-  hourCycle: "h23",
-});
-
-function numberOrNull(text) {
-  return text === undefined || text === "" ? null : Number(text);
-}
 
 function cards() {
   return new Map([...root.querySelectorAll("[data-characteristic-id]")].map((card) => [Number(card.dataset.characteristicId), card]));
-}
-
-function field(card, name) {
-  return card.querySelector(`[data-field="${name}"]`);
 }
 
 function format(value, decimals, unit = "") {
   if (value === null || value === undefined || Number.isNaN(value)) return "—";
   const text = Number(value).toFixed(decimals);
   return unit ? `${text} ${unit}` : text;
-}
-
-function stateOf(card) {
-  const d = card.dataset;
-  if (d.unacknowledged === "true") return "unacknowledged";
-  const value = numberOrNull(d.lastValue);
-  const lsl = numberOrNull(d.lsl);
-  const usl = numberOrNull(d.usl);
-  if (value !== null && ((lsl !== null && value < lsl) || (usl !== null && value > usl))) return "out_of_spec";
-  if (d.offline === "true") return "offline";
-  if (value === null) return "no_data";
-  return "in_control";
-}
-
-function showState(card) {
-  const state = stateOf(card);
-  card.dataset.state = state;
-  const badge = field(card, "state");
-  badge.className = `state state--${state}`;
-  field(card, "state-icon").textContent = STATES[state].icon;
-  field(card, "state-label").textContent = STATES[state].label;
 }
 
 function showError(message) {
@@ -77,8 +32,8 @@ function onSample(card, sample) {
   field(card, "last-value").textContent = format(sample.mean, Number(card.dataset.decimals), card.dataset.unit);
   const time = field(card, "last-at");
   time.dateTime = sample.created_at;
-  time.textContent = timeFormat.format(new Date(sample.created_at));
-  showState(card);
+  time.textContent = plantTime.format(new Date(sample.created_at));
+  showCardState(card);
 }
 
 function onViolation(card, violation) {
@@ -86,7 +41,7 @@ function onViolation(card, violation) {
   const rules = card.dataset.acknowledgeRules.split(",").filter(Boolean).map(Number);
   if (!rules.includes(violation.rule)) return;
   card.dataset.unacknowledged = "true";
-  showState(card);
+  showCardState(card);
 }
 
 async function recheckAcknowledgements(card, id) {
@@ -95,7 +50,7 @@ async function recheckAcknowledgements(card, id) {
       `/api/v1/violations/?characteristic=${id}&acknowledged=false&requires_acknowledgement=true&page_size=1`,
     );
     card.dataset.unacknowledged = page.count > 0 ? "true" : "false";
-    showState(card);
+    showCardState(card);
   } catch (error) {
     showError(`Could not check the violations still to acknowledge: ${error.message}`);
   }

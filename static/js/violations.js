@@ -4,6 +4,7 @@
 
 import { apiGet, apiPost, ApiError } from "./api.js";
 import { RULE_NAMES, formatTime } from "./chartdata.js";
+import { element, statusShow } from "./page.js";
 import { STATUSES, acknowledgementText, batchOutcomes, batchSummary, selectable, statusOf } from "./violationstate.js";
 
 const BATCH_URL = "/api/v1/violations/acknowledge/";
@@ -26,19 +27,8 @@ const rows = new Map(); // violation id -> {violation, row}
 const reasons = {}; // code -> label
 const lots = {}; // lot id -> number
 
-function element(tag, { className, text, attrs } = {}, children = []) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  for (const [name, value] of Object.entries(attrs ?? {})) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
-
-function showStatus(message, { error = false } = {}) {
-  statusBox.replaceChildren(element("p", { text: message }));
-  statusBox.className = error ? "notice notice--error" : "loading";
-  statusBox.hidden = !message;
+function showStatus(message, options) {
+  statusShow(statusBox, message, options);
 }
 
 function characteristicName(id) {

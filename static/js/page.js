@@ -1,0 +1,70 @@
+// What the page scripts share: building elements, a status box, the fields of a server-rendered
+// card, the plant's short time format, and a characteristic's state at a glance (the overview's
+// cards and the wall screen's tiles; the same words and icons as apps/web/selectors.py
+// STATE_LABELS and STATE_ICONS, most urgent first).
+
+export const STATES = {
+  unacknowledged: { label: "Unacknowledged violation", icon: "⚠" },
+  out_of_spec: { label: "Out of spec", icon: "✕" },
+  offline: { label: "Data source offline", icon: "⊘" },
+  no_data: { label: "No data yet", icon: "–" },
+  in_control: { label: "In control", icon: "✓" },
+};
+
+export function numberOrNull(text) {
+  return text === undefined || text === null || text === "" ? null : Number(text);
+}
+
+/** The state of a card from its data attributes (unacknowledged, lastValue, lsl, usl, offline). */
+export function cardState(d) {
+  if (d.unacknowledged === "true") return "unacknowledged";
+  const value = numberOrNull(d.lastValue);
+  const lsl = numberOrNull(d.lsl);
+  const usl = numberOrNull(d.usl);
+  if (value !== null && ((lsl !== null && value < lsl) || (usl !== null && value > usl))) return "out_of_spec";
+  if (d.offline === "true") return "offline";
+  if (value === null) return "no_data";
+  return "in_control";
+}
+
+/** The `[data-field=name]` inside a server-rendered card or tile. */
+export function field(container, name) {
+  return container.querySelector(`[data-field="${name}"]`);
+}
+
+/** Work out and show a card's state: data-state, the badge's class, its icon and words. */
+export function showCardState(card, badgeClass = "state") {
+  const state = cardState(card.dataset);
+  card.dataset.state = state;
+  field(card, "state").className = `${badgeClass} state--${state}`;
+  field(card, "state-icon").textContent = STATES[state].icon;
+  field(card, "state-label").textContent = STATES[state].label;
+  return state;
+}
+
+/** "24 Nov 2026, 02:53" in the plant's time zone (body[data-time-zone]). */
+export const plantTime = new Intl.DateTimeFormat("en-GB", {
+  timeZone: (typeof document !== "undefined" && document.body.dataset.timeZone) || undefined,
+  day: "numeric",
+  month: "short",
+  year: "numeric",
+  hour: "2-digit",
+  minute: "2-digit",
+  hourCycle: "h23",
+});
+
+export function element(tag, { className, text, attrs } = {}, children = []) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  for (const [name, value] of Object.entries(attrs ?? {})) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
+
+/** A list page's status box: a loading message, an error (`error`), or hidden (no message). */
+export function statusShow(box, message, { error = false } = {}) {
+  box.replaceChildren(element("p", { text: message }));
+  box.className = error ? "notice notice--error" : "loading";
+  box.hidden = !message;
+}

@@ -1,0 +1,30 @@
+// The state at a glance of the overview's cards and the wall screen's tiles (static/js/page.js).
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { STATES, cardState, numberOrNull } from "../../../static/js/page.js";
+
+const card = (extra = {}) => ({ unacknowledged: "false", lastValue: "74.0", lsl: "73.9", usl: "74.1", offline: "false", ...extra });
+
+test("the most urgent state that applies wins", () => {
+  assert.equal(cardState(card()), "in_control");
+  assert.equal(cardState(card({ lastValue: "74.2" })), "out_of_spec");
+  assert.equal(cardState(card({ lastValue: "73.8" })), "out_of_spec");
+  assert.equal(cardState(card({ lastValue: "74.2", unacknowledged: "true" })), "unacknowledged");
+  assert.equal(cardState(card({ offline: "true" })), "offline");
+  assert.equal(cardState(card({ lastValue: "74.2", offline: "true" })), "out_of_spec");
+  assert.equal(cardState(card({ lastValue: "" })), "no_data");
+  assert.equal(cardState(card({ lastValue: "", offline: "true" })), "offline");
+});
+
+test("a missing spec limit never makes a value out of spec", () => {
+  assert.equal(cardState(card({ lsl: "", usl: "", lastValue: "1000" })), "in_control");
+});
+
+test("every state has words and an icon", () => {
+  for (const state of ["unacknowledged", "out_of_spec", "offline", "no_data", "in_control"]) {
+    assert.ok(STATES[state].label && STATES[state].icon, state);
+  }
+  assert.equal(numberOrNull(""), null);
+  assert.equal(numberOrNull("0"), 0);
+});
