@@ -12,8 +12,7 @@ import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from apps.config.models import Characteristic, Product, Test
-from apps.observations.models import Sample
-from tests.calculations.workers import CeleryWorkers, pipeline_idle
+from tests.calculations.workers import CeleryWorkers
 from tests.e2e.browser import (
     record_websocket_messages,
     screenshot_for_docs,
@@ -21,15 +20,10 @@ from tests.e2e.browser import (
     wait_until_live,
     wait_until_subscribed,
 )
-from tests.subscriptions.helpers import Daphne, access_token
+from tests.e2e.scene import CALM, LIVE_WITHIN_MS, calm_chart, post_live
+from tests.subscriptions.helpers import Daphne
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-CENTER, SIGMA = 74.0, 0.01
-# The chart before: twelve values, in σ from the centre, that set off no Nelson rule.
-CALM = [0.3, -0.8, 1.1, -0.2, 0.6, -1.2, 0.1, 0.9, -0.5, 0.4, -0.9, 0.7]
-LIVE = 4.0  # σ: the value posted while the page is open is beyond the UCL (rule 1)
-LIVE_WITHIN_MS = 20_000  # post -> worker -> channel layer -> WebSocket -> drawn; ~1 s when warm
 
 
 @pytest.mark.timeout(120)
@@ -44,17 +38,8 @@ def test_a_value_posted_through_the_api_appears_on_the_open_chart_without_a_relo
     Characteristic.objects.filter(product=plant.product).update(
         site="Plant 1", area="Machining", line="Line 3", cell="Bore cell"
     )
-    dia = plant.dia_judged(center=CENTER, sigma=SIGMA, user=quality_specialist)
-    items = plant.items_total(len(CALM) + 1)
-    calm_items = items[: len(CALM)]
-    plant.record(
-        *(
-            {"item": item, "test": plant.dia, "values": [CENTER + z * SIGMA]}
-            for item, z in zip(calm_items, CALM, strict=True)
-        )
-    )
-    worker.wait_for(pipeline_idle, timeout=60, what="the first samples")
-    assert Sample.objects.filter(characteristic=dia).count() == len(CALM)
+    scene = calm_chart(plant, worker, user=quality_specialist)
+    dia = scene.dia
 
     record_websocket_messages(context)
     page = signed_in(context, operations_lead)
@@ -72,12 +57,7 @@ def test_a_value_posted_through_the_api_appears_on_the_open_chart_without_a_relo
     screenshot(page, "chart-before")
     page.evaluate("window.notReloaded = true")  # a reload or a navigation would lose it
 
-    status, answer = server.http(
-        "POST", "/api/v1/observations/", token=access_token(tester),
-        body=[{"item": items[-1].pk, "test": plant.dia.pk, "values": [CENTER + LIVE * SIGMA],
-               "idempotency_key": "browser-live-1"}],
-    )  # fmt: skip
-    assert status == 202, answer
+    post_live(server, tester, plant, scene, key="browser-live-1")
 
     expect(chart).to_have_attribute("data-points", str(len(CALM) + 1), timeout=LIVE_WITHIN_MS)
     expect(chart).to_have_attribute("data-pulsing", "1", timeout=LIVE_WITHIN_MS)

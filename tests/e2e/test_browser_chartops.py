@@ -27,13 +27,10 @@ from tests.e2e.browser import (
     wait_until_subscribed,
 )
 from tests.e2e.conftest import watch
+from tests.e2e.scene import CALM, CENTER, LIVE, LIVE_WITHIN_MS, SIGMA
 from tests.subscriptions.helpers import Daphne
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-CENTER, SIGMA = 74.0, 0.01
-CALM = [0.3, -0.8, 1.1, -0.2, 0.6, -1.2, 0.1, 0.9, -0.5, 0.4, -0.9, 0.7]  # σ; no Nelson rule
-LIVE_WITHIN_MS = 20_000
 
 
 def record_values(plant, worker: CeleryWorkers, values: list[float]) -> None:
@@ -54,7 +51,7 @@ def test_an_acknowledgement_in_the_dialog_stops_the_pulse_in_another_browser(
     browser: Browser, context: BrowserContext, screenshot, page_errors,
 ):  # fmt: skip
     dia = plant.dia_judged(center=CENTER, sigma=SIGMA, user=quality_specialist)
-    record_values(plant, worker, [CENTER + z * SIGMA for z in [*CALM, 4.0]])  # the last: rule 1
+    record_values(plant, worker, [CENTER + z * SIGMA for z in [*CALM, LIVE]])  # the last: rule 1
     (violation,) = Violation.objects.filter(characteristic=dia)
     assert violation.rule == 1
     assert violation.acknowledged_at is None

@@ -14,19 +14,15 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from apps.calculations import services as calculations
 from apps.config.models import Characteristic, Product, Test
-from apps.observations.models import Sample
-from tests.calculations.workers import CeleryWorkers, pipeline_idle
+from tests.calculations.workers import CeleryWorkers
 from tests.e2e.browser import record_websocket_messages, signed_in, wait_until_live, wait_until_subscribed
+from tests.e2e.scene import CALM, CENTER, LIVE_WITHIN_MS, SIGMA, calm_chart, post_live
 from tests.e2e.seed import samples_seed
 from tests.factories import TestFactory, characteristic_for
-from tests.subscriptions.helpers import Daphne, access_token
+from tests.subscriptions.helpers import Daphne
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
-CENTER, SIGMA = 74.0, 0.01
-CALM = [0.3, -0.8, 1.1, -0.2, 0.6, -1.2, 0.1, 0.9, -0.5, 0.4, -0.9, 0.7]
-LIVE = 4.0  # σ: beyond the UCL (rule 1, which DIA asks to acknowledge)
-LIVE_WITHIN_MS = 20_000
 LINE = {"site": "Plant 1", "area": "Machining", "line": "Line 3"}
 MORE = [
     "Groove width",
@@ -79,16 +75,8 @@ def test_the_wall_screen_shows_a_posted_value_on_its_chart_without_a_reload(
             values[-1] = CENTER + 6 * SIGMA  # beyond the USL: the tile says "Out of spec"
         samples_seed(characteristic=other, lot=plant.lot, values=values)
     Characteristic.objects.filter(product=plant.product).update(**LINE, cell="Bore cell")
-    dia = plant.dia_judged(center=CENTER, sigma=SIGMA, user=quality_specialist)
-    items = plant.items_total(len(CALM) + 1)
-    plant.record(
-        *(
-            {"item": item, "test": plant.dia, "values": [CENTER + z * SIGMA]}
-            for item, z in zip(items[: len(CALM)], CALM, strict=True)
-        )
-    )
-    worker.wait_for(pipeline_idle, timeout=60, what="the first samples")
-    assert Sample.objects.filter(characteristic=dia).count() == len(CALM)
+    scene = calm_chart(plant, worker, user=quality_specialist)
+    dia = scene.dia
     assert Characteristic.objects.filter(product=plant.product, **LINE).count() == 9
 
     record_websocket_messages(context)
@@ -114,12 +102,7 @@ def test_the_wall_screen_shows_a_posted_value_on_its_chart_without_a_reload(
     screenshot(page, "kiosk-1366x768")
     page.evaluate("window.notReloaded = true")
 
-    status, answer = server.http(
-        "POST", "/api/v1/observations/", token=access_token(tester),
-        body=[{"item": items[-1].pk, "test": plant.dia.pk, "values": [CENTER + LIVE * SIGMA],
-               "idempotency_key": "kiosk-live-1"}],
-    )  # fmt: skip
-    assert status == 202, answer
+    post_live(server, tester, plant, scene, key="kiosk-live-1")
 
     expect(tile).to_have_attribute("data-points", str(len(CALM) + 1), timeout=LIVE_WITHIN_MS)
     expect(tile).to_have_attribute("data-state", "unacknowledged", timeout=LIVE_WITHIN_MS)

@@ -13,19 +13,13 @@ import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from apps.config.models import Product, Test
-from apps.observations.models import Sample
 from apps.subscriptions.models import Notification, Subscription
-from tests.calculations.workers import CeleryWorkers, pipeline_idle
+from tests.calculations.workers import CeleryWorkers
 from tests.e2e.browser import record_websocket_messages, screenshot_for_docs, signed_in, wait_until_live
-from tests.subscriptions.helpers import Daphne, access_token
+from tests.e2e.scene import LIVE_WITHIN_MS, calm_chart, post_live
+from tests.subscriptions.helpers import Daphne
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-
-CENTER, SIGMA = 74.0, 0.01
-# Twelve values, in σ from the centre, that set off no Nelson rule (as in test_browser_chart.py).
-CALM = [0.3, -0.8, 1.1, -0.2, 0.6, -1.2, 0.1, 0.9, -0.5, 0.4, -0.9, 0.7]
-LIVE = 4.0  # σ: beyond the UCL, a rule 1 violation
-LIVE_WITHIN_MS = 20_000  # post -> worker -> violation -> fan-out -> WebSocket -> shown
 
 
 @pytest.mark.timeout(120)
@@ -35,16 +29,8 @@ def test_a_violation_on_a_subscribed_product_arrives_in_the_open_inbox_without_a
 ):  # fmt: skip
     Product.objects.filter(pk=plant.product.pk).update(name="Piston ring 74 mm")
     Test.objects.filter(pk=plant.dia.pk).update(name="Bore diameter")
-    dia = plant.dia_judged(center=CENTER, sigma=SIGMA, user=quality_specialist)
-    items = plant.items_total(len(CALM) + 1)
-    plant.record(
-        *(
-            {"item": item, "test": plant.dia, "values": [CENTER + z * SIGMA]}
-            for item, z in zip(items[: len(CALM)], CALM, strict=True)
-        )
-    )
-    worker.wait_for(pipeline_idle, timeout=60, what="the first samples")
-    assert Sample.objects.filter(characteristic=dia).count() == len(CALM)
+    scene = calm_chart(plant, worker, user=quality_specialist)
+    dia = scene.dia
 
     # Subscribe through the page.
     record_websocket_messages(context)
@@ -84,12 +70,7 @@ def test_a_violation_on_a_subscribed_product_arrives_in_the_open_inbox_without_a
     expect(notifications).to_have_count(0)
     page.evaluate("window.notReloaded = true")  # a reload or a navigation would lose it
 
-    status, answer = server.http(
-        "POST", "/api/v1/observations/", token=access_token(tester),
-        body=[{"item": items[-1].pk, "test": plant.dia.pk, "values": [CENTER + LIVE * SIGMA],
-               "idempotency_key": "browser-inbox-1"}],
-    )  # fmt: skip
-    assert status == 202, answer
+    post_live(server, tester, plant, scene, key="browser-inbox-1")
 
     expect(notifications).to_have_count(1, timeout=LIVE_WITHIN_MS)
     arrived = notifications.first
