@@ -22,6 +22,7 @@ from tests.e2e.browser import (
     TIMEOUT_MS,
     VIEWPORT,
     record_websocket_messages,
+    screenshot_for_docs,
     signed_in,
     wait_until_live,
     wait_until_subscribed,
@@ -115,6 +116,7 @@ def test_an_acknowledgement_in_the_dialog_stops_the_pulse_in_another_browser(
         dialog.get_by_label("Comment").fill("Fixture loose after the tool change")
         dialog.get_by_label("Corrective action").fill("Fixture re-tightened, torque checked")
         screenshot(page, "dialog")
+        screenshot_for_docs(page, "acknowledge")
         dialog.get_by_role("button", name="Acknowledge").click()
 
         expect(dialog).to_be_hidden()
@@ -171,6 +173,7 @@ def test_a_quality_specialist_previews_then_confirms_new_limits_and_the_chart_dr
     screenshot(page, "preview")
     chart.scroll_into_view_if_needed()
     screenshot(page, "preview-chart")  # the proposed lines, dashed, beside the current ones
+    screenshot_for_docs(page, "limits-preview")
 
     with page.expect_response(lambda r: r.url.endswith("/recalculate-limits/")) as confirmed:
         panel.get_by_role("button", name="Confirm new limits").click()

@@ -15,7 +15,13 @@ from playwright.sync_api import BrowserContext, Page, expect
 from apps.calculations import services as calculations
 from apps.config.models import Characteristic, Product, Test
 from tests.calculations.workers import CeleryWorkers
-from tests.e2e.browser import record_websocket_messages, signed_in, wait_until_live, wait_until_subscribed
+from tests.e2e.browser import (
+    record_websocket_messages,
+    screenshot_for_docs,
+    signed_in,
+    wait_until_live,
+    wait_until_subscribed,
+)
 from tests.e2e.scene import CALM, CENTER, LIVE_WITHIN_MS, SIGMA, calm_chart, post_live
 from tests.e2e.seed import samples_seed
 from tests.factories import TestFactory, characteristic_for
@@ -110,6 +116,7 @@ def test_the_wall_screen_shows_a_posted_value_on_its_chart_without_a_reload(
     expect(tile.locator('[data-field="last-value"]')).to_have_text(f"74.040{unit}")
     assert page.evaluate("window.notReloaded === true"), "the page reloaded to show the new point"
     screenshot(page, "kiosk-live-1366x768")
+    screenshot_for_docs(page, "kiosk")
 
     page.set_viewport_size({"width": 1920, "height": 1080})
     page.wait_for_timeout(300)  # the charts follow their tiles' new size (debounced 100 ms)

@@ -19,7 +19,7 @@ from apps.calculations.choices import Severity
 from apps.calculations.models import AcknowledgementReason, Violation
 from apps.config.models import Characteristic, Product, Test
 from apps.observations.models import Sample
-from tests.e2e.browser import signed_in
+from tests.e2e.browser import screenshot_for_docs, signed_in
 from tests.subscriptions.helpers import Daphne, access_token
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -117,6 +117,7 @@ def test_a_manager_acknowledges_two_violations_in_one_batch_and_the_audit_log_sh
         "data-status", "awaiting"
     )
     screenshot(page, "acknowledged")
+    screenshot_for_docs(page, "violations")
 
     for key in ("first", "second"):
         row = Violation.objects.select_related("acknowledgement_reason").get(pk=v[key].pk)

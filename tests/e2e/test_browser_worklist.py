@@ -15,7 +15,7 @@ from apps.config.models import Characteristic, Test
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
 from tests.calculations.workers import CeleryWorkers
-from tests.e2e.browser import signed_in
+from tests.e2e.browser import screenshot_for_docs, signed_in
 from tests.subscriptions.helpers import Daphne
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -73,6 +73,7 @@ def test_a_value_that_cannot_be_right_is_stopped_and_a_good_one_is_confirmed(
     value.press("Enter")  # the keyboard's way to send: refused on the page
     expect(value).to_be_focused()
     screenshot(page, "bad-value")
+    screenshot_for_docs(page, "worklist")
     assert posts == []
     assert Observation.objects.count() == 0
 
