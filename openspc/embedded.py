@@ -147,6 +147,7 @@ def run(port: int, host: str) -> int:
         env.update(services.env)
         _manage(env, "migrate", "--no-input", "-v", "0")
         _manage(env, "demo_setup")
+        _manage(env, "demo_work")
         manager = Manager()
         manager.add_process(
             "web", f"{BIN_DIR / 'daphne'} -b {host} -p {port} openspc.asgi:application", env=env

@@ -1,6 +1,5 @@
 """manage.py demo_setup: one user per role, a device, a small plant's configuration; safe to run again."""
 
-import math
 import stat
 from io import StringIO
 
@@ -9,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from apps.config.choices import DataSource, LimitMethod, PlanStatus
+from apps.config.choices import DataSource, PlanStatus
 from apps.config.models import (
     Characteristic,
     ControlLimits,
@@ -56,7 +55,7 @@ class DemoSetupTests:
             "TestPlanEntry": 5,
             "PlanAssignment": 2,
             "Characteristic": 5,
-            "ControlLimits": 2,
+            "ControlLimits": 0,  # demo_work sets them, through the engine
             "Device": 1,
             "users": 5,
         }
@@ -138,20 +137,6 @@ class DemoSetupTests:
         assert (shaft.lsl, shaft.target, shaft.usl) == (19.98, 20.0, 20.02)
         assert (shaft.data_source, shaft.tag) == (DataSource.SPARKPLUG, "Line1/Cell3/ShaftOD")
         assert all(ch.line == "Line 1" for ch in c.values())
-
-    def test_ring_diameter_has_control_limits_v1(self, var_dir):
-        _run()
-        (limits,) = ControlLimits.objects.filter(
-            characteristic__product__code="RING-74", characteristic__test__code="RING-DIA"
-        )
-        half_width = 3 * 0.010 / math.sqrt(5)
-        assert limits.version == 1
-        assert limits.center == 74.0
-        assert limits.ucl == pytest.approx(74.0 + half_width)
-        assert limits.lcl == pytest.approx(74.0 - half_width)
-        assert limits.sigma == 0.010
-        assert limits.method == LimitMethod.HISTORICAL
-        assert limits.set_by.username == "quality"
 
     def test_missing_users_are_recreated_without_touching_the_rest(self, var_dir):
         _run()

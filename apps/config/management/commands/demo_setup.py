@@ -5,7 +5,6 @@ and kept in var/demo_credentials.txt (readable by the owner only) for the
 development setup; nothing is hard-coded.
 """
 
-import math
 import os
 import secrets
 from pathlib import Path
@@ -18,7 +17,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from apps.config import services
-from apps.config.choices import DataSource, LimitMethod, TestKind
+from apps.config.choices import DataSource, TestKind
 from apps.config.models import Characteristic, Device, Product
 from apps.config.roles import Role
 
@@ -173,17 +172,3 @@ class Command(BaseCommand):
         for (product_code, test_code), data in CHARACTERISTICS.items():
             characteristic = Characteristic.objects.get(product__code=product_code, test__code=test_code)
             services.characteristic_update(characteristic=characteristic, data={**WHERE, **data})
-        self._limits(quality)
-
-    def _limits(self, user: Any) -> None:
-        """Historical limits for the MQTT-fed charts, so the simulator's special causes show at once:
-        ring diameter X̄ (n = 5) mean 74.000, sigma 0.010; shaft OD (I chart) mean 20.000, sigma 0.004."""
-        for product, test, center, sigma, n in (("RING-74", "RING-DIA", 74.0, 0.010, 5),
-                                                ("SHAFT-20", "SHAFT-OD", 20.0, 0.004, 1)):  # fmt: skip
-            characteristic = Characteristic.objects.get(product__code=product, test__code=test)
-            half_width = 3 * sigma / math.sqrt(n)
-            services.control_limits_set(
-                characteristic=characteristic, center=center, ucl=center + half_width,
-                lcl=center - half_width, sigma=sigma, method=LimitMethod.HISTORICAL,
-                reason="Process capability study, demo data", user=user,
-            )  # fmt: skip
