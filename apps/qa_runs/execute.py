@@ -175,15 +175,15 @@ def _record(
             step_result_record(
                 scenario=scenario,
                 index=step.index,
-                request=step.request,
+                request=_storable(step.request),
                 response_status=step.status,
-                response_headers=step.headers,
+                response_headers=_storable(step.headers),
                 response_body=step.body,
                 duration_ms=step.duration_ms,
-                checks=[check.to_dict() for check in step.checks],
+                checks=_storable([check.to_dict() for check in step.checks]),
                 passed=step.passed,
-                curl=step.curl,
-                error=step.error,
+                curl=step.curl.replace("\x00", "\ufffd"),
+                error=step.error.replace("\x00", "\ufffd"),
                 secrets=secrets,
                 secret_headers=secret_headers,
             )
@@ -206,6 +206,18 @@ def _record(
     except RunFinished:
         return outcome, True
     return outcome, False
+
+
+def _storable(value: Any) -> Any:
+    """value without NUL characters, which PostgreSQL's text and jsonb cannot hold (a target's body
+    quoted in a check message may carry them)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
 
 
 # --- One scenario, in a worker thread ----------------------------------------------------------------
@@ -255,7 +267,8 @@ def _step_run(
         return result
     result.status = fetched.status_code
     result.headers = dict(fetched.headers.items())
-    result.body = fetched.body.decode("utf-8", errors="replace")
+    # PostgreSQL text cannot hold NUL; a binary or hostile body must not fail the recording.
+    result.body = fetched.body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     result.duration_ms = fetched.elapsed_ms
     found, parsed = c.response_checks(
         step=step,

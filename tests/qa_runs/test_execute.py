@@ -300,3 +300,34 @@ def test_a_refused_base_url_sends_nothing(server: LocalServer, settings: Any) ->
     with pytest.raises(TargetRefused, match="loopback"):
         execute(run, rows, server)
     assert server.paths == []
+
+
+@pytest.mark.django_db
+def test_a_body_with_nul_bytes_is_recorded(server: LocalServer) -> None:
+    """PostgreSQL text and jsonb refuse NUL; a binary body, quoted in a check message too, must not
+    stop the run."""
+    server.routes["/bin"] = lambda h: reply(
+        h, 200, b'{"id": "\\u0000"}\x00\x01', Content_Type="application/json"
+    )
+    server.routes["/nul"] = lambda h: reply(h, 200, b'{"id": "a\\u0000b"}', Content_Type="application/json")
+    package = make_package(server)
+    run = qa_run_request(package=package, requested_by=None)
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    rows = store(
+        run,
+        replace(
+            one_step("bin", "/bin"), steps=(Step("GET", "/bin", Expect((200,), schema), operation_id="bin"),)
+        ),
+        replace(
+            one_step("nul", "/nul"), steps=(Step("GET", "/nul", Expect((200,), schema), operation_id="nul"),)
+        ),
+    )
+    outcomes = execute(run, rows, server)
+    assert len(outcomes) == 2
+    nul = StepResult.objects.get(scenario=rows[1])
+    assert nul.checks[-1] == {
+        "name": "schema",
+        "outcome": "fail",
+        "message": "'a\\x00b' is not of type 'integer' at $.id",  # repr: no NUL itself
+    }
+    assert "\x00" not in StepResult.objects.get(scenario=rows[0]).response_body
