@@ -127,7 +127,9 @@ def scenarios_execute(
         for scenario in scenarios:
             if ended or cancelled() or time.monotonic() > deadline:
                 return
-            yield _Job(scenario.pk, scenario.operation_id, scenario.kind, list(scenario.steps or []))
+            # The package's step limit holds for any scenario, an AI's included.
+            steps = list(scenario.steps or [])[: package.max_steps_per_scenario]
+            yield _Job(scenario.pk, scenario.operation_id, scenario.kind, steps)
 
     outcomes: list[ScenarioOutcome] = []
     by_id = {scenario.pk: scenario for scenario in scenarios}
@@ -239,7 +241,19 @@ def _step_run(
     operation_id = str(step.get("operation_id") or job.operation_id)
     method = str(step.get("method", "GET")).upper()
     missing = sorted(set(_placeholders(step)) - set(values))
-    request = _request(step, job, values, context)
+    try:
+        request = _request(step, job, values, context)
+    except (httpx.InvalidURL, ValueError, TypeError) as error:  # a value httpx cannot put in a URL
+        shown = {
+            "method": method,
+            "url": context.base_url + str(step.get("path", "")),
+            "headers": {},
+            "body": "",
+        }
+        result = _StepRun(index=index, operation_id=operation_id, request=shown, curl="")
+        result.error = f"not sent: the request cannot be built ({error})"
+        result.checks = [c.Check(c.RESPONSE, c.FAIL, result.error)]
+        return result
     result = _StepRun(index=index, operation_id=operation_id, request=request["shown"], curl=_curl(request))
     if missing:
         names = ", ".join("{{" + name + "}}" for name in missing)
@@ -259,8 +273,10 @@ def _step_run(
         result.error = f"refused: {error.reason}"
     except httpx.TimeoutException:
         result.error = f"timeout: no complete answer within {context.timeout_seconds:g} s"
-    except (httpx.HTTPError, OSError) as error:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError) as error:
         result.error = f"no response: {error or type(error).__name__}"
+    except (UnicodeError, ValueError) as error:  # e.g. a header value that is not ASCII
+        result.error = f"not sent: {error}"
     result.duration_ms = round((time.monotonic() - started) * 1000)
     if result.error:
         result.checks = [c.Check(c.RESPONSE, c.FAIL, result.error)]
