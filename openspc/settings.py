@@ -348,6 +348,16 @@ QA_CONCURRENCY = envint("QA_CONCURRENCY", 4, minimum=1)
 QA_SECRET_KEYS = envlist("QA_SECRET_KEY", [SECRET_KEY])
 # Largest OpenAPI document (bytes) a package may use, fetched or uploaded.
 QA_SPEC_MAX_BYTES = envint("QA_SPEC_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+# A QA run (apps/qa_runs/tasks.py) takes minutes: on a queue of its own, with a worker of its own
+# (`make run` starts one), so it never holds up observations or calculations.
+CELERY_TASK_ROUTES["qa_runs.run"] = {"queue": "qa_runs"}
+CELERY_TASK_ROUTES["qa_runs.sweep_stale"] = {"queue": "celery"}
+# Runs whose worker died are marked FAILED once they are well past their package's time limit.
+CELERY_BEAT_SCHEDULE["qa-runs-sweep-stale"] = {
+    "task": "qa_runs.sweep_stale",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
 
 # --- Auth -------------------------------------------------------------------
 
