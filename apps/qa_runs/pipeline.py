@@ -280,9 +280,6 @@ def scenarios_create(*, run: QaPackageRun, spec: Spec, watch: RunWatch) -> int:
 
 
 def _stages(run: QaPackageRun, watch: RunWatch) -> None:
-    from apps.qa_runs.evaluate import evaluation_compute  # TEMP until qaexec lands
-    from apps.qa_runs.execute import scenarios_execute  # TEMP
-
     package = run.package
     url_check(package.target_base_url)  # refused: FAILED with the reason, before anything is sent
     try:
@@ -308,6 +305,9 @@ def _stages(run: QaPackageRun, watch: RunWatch) -> None:
     run = qa_run_transition(run=run, to=RunStatus.SCENARIOS_CREATED, scenarios_total=total)
     watch.check()
     run = qa_run_transition(run=run, to=RunStatus.EXECUTING, payload={"scenarios": total})
+    from apps.qa_runs.evaluate import evaluation_compute  # TEMP until qaexec lands
+    from apps.qa_runs.execute import scenarios_execute  # TEMP
+
     scenarios_execute(
         run=run,
         scenarios=list(run.scenarios.order_by("position")),
