@@ -348,6 +348,25 @@ QA_CONCURRENCY = envint("QA_CONCURRENCY", 4, minimum=1)
 QA_SECRET_KEYS = envlist("QA_SECRET_KEY", [SECRET_KEY])
 # Largest OpenAPI document (bytes) a package may use, fetched or uploaded.
 QA_SPEC_MAX_BYTES = envint("QA_SPEC_MAX_BYTES", 5 * 1024 * 1024, minimum=1024)
+# AI scenario generation (apps/qa_runs/ai.py), for packages that ask for it: an OpenAI-compatible
+# chat completions endpoint (https://api.openai.com/v1, or a local server such as vLLM or Ollama's
+# /v1), its key and model. Unset: packages fall back to the deterministic generator. The endpoint is
+# chosen by the administrator, so it is not held to QA_TARGET_ALLOWLIST; the replies are (every step
+# must be a path under the target's base URL). A server that takes no key still needs some value here.
+QA_AI_BASE_URL = (
+    envurl("QA_AI_BASE_URL", "", schemes={"http", "https"}).rstrip("/")
+    if os.environ.get("QA_AI_BASE_URL", "").strip()
+    else ""
+)
+QA_AI_API_KEY = os.environ.get("QA_AI_API_KEY", "").strip()
+QA_AI_MODEL = os.environ.get("QA_AI_MODEL", "").strip()
+if QA_AI_BASE_URL and not (QA_AI_API_KEY and QA_AI_MODEL):
+    raise ImproperlyConfigured("QA_AI_BASE_URL is set: set QA_AI_API_KEY and QA_AI_MODEL too")
+# The longest one chat completion may take; a slower answer counts as a failed attempt.
+QA_AI_TIMEOUT_SECONDS = envint("QA_AI_TIMEOUT_SECONDS", 30, minimum=1)
+# Attempts per operation (timeout, HTTP error, or a reply that is not a valid scenario list) before
+# the operation's scenarios come from the deterministic generator instead.
+QA_AI_ATTEMPTS = envint("QA_AI_ATTEMPTS", 3, minimum=1)
 # A QA run (apps/qa_runs/tasks.py) takes minutes: on a queue of its own, with a worker of its own
 # (`make run` starts one), so it never holds up observations or calculations.
 CELERY_TASK_ROUTES["qa_runs.run"] = {"queue": "qa_runs"}
