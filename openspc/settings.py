@@ -435,6 +435,12 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "LotStatusEnum": "apps.observations.choices.LotStatus",
         "ObservationStatusEnum": "apps.observations.choices.ObservationStatus",
+        # QA scenarios have a kind and a source too; the older names stay with their first owners.
+        "KindEnum": "apps.config.choices.TestKind",
+        "SourceEnum": "apps.observations.choices.ObservationSource",
+        "ScenarioKindEnum": "apps.qa_runs.choices.ScenarioKind",
+        "ScenarioSourceEnum": "apps.qa_runs.choices.ScenarioSource",
+        "QaEventTypeEnum": "apps.qa_runs.choices.EventType",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -35,12 +35,15 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.qa_runs.ai import AiGenerator, ai_configured
 from apps.qa_runs.choices import RUN_TERMINAL, EventType, GeneratorKind, RunStatus
+from apps.qa_runs.execute import scenarios_execute
 from apps.qa_runs.generate import GeneratedScenario, GenerationContext, ScenarioGenerator, SpecGenerator
 from apps.qa_runs.models import QaPackage, QaPackageRun
 from apps.qa_runs.net import TargetRefused, fetch, qa_client, url_check
 from apps.qa_runs.push import run_events_push
 from apps.qa_runs.services import (
+    CredentialMissing,
     RunFinished,
     RunTransitionError,
     event_publish,
@@ -236,7 +239,7 @@ def servers_refused(*, spec: Spec, base: str) -> list[str]:
 def scenarios_select(generated: Sequence[Sequence[GeneratedScenario]], limit: int) -> list[GeneratedScenario]:
     """Up to `limit` scenarios, taken round-robin over the operations (each one's first, then each
     one's second…), so a limit below the total still covers as many operations as it can."""
-    chosen = []
+    chosen: list[GeneratedScenario] = []
     for rank in zip_longest(*generated):
         for scenario in rank:
             if scenario is not None and len(chosen) < limit:
@@ -246,8 +249,6 @@ def scenarios_select(generated: Sequence[Sequence[GeneratedScenario]], limit: in
 
 def generator_for(*, run: QaPackageRun) -> ScenarioGenerator:
     """The AI generator when the package asks for it and it is configured; the spec's otherwise."""
-    from apps.qa_runs.ai import AiGenerator, ai_configured  # TEMP until qaai lands
-
     fallback = SpecGenerator()
     if run.package.generator == GeneratorKind.AI and ai_configured():
 
@@ -306,13 +307,13 @@ def _stages(run: QaPackageRun, watch: RunWatch) -> None:
     watch.check()
     run = qa_run_transition(run=run, to=RunStatus.EXECUTING, payload={"scenarios": total})
     from apps.qa_runs.evaluate import evaluation_compute  # TEMP until qaexec lands
-    from apps.qa_runs.execute import scenarios_execute  # TEMP
 
     scenarios_execute(
         run=run,
         scenarios=list(run.scenarios.order_by("position")),
         base_url=package.target_base_url,
         cancelled=watch.stopped,
+        operations=spec.operations,
     )
     watch.check()
     evaluation = evaluation_compute(run=run, operations=spec.operations)
@@ -358,7 +359,7 @@ def run_execute(*, run_id: int) -> None:
         _end(run, stop.status, stop.reason)
     except (RunTransitionError, RunFinished):
         pass  # ended elsewhere (a cancel while queued, the sweep): that ending stands
-    except (SpecUnusable, TargetRefused) as error:
+    except (SpecUnusable, TargetRefused, CredentialMissing) as error:
         _end(run, RunStatus.FAILED, str(error))
     except Exception as error:
         logger.exception("QA run %s failed", run.plan_id)

@@ -44,7 +44,9 @@ class PackageTests:
         assert "s3cret-token" not in shown.content.decode()
         assert shown.json()["auth"] == "set"
 
-    def test_a_change_without_the_credential_keeps_it_and_an_env_name_replaces_it(self, api, quality_specialist):
+    def test_a_change_without_the_credential_keeps_it_and_an_env_name_replaces_it(
+        self, api, quality_specialist
+    ):
         client = api(quality_specialist)
         created = client.post(PACKAGES, package_body(auth_kind="bearer", auth_secret="first")).json()
         response = client.patch(f"{PACKAGES}{created['id']}/", {"description": "now described"})
@@ -110,7 +112,8 @@ class RunTests:
         ]
         assert events["last_sequence"] == 3
         nothing = client.get(f"/api/v1/qa/runs/{run.plan_id}/events/?after=3").json()
-        assert nothing["events"] == [] and nothing["last_sequence"] == 3
+        assert nothing["events"] == []
+        assert nothing["last_sequence"] == 3
         bad = client.get(f"/api/v1/qa/runs/{run.plan_id}/events/?after=-1")
         assert bad.status_code == 400
 
@@ -122,8 +125,12 @@ class RunTests:
         types = list(QaEvent.objects.filter(run=run).values_list("type", flat=True))
         assert types == [EventType.REQUESTED, EventType.CANCELLED]
 
-    def test_cancel_while_running_is_a_request_the_pipeline_carries_out(self, api, quality_specialist, package):
-        run = qa_run_transition(run=qa_run_request(package=package, requested_by=None), to=RunStatus.SPEC_FETCHED)
+    def test_cancel_while_running_is_a_request_the_pipeline_carries_out(
+        self, api, quality_specialist, package
+    ):
+        run = qa_run_transition(
+            run=qa_run_request(package=package, requested_by=None), to=RunStatus.SPEC_FETCHED
+        )
         response = api(quality_specialist).post(f"/api/v1/qa/runs/{run.plan_id}/cancel/")
         assert response.status_code == 202
         assert response.json()["status"] == RunStatus.SPEC_FETCHED
@@ -151,7 +158,9 @@ class RunTests:
 
 
 class PageTests:
-    def test_the_run_page_for_a_quality_specialist(self, client, quality_specialist: AbstractBaseUser, package):
+    def test_the_run_page_for_a_quality_specialist(
+        self, client, quality_specialist: AbstractBaseUser, package
+    ):
         run = qa_run_request(package=package, requested_by=None)
         client.force_login(quality_specialist)
         html = client.get(reverse("web-qa-run", args=[run.plan_id])).content.decode()

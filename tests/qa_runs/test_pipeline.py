@@ -74,8 +74,12 @@ def test_a_duplicate_delivery_of_a_run_under_way_marks_it_failed_not_run_twice()
 
 def test_the_sweep_fails_runs_well_past_their_time_limit_only():
     package = make_package(spec_text="{}", run_timeout_seconds=60)
-    stuck = qa_run_transition(run=qa_run_request(package=package, requested_by=None), to=RunStatus.SPEC_FETCHED)
-    recent = qa_run_transition(run=qa_run_request(package=package, requested_by=None), to=RunStatus.SPEC_FETCHED)
+    stuck = qa_run_transition(
+        run=qa_run_request(package=package, requested_by=None), to=RunStatus.SPEC_FETCHED
+    )
+    recent = qa_run_transition(
+        run=qa_run_request(package=package, requested_by=None), to=RunStatus.SPEC_FETCHED
+    )
     QaPackageRun.objects.filter(pk=stuck.pk).update(started_at=timezone.now() - timedelta(minutes=10))
     swept = qa_runs_sweep_stale()
     assert [run.pk for run in swept] == [stuck.pk]

@@ -79,6 +79,9 @@ class QaRunSerializer(ModelSerializer):
     coverage = serializers.FloatField(
         read_only=True, allow_null=True, help_text="Operations covered / total."
     )
+    verdict = serializers.CharField(
+        read_only=True, help_text="PASS, PASS_WITH_WARNINGS, FAIL or ERROR; empty until evaluated."
+    )
     finished = serializers.SerializerMethodField()
     cancel_requested = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()

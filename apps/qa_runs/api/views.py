@@ -195,7 +195,7 @@ class QaRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         url_path="report/junit",
         url_name="junit",
         filterset_class=None,
-        renderer_classes=[XmlReport, JSONRenderer],
+        renderer_classes=[JSONRenderer, XmlReport],
     )
     def junit(self, request: Request, plan_id: str | None = None) -> HttpResponse:
         """The run as JUnit XML (one test case per scenario), for CI systems."""
@@ -210,7 +210,7 @@ class QaRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         url_path="report/html",
         url_name="html",
         filterset_class=None,
-        renderer_classes=[HtmlReport, JSONRenderer],
+        renderer_classes=[JSONRenderer, HtmlReport],
     )
     def html(self, request: Request, plan_id: str | None = None) -> HttpResponse:
         """The run as a self-contained HTML report."""

@@ -39,7 +39,9 @@ class QaPackage(models.Model):
         help_text="Who writes the scenarios: the spec alone, or the AI generator when it is configured.",
     )
 
-    max_scenarios = models.PositiveIntegerField(default=200, validators=[MinValueValidator(1)])
+    max_scenarios = models.PositiveIntegerField(
+        default=200, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
+    )
     max_steps_per_scenario = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(100)]
     )
