@@ -127,7 +127,9 @@ def scenarios_execute(
         for scenario in scenarios:
             if ended or cancelled() or time.monotonic() > deadline:
                 return
-            yield _Job(scenario.pk, scenario.operation_id, scenario.kind, list(scenario.steps or []))
+            # The package's step limit holds for any scenario, an AI's included.
+            steps = list(scenario.steps or [])[: package.max_steps_per_scenario]
+            yield _Job(scenario.pk, scenario.operation_id, scenario.kind, steps)
 
     outcomes: list[ScenarioOutcome] = []
     by_id = {scenario.pk: scenario for scenario in scenarios}
@@ -175,15 +177,15 @@ def _record(
             step_result_record(
                 scenario=scenario,
                 index=step.index,
-                request=step.request,
+                request=_storable(step.request),
                 response_status=step.status,
-                response_headers=step.headers,
+                response_headers=_storable(step.headers),
                 response_body=step.body,
                 duration_ms=step.duration_ms,
-                checks=[check.to_dict() for check in step.checks],
+                checks=_storable([check.to_dict() for check in step.checks]),
                 passed=step.passed,
-                curl=step.curl,
-                error=step.error,
+                curl=step.curl.replace("\x00", "\ufffd"),
+                error=step.error.replace("\x00", "\ufffd"),
                 secrets=secrets,
                 secret_headers=secret_headers,
             )
@@ -208,6 +210,18 @@ def _record(
     return outcome, False
 
 
+def _storable(value: Any) -> Any:
+    """value without NUL characters, which PostgreSQL's text and jsonb cannot hold (a target's body
+    quoted in a check message may carry them)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    return value
+
+
 # --- One scenario, in a worker thread ----------------------------------------------------------------
 
 
@@ -227,7 +241,19 @@ def _step_run(
     operation_id = str(step.get("operation_id") or job.operation_id)
     method = str(step.get("method", "GET")).upper()
     missing = sorted(set(_placeholders(step)) - set(values))
-    request = _request(step, job, values, context)
+    try:
+        request = _request(step, job, values, context)
+    except (httpx.InvalidURL, ValueError, TypeError) as error:  # a value httpx cannot put in a URL
+        shown = {
+            "method": method,
+            "url": context.base_url + str(step.get("path", "")),
+            "headers": {},
+            "body": "",
+        }
+        result = _StepRun(index=index, operation_id=operation_id, request=shown, curl="")
+        result.error = f"not sent: the request cannot be built ({error})"
+        result.checks = [c.Check(c.RESPONSE, c.FAIL, result.error)]
+        return result
     result = _StepRun(index=index, operation_id=operation_id, request=request["shown"], curl=_curl(request))
     if missing:
         names = ", ".join("{{" + name + "}}" for name in missing)
@@ -247,15 +273,18 @@ def _step_run(
         result.error = f"refused: {error.reason}"
     except httpx.TimeoutException:
         result.error = f"timeout: no complete answer within {context.timeout_seconds:g} s"
-    except (httpx.HTTPError, OSError) as error:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError) as error:
         result.error = f"no response: {error or type(error).__name__}"
+    except (UnicodeError, ValueError) as error:  # e.g. a header value that is not ASCII
+        result.error = f"not sent: {error}"
     result.duration_ms = round((time.monotonic() - started) * 1000)
     if result.error:
         result.checks = [c.Check(c.RESPONSE, c.FAIL, result.error)]
         return result
     result.status = fetched.status_code
     result.headers = dict(fetched.headers.items())
-    result.body = fetched.body.decode("utf-8", errors="replace")
+    # PostgreSQL text cannot hold NUL; a binary or hostile body must not fail the recording.
+    result.body = fetched.body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     result.duration_ms = fetched.elapsed_ms
     found, parsed = c.response_checks(
         step=step,

@@ -300,3 +300,62 @@ def test_a_refused_base_url_sends_nothing(server: LocalServer, settings: Any) ->
     with pytest.raises(TargetRefused, match="loopback"):
         execute(run, rows, server)
     assert server.paths == []
+
+
+@pytest.mark.django_db
+def test_a_body_with_nul_bytes_is_recorded(server: LocalServer) -> None:
+    """PostgreSQL text and jsonb refuse NUL; a binary body, quoted in a check message too, must not
+    stop the run."""
+    server.routes["/bin"] = lambda h: reply(
+        h, 200, b'{"id": "\\u0000"}\x00\x01', Content_Type="application/json"
+    )
+    server.routes["/nul"] = lambda h: reply(h, 200, b'{"id": "a\\u0000b"}', Content_Type="application/json")
+    package = make_package(server)
+    run = qa_run_request(package=package, requested_by=None)
+    schema = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    rows = store(
+        run,
+        replace(
+            one_step("bin", "/bin"), steps=(Step("GET", "/bin", Expect((200,), schema), operation_id="bin"),)
+        ),
+        replace(
+            one_step("nul", "/nul"), steps=(Step("GET", "/nul", Expect((200,), schema), operation_id="nul"),)
+        ),
+    )
+    outcomes = execute(run, rows, server)
+    assert len(outcomes) == 2
+    nul = StepResult.objects.get(scenario=rows[1])
+    assert nul.checks[-1] == {
+        "name": "schema",
+        "outcome": "fail",
+        "message": "'a\\x00b' is not of type 'integer' at $.id",  # repr: no NUL itself
+    }
+    assert "\x00" not in StepResult.objects.get(scenario=rows[0]).response_body
+
+
+@pytest.mark.django_db
+def test_a_request_that_cannot_be_sent_fails_its_step_not_the_run(server: LocalServer) -> None:
+    server.routes["/x"] = json_route(200, {})
+    package = make_package(server)
+    run = qa_run_request(package=package, requested_by=None)
+    rows = store(
+        run,
+        one_step("accented", "/x", headers={"X-Name": "Zoë"}),
+        one_step("fine", "/x"),
+    )
+    outcomes = {o.operation_id: o for o in execute(run, rows, server)}
+    assert outcomes["fine"].passed
+    (failure,) = outcomes["accented"].failures
+    assert failure.startswith("step 1 (accented) response: not sent: ")
+    assert server.paths == ["/x"]
+
+
+@pytest.mark.django_db
+def test_steps_beyond_the_package_limit_are_not_run(server: LocalServer) -> None:
+    server.routes["/x"] = json_route(200, {})
+    package = make_package(server, max_steps_per_scenario=2)
+    run = qa_run_request(package=package, requested_by=None)
+    long = replace(one_step("long", "/x"), steps=tuple(Step("GET", "/x", Expect((200,))) for _ in range(4)))
+    (outcome,) = execute(run, store(run, long), server)
+    assert outcome.passed
+    assert server.paths == ["/x", "/x"]
