@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from apps.qa_runs.ai import AiGenerator, ai_configured
 from apps.qa_runs.choices import RUN_TERMINAL, EventType, GeneratorKind, RunStatus
+from apps.qa_runs.evaluate import evaluation_compute
 from apps.qa_runs.execute import scenarios_execute
 from apps.qa_runs.generate import GeneratedScenario, GenerationContext, ScenarioGenerator, SpecGenerator
 from apps.qa_runs.models import QaPackage, QaPackageRun
@@ -306,8 +307,6 @@ def _stages(run: QaPackageRun, watch: RunWatch) -> None:
     run = qa_run_transition(run=run, to=RunStatus.SCENARIOS_CREATED, scenarios_total=total)
     watch.check()
     run = qa_run_transition(run=run, to=RunStatus.EXECUTING, payload={"scenarios": total})
-    from apps.qa_runs.evaluate import evaluation_compute  # TEMP until qaexec lands
-
     scenarios_execute(
         run=run,
         scenarios=list(run.scenarios.order_by("position")),
@@ -318,12 +317,12 @@ def _stages(run: QaPackageRun, watch: RunWatch) -> None:
     watch.check()
     evaluation = evaluation_compute(run=run, operations=spec.operations)
     fields = evaluation.run_fields()
-    run = qa_run_transition(run=run, to=RunStatus.EVALUATED, payload=_summary(fields), **fields)
+    run = qa_run_transition(run=run, to=RunStatus.EVALUATED, payload=evaluation.summary(), **fields)
     qa_run_transition(run=run, to=RunStatus.COMPLETE, payload=_summary(fields))
 
 
 def _summary(fields: dict[str, Any]) -> dict[str, Any]:
-    """The evaluation's figures for the QA_EVAL_DONE and COMPLETE events (JSON-safe values only)."""
+    """The evaluation's figures for the COMPLETE event (JSON-safe values only)."""
     keys = (
         "verdict", "scenarios_total", "scenarios_passed", "scenarios_failed", "steps_total",
         "steps_failed", "operations_total", "operations_covered",

@@ -21,6 +21,7 @@ from apps.config.permissions import IsHuman, RoleModelPermissions
 from apps.qa_runs import pipeline, selectors, services
 from apps.qa_runs.api import serializers as s
 from apps.qa_runs.choices import RUN_TERMINAL, AuthKind
+from apps.qa_runs.evaluate import html_report, junit_xml
 from apps.qa_runs.filtersets import QaRunFilterSet
 from apps.qa_runs.models import QaPackage, QaPackageRun
 from openspc.api import Conflict, acting_user, instance_of
@@ -199,8 +200,6 @@ class QaRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     )
     def junit(self, request: Request, plan_id: str | None = None) -> HttpResponse:
         """The run as JUnit XML (one test case per scenario), for CI systems."""
-        from apps.qa_runs.evaluate import junit_xml  # TEMP
-
         return self._report(junit_xml(run=self.get_object()), "application/xml; charset=utf-8", "xml")
 
     @extend_schema(responses={(200, "text/html"): OpenApiResponse(OpenApiTypes.STR)}, filters=False)
@@ -214,6 +213,4 @@ class QaRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     )
     def html(self, request: Request, plan_id: str | None = None) -> HttpResponse:
         """The run as a self-contained HTML report."""
-        from apps.qa_runs.evaluate import html_report  # TEMP
-
         return self._report(html_report(run=self.get_object()), "text/html; charset=utf-8", "html")
