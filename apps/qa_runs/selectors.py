@@ -38,10 +38,10 @@ def qa_run_operations(*, run: QaPackageRun) -> list[dict[str, Any]]:
     rows = (
         Scenario.objects.filter(run=run)
         .values("operation_id", "method", "path")
-        .annotate(
-            scenarios=Count("id"),
-            passed=Count("id", filter=Q(passed=True)),
-            failed=Count("id", filter=Q(passed=False)),
+        .annotate(  # not named `passed`: that is the field the filters read
+            n_scenarios=Count("id"),
+            n_passed=Count("id", filter=Q(passed=True)),
+            n_failed=Count("id", filter=Q(passed=False)),
         )
         .order_by("path", "method", "operation_id")
     )
@@ -54,7 +54,7 @@ def qa_run_operations(*, run: QaPackageRun) -> list[dict[str, Any]]:
              "scenarios": 0, "passed": 0, "failed": 0},
         )  # fmt: skip
         for key in ("scenarios", "passed", "failed"):
-            entry[key] += row[key]
+            entry[key] += row[f"n_{key}"]
     for entry in merged.values():
         entry["pending"] = entry["scenarios"] - entry["passed"] - entry["failed"]
     return list(merged.values())

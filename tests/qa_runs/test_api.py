@@ -177,3 +177,37 @@ class PageTests:
         client.force_login(request.getfixturevalue(role))
         assert client.get(reverse("web-qa-runs")).status_code == 403
         assert client.get(reverse("web-qa-run", args=[run.plan_id])).status_code == 403
+
+
+class ResultsTests:
+    def test_operations_scenarios_and_reports_of_a_run(self, api, quality_specialist, package):
+        from apps.qa_runs.choices import ScenarioKind, ScenarioSource
+        from apps.qa_runs.generate import Expect, GeneratedScenario, Step
+        from apps.qa_runs.services import scenario_store
+
+        run = qa_run_request(package=package, requested_by=None)
+        step = Step(method="GET", path="/ping", expect=Expect((200,)), operation_id="ping")
+        for position, kind in enumerate([ScenarioKind.POSITIVE, ScenarioKind.NEGATIVE], start=1):
+            scenario = GeneratedScenario(
+                name=f"ping {kind}", operation_id="ping", method="GET", path="/ping", kind=kind,
+                source=ScenarioSource.GENERATED, steps=(step,),
+            )  # fmt: skip
+            scenario_store(run=run, scenario=scenario, position=position)
+        run.scenarios.filter(position=1).update(passed=True)
+        run.scenarios.filter(position=2).update(passed=False)
+        client = api(quality_specialist)
+        operations = client.get(f"/api/v1/qa/runs/{run.plan_id}/operations/")
+        assert operations.status_code == 200, operations.content
+        assert operations.json() == [
+            {"operation_id": "ping", "method": "GET", "path": "/ping", "scenarios": 2, "passed": 1,
+             "failed": 1, "pending": 0}
+        ]  # fmt: skip
+        failed = client.get(f"/api/v1/qa/runs/{run.plan_id}/scenarios/?passed=false").json()
+        assert [s["name"] for s in failed["results"]] == ["ping negative"]
+        junit = client.get(f"/api/v1/qa/runs/{run.plan_id}/report/junit/")
+        assert junit.status_code == 200
+        assert junit["Content-Type"].startswith("application/xml")
+        assert b"<testsuite" in junit.content
+        html = client.get(f"/api/v1/qa/runs/{run.plan_id}/report/html/", HTTP_ACCEPT="text/html")
+        assert html.status_code == 200
+        assert b"ping negative" in html.content
