@@ -53,8 +53,9 @@ def qa_run_operations(*, run: QaPackageRun) -> list[dict[str, Any]]:
             {"operation_id": row["operation_id"], "method": row["method"], "path": row["path"],
              "scenarios": 0, "passed": 0, "failed": 0},
         )  # fmt: skip
-        for key in ("scenarios", "passed", "failed"):
-            entry[key] += row[f"n_{key}"]
+        entry["scenarios"] += row["n_scenarios"]
+        entry["passed"] += row["n_passed"]
+        entry["failed"] += row["n_failed"]
     for entry in merged.values():
         entry["pending"] = entry["scenarios"] - entry["passed"] - entry["failed"]
     return list(merged.values())
