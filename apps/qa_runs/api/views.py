@@ -1,7 +1,6 @@
 """QA packages (quality specialists) and their runs: start one (202 with the plan id), follow its
 status and events, cancel it, download its reports. Every write goes through services / pipeline."""
 
-import json
 from typing import Any
 
 from django.db import transaction
@@ -12,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -27,23 +26,15 @@ from apps.qa_runs.models import QaPackage, QaPackageRun
 from openspc.api import Conflict, acting_user, instance_of
 
 
-class ReportRenderer(BaseRenderer):
-    """A report's text as it is; an error (a dict) as JSON, in the API's error format."""
+class ReportNegotiation(BaseContentNegotiation):
+    """A report is XML or HTML whatever the client accepts (a browser's download link, curl); its
+    errors are JSON, in the API's error format. DRF's documented way to ignore the Accept header."""
 
-    charset = "utf-8"
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0]
 
-    def render(
-        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
-    ) -> bytes:
-        return (data if isinstance(data, str) else json.dumps(data)).encode()
-
-
-class XmlReport(ReportRenderer):
-    media_type, format = "application/xml", "xml"
-
-
-class HtmlReport(ReportRenderer):
-    media_type, format = "text/html", "html"
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
+        return (renderers[0], renderers[0].media_type)
 
 
 AUTH_FIELDS = ("auth_kind", "auth_header_name", "auth_secret", "auth_secret_env")
@@ -196,7 +187,7 @@ class QaRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         url_path="report/junit",
         url_name="junit",
         filterset_class=None,
-        renderer_classes=[JSONRenderer, XmlReport],
+        content_negotiation_class=ReportNegotiation,
     )
     def junit(self, request: Request, plan_id: str | None = None) -> HttpResponse:
         """The run as JUnit XML (one test case per scenario), for CI systems."""
@@ -209,7 +200,7 @@ class QaRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         url_path="report/html",
         url_name="html",
         filterset_class=None,
-        renderer_classes=[JSONRenderer, HtmlReport],
+        content_negotiation_class=ReportNegotiation,
     )
     def html(self, request: Request, plan_id: str | None = None) -> HttpResponse:
         """The run as a self-contained HTML report."""
