@@ -159,6 +159,13 @@ def run(port: int, host: str) -> int:
             f"--concurrency 1 --beat --schedule {VAR_DIR / 'celerybeat-schedule'}",
             env=env,
         )
+        # QA package runs take minutes: a worker of their own, so observations never wait behind one.
+        manager.add_process(
+            "qa-worker",
+            f"{BIN_DIR / 'celery'} -A openspc worker -Q qa_runs --loglevel INFO --concurrency 1 "
+            "--hostname qa@%h",
+            env=env,
+        )
         manage = f"{sys.executable} {BASE_DIR / 'manage.py'}"
         # The MQTT bridge, and a plant simulator feeding it (JSON and Sparkplug B, with special
         # causes), so the demo charts move and show violations within a minute.

@@ -367,6 +367,16 @@ QA_AI_TIMEOUT_SECONDS = envint("QA_AI_TIMEOUT_SECONDS", 30, minimum=1)
 # Attempts per operation (timeout, HTTP error, or a reply that is not a valid scenario list) before
 # the operation's scenarios come from the deterministic generator instead.
 QA_AI_ATTEMPTS = envint("QA_AI_ATTEMPTS", 3, minimum=1)
+# A QA run (apps/qa_runs/tasks.py) takes minutes: on a queue of its own, with a worker of its own
+# (`make run` starts one), so it never holds up observations or calculations.
+CELERY_TASK_ROUTES["qa_runs.run"] = {"queue": "qa_runs"}
+CELERY_TASK_ROUTES["qa_runs.sweep_stale"] = {"queue": "celery"}
+# Runs whose worker died are marked FAILED once they are well past their package's time limit.
+CELERY_BEAT_SCHEDULE["qa-runs-sweep-stale"] = {
+    "task": "qa_runs.sweep_stale",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
 
 # --- Auth -------------------------------------------------------------------
 
@@ -425,6 +435,12 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "LotStatusEnum": "apps.observations.choices.LotStatus",
         "ObservationStatusEnum": "apps.observations.choices.ObservationStatus",
+        # QA scenarios have a kind and a source too; the older names stay with their first owners.
+        "KindEnum": "apps.config.choices.TestKind",
+        "SourceEnum": "apps.observations.choices.ObservationSource",
+        "ScenarioKindEnum": "apps.qa_runs.choices.ScenarioKind",
+        "ScenarioSourceEnum": "apps.qa_runs.choices.ScenarioSource",
+        "QaEventTypeEnum": "apps.qa_runs.choices.EventType",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -16,6 +16,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.subscriptions.api.urls")),
     path("", include("apps.audit.api.urls")),
     path("", include("apps.mqtt_bridge.api.urls")),
+    path("", include("apps.qa_runs.api.urls")),
 ]
 
 urlpatterns = [

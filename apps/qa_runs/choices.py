@@ -10,6 +10,14 @@ class AuthKind(models.TextChoices):
     HEADER = "header", "A header with a value (e.g. X-Api-Key)"
 
 
+class GeneratorKind(models.TextChoices):
+    """How a package's scenarios are written: from the spec alone, or by the AI generator (which
+    falls back to the spec's scenarios when it is not configured or fails)."""
+
+    SPEC = "spec", "From the spec (deterministic)"
+    AI = "ai", "By the AI generator, falling back to the spec's"
+
+
 class RunStatus(models.TextChoices):
     REQUESTED = "REQUESTED", "Requested"
     SPEC_FETCHED = "SPEC_FETCHED", "Spec fetched"

@@ -105,6 +105,19 @@ def qa_package_create(
     return package
 
 
+def qa_package_update(*, package: QaPackage, data: Mapping[str, Any]) -> QaPackage:
+    """Change a package's description, target, spec and limits (not its credential: that is
+    qa_package_auth_set). Runs already made keep what they used (spec_hash)."""
+    for key, value in data.items():
+        setattr(package, key, value)
+    if not (package.spec_url or package.spec_text):
+        raise ValidationError({"spec_url": "Give the spec's URL or upload the spec."})
+    qa_package_overrides_validate(package.expected_status_overrides)
+    package.full_clean()
+    package.save()
+    return package
+
+
 def qa_package_auth_set(
     *, package: QaPackage, kind: str, header_name: str = "", value: str | None = None, env: str = ""
 ) -> QaPackage:

@@ -55,6 +55,7 @@ PAGES = (
         badge=lambda user: notification_unread_count(user=user),
     ),
     NavPage("Audit log", "web-audit", _perm("audit.view_auditentry")),
+    NavPage("QA runs", "web-qa-runs", _perm("qa_runs.view_qapackagerun"), within=("web-qa-run",)),
     NavPage("API docs", "api-docs", _everyone),
     # The configuration lives in the admin.
     NavPage(

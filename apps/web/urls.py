@@ -22,4 +22,7 @@ urlpatterns = [
     path("notifications/", views.NotificationsView.as_view(), name="web-notifications"),
     path("notifications/subscriptions/", views.SubscriptionsView.as_view(), name="web-subscriptions"),
     path("kiosk/", views.KioskView.as_view(), name="web-kiosk"),
+    # QA package runs against integration targets.
+    path("qa/", views.QaRunsView.as_view(), name="web-qa-runs"),
+    path("qa/runs/<uuid:plan_id>/", views.QaRunView.as_view(), name="web-qa-run"),
 ]

@@ -21,6 +21,7 @@ from apps.observations import services as observation_services
 from apps.observations.choices import LOT_TRANSITIONS, LOT_WORKING, LotStatus
 from apps.observations.models import Lot
 from apps.observations.selectors import lot_progress
+from apps.qa_runs import selectors as qa_selectors
 from apps.subscriptions.models import SubscriptionEvent
 from apps.web import selectors
 from apps.web.filters import (
@@ -320,4 +321,39 @@ class KioskView(PageMixin, TemplateView):
             hidden_count=max(0, len(cards) - selectors.KIOSK_MAX_CHARTS),
             time_zone=settings.TIME_ZONE,
         )
+        return context
+
+
+# --- QA package runs -------------------------------------------------------------------------------
+
+
+class QaRunsView(PermissionPageMixin, TemplateView):
+    """The QA packages with a button to start a run (roles that may), and the latest runs."""
+
+    template_name = "web/qa_runs.html"
+    permissions = ("qa_runs.view_qapackagerun",)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["packages"] = qa_selectors.qa_package_queryset()
+        context["runs"] = qa_selectors.qa_run_queryset()[:25]
+        context["can_run"] = self.request.user.has_perm("qa_runs.add_qapackagerun")
+        return context
+
+
+class QaRunView(PermissionPageMixin, DetailView):
+    """One run, live: its status, events as they come (static/js/qarun.js polls the events API
+    every 2 s), per-operation outcomes and each failure's curl reproducer."""
+
+    template_name = "web/qa_run.html"
+    permissions = ("qa_runs.view_qapackagerun",)
+    slug_field = slug_url_kwarg = "plan_id"
+    context_object_name = "run"
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return qa_selectors.qa_run_queryset()
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["can_cancel"] = self.request.user.has_perm("qa_runs.change_qapackagerun")
         return context

@@ -44,7 +44,7 @@ from apps.observations.models import Observation
 BASE_DIR = Path(__file__).resolve().parents[2]
 CELERY = Path(sys.executable).parent / "celery"
 # Every queue the project's tasks go to (settings.CELERY_TASK_ROUTES; "celery" is the default one).
-ALL_QUEUES = ("celery", "observations.in", "calculations")
+ALL_QUEUES = ("celery", "observations.in", "calculations", "qa_runs")
 LOG_TAIL = 4000  # characters of each worker's log shown on a failure
 
 

@@ -125,7 +125,16 @@ class NavigationTests:
         [
             (
                 "quality_specialist",
-                ["Overview", "Lots", "Violations", "Notifications", "Audit log", "API docs", "Admin"],
+                [
+                    "Overview",
+                    "Lots",
+                    "Violations",
+                    "Notifications",
+                    "Audit log",
+                    "QA runs",
+                    "API docs",
+                    "Admin",
+                ],
             ),
             ("operations_lead", ["Overview", "Lots", "Violations", "Notifications", "API docs"]),
             ("manager", ["Overview", "Lots", "Violations", "Notifications", "API docs"]),

@@ -3,7 +3,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from apps.qa_runs.choices import AuthKind
+from apps.qa_runs.choices import AuthKind, GeneratorKind
 
 
 class QaPackage(models.Model):
@@ -32,7 +32,16 @@ class QaPackage(models.Model):
         max_length=128, blank=True, help_text="Environment variable holding the value, instead of storing it."
     )
 
-    max_scenarios = models.PositiveIntegerField(default=200, validators=[MinValueValidator(1)])
+    generator = models.CharField(
+        max_length=8,
+        choices=GeneratorKind.choices,
+        default=GeneratorKind.SPEC,
+        help_text="Who writes the scenarios: the spec alone, or the AI generator when it is configured.",
+    )
+
+    max_scenarios = models.PositiveIntegerField(
+        default=200, validators=[MinValueValidator(1), MaxValueValidator(10_000)]
+    )
     max_steps_per_scenario = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(100)]
     )
@@ -63,6 +72,9 @@ class QaPackage(models.Model):
             models.CheckConstraint(condition=~Q(spec_url="", spec_text=""), name="qa_package_has_spec"),
             models.CheckConstraint(
                 condition=Q(auth_kind__in=AuthKind.values), name="qa_package_auth_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(generator__in=GeneratorKind.values), name="qa_package_generator_valid"
             ),
             # One source for the credential: stored or named, not both.
             models.CheckConstraint(

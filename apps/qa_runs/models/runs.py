@@ -32,6 +32,12 @@ class QaPackageRun(models.Model):
     verdict = models.CharField(max_length=24, choices=Verdict.choices, blank=True)
     error = models.TextField(blank=True, help_text="Why the run failed, in words.")
     last_sequence = models.PositiveIntegerField(default=0, editable=False)
+    cancel_requested_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Set by a cancel request; the pipeline stops at its next check and ends the run CANCELLED.",
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
