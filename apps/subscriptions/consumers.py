@@ -92,14 +92,17 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.refuse(CLOSE_FORBIDDEN, "forbidden", "Device credentials are for ingestion only.")
             return
         self.user = user
-        await self.connected()  # groups joined before the client hears it is connected
+        if not await self.connected():  # groups joined before the client hears it is connected
+            return  # refused by the channel (connected() said why)
         self.accepted = True
         await self.accept()
         self.last_seen = time.monotonic()
         self.watchdog = asyncio.create_task(self.watch())
 
-    async def connected(self) -> None:
-        """Called once the user is authenticated and allowed."""
+    async def connected(self) -> bool:
+        """Called once the user is authenticated and allowed; False when the channel refused the
+        connection itself (after `refuse`)."""
+        return True
 
     async def disconnect(self, code: int) -> None:
         if self.watchdog is not None and self.watchdog is not asyncio.current_task():
@@ -206,8 +209,9 @@ class SamplesConsumer(LiveConsumer):
     actions = {**LiveConsumer.actions, "subscribe": "on_subscribe", "unsubscribe": "on_unsubscribe"}
     events = SAMPLE_EVENTS
 
-    async def connected(self) -> None:
+    async def connected(self) -> bool:
         self.subscribed: set[int] = set()
+        return True
 
     async def disconnect(self, code: int) -> None:
         await super().disconnect(code)
@@ -280,8 +284,9 @@ class NotificationsConsumer(LiveConsumer):
 
     events = NOTIFICATION_EVENTS
 
-    async def connected(self) -> None:
+    async def connected(self) -> bool:
         await self.join(f"user.{self.user.pk}")
+        return True
 
     async def forward(self, event: dict[str, Any]) -> None:
         await self.send_json({"type": "notification", "payload": event.get("notification", {})})

@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from apps.qa_runs import consumers as qa_consumers
+from apps.qa_runs.choices import EventType
 from apps.subscriptions import consumers, middleware
 from apps.subscriptions.consumers import NotificationsConsumer, SamplesConsumer
 
@@ -30,6 +32,7 @@ def documented(channel: str, direction: str) -> set[str]:
 def test_every_client_message_the_consumers_handle_is_documented_and_nothing_else():
     assert documented("/ws/samples/", "publish") == set(SamplesConsumer.actions)
     assert documented("/ws/notifications/", "publish") == set(NotificationsConsumer.actions)
+    assert documented("/ws/qa-runs/{planId}/", "publish") == set(qa_consumers.QaRunConsumer.actions)
 
 
 def test_every_message_the_server_sends_is_documented():
@@ -37,10 +40,17 @@ def test_every_message_the_server_sends_is_documented():
     assert documented("/ws/samples/", "subscribe") == samples
     notifications = set(consumers.NOTIFICATION_EVENTS.values()) | ALWAYS_SENT
     assert documented("/ws/notifications/", "subscribe") == notifications
+    qa_runs = set(qa_consumers.QA_RUN_EVENTS.values()) | ALWAYS_SENT
+    assert documented("/ws/qa-runs/{planId}/", "subscribe") == qa_runs
+
+
+def test_every_qa_run_event_type_is_documented():
+    event = MESSAGES["qa_run_event"]["payload"]["properties"]["payload"]["properties"]["event"]
+    assert set(event["enum"]) == set(EventType.values)
 
 
 def test_every_error_code_and_close_code_is_documented():
-    source = Path(consumers.__file__).read_text()
+    source = Path(consumers.__file__).read_text() + Path(qa_consumers.__file__).read_text()
     codes = set(re.findall(r'(?:send_error|refuse)\(\s*(?:CLOSE_\w+,\s*)?"(\w+)"', source))
     codes |= {middleware.TOKEN_EXPIRED, middleware.TOKEN_INVALID, "not_authenticated"}
     assert len(codes) >= 10, codes  # the pattern still finds them
