@@ -6,6 +6,7 @@
 import { apiGet, apiGetAll, apiPost } from "./api.js";
 import { formatTime } from "./chartdata.js";
 import { eventText, executedCount, mergeEvents, statusLabel, verdictLabel } from "./qarundata.js";
+import { element } from "./page.js";
 
 const POLL_MS = 2000;
 const root = document.querySelector("[data-qa-run]");
@@ -25,15 +26,6 @@ const failuresStatus = root.querySelector("[data-failures-status]");
 
 let events = [];
 let ended = false;
-
-function element(tag, { className, text, attrs } = {}, children = []) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  for (const [name, value] of Object.entries(attrs ?? {})) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-}
 
 function showError(message) {
   errorBox.replaceChildren(element("p", { text: message }));
