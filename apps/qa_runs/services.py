@@ -154,6 +154,21 @@ def qa_package_auth_set(
     return package
 
 
+def qa_package_auth_change(*, package: QaPackage, auth: Mapping[str, Any], created: bool) -> QaPackage:
+    """Apply the auth fields a request gave (auth_kind, auth_header_name, auth_secret,
+    auth_secret_env); what it leaves out is kept, the stored credential too (an edit that changes
+    only the header name must not make the user type the token again)."""
+    if not created and not auth:
+        return package
+    kind = auth.get("auth_kind", package.auth_kind)
+    header = auth.get("auth_header_name", package.auth_header_name)
+    value: str | None = auth.get("auth_secret") or None
+    env = auth.get("auth_secret_env", "" if value else package.auth_secret_env)
+    if kind != AuthKind.NONE and value is None and not env and package.auth_secret_encrypted:
+        value = qa_package_secret(package=package)  # unchanged: keep the stored one
+    return qa_package_auth_set(package=package, kind=kind, header_name=header, value=value, env=env)
+
+
 def qa_package_secret(*, package: QaPackage) -> str | None:
     """The credential's value (for the executor and for masking); None without authentication."""
     if package.auth_kind == AuthKind.NONE:

@@ -19,7 +19,7 @@ from rest_framework.serializers import BaseSerializer
 from apps.config.permissions import IsHuman, RoleModelPermissions
 from apps.qa_runs import pipeline, selectors, services
 from apps.qa_runs.api import serializers as s
-from apps.qa_runs.choices import RUN_TERMINAL, AuthKind
+from apps.qa_runs.choices import RUN_TERMINAL
 from apps.qa_runs.evaluate import html_report, junit_xml
 from apps.qa_runs.filtersets import QaRunFilterSet
 from apps.qa_runs.models import QaPackage, QaPackageRun
@@ -52,19 +52,6 @@ class RunCancelPermissions(RoleModelPermissions):
     perms_map = {**RoleModelPermissions.perms_map, "POST": ["qa_runs.change_qapackagerun"]}
 
 
-def _auth_apply(package: QaPackage, auth: dict[str, Any], *, created: bool) -> None:
-    """Set the credential from the request's auth fields; what the request leaves out is kept."""
-    if not created and not auth:
-        return
-    kind = auth.get("auth_kind", package.auth_kind)
-    header = auth.get("auth_header_name", package.auth_header_name)
-    value: str | None = auth.get("auth_secret") or None
-    env = auth.get("auth_secret_env", "" if value else package.auth_secret_env)
-    if kind != AuthKind.NONE and value is None and not env and package.auth_secret_encrypted:
-        value = services.qa_package_secret(package=package)  # unchanged: keep the stored one
-    services.qa_package_auth_set(package=package, kind=kind, header_name=header, value=value, env=env)
-
-
 class QaPackageViewSet(viewsets.ModelViewSet):
     """Integration targets to test with generated scenarios. The credential is write-only."""
 
@@ -82,7 +69,7 @@ class QaPackageViewSet(viewsets.ModelViewSet):
         auth = {key: data.pop(key) for key in AUTH_FIELDS if key in data}
         with transaction.atomic():
             package = services.qa_package_create(**data, created_by=acting_user(self.request))
-            _auth_apply(package, auth, created=True)
+            services.qa_package_auth_change(package=package, auth=auth, created=True)
         serializer.instance = package
 
     def perform_update(self, serializer: BaseSerializer) -> None:
@@ -90,7 +77,7 @@ class QaPackageViewSet(viewsets.ModelViewSet):
         auth = {key: data.pop(key) for key in AUTH_FIELDS if key in data}
         with transaction.atomic():
             package = services.qa_package_update(package=instance_of(serializer), data=data)
-            _auth_apply(package, auth, created=False)
+            services.qa_package_auth_change(package=package, auth=auth, created=False)
         serializer.instance = package
 
     @extend_schema(
