@@ -1,10 +1,11 @@
 """Reads for the pages: what the overview, the chart page and the list pages' filters show, in as few
 queries as a page allows."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -417,6 +418,20 @@ def filter_characteristics(*, user: User | AnonymousUser) -> list[Characteristic
         .select_related("product", "test")
         .order_by("product__code", "test__code")
     )
+
+
+def characteristic_labels(characteristics: Iterable[Characteristic]) -> dict[int, dict[str, Any]]:
+    """{id: product and test codes, name, decimals, unit}: how a list page's script names a row."""
+    return {
+        c.pk: {
+            "product": c.product.code,
+            "test": c.test.code,
+            "name": c.test.name,
+            "decimals": characteristic_decimals(characteristic=c),
+            "unit": c.test.unit,
+        }
+        for c in characteristics
+    }
 
 
 def acknowledger_names(*, user: User) -> dict[int, str]:

@@ -215,16 +215,7 @@ class ViolationsView(PermissionPageMixin, TemplateView):
         context["api_query"] = form.api_query() if form.is_valid() else None
         context["page_size"] = PAGE_SIZE
         context["can_acknowledge"] = user.has_perm("calculations.change_violation")
-        context["characteristics"] = {
-            c.pk: {
-                "product": c.product.code,
-                "test": c.test.code,
-                "name": c.test.name,
-                "decimals": selectors.characteristic_decimals(characteristic=c),
-                "unit": c.test.unit,
-            }
-            for c in characteristics
-        }
+        context["characteristics"] = selectors.characteristic_labels(characteristics)
         context["user_names"] = selectors.acknowledger_names(user=user)  # type: ignore[arg-type]
         return context
 
