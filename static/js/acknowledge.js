@@ -10,6 +10,7 @@
 //   dialog.update(ackUpdatePayload); // someone acknowledged while the dialog is open
 
 import { apiGet, apiPost } from "./api.js";
+import { definitionRows } from "./page.js";
 import { RULE_NAMES, dispersionLabel, formatNumber, formatTime, locationLabel } from "./chartdata.js";
 
 const SEVERITY = { critical: "critical", warning: "warning" };
@@ -127,17 +128,7 @@ export class AcknowledgeDialog {
       ["Severity", severities.join(", ") || "—"],
     ];
     if (extra.item) rows.splice(2, 0, ["Item", extra.item]);
-    this.el.details.replaceChildren(
-      ...rows.map(([label, value]) => {
-        const row = document.createElement("div");
-        const term = document.createElement("dt");
-        term.textContent = label;
-        const detail = document.createElement("dd");
-        detail.textContent = value;
-        row.append(term, detail);
-        return row;
-      }),
-    );
+    this.el.details.replaceChildren(...definitionRows(rows));
   }
 
   // One violation is a line of text; several are checkboxes (all checked), so the user may choose.

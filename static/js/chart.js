@@ -24,6 +24,7 @@ import {
 import { COLOURS, drawLineLabels, drawLines, drawMarkers, drawZones } from "./chartdraw.js";
 import { LimitsPanel } from "./limits.js";
 import { Live, statusBadge } from "./live.js";
+import { definitionRows } from "./page.js";
 
 const uPlot = window.uPlot;
 const page = document.getElementById("chart-page");
@@ -353,15 +354,7 @@ function showTooltip(index, u, chart) {
   const title = document.createElement("strong");
   title.textContent = text.title;
   const rows = document.createElement("dl");
-  for (const [label, value] of text.rows) {
-    const row = document.createElement("div");
-    const term = document.createElement("dt");
-    term.textContent = label;
-    const detail = document.createElement("dd");
-    detail.textContent = value;
-    row.append(term, detail);
-    rows.append(row);
-  }
+  rows.append(...definitionRows(text.rows));
   const children = [title, rows];
   if (text.rules.length) {
     const list = document.createElement("ul");

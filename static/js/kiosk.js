@@ -7,6 +7,7 @@
 
 import { apiGet } from "./api.js";
 import { ChartModel, formatNumber, isAttributes } from "./chartdata.js";
+import { COLOURS as CHART_COLOURS, drawMarkers } from "./chartdraw.js";
 import { Live, statusBadge } from "./live.js";
 import { field, numberOrNull, showCardState } from "./page.js";
 
@@ -14,18 +15,8 @@ const uPlot = window.uPlot;
 const root = document.getElementById("kiosk");
 const POINTS = 50; // readable across a room; the chart page shows more
 const KEEP_ALIVE_MS = 30 * 60 * 1000; // re-reads this page: saves the session, notices new tiles
-const COLOURS = {
-  line: "#4a5868",
-  "in-control": "#1a4fb4",
-  violation: "#b3261e",
-  undersized: "#8a5a00",
-  pending: "#6b6b6b",
-  center: "#1b6e3a",
-  limit: "#b3261e",
-  spec: "#6a1b9a",
-  axis: "#1a1a1a",
-  grid: "#dde1e6",
-};
+// The chart page's colours; the line, axes and grid darker, for a wall screen read from afar.
+const COLOURS = { ...CHART_COLOURS, line: "#4a5868", axis: "#1a1a1a", grid: "#dde1e6" };
 
 const alertBox = root.querySelector("[data-kiosk-alert]");
 const grid = root.querySelector("[data-kiosk-grid]");
@@ -202,42 +193,22 @@ class Tile {
     ctx.restore();
   }
 
-  // Violations are diamonds, points awaiting acknowledgement have a ring: shape as well as colour.
+  // The chart page's markers (chartdraw.js: violations are diamonds), and a ring around points
+  // awaiting acknowledgement: shape as well as colour, seen from across the hall.
   drawMarkers(u) {
+    drawMarkers(u, "location", this.model);
     const { ctx } = u;
     const ratio = uPlot.pxRatio;
     const [xs, ys] = u.data;
     const pulsing = new Set(this.model.pulsing().map((p) => p.sequence));
     ctx.save();
+    ctx.lineWidth = 3 * ratio;
+    ctx.strokeStyle = COLOURS.violation;
     for (let i = 0; i < xs.length; i++) {
-      if (ys[i] === null) continue;
-      const state = this.model.stateOf(this.model.points[i], "location");
-      const x = u.valToPos(xs[i], "x", true);
-      const y = u.valToPos(ys[i], "y", true);
-      ctx.fillStyle = COLOURS[state];
-      ctx.strokeStyle = COLOURS[state];
+      if (ys[i] === null || !pulsing.has(xs[i])) continue;
       ctx.beginPath();
-      if (state === "violation") {
-        const r = 7 * ratio;
-        ctx.moveTo(x, y - r);
-        ctx.lineTo(x + r, y);
-        ctx.lineTo(x, y + r);
-        ctx.lineTo(x - r, y);
-        ctx.closePath();
-        ctx.fill();
-      } else {
-        ctx.arc(x, y, 3.5 * ratio, 0, 2 * Math.PI);
-        if (state === "in-control") ctx.fill();
-        ctx.lineWidth = 1.5 * ratio;
-        ctx.stroke();
-      }
-      if (pulsing.has(xs[i])) {
-        ctx.beginPath();
-        ctx.arc(x, y, 12 * ratio, 0, 2 * Math.PI);
-        ctx.lineWidth = 3 * ratio;
-        ctx.strokeStyle = COLOURS.violation;
-        ctx.stroke();
-      }
+      ctx.arc(u.valToPos(xs[i], "x", true), u.valToPos(ys[i], "y", true), 12 * ratio, 0, 2 * Math.PI);
+      ctx.stroke();
     }
     ctx.restore();
   }

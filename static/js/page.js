@@ -68,3 +68,8 @@ export function statusShow(box, message, { error = false } = {}) {
   box.className = error ? "notice notice--error" : "loading";
   box.hidden = !message;
 }
+
+/** <div><dt>label</dt><dd>value</dd></div> per [label, value]: the rows of a <dl>. */
+export function definitionRows(rows) {
+  return rows.map(([label, value]) => element("div", {}, [element("dt", { text: label }), element("dd", { text: value })]));
+}

@@ -4,30 +4,13 @@
 them. The API's own refusals are tested in tests/calculations."""
 
 import re
-from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
-from django.test import Client
-from django.urls import reverse
 
-from apps.config.models import Characteristic
 from tests.factories import UserFactory
+from tests.web.conftest import chart_html
 
 pytestmark = pytest.mark.django_db
-
-
-def chart_html(user: AbstractBaseUser, characteristic: Characteristic) -> str:
-    client = Client()
-    client.force_login(user)
-    response = client.get(reverse("web-chart", args=[characteristic.pk]))
-    assert response.status_code == 200
-    return response.content.decode()
-
-
-@pytest.fixture
-def dia(plant: Any) -> Characteristic:
-    return Characteristic.objects.get(product=plant.product, test=plant.dia)
 
 
 def controls(html: str) -> dict[str, bool]:

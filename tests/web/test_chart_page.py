@@ -3,33 +3,18 @@ into, with the counts browser tests wait on, its controls and scripts), and the 
 from the API carrying every field static/js/chartdata.js maps."""
 
 import re
-from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.staticfiles import finders
 from django.test import Client
 from django.urls import reverse
 
 from apps.calculations import services as calculations
 from apps.config import services as config_services
-from apps.config.models import Characteristic
 from apps.observations import services as observations
+from tests.web.conftest import chart_html
 
 pytestmark = pytest.mark.django_db
-
-
-def chart_html(user: AbstractBaseUser, characteristic: Characteristic) -> str:
-    client = Client()
-    client.force_login(user)
-    response = client.get(reverse("web-chart", args=[characteristic.pk]))
-    assert response.status_code == 200
-    return response.content.decode()
-
-
-@pytest.fixture
-def dia(plant: Any) -> Characteristic:
-    return Characteristic.objects.get(product=plant.product, test=plant.dia)
 
 
 class ChartPageTests:
