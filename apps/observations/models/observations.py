@@ -30,9 +30,15 @@ class Observation(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="observations",
+        db_index=False,  # observation_item_test_status leads with it
         help_text="Empty for device data that names only the lot.",
     )
-    lot = models.ForeignKey("observations.Lot", on_delete=models.PROTECT, related_name="observations")
+    lot = models.ForeignKey(
+        "observations.Lot",
+        on_delete=models.PROTECT,
+        related_name="observations",
+        db_index=False,  # observation_lot_test leads with it
+    )
     test = models.ForeignKey("config.Test", on_delete=models.PROTECT, related_name="observations")
     characteristic = models.ForeignKey(
         "config.Characteristic",
@@ -40,6 +46,7 @@ class Observation(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="observations",
+        db_index=False,  # observation_position_unique_per_characteristic leads with it
         help_text="Set when the observation is confirmed.",
     )
     values = models.JSONField(help_text="The values as posted (replicates of one test), in order.")
@@ -81,6 +88,7 @@ class Observation(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,  # nothing looks observations up by sample; Sample.observation_ids lists them
         help_text="The subgroup that holds its (last) value; empty while the subgroup is incomplete.",
     )
 
@@ -104,6 +112,9 @@ class Observation(models.Model):
                 fields=["characteristic", "position"], name="observation_position_unique_per_characteristic"
             ),
         ]
+        # Every index is written on each insert and again when the worker confirms the row (status,
+        # position and sample change, so the update is never HOT): a foreign key led by a
+        # composite index below has no index of its own.
         indexes = [
             # The stale sweep reads only rows still waiting; a partial index stays small.
             models.Index(
