@@ -1,6 +1,7 @@
 """Two workers on the same rows, two posts of the same keys at once (PostgreSQL: real row locks)."""
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -54,8 +55,26 @@ def test_a_second_worker_skips_rows_the_first_holds(tester):
     assert services.observations_process(ids=ids).confirmed == 1  # the redelivery finishes it
 
 
-def test_a_key_stored_concurrently_becomes_a_duplicate_not_an_error(tester, monkeypatch):
-    """The other request commits a key between our read of existing keys and our insert."""
+def _waiting_on_a_lock(timeout: float = 10.0) -> bool:
+    """Whether another backend of this database waits on a lock (polled for up to `timeout` s). The
+    statistics views keep one snapshot per transaction: each poll clears it."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.05)
+    return False
+
+
+def test_a_key_stored_concurrently_becomes_a_duplicate_not_an_error(tester):
+    """Another request has inserted the key and not committed when ours inserts: ours waits for it
+    (ON CONFLICT), then answers its id as a duplicate and stores only the other entry."""
     plant = Plant(tester)
     entries = services.tester_entries_resolve(
         rows=[
@@ -65,23 +84,23 @@ def test_a_key_stored_concurrently_becomes_a_duplicate_not_an_error(tester, monk
         user=tester,
         batch=True,
     )
-    real_bulk_create = Observation.objects.bulk_create
-    other: dict[str, Any] = {}
-
-    def racing_bulk_create(objs: Any, **kwargs: Any) -> Any:
-        if not other:
-            other.update(
-                _in_another_connection(
-                    lambda: ObservationFactory(
-                        item=plant.items[0], test=plant.dia, idempotency_key=f"{tester.pk}:a"
-                    )
-                )
+    outcome: dict[str, Any] = {}
+    ours = threading.Thread(
+        target=lambda: outcome.update(
+            _in_another_connection(
+                lambda: services.observations_record(entries=entries, source="manual", user=tester)
             )
-        return real_bulk_create(objs, **kwargs)
-
-    monkeypatch.setattr(Observation.objects, "bulk_create", racing_bulk_create)
-    result = services.observations_record(entries=entries, source="manual", user=tester)
-    stored_by_the_other = other["result"].pk
+        )
+    )
+    with transaction.atomic():
+        stored_by_the_other = ObservationFactory(
+            item=plant.items[0], test=plant.dia, idempotency_key=f"{tester.pk}:a"
+        ).pk
+        ours.start()
+        assert _waiting_on_a_lock(), "our insert did not wait for the uncommitted key"
+    ours.join(timeout=30)
+    result = outcome["result"]
     assert result.ids[0] == stored_by_the_other
     assert result.duplicates == [stored_by_the_other]
     assert Observation.objects.count() == 2
+    assert Observation.objects.get(pk=result.ids[1]).idempotency_key == f"{tester.pk}:b"
