@@ -9,7 +9,7 @@ services/calculate.py), so any number of workers may consume it.
 from celery import shared_task
 
 from apps.calculations import services
-from apps.observations.subgroups import calculation_pending_clear
+from apps.observations.subgroups import calculations_pending_clear
 
 # Characteristics per catch-up message: one transaction takes them all (BATCH rows at a time).
 CATCH_UP_CHUNK = 20
@@ -22,8 +22,7 @@ def calculations_apply_task(
     """`characteristic_id`: a message queued by an earlier version (one characteristic)."""
     ids = list(characteristic_ids or []) + ([characteristic_id] if characteristic_id is not None else [])
     # Cleared before the work: whatever is committed from now on queues another calculation.
-    for pk in ids:
-        calculation_pending_clear(characteristic_id=pk)
+    calculations_pending_clear(characteristic_ids=ids)
     result = services.characteristics_calculate(characteristic_ids=ids)
     return {"samples": result.samples, "observations": result.observations, "violations": result.violations}
 

@@ -40,14 +40,13 @@ from dataclasses import dataclass, field
 from celery import current_app
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.config.choices import SubgroupTimeoutPolicy, TestKind
 from apps.config.models import Characteristic
 from apps.observations.choices import LOT_WORKING
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
-from openspc.services import rows_update
+from openspc.services import rows_locked, rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -187,13 +186,9 @@ def _folders_save(folders: Sequence[_Folder], rows: dict[int, Observation]) -> N
     )
 
 
-def _feeds_locked(characteristic_ids: Iterable[int]) -> QuerySet[SubgroupFeed]:
+def _feeds_locked(characteristic_ids: Iterable[int]) -> list[SubgroupFeed]:
     """The feed rows of these characteristics, created if missing, locked in id order (no deadlock)."""
-    ids = sorted(set(characteristic_ids))
-    SubgroupFeed.objects.bulk_create(
-        [SubgroupFeed(characteristic_id=pk) for pk in ids], ignore_conflicts=True
-    )
-    return SubgroupFeed.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    return rows_locked(model=SubgroupFeed, ids=characteristic_ids)
 
 
 def _lot_checksum(feed: SubgroupFeed, characteristic: Characteristic, lot_id: int) -> int:
@@ -365,9 +360,9 @@ def calculation_pending_key(characteristic_id: int) -> str:
     return f"calculations:pending:{characteristic_id}"
 
 
-def calculation_pending_clear(*, characteristic_id: int) -> None:
-    with contextlib.suppress(Exception):  # no cache: the mark expires by itself
-        cache.delete(calculation_pending_key(characteristic_id))
+def calculations_pending_clear(*, characteristic_ids: Sequence[int]) -> None:
+    with contextlib.suppress(Exception):  # no cache: the marks expire by themselves
+        cache.delete_many([calculation_pending_key(pk) for pk in characteristic_ids])
 
 
 def calculations_queue(*, characteristic_ids: Sequence[int]) -> None:

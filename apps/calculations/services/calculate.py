@@ -36,7 +36,7 @@ from apps.config.models import Characteristic, ControlLimits
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample, SubgroupFeed
 from openspc.events import Event, event, events_send_on_commit
-from openspc.services import rows_update
+from openspc.services import rows_locked, rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -98,13 +98,28 @@ def window_rebuild(
     return window
 
 
-def window_load(*, characteristic_id: int, lines: Lines, rules: RuleSet, last_sequence: int) -> RollingWindow:
-    """The window from Redis if it is current, else rebuilt from the database."""
+def windows_cached(characteristic_ids: Sequence[int]) -> dict[int, object]:
+    """The stored windows of these characteristics, in one round trip (missing ones are left out)."""
+    if not characteristic_ids:
+        return {}
     try:
-        stored = cache.get(window_key(characteristic_id))
+        found = cache.get_many([window_key(pk) for pk in characteristic_ids])
     except Exception:
         logger.warning("window cache unavailable; rebuilding from the database", exc_info=True)
-        stored = None
+        return {}
+    return {pk: found[window_key(pk)] for pk in characteristic_ids if window_key(pk) in found}
+
+
+def window_load(
+    *,
+    characteristic_id: int,
+    lines: Lines,
+    rules: RuleSet,
+    last_sequence: int,
+    stored: object | None = None,
+) -> RollingWindow:
+    """The window from its stored document (windows_cached) if that is current, else rebuilt from
+    the database."""
     window = RollingWindow.from_json(stored, lines, rules, last_sequence)
     if window is None:
         window = window_rebuild(
@@ -113,11 +128,13 @@ def window_load(*, characteristic_id: int, lines: Lines, rules: RuleSet, last_se
     return window
 
 
-def window_store(*, characteristic_id: int, document: dict[str, object]) -> None:
+def windows_store(documents: dict[int, object]) -> None:
+    if not documents:
+        return
     try:
-        cache.set(window_key(characteristic_id), document, timeout=WINDOW_TTL)
+        cache.set_many({window_key(pk): doc for pk, doc in documents.items()}, timeout=WINDOW_TTL)
     except Exception:
-        logger.warning("could not store the window of characteristic %s", characteristic_id, exc_info=True)
+        logger.warning("could not store the windows of characteristics %s", sorted(documents), exc_info=True)
 
 
 def window_invalidate(*, characteristic_id: int) -> None:
@@ -244,9 +261,7 @@ class _Share:
 
 def _states_locked(characteristic_ids: Sequence[int]) -> list[ChartState]:
     """The chart states, created if missing, locked in id order (two runs never deadlock)."""
-    ids = sorted(set(characteristic_ids))
-    ChartState.objects.bulk_create([ChartState(characteristic_id=pk) for pk in ids], ignore_conflicts=True)
-    return list(ChartState.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    return rows_locked(model=ChartState, ids=characteristic_ids)
 
 
 def _limits_current(characteristic_ids: Sequence[int]) -> dict[int, ControlLimits]:
@@ -281,9 +296,13 @@ def _shares(states: Sequence[ChartState]) -> dict[int, _Share]:
     samples = Sample.objects.filter(after_sequence).order_by("characteristic_id", "sequence")[:BATCH]
     for sample in samples:
         shares[sample.characteristic_id].samples.append(sample)
-    observations = Observation.objects.filter(after_position, status=ObservationStatus.CONFIRMED).order_by(
-        "characteristic_id", "position"
-    )[:BATCH]
+    # Only what the statistics read: a whole row (item, user, reasons, times) costs more to build
+    # than the statistics cost to update.
+    observations = (
+        Observation.objects.filter(after_position, status=ObservationStatus.CONFIRMED)
+        .only("lot_id", "characteristic_id", "values", "position", "hash", "lot_checksum")
+        .order_by("characteristic_id", "position")[:BATCH]
+    )
     for observation in observations:
         assert observation.characteristic_id is not None
         shares[observation.characteristic_id].observations.append(observation)
@@ -291,9 +310,13 @@ def _shares(states: Sequence[ChartState]) -> dict[int, _Share]:
 
 
 def _calculate_share(
-    share: _Share, lots: dict[tuple[int, int], LotStatistics], product: ProductStatistics
+    share: _Share,
+    lots: dict[tuple[int, int], LotStatistics],
+    product: ProductStatistics,
+    windows: dict[int, object],
 ) -> tuple[list[Violation], list[LotStatistics], Callable[[], list[Event]]]:
     """Judge one characteristic's new samples and fold its observations into the statistics given.
+    `windows`: the stored windows (windows_cached); this one's new document replaces its entry.
     The events are made by the function returned, called once the violations are saved: their
     data holds the violations' ids, which bulk_create sets."""
     characteristic, state, samples = share.characteristic, share.state, share.samples
@@ -303,8 +326,9 @@ def _calculate_share(
     window = None
     if lines is not None and samples:
         window = window_load(
-            characteristic_id=characteristic.pk, lines=lines, rules=rules, last_sequence=state.last_sequence
-        )
+            characteristic_id=characteristic.pk, lines=lines, rules=rules, last_sequence=state.last_sequence,
+            stored=windows.get(characteristic.pk),
+        )  # fmt: skip
     violations = _judge(characteristic, lines, window, samples)
     changed = lot_statistics_apply(
         characteristic=characteristic, observations=share.observations, cached=lots
@@ -318,8 +342,7 @@ def _calculate_share(
     if share.observations:
         state.last_position = share.observations[-1].position or state.last_position
     if window is not None:
-        document = window.to_json(state.last_sequence)
-        transaction.on_commit(lambda: window_store(characteristic_id=characteristic.pk, document=document))
+        windows[characteristic.pk] = window.to_json(state.last_sequence)
     return violations, changed, lambda: _events(characteristic, kind, samples, violations, changed, product)
 
 
@@ -335,8 +358,12 @@ def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResu
         violations: list[Violation] = []
         changed: list[LotStatistics] = []
         make_events: list[Callable[[], list[Event]]] = []
+        windows = windows_cached([share.characteristic.pk for share in busy if share.samples])
+        cached = dict(windows)
         for share in busy:
-            found, lot_stats, share_events = _calculate_share(share, lots, products[share.characteristic.pk])
+            found, lot_stats, share_events = _calculate_share(
+                share, lots, products[share.characteristic.pk], windows
+            )
             violations += found
             changed += lot_stats
             make_events.append(share_events)
@@ -351,6 +378,8 @@ def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResu
         for state in states:
             state.updated_at = now
         rows_update(model=ChartState, rows=states, fields=["last_sequence", "last_position", "updated_at"])
+        new_windows = {pk: doc for pk, doc in windows.items() if doc is not cached.get(pk)}
+        transaction.on_commit(lambda: windows_store(new_windows))
         events_send_on_commit([event for make in make_events for event in make()])
     observations = sum(len(share.observations) for share in busy)
     more = len(samples) == BATCH or observations == BATCH
