@@ -177,7 +177,7 @@ MQTT_URL = envurl("MQTT_URL", "mqtt://127.0.0.1:1883", schemes={"mqtt", "mqtts"}
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "openspc.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "openspc",
     }
