@@ -71,29 +71,46 @@ class ProductConfig:
 
 
 def product_config_load(*, product_id: int) -> ProductConfig:
-    product = Product.objects.get(pk=product_id)
-    assignments = PlanAssignment.objects.filter(product_id=product_id).select_related("plan")
-    entries = TestPlanEntry.objects.filter(plan__assignments__product_id=product_id).select_related("test")
-    by_plan: dict[int, list[TestPlanEntry]] = {}
+    """Four queries of plain values: the observations.in worker loads this for every batch, and
+    model instances cost more to build than the queries take."""
+    code, active = Product.objects.values_list("code", "active").get(pk=product_id)
+    assignments = list(
+        PlanAssignment.objects.filter(product_id=product_id).values_list(
+            "plan_id", "plan__code", "plan__version", "plan__status", "effective_from", "effective_to"
+        )
+    )
+    entries = (
+        TestPlanEntry.objects.filter(plan_id__in={a[0] for a in assignments})
+        .order_by("plan_id", "position")
+        .values_list(
+            "plan_id",
+            "test_id",
+            "replicates",
+            "test__code",
+            "test__kind",
+            "test__plausible_min",
+            "test__plausible_max",
+        )
+    )
+    by_plan: dict[int, list[tuple[int, int]]] = {}
     tests: dict[int, TestInfo] = {}
-    for entry in entries.distinct():
-        by_plan.setdefault(entry.plan_id, []).append(entry)
-        t = entry.test
-        tests[t.pk] = TestInfo(t.pk, t.code, t.kind, t.plausible_min, t.plausible_max)
+    for plan_id, test_id, replicates, test_code, kind, plausible_min, plausible_max in entries:
+        by_plan.setdefault(plan_id, []).append((test_id, replicates))
+        tests[test_id] = TestInfo(test_id, test_code, kind, plausible_min, plausible_max)
     plan_tests = tuple(
         PlanTest(
-            plan_id=a.plan_id,
-            plan_label=f"{a.plan.code} v{a.plan.version}",
-            plan_status=a.plan.status,
-            test_id=entry.test_id,
-            replicates=entry.replicates,
-            effective_from=a.effective_from,
-            effective_to=a.effective_to,
+            plan_id=plan_id,
+            plan_label=f"{plan_code} v{version}",
+            plan_status=plan_status,
+            test_id=test_id,
+            replicates=replicates,
+            effective_from=effective_from,
+            effective_to=effective_to,
         )
-        for a in assignments
-        for entry in by_plan.get(a.plan_id, [])
+        for plan_id, plan_code, version, plan_status, effective_from, effective_to in assignments
+        for test_id, replicates in by_plan.get(plan_id, [])
     )
     characteristic_ids = dict(
-        Characteristic.objects.filter(product_id=product_id).values_list("test_id", "id")
+        Characteristic.objects.filter(product_id=product_id).order_by().values_list("test_id", "id")
     )
-    return ProductConfig(product.pk, product.code, product.active, tests, plan_tests, characteristic_ids)
+    return ProductConfig(product_id, code, active, tests, plan_tests, characteristic_ids)

@@ -64,19 +64,18 @@ def _may_subscribe() -> Q:
     return Q(user__is_superuser=True) | Q(Exists(through_group)) | Q(Exists(direct))
 
 
-def subscriptions_concerned(
-    *,
-    products: Iterable[int],
-    tests: Iterable[int],
-    lots: Iterable[int],
-    characteristics: Iterable[int],
-) -> QuerySet[Subscription]:
-    """Active subscriptions of active users whose target is one of these (one query)."""
+def subscriptions_concerned(*, characteristics: Iterable[int], lots: Iterable[int]) -> QuerySet[Subscription]:
+    """Active subscriptions of active users to these characteristics or lots, or to their products
+    or tests: one query, with the products and tests as subqueries (the fan-out runs once per
+    calculation, and most runs concern nobody)."""
+    of_characteristics = Characteristic.objects.filter(pk__in=set(characteristics))
+    lots = set(lots)
     targets = (
-        Q(scope=SubscriptionScope.PRODUCT, product__in=set(products))
-        | Q(scope=SubscriptionScope.TEST, test__in=set(tests))
-        | Q(scope=SubscriptionScope.LOT, lot__in=set(lots))
-        | Q(scope=SubscriptionScope.CHARACTERISTIC, characteristic__in=set(characteristics))
+        Q(scope=SubscriptionScope.PRODUCT, product__in=of_characteristics.values("product_id"))
+        | Q(scope=SubscriptionScope.PRODUCT, product__in=Lot.objects.filter(pk__in=lots).values("product_id"))
+        | Q(scope=SubscriptionScope.TEST, test__in=of_characteristics.values("test_id"))
+        | Q(scope=SubscriptionScope.LOT, lot__in=lots)
+        | Q(scope=SubscriptionScope.CHARACTERISTIC, characteristic__in=of_characteristics.values("pk"))
     )
     return (
         Subscription.objects.filter(targets, active=True, user__is_active=True)

@@ -261,15 +261,15 @@ def _anchors(events: Sequence[dict[str, Any]]) -> list[_Anchor]:
 def _drafts(events: Sequence[dict[str, Any]]) -> list[_Draft]:
     """One draft per user and event (or coalesce key), from the first matching subscription,
     preferring one that e-mails."""
-    anchors = _anchors(events)
     subscriptions = list(
         subscriptions_concerned(
-            products=[a.product_id for a in anchors if a.product_id],
-            tests=[a.test_id for a in anchors if a.test_id],
-            lots=[a.lot.pk for a in anchors if a.lot],
-            characteristics=[a.characteristic.pk for a in anchors if a.characteristic],
+            characteristics={e["characteristic"] for e in events if e.get("characteristic")},
+            lots={e["lot"] for e in events if e.get("lot")},
         )
     )
+    if not subscriptions:
+        return []
+    anchors = _anchors(events)
     drafts: dict[tuple[int, str], _Draft] = {}
     for data, anchor in zip(events, anchors, strict=True):
         if anchor.characteristic is None and anchor.lot is None:
