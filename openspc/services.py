@@ -1,6 +1,7 @@
 """Small helpers shared by the apps' service modules."""
 
-from collections.abc import Iterable, Mapping
+import datetime
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.db import connections, models, router
@@ -22,6 +23,24 @@ def model_update(*, instance: M, fields: Iterable[str], data: Mapping[str, Any])
 
 # Rows per UPDATE … FROM (VALUES …) outside PostgreSQL: within every backend's parameter limit.
 UPDATE_CHUNK = 500
+# Values a database driver takes as they are: get_db_prep_save would only check and return them.
+# Exact types only: a TextChoices member (a str subclass) goes through its field, which makes it a
+# plain str (psycopg would dump an Enum by its name).
+_PLAIN = frozenset({int, float, str, bool, type(None)})
+
+
+def _column(field: "models.Field[Any, Any]", rows: Sequence[models.Model], connection: Any) -> list[Any]:
+    """One column of `rows`, prepared for the database: plain values and aware datetimes as they
+    are, anything else (JSON, decimals, choices, naive times) by the field. A column of mixed plain
+    types (an int among floats) goes through the field too: psycopg dumps an array's elements
+    with the dumper of its first one."""
+    values = [getattr(row, field.attname) for row in rows]
+    kinds = {type(value) for value in values} - {type(None)}
+    if len(kinds) == 1:
+        (kind,) = kinds
+        if kind in _PLAIN or (kind is datetime.datetime and all(v is None or v.tzinfo for v in values)):
+            return values
+    return [field.get_db_prep_save(value, connection) for value in values]
 
 
 def rows_update(*, model: type[models.Model], rows: Iterable[models.Model], fields: Iterable[str]) -> int:
@@ -33,7 +52,7 @@ def rows_update(*, model: type[models.Model], rows: Iterable[models.Model], fiel
     updates every row it processes, so it uses this. On PostgreSQL a column is one parameter
     (an array), so the statement is the same text whatever the number of rows: psycopg, which
     binds parameters on the client, neither splits a long query nor quotes a parameter per row
-    and field. Values are prepared by each field (get_db_prep_save).
+    and field.
     """
 
     concrete: list[models.Field[Any, Any]] = []
@@ -59,23 +78,56 @@ def rows_update(*, model: type[models.Model], rows: Iterable[models.Model], fiel
             cursor.execute(
                 f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v ({column_list}) "
                 f"WHERE {table}.{key} = v.{key}",
-                [[field.get_db_prep_save(getattr(row, field.attname), connection) for row in pending]
-                 for field in columns],
-            )  # fmt: skip
+                [_column(field, pending, connection) for field in columns],
+            )
             return cursor.rowcount
         updated = 0
         row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
         for start in range(0, len(pending), UPDATE_CHUNK):
             chunk = pending[start : start + UPDATE_CHUNK]
-            params = [field.get_db_prep_save(getattr(row, field.attname), connection)
-                      for row in chunk for field in columns]  # fmt: skip
+            prepared = [_column(field, chunk, connection) for field in columns]
             cursor.execute(
                 f"WITH v ({column_list}) AS (VALUES {', '.join([row_sql] * len(chunk))}) "
                 f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{key} = v.{key}",
-                params,
+                [value for values in zip(*prepared, strict=True) for value in values],
             )
             updated += cursor.rowcount
     return updated
+
+
+def rows_insert(*, model: type[M], rows: Sequence[M]) -> list[M]:
+    """Insert new rows and set generated primary keys, like bulk_create; on PostgreSQL in one
+    statement of column arrays (INSERT … SELECT FROM unnest), which takes a fraction of
+    bulk_create's CPU for the same reasons as rows_update. Fields are filled as bulk_create fills
+    them (pre_save: auto_now_add and the like). No signals, no conflicts handled."""
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql" or not rows:
+        return model._default_manager.bulk_create(rows)
+    pk = model._meta.pk
+    assert pk is not None
+    generated = isinstance(pk, models.fields.AutoFieldMixin)
+    fields = [f for f in model._meta.concrete_fields if not (generated and f is pk)]
+    for row in rows:
+        for field in fields:
+            field.pre_save(row, add=True)
+    quote = connection.ops.quote_name
+    column_list = ", ".join(quote(str(field.column)) for field in fields)
+    arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({column_list}) SELECT * FROM unnest({arrays})"
+    if generated:
+        sql += f" RETURNING {quote(str(pk.column))}"
+    with connection.cursor() as cursor:
+        # Rows come back in the arrays' order, as they do for bulk_create's multi-row VALUES.
+        cursor.execute(
+            sql,
+            [_column(field, rows, connection) for field in fields],
+        )
+        if generated:
+            for row, (pk_value,) in zip(rows, cursor.fetchall(), strict=True):
+                setattr(row, pk.attname, pk_value)
+    for row in rows:
+        row._state.adding, row._state.db = False, connection.alias
+    return list(rows)
 
 
 def rows_locked(*, model: type[M], ids: Iterable[int]) -> list[M]:

@@ -36,7 +36,7 @@ from apps.config.models import Characteristic, ControlLimits
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample, SubgroupFeed
 from openspc.events import Event, event, events_send_on_commit
-from openspc.services import rows_locked, rows_update
+from openspc.services import rows_insert, rows_locked, rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -371,7 +371,7 @@ def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResu
         rows_update(model=Sample, rows=samples, fields=["in_control", "limits_version", "evaluated_at"])
         # The cursors move in this transaction, so a sample is judged once; the unique constraint on
         # (sample, rule, chart) would turn a second judgement into a rolled-back transaction.
-        Violation.objects.bulk_create(violations)
+        rows_insert(model=Violation, rows=violations)
         statistics_save(lots=changed, products=[products[share.characteristic.pk] for share in busy])
         now = timezone.now()
         states = [share.state for share in busy]

@@ -20,7 +20,7 @@ from apps.config.models import Characteristic
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample
 from apps.observations.subgroups import checksum_add, checksum_of
-from openspc.services import rows_update
+from openspc.services import rows_insert, rows_update
 
 
 def moments_reset(stats: Moments) -> None:
@@ -200,7 +200,7 @@ def _rows_save(model: type[M], rows: Sequence[M], now: datetime.datetime) -> Non
     for stats in rows:
         stats.updated_at = now
     stored = [stats for stats in rows if not stats._state.adding]
-    model.objects.bulk_create([stats for stats in rows if stats._state.adding])
+    rows_insert(model=model, rows=[stats for stats in rows if stats._state.adding])
     fields = [f.name for f in model._meta.concrete_fields if not f.primary_key]
     rows_update(model=model, rows=stored, fields=fields)
 
