@@ -113,7 +113,11 @@ def _fanout_queue(events: Sequence[Event]) -> None:
     if not notified:
         return
     try:
-        current_app.send_task(FANOUT_TASK, kwargs={"events": notified})
+        # kwargsrepr: Celery would otherwise render every event for its logs (saferepr), which cost
+        # more than sending them.
+        current_app.send_task(
+            FANOUT_TASK, kwargs={"events": notified}, kwargsrepr=f"{{'events': <{len(notified)} events>}}"
+        )
     except Exception:
         logger.warning("could not queue the fan-out of %d events", len(notified), exc_info=True)
 
