@@ -307,7 +307,9 @@ def observations_queue(*, ids: Sequence[int]) -> None:
     from apps.observations.tasks import observations_process_task
 
     for start in range(0, len(ids), PROCESS_CHUNK):
-        observations_process_task.delay(ids=list(ids[start : start + PROCESS_CHUNK]))
+        chunk = list(ids[start : start + PROCESS_CHUNK])
+        summary = f"{{'ids': <{len(chunk)} ids, {chunk[0]} to {chunk[-1]}>}}"  # not each id in the logs
+        observations_process_task.apply_async(kwargs={"ids": chunk}, kwargsrepr=summary)
 
 
 # A batch in one statement of seven array parameters: an ORM bulk_create of 100 rows costs about four
@@ -468,11 +470,19 @@ def _verdict(
     return reasons, (result.characteristic_id if not reasons else None), result.values
 
 
-def observations_process(*, ids: Collection[int]) -> ProcessResult:
-    """Confirm or reject the observations among `ids` that are still `received`.
+def observations_process(*, ids: Collection[int], more: int = 0) -> ProcessResult:
+    """Confirm or reject the observations among `ids` that are still `received`, and with `more`,
+    up to that many other `received` ones, oldest first.
 
     Safe to run twice and concurrently: rows already processed are not selected,
     and rows another worker holds are skipped (they are that worker's).
+
+    `more` is what the observations.in task asks for: under a backlog one transaction then takes
+    the rows of several queued messages, and those messages find nothing left to do. The
+    product configuration, the feed locks and the writes are paid once for all of them instead
+    of once per message (they were most of a 100-row message's cost). Rows another message
+    brought in are not lost if this worker dies: its transaction rolls back, and they are
+    processed by their own message or, if that has run already, by the stale sweep.
     """
     with transaction.atomic():
         # SELECT … FOR UPDATE SKIP LOCKED claims the rows for this transaction: a second worker
@@ -480,13 +490,16 @@ def observations_process(*, ids: Collection[int]) -> ProcessResult:
         # confirming them twice, and if this worker dies the rows stay `received` for the sweep.
         # A conditional update to a "processing" status would need a second sweep for rows
         # stuck in it. (SQLite has no row locks; its IMMEDIATE transactions serialise writers.)
-        rows = list(
+        claim = (
             Observation.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk__in=list(ids), status=ObservationStatus.RECEIVED)
+            .filter(status=ObservationStatus.RECEIVED)
             .select_related("lot")
             .only(*PROCESS_FIELDS)
-            .order_by("pk")
         )
+        rows = list(claim.filter(pk__in=list(ids)).order_by("pk"))
+        if more > 0:
+            others = claim.exclude(pk__in=[row.pk for row in rows]).order_by("received_at", "pk")[:more]
+            rows = sorted([*rows, *others], key=lambda row: row.pk)
         if not rows:
             return ProcessResult()
         plans = _item_plan_ids(rows)

@@ -111,7 +111,11 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     sent: list[list[int]] = []
     from apps.observations import tasks
 
-    monkeypatch.setattr(tasks.observations_process_task, "delay", lambda *, ids: sent.append(list(ids)))
+    def apply_async(*, kwargs: dict[str, Any], kwargsrepr: str) -> None:
+        assert kwargsrepr.startswith(f"{{'ids': <{len(kwargs['ids'])} ids")  # the log line, not each id
+        sent.append(list(kwargs["ids"]))
+
+    monkeypatch.setattr(tasks.observations_process_task, "apply_async", apply_async)
     return sent
 
 

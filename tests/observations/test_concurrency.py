@@ -104,3 +104,20 @@ def test_a_key_stored_concurrently_becomes_a_duplicate_not_an_error(tester):
     assert result.duplicates == [stored_by_the_other]
     assert Observation.objects.count() == 2
     assert Observation.objects.get(pk=result.ids[1]).idempotency_key == f"{tester.pk}:b"
+
+
+def test_taking_more_skips_the_rows_another_worker_holds(tester):
+    plant = Plant(tester)
+    ids = plant.record(
+        *({"item": item, "test": plant.dia, "values": [74.0]} for item in plant.items)  # 3 rows
+    )
+    with transaction.atomic():
+        Observation.objects.select_for_update().get(pk=ids[0])  # the other worker, mid-processing
+        outcome = _in_another_connection(lambda: services.observations_process(ids=[ids[2]], more=5))
+        assert outcome == {"result": services.ProcessResult(confirmed=2, rejected=0)}  # did not wait
+    statuses = dict(Observation.objects.values_list("pk", "status"))
+    assert [statuses[pk] for pk in ids] == [
+        ObservationStatus.RECEIVED,
+        ObservationStatus.CONFIRMED,
+        ObservationStatus.CONFIRMED,
+    ]

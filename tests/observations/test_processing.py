@@ -143,6 +143,31 @@ class IdempotentProcessingTests:
     def test_unknown_ids_do_nothing(self, db):
         assert services.observations_process(ids=[987654]) == services.ProcessResult()
 
+    def test_more_takes_the_oldest_other_waiting_rows_too(self, plant):
+        ids = plant.record(*({"item": plant.items[0], "test": plant.dia, "values": [74.0 + n / 10]}
+                             for n in range(5)))  # fmt: skip
+        Observation.objects.filter(pk=ids[3]).update(received_at=timezone.now() - datetime.timedelta(hours=1))
+        result = services.observations_process(ids=[ids[4]], more=2)
+        # Its own row, then the two received first: ids[3] (an hour ago), then ids[0].
+        assert (result.confirmed, result.rejected) == (3, 0)
+        statuses = dict(Observation.objects.values_list("pk", "status"))
+        assert [statuses[pk] for pk in ids] == [
+            ObservationStatus.CONFIRMED, ObservationStatus.RECEIVED, ObservationStatus.RECEIVED,
+            ObservationStatus.CONFIRMED, ObservationStatus.CONFIRMED,
+        ]  # fmt: skip
+        # Numbered in id order (arrival), whatever order they were claimed in.
+        positions = dict(Observation.objects.filter(position__isnull=False).values_list("pk", "position"))
+        assert sorted(positions, key=positions.get) == [ids[0], ids[3], ids[4]]
+
+    def test_the_task_takes_a_backlog_in_one_go_and_its_messages_find_nothing(self, plant):
+        from apps.observations.tasks import observations_process_task
+
+        items = plant.items_total(12)
+        ids = plant.record(*({"item": item, "test": plant.dia, "values": [74.0]} for item in items))
+        assert observations_process_task.run(ids=ids[:2]) == {"confirmed": 12, "rejected": 0}
+        assert observations_process_task.run(ids=ids[2:4]) == {"confirmed": 0, "rejected": 0}
+        assert not Observation.objects.filter(status=ObservationStatus.RECEIVED).exists()
+
     def test_configuration_is_loaded_once_per_product(self, plant, django_assert_max_num_queries):
         second_product = ProductFactory(code="CAP-9")
         config_services.plan_assign(product=second_product, plan=plant.ring)
@@ -190,7 +215,7 @@ class RequeueStaleTests:
         def broker_down(**kwargs):
             raise ConnectionError("broker down")
 
-        monkeypatch.setattr(tasks.observations_process_task, "delay", broker_down)
+        monkeypatch.setattr(tasks.observations_process_task, "apply_async", broker_down)
         with django_capture_on_commit_callbacks(execute=True):
             response = api(plant.tester).post(
                 "/api/v1/observations/", {"item": plant.items[0].pk, "test": plant.dia.pk, "values": [74.0]}
