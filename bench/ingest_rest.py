@@ -703,8 +703,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
     lead = next((r for r in runs if r.workers == args.target_workers), runs[0])
     met = lead.workers == args.target_workers and lead.observations_per_s >= TARGET
-    print(f"target: >= {TARGET:,} observations/s end to end with {args.target_workers} workers: "
-          f"{'met' if met else 'NOT met'} ({lead.observations_per_s:,.0f} with {lead.workers})")  # fmt: skip
+    if args.rate:  # an offered load measures latency, not what the pipeline can take
+        print(f"offered {args.rate:,.0f} observations/s: {lead.observations_per_s:,.0f} stored/s with "
+              f"{lead.workers} workers (the target is judged without --rate)")  # fmt: skip
+        met = False
+    else:
+        verdict = "met" if met else "NOT met"
+        print(f"target: >= {TARGET:,} observations/s end to end with {args.target_workers} workers: "
+              f"{verdict} ({lead.observations_per_s:,.0f} with {lead.workers})")  # fmt: skip
     summary: dict[str, Any] = {
         "observations_per_s": lead.observations_per_s, "p50_ms": lead.p50_ms, "p99_ms": lead.p99_ms,
         "workers": lead.workers, "target_observations_per_s": TARGET, "target_met": met,
