@@ -84,10 +84,9 @@ class _Buffer:
     since: str | None = None  # ISO 8601 UTC: when its first value was folded (None: not yet known)
 
 
-def _sd(values: Sequence[float]) -> float:
+def _sd(values: Sequence[float], mean: float) -> float:
     """The sample standard deviation, two-pass as the SPC engine computes it (statistics.stdev is
     exact, in fractions, and took a tenth of the observations.in worker's time)."""
-    mean = math.fsum(values) / len(values)
     return math.sqrt(math.fsum((value - mean) ** 2 for value in values) / (len(values) - 1))
 
 
@@ -98,11 +97,12 @@ def _sample(
     attribute = characteristic.test.kind != TestKind.VARIABLE
     n = characteristic.subgroup_size if attribute else len(values)
     several = len(values) > 1
+    mean = math.fsum(values) / len(values)
     return Sample(
         characteristic=characteristic, sequence=sequence, lot_id=lot_id, values=list(values),
-        observation_ids=list(dict.fromkeys(buffer.observations)), n=n, mean=math.fsum(values) / len(values),
+        observation_ids=list(dict.fromkeys(buffer.observations)), n=n, mean=mean,
         range=max(values) - min(values) if several else None,
-        sd=_sd(values) if several else None, undersized=undersized,
+        sd=_sd(values, mean) if several else None, undersized=undersized,
     )  # fmt: skip
 
 

@@ -370,6 +370,8 @@ def notifications_fanout(*, events: Sequence[dict[str, Any]]) -> list[Notificati
         return []
     relevant = [e for e in relevant if not e["type"].startswith("violation.") or e.get("id")]
     drafts = _drafts(relevant)
+    if not drafts:
+        return []
     with transaction.atomic():
         stored = _store_discrete([d for d in drafts if d.message.dedup_key])
         for draft in drafts:

@@ -139,6 +139,16 @@ class FanoutTests:
         )
         assert list(Notification.objects.values_list("dedup_key", flat=True)) == ["violation.created:2"]
 
+    def test_events_nobody_is_subscribed_to_cost_one_query(self, shop, manager, django_assert_num_queries):
+        subscribe(manager, scope="product", product=shop.b.pk)  # another product's
+        events = [
+            violation_event(shop.char_a, shop.lot_a, 1),
+            lot_statistics_event(shop.char_a, shop.lot_a, 5),
+        ]
+        with django_assert_num_queries(1):  # the subscriptions concerned; no characteristic, no lot loaded
+            assert services.notifications_fanout(events=events) == []
+        assert not Notification.objects.exists()
+
     def test_a_test_subscription_hears_the_test_in_every_product(self, shop, manager):
         subscribe(manager, scope="test", test=shop.dia.pk)
         services.notifications_fanout(

@@ -313,12 +313,12 @@ def _calculate_share(
     share: _Share,
     lots: dict[tuple[int, int], LotStatistics],
     product: ProductStatistics,
-    windows: dict[int, object],
-) -> tuple[list[Violation], list[LotStatistics], Callable[[], list[Event]]]:
-    """Judge one characteristic's new samples and fold its observations into the statistics given.
-    `windows`: the stored windows (windows_cached); this one's new document replaces its entry.
-    The events are made by the function returned, called once the violations are saved: their
-    data holds the violations' ids, which bulk_create sets."""
+    stored_window: object | None,
+) -> tuple[list[Violation], list[LotStatistics], Callable[[], list[Event]], dict[str, object] | None]:
+    """Judge one characteristic's new samples and fold its observations into the statistics given;
+    `stored_window` is its window's document from windows_cached. Returns the violations, the
+    changed lot statistics, a function making the events (called once the violations are saved:
+    their data holds the violations' ids) and the window's new document (None: unchanged)."""
     characteristic, state, samples = share.characteristic, share.state, share.samples
     kind = characteristic.effective_chart_type
     lines = lines_of(characteristic, share.limits)
@@ -327,7 +327,7 @@ def _calculate_share(
     if lines is not None and samples:
         window = window_load(
             characteristic_id=characteristic.pk, lines=lines, rules=rules, last_sequence=state.last_sequence,
-            stored=windows.get(characteristic.pk),
+            stored=stored_window,
         )  # fmt: skip
     violations = _judge(characteristic, lines, window, samples)
     changed = lot_statistics_apply(
@@ -341,9 +341,12 @@ def _calculate_share(
         state.last_sequence = samples[-1].sequence
     if share.observations:
         state.last_position = share.observations[-1].position or state.last_position
-    if window is not None:
-        windows[characteristic.pk] = window.to_json(state.last_sequence)
-    return violations, changed, lambda: _events(characteristic, kind, samples, violations, changed, product)
+    document = window.to_json(state.last_sequence) if window is not None else None
+
+    def make_events() -> list[Event]:
+        return _events(characteristic, kind, samples, violations, changed, product)
+
+    return violations, changed, make_events, document
 
 
 def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResult, bool]:
@@ -358,15 +361,18 @@ def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResu
         violations: list[Violation] = []
         changed: list[LotStatistics] = []
         make_events: list[Callable[[], list[Event]]] = []
-        windows = windows_cached([share.characteristic.pk for share in busy if share.samples])
-        cached = dict(windows)
+        stored = windows_cached([share.characteristic.pk for share in busy if share.samples])
+        documents: dict[int, object] = {}
         for share in busy:
-            found, lot_stats, share_events = _calculate_share(
-                share, lots, products[share.characteristic.pk], windows
+            pk = share.characteristic.pk
+            found, lot_stats, share_events, document = _calculate_share(
+                share, lots, products[pk], stored.get(pk)
             )
             violations += found
             changed += lot_stats
             make_events.append(share_events)
+            if document is not None:
+                documents[pk] = document
         samples = [sample for share in busy for sample in share.samples]
         rows_update(model=Sample, rows=samples, fields=["in_control", "limits_version", "evaluated_at"])
         # The cursors move in this transaction, so a sample is judged once; the unique constraint on
@@ -378,8 +384,7 @@ def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResu
         for state in states:
             state.updated_at = now
         rows_update(model=ChartState, rows=states, fields=["last_sequence", "last_position", "updated_at"])
-        new_windows = {pk: doc for pk, doc in windows.items() if doc is not cached.get(pk)}
-        transaction.on_commit(lambda: windows_store(new_windows))
+        transaction.on_commit(lambda: windows_store(documents))
         events_send_on_commit([event for make in make_events for event in make()])
     observations = sum(len(share.observations) for share in busy)
     more = len(samples) == BATCH or observations == BATCH
