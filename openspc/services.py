@@ -24,8 +24,7 @@ def model_update(*, instance: M, fields: Iterable[str], data: Mapping[str, Any])
 # Rows per UPDATE … FROM (VALUES …) outside PostgreSQL: within every backend's parameter limit.
 UPDATE_CHUNK = 500
 # Values a database driver takes as they are: get_db_prep_save would only check and return them.
-# Exact types only: a TextChoices member (a str subclass) goes through its field, which makes it a
-# plain str (psycopg would dump an Enum by its name).
+# Exact types only: anything else, a TextChoices member included, goes through its field.
 _PLAIN = frozenset({int, float, str, bool, type(None)})
 
 
@@ -83,12 +82,15 @@ def rows_update(*, model: type[models.Model], rows: Iterable[models.Model], fiel
             return cursor.rowcount
         updated = 0
         row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        named = ", ".join(f"column{n} AS {quote(str(field.column))}" for n, field in enumerate(columns, 1))
         for start in range(0, len(pending), UPDATE_CHUNK):
             chunk = pending[start : start + UPDATE_CHUNK]
             prepared = [_column(field, chunk, connection) for field in columns]
+            # Starts with UPDATE, not WITH: Python's sqlite3 counts the rows only then. A VALUES
+            # list names its columns column1, column2, …
             cursor.execute(
-                f"WITH v ({column_list}) AS (VALUES {', '.join([row_sql] * len(chunk))}) "
-                f"UPDATE {table} SET {assignments} FROM v WHERE {table}.{key} = v.{key}",
+                f"UPDATE {table} SET {assignments} FROM (SELECT {named} FROM (VALUES "
+                f"{', '.join([row_sql] * len(chunk))})) AS v WHERE {table}.{key} = v.{key}",
                 [value for values in zip(*prepared, strict=True) for value in values],
             )
             updated += cursor.rowcount
