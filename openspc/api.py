@@ -80,6 +80,8 @@ class Conflict(exceptions.APIException):
 
 
 def _first_message(detail: Any) -> str | None:
+    if detail is None:
+        return None
     if isinstance(detail, dict):
         for value in detail.values():
             message = _first_message(value)
@@ -89,6 +91,16 @@ def _first_message(detail: Any) -> str | None:
     if isinstance(detail, list):
         return _first_message(detail[0]) if detail else None
     return str(detail)
+
+
+def _fields_message(fields: dict[str, Any]) -> str:
+    """'code: This field may not be blank.' naming the first field, and how many more failed."""
+    name, errors = next(iter(fields.items()))
+    message = f"{name}: {_first_message(errors)}"
+    others = len(fields) - 1
+    if others:
+        message += f" (and {others} more field{'s' if others > 1 else ''}; see fields)"
+    return message
 
 
 def _validation_code(exc: exceptions.ValidationError) -> str:
@@ -106,10 +118,9 @@ def _error_body(exc: exceptions.APIException) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if isinstance(detail, dict):
         fields = {key: value for key, value in detail.items() if key != "non_field_errors"}
-        message = _first_message(detail.get("non_field_errors")) or _first_message(detail)
-        if fields and len(fields) == 1 and "non_field_errors" not in detail:
-            name, errors = next(iter(fields.items()))
-            message = f"{name}: {_first_message(errors)}"
+        message = _first_message(detail.get("non_field_errors"))
+        if message is None and fields:
+            message = _fields_message(fields)
     elif isinstance(detail, list):
         message = _first_message(detail)
     else:
