@@ -15,8 +15,11 @@ import pytest
 from django.core.management import call_command
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from apps.config.models import Product
-from tests.factories import ProductFactory, TestFactory, characteristic_for
+from apps.calculations.choices import Severity
+from apps.calculations.models import Violation
+from apps.config.models import Characteristic, Product
+from apps.observations.models import Lot, Sample
+from tests.factories import LotFactory, ProductFactory, TestFactory, characteristic_for
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
@@ -31,12 +34,26 @@ def test_schema_documents_the_error_format(client):
     assert "404" in schema["paths"]["/api/v1/products/{id}/"]["get"]["responses"]
 
 
+def _unacknowledged_violation(characteristic: Characteristic, lot: Lot) -> Violation:
+    """Rows whose nullable columns are null (no reason, no acknowledging user), so that the
+    conformance check meets the nulls the API really sends, not only filled-in values."""
+    sample = Sample.objects.create(
+        characteristic=characteristic, sequence=1, lot=lot, values=[2.5], observation_ids=[], n=1,
+        mean=2.5, in_control=False,
+    )  # fmt: skip
+    return Violation.objects.create(
+        characteristic=characteristic, sample=sample, rule=1, points=[1], limits_version=1,
+        severity=Severity.CRITICAL,
+    )  # fmt: skip
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     live_server, quality_specialist, tmp_path
 ):
     product = ProductFactory(code="RING-74")
-    characteristic_for(product, TestFactory(code="DIA"), lsl=1.0, usl=2.0)
+    characteristic = characteristic_for(product, TestFactory(code="DIA"), lsl=1.0, usl=2.0)
+    _unacknowledged_violation(characteristic, LotFactory(product=product))
     token = RefreshToken.for_user(quality_specialist).access_token
     report = tmp_path / "report.json"
     options = {

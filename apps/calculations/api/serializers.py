@@ -72,7 +72,7 @@ class ViolationSerializer(ModelSerializer):
         child=serializers.IntegerField(), read_only=True, help_text="Sequences of the pattern's samples."
     )
     acknowledgement_reason: "serializers.SlugRelatedField[AcknowledgementReason]" = (
-        serializers.SlugRelatedField(slug_field="code", read_only=True)
+        serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     )
 
     class Meta:
