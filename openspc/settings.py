@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from openspc.api_tags import tag_list
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("OPENSPC_VAR_DIR", BASE_DIR / "var"))
 
@@ -405,7 +407,7 @@ REST_FRAMEWORK = {
     # JSON in, JSON out: one format for clients to get right (others get a 415 in the error format).
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "openspc.api.Pagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "openspc.schema.AutoSchema",
     "EXCEPTION_HANDLER": "openspc.api.exception_handler",
     "PAGE_SIZE": 50,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -431,6 +433,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "TAGS": tag_list(),
     # Several models have a `status`; name each set of choices after its model.
     "ENUM_NAME_OVERRIDES": {
         "LotStatusEnum": "apps.observations.choices.LotStatus",
