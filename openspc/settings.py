@@ -473,13 +473,21 @@ if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
     raise ImproperlyConfigured(
         f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL; got {LOG_LEVEL!r}"
     )
+# LOG_TASKS=1 keeps Celery's per-task lines (received, succeeded) at INFO.
+_TASK_LOG_LEVEL = "INFO" if envbool("LOG_TASKS", False) or LOG_LEVEL == "DEBUG" else "WARNING"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # Celery logs two INFO lines per task (received, succeeded): at a few hundred tasks a
+        # minute they buried everything else. They show with LOG_TASKS=1 or LOG_LEVEL=DEBUG; a
+        # task that fails still logs its error.
+        **{name: {"level": _TASK_LOG_LEVEL} for name in ("celery.app.trace", "celery.worker.strategy")},
+    },
 }
 
 # --- Production hardening (on unless DEBUG; each can be turned off behind a proxy) ---

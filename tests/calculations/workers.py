@@ -116,7 +116,8 @@ class CeleryWorkers(Started):
 
     def start(self, *, ready_within: float = 60.0) -> None:
         """Start the processes and wait until every one of them consumes."""
-        env = {**os.environ, "DATABASE_URL": database_url_for_workers()}
+        # LOG_TASKS: a line per task received and succeeded, which tests read to see who worked.
+        env = {**os.environ, "DATABASE_URL": database_url_for_workers(), "LOG_TASKS": "1"}
         queues_purge(self.queues)
         for index in range(self.count):
             log = self.log_dir / f"worker-{index}.log"

@@ -5,7 +5,7 @@ import pytest
 pytestmark = pytest.mark.django_db
 
 
-def test_several_failing_fields_give_a_message_naming_the_first_and_counting_the_rest(api, quality_specialist):
+def test_several_failing_fields_give_a_message_naming_the_first_and_counting_others(api, quality_specialist):
     response = api(quality_specialist).post("/api/v1/products/", {"code": "", "name": ""}, format="json")
 
     assert response.status_code == 400
