@@ -156,16 +156,18 @@ def run(port: int, host: str) -> int:
             "worker",
             # The default queue and observations.in; --beat runs the periodic stale sweep in-process.
             f"{BIN_DIR / 'celery'} -A openspc worker -Q celery,observations.in,calculations --loglevel INFO "
-            f"--concurrency 1 --beat --schedule {VAR_DIR / 'celerybeat-schedule'}",
+            f"{EMBEDDED_POOL} --beat --schedule {VAR_DIR / 'celerybeat-schedule'}",
             env=env,
         )
         # QA package runs take minutes: a worker of their own, so observations never wait behind one.
         manager.add_process(
             "qa-worker",
-            f"{BIN_DIR / 'celery'} -A openspc worker -Q qa_runs --loglevel INFO --concurrency 1 "
+            f"{BIN_DIR / 'celery'} -A openspc worker -Q qa_runs --loglevel INFO {EMBEDDED_POOL} "
             "--hostname qa@%h",
             env=env,
         )
+        if os.geteuid() == 0:
+            print(ROOT_NOTE, flush=True)
         manage = f"{sys.executable} {BASE_DIR / 'manage.py'}"
         # The MQTT bridge, and a plant simulator feeding it (JSON and Sparkplug B, with special
         # causes), so the demo charts move and show violations within a minute.
@@ -183,6 +185,18 @@ def run(port: int, host: str) -> int:
         manager.loop()
         # Ctrl-C (130) or SIGTERM (143) is how the system is meant to stop: not an error.
         return 0 if manager.returncode in (None, 130, 143) else manager.returncode
+
+
+# One process per worker, no pool children: Ctrl-C reaches the whole process group, and a pool
+# child killed with a task in hand made Celery log a WorkerLostError traceback at every stop. The
+# solo pool finishes the task in hand (a warm shutdown) and leaves without one.
+EMBEDDED_POOL = "--pool solo"
+
+ROOT_NOTE = (
+    "  Running as root: the workers run as root too (Celery warns about it below), because every "
+    "process\n  of this demo shares var/ with the web process. In production, run each process as an "
+    "unprivileged user."
+)
 
 
 def exec_command(command: Sequence[str]) -> int:
