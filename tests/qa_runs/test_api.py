@@ -200,7 +200,7 @@ class ResultsTests:
         assert operations.status_code == 200, operations.content
         assert operations.json() == [
             {"operation_id": "ping", "method": "GET", "path": "/ping", "scenarios": 2, "passed": 1,
-             "failed": 1, "pending": 0}
+             "failed": 1, "skipped": 0, "pending": 0}
         ]  # fmt: skip
         failed = client.get(f"/api/v1/qa/runs/{run.plan_id}/scenarios/?passed=false").json()
         assert [s["name"] for s in failed["results"]] == ["ping negative"]
