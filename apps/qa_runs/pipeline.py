@@ -49,7 +49,7 @@ from apps.qa_runs.generate import (
 from apps.qa_runs.models import QaPackage, QaPackageRun
 from apps.qa_runs.net import TargetRefused, fetch, qa_client, url_check
 from apps.qa_runs.push import run_events_push
-from apps.qa_runs.safety import scenario_skip_reason, target_self_refusal
+from apps.qa_runs.safety import SAFE_METHODS, scenario_skip_reason, target_self_refusal
 from apps.qa_runs.services import (
     CredentialMissing,
     RunFinished,
@@ -291,15 +291,18 @@ def scenarios_create(*, run: QaPackageRun, operations: Sequence[Operation], watc
         expected_status_overrides=package.expected_status_overrides or {},
     )
     generator = generator_for(run=run)
+    offline = SpecGenerator()
     runnable: list[list[GeneratedScenario]] = []
     skipped: list[list[tuple[GeneratedScenario, str]]] = []
     for operation in operations:
         watch.check()
+        # An operation that only writes gets skipped scenarios in a read-only run: no AI call for it.
+        writes_only = operation.method not in SAFE_METHODS and not package.allow_unsafe_methods
         judged = [
             (scenario, scenario_skip_reason(
                 steps=[step.to_dict() for step in scenario.steps], allow_unsafe=package.allow_unsafe_methods
             ))
-            for scenario in generator.generate(operation, context)
+            for scenario in (offline if writes_only else generator).generate(operation, context)
         ]  # fmt: skip
         runnable.append([scenario for scenario, reason in judged if not reason])
         skipped.append([(scenario, reason) for scenario, reason in judged if reason])

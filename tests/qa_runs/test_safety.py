@@ -26,6 +26,7 @@ from apps.qa_runs.safety import run_endpoint, scenario_skip_reason, step_refusal
 from apps.qa_runs.services import qa_package_auth_set, qa_package_create, qa_run_request, scenario_store
 from apps.qa_runs.spec import spec_parse
 from tests.qa_runs.conftest import things_spec
+from tests.qa_runs.fake_openai import fake_openai
 from tests.qa_runs.http_servers import LocalServer, local_server, reply
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -382,3 +383,28 @@ def test_a_run_limited_to_a_path_prefix_covers_only_the_paths_under_it(target: L
     assert run.status == RunStatus.COMPLETE, run.error
     assert target.paths == ["/ping"] * len(target.seen)
     assert (run.operations_covered, run.operations_total) == (1, 1)
+
+
+def test_a_read_only_run_asks_the_ai_nothing_about_operations_that_only_write(
+    target: LocalServer, settings: Any
+) -> None:
+    """Their scenarios would all be skipped: they come from the spec, offline, and are reported."""
+    with fake_openai() as fake:
+        settings.QA_AI_BASE_URL = fake.base_url
+        settings.QA_AI_API_KEY = "sk-test"
+        settings.QA_AI_MODEL = "qa-test-model"
+        settings.QA_AI_ATTEMPTS = 1
+        run = run_of(make_package(target, generator="ai"))
+        asked = [
+            json.loads(message["content"].removeprefix("The operation:\n"))["operation_id"]
+            for received in fake.received
+            for message in received.body["messages"]
+            if message["role"] == "user"
+        ]
+    assert run.status == RunStatus.COMPLETE, run.error
+    assert sorted(asked) == ["getThing", "listThings", "ping"]  # one failed attempt each
+    assert set(run.scenarios.exclude(skipped_reason="").values_list("operation_id", flat=True)) == {
+        "createThing",
+        "deleteThing",
+    }
+    assert methods(target) == {"GET"}
