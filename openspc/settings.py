@@ -328,6 +328,17 @@ def envhostsnets(name: str, default: list[str]) -> list[str]:
     return entries
 
 
+def envurls(name: str, *, schemes: set[str]) -> list[str]:
+    """A comma-separated list of URLs with a host, each starting with one of the schemes."""
+    urls = envlist(name, [])
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in schemes or not parts.hostname:
+            allowed = ", ".join(sorted(f"{s}://" for s in schemes))
+            raise ImproperlyConfigured(f"{name} entries must be URLs starting with {allowed}; got {url!r}")
+    return urls
+
+
 # QA runs send requests to a target's spec URL and base URL; every address those resolve to must be
 # public (apps/qa_runs/net.py refuses private, loopback, link-local incl. 169.254.169.254, ...), except
 # for the hosts and networks listed here by the administrator, e.g. `qa-target.plant.local,10.20.0.0/16`.
@@ -337,6 +348,17 @@ def envhostsnets(name: str, default: list[str]) -> list[str]:
 QA_TARGET_ALLOWLIST = envhostsnets(
     "QA_TARGET_ALLOWLIST", ["localhost", "127.0.0.0/8", "::1/128"] if DEBUG else []
 )
+# This system's own addresses, which a QA package may not target unless QA_ALLOW_SELF_TARGET is on
+# (apps/qa_runs/safety.py): a run against the live system's own API once started runs of itself and
+# changed live records. Besides these URLs (its public address behind a proxy, e.g.
+# `https://spc.plant.local`), the system knows itself by ALLOWED_HOSTS (any port: a proxy may publish
+# any), the host a run was started through, and loopback with the port daphne listens on (PORT).
+QA_SELF_URLS = envurls("QA_SELF_URLS", schemes={"http", "https"})
+QA_SELF_PORT = envint("PORT", 8000, minimum=1)
+# On: a package may target this system itself (a test of its own API, as tests/qa_runs/test_own_api.py
+# does). A setting, not a package field: it is the administrator's call, like QA_TARGET_ALLOWLIST,
+# not one for whoever edits packages. Even then a run never calls this system's run start/cancel.
+QA_ALLOW_SELF_TARGET = envbool("QA_ALLOW_SELF_TARGET", False)
 # A response body (the spec, or a step's response) is read up to this many bytes; the rest is
 # dropped and the response marked truncated, so a huge or endless answer cannot fill the memory.
 QA_MAX_RESPONSE_BYTES = envint("QA_MAX_RESPONSE_BYTES", 5 * 1024 * 1024, minimum=1024)

@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpRequest
 
@@ -32,14 +33,20 @@ class QaPackageForm(forms.ModelForm):
         help_text="The token or header value. Leave empty to keep what is stored.",
     )
 
+    request_hosts: tuple[str, ...] = ()  # set by QaPackageAdmin.get_form: this system's own names
+
     class Meta:
         model = QaPackage
         formfield_callback = _formfield
         fields = [
             "name", "description", "target_base_url", "spec_url", "spec_text", "auth_kind",
-            "auth_header_name", "auth_secret_env", "max_scenarios", "max_steps_per_scenario",
-            "step_timeout_seconds", "run_timeout_seconds", "concurrency", "expected_status_overrides",
+            "auth_header_name", "auth_secret_env", "allow_unsafe_methods", "include_tags", "path_prefix",
+            "max_scenarios", "max_steps_per_scenario", "step_timeout_seconds", "run_timeout_seconds",
+            "concurrency", "expected_status_overrides",
         ]  # fmt: skip
+
+    def clean_include_tags(self) -> Any:
+        return self.cleaned_data["include_tags"] or []  # an emptied field: no limit, not null
 
     def clean_expected_status_overrides(self) -> Any:
         value = self.cleaned_data["expected_status_overrides"]
@@ -57,6 +64,15 @@ class QaPackageForm(forms.ModelForm):
         if env or kind == AuthKind.NONE:
             # Dropped by qa_package_auth_set on save; cleared here so the model's one-source check passes.
             self.instance.auth_secret_encrypted = ""
+        try:
+            services.qa_package_selection_validate(
+                include_tags=data.get("include_tags", []), path_prefix=data.get("path_prefix") or ""
+            )
+            if data.get("target_base_url"):
+                self.instance.target_base_url = data["target_base_url"]
+                services.qa_package_target_validate(package=self.instance, request_hosts=self.request_hosts)
+        except ValidationError as error:
+            self.add_error(None, error)
         return data
 
 
@@ -64,7 +80,9 @@ class QaPackageForm(forms.ModelForm):
 class QaPackageAdmin(admin.ModelAdmin):
     form = QaPackageForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    list_display = ["name", "target_base_url", "auth_kind", "auth_shown", "updated_at"]
+    list_display = [
+        "name", "target_base_url", "allow_unsafe_methods", "auth_kind", "auth_shown", "updated_at",
+    ]  # fmt: skip
     search_fields = ["name", "target_base_url"]
     readonly_fields = ["auth_shown"]
     fieldsets = [
@@ -72,6 +90,10 @@ class QaPackageAdmin(admin.ModelAdmin):
         (
             "Authentication against the target",
             {"fields": ["auth_kind", "auth_header_name", "auth_shown", "auth_value", "auth_secret_env"]},
+        ),
+        (
+            "What a run may send, and to which operations",
+            {"fields": ["allow_unsafe_methods", "include_tags", "path_prefix"]},
         ),
         (
             "Limits",
@@ -87,6 +109,10 @@ class QaPackageAdmin(admin.ModelAdmin):
             },
         ),
     ]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"request_hosts": (request.get_host(),)})
 
     @admin.display(description="credential")
     def auth_shown(self, obj: QaPackage) -> str:

@@ -63,6 +63,7 @@ class EventType(models.TextChoices):
     EXECUTION_STARTED = "EXECUTION_STARTED", "Execution started"
     EXECUTION_SUCCESS = "EXECUTION_SUCCESS", "Scenario executed, checks passed"
     EXECUTION_FAILED = "EXECUTION_FAILED", "Scenario executed, checks failed"
+    EXECUTION_SKIPPED = "EXECUTION_SKIPPED", "Scenario not executed: a step is not allowed"
     QA_EVAL_DONE = "QA_EVAL_DONE", "QA evaluation done"
     COMPLETE = "COMPLETE", "Complete"
     FAILED = "FAILED", "Failed"

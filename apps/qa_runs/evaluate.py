@@ -8,8 +8,13 @@ Verdict, first that applies:
 - ERROR: nothing could judge the target: no scenario executed, or no step got any answer;
 - FAIL: a scenario failed (a failed check, a timeout, a refused or dropped request);
 - PASS_WITH_WARNINGS: all passed, but a check warned (an undocumented status), an operation of the
-  spec had no scenario executed, or scenarios were left unexecuted (cancelled, run time out);
+  spec had no scenario executed (among them those whose scenarios were all skipped), or scenarios
+  were left unexecuted (cancelled, run time out);
 - PASS.
+
+A skipped scenario (Scenario.skipped_reason: a step the package does not allow, safety.py) is
+neither passed nor failed: it counts in scenarios_skipped only, never in the steps or failures, so a
+read-only run's verdict says what was tested, and its coverage what was not.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class OperationResult:
     scenarios: int
     passed: int
     failed: int
+    skipped: int
     executed: bool
     documented: tuple[str, ...]
     covered: tuple[str, ...]
@@ -64,6 +70,7 @@ class Evaluation:
     scenarios_executed: int
     scenarios_passed: int
     scenarios_failed: int
+    scenarios_skipped: int
     steps_total: int
     steps_failed: int
     steps_answered: int
@@ -95,6 +102,7 @@ class Evaluation:
             "scenarios_total": self.scenarios_total,
             "scenarios_passed": self.scenarios_passed,
             "scenarios_failed": self.scenarios_failed,
+            "scenarios_skipped": self.scenarios_skipped,
             "steps_total": self.steps_total,
             "steps_failed": self.steps_failed,
             "verdict": self.verdict,
@@ -109,6 +117,9 @@ class Evaluation:
             "statuses_documented": self.statuses_documented,
             "statuses_covered": self.statuses_covered,
             "operations_not_covered": [op.operation_id for op in self.operations if not op.executed],
+            "operations_skipped": [
+                op.operation_id for op in self.operations if op.skipped and op.skipped == op.scenarios
+            ],
             "failures": list(self.failures[:20]),
         }
 
@@ -159,6 +170,8 @@ def evaluation_compute(*, run: QaPackageRun, operations: Sequence[Operation]) ->
     failures: list[str] = []
     for scenario in scenarios:
         per_operation[scenario.operation_id].append(scenario)
+        if scenario.skipped_reason:
+            continue  # neither passed nor failed: what it sent before it was stopped judges nothing
         for result in scenario.step_results.all():
             operation_id = _step_operation(scenario, result)
             steps_total += 1
@@ -184,6 +197,7 @@ def evaluation_compute(*, run: QaPackageRun, operations: Sequence[Operation]) ->
                 scenarios=len(own),
                 passed=sum(1 for s in own if s.passed is True),
                 failed=sum(1 for s in own if s.passed is False),
+                skipped=sum(1 for s in own if s.skipped_reason),
                 executed=operation.operation_id in reached,
                 documented=documented,
                 covered=_covered(documented, observed.get(operation.operation_id, ())),
@@ -192,12 +206,14 @@ def evaluation_compute(*, run: QaPackageRun, operations: Sequence[Operation]) ->
         )
     executed = sum(1 for s in scenarios if s.passed is not None)
     failed = sum(1 for s in scenarios if s.passed is False)
-    incomplete = executed < len(scenarios) or any(not op.executed for op in results)
+    skipped = sum(1 for s in scenarios if s.skipped_reason)
+    incomplete = executed + skipped < len(scenarios) or any(not op.executed for op in results)
     return Evaluation(
         scenarios_total=len(scenarios),
         scenarios_executed=executed,
         scenarios_passed=sum(1 for s in scenarios if s.passed is True),
         scenarios_failed=failed,
+        scenarios_skipped=skipped,
         steps_total=steps_total,
         steps_failed=steps_failed,
         steps_answered=answered,
@@ -229,7 +245,8 @@ def _case(scenario: Scenario, classname: str) -> tuple[ET.Element, str]:
         time=_seconds(sum(r.duration_ms for r in results)),
     )
     if scenario.passed is None:
-        ET.SubElement(case, "skipped", message="not executed (run cancelled or out of time)")
+        reason = scenario.skipped_reason or "not executed (run cancelled or out of time)"
+        ET.SubElement(case, "skipped", message=_xml_text(reason[:_MESSAGE_LIMIT]))
         return case, "skipped"
     if scenario.passed:
         return case, "passed"

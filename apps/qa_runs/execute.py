@@ -30,6 +30,7 @@ from apps.qa_runs import checks as c
 from apps.qa_runs.choices import AuthKind, EventType, ScenarioKind
 from apps.qa_runs.models import QaPackageRun, Scenario
 from apps.qa_runs.net import TargetRefused, fetch, qa_client, run_bounded, url_check
+from apps.qa_runs.safety import scenario_skip_reason, step_refusal, target_self
 from apps.qa_runs.services import (
     RunFinished,
     event_publish,
@@ -70,6 +71,7 @@ class _StepRun:
     duration_ms: int = 0
     checks: list[c.Check] = field(default_factory=list)
     error: str = ""
+    refused: str = ""  # why safety.step_refusal kept it from being sent: the scenario is skipped
 
     @property
     def passed(self) -> bool:
@@ -96,6 +98,8 @@ class _Context:
     operations: dict[str, Operation]
     overrides: Mapping[str, Sequence[c.Status]]
     timeout_seconds: float
+    allow_unsafe: bool
+    self_target: bool
 
 
 def scenarios_execute(
@@ -113,6 +117,11 @@ def scenarios_execute(
     expectations stand in. No new scenario starts once `cancelled()` is true, the run's
     run_timeout_seconds has passed or the run has ended (a terminal event).
 
+    Safety (safety.py), whatever the scenarios say: a scenario stored as skipped, or with a method
+    the package does not allow, is not sent and gets EXECUTION_SKIPPED; each step is checked again
+    on its filled URL just before it is sent, and one refused there (an unsafe method, this system's
+    run start/cancel endpoint) is not sent, the scenario stops and is skipped with the reason.
+
     Raises TargetRefused when base_url itself is refused (nothing is sent then), and
     services.CredentialMissing when the package's credential cannot be had."""
     package = run.package
@@ -124,11 +133,18 @@ def scenarios_execute(
     ended = False
 
     def jobs() -> Iterator[_Job]:
+        nonlocal ended
         for scenario in scenarios:
             if ended or cancelled() or time.monotonic() > deadline:
                 return
             # The package's step limit holds for any scenario, an AI's included.
             steps = list(scenario.steps or [])[: package.max_steps_per_scenario]
+            reason = scenario.skipped_reason or scenario_skip_reason(
+                steps=steps, allow_unsafe=package.allow_unsafe_methods
+            )
+            if reason:
+                ended = _skip(run, scenario, reason)
+                continue
             yield _Job(scenario.pk, scenario.operation_id, scenario.kind, steps)
 
     outcomes: list[ScenarioOutcome] = []
@@ -143,6 +159,8 @@ def scenarios_execute(
             operations={op.operation_id: op for op in operations},
             overrides=package.expected_status_overrides or {},
             timeout_seconds=float(package.step_timeout_seconds),
+            allow_unsafe=package.allow_unsafe_methods,
+            self_target=bool(target_self(base_url, request_hosts=[run.requested_host])),
         )
         for job, (steps, extracted) in run_bounded(
             lambda job: _scenario_run(job, context), jobs(), limit=package.concurrency
@@ -170,7 +188,8 @@ def _record(
         for check in step.checks
         if check.outcome == c.FAIL
     ]
-    passed = bool(steps) and all(step.passed for step in steps)
+    refused = next((step.refused for step in steps if step.refused), "")
+    passed = bool(steps) and all(step.passed for step in steps) and not refused
     outcome = ScenarioOutcome(job.scenario_id, job.operation_id, passed, failures)
     with transaction.atomic():
         for step in steps:
@@ -189,6 +208,8 @@ def _record(
                 secrets=secrets,
                 secret_headers=secret_headers,
             )
+        if refused:
+            return outcome, _skip(run, scenario, refused)
         Scenario.objects.filter(pk=scenario.pk).update(passed=passed)
         scenario.passed = passed
     payload = {
@@ -208,6 +229,27 @@ def _record(
     except RunFinished:
         return outcome, True
     return outcome, False
+
+
+def _skip(run: QaPackageRun, scenario: Scenario, reason: str) -> bool:
+    """Mark a scenario skipped (not executed on purpose) with its EXECUTION_SKIPPED event; True when
+    the run has ended meanwhile (the event was refused)."""
+    with transaction.atomic():
+        Scenario.objects.filter(pk=scenario.pk).update(passed=None, skipped_reason=reason[:500])
+        scenario.passed, scenario.skipped_reason = None, reason[:500]
+        payload = {
+            "scenario": scenario.pk,
+            "name": scenario.name,
+            "operation": scenario.operation_id,
+            "kind": scenario.kind,
+            "reason": reason,
+        }
+        try:
+            event_publish(run=run, type=EventType.EXECUTION_SKIPPED, payload=payload)
+        except RunFinished:
+            transaction.set_rollback(True)
+            return True
+    return False
 
 
 def _storable(value: Any) -> Any:
@@ -232,6 +274,8 @@ def _scenario_run(job: _Job, context: _Context) -> tuple[list[_StepRun], dict[st
     results: list[_StepRun] = []
     for index, step in enumerate(job.steps, start=1):
         results.append(_step_run(index, step, job, values, context))
+        if results[-1].refused:
+            break  # what follows may depend on it; the scenario is skipped
     return results, values
 
 
@@ -255,6 +299,13 @@ def _step_run(
         result.checks = [c.Check(c.RESPONSE, c.FAIL, result.error)]
         return result
     result = _StepRun(index=index, operation_id=operation_id, request=request["shown"], curl=_curl(request))
+    result.refused = step_refusal(
+        method=method, url=request["url"], allow_unsafe=context.allow_unsafe, self_target=context.self_target
+    )
+    if result.refused:
+        result.error = f"not sent: {result.refused}"
+        result.checks = [c.Check(c.RESPONSE, c.SKIP, result.error)]
+        return result
     if missing:
         names = ", ".join("{{" + name + "}}" for name in missing)
         result.error = f"not sent: {names} not extracted by an earlier step"

@@ -160,6 +160,21 @@ class GenerationContext:
     expected_status_overrides: Mapping[str, Sequence[Status]] = field(default_factory=dict)
 
 
+def operations_select(
+    operations: Sequence[Operation], *, tags: Sequence[str] = (), path_prefix: str = ""
+) -> tuple[Operation, ...]:
+    """The operations a package limits its runs to: tagged with one of `tags` (none given: any) and
+    under `path_prefix` in whole segments (/things takes /things and /things/{id}, not /thingstore)."""
+    wanted = set(tags)
+    prefix = path_prefix.rstrip("/")
+    return tuple(
+        op
+        for op in operations
+        if (not wanted or wanted & set(op.tags))
+        and (not prefix or op.path == prefix or op.path.startswith(prefix + "/"))
+    )
+
+
 class ScenarioGenerator(Protocol):
     source: str
 

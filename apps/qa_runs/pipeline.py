@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from itertools import zip_longest
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import current_app
 from django.conf import settings
@@ -39,10 +39,17 @@ from apps.qa_runs.ai import AiGenerator, ai_configured
 from apps.qa_runs.choices import RUN_TERMINAL, EventType, GeneratorKind, RunStatus
 from apps.qa_runs.evaluate import evaluation_compute
 from apps.qa_runs.execute import scenarios_execute
-from apps.qa_runs.generate import GeneratedScenario, GenerationContext, ScenarioGenerator, SpecGenerator
+from apps.qa_runs.generate import (
+    GeneratedScenario,
+    GenerationContext,
+    ScenarioGenerator,
+    SpecGenerator,
+    operations_select,
+)
 from apps.qa_runs.models import QaPackage, QaPackageRun
 from apps.qa_runs.net import TargetRefused, fetch, qa_client, url_check
 from apps.qa_runs.push import run_events_push
+from apps.qa_runs.safety import SAFE_METHODS, scenario_skip_reason, target_self_refusal
 from apps.qa_runs.services import (
     CredentialMissing,
     RunFinished,
@@ -52,13 +59,14 @@ from apps.qa_runs.services import (
     qa_run_transition,
     scenario_store,
 )
-from apps.qa_runs.spec import Spec, SpecError, spec_parse
+from apps.qa_runs.spec import Operation, Spec, SpecError, spec_parse
 
 logger = logging.getLogger(__name__)
 
 WATCH_SECONDS = 0.5  # how often the watcher reads the cancel flag and pushes new events
 SWEEP_GRACE = timedelta(minutes=2)  # past a run's time limit before the sweep calls it dead
 SPEC_REDIRECTS = 3
+T = TypeVar("T")
 RUN_TASK = "qa_runs.run"  # apps/qa_runs/tasks.py, queued by name (tasks imports this module)
 
 
@@ -78,10 +86,15 @@ class SpecUnusable(Exception):
 # --- Start, cancel and the sweep (writes outside the run's own worker) -----------------------------
 
 
-def qa_run_start(*, package: QaPackage, requested_by: User | None) -> QaPackageRun:
-    """A new run, REQUESTED, queued on `qa_runs` once it is committed (a worker must find the row)."""
+def qa_run_start(*, package: QaPackage, requested_by: User | None, requested_host: str = "") -> QaPackageRun:
+    """A new run, REQUESTED, queued on `qa_runs` once it is committed (a worker must find the row).
+    TargetRefused when the package targets this system itself (seen from requested_host, the host
+    the request came through) and QA_ALLOW_SELF_TARGET is off: nothing is queued then."""
+    refusal = target_self_refusal(package.target_base_url, request_hosts=[requested_host])
+    if refusal:
+        raise TargetRefused(package.target_base_url, refusal)
     with transaction.atomic():
-        run = qa_run_request(package=package, requested_by=requested_by)
+        run = qa_run_request(package=package, requested_by=requested_by, requested_host=requested_host)
         transaction.on_commit(lambda: current_app.send_task(RUN_TASK, kwargs={"run_id": run.pk}))
         transaction.on_commit(lambda: run_events_push(run=run, after=0))
     return run
@@ -237,10 +250,10 @@ def servers_refused(*, spec: Spec, base: str) -> list[str]:
     return refused
 
 
-def scenarios_select(generated: Sequence[Sequence[GeneratedScenario]], limit: int) -> list[GeneratedScenario]:
+def scenarios_select(generated: Sequence[Sequence[T]], limit: int) -> list[T]:
     """Up to `limit` scenarios, taken round-robin over the operations (each one's first, then each
     one's second…), so a limit below the total still covers as many operations as it can."""
-    chosen: list[GeneratedScenario] = []
+    chosen: list[T] = []
     for rank in zip_longest(*generated):
         for scenario in rank:
             if scenario is not None and len(chosen) < limit:
@@ -260,50 +273,78 @@ def generator_for(*, run: QaPackageRun) -> ScenarioGenerator:
     return fallback
 
 
-def scenarios_create(*, run: QaPackageRun, spec: Spec, watch: RunWatch) -> int:
-    """Generate per operation (cancel checked between operations) and store the chosen ones."""
+def package_operations(*, package: QaPackage, spec: Spec) -> tuple[Operation, ...]:
+    """The spec's operations the package's runs cover (include_tags, path_prefix)."""
+    return operations_select(
+        spec.operations, tags=package.include_tags or (), path_prefix=package.path_prefix
+    )
+
+
+def scenarios_create(*, run: QaPackageRun, operations: Sequence[Operation], watch: RunWatch) -> int:
+    """Generate per operation (cancel checked between operations) and store the chosen ones: the
+    limit goes to scenarios that may run first; those the package does not allow (an unsafe method
+    in a read-only run) fill what is left, stored as skipped so the run reports them."""
     package = run.package
     context = GenerationContext(
-        operations=spec.operations,
+        operations=tuple(operations),
         max_steps=package.max_steps_per_scenario,
         expected_status_overrides=package.expected_status_overrides or {},
     )
     generator = generator_for(run=run)
-    generated = []
-    for operation in spec.operations:
+    offline = SpecGenerator()
+    runnable: list[list[GeneratedScenario]] = []
+    skipped: list[list[tuple[GeneratedScenario, str]]] = []
+    for operation in operations:
         watch.check()
-        generated.append(generator.generate(operation, context))
-    chosen = scenarios_select(generated, package.max_scenarios)
-    for position, scenario in enumerate(chosen, start=1):
+        # An operation that only writes gets skipped scenarios in a read-only run: no AI call for it.
+        writes_only = operation.method not in SAFE_METHODS and not package.allow_unsafe_methods
+        judged = [
+            (scenario, scenario_skip_reason(
+                steps=[step.to_dict() for step in scenario.steps], allow_unsafe=package.allow_unsafe_methods
+            ))
+            for scenario in (offline if writes_only else generator).generate(operation, context)
+        ]  # fmt: skip
+        runnable.append([scenario for scenario, reason in judged if not reason])
+        skipped.append([(scenario, reason) for scenario, reason in judged if reason])
+    chosen = [(scenario, "") for scenario in scenarios_select(runnable, package.max_scenarios)]
+    chosen += scenarios_select(skipped, package.max_scenarios - len(chosen))
+    for position, (scenario, reason) in enumerate(chosen, start=1):
         if position % 50 == 0:
             watch.check()
-        scenario_store(run=run, scenario=scenario, position=position)
+        scenario_store(run=run, scenario=scenario, position=position, skipped_reason=reason)
     return len(chosen)
 
 
 def _stages(run: QaPackageRun, watch: RunWatch) -> None:
     package = run.package
-    url_check(package.target_base_url)  # refused: FAILED with the reason, before anything is sent
+    # Refused: FAILED with the reason, before anything is sent (the spec fetch included).
+    refusal = target_self_refusal(package.target_base_url, request_hosts=[run.requested_host])
+    if refusal:
+        raise TargetRefused(package.target_base_url, refusal)
+    url_check(package.target_base_url)
     try:
         spec = spec_parse(spec_text_get(package=package), max_bytes=settings.QA_SPEC_MAX_BYTES)
     except (SpecUnusable, SpecError) as error:
         event_publish(run=run, type=EventType.SPEC_FETCH_FAILED, payload={"reason": str(error)})
         raise SpecUnusable(str(error)) from None
     refused = servers_refused(spec=spec, base=package.spec_url or package.target_base_url)
+    operations = package_operations(package=package, spec=spec)
     run = qa_run_transition(
         run=run,
         to=RunStatus.SPEC_FETCHED,
         spec_hash=spec.sha256,
-        operations_total=len(spec.operations),
+        operations_total=len(operations),
         payload={
             "title": spec.title,
             "version": spec.version,
-            "operations": len(spec.operations),
+            "operations": len(operations),
+            "operations_in_spec": len(spec.operations),
+            "read_only": not package.allow_unsafe_methods,
             "servers_refused": refused,
         },
     )
     watch.check()
-    total = scenarios_create(run=run, spec=spec, watch=watch)
+    total = scenarios_create(run=run, operations=operations, watch=watch)
     run = qa_run_transition(run=run, to=RunStatus.SCENARIOS_CREATED, scenarios_total=total)
     watch.check()
     run = qa_run_transition(run=run, to=RunStatus.EXECUTING, payload={"scenarios": total})
@@ -312,10 +353,10 @@ def _stages(run: QaPackageRun, watch: RunWatch) -> None:
         scenarios=list(run.scenarios.order_by("position")),
         base_url=package.target_base_url,
         cancelled=watch.stopped,
-        operations=spec.operations,
+        operations=spec.operations,  # all of them: a step may touch one outside the selection
     )
     watch.check()
-    evaluation = evaluation_compute(run=run, operations=spec.operations)
+    evaluation = evaluation_compute(run=run, operations=operations)
     fields = evaluation.run_fields()
     run = qa_run_transition(run=run, to=RunStatus.EVALUATED, payload=evaluation.summary(), **fields)
     qa_run_transition(run=run, to=RunStatus.COMPLETE, payload=_summary(fields))
@@ -324,8 +365,8 @@ def _stages(run: QaPackageRun, watch: RunWatch) -> None:
 def _summary(fields: dict[str, Any]) -> dict[str, Any]:
     """The evaluation's figures for the COMPLETE event (JSON-safe values only)."""
     keys = (
-        "verdict", "scenarios_total", "scenarios_passed", "scenarios_failed", "steps_total",
-        "steps_failed", "operations_total", "operations_covered",
+        "verdict", "scenarios_total", "scenarios_passed", "scenarios_failed", "scenarios_skipped",
+        "steps_total", "steps_failed", "operations_total", "operations_covered",
     )  # fmt: skip
     return {key: fields[key] for key in keys if key in fields}
 

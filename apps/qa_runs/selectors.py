@@ -14,6 +14,17 @@ def qa_package_queryset() -> QuerySet[QaPackage]:
     return QaPackage.objects.all()
 
 
+def unsafe_warning(*, package: QaPackage) -> str:
+    """What a run of the package may do to its target, in words naming it; "" for a read-only one.
+    The API's start answer and the Start button's confirmation (web/qa_runs.html) say it."""
+    if not package.allow_unsafe_methods:
+        return ""
+    return (
+        f"This package sends POST, PUT, PATCH and DELETE requests to {package.target_base_url}: a run "
+        "may create, change or delete records there."
+    )
+
+
 def qa_run_queryset() -> QuerySet[QaPackageRun]:
     return QaPackageRun.objects.select_related("package", "requested_by")
 
@@ -34,7 +45,8 @@ def qa_run_scenarios(*, run: QaPackageRun, passed: bool | None = None) -> QueryS
 
 
 def qa_run_operations(*, run: QaPackageRun) -> list[dict[str, Any]]:
-    """Per operation of the run's scenarios: how many it had, passed, failed and are still to run."""
+    """Per operation of the run's scenarios: how many it had, passed, failed, were skipped (a step
+    the package does not allow) and are still to run."""
     rows = (
         Scenario.objects.filter(run=run)
         .values("operation_id", "method", "path")
@@ -42,6 +54,7 @@ def qa_run_operations(*, run: QaPackageRun) -> list[dict[str, Any]]:
             n_scenarios=Count("id"),
             n_passed=Count("id", filter=Q(passed=True)),
             n_failed=Count("id", filter=Q(passed=False)),
+            n_skipped=Count("id", filter=~Q(skipped_reason="")),
         )
         .order_by("path", "method", "operation_id")
     )
@@ -51,11 +64,12 @@ def qa_run_operations(*, run: QaPackageRun) -> list[dict[str, Any]]:
         entry = merged.setdefault(
             row["operation_id"],
             {"operation_id": row["operation_id"], "method": row["method"], "path": row["path"],
-             "scenarios": 0, "passed": 0, "failed": 0},
+             "scenarios": 0, "passed": 0, "failed": 0, "skipped": 0},
         )  # fmt: skip
         entry["scenarios"] += row["n_scenarios"]
         entry["passed"] += row["n_passed"]
         entry["failed"] += row["n_failed"]
+        entry["skipped"] += row["n_skipped"]
     for entry in merged.values():
-        entry["pending"] = entry["scenarios"] - entry["passed"] - entry["failed"]
+        entry["pending"] = entry["scenarios"] - entry["passed"] - entry["failed"] - entry["skipped"]
     return list(merged.values())

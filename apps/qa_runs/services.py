@@ -29,6 +29,7 @@ from apps.qa_runs.choices import (
 from apps.qa_runs.crypto import secret_decrypt, secret_encrypt
 from apps.qa_runs.generate import GeneratedScenario
 from apps.qa_runs.models import QaEvent, QaPackage, QaPackageRun, Scenario, StepResult
+from apps.qa_runs.safety import target_self_refusal
 
 BODY_LIMIT = 16 * 1024  # characters of a response body kept per step
 MASK = "********"
@@ -77,6 +78,30 @@ def qa_package_overrides_validate(overrides: Any) -> None:
         raise ValidationError({"expected_status_overrides": errors[:3]})
 
 
+def qa_package_selection_validate(*, include_tags: Any, path_prefix: str) -> None:
+    """include_tags a list of tag names, path_prefix empty or a path; ValidationError otherwise."""
+    if not isinstance(include_tags, list) or not all(isinstance(t, str) and t.strip() for t in include_tags):
+        raise ValidationError({"include_tags": 'A list of OpenAPI tag names, e.g. ["lots"].'})
+    if path_prefix and not path_prefix.startswith("/"):
+        raise ValidationError({"path_prefix": "A path starting with /, e.g. /things."})
+
+
+def qa_package_target_validate(*, package: QaPackage, request_hosts: Iterable[str] = ()) -> None:
+    """ValidationError on target_base_url when it is this system and that is not allowed."""
+    refusal = target_self_refusal(package.target_base_url, request_hosts=request_hosts)
+    if refusal:
+        raise ValidationError({"target_base_url": f"Refused: {refusal}."})
+
+
+def _package_validate(package: QaPackage, request_hosts: Iterable[str]) -> None:
+    if not (package.spec_url or package.spec_text):
+        raise ValidationError({"spec_url": "Give the spec's URL or upload the spec."})
+    qa_package_overrides_validate(package.expected_status_overrides)
+    qa_package_selection_validate(include_tags=package.include_tags, path_prefix=package.path_prefix)
+    qa_package_target_validate(package=package, request_hosts=request_hosts)
+    package.full_clean()
+
+
 def qa_package_create(
     *,
     name: str,
@@ -84,10 +109,13 @@ def qa_package_create(
     spec_url: str = "",
     spec_text: str = "",
     created_by: User | None = None,
+    request_hosts: Iterable[str] = (),
     **limits: Any,
 ) -> QaPackage:
     """A package without credentials (qa_package_auth_set adds them); limits are the model's
-    fields (max_scenarios, concurrency, expected_status_overrides…)."""
+    fields (max_scenarios, concurrency, expected_status_overrides, allow_unsafe_methods,
+    include_tags…). request_hosts: the hosts the request creating it came through (this system's
+    own names, for safety.target_self_refusal)."""
     package = QaPackage(
         name=name,
         target_base_url=target_base_url,
@@ -97,23 +125,19 @@ def qa_package_create(
     )
     for key, value in limits.items():
         setattr(package, key, value)
-    if not (spec_url or spec_text):
-        raise ValidationError({"spec_url": "Give the spec's URL or upload the spec."})
-    qa_package_overrides_validate(package.expected_status_overrides)
-    package.full_clean()
+    _package_validate(package, request_hosts)
     package.save()
     return package
 
 
-def qa_package_update(*, package: QaPackage, data: Mapping[str, Any]) -> QaPackage:
+def qa_package_update(
+    *, package: QaPackage, data: Mapping[str, Any], request_hosts: Iterable[str] = ()
+) -> QaPackage:
     """Change a package's description, target, spec and limits (not its credential: that is
     qa_package_auth_set). Runs already made keep what they used (spec_hash)."""
     for key, value in data.items():
         setattr(package, key, value)
-    if not (package.spec_url or package.spec_text):
-        raise ValidationError({"spec_url": "Give the spec's URL or upload the spec."})
-    qa_package_overrides_validate(package.expected_status_overrides)
-    package.full_clean()
+    _package_validate(package, request_hosts)
     package.save()
     return package
 
@@ -196,11 +220,21 @@ def qa_package_auth_headers(*, package: QaPackage) -> dict[str, str]:
 # --- Runs and events -------------------------------------------------------------------------------
 
 
-def qa_run_request(*, package: QaPackage, requested_by: User | None) -> QaPackageRun:
-    """A new run, REQUESTED, with its REQUESTED event (sequence 1)."""
+def qa_run_request(
+    *, package: QaPackage, requested_by: User | None, requested_host: str = ""
+) -> QaPackageRun:
+    """A new run, REQUESTED, with its REQUESTED event (sequence 1). requested_host: the host the
+    request starting it came through (request.get_host()), which the run never targets unless
+    QA_ALLOW_SELF_TARGET."""
     with transaction.atomic():
-        run = QaPackageRun.objects.create(package=package, requested_by=requested_by)
-        event_publish(run=run, type=EventType.REQUESTED, payload={"package": package.name})
+        run = QaPackageRun.objects.create(
+            package=package, requested_by=requested_by, requested_host=requested_host[:255]
+        )
+        event_publish(
+            run=run,
+            type=EventType.REQUESTED,
+            payload={"package": package.name, "read_only": not package.allow_unsafe_methods},
+        )
     return run
 
 
@@ -256,8 +290,11 @@ def event_publish(*, run: QaPackageRun, type: str, payload: Mapping[str, Any] | 
 # --- Scenarios and results -------------------------------------------------------------------------
 
 
-def scenario_store(*, run: QaPackageRun, scenario: GeneratedScenario, position: int) -> Scenario:
-    """The Scenario row for a generated scenario, and its SCENARIO_CREATED event."""
+def scenario_store(
+    *, run: QaPackageRun, scenario: GeneratedScenario, position: int, skipped_reason: str = ""
+) -> Scenario:
+    """The Scenario row for a generated scenario, and its SCENARIO_CREATED event; skipped_reason
+    (safety.scenario_skip_reason) marks one the executor will not run."""
     with transaction.atomic():
         row = Scenario.objects.create(
             run=run,
@@ -269,12 +306,12 @@ def scenario_store(*, run: QaPackageRun, scenario: GeneratedScenario, position: 
             kind=scenario.kind,
             source=scenario.source,
             steps=[step.to_dict() for step in scenario.steps],
+            skipped_reason=skipped_reason[:500],
         )
-        event_publish(
-            run=run,
-            type=EventType.SCENARIO_CREATED,
-            payload={"scenario": row.pk, "name": row.name, "kind": row.kind, "source": row.source},
-        )
+        payload = {"scenario": row.pk, "name": row.name, "kind": row.kind, "source": row.source}
+        if row.skipped_reason:
+            payload["skipped"] = row.skipped_reason
+        event_publish(run=run, type=EventType.SCENARIO_CREATED, payload=payload)
     return row
 
 

@@ -72,6 +72,7 @@ async function refreshOperations() {
         ]),
         element("td", { text: String(row.passed), attrs: { "data-cell": "passed" } }),
         element("td", { className: row.failed ? "qa-cell--fail" : "", text: String(row.failed), attrs: { "data-cell": "failed" } }),
+        element("td", { text: String(row.skipped ?? 0), attrs: { "data-cell": "skipped" } }),
         element("td", { text: String(row.pending), attrs: { "data-cell": "pending" } }),
       ]),
     ),

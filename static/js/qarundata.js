@@ -61,6 +61,8 @@ export function eventText({ type, payload = {} }) {
       const failed = Array.isArray(payload.failures) ? payload.failures.join("; ") : payload.failed_checks ?? payload.summary ?? "";
       return { tone: "fail", text: `Failed: ${payload.operation ?? ""} ${payload.kind ? `(${payload.kind})` : ""}${failed ? ` — ${failed}` : ""}`.trim() };
     }
+    case "EXECUTION_SKIPPED":
+      return { tone: "info", text: `Skipped: ${payload.operation ?? ""} ${payload.kind ? `(${payload.kind})` : ""} — ${payload.reason ?? "not allowed"}`.trim() };
     case "QA_EVAL_DONE":
       return { tone: "info", text: `Evaluated: verdict ${verdictLabel(payload.verdict)}.` };
     case "COMPLETE":

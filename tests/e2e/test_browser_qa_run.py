@@ -126,3 +126,33 @@ def test_a_run_started_from_the_page_streams_its_events_and_ends_with_its_result
         expect(page.locator("[data-curl]").first).to_contain_text("curl")
     screenshot(page, "complete")
     assert page_errors == []
+
+
+@pytest.mark.timeout(120)
+def test_starting_a_run_that_may_write_asks_first_naming_the_target(
+    quality_specialist, target: str, server: Daphne, worker: CeleryWorkers, context: BrowserContext,
+    screenshot, page_errors,
+):  # fmt: skip
+    """A package that allows unsafe methods: Start opens a dialog naming the target; Cancel starts
+    nothing; "Start the run anyway" starts it (the API requires that confirmation)."""
+    package = qa_package_create(
+        name="writes", target_base_url=target, spec_text=json.dumps(spec(2)), allow_unsafe_methods=True
+    )
+    page = signed_in(context, quality_specialist, path="/qa/")
+    expect(page.locator(f'[data-package-id="{package.pk}"] [data-methods]')).to_contain_text("writes too")
+    page.get_by_role("button", name="Start a run").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text(target)
+    screenshot(page, "unsafe-confirm")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert not QaPackageRun.objects.filter(package=package).exists()
+
+    page.get_by_role("button", name="Start a run").click()
+    page.get_by_role("dialog").get_by_role("button", name="Start the run anyway").click()
+    expect(page).to_have_url(re.compile(r"/qa/runs/[0-9a-f-]{36}/$"))
+    expect(page.locator('[data-event="COMPLETE"]')).to_have_count(1, timeout=60_000)
+    run = QaPackageRun.objects.get(package=package)
+    assert run.scenarios_skipped == 0  # its writes were sent: they were confirmed
+    assert page_errors == []

@@ -75,7 +75,9 @@ def _handler_class(server: LocalServer) -> type[BaseHTTPRequestHandler]:
                 with server.lock:
                     server.in_flight -= 1
 
-        do_GET = do_POST = do_HEAD = _serve
+        # Every method a QA run may send is received and recorded (a test of what was sent needs
+        # them all: the default handler would answer 501 to the others without recording them).
+        do_GET = do_POST = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
         def log_message(self, format: str, *args: object) -> None:
             pass

@@ -10,7 +10,13 @@ from django.urls import reverse
 
 from apps.qa_runs.choices import AuthKind, EventType, RunStatus
 from apps.qa_runs.models import QaEvent, QaPackage, QaPackageRun
-from apps.qa_runs.services import event_publish, qa_package_secret, qa_run_request, qa_run_transition
+from apps.qa_runs.services import (
+    event_publish,
+    qa_package_create,
+    qa_package_secret,
+    qa_run_request,
+    qa_run_transition,
+)
 from tests.qa_runs.conftest import things_spec
 
 pytestmark = pytest.mark.django_db
@@ -77,6 +83,98 @@ class PackageTests:
         assert client.post(PACKAGES, package_body(name="other")).status_code == 403
         assert client.post(f"{PACKAGES}{package.pk}/run/").status_code == 403
         assert not QaPackageRun.objects.exists()
+
+
+class SafetyTests:
+    """What a package lets a run send, what it covers, and this system as a target, in the API."""
+
+    def test_a_package_is_read_only_unless_it_says_otherwise_and_can_be_limited(
+        self, api, quality_specialist
+    ):
+        client = api(quality_specialist)
+        created = client.post(PACKAGES, package_body()).json()
+        assert created["allow_unsafe_methods"] is False
+        assert (created["include_tags"], created["path_prefix"]) == ([], "")
+        changed = client.patch(
+            f"{PACKAGES}{created['id']}/",
+            {"allow_unsafe_methods": True, "include_tags": ["things"], "path_prefix": "/things"},
+        )
+        assert changed.status_code == 200, changed.json()
+        package = QaPackage.objects.get(pk=created["id"])
+        assert (package.allow_unsafe_methods, package.include_tags, package.path_prefix) == (
+            True, ["things"], "/things",
+        )  # fmt: skip
+
+    def test_a_path_prefix_is_a_path(self, api, quality_specialist):
+        response = api(quality_specialist).post(PACKAGES, package_body(path_prefix="things"))
+        assert response.status_code == 400
+        assert response.json()["error"]["fields"].keys() == {"path_prefix"}
+
+    def test_this_system_as_the_target_is_refused_in_words(self, api, quality_specialist, settings):
+        settings.ALLOWED_HOSTS = ["spc.plant.example"]
+        client = api(quality_specialist)
+        body = package_body(target_base_url="https://spc.plant.example/api/v1")
+        response = client.post(PACKAGES, body, HTTP_HOST="spc.plant.example")
+        assert response.status_code == 400
+        message = response.json()["error"]["fields"]["target_base_url"][0]
+        assert "this system itself" in message
+        assert "QA_ALLOW_SELF_TARGET" in message
+        assert not QaPackage.objects.exists()
+        settings.QA_ALLOW_SELF_TARGET = True
+        response = client.post(PACKAGES, body, HTTP_HOST="spc.plant.example")
+        assert response.status_code == 201
+
+    def test_a_run_against_this_system_is_not_started(self, api, quality_specialist, settings):
+        package = qa_package_create(
+            name="self", target_base_url="https://spc.plant.example:8443/", spec_text="{}"
+        )
+        settings.ALLOWED_HOSTS = ["spc.plant.example"]
+        response = api(quality_specialist).post(
+            f"{PACKAGES}{package.pk}/run/", HTTP_HOST="spc.plant.example:8443"
+        )
+        assert response.status_code == 409
+        assert "this system was reached as spc.plant.example:8443" in response.json()["error"]["message"]
+        assert not QaPackageRun.objects.exists()
+
+    def test_a_run_that_may_write_needs_a_confirmation_naming_the_target(self, api, quality_specialist):
+        client = api(quality_specialist)
+        package = qa_package_create(
+            name="writes",
+            target_base_url="https://things.example.com/api",
+            spec_text="{}",
+            allow_unsafe_methods=True,
+        )
+        refused = client.post(f"{PACKAGES}{package.pk}/run/")
+        assert refused.status_code == 400
+        (message,) = refused.json()["error"]["fields"]["confirm_unsafe"]
+        assert "https://things.example.com/api" in message
+        assert "confirm_unsafe: true" in message
+        assert not QaPackageRun.objects.exists()
+        started = client.post(f"{PACKAGES}{package.pk}/run/", {"confirm_unsafe": True}, format="json")
+        assert started.status_code == 202
+        assert started.json()["allow_unsafe_methods"] is True
+        assert "https://things.example.com/api" in started.json()["warning"]
+        run = QaPackageRun.objects.get()
+        assert run.requested_host == "testserver"
+
+    def test_a_read_only_run_needs_no_confirmation(self, api, quality_specialist, package):
+        response = api(quality_specialist).post(f"{PACKAGES}{package.pk}/run/")
+        assert response.status_code == 202
+        assert (response.json()["allow_unsafe_methods"], response.json()["warning"]) == (False, "")
+
+    def test_the_page_says_what_a_package_sends_and_marks_the_one_that_writes(
+        self, client, quality_specialist, package
+    ):
+        writes = qa_package_create(
+            name="writes", target_base_url="https://w.example.com/", spec_text="{}", allow_unsafe_methods=True
+        )
+        client.force_login(quality_specialist)
+        listing = client.get(reverse("web-qa-runs")).content.decode()
+        assert f'data-start-run="{writes.pk}" data-unsafe-target="https://w.example.com/"' in listing
+        assert f'data-start-run="{package.pk}">' in listing
+        assert "read-only: GET, HEAD, OPTIONS" in listing
+        assert "data-unsafe-dialog" in listing
+        assert "<script>" not in listing  # the confirmation is static/js/qaruns.js, no inline script
 
 
 class RunTests:
@@ -200,7 +298,7 @@ class ResultsTests:
         assert operations.status_code == 200, operations.content
         assert operations.json() == [
             {"operation_id": "ping", "method": "GET", "path": "/ping", "scenarios": 2, "passed": 1,
-             "failed": 1, "pending": 0}
+             "failed": 1, "skipped": 0, "pending": 0}
         ]  # fmt: skip
         failed = client.get(f"/api/v1/qa/runs/{run.plan_id}/scenarios/?passed=false").json()
         assert [s["name"] for s in failed["results"]] == ["ping negative"]

@@ -82,6 +82,7 @@ def test_all_passed_and_every_operation_covered_is_a_pass(run: QaPackageRun) -> 
         "scenarios_total": 5,
         "scenarios_passed": 5,
         "scenarios_failed": 0,
+        "scenarios_skipped": 0,
         "steps_total": 5,
         "steps_failed": 0,
         "verdict": "PASS",

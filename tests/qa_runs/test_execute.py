@@ -108,7 +108,7 @@ def test_a_value_extracted_from_one_step_fills_the_next(server: LocalServer) -> 
     server.routes["/things"] = json_route(201, {"id": "a/b 7", "nested": {"list": [{"code": 42}]}})
     server.routes["/things/a%2Fb%207"] = json_route(200, {"ok": True})
     server.routes["/codes"] = json_route(200, {"ok": True})
-    package = make_package(server)
+    package = make_package(server, allow_unsafe_methods=True)
     run = qa_run_request(package=package, requested_by=None)
     chain = GeneratedScenario(
         name="chain",
@@ -144,7 +144,7 @@ def test_a_value_that_was_not_extracted_fails_the_extraction_and_the_next_step_i
     server: LocalServer,
 ) -> None:
     server.routes["/things"] = json_route(201, {"name": "no id here"})
-    package = make_package(server)
+    package = make_package(server, allow_unsafe_methods=True)
     run = qa_run_request(package=package, requested_by=None)
     chain = GeneratedScenario(
         "chain",

@@ -252,8 +252,13 @@ def faulty() -> Iterator[FaultyTarget]:
 def run_against(target: FaultyTarget) -> tuple[QaPackageRun, Spec]:
     """The pipeline's steps, called directly: parse, generate, store, execute, evaluate."""
     base_url = f"http://127.0.0.1:{target.port}"
+    # Two of the defects are found by writes (POST, DELETE): this target is there to be written to.
     package = qa_package_create(
-        name="faulty", target_base_url=base_url, spec_text=json.dumps(SPEC), concurrency=3
+        name="faulty",
+        target_base_url=base_url,
+        spec_text=json.dumps(SPEC),
+        concurrency=3,
+        allow_unsafe_methods=True,
     )
     qa_package_auth_set(package=package, kind="bearer", value=TOKEN)
     spec = spec_parse(package.spec_text)

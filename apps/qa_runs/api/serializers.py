@@ -9,8 +9,8 @@ from apps.qa_runs.models import QaEvent, QaPackage, QaPackageRun, Scenario, Step
 from openspc.api import ModelSerializer
 
 LIMITS = [
-    "max_scenarios", "max_steps_per_scenario", "step_timeout_seconds", "run_timeout_seconds", "concurrency",
-    "expected_status_overrides",
+    "allow_unsafe_methods", "include_tags", "path_prefix", "max_scenarios", "max_steps_per_scenario",
+    "step_timeout_seconds", "run_timeout_seconds", "concurrency", "expected_status_overrides",
 ]  # fmt: skip
 
 
@@ -30,6 +30,11 @@ class QaPackageSerializer(ModelSerializer):
         help_text="The token or header value; stored encrypted, never shown. Omit to keep the stored one.",
     )
     url = serializers.HyperlinkedIdentityField(view_name="qa-package-detail")
+    include_tags = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        help_text="Only operations with one of these OpenAPI tags; empty: all.",
+    )
 
     class Meta:
         model = QaPackage
@@ -56,9 +61,24 @@ class QaPackageSerializer(ModelSerializer):
         return attrs
 
 
+class RunStartSerializer(serializers.Serializer):
+    confirm_unsafe = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Required (true) when the package allows unsafe methods: the run may create, change "
+        "or delete records on the target.",
+    )
+
+
 class RunStartedSerializer(serializers.Serializer):
     plan_id = serializers.UUIDField()
     status = serializers.CharField()
+    allow_unsafe_methods = serializers.BooleanField(
+        help_text="The run may send POST, PUT, PATCH and DELETE; false: only GET, HEAD and OPTIONS."
+    )
+    warning = serializers.CharField(
+        allow_blank=True, help_text="What an unsafe run may do to the target; empty for a read-only run."
+    )
     status_url = serializers.CharField(help_text="GET it for the run's status, totals and verdict.")
     events_url = serializers.CharField(help_text="GET it with ?after=<sequence> for the events since.")
 
@@ -91,8 +111,8 @@ class QaRunSerializer(ModelSerializer):
         fields = [
             "plan_id", "package", "package_name", "status", "finished", "verdict", "error", "spec_hash",
             "operations_total", "operations_covered", "coverage", "scenarios_total", "scenarios_passed",
-            "scenarios_failed", "steps_total", "steps_failed", "last_sequence", "cancel_requested",
-            "requested_by", "requested_at", "started_at", "finished_at", "links",
+            "scenarios_failed", "scenarios_skipped", "steps_total", "steps_failed", "last_sequence",
+            "cancel_requested", "requested_by", "requested_at", "started_at", "finished_at", "links",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -144,8 +164,8 @@ class ScenarioSerializer(serializers.ModelSerializer):
     class Meta:
         model = Scenario
         fields = [
-            "id", "position", "name", "operation_id", "method", "path", "kind", "source", "passed", "steps",
-            "steps_run",
+            "id", "position", "name", "operation_id", "method", "path", "kind", "source", "passed",
+            "skipped_reason", "steps", "steps_run",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -157,4 +177,5 @@ class OperationOutcomeSerializer(serializers.Serializer):
     scenarios = serializers.IntegerField()
     passed = serializers.IntegerField()
     failed = serializers.IntegerField()
+    skipped = serializers.IntegerField(help_text="Not executed: a step the package does not allow.")
     pending = serializers.IntegerField()

@@ -23,6 +23,8 @@ from apps.qa_runs.choices import RUN_TERMINAL
 from apps.qa_runs.evaluate import html_report, junit_xml
 from apps.qa_runs.filtersets import QaRunFilterSet
 from apps.qa_runs.models import QaPackage, QaPackageRun
+from apps.qa_runs.net import TargetRefused
+from apps.qa_runs.selectors import unsafe_warning
 from openspc.api import Conflict, acting_user, instance_of
 
 
@@ -68,7 +70,9 @@ class QaPackageViewSet(viewsets.ModelViewSet):
         data = dict(serializer.validated_data)
         auth = {key: data.pop(key) for key in AUTH_FIELDS if key in data}
         with transaction.atomic():
-            package = services.qa_package_create(**data, created_by=acting_user(self.request))
+            package = services.qa_package_create(
+                **data, created_by=acting_user(self.request), request_hosts=[self.request.get_host()]
+            )
             services.qa_package_auth_change(package=package, auth=auth, created=True)
         serializer.instance = package
 
@@ -76,20 +80,42 @@ class QaPackageViewSet(viewsets.ModelViewSet):
         data = dict(serializer.validated_data)
         auth = {key: data.pop(key) for key in AUTH_FIELDS if key in data}
         with transaction.atomic():
-            package = services.qa_package_update(package=instance_of(serializer), data=data)
+            package = services.qa_package_update(
+                package=instance_of(serializer), data=data, request_hosts=[self.request.get_host()]
+            )
             services.qa_package_auth_change(package=package, auth=auth, created=False)
         serializer.instance = package
 
     @extend_schema(
-        request=None,
+        request=s.RunStartSerializer,
         responses={202: s.RunStartedSerializer},
         summary="Start a run of the package; poll status_url and events_url",
+        description="A package that allows unsafe methods needs confirm_unsafe: true (else 400 naming "
+        "the target). A package targeting this system itself is refused (409) unless the administrator "
+        "set QA_ALLOW_SELF_TARGET.",
     )
     @action(detail=True, methods=["post"], permission_classes=[IsHuman, RunStartPermissions])
     def run(self, request: Request, pk: str | None = None) -> Response:
-        run = pipeline.qa_run_start(package=self.get_object(), requested_by=acting_user(request))
+        package: QaPackage = self.get_object()
+        asked = s.RunStartSerializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        warning = unsafe_warning(package=package)
+        if warning and not asked.validated_data["confirm_unsafe"]:
+            raise ValidationError({"confirm_unsafe": [f"{warning} Send confirm_unsafe: true to start it."]})
+        try:
+            run = pipeline.qa_run_start(
+                package=package, requested_by=acting_user(request), requested_host=request.get_host()
+            )
+        except TargetRefused as error:
+            raise Conflict(f"{error.reason[0].upper()}{error.reason[1:]}.") from None
         links = s.run_links(run)
-        body = {"plan_id": run.plan_id, "status": run.status, **links}
+        body = {
+            "plan_id": run.plan_id,
+            "status": run.status,
+            "allow_unsafe_methods": package.allow_unsafe_methods,
+            "warning": warning,
+            **links,
+        }
         return Response(s.RunStartedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 

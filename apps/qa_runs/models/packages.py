@@ -13,6 +13,9 @@ class QaPackage(models.Model):
     The credential is either encrypted here (auth_secret_encrypted, apps.qa_runs.crypto) or named
     as an environment variable of the workers (auth_secret_env); it is never shown back: __str__,
     the admin and the API give only auth_display. Set it through services.qa_package_auth_set.
+
+    A run is read-only unless allow_unsafe_methods (apps.qa_runs.safety), and covers the operations
+    include_tags and path_prefix select (generate.operations_select).
     """
 
     name = models.CharField(max_length=200, unique=True)
@@ -37,6 +40,22 @@ class QaPackage(models.Model):
         choices=GeneratorKind.choices,
         default=GeneratorKind.SPEC,
         help_text="Who writes the scenarios: the spec alone, or the AI generator when it is configured.",
+    )
+
+    allow_unsafe_methods = models.BooleanField(
+        default=False,
+        help_text="Off: a run sends only GET, HEAD and OPTIONS; scenarios with other methods are skipped. "
+        "On: it may also POST, PUT, PATCH and DELETE, and so create, change or delete records on the target.",
+    )
+    include_tags = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Only operations with one of these OpenAPI tags, e.g. ["lots", "samples"]; empty: all.',
+    )
+    path_prefix = models.CharField(
+        max_length=2048,
+        blank=True,
+        help_text="Only operations whose path starts with this, e.g. /things; empty: all.",
     )
 
     max_scenarios = models.PositiveIntegerField(

@@ -27,6 +27,9 @@ class QaPackageRun(models.Model):
     scenarios_total = models.PositiveIntegerField(default=0)
     scenarios_passed = models.PositiveIntegerField(default=0)
     scenarios_failed = models.PositiveIntegerField(default=0)
+    scenarios_skipped = models.PositiveIntegerField(
+        default=0, help_text="Not executed on purpose: a step the package does not allow (safety.py)."
+    )
     steps_total = models.PositiveIntegerField(default=0)
     steps_failed = models.PositiveIntegerField(default=0)
     verdict = models.CharField(max_length=24, choices=Verdict.choices, blank=True)
@@ -40,6 +43,12 @@ class QaPackageRun(models.Model):
     )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_host = models.CharField(
+        max_length=255,
+        blank=True,
+        editable=False,
+        help_text="The host (and port) the run was started through: one of this system's own names.",
     )
     requested_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)

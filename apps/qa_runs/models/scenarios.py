@@ -19,6 +19,12 @@ class Scenario(models.Model):
     source = models.CharField(max_length=16, choices=ScenarioSource.choices)
     steps = models.JSONField(default=list)
     passed = models.BooleanField(null=True, blank=True, help_text="Empty until executed.")
+    skipped_reason = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Why it is not executed (an unsafe method the package does not allow, a call of this "
+        "system's own runs); empty: it is to run.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

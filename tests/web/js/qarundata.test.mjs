@@ -29,3 +29,9 @@ test("events read in words, failures with their checks and a tone besides colour
   assert.equal(eventText(ev(7, "COMPLETE", { verdict: "PASS_WITH_WARNINGS" })).text, "Complete: Pass with warnings.");
   assert.equal(eventText(ev(7, "COMPLETE", { verdict: "FAIL" })).tone, "fail");
 });
+
+test("a skipped scenario reads as skipped, with the reason, and is not counted as executed", () => {
+  const skipped = ev(8, "EXECUTION_SKIPPED", { operation: "createThing", kind: "positive", reason: "step 1: POST is not sent" });
+  assert.deepEqual(eventText(skipped), { tone: "info", text: "Skipped: createThing (positive) — step 1: POST is not sent" });
+  assert.equal(executedCount([skipped]), 0);
+});
