@@ -80,6 +80,8 @@ class Conflict(exceptions.APIException):
 
 
 def _first_message(detail: Any) -> str | None:
+    if detail is None:
+        return None
     if isinstance(detail, dict):
         for value in detail.values():
             message = _first_message(value)
@@ -104,6 +106,13 @@ def _error_body(exc: exceptions.APIException) -> dict[str, Any]:
     detail = exc.detail
     code = _validation_code(exc) if isinstance(exc, exceptions.ValidationError) else exc.default_code
     fields: dict[str, Any] = {}
+    if (
+        isinstance(detail, dict)
+        and {"detail", "code"} <= set(detail)
+        and not isinstance(exc, exceptions.ValidationError)
+    ):
+        # simplejwt's errors are {"detail", "code"[, "messages"]}: its code and text, not fields.
+        return {"error": {"code": str(detail["code"]), "message": str(detail["detail"]), "fields": {}}}
     if isinstance(detail, dict):
         fields = {key: value for key, value in detail.items() if key != "non_field_errors"}
         message = _first_message(detail.get("non_field_errors")) or _first_message(detail)
