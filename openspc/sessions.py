@@ -2,6 +2,7 @@
 moved on by every request: SESSION_SAVE_EVERY_REQUEST), and at most SESSION_MAX_HOURS after the
 sign-in whatever the activity (here), so a session left open on a shared terminal ends."""
 
+import datetime
 from collections.abc import Callable
 
 from django.conf import settings
@@ -26,6 +27,16 @@ def session_is_past_max_age(*, session: SessionBase) -> bool:
     if not isinstance(signed_in_at, int):
         return True
     return timezone.now().timestamp() - signed_in_at >= settings.SESSION_MAX_HOURS * 3600
+
+
+def session_ends_at(*, session: SessionBase) -> datetime.datetime | None:
+    """When the session reaches SESSION_MAX_HOURS (None: unknown). A live connection signed in by
+    the session closes then (apps/subscriptions/consumers.py)."""
+    signed_in_at = session.get(SIGNED_IN_AT)
+    if not isinstance(signed_in_at, int):
+        return None
+    start = datetime.datetime.fromtimestamp(signed_in_at, tz=datetime.UTC)
+    return start + datetime.timedelta(hours=settings.SESSION_MAX_HOURS)
 
 
 class SessionLifetimeMiddleware:

@@ -21,6 +21,7 @@ precedes each close):
           revoked: its browser session signed out, or the user was deactivated or changed
           password (openspc/revocation.py)
     4403  authenticated, but not allowed a live connection (a device's service user)
+          or the browser session that signed it in reaches SESSION_MAX_HOURS
     4408  idle: no message from the client for WS_IDLE_TIMEOUT_SECONDS
 """
 
@@ -50,6 +51,7 @@ from openspc.revocation import (
     session_sockets_group,
     user_sockets_group,
 )
+from openspc.sessions import session_ends_at
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +127,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if not await database_sync_to_async(_credentials_current)(user):
             await self.refuse(CLOSE_UNAUTHENTICATED, "credentials_revoked", "Sign in again.")
             return
+        self.by_session = self.scope.get("auth_via") == "session" and session is not None
+        if self.by_session:
+            self.expires_at = await database_sync_to_async(session_ends_at)(session=session)
+        else:
+            self.expires_at = self.scope.get("token_expires_at")
         if not await self.connected():  # groups joined before the client hears it is connected
             return  # refused by the channel (connected() said why)
         self.accepted = True
@@ -167,13 +174,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     # --- The idle timeout and the token's expiry ----------------------------------------------
 
     async def watch(self) -> None:
-        """Close when the client has been silent too long, or its token has run out."""
+        """Close when the client has been silent too long, or its token or session has run out."""
         idle = float(settings.WS_IDLE_TIMEOUT_SECONDS)
-        expires_at: datetime.datetime | None = self.scope.get("token_expires_at")
+        expires_at: datetime.datetime | None = self.expires_at
         while True:
             now = time.monotonic()
             idle_left = self.last_seen + idle - now
             token_left = (expires_at - timezone.now()).total_seconds() if expires_at else float("inf")
+            if token_left <= 0 and self.by_session:
+                await self.refuse(
+                    CLOSE_UNAUTHENTICATED, "session_expired", "The browser session has ended: sign in again."
+                )
+                return
             if token_left <= 0:
                 await self.refuse(
                     CLOSE_UNAUTHENTICATED,

@@ -3,6 +3,7 @@ valid: the browser session signs out, the user is deactivated or changes passwor
 (channels' communicator) on the real Redis channel layer; the changes go through the real views
 and saves, so the signals and the services behind them are exercised too."""
 
+import time
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from apps.subscriptions.consumers import CLOSE_UNAUTHENTICATED
+from openspc.sessions import SIGNED_IN_AT
 from tests.subscriptions.helpers import access_token, close_code, communicator
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -114,3 +116,23 @@ def test_deactivation_and_a_password_change_close_every_socket_of_the_user(manag
     assert (code, code_too) == (CLOSE_UNAUTHENTICATED, CLOSE_UNAUTHENTICATED)
     assert quiet
     assert (refusal["code"], refused_code) == ("token_invalid", CLOSE_UNAUTHENTICATED)
+
+
+def test_a_session_socket_closes_when_the_session_reaches_its_maximum_age(manager, settings):
+    browser, cookie = signed_in_browser(manager)
+    session = browser.session
+    # Signed in SESSION_MAX_HOURS ago, less one second.
+    session[SIGNED_IN_AT] = int(time.time()) - settings.SESSION_MAX_HOURS * 3600 + 1
+    session.save()
+
+    async def scenario() -> tuple[dict[str, Any], int | None]:
+        comm = await opened(SAMPLES, cookie=cookie)  # still within its life: accepted, answers pings
+        return await closed_with(comm)
+
+    error, code = async_to_sync(scenario)()
+    assert error == {
+        "type": "error",
+        "code": "session_expired",
+        "message": "The browser session has ended: sign in again.",
+    }
+    assert code == CLOSE_UNAUTHENTICATED
