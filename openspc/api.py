@@ -182,7 +182,10 @@ _ERROR_DESCRIPTIONS = {
     "404": "Not found (or not visible to this user).",
     "409": "Conflicts with the current state (e.g. still in use).",
     "413": "The request body is larger than the configured limit.",
+    "429": "Too many requests from this address, or locked out after failed sign-ins.",
 }
+# Operations with a rate limit and sign-in lockout (openspc/signin.py).
+_RATE_LIMITED = ("/api/v1/auth/token/",)
 
 
 def add_error_responses(
@@ -200,6 +203,8 @@ def add_error_responses(
                 codes.append("409")
             if method in {"post", "put", "patch"}:
                 codes.append("413")
+            if path.startswith(_RATE_LIMITED):
+                codes.append("429")
             responses = operation.setdefault("responses", {})
             for code in codes:
                 responses.setdefault(

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,8 +27,6 @@ from rest_framework_simplejwt import views as jwt_views
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import get_md5_hash_password
-
-from openspc.api import ERROR_SCHEMA
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -71,8 +69,10 @@ class LockedOut(exceptions.APIException):
 
 
 class TokenObtainPairSerializer(jwt_serializers.TokenObtainPairSerializer):
-    """simplejwt's, and a success clears the failures counted for this user and address (as a
-    sign-in through a page does: axes hears Django's user_logged_in, which simplejwt never sends)."""
+    """A user name and password."""
+
+    # A success clears the failures counted for this user and address, as a sign-in through a
+    # page does (axes hears Django's user_logged_in there, which simplejwt never sends).
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         data = super().validate(attrs)
@@ -82,8 +82,10 @@ class TokenObtainPairSerializer(jwt_serializers.TokenObtainPairSerializer):
 
 
 class TokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):
-    """simplejwt's, refusing the refresh tokens of a user who is gone, deactivated, or has changed
-    password since (simplejwt checks the password claim on access tokens only)."""
+    """A refresh token, usable once."""
+
+    # Refused: the tokens of a user who is gone, deactivated, or has changed password since
+    # (simplejwt checks the password claim on access tokens only).
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         refresh = RefreshToken(attrs["refresh"])  # expired, malformed or blacklisted: 401
@@ -101,21 +103,26 @@ class TokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):
 
 
 class TokenPairSerializer(serializers.Serializer):
+    """An access token (`Authorization: Bearer <access>`) and the refresh token for the next one."""
+
     access = serializers.CharField()
     refresh = serializers.CharField()
 
 
-_THROTTLED = OpenApiResponse(ERROR_SCHEMA, "Locked out after failed sign-ins, or too many requests.")
-
-
 class TokenObtainPairView(jwt_views.TokenObtainPairView):
-    """Rate-limited per client address; a locked-out user name and address get 429 `locked_out`."""
+    """Takes a user name and password; returns an access and a refresh token.
+
+    After LOGIN_FAILURE_LIMIT (default 5) wrong passwords for one user name from one address,
+    that pair is refused for LOGIN_LOCKOUT_MINUTES (default 15), even with the right password:
+    429 `locked_out`. Calls to this endpoint and the refresh endpoint together are limited per
+    address (AUTH_THROTTLE_PER_MINUTE, default 20 a minute): 429 `throttled`.
+    """
 
     serializer_class = TokenObtainPairSerializer
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
 
-    @extend_schema(responses={200: TokenPairSerializer, 429: _THROTTLED})
+    @extend_schema(responses={200: TokenPairSerializer})
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
             return super().post(request, *args, **kwargs)
@@ -127,12 +134,16 @@ class TokenObtainPairView(jwt_views.TokenObtainPairView):
 
 
 class TokenRefreshView(jwt_views.TokenRefreshView):
-    """Rate-limited per client address; each refresh token works once (it comes back replaced)."""
+    """Takes a refresh token; returns a new access token and a new refresh token.
+
+    Each refresh token works once: a used one is refused (401 `token_not_valid`). A password
+    change or a deactivation revokes all of a user's tokens. Rate-limited with the token endpoint.
+    """
 
     serializer_class = TokenRefreshSerializer
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
 
-    @extend_schema(responses={200: TokenPairSerializer, 429: _THROTTLED})
+    @extend_schema(responses={200: TokenPairSerializer})
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().post(request, *args, **kwargs)
