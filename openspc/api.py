@@ -116,6 +116,13 @@ def _error_body(exc: exceptions.APIException) -> dict[str, Any]:
     detail = exc.detail
     code = _validation_code(exc) if isinstance(exc, exceptions.ValidationError) else exc.default_code
     fields: dict[str, Any] = {}
+    if (
+        isinstance(detail, dict)
+        and {"detail", "code"} <= set(detail)
+        and not isinstance(exc, exceptions.ValidationError)
+    ):
+        # simplejwt's errors are {"detail", "code"[, "messages"]}: its code and text, not fields.
+        return {"error": {"code": str(detail["code"]), "message": str(detail["detail"]), "fields": {}}}
     if isinstance(detail, dict):
         fields = {key: value for key, value in detail.items() if key != "non_field_errors"}
         message = _first_message(detail.get("non_field_errors"))
@@ -184,7 +191,10 @@ _ERROR_DESCRIPTIONS = {
     "404": "Not found (or not visible to this user).",
     "409": "Conflicts with the current state (e.g. still in use).",
     "413": "The request body is larger than the configured limit.",
+    "429": "Too many requests from this address, or locked out after failed sign-ins.",
 }
+# Operations with a rate limit and sign-in lockout (openspc/signin.py).
+_RATE_LIMITED = ("/api/v1/auth/token/",)
 
 
 def add_error_responses(
@@ -202,6 +212,8 @@ def add_error_responses(
                 codes.append("409")
             if method in {"post", "put", "patch"}:
                 codes.append("413")
+            if path.startswith(_RATE_LIMITED):
+                codes.append("429")
             responses = operation.setdefault("responses", {})
             for code in codes:
                 responses.setdefault(

@@ -99,6 +99,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
+    # Refresh tokens are recorded and blacklisted once used or revoked (SIMPLE_JWT below).
+    "rest_framework_simplejwt.token_blacklist",
+    # Sign-in lockout after repeated failures (AXES_* below).
+    "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -120,8 +124,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "openspc.sessions.SessionLifetimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout into its response (openspc/signin.py).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "openspc.urls"
@@ -404,15 +411,52 @@ CELERY_BEAT_SCHEDULE["qa-runs-sweep-stale"] = {
 
 # --- Auth -------------------------------------------------------------------
 
+# Checked wherever a password is set: the admin, createsuperuser, changepassword, demo_setup.
+PASSWORD_MIN_LENGTH = envint("PASSWORD_MIN_LENGTH", 12, minimum=8)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": PASSWORD_MIN_LENGTH},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes first: it refuses a locked-out sign-in before the password is checked. Every
+# password entry point (/login/, /admin/login/, /api-auth/login/, POST /api/v1/auth/token/) goes
+# through authenticate() with the request, which is what axes counts failures by.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "web-login"
 LOGIN_REDIRECT_URL = "web-overview"
 LOGOUT_REDIRECT_URL = "web-login"
+
+# Sessions end after SESSION_IDLE_MINUTES without a request (the expiry moves on with every
+# request), and SESSION_MAX_HOURS after sign-in whatever the activity
+# (openspc/sessions.py), instead of Django's two weeks.
+SESSION_IDLE_MINUTES = envint("SESSION_IDLE_MINUTES", 30, minimum=1)
+SESSION_MAX_HOURS = envint("SESSION_MAX_HOURS", 12, minimum=1)
+SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
+
+# Sign-in lockout (django-axes). LOGIN_FAILURE_LIMIT wrong passwords for one user name from one
+# client address lock that pair out for LOGIN_LOCKOUT_MINUTES, counted from the lockout (more
+# tries during it do not extend it). By the pair, not the user name alone: otherwise anyone
+# could lock every operator out by typing their names; not the address alone: a plant's
+# terminals often share one address. Spraying many names from one address is slowed by the
+# token endpoints' rate limit (AUTH_THROTTLE_PER_MINUTE) and shows in the admin's access attempts.
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "openspc.signin.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "openspc.signin.client_ip"
+# Requests per minute and client address to the token and refresh endpoints.
+AUTH_THROTTLE_PER_MINUTE = envint("AUTH_THROTTLE_PER_MINUTE", 20, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -432,6 +476,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "openspc.schema.AutoSchema",
     "EXCEPTION_HANDLER": "openspc.api.exception_handler",
     "PAGE_SIZE": 50,
+    # The token endpoints' rate limit (openspc/signin.py); the client address as for the lockout.
+    "DEFAULT_THROTTLE_RATES": {"auth": f"{AUTH_THROTTLE_PER_MINUTE}/min"},
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
@@ -439,6 +485,12 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=envint("JWT_ACCESS_MINUTES", 30, minimum=1)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=envint("JWT_REFRESH_DAYS", 7, minimum=1)),
     "UPDATE_LAST_LOGIN": True,
+    # A used refresh token is replaced and blacklisted, so a stolen one works once at most.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    # Tokens carry a hash of the user's password hash: a password change revokes every token
+    # issued before it, access tokens included (refresh: openspc/signin.py).
+    "CHECK_REVOKE_TOKEN": True,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -514,7 +566,12 @@ LOGGING = {
 
 # --- Production hardening (on unless DEBUG; each can be turned off behind a proxy) ---
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
+BEHIND_TLS_PROXY = envbool("BEHIND_TLS_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+# Behind the proxy, the client address (sign-in lockout, rate limits) is the last one the proxy
+# added to X-Forwarded-For; without one that header is the client's to invent, so it is ignored.
+if BEHIND_TLS_PROXY:
+    REST_FRAMEWORK["NUM_PROXIES"] = 1
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)

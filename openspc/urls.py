@@ -3,9 +3,9 @@
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from openspc.api import not_found
+from openspc.signin import TokenObtainPairView, TokenRefreshView
 
 api_v1: list[URLPattern | URLResolver] = [
     path("auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),

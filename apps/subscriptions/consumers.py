@@ -17,8 +17,11 @@ Close codes (daphne does not send a close reason, so an `error` message with the
 precedes each close):
 
     4401  not authenticated: no credentials, or an invalid or expired token (also when the
-          token of an open connection expires)
+          token of an open connection expires); or, on an open connection, the credentials were
+          revoked: its browser session signed out, or the user was deactivated or changed
+          password (openspc/revocation.py)
     4403  authenticated, but not allowed a live connection (a device's service user)
+          or the browser session that signed it in reaches SESSION_MAX_HOURS
     4408  idle: no message from the client for WS_IDLE_TIMEOUT_SECONDS
 """
 
@@ -33,12 +36,22 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.utils import name_that_thing
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from apps.config.roles import Role, has_role
 from apps.subscriptions import selectors
 from openspc.events import events_unpack
+from openspc.revocation import (
+    CREDENTIALS_REVOKED,
+    DEACTIVATED,
+    PASSWORD_CHANGED,
+    SIGNED_OUT,
+    session_sockets_group,
+    user_sockets_group,
+)
+from openspc.sessions import session_ends_at
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +75,20 @@ NOTIFICATION_EVENTS = {"notification.created": "notification"}
 
 def _is_device(user: AbstractBaseUser) -> bool:
     return has_role(user, Role.DEVICE)  # type: ignore[arg-type]
+
+
+def _credentials_current(user: AbstractBaseUser) -> bool:
+    """The user is still active with the password they connected with (a revocation between the
+    authentication and joining the groups would otherwise be missed)."""
+    users = get_user_model()._default_manager
+    return users.filter(pk=user.pk, is_active=True, password=user.password).exists()
+
+
+REVOKED_MESSAGES = {
+    SIGNED_OUT: "You signed out in this browser.",
+    PASSWORD_CHANGED: "The password was changed: sign in again.",
+    DEACTIVATED: "The user has been deactivated.",
+}
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -92,6 +119,19 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.refuse(CLOSE_FORBIDDEN, "forbidden", "Device credentials are for ingestion only.")
             return
         self.user = user
+        # Joined first, then checked, so that a revocation is either seen now or heard later.
+        await self.join(user_sockets_group(user.pk))
+        session = self.scope.get("session")
+        if self.scope.get("auth_via") == "session" and session is not None and session.session_key:
+            await self.join(session_sockets_group(session.session_key))
+        if not await database_sync_to_async(_credentials_current)(user):
+            await self.refuse(CLOSE_UNAUTHENTICATED, "credentials_revoked", "Sign in again.")
+            return
+        self.by_session = self.scope.get("auth_via") == "session" and session is not None
+        if self.by_session:
+            self.expires_at = await database_sync_to_async(session_ends_at)(session=session)
+        else:
+            self.expires_at = self.scope.get("token_expires_at")
         if not await self.connected():  # groups joined before the client hears it is connected
             return  # refused by the channel (connected() said why)
         self.accepted = True
@@ -134,13 +174,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     # --- The idle timeout and the token's expiry ----------------------------------------------
 
     async def watch(self) -> None:
-        """Close when the client has been silent too long, or its token has run out."""
+        """Close when the client has been silent too long, or its token or session has run out."""
         idle = float(settings.WS_IDLE_TIMEOUT_SECONDS)
-        expires_at: datetime.datetime | None = self.scope.get("token_expires_at")
+        expires_at: datetime.datetime | None = self.expires_at
         while True:
             now = time.monotonic()
             idle_left = self.last_seen + idle - now
             token_left = (expires_at - timezone.now()).total_seconds() if expires_at else float("inf")
+            if token_left <= 0 and self.by_session:
+                await self.refuse(
+                    CLOSE_UNAUTHENTICATED, "session_expired", "The browser session has ended: sign in again."
+                )
+                return
             if token_left <= 0:
                 await self.refuse(
                     CLOSE_UNAUTHENTICATED,
@@ -188,6 +233,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """Channel-layer events this channel does not forward are dropped, not fatal (Channels
         would end the consumer on a message type it has no handler for)."""
         kind = message.get("type", "")
+        if kind == CREDENTIALS_REVOKED:
+            text = REVOKED_MESSAGES.get(message.get("reason", ""), "Sign in again.")
+            await self.refuse(CLOSE_UNAUTHENTICATED, "credentials_revoked", text)
+            return
         if kind == "events.batch" or kind in self.events:
             for event in events_unpack(message):
                 if event.get("type") in self.events:

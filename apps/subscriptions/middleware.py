@@ -53,16 +53,18 @@ def token_authenticate(raw: str) -> tuple[Any, str | None, datetime.datetime | N
 class JwtAuthMiddleware:
     """Sets scope["user"] from `?token=`; without one, leaves the session user in place.
 
-    Also sets scope["auth_error"] (None or an error code) and scope["token_expires_at"]
-    (when the connection's credentials run out; None for a session).
+    Also sets scope["auth_error"] (None or an error code), scope["token_expires_at"]
+    (when the connection's credentials run out; None for a session) and scope["auth_via"]
+    ("token" or "session").
     """
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        scope = dict(scope, auth_error=None, token_expires_at=None)
         raw = query_token(scope)
+        via = "session" if raw is None else "token"
+        scope = dict(scope, auth_error=None, token_expires_at=None, auth_via=via)
         if raw is not None:
             user, error, expires_at = await database_sync_to_async(token_authenticate)(raw)
             scope.update(user=user, auth_error=error, token_expires_at=expires_at)

@@ -291,9 +291,9 @@ class KioskView(PageMixin, TemplateView):
     """One line's live charts for a wall screen: no navigation, large type. The line is named by
     ?site=&area=&line= (the overview's group headings link here). static/js/kiosk.js draws.
 
-    A wall screen stays signed in: every load of this page (kiosk.js fetches it again every half
-    hour) saves the session, so it expires SESSION_COOKIE_AGE after the screen last reached the
-    server, not after sign-in."""
+    A wall screen stays signed in for SESSION_MAX_HOURS: kiosk.js fetches this page again three
+    times per SESSION_IDLE_MINUTES (keep_alive_ms), and every request moves the session's idle
+    expiry on."""
 
     template_name = "web/kiosk.html"
 
@@ -311,6 +311,7 @@ class KioskView(PageMixin, TemplateView):
             cards=cards[: selectors.KIOSK_MAX_CHARTS],
             hidden_count=max(0, len(cards) - selectors.KIOSK_MAX_CHARTS),
             time_zone=settings.TIME_ZONE,
+            keep_alive_ms=settings.SESSION_COOKIE_AGE * 1000 // 3,
         )
         return context
 

@@ -14,7 +14,8 @@ import { field, numberOrNull, showCardState } from "./page.js";
 const uPlot = window.uPlot;
 const root = document.getElementById("kiosk");
 const POINTS = 50; // readable across a room; the chart page shows more
-const KEEP_ALIVE_MS = 30 * 60 * 1000; // re-reads this page: saves the session, notices new tiles
+// Re-reads this page (saves the session, notices new tiles) well within the session's idle limit.
+const KEEP_ALIVE_MS = Number(root.dataset.keepAliveMs) || 10 * 60 * 1000;
 // The chart page's colours; the line, axes and grid darker, for a wall screen read from afar.
 const COLOURS = { ...CHART_COLOURS, line: "#4a5868", axis: "#1a1a1a", grid: "#dde1e6" };
 

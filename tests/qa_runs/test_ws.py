@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from apps.qa_runs.choices import EventType, RunStatus
 from apps.qa_runs.push import run_events_push
 from apps.qa_runs.services import event_publish, qa_run_request, qa_run_transition
-from apps.subscriptions.consumers import CLOSE_FORBIDDEN
+from apps.subscriptions.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 from tests.subscriptions.helpers import access_token, close_code, communicator
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -67,6 +67,31 @@ class QaRunSocketTests:
             CLOSE_FORBIDDEN,
             "not_readable",
         )
+
+    def test_a_password_change_closes_the_runs_socket_with_4401(self, quality_specialist, package):
+        run = qa_run_request(package=package, requested_by=quality_specialist)
+
+        def change_password() -> None:
+            quality_specialist.set_password("a-new-long-password")
+            quality_specialist.save()
+
+        async def scenario() -> tuple[int | None, dict[str, Any]]:
+            comm = communicator(path(run.plan_id), token=access_token(quality_specialist))
+            connected, _ = await comm.connect()
+            assert connected
+            await comm.send_json_to({"type": "ping"})
+            assert (await comm.receive_json_from())["type"] == "pong"
+            await database_sync_to_async(change_password)()
+            error = await comm.receive_json_from(timeout=3)
+            return await close_code(comm), error
+
+        code, error = async_to_sync(scenario)()
+        assert code == CLOSE_UNAUTHENTICATED
+        assert error == {
+            "type": "error",
+            "code": "credentials_revoked",
+            "message": "The password was changed: sign in again.",
+        }
 
 
 async def _refusal(where: str, token: str) -> tuple[int | None, str]:

@@ -215,8 +215,10 @@ class AuthenticationTests:
     def test_bad_or_missing_credentials_close_with_4401_after_saying_why(
         self, manager, path, make_token, code
     ):
+        token = make_token(manager)  # outside the loop: a refresh token is recorded in the database
+
         async def scenario():
-            comm = communicator(path, token=make_token(manager))
+            comm = communicator(path, token=token)
             connected, _ = await comm.connect()
             error = await comm.receive_json_from()
             return connected, error, await close_code(comm)

@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -143,8 +144,13 @@ class Command(BaseCommand):
         for username, role, staff in DEMO_USERS:
             if user_model.objects.filter(username=username).exists():
                 continue
-            password = secrets.token_urlsafe(12)
-            user = user_model.objects.create_user(username=username, password=password, is_staff=staff)
+            # Random, and held to the same policy as any password (PASSWORD_MIN_LENGTH and the rest):
+            # token_urlsafe(n) gives at least n characters.
+            password = secrets.token_urlsafe(max(16, settings.PASSWORD_MIN_LENGTH))
+            user = user_model(username=username, is_staff=staff)
+            validate_password(password, user)
+            user.set_password(password)
+            user.save()
             user.groups.add(Group.objects.get(name=role))
             lines.append(f"{role}: username {username}  password {password}")
         return lines
