@@ -607,13 +607,26 @@ def control_limits_set(
 
 
 DEVICE_FIELDS = ("name", "description", "active")  # never the token's hash
+DEVICE_BINDING = ("characteristics", "products")  # what it may post to, audited as sorted ids
+
+
+def _device_audit_fields(device: Device) -> dict[str, Any]:
+    binding = {name: sorted(getattr(device, name).values_list("pk", flat=True)) for name in DEVICE_BINDING}
+    return {**audit_fields(device, list(DEVICE_FIELDS)), **binding}
 
 
 @transaction.atomic
 def device_create(
-    *, name: str, description: str = "", active: bool = True, actor: Actor = SYSTEM
+    *,
+    name: str,
+    description: str = "",
+    active: bool = True,
+    characteristics: Collection[Characteristic] = (),
+    products: Collection[Product] = (),
+    actor: Actor = SYSTEM,
 ) -> tuple[Device, str]:
-    """Register a device with its own service user in the Device group. Returns the token, once."""
+    """Register a device with its own service user in the Device group, bound to the characteristics
+    and products it may post to (none: it may post nothing yet). Returns the token, once."""
     if Device.objects.filter(name=name).exists():
         raise ValidationError({"name": f"A device named '{name}' exists."})
     user_model = get_user_model()
@@ -630,18 +643,24 @@ def device_create(
         token_prefix=token[:12],
         active=active,
     )
-    _audited(device, DEVICE_FIELDS, None, actor)
+    device.characteristics.set(characteristics)
+    device.products.set(products)
+    audit_change(actor=actor, instance=device, before=None, after=_device_audit_fields(device))
     return device, token
 
 
 @transaction.atomic
 def device_update(*, device: Device, data: dict[str, Any], actor: Actor = SYSTEM) -> Device:
-    """Rename, describe, or (de)activate a device; a deactivated device's token stops working at once."""
+    """Rename, describe, (de)activate or rebind a device; a deactivated device's token stops working
+    at once, and a binding taken away refuses the device's next post to it."""
     if "name" in data and Device.objects.filter(name=data["name"]).exclude(pk=device.pk).exists():
         raise ValidationError({"name": f"A device named '{data['name']}' exists."})
-    before = audit_fields(device, list(DEVICE_FIELDS))
+    before = _device_audit_fields(device)
     device, _ = model_update(instance=device, fields=DEVICE_FIELDS, data=data)
-    _audited(device, DEVICE_FIELDS, before, actor)
+    for name in DEVICE_BINDING:
+        if name in data:
+            getattr(device, name).set(data[name])
+    audit_change(actor=actor, instance=device, before=before, after=_device_audit_fields(device))
     return device
 
 

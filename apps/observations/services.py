@@ -620,15 +620,56 @@ def _device_product_test(
     return product, test
 
 
-def device_entries_resolve(*, rows: Sequence[dict[str, Any]], batch: bool) -> list[ObservationEntry]:
+def _refused(labels: Sequence[str]) -> str:
+    shown = ", ".join(labels[:10])
+    return shown + (f" and {len(labels) - 10} more" if len(labels) > 10 else "")
+
+
+def _device_binding_check(device: Device, resolved: Sequence[tuple[Product, Test]], batch: bool) -> None:
+    """PermissionDenied naming every entry outside what the device is bound to (its characteristics
+    and every test of its products), before anything about lots is looked up or stored."""
+    products = set(device.products.values_list("pk", flat=True))
+    pairs = set(device.characteristics.values_list("product_id", "test_id"))
+    labels = [
+        f"{f'[{index}] ' if batch else ''}{product.code} / {test.code}"
+        for index, (product, test) in enumerate(resolved)
+        if product.pk not in products and (product.pk, test.pk) not in pairs
+    ]
+    if labels:
+        raise PermissionDenied(
+            f"Device {device.name} is not bound to {_refused(labels)}; nothing was stored. A quality "
+            "specialist binds a device to characteristics or products at /api/v1/devices/ or in the admin."
+        )
+
+
+def _tester_items_check(entries: Sequence[ObservationEntry], batch: bool) -> None:
+    """A tester's item takes the tester's results only: a device posting onto it would record a
+    result in the tester's name on the worklist (the item's tests done) that the tester never took."""
+    labels = [
+        f"{f'[{index}] ' if batch else ''}item {entry.item.serial} of lot {entry.lot.number}"
+        for index, entry in enumerate(entries)
+        if entry.item is not None and entry.item.tester_id is not None
+    ]
+    if labels:
+        raise PermissionDenied(
+            f"Assigned to a tester: {_refused(labels)}; devices do not post onto a tester's items, "
+            "nothing was stored. Post without the item (to the lot), or take the item back from the tester."
+        )
+
+
+def device_entries_resolve(
+    *, rows: Sequence[dict[str, Any]], batch: bool, device: Device
+) -> list[ObservationEntry]:
     """A device's entries ({characteristic | product + test, lot, item?, values, …}) with their objects.
 
-    Codes are looked up in a few queries for the whole batch. The lot must exist
-    (devices do not open lots) and be open or in testing; an item serial must
-    exist in it.
+    Codes are looked up in a few queries for the whole batch. Every entry must be within what
+    `device` is bound to and name no item assigned to a tester (PermissionDenied naming each
+    refused entry). The lot must exist (devices do not open lots) and be open or in testing;
+    an item serial must exist in it.
     """
     targets = _device_targets(rows)
     resolved = [_device_product_test(row, index, batch, targets) for index, row in enumerate(rows)]
+    _device_binding_check(device, resolved, batch)
     product_ids = {product.pk for product, _ in resolved}
     lots = {
         (lot.product_id, lot.number): lot
@@ -662,6 +703,7 @@ def device_entries_resolve(*, rows: Sequence[dict[str, Any]], batch: bool) -> li
                 idempotency_key=row.get("idempotency_key"),
             )
         )
+    _tester_items_check(entries, batch)
     return entries
 
 

@@ -40,7 +40,9 @@ class ConfirmTests:
 
     def test_device_data_for_a_lot_is_checked_against_every_plan_of_the_product(self, plant, device):
         entries = services.device_entries_resolve(
-            rows=[{"product": "RING-74", "test": "WALL", "lot": "L-1", "values": [1.0]}], batch=True
+            rows=[{"product": "RING-74", "test": "WALL", "lot": "L-1", "values": [1.0]}],
+            batch=True,
+            device=device[0],
         )
         ids = services.observations_record(entries=entries, source="device", user=device[0].user).ids
         services.observations_process(ids=ids)
