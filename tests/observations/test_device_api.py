@@ -83,6 +83,32 @@ class DevicePostTests:
         assert second["ids"] == first["ids"] == second["duplicates"]
         assert Observation.objects.count() == 2
 
+    def test_a_key_reused_with_another_body_is_409_and_nothing_is_stored(self, device_client, plant, queued):
+        first = device_client.post(DEVICE, [_by_codes(idempotency_key="run-1")]).json()
+        batch = [
+            _by_codes(values=[70.5], idempotency_key="run-2"),
+            _by_codes(values=[75.0], idempotency_key="run-1"),
+        ]
+        error = error_of(device_client.post(DEVICE, batch), 409)
+        assert error["code"] == "idempotency_key_reused"
+        assert (
+            f"[1] key 'run-1' was used for observation {first['ids'][0]} with another values."
+            in error["message"]
+        )
+        assert list(Observation.objects.values_list("values", flat=True)) == [[74.0]]
+
+    def test_repeats_within_a_batch_are_reported(self, device_client, plant):
+        batch = [
+            _by_codes(idempotency_key="a"),
+            _by_codes(idempotency_key="b"),
+            _by_codes(idempotency_key="a"),
+        ]
+        body = device_client.post(DEVICE, batch).json()
+        assert (body["ids"][2], body["duplicates"], body["repeated"]) == (body["ids"][0], [], [2])
+        again = device_client.post(DEVICE, batch).json()
+        assert (again["ids"], again["duplicates"], again["repeated"]) == (body["ids"], body["ids"], [2])
+        assert Observation.objects.count() == 2
+
     def test_the_same_value_twice_without_key_or_time_is_two_observations(self, device_client, plant):
         """A gauge streaming lot-level values repeats a reading often: nothing identifies a retry,
         so both are kept (a content hash would have dropped the second, within a batch and after)."""
