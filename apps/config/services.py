@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
@@ -750,25 +751,61 @@ def _plan_tests_check(
     return [], live
 
 
+def _observed_at_check(observed_at: datetime.datetime, received_at: datetime.datetime) -> list[Rejection]:
+    """A time of measurement within OBSERVATION_MAX_FUTURE_SECONDS after its receipt and
+    OBSERVATION_HORIZON_DAYS before it. Judged against when it was received, not when the worker
+    runs: a backlog processed an hour late must not turn honest readings into future ones."""
+    reasons = []
+    ahead = (observed_at - received_at).total_seconds()
+    allowed = settings.OBSERVATION_MAX_FUTURE_SECONDS
+    if ahead > allowed:
+        reasons.append(
+            Rejection(
+                RejectionCode.OBSERVED_IN_FUTURE,
+                f"observed_at {observed_at.isoformat()} is {ahead:,.0f} s after the observation was "
+                f"received ({received_at.isoformat()}); OBSERVATION_MAX_FUTURE_SECONDS allows {allowed} s",
+            )
+        )
+    horizon = settings.OBSERVATION_HORIZON_DAYS
+    if received_at - observed_at > datetime.timedelta(days=horizon):
+        reasons.append(
+            Rejection(
+                RejectionCode.OBSERVED_TOO_EARLY,
+                f"observed_at {observed_at.isoformat()} is more than {horizon} days before the observation "
+                f"was received ({received_at.isoformat()}); OBSERVATION_HORIZON_DAYS is {horizon}",
+            )
+        )
+    return reasons
+
+
 def observation_confirm(
     *,
     config: ProductConfig,
     test_id: int,
     values: Sequence[object],
     plan_ids: Collection[int] | None = None,
-    observed_on: datetime.date | None = None,
+    observed_at: datetime.datetime | None = None,
+    received_at: datetime.datetime | None = None,
     check_replicates: bool = True,
 ) -> Confirmation:
     """Check one observation (all replicate values of one test) against the configuration.
 
     `config` comes from selectors.product_config_load, so a batch needs one load.
     `plan_ids` are the item's selected plans (None for lot- or device-level data:
-    any plan assigned to the product). `check_replicates` compares the number of
-    values with the plan's replicate count (off for a device streaming single values).
-    Every applicable reason is reported, not only the first.
+    any plan assigned to the product). `observed_at` is checked against `received_at`
+    (default: now) and its day must be in a plan assignment's effective period.
+    `check_replicates` compares the number of values with the plan's replicate count
+    (off for a device streaming single values). Every applicable reason is reported,
+    not only the first.
     """
     characteristic_id = config.characteristic_ids.get(test_id)
     reasons: list[Rejection] = []
+    observed_on = None
+    if observed_at is not None:
+        time_reasons = _observed_at_check(observed_at, received_at or timezone.now())
+        reasons += time_reasons
+        # A time out of bounds says all; its local day could even overflow (9999-12-31 in UTC+1).
+        observed_on = None if time_reasons else timezone.localdate(observed_at)
     if not config.active:
         reasons.append(
             Rejection(RejectionCode.PRODUCT_INACTIVE, f"product {config.product_code} is inactive")

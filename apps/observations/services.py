@@ -50,7 +50,7 @@ PROCESS_CHUNK = 500
 # What observations_process reads and writes back of a row and its lot (a deferred field would cost a
 # query on first use).
 PROCESS_FIELDS = (
-    "item_id", "lot_id", "test_id", "values", "observed_at", "source", "status",
+    "item_id", "lot_id", "test_id", "values", "observed_at", "received_at", "source", "status",
     "position", "hash", "lot_checksum", "sample_id",
     "lot__product_id", "lot__number", "lot__status",
 )  # fmt: skip
@@ -554,7 +554,8 @@ def _verdict(
         test_id=row.test_id,
         values=row.values if isinstance(row.values, list) else [row.values],
         plan_ids=plan_ids,
-        observed_on=timezone.localdate(row.observed_at),
+        observed_at=row.observed_at,
+        received_at=row.received_at,
         # A tester records all replicates of a test on an item at once; a device streams values as
         # they come, and a lot-level subgroup (POST /samples) has the subgroup's size, not the plan's.
         check_replicates=row.source == ObservationSource.MANUAL and row.item_id is not None,
