@@ -409,6 +409,12 @@ def _label(index: int, entries: Sequence[ObservationEntry]) -> str:
     return f"[{index}] " if len(entries) > 1 else ""
 
 
+def _first_ten(labels: Sequence[str], separator: str = ", ") -> str:
+    """Enough of a list of refused entries to fix the client; a 5,000-entry message is not."""
+    shown = separator.join(labels[:10])
+    return shown + (f"{separator}and {len(labels) - 10} more" if len(labels) > 10 else "")
+
+
 def _repeats_check(
     entries: Sequence[ObservationEntry], keys: list[str], values: list[list[Any]], check: bool
 ) -> tuple[dict[str, tuple[ObservationEntry, list[Any]]], list[int]]:
@@ -456,9 +462,8 @@ def _reuse_check(
                 f"{stored_id} with another {', '.join(differ)}"
             )
     if refused:
-        shown = "; ".join(refused[:10]) + (f"; and {len(refused) - 10} more" if len(refused) > 10 else "")
         raise Conflict(
-            f"Idempotency key reused with a different body: {shown}. Nothing was stored; "
+            f"Idempotency key reused with a different body: {_first_ten(refused, '; ')}. Nothing was stored; "
             "send a key again only to retry the same observation.",
             code="idempotency_key_reused",
         )
@@ -717,11 +722,6 @@ def _device_product_test(
     return product, test
 
 
-def _refused(labels: Sequence[str]) -> str:
-    shown = ", ".join(labels[:10])
-    return shown + (f" and {len(labels) - 10} more" if len(labels) > 10 else "")
-
-
 def _device_binding_check(device: Device, resolved: Sequence[tuple[Product, Test]], batch: bool) -> None:
     """PermissionDenied naming every entry outside what the device is bound to (its characteristics
     and every test of its products), before anything about lots is looked up or stored."""
@@ -734,14 +734,15 @@ def _device_binding_check(device: Device, resolved: Sequence[tuple[Product, Test
     ]
     if labels:
         raise PermissionDenied(
-            f"Device {device.name} is not bound to {_refused(labels)}; nothing was stored. A quality "
+            f"Device {device.name} is not bound to {_first_ten(labels)}; nothing was stored. A quality "
             "specialist binds a device to characteristics or products at /api/v1/devices/ or in the admin."
         )
 
 
 def _tester_items_check(entries: Sequence[ObservationEntry], batch: bool) -> None:
-    """A tester's item takes the tester's results only: a device posting onto it would record a
-    result in the tester's name on the worklist (the item's tests done) that the tester never took."""
+    """A tester's item takes the tester's results only: a device posting onto it would put a result
+    on the tester's item (counted on their worklist and in the lot's results) that they never took.
+    The device posts to the lot instead, or the item is taken back from the tester first."""
     labels = [
         f"{f'[{index}] ' if batch else ''}item {entry.item.serial} of lot {entry.lot.number}"
         for index, entry in enumerate(entries)
@@ -749,7 +750,7 @@ def _tester_items_check(entries: Sequence[ObservationEntry], batch: bool) -> Non
     ]
     if labels:
         raise PermissionDenied(
-            f"Assigned to a tester: {_refused(labels)}; devices do not post onto a tester's items, "
+            f"Assigned to a tester: {_first_ten(labels)}; devices do not post onto a tester's items, "
             "nothing was stored. Post without the item (to the lot), or take the item back from the tester."
         )
 
