@@ -175,7 +175,7 @@ def plant_setup(*, characteristics: int) -> Plant:
                               reason="benchmark", user=user)  # fmt: skip
         ids.append(characteristic.pk)
     lot = lot_create(product=product, number="BENCH-LOT-1", user=user)
-    _, token = config.device_create(name="bench-gauge")
+    _, token = config.device_create(name="bench-gauge", products=[product])
     return Plant(lot_id=lot.pk, lot_number=lot.number, characteristic_ids=ids, token=token)
 
 

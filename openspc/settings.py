@@ -222,6 +222,11 @@ CELERY_TASK_ROUTES = {
     "subscriptions.fanout": {"queue": "celery"},
     "subscriptions.email_digest": {"queue": "celery"},
 }
+# The worker rejects an observation measured (observed_at) more than this after it was received: a
+# device clock set wrong, or a time in the year 9999, would sort after every real point for good.
+OBSERVATION_MAX_FUTURE_SECONDS = envint("OBSERVATION_MAX_FUTURE_SECONDS", 300, minimum=0)
+# ... or more than this many days before it was received (a clock reset to 1970, a typo in the year).
+OBSERVATION_HORIZON_DAYS = envint("OBSERVATION_HORIZON_DAYS", 3650, minimum=1)
 # Rows left `received` longer than this are queued again (broker down, worker killed).
 OBSERVATIONS_REQUEUE_AFTER_SECONDS = envint("OBSERVATIONS_REQUEUE_AFTER_SECONDS", 300, minimum=10)
 # Subscriptions that e-mail get one message per user per interval, however many notifications.

@@ -371,17 +371,35 @@ class CharacteristicAdmin(AuditedAdmin):
 class DeviceAdminForm(forms.ModelForm):
     class Meta:
         model = Device
-        fields = ["name", "description", "active"]
+        fields = ["name", "description", "active", "characteristics", "products"]
 
 
 @admin.register(Device)
 class DeviceAdmin(AuditedAdmin):
     form = DeviceAdminForm
     audited_fields = services.DEVICE_FIELDS
-    list_display = ["name", "active", "token_prefix", "last_used_at", "created_at"]
+    list_display = ["name", "active", "bound_to", "token_prefix", "last_used_at", "created_at"]
     list_filter = ["active"]
     search_fields = ["name", "description"]
     readonly_fields = ["token_prefix", "last_used_at", "created_at"]
+    filter_horizontal = ["characteristics", "products"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Device]:
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related("products", "characteristics__product", "characteristics__test")
+        )
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "characteristics":  # each is shown as "PRODUCT / TEST"
+            kwargs["queryset"] = Characteristic.objects.select_related("product", "test")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @admin.display(description="may post to")
+    def bound_to(self, obj: Device) -> str:
+        names = [p.code for p in obj.products.all()] + [str(c) for c in obj.characteristics.all()]
+        return ", ".join(sorted(names)) or "nothing (bind it before it posts)"
 
     def save_model(self, request: HttpRequest, obj: Device, form: forms.ModelForm, change: bool) -> None:
         data = form.cleaned_data
@@ -394,3 +412,7 @@ class DeviceAdmin(AuditedAdmin):
         self.message_user(
             request, f"Token for {device.name} (shown once, copy it now): {token}", messages.WARNING
         )
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        """The binding was saved (and audited) by the service in save_model; the form's own m2m
+        save would write it again, unaudited."""

@@ -74,3 +74,5 @@ class RejectionCode(models.TextChoices):
     NOT_A_COUNT = "not_a_count", "Value is not a non-negative whole number"
     OUT_OF_RANGE = "out_of_range", "Value is outside the test's plausible range"
     REPLICATE_COUNT = "replicate_count", "Wrong number of replicates"
+    OBSERVED_IN_FUTURE = "observed_in_future", "Measured later than it was received"
+    OBSERVED_TOO_EARLY = "observed_too_early", "Measured too long before it was received"

@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
@@ -607,13 +608,26 @@ def control_limits_set(
 
 
 DEVICE_FIELDS = ("name", "description", "active")  # never the token's hash
+DEVICE_BINDING = ("characteristics", "products")  # what it may post to, audited as sorted ids
+
+
+def _device_audit_fields(device: Device) -> dict[str, Any]:
+    binding = {name: sorted(getattr(device, name).values_list("pk", flat=True)) for name in DEVICE_BINDING}
+    return {**audit_fields(device, list(DEVICE_FIELDS)), **binding}
 
 
 @transaction.atomic
 def device_create(
-    *, name: str, description: str = "", active: bool = True, actor: Actor = SYSTEM
+    *,
+    name: str,
+    description: str = "",
+    active: bool = True,
+    characteristics: Collection[Characteristic] = (),
+    products: Collection[Product] = (),
+    actor: Actor = SYSTEM,
 ) -> tuple[Device, str]:
-    """Register a device with its own service user in the Device group. Returns the token, once."""
+    """Register a device with its own service user in the Device group, bound to the characteristics
+    and products it may post to (none: it may post nothing yet). Returns the token, once."""
     if Device.objects.filter(name=name).exists():
         raise ValidationError({"name": f"A device named '{name}' exists."})
     user_model = get_user_model()
@@ -630,18 +644,24 @@ def device_create(
         token_prefix=token[:12],
         active=active,
     )
-    _audited(device, DEVICE_FIELDS, None, actor)
+    device.characteristics.set(characteristics)
+    device.products.set(products)
+    audit_change(actor=actor, instance=device, before=None, after=_device_audit_fields(device))
     return device, token
 
 
 @transaction.atomic
 def device_update(*, device: Device, data: dict[str, Any], actor: Actor = SYSTEM) -> Device:
-    """Rename, describe, or (de)activate a device; a deactivated device's token stops working at once."""
+    """Rename, describe, (de)activate or rebind a device; a deactivated device's token stops working
+    at once, and a binding taken away refuses the device's next post to it."""
     if "name" in data and Device.objects.filter(name=data["name"]).exclude(pk=device.pk).exists():
         raise ValidationError({"name": f"A device named '{data['name']}' exists."})
-    before = audit_fields(device, list(DEVICE_FIELDS))
+    before = _device_audit_fields(device)
     device, _ = model_update(instance=device, fields=DEVICE_FIELDS, data=data)
-    _audited(device, DEVICE_FIELDS, before, actor)
+    for name in DEVICE_BINDING:
+        if name in data:
+            getattr(device, name).set(data[name])
+    audit_change(actor=actor, instance=device, before=before, after=_device_audit_fields(device))
     return device
 
 
@@ -731,25 +751,61 @@ def _plan_tests_check(
     return [], live
 
 
+def _observed_at_check(observed_at: datetime.datetime, received_at: datetime.datetime) -> list[Rejection]:
+    """A time of measurement within OBSERVATION_MAX_FUTURE_SECONDS after its receipt and
+    OBSERVATION_HORIZON_DAYS before it. Judged against when it was received, not when the worker
+    runs: a backlog processed an hour late must not turn honest readings into future ones."""
+    reasons = []
+    ahead = (observed_at - received_at).total_seconds()
+    allowed = settings.OBSERVATION_MAX_FUTURE_SECONDS
+    if ahead > allowed:
+        reasons.append(
+            Rejection(
+                RejectionCode.OBSERVED_IN_FUTURE,
+                f"observed_at {observed_at.isoformat()} is {ahead:,.0f} s after the observation was "
+                f"received ({received_at.isoformat()}); OBSERVATION_MAX_FUTURE_SECONDS allows {allowed} s",
+            )
+        )
+    horizon = settings.OBSERVATION_HORIZON_DAYS
+    if received_at - observed_at > datetime.timedelta(days=horizon):
+        reasons.append(
+            Rejection(
+                RejectionCode.OBSERVED_TOO_EARLY,
+                f"observed_at {observed_at.isoformat()} is more than {horizon} days before the observation "
+                f"was received ({received_at.isoformat()}); OBSERVATION_HORIZON_DAYS is {horizon}",
+            )
+        )
+    return reasons
+
+
 def observation_confirm(
     *,
     config: ProductConfig,
     test_id: int,
     values: Sequence[object],
     plan_ids: Collection[int] | None = None,
-    observed_on: datetime.date | None = None,
+    observed_at: datetime.datetime | None = None,
+    received_at: datetime.datetime | None = None,
     check_replicates: bool = True,
 ) -> Confirmation:
     """Check one observation (all replicate values of one test) against the configuration.
 
     `config` comes from selectors.product_config_load, so a batch needs one load.
     `plan_ids` are the item's selected plans (None for lot- or device-level data:
-    any plan assigned to the product). `check_replicates` compares the number of
-    values with the plan's replicate count (off for a device streaming single values).
-    Every applicable reason is reported, not only the first.
+    any plan assigned to the product). `observed_at` is checked against `received_at`
+    (default: now) and its day must be in a plan assignment's effective period.
+    `check_replicates` compares the number of values with the plan's replicate count
+    (off for a device streaming single values). Every applicable reason is reported,
+    not only the first.
     """
     characteristic_id = config.characteristic_ids.get(test_id)
     reasons: list[Rejection] = []
+    observed_on = None
+    if observed_at is not None:
+        time_reasons = _observed_at_check(observed_at, received_at or timezone.now())
+        reasons += time_reasons
+        # A time out of bounds says all; its local day could even overflow (9999-12-31 in UTC+1).
+        observed_on = None if time_reasons else timezone.localdate(observed_at)
     if not config.active:
         reasons.append(
             Rejection(RejectionCode.PRODUCT_INACTIVE, f"product {config.product_code} is inactive")

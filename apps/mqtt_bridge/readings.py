@@ -69,7 +69,14 @@ def _timestamp(raw: Any) -> datetime.datetime | Bad:
             moment = datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
             return Bad(DeadLetterReason.BAD_SHAPE, f"ts {raw!r} is not ISO 8601")
-        return moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=datetime.UTC)
+        try:
+            # In UTC now: 9999-12-31T23:00-05:00 is in the year 10000 there, which no datetime (and no
+            # worker reading the row back) can hold. A time within range but far off is stored, and
+            # the pipeline rejects it against OBSERVATION_MAX_FUTURE_SECONDS / _HORIZON_DAYS.
+            return moment.astimezone(datetime.UTC)
+        except OverflowError:
+            return Bad(DeadLetterReason.BAD_SHAPE, f"ts {raw!r} is out of range")
     return Bad(DeadLetterReason.BAD_SHAPE, f"ts must be ISO 8601 text or a Unix time; got {raw!r}")
 
 

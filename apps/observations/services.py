@@ -36,8 +36,10 @@ from apps.observations.choices import (
     ObservationSource,
     ObservationStatus,
 )
+from apps.observations.idempotency import Body, body_differences, body_stored
 from apps.observations.models import Item, Lot, Observation, Sample
 from apps.observations.subgroups import calculations_queue_on_commit, subgroups_close_lot, subgroups_fold
+from openspc.api import Conflict
 from openspc.events import event, events_send_on_commit
 from openspc.services import rows_update
 
@@ -48,7 +50,7 @@ PROCESS_CHUNK = 500
 # What observations_process reads and writes back of a row and its lot (a deferred field would cost a
 # query on first use).
 PROCESS_FIELDS = (
-    "item_id", "lot_id", "test_id", "values", "observed_at", "source", "status",
+    "item_id", "lot_id", "test_id", "values", "observed_at", "received_at", "source", "status",
     "position", "hash", "lot_checksum", "sample_id",
     "lot__product_id", "lot__number", "lot__status",
 )  # fmt: skip
@@ -271,10 +273,13 @@ class ObservationEntry:
 
 @dataclass(frozen=True)
 class RecordResult:
-    """The stored observation id of each entry, in order, and which of them existed already."""
+    """The stored observation id of each entry, in order; which of them existed already (stored by
+    an earlier request); and the positions of entries that repeat an earlier entry of the same
+    request under the same key (answered with that entry's id, nothing more stored)."""
 
     ids: list[int]
     duplicates: list[int] = field(default_factory=list)
+    repeated: list[int] = field(default_factory=list)
 
 
 def _json_safe(values: Sequence[Any]) -> list[Any]:
@@ -326,15 +331,36 @@ _INSERT_UNNEST = """
 """
 
 
+# What a stored row's key stands for: its id and the body it was stored with.
+STORED_BODY = (
+    "idempotency_key",
+    "pk",
+    "item_id",
+    "lot_id",
+    "test_id",
+    "values",
+    "observed_at",
+    "received_at",
+)
+
+
+def _stored(keys: Collection[str]) -> dict[str, tuple[int, Body]]:
+    """The stored rows of these keys: {key: (id, body)}."""
+    rows = Observation.objects.filter(idempotency_key__in=list(keys)).values_list(*STORED_BODY)
+    return {
+        key: (pk, body_stored(item_id=item_id, lot_id=lot_id, test_id=test_id, values=values,
+                              observed_at=observed_at, received_at=received_at))
+        for key, pk, item_id, lot_id, test_id, values, observed_at, received_at in rows
+    }  # fmt: skip
+
+
 def _insert_new(
     fresh: dict[str, tuple[ObservationEntry, list[Any]]], source: str, user: User, now: datetime.datetime
-) -> tuple[dict[str, int], dict[str, int]]:
-    """Insert the entries whose key is not stored yet: ({key: new id}, {key: stored id})."""
+) -> tuple[dict[str, int], dict[str, tuple[int, Body]]]:
+    """Insert the entries whose key is not stored yet: ({key: new id}, {key: (stored id, its body)})."""
     connection = connections[router.db_for_write(Observation)]
     if connection.vendor != "postgresql":
-        existing = dict(
-            Observation.objects.filter(idempotency_key__in=set(fresh)).values_list("idempotency_key", "pk")
-        )
+        existing = _stored(fresh)
         rows = [
             Observation(
                 item=entry.item,
@@ -367,13 +393,80 @@ def _insert_new(
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_UNNEST, params)
         created = dict(cursor.fetchall())
+    # Only the keys that conflicted are read back, with their bodies to compare: a batch of new
+    # keys costs no query more.
     skipped = [key for key in fresh if key not in created]
-    existing = (
-        dict(Observation.objects.filter(idempotency_key__in=skipped).values_list("idempotency_key", "pk"))
-        if skipped
-        else {}
-    )
-    return created, existing
+    return created, (_stored(skipped) if skipped else {})
+
+
+def _body(entry: ObservationEntry, values: list[Any]) -> Body:
+    item_id = entry.item.pk if entry.item is not None else None
+    return Body(item_id, entry.lot.pk, entry.test.pk, values, entry.observed_at)
+
+
+def _label(index: int, entries: Sequence[ObservationEntry]) -> str:
+    """How an entry is named in an error: `[3] ` in a batch, nothing for a single one."""
+    return f"[{index}] " if len(entries) > 1 else ""
+
+
+def _first_ten(labels: Sequence[str], separator: str = ", ") -> str:
+    """Enough of a list of refused entries to fix the client; a 5,000-entry message is not."""
+    shown = separator.join(labels[:10])
+    return shown + (f"{separator}and {len(labels) - 10} more" if len(labels) > 10 else "")
+
+
+def _repeats_check(
+    entries: Sequence[ObservationEntry], keys: list[str], values: list[list[Any]], check: bool
+) -> tuple[dict[str, tuple[ObservationEntry, list[Any]]], list[int]]:
+    """The first entry of each key, and the positions of later entries with the same key and body.
+    The same key with another body within one request is a ValidationError naming both entries:
+    which of the two the client meant cannot be told, so neither is stored."""
+    fresh: dict[str, tuple[ObservationEntry, list[Any]]] = {}
+    first: dict[str, int] = {}
+    repeated: list[int] = []
+    errors: dict[str, str] = {}
+    for index, (entry, key, entry_values) in enumerate(zip(entries, keys, values, strict=True)):
+        if key not in fresh:
+            fresh[key], first[key] = (entry, entry_values), index
+            continue
+        earlier = fresh[key]
+        differ = body_differences(_body(*earlier), _body(entry, entry_values)) if check else []
+        if differ:
+            errors[f"[{index}].idempotency_key"] = (
+                f"Entry [{first[key]}] has the same idempotency key '{entry.idempotency_key}' with "
+                f"another {', '.join(differ)}: give each observation its own key."
+            )
+        repeated.append(index)
+    if errors:
+        raise ValidationError(errors)
+    return fresh, repeated
+
+
+def _reuse_check(
+    entries: Sequence[ObservationEntry],
+    keys: list[str],
+    values: list[list[Any]],
+    existing: dict[str, tuple[int, Body]],
+) -> None:
+    """Conflict (409) naming each entry whose key was stored with another body; only the keys that
+    conflicted are compared."""
+    refused = []
+    for index, (entry, key, entry_values) in enumerate(zip(entries, keys, values, strict=True)):
+        if key not in existing:
+            continue
+        stored_id, stored_body = existing[key]
+        differ = body_differences(stored_body, _body(entry, entry_values))
+        if differ:
+            refused.append(
+                f"{_label(index, entries)}key '{entry.idempotency_key}' was used for observation "
+                f"{stored_id} with another {', '.join(differ)}"
+            )
+    if refused:
+        raise Conflict(
+            f"Idempotency key reused with a different body: {_first_ten(refused, '; ')}. Nothing was stored; "
+            "send a key again only to retry the same observation.",
+            code="idempotency_key_reused",
+        )
 
 
 def _record_once(
@@ -384,18 +477,24 @@ def _record_once(
     user: User,
     queue: bool,
 ) -> RecordResult:
+    # An MQTT key is the message's own hash (topic and payload): the same key is the same message
+    # delivered again, even if its lot resolved otherwise since (a new current lot); the first stored
+    # wins. Every other key is the client's, or a hash of the body itself.
+    check = source != ObservationSource.MQTT
     with transaction.atomic():
-        fresh: dict[str, tuple[ObservationEntry, list[Any]]] = {}
-        for entry, key, entry_values in zip(entries, keys, values, strict=True):
-            fresh.setdefault(key, (entry, entry_values))  # a repeat within the batch is the first's
+        fresh, repeated = _repeats_check(entries, keys, values, check)
         created, existing = _insert_new(fresh, source, user, timezone.now())
+        if check and existing:
+            _reuse_check(entries, keys, values, existing)  # raising rolls back what was inserted
         new_ids = sorted(created.values())
         if new_ids and queue:
             # robust: a broker that is down must not turn a stored batch into a 500; the sweep
             # (observations_requeue_stale) queues the rows later.
             transaction.on_commit(lambda: observations_queue(ids=new_ids), robust=True)
-    ids = [existing.get(key) or created[key] for key in keys]
-    return RecordResult(ids=ids, duplicates=[existing[key] for key in keys if key in existing])
+    ids = [existing[key][0] if key in existing else created[key] for key in keys]
+    return RecordResult(
+        ids=ids, duplicates=[existing[key][0] for key in keys if key in existing], repeated=repeated
+    )
 
 
 def observations_record(
@@ -411,9 +510,11 @@ def observations_record(
     queue=False: the caller processes the ids itself (POST /samples); if it dies before,
     the stale sweep queues them.
 
-    Idempotent: an entry whose key is stored already creates nothing and answers
-    the original id (so does a repeat within the batch). The edge has checked the
-    shape, the lot and item, and that the poster may post for them.
+    Idempotent: an entry whose key is stored already with the same body creates nothing and
+    answers the original id (so does a repeat within the batch, listed in `repeated`). A key
+    stored with another body is a Conflict (409, code idempotency_key_reused); the same key with
+    two bodies in one batch a ValidationError; either way nothing of the batch is stored. The
+    edge has checked the shape, the lot and item, and that the poster may post for them.
     """
     if source not in ObservationSource.values:
         raise ValidationError({"source": f"Unknown source '{source}'."})
@@ -458,7 +559,8 @@ def _verdict(
         test_id=row.test_id,
         values=row.values if isinstance(row.values, list) else [row.values],
         plan_ids=plan_ids,
-        observed_on=timezone.localdate(row.observed_at),
+        observed_at=row.observed_at,
+        received_at=row.received_at,
         # A tester records all replicates of a test on an item at once; a device streams values as
         # they come, and a lot-level subgroup (POST /samples) has the subgroup's size, not the plan's.
         check_replicates=row.source == ObservationSource.MANUAL and row.item_id is not None,
@@ -620,15 +722,52 @@ def _device_product_test(
     return product, test
 
 
-def device_entries_resolve(*, rows: Sequence[dict[str, Any]], batch: bool) -> list[ObservationEntry]:
+def _device_binding_check(device: Device, resolved: Sequence[tuple[Product, Test]], batch: bool) -> None:
+    """PermissionDenied naming every entry outside what the device is bound to (its characteristics
+    and every test of its products), before anything about lots is looked up or stored."""
+    products = set(device.products.values_list("pk", flat=True))
+    pairs = set(device.characteristics.values_list("product_id", "test_id"))
+    labels = [
+        f"{f'[{index}] ' if batch else ''}{product.code} / {test.code}"
+        for index, (product, test) in enumerate(resolved)
+        if product.pk not in products and (product.pk, test.pk) not in pairs
+    ]
+    if labels:
+        raise PermissionDenied(
+            f"Device {device.name} is not bound to {_first_ten(labels)}; nothing was stored. A quality "
+            "specialist binds a device to characteristics or products at /api/v1/devices/ or in the admin."
+        )
+
+
+def _tester_items_check(entries: Sequence[ObservationEntry], batch: bool) -> None:
+    """A tester's item takes the tester's results only: a device posting onto it would put a result
+    on the tester's item (counted on their worklist and in the lot's results) that they never took.
+    The device posts to the lot instead, or the item is taken back from the tester first."""
+    labels = [
+        f"{f'[{index}] ' if batch else ''}item {entry.item.serial} of lot {entry.lot.number}"
+        for index, entry in enumerate(entries)
+        if entry.item is not None and entry.item.tester_id is not None
+    ]
+    if labels:
+        raise PermissionDenied(
+            f"Assigned to a tester: {_first_ten(labels)}; devices do not post onto a tester's items, "
+            "nothing was stored. Post without the item (to the lot), or take the item back from the tester."
+        )
+
+
+def device_entries_resolve(
+    *, rows: Sequence[dict[str, Any]], batch: bool, device: Device
+) -> list[ObservationEntry]:
     """A device's entries ({characteristic | product + test, lot, item?, values, …}) with their objects.
 
-    Codes are looked up in a few queries for the whole batch. The lot must exist
-    (devices do not open lots) and be open or in testing; an item serial must
-    exist in it.
+    Codes are looked up in a few queries for the whole batch. Every entry must be within what
+    `device` is bound to and name no item assigned to a tester (PermissionDenied naming each
+    refused entry). The lot must exist (devices do not open lots) and be open or in testing;
+    an item serial must exist in it.
     """
     targets = _device_targets(rows)
     resolved = [_device_product_test(row, index, batch, targets) for index, row in enumerate(rows)]
+    _device_binding_check(device, resolved, batch)
     product_ids = {product.pk for product, _ in resolved}
     lots = {
         (lot.product_id, lot.number): lot
@@ -662,6 +801,7 @@ def device_entries_resolve(*, rows: Sequence[dict[str, Any]], batch: bool) -> li
                 idempotency_key=row.get("idempotency_key"),
             )
         )
+    _tester_items_check(entries, batch)
     return entries
 
 

@@ -120,13 +120,16 @@ class SubmitTests:
         client = api(quality_specialist)
         five = sized(plant, 5)
         first = submit(client, dia, [74.0], lot=plant.lot, idempotency_key="k-1").json()
-        error = error_of(submit(client, five, [1.0] * 5, lot=plant.lot, idempotency_key="k-1"), 400,
-                         "context.idempotency_key")  # fmt: skip
-        assert f"used for observation {first['observation']} of another test, lot or item" in error["message"]
-        other_lot = LotFactory(product=plant.product, number="L-2")
-        error_of(
-            submit(client, dia, [74.0], lot=other_lot, idempotency_key="k-1"), 400, "context.idempotency_key"
+        error = error_of(submit(client, five, [1.0] * 5, lot=plant.lot, idempotency_key="k-1"), 409)
+        assert error["code"] == "idempotency_key_reused"
+        assert (
+            f"key 'k-1' was used for observation {first['observation']} with another test" in error["message"]
         )
+        other_lot = LotFactory(product=plant.product, number="L-2")
+        error = error_of(submit(client, dia, [74.0], lot=other_lot, idempotency_key="k-1"), 409)
+        assert "with another lot." in error["message"]
+        error = error_of(submit(client, dia, [74.3], lot=plant.lot, idempotency_key="k-1"), 409)
+        assert "with another values." in error["message"]  # used to answer the first subgroup as if stored
         assert _counts() == (1, 1, 0)
 
     def test_without_limits_a_sample_is_stored_unjudged(self, api, plant, quality_specialist):

@@ -343,7 +343,9 @@ def results_of(characteristic: Characteristic) -> dict[str, Any]:
 @pytest.mark.timeout(240)
 def test_concurrent_clients_and_workers_give_the_sequential_results(tmp_path: Path) -> None:
     plant = plant_build(code="GEAR-5")
-    tokens = [config_services.device_create(name=f"gauge-{n}")[1] for n in range(CLIENTS)]
+    tokens = [
+        config_services.device_create(name=f"gauge-{n}", products=[plant.product])[1] for n in range(CLIENTS)
+    ]
     dealt = batches_dealt(entries_drawn(plant))
 
     with CeleryWorkers(count=WORKERS, log_dir=tmp_path) as workers:

@@ -244,12 +244,12 @@ def _wait(
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_killing_the_worker_and_redis_mid_load_loses_nothing_and_doubles_nothing(
     tester: Any,
-    device_client: APIClient,
+    plant: Plant,
+    device_client: APIClient,  # bound to the plant's product
     api: Callable[[Any], APIClient],
     on_private_redis: RedisServer,
     worker: CeleryWorker,
 ) -> None:
-    plant = Plant(tester)
     dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
     wall = _subgroups_of_three(plant)
     services.limits_set_historical(characteristic=dia, center=CENTER, sigma=SIGMA, reason="historical")

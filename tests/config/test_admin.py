@@ -7,6 +7,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
 
+from apps.audit.models import AuditEntry
 from apps.config import services
 from apps.config.choices import PlanStatus
 from apps.config.models import Characteristic, Device, PlanAssignment, Product, Test, TestPlan
@@ -166,6 +167,44 @@ class WritesTests:
         token = token_message.rsplit(" ", 1)[-1]
         assert token.startswith(device.token_prefix)
         assert device.user.groups.filter(name="Device").exists()
+
+    def test_add_a_device_with_its_binding(self, admin_client_qs, some_configuration):
+        shaft = ProductFactory(code="SHAFT-20")
+        data = {
+            "name": "gauge-9",
+            "active": "on",
+            "characteristics": [some_configuration.pk],
+            "products": [shaft.pk],
+        }
+        response = admin_client_qs.post("/admin/config/device/add/", data, follow=True)
+        assert response.status_code == 200
+        device = Device.objects.get(name="gauge-9")
+        assert (list(device.characteristics.all()), list(device.products.all())) == (
+            [some_configuration],
+            [shaft],
+        )
+        created = AuditEntry.objects.filter(object_id=str(device.pk), content_type__model="device").get()
+        assert (created.source, created.after["characteristics"]) == ("admin", [some_configuration.pk])
+
+    def test_change_a_devices_binding_and_see_it_in_the_list(self, admin_client_qs, some_configuration):
+        device = Device.objects.get(name="gauge-7")
+        listing = admin_client_qs.get("/admin/config/device/").content.decode()
+        assert "nothing (bind it before it posts)" in listing
+        data = {"name": "gauge-7", "active": "on", "characteristics": [some_configuration.pk]}
+        response = admin_client_qs.post(f"/admin/config/device/{device.pk}/change/", data)
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        assert list(device.characteristics.all()) == [some_configuration]
+        assert "RING-74 / DIA" in admin_client_qs.get("/admin/config/device/").content.decode()
+        change = AuditEntry.objects.filter(object_id=str(device.pk), content_type__model="device").latest(
+            "pk"
+        )
+        assert (change.before, change.after) == (
+            {"characteristics": []},
+            {"characteristics": [some_configuration.pk]},
+        )
+        form = admin_client_qs.get(f"/admin/config/device/{device.pk}/change/").content.decode()
+        assert 'name="characteristics"' in form
+        assert 'name="products"' in form
 
 
 class CharacteristicFormTests:

@@ -20,6 +20,10 @@ JAN_1, JAN_31 = datetime.date(2025, 1, 1), datetime.date(2025, 1, 31)
 FEB_1, MAR_1 = datetime.date(2025, 2, 1), datetime.date(2025, 3, 1)
 
 
+def _noon(day: datetime.date) -> datetime.datetime:
+    return datetime.datetime.combine(day, datetime.time(12), tzinfo=datetime.UTC)
+
+
 class Plant:
     """Product RING-74 with plan RING (DIA ×1, WALL ×3) and plan ATTR (SURF defects, LEAK defectives),
     both assigned from 2025-01-01, open-ended."""
@@ -85,11 +89,11 @@ class ConfirmedTests:
 
     @pytest.mark.parametrize("day", [JAN_1, datetime.date(2030, 1, 1)])
     def test_effective_on_the_day(self, plant, day):
-        assert plant.confirm(plant.dia, [74.0], observed_on=day).confirmed
+        assert plant.confirm(plant.dia, [74.0], observed_at=_noon(day), received_at=_noon(day)).confirmed
 
     def test_last_day_of_an_ended_assignment_is_effective(self, plant):
         services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=JAN_31)
-        assert plant.confirm(plant.dia, [74.0], observed_on=JAN_31).confirmed
+        assert plant.confirm(plant.dia, [74.0], observed_at=_noon(JAN_31)).confirmed
 
     def test_a_retired_plan_does_not_block_a_live_one(self, plant):
         other = released_plan(plant.dia, code="RING-EXTRA")
@@ -132,7 +136,7 @@ class RejectedTests:
 
     def test_assignment_ended_before_the_day(self, plant):
         services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=JAN_31)
-        result = plant.confirm(plant.dia, [74.0], observed_on=FEB_1)
+        result = plant.confirm(plant.dia, [74.0], observed_at=_noon(FEB_1))
         assert codes(result) == [RejectionCode.NOT_EFFECTIVE]
         assert "2025-02-01" in result.reasons[0].message
 
@@ -140,9 +144,13 @@ class RejectedTests:
         product, test = ProductFactory(), TestFactory()
         services.plan_assign(product=product, plan=released_plan(test), effective_from=MAR_1)
         config = selectors.product_config_load(product_id=product.pk)
-        result = services.observation_confirm(config=config, test_id=test.pk, values=[1.0], observed_on=FEB_1)
+        result = services.observation_confirm(
+            config=config, test_id=test.pk, values=[1.0], observed_at=_noon(FEB_1)
+        )
         assert codes(result) == [RejectionCode.NOT_EFFECTIVE]
-        later = services.observation_confirm(config=config, test_id=test.pk, values=[1.0], observed_on=MAR_1)
+        later = services.observation_confirm(
+            config=config, test_id=test.pk, values=[1.0], observed_at=_noon(MAR_1)
+        )
         assert later.confirmed
 
     def test_without_a_day_the_period_is_not_checked(self, plant):
@@ -236,7 +244,7 @@ class RejectedTests:
 
     def test_plan_and_value_reasons_together(self, plant):
         services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=JAN_31)
-        result = plant.confirm(plant.dia, [69.0], observed_on=FEB_1)
+        result = plant.confirm(plant.dia, [69.0], observed_at=_noon(FEB_1))
         assert codes(result) == [RejectionCode.NOT_EFFECTIVE, RejectionCode.OUT_OF_RANGE]
 
 
@@ -270,11 +278,11 @@ class ConfigLoadTests:
         )
         assert periods == [(JAN_1, JAN_31), (MAR_1, None)]
         result = services.observation_confirm(
-            config=config, test_id=plant.dia.pk, values=[74.0], observed_on=FEB_1
+            config=config, test_id=plant.dia.pk, values=[74.0], observed_at=_noon(FEB_1)
         )
         assert codes(result) == [RejectionCode.NOT_EFFECTIVE]
         assert services.observation_confirm(
-            config=config, test_id=plant.dia.pk, values=[74.0], observed_on=MAR_1
+            config=config, test_id=plant.dia.pk, values=[74.0], observed_at=_noon(MAR_1)
         ).confirmed
 
     def test_product_without_plans(self):
@@ -298,6 +306,54 @@ class ConfigLoadTests:
         assert len(big.tests) == 19
 
 
+class ObservedAtTests:
+    """observed_at within OBSERVATION_MAX_FUTURE_SECONDS after receipt and OBSERVATION_HORIZON_DAYS
+    before it; judged against received_at, whenever the check runs."""
+
+    RECEIVED = datetime.datetime(2025, 3, 1, 8, 0, tzinfo=datetime.UTC)
+
+    def _codes(self, plant, **delta):
+        observed_at = self.RECEIVED + datetime.timedelta(**delta)
+        return codes(plant.confirm(plant.dia, [74.0], observed_at=observed_at, received_at=self.RECEIVED))
+
+    def test_up_to_five_minutes_ahead_by_default(self, plant):
+        assert self._codes(plant, seconds=300) == []
+        assert self._codes(plant, seconds=301) == [RejectionCode.OBSERVED_IN_FUTURE]
+
+    def test_the_year_9999_is_rejected_with_the_limit_named_and_no_other_reason(self, plant):
+        observed_at = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
+        result = plant.confirm(plant.dia, [74.0], observed_at=observed_at, received_at=self.RECEIVED)
+        (reason,) = result.reasons
+        assert reason.code == RejectionCode.OBSERVED_IN_FUTURE
+        assert reason.message.startswith("observed_at 9999-12-31T23:59:59+00:00 is 251,")
+        assert reason.message.endswith(
+            "s after the observation was received (2025-03-01T08:00:00+00:00); "
+            "OBSERVATION_MAX_FUTURE_SECONDS allows 300 s"
+        )
+
+    def test_the_horizon_in_days_before_receipt(self, plant, settings):
+        settings.OBSERVATION_HORIZON_DAYS = 30
+        assert self._codes(plant, days=-30) == []
+        assert self._codes(plant, days=-30, seconds=-1) == [RejectionCode.OBSERVED_TOO_EARLY]
+        observed_at = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+        result = plant.confirm(plant.dia, [74.0], observed_at=observed_at, received_at=self.RECEIVED)
+        assert [r.message for r in result.reasons] == [
+            "observed_at 1970-01-01T00:00:00+00:00 is more than 30 days before the observation was "
+            "received (2025-03-01T08:00:00+00:00); OBSERVATION_HORIZON_DAYS is 30"
+        ]
+
+    def test_the_skew_is_a_setting(self, plant, settings):
+        settings.OBSERVATION_MAX_FUTURE_SECONDS = 0
+        assert self._codes(plant, seconds=0) == []
+        assert self._codes(plant, seconds=1) == [RejectionCode.OBSERVED_IN_FUTURE]
+
+    def test_received_at_defaults_to_now(self, plant):
+        ahead = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+        assert codes(plant.confirm(plant.dia, [74.0], observed_at=ahead)) == [
+            RejectionCode.OBSERVED_IN_FUTURE
+        ]
+
+
 def _retired(plant):
     services.test_plan_retire(plan=plant.ring)
     return plant.confirm(plant.dia, [74.0])
@@ -305,7 +361,7 @@ def _retired(plant):
 
 def _ended(plant):
     services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=JAN_31)
-    return plant.confirm(plant.dia, [74.0], observed_on=FEB_1)
+    return plant.confirm(plant.dia, [74.0], observed_at=_noon(FEB_1))
 
 
 def _inactive(plant):
@@ -323,6 +379,12 @@ ONE_CASE_PER_CODE = {
     RejectionCode.NOT_A_COUNT: lambda plant: plant.confirm(plant.surf, [2.5]),
     RejectionCode.OUT_OF_RANGE: lambda plant: plant.confirm(plant.dia, [99.0]),
     RejectionCode.REPLICATE_COUNT: lambda plant: plant.confirm(plant.wall, [4.0]),
+    RejectionCode.OBSERVED_IN_FUTURE: lambda plant: plant.confirm(
+        plant.dia, [74.0], observed_at=_noon(MAR_1), received_at=_noon(FEB_1)
+    ),
+    RejectionCode.OBSERVED_TOO_EARLY: lambda plant: plant.confirm(
+        plant.dia, [74.0], observed_at=_noon(FEB_1), received_at=_noon(FEB_1) + datetime.timedelta(days=3651)
+    ),
 }
 
 

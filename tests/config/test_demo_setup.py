@@ -20,6 +20,7 @@ from apps.config.models import (
     TestPlanEntry,
 )
 from apps.config.roles import Role
+from tests.factories import LotFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -148,3 +149,21 @@ class DemoSetupTests:
         assert get_user_model().objects.get(username="manager").groups.get().name == Role.MANAGER
         lines = (var_dir / "demo_credentials.txt").read_text().splitlines()
         assert len(lines) == 6  # appended, the earlier lines kept
+
+    def test_the_demo_device_is_bound_to_the_demo_products_and_posts(self, var_dir):
+        output = _run()
+        device = Device.objects.get(name="line1-gauge")
+        assert sorted(device.products.values_list("code", flat=True)) == ["RING-74", "SHAFT-20"]
+        LotFactory(product=Product.objects.get(code="SHAFT-20"), number="D-1")
+        token = output.split("Authorization: Device ", 1)[1].split()[0]
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Device {token}")
+        body = [{"product": "SHAFT-20", "test": "SHAFT-OD", "lot": "D-1", "values": [20.001]}]
+        assert client.post("/api/v1/device/observations/", body, format="json").status_code == 202
+
+    def test_a_demo_device_from_before_the_binding_is_bound_on_the_next_run(self, var_dir):
+        _run()
+        device = Device.objects.get(name="line1-gauge")
+        device.products.clear()
+        _run()
+        assert device.products.count() == 2

@@ -6,9 +6,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from apps.audit.models import AuditEntry
 from apps.config import services
 from apps.config.models import Device
 from tests.config.helpers import error_of
+from tests.factories import ProductFactory, TestFactory, characteristic_for
 
 pytestmark = pytest.mark.django_db
 
@@ -142,8 +144,70 @@ class ListTests:
         for n in range(6):
             _, token = services.device_create(name=f"gauge-{n}")
             _device_client(token).get("/api/v1/me/")  # sets last_used_at
-        with django_assert_max_num_queries(6):
+        services.device_update(
+            device=Device.objects.get(name="gauge-0"), data={"products": [ProductFactory()]}
+        )
+        with django_assert_max_num_queries(8):  # 6, and the binding's two, prefetched for the page
             response = qs_api.get(DEVICES)
         rows = response.json()["results"]
         assert len(rows) == 6
         assert all(row["last_used_at"] for row in rows)
+
+
+class BindingTests:
+    """What a device may post to: `characteristics` and `products`, read and set by specialists."""
+
+    @pytest.fixture
+    def targets(self):
+        ring, shaft = ProductFactory(code="RING-74"), ProductFactory(code="SHAFT-20")
+        return characteristic_for(ring, TestFactory(code="DIA")), shaft
+
+    def test_creating_a_device_binds_it(self, qs_api, targets):
+        dia, shaft = targets
+        body = {"name": "gauge", "characteristics": [dia.pk], "products": [shaft.pk]}
+        response = qs_api.post(DEVICES, body, format="json")
+        assert response.status_code == 201, response.content
+        assert (response.json()["characteristics"], response.json()["products"]) == ([dia.pk], [shaft.pk])
+        device = Device.objects.get()
+        assert (list(device.characteristics.all()), list(device.products.all())) == ([dia], [shaft])
+        detail = qs_api.get(f"{DEVICES}{device.pk}/").json()
+        assert (detail["characteristics"], detail["products"]) == ([dia.pk], [shaft.pk])
+        assert qs_api.get(DEVICES).json()["results"][0]["products"] == [shaft.pk]
+        entry = AuditEntry.objects.get(object_id=str(device.pk), content_type__model="device")
+        assert (entry.after["characteristics"], entry.after["products"]) == ([dia.pk], [shaft.pk])
+
+    def test_without_a_binding_a_device_is_bound_to_nothing(self, qs_api):
+        body = qs_api.post(DEVICES, {"name": "gauge"}).json()
+        assert (body["characteristics"], body["products"]) == ([], [])
+
+    def test_patch_rebinds_and_is_audited(self, qs_api, targets):
+        dia, shaft = targets
+        device, _ = services.device_create(name="gauge", characteristics=[dia])
+        body = {"characteristics": [], "products": [shaft.pk]}
+        response = qs_api.patch(f"{DEVICES}{device.pk}/", body, format="json")
+        assert response.status_code == 200, response.content
+        assert (response.json()["characteristics"], response.json()["products"]) == ([], [shaft.pk])
+        assert (list(device.characteristics.all()), list(device.products.all())) == ([], [shaft])
+        change = AuditEntry.objects.filter(object_id=str(device.pk), content_type__model="device").latest(
+            "pk"
+        )
+        assert (change.before, change.after) == (
+            {"characteristics": [dia.pk], "products": []},
+            {"characteristics": [], "products": [shaft.pk]},
+        )
+        # A PATCH without the binding leaves it alone.
+        qs_api.patch(f"{DEVICES}{device.pk}/", {"description": "moved"}, format="json")
+        assert list(device.products.all()) == [shaft]
+
+    def test_an_unknown_characteristic_is_400(self, qs_api):
+        error = error_of(qs_api.post(DEVICES, {"name": "g", "characteristics": [987654]}, format="json"), 400)
+        assert "characteristics" in error["fields"]
+        assert not Device.objects.exists()
+
+    @pytest.mark.parametrize("role", ["operations_lead", "tester", "manager"])
+    def test_only_quality_specialists_bind(self, api, request, targets, role):
+        dia, _ = targets
+        device, _ = services.device_create(name="gauge")
+        client = api(request.getfixturevalue(role))
+        error_of(client.patch(f"{DEVICES}{device.pk}/", {"characteristics": [dia.pk]}, format="json"), 403)
+        assert not device.characteristics.exists()

@@ -149,7 +149,7 @@ def test_the_chart_stays_smooth_with_5000_points_and_10_new_points_per_second(
 ):  # fmt: skip
     dia = plant.dia_judged(center=CENTER, sigma=SIGMA, user=quality_specialist)
     seed(plant, dia)
-    _, token = config_services.device_create(name="gauge-speed")
+    _, token = config_services.device_create(name="gauge-speed", characteristics=[dia])
     # The 5 000th through the pipeline: the product statistics the capability panel reads exist.
     body = [
         {

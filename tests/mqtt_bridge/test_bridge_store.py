@@ -149,6 +149,17 @@ class ObservationTests:
         assert store(bridge, r, r) == Stored(observations=1, duplicates=1)
         assert Observation.objects.count() == 1
 
+    def test_a_message_delivered_again_after_the_lot_changed_is_still_a_duplicate(
+        self, plant: Any, fed: Fed, bridge: Device
+    ) -> None:
+        """The key is the message's own hash: the same bytes are the same message, even when the
+        product's current lot is another one by the redelivery (no 409 here, the first stored wins)."""
+        r = reading(fed, {"value": 74.01, "id": "m-1"})
+        assert store(bridge, r) == Stored(observations=1)
+        LotFactory(product=plant.product, number="L-2")  # the newest open lot from now on
+        assert store(bridge, r) == Stored(duplicates=1)
+        assert list(Observation.objects.values_list("lot__number", flat=True)) == ["L-1"]
+
     def test_readings_without_a_key_are_each_kept(self, fed: Fed, bridge: Device) -> None:
         r = reading(fed, {"value": 74.01})
         assert r.key is None

@@ -126,6 +126,8 @@ class TimestampTests:
             ({"s": 1}, "ts must be ISO 8601 text or a Unix time; got {'s': 1}"),
             (1e300, "ts 1e+300 is not a time"),
             (10**20, f"ts {10**20} is not a time"),
+            # The year 10000 in UTC: no datetime holds it (a time in 9999 is stored, then rejected).
+            ("9999-12-31T23:00:00-05:00", "ts '9999-12-31T23:00:00-05:00' is out of range"),
         ],
     )
     def test_bad_ts(self, ts: Any, message: str) -> None:

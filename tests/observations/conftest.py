@@ -94,8 +94,9 @@ def other_tester(db: None) -> AbstractBaseUser:
 
 
 @pytest.fixture
-def device(db: None) -> tuple[Any, str]:
-    return config_services.device_create(name="gauge-7")
+def device(plant: Plant) -> tuple[Any, str]:
+    """A device bound to the plant's product (every test of RING-74)."""
+    return config_services.device_create(name="gauge-7", products=[plant.product])
 
 
 @pytest.fixture

@@ -5,19 +5,27 @@ import math
 
 import pytest
 from django.db import connection
+from rest_framework.test import APIClient
 
+from apps.config import services as config_services
 from apps.config.models import Characteristic
 from apps.config.roles import Role
 from apps.observations import services
 from apps.observations.choices import LotStatus, ObservationSource, ObservationStatus
 from apps.observations.models import Observation
 from tests.config.helpers import error_of
-from tests.factories import LotFactory, UserFactory
+from tests.factories import LotFactory, ProductFactory, UserFactory
 from tests.observations.conftest import rows
 
 pytestmark = pytest.mark.django_db
 
 DEVICE = "/api/v1/device/observations/"
+
+
+def _client(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Device {token}")
+    return client
 
 
 def _by_codes(**extra):
@@ -41,6 +49,7 @@ class DevicePostTests:
         assert queued == [[observation.pk]]
 
     def test_by_characteristic_and_item_serial(self, device_client, plant):
+        services.items_assign(items=[plant.items[1]], tester=None)  # a tester's item is the tester's
         characteristic = Characteristic.objects.get(product=plant.product, test=plant.wall)
         body = [{"characteristic": characteristic.pk, "lot": "L-1", "item": "0002", "values": [1.5]}]
         response = device_client.post(DEVICE, body)
@@ -60,8 +69,9 @@ class DevicePostTests:
         ]
         fields = [f for f in Observation._meta.concrete_fields if not f.primary_key]
         per_insert = min(services.INSERT_BATCH, connection.ops.bulk_batch_size(fields, [None] * 5000))
-        # Authentication, a few look-ups for the whole batch, the key check, then the INSERTs.
-        with django_assert_max_num_queries(12 + math.ceil(5000 / per_insert)):
+        # Authentication, the device's binding (2), a few look-ups for the whole batch, the key check,
+        # then the INSERTs.
+        with django_assert_max_num_queries(14 + math.ceil(5000 / per_insert)):
             response = device_client.post(DEVICE, batch)
         assert response.status_code == 202, response.content
         assert len(response.json()["ids"]) == 5000
@@ -72,6 +82,32 @@ class DevicePostTests:
         first = device_client.post(DEVICE, batch).json()
         second = device_client.post(DEVICE, batch).json()
         assert second["ids"] == first["ids"] == second["duplicates"]
+        assert Observation.objects.count() == 2
+
+    def test_a_key_reused_with_another_body_is_409_and_nothing_is_stored(self, device_client, plant, queued):
+        first = device_client.post(DEVICE, [_by_codes(idempotency_key="run-1")]).json()
+        batch = [
+            _by_codes(values=[70.5], idempotency_key="run-2"),
+            _by_codes(values=[75.0], idempotency_key="run-1"),
+        ]
+        error = error_of(device_client.post(DEVICE, batch), 409)
+        assert error["code"] == "idempotency_key_reused"
+        assert (
+            f"[1] key 'run-1' was used for observation {first['ids'][0]} with another values."
+            in error["message"]
+        )
+        assert list(Observation.objects.values_list("values", flat=True)) == [[74.0]]
+
+    def test_repeats_within_a_batch_are_reported(self, device_client, plant):
+        batch = [
+            _by_codes(idempotency_key="a"),
+            _by_codes(idempotency_key="b"),
+            _by_codes(idempotency_key="a"),
+        ]
+        body = device_client.post(DEVICE, batch).json()
+        assert (body["ids"][2], body["duplicates"], body["repeated"]) == (body["ids"][0], [], [2])
+        again = device_client.post(DEVICE, batch).json()
+        assert (again["ids"], again["duplicates"], again["repeated"]) == (body["ids"], body["ids"], [2])
         assert Observation.objects.count() == 2
 
     def test_the_same_value_twice_without_key_or_time_is_two_observations(self, device_client, plant):
@@ -158,7 +194,6 @@ class DeviceRefusedTests:
         assert api(user).post(DEVICE, [_by_codes()]).status_code in (401, 403)
 
     def test_a_deactivated_device_is_401(self, device_client, device):
-        from apps.config import services as config_services
 
         config_services.device_update(device=device[0], data={"active": False})
         error_of(device_client.post(DEVICE, [_by_codes()]), 401)
@@ -167,9 +202,68 @@ class DeviceRefusedTests:
         error_of(api(None).post(DEVICE, [_by_codes()]), 401)
 
 
+class DeviceBindingTests:
+    """A device posts only to what it is bound to, and never onto a tester's items."""
+
+    @pytest.fixture
+    def gauge(self, plant):
+        """A device bound to one characteristic: RING-74 / DIA."""
+        dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
+        device, token = config_services.device_create(name="dia-gauge", characteristics=[dia])
+        return device, _client(token)
+
+    def test_a_bound_device_posts_to_its_characteristic(self, gauge, plant):
+        dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
+        by_id = {"characteristic": dia.pk, "lot": "L-1", "values": [74.1]}
+        response = gauge[1].post(DEVICE, [_by_codes(), by_id])
+        assert response.status_code == 202, response.content
+        assert list(Observation.objects.order_by("pk").values_list("test", "user", "values")) == [
+            (plant.dia.pk, gauge[0].user.pk, [74.0]),
+            (plant.dia.pk, gauge[0].user.pk, [74.1]),
+        ]
+
+    def test_another_characteristic_of_the_product_is_403_and_nothing_is_stored(self, gauge, plant, queued):
+        batch = [_by_codes(), _by_codes(test="WALL"), _by_codes(), _by_codes(test="WALL", values=[2.0])]
+        error = error_of(gauge[1].post(DEVICE, batch), 403)
+        assert error["message"].startswith(
+            "Device dia-gauge is not bound to [1] RING-74 / WALL, [3] RING-74 / WALL; nothing was stored."
+        )
+        assert "[0]" not in error["message"]
+        assert (Observation.objects.count(), queued) == (0, [])
+
+    def test_another_product_is_403_and_nothing_is_stored(self, gauge, plant, device_client, queued):
+        other = ProductFactory(code="SHAFT-20")
+        config_services.plan_assign(product=other, plan=plant.ring)
+        LotFactory(product=other, number="S-1")
+        for client in (gauge[1], device_client):  # by characteristic, and by product (device is RING-74's)
+            error = error_of(client.post(DEVICE, [_by_codes(product="SHAFT-20", lot="S-1")]), 403)
+            assert "is not bound to [0] SHAFT-20 / DIA; nothing was stored" in error["message"]
+        assert (Observation.objects.count(), queued) == (0, [])
+
+    def test_a_device_bound_to_nothing_posts_nothing(self, plant, queued):
+        _, token = config_services.device_create(name="new-gauge")
+        error = error_of(_client(token).post(DEVICE, [_by_codes()]), 403)
+        assert "Device new-gauge is not bound to [0] RING-74 / DIA" in error["message"]
+        assert "/api/v1/devices/" in error["message"]
+        assert (Observation.objects.count(), queued) == (0, [])
+
+    def test_a_testers_item_is_refused_and_nothing_is_stored(self, device_client, plant, queued):
+        services.items_assign(items=[plant.items[2]], tester=None)
+        batch = [_by_codes(item="0003"), _by_codes(item="0001"), _by_codes()]
+        error = error_of(device_client.post(DEVICE, batch), 403)
+        assert error["message"].startswith("Assigned to a tester: [1] item 0001 of lot L-1; devices do not")
+        assert (Observation.objects.count(), queued) == (0, [])
+        # Taken back from the tester, the item takes the device's value.
+        services.items_assign(items=[plant.items[0]], tester=None)
+        assert device_client.post(DEVICE, batch).status_code == 202
+        assert sorted(Observation.objects.values_list("item__serial", flat=True), key=str) == [
+            "0001", "0003", None,
+        ]  # fmt: skip
+
+
 def test_record_refuses_a_device_that_is_not_the_poster(plant, device):
     from django.core.exceptions import ValidationError
 
-    entries = services.device_entries_resolve(rows=[_by_codes()], batch=True)
+    entries = services.device_entries_resolve(rows=[_by_codes()], batch=True, device=device[0])
     with pytest.raises(ValidationError):
         services.observations_record(entries=entries, source="device", user=plant.tester, device=device[0])

@@ -32,6 +32,7 @@ class PostTests:
         assert body == {
             "ids": [observation.pk],
             "duplicates": [],
+            "repeated": [],
             "status_url": f"http://testserver/api/v1/observations/{observation.pk}/",
         }
         assert (observation.status, observation.source, observation.user) == (
@@ -111,11 +112,64 @@ class IdempotencyTests:
         assert second["duplicates"] == first["ids"]
         assert Observation.objects.count() == 2
 
-    def test_the_same_key_twice_in_one_batch_is_stored_once(self, api, plant):
-        batch = [_entry(plant, 0, idempotency_key="x"), _entry(plant, 1, idempotency_key="x")]
+    def test_the_same_entry_twice_in_one_batch_is_stored_once_and_reported(self, api, plant):
+        batch = [
+            _entry(plant, 0, idempotency_key="x"),
+            _entry(plant, 1),
+            _entry(plant, 0, idempotency_key="x"),
+        ]
         body = api(plant.tester).post(OBSERVATIONS, batch).json()
-        assert body["ids"][0] == body["ids"][1]
-        assert Observation.objects.count() == 1
+        assert body["ids"][0] == body["ids"][2]
+        assert (body["duplicates"], body["repeated"]) == ([], [2])
+        assert Observation.objects.count() == 2
+
+    def test_the_same_key_with_two_bodies_in_one_batch_is_400_and_nothing_is_stored(self, api, plant, queued):
+        batch = [_entry(plant, 0, idempotency_key="x"), _entry(plant, 1, idempotency_key="x")]
+        error = error_of(api(plant.tester).post(OBSERVATIONS, batch), 400, "[1].idempotency_key")
+        assert error["code"] == "validation_error"
+        assert "Entry [0] has the same idempotency key 'x' with another item" in error["message"]
+        assert (Observation.objects.count(), queued) == (0, [])
+
+    @pytest.mark.parametrize(
+        ("again", "differs"),
+        [
+            ({"values": [74.5]}, "values"),
+            ({"observed_at": "2025-03-01T08:00:00Z"}, "observed_at"),  # the first gave no time
+            ({"test": "wall", "values": [1, 2, 3]}, "test, values"),
+        ],
+    )
+    def test_a_key_reused_with_another_body_is_409_and_nothing_is_stored(
+        self, api, plant, queued, django_capture_on_commit_callbacks, again, differs
+    ):
+        client = api(plant.tester)
+        with django_capture_on_commit_callbacks(execute=True):
+            first = client.post(OBSERVATIONS, _entry(plant, idempotency_key="k-1")).json()
+        before = rows()
+        if again.get("test") == "wall":
+            again = {**again, "test": plant.wall.pk}
+        batch = [_entry(plant, 1, idempotency_key="k-2"), _entry(plant, idempotency_key="k-1", **again)]
+        with django_capture_on_commit_callbacks(execute=True):
+            error = error_of(client.post(OBSERVATIONS, batch), 409)
+        assert error["code"] == "idempotency_key_reused"
+        assert error["message"] == (
+            f"Idempotency key reused with a different body: [1] key 'k-1' was used for observation "
+            f"{first['ids'][0]} with another {differs}. Nothing was stored; send a key again only to "
+            "retry the same observation."
+        )
+        assert rows() == before  # k-2 was not stored either
+        assert queued == [first["ids"]]
+
+    def test_a_retry_of_a_timed_entry_with_the_same_time_is_a_duplicate(self, api, plant):
+        entry = _entry(plant, idempotency_key="k", observed_at="2025-03-01T09:00:00+01:00", values=[74, 1.5])
+        first = api(plant.tester).post(OBSERVATIONS, entry).json()
+        again = {
+            **entry,
+            "observed_at": "2025-03-01T08:00:00Z",
+            "values": [74.0, 1.5],
+        }  # the same time and values
+        second = api(plant.tester).post(OBSERVATIONS, again)
+        assert second.status_code == 202, second.content
+        assert second.json()["duplicates"] == first["ids"]
 
     def test_keys_of_different_posters_do_not_collide(self, api, plant, other_tester):
         ItemFactory(lot=plant.lot, serial="0900", plans=[plant.ring], tester=other_tester)

@@ -40,7 +40,9 @@ class ConfirmTests:
 
     def test_device_data_for_a_lot_is_checked_against_every_plan_of_the_product(self, plant, device):
         entries = services.device_entries_resolve(
-            rows=[{"product": "RING-74", "test": "WALL", "lot": "L-1", "values": [1.0]}], batch=True
+            rows=[{"product": "RING-74", "test": "WALL", "lot": "L-1", "values": [1.0]}],
+            batch=True,
+            device=device[0],
         )
         ids = services.observations_record(entries=entries, source="device", user=device[0].user).ids
         services.observations_process(ids=ids)
@@ -146,7 +148,8 @@ class IdempotentProcessingTests:
     def test_more_takes_the_oldest_other_waiting_rows_too(self, plant):
         ids = plant.record(*({"item": plant.items[0], "test": plant.dia, "values": [74.0 + n / 10]}
                              for n in range(5)))  # fmt: skip
-        Observation.objects.filter(pk=ids[3]).update(received_at=timezone.now() - datetime.timedelta(hours=1))
+        hour_ago = timezone.now() - datetime.timedelta(hours=1)  # received (and measured) then
+        Observation.objects.filter(pk=ids[3]).update(received_at=hour_ago, observed_at=hour_ago)
         result = services.observations_process(ids=[ids[4]], more=2)
         # Its own row, then the two received first: ids[3] (an hour ago), then ids[0].
         assert (result.confirmed, result.rejected) == (3, 0)
@@ -222,3 +225,61 @@ class RequeueStaleTests:
             )
         assert response.status_code == 202
         assert Observation.objects.get().status == ObservationStatus.RECEIVED  # the sweep will queue it
+
+
+class ObservedAtTests:
+    """A time of measurement far ahead of its receipt (the year 9999) or long before it is accepted
+    at the edge, stored, and rejected by the worker with the limit named; judged against received_at."""
+
+    def test_the_year_9999_over_rest_is_stored_then_rejected_with_the_reason(self, api, plant):
+        client = api(plant.tester)
+        entry = {"item": plant.items[0].pk, "test": plant.dia.pk, "values": [74.0]}
+        posted = client.post("/api/v1/observations/", {**entry, "observed_at": "9999-12-31T23:59:59Z"})
+        assert posted.status_code == 202, posted.content
+        ok = client.post("/api/v1/observations/", {**entry, "item": plant.items[1].pk})  # no time: now
+        (far,), (now,) = posted.json()["ids"], ok.json()["ids"]
+        assert _one(far).status == ObservationStatus.RECEIVED  # stored as posted
+        assert services.observations_process(ids=[far, now]) == services.ProcessResult(
+            confirmed=1, rejected=1
+        )
+        body = client.get(posted.json()["status_url"]).json()
+        assert (body["status"], body["observed_at"]) == ("rejected", "9999-12-31T23:59:59Z")
+        (reason,) = body["reasons"]
+        assert reason["code"] == "observed_in_future"
+        assert reason["message"].startswith("observed_at 9999-12-31T23:59:59+00:00 is ")
+        assert reason["message"].endswith("OBSERVATION_MAX_FUTURE_SECONDS allows 300 s")
+        assert _one(now).status == ObservationStatus.CONFIRMED
+
+    def test_a_time_before_the_horizon_is_rejected(self, api, plant, settings):
+        settings.OBSERVATION_HORIZON_DAYS = 3650
+        entry = {
+            "item": plant.items[0].pk,
+            "test": plant.dia.pk,
+            "values": [74.0],
+            "observed_at": "1970-01-01T00:00:00Z",
+        }
+        [pk] = api(plant.tester).post("/api/v1/observations/", entry).json()["ids"]
+        services.observations_process(ids=[pk])
+        observation = _one(pk)
+        assert (observation.status, _codes(observation)) == (
+            ObservationStatus.REJECTED,
+            ["observed_too_early"],
+        )
+        assert "OBSERVATION_HORIZON_DAYS is 3650" in observation.reasons[0]["message"]
+
+    def test_judged_against_receipt_not_against_when_the_worker_runs(self, plant):
+        """A backlog: rows received an hour ago are processed now. One measured 4 minutes after its
+        receipt is within the skew; one measured 10 minutes after is rejected, though both times are
+        in the past by the time the worker looks."""
+        received = timezone.now() - datetime.timedelta(hours=1)
+        within, beyond = (received + datetime.timedelta(minutes=m) for m in (4, 10))
+        ids = plant.record(
+            {"item": plant.items[0], "test": plant.dia, "values": [74.0], "observed_at": within},
+            {"item": plant.items[1], "test": plant.dia, "values": [74.0], "observed_at": beyond},
+        )
+        Observation.objects.filter(pk__in=ids).update(received_at=received)
+        services.observations_process(ids=ids)
+        assert [(_one(pk).status, _codes(_one(pk))) for pk in ids] == [
+            (ObservationStatus.CONFIRMED, []),
+            (ObservationStatus.REJECTED, ["observed_in_future"]),
+        ]

@@ -57,19 +57,6 @@ def _context(characteristic: Characteristic, context: dict[str, Any], user: User
     return lot, item
 
 
-def _same_subgroup_check(
-    observation_id: int, characteristic: Characteristic, lot: Lot, item: Item | None
-) -> None:
-    """A retry answers the stored subgroup; a key reused for another test, lot or item would answer
-    about a sample the request is not about."""
-    stored = Observation.objects.values("test_id", "lot_id", "item_id").get(pk=observation_id)
-    if stored != {"test_id": characteristic.test_id, "lot_id": lot.pk, "item_id": item.pk if item else None}:
-        raise ValidationError(
-            {"context.idempotency_key": f"This key was used for observation {observation_id} of another "
-                                        "test, lot or item; give each subgroup its own key."}
-        )  # fmt: skip
-
-
 def sample_submit(
     *, characteristic: Characteristic, measurements: list[Any], context: dict[str, Any], user: User
 ) -> SampleResult:
@@ -87,9 +74,8 @@ def sample_submit(
         lot=lot, item=item, test=characteristic.test, values=measurements, observed_at=observed_at,
         idempotency_key=context.get("idempotency_key"),
     )  # fmt: skip
+    # A key reused for another subgroup (test, lot, item, values or time) is a Conflict there.
     recorded = observations_record(entries=[entry], source=ObservationSource.MANUAL, user=user, queue=False)
-    if recorded.duplicates:
-        _same_subgroup_check(recorded.duplicates[0], characteristic, lot, item)
     observations_process(ids=recorded.ids)
     characteristic_calculate(characteristic_id=characteristic.pk)
     observation = Observation.objects.get(pk=recorded.ids[0])

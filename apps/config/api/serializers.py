@@ -197,6 +197,8 @@ class DeviceSerializer(ModelSerializer):
             "token_prefix",
             "created_at",
             "last_used_at",
+            "characteristics",
+            "products",
         ]
         read_only_fields = ["token_prefix", "last_used_at"]
 

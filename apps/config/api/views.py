@@ -242,9 +242,12 @@ class DeviceViewSet(
     mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Devices and their tokens. The token is in the creation response only."""
+    """Devices, their tokens and what they may post to. The token is in the creation response only.
 
-    queryset = Device.objects.all()
+    A device posts only to its `characteristics` (ids) and to every test of its `products` (ids);
+    anything else is refused with 403. Set both on creation or with PATCH."""
+
+    queryset = Device.objects.prefetch_related("characteristics", "products")
     serializer_class = s.DeviceSerializer
     permission_classes = CONFIG_PERMISSIONS
     filterset_class = DeviceFilterSet

@@ -7,7 +7,9 @@ class Device(models.Model):
 
     Each device acts as its own user in the Device group, so every observation
     records who sent it. Only a SHA-256 of the token is stored; the token is
-    shown once, when it is issued.
+    shown once, when it is issued. A device posts only to what it is bound to: its
+    characteristics, and every test of its products; a stolen gauge token cannot
+    feed another line's charts.
     """
 
     name = models.CharField(max_length=100, unique=True)
@@ -18,6 +20,18 @@ class Device(models.Model):
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    characteristics = models.ManyToManyField(
+        "config.Characteristic",
+        blank=True,
+        related_name="devices",
+        help_text="What the device may post to (a gauge on one feature).",
+    )
+    products = models.ManyToManyField(
+        "config.Product",
+        blank=True,
+        related_name="devices",
+        help_text="Every test of these products, including ones added later (a LIMS connector).",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -242,6 +242,11 @@ class ObservationsAcceptedSerializer(serializers.Serializer):
     duplicates = serializers.ListField(
         child=serializers.IntegerField(), help_text="Ids that were stored by an earlier request (a retry)."
     )
+    repeated = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Positions (from 0) of entries that repeat an earlier entry of this request with the "
+        "same idempotency key and body: they answer that entry's id and store nothing more.",
+    )
     status_url = serializers.CharField(help_text="Where to read their status (confirmed / rejected).")
 
 

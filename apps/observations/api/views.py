@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -149,7 +150,12 @@ def _accepted(request: Request, result: services.RecordResult) -> Response:
         url = reverse("observation-detail", args=[result.ids[0]], request=request)
     else:
         url = reverse("observation-list", request=request) + "?ids=" + ",".join(map(str, result.ids))
-    body = {"ids": result.ids, "duplicates": result.duplicates, "status_url": url}
+    body = {
+        "ids": result.ids,
+        "duplicates": result.duplicates,
+        "repeated": result.repeated,
+        "status_url": url,
+    }
     return Response(s.ObservationsAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -176,7 +182,8 @@ class ObservationViewSet(
         """Stored at once as `received`, then checked by a worker: read the status URL for the verdict.
 
         A retry with the same idempotency keys (or, without keys, the same item, test,
-        values and observed_at) creates nothing and answers the original ids.
+        values and observed_at) creates nothing and answers the original ids. A key used
+        before with another body is 409 `idempotency_key_reused`, and nothing is stored.
         """
         rows, batch = s.batch_validate(
             request.data, s.ObservationEntrySerializer, max_entries=s.MAX_TESTER_BATCH
@@ -202,12 +209,15 @@ class DeviceObservationViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet)
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Each entry names a lot that exists and is open (devices do not open lots) and,
-        optionally, an item serial in it. Stored as `received`, then checked by a worker."""
+        optionally, an item serial in it. Stored as `received`, then checked by a worker.
+        A key used before with another body is 409 `idempotency_key_reused`."""
         rows, batch = s.batch_validate(
             request.data, s.DeviceObservationSerializer, max_entries=s.MAX_DEVICE_BATCH
         )
-        entries = services.device_entries_resolve(rows=rows, batch=batch)
         device = request.auth if isinstance(request.auth, Device) else None
+        if device is None:  # IsDevice lets only a device token through; this keeps mypy and a reader sure
+            raise PermissionDenied("Only devices post here, with Authorization: Device <token>.")
+        entries = services.device_entries_resolve(rows=rows, batch=batch, device=device)
         result = services.observations_record(
             entries=entries, source=ObservationSource.DEVICE, user=acting_user(request), device=device
         )

@@ -123,8 +123,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
-            created = self._users() + self._device()
+            created = self._users()
             self._configuration()
+            created += self._device()
         path = Path(settings.VAR_DIR) / "demo_credentials.txt"
         if created:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,9 +157,17 @@ class Command(BaseCommand):
         return lines
 
     def _device(self) -> list[str]:
-        if Device.objects.filter(name=DEMO_DEVICE).exists():
+        """The demo gauge, bound to the demo products (everything on Line 1). A demo database from
+        before devices had a binding gets it here, so its device token keeps working."""
+        products = list(Product.objects.filter(code__in=[code for code, _, _ in PRODUCTS]))
+        device = Device.objects.filter(name=DEMO_DEVICE).first()
+        if device is not None:
+            if not device.products.exists() and not device.characteristics.exists():
+                services.device_update(device=device, data={"products": products})
             return []
-        _, token = services.device_create(name=DEMO_DEVICE, description="Demo gauge on Line 1")
+        _, token = services.device_create(
+            name=DEMO_DEVICE, description="Demo gauge on Line 1", products=products
+        )
         return [f"Device {DEMO_DEVICE}: Authorization: Device {token}"]
 
     def _configuration(self) -> None:
