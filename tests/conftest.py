@@ -5,7 +5,7 @@ from collections.abc import Callable
 import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.config import services
 from apps.config.roles import Role
@@ -62,7 +62,9 @@ def api() -> Callable[[AbstractBaseUser | None], APIClient]:
     def make(user: AbstractBaseUser | None) -> APIClient:
         client = APIClient()
         if user is not None:
-            token = RefreshToken.for_user(user).access_token  # type: ignore[arg-type]
+            # An access token alone: a refresh token is recorded in the database (rotation and
+            # blacklisting), which query-count tests must not see as the view's work.
+            token = AccessToken.for_user(user)  # type: ignore[arg-type]
             client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         return client
 

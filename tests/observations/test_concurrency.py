@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
 
 from apps.observations import services
 from apps.observations.choices import ObservationStatus
@@ -93,12 +94,15 @@ def test_a_key_stored_concurrently_becomes_a_duplicate_not_an_error(tester):
         )
     )
     with transaction.atomic():
+        now = timezone.now()  # no observed_at given: the other request stored its receipt time
         stored_by_the_other = ObservationFactory(
-            item=plant.items[0], test=plant.dia, idempotency_key=f"{tester.pk}:a"
-        ).pk
+            item=plant.items[0], test=plant.dia, values=[74.0], idempotency_key=f"{tester.pk}:a",
+            observed_at=now, received_at=now,
+        ).pk  # fmt: skip
         ours.start()
         assert _waiting_on_a_lock(), "our insert did not wait for the uncommitted key"
     ours.join(timeout=30)
+    assert "error" not in outcome, outcome
     result = outcome["result"]
     assert result.ids[0] == stored_by_the_other
     assert result.duplicates == [stored_by_the_other]
