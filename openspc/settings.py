@@ -420,7 +420,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     # JSON in, JSON out: one format for clients to get right (others get a 415 in the error format).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["openspc.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "openspc.api.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "openspc.api.exception_handler",
