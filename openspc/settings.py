@@ -120,6 +120,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A page whose database connection is lost answers 503 with Retry-After (openspc/middleware.py).
+    "openspc.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "openspc.urls"
