@@ -1,7 +1,7 @@
 """The channel layer as settings configure it, on the real Redis: a receive on a channel nobody
 sends to waits as long as it must. channels_redis blocks on Redis for 5 s at a time; with redis-py's
-default socket timeout (also 5 s) that read timed out and the receive raised, which ended every live
-consumer idle for 5 s (its socket closed with 1011)."""
+default socket timeout (also 5 s) that read timed out and the receive raised, which ended a live
+consumer (its socket closed with 1011) every 5 s."""
 
 import asyncio
 
