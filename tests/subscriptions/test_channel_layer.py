@@ -4,8 +4,10 @@ default socket timeout (also 5 s) that read timed out and the receive raised, wh
 consumer (its socket closed with 1011) every 5 s."""
 
 import asyncio
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
@@ -50,3 +52,79 @@ def test_the_socket_timeout_outlasts_the_layers_blocking_read():
     assert host["socket_timeout"] is not None
     assert host["socket_timeout"] >= RedisChannelLayer.brpop_timeout + 5
     assert 0 < host["socket_connect_timeout"] <= host["socket_timeout"]
+
+
+class Blackhole:
+    """A TCP proxy to Redis that, once `cut()`, forwards nothing more and closes nothing: a network
+    that drops packets, where no reset ever arrives."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.open = True
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    def cut(self) -> None:
+        self.open = False
+
+    async def stop(self) -> None:
+        self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
+        redis_reader, redis_writer = await asyncio.open_connection(*self.target)
+        try:
+            await asyncio.gather(
+                self._pipe(client_reader, redis_writer), self._pipe(redis_reader, client_writer)
+            )
+        finally:
+            redis_writer.close()
+            client_writer.close()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self.open:
+                await asyncio.Event().wait()  # swallowed, and the connection stays up
+            writer.write(data)
+            await writer.drain()
+
+
+@pytest.mark.timeout(90)
+def test_a_redis_that_stops_answering_ends_the_receive_within_the_socket_timeout():
+    """The other half of the choice: a cut network is noticed (the consumer ends, its client
+    reconnects) rather than leaving the receive waiting forever."""
+    url = urlsplit(settings.REDIS_URL)
+    if url.scheme != "redis":
+        pytest.skip("the proxy speaks plain TCP to Redis")
+    (host,) = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+
+    async def scenario() -> tuple[float, BaseException | None]:
+        proxy = Blackhole(url.hostname or "127.0.0.1", url.port or 6379)
+        port = await proxy.start()
+        address = url._replace(netloc=f"127.0.0.1:{port}").geturl()
+        layer = RedisChannelLayer(hosts=[{**host, "address": address}], prefix="openspc:test-cut")
+        channel = await layer.new_channel()
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(1)  # connected, blocked in Redis
+        proxy.cut()
+        started = asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(asyncio.shield(receiving), timeout=host["socket_timeout"] + 30)
+        except (redis.exceptions.TimeoutError, redis.exceptions.ConnectionError) as error:
+            return asyncio.get_running_loop().time() - started, error
+        finally:
+            receiving.cancel()
+            await proxy.stop()
+        return asyncio.get_running_loop().time() - started, None
+
+    waited, error = asyncio.run(scenario())
+    assert isinstance(error, redis.exceptions.TimeoutError), error
+    assert waited <= host["socket_timeout"] + 1
