@@ -28,6 +28,8 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from openspc.middleware import CONNECTION_ERRORS, database_unavailable_answered
+
 M = TypeVar("M", bound=models.Model)
 
 
@@ -71,6 +73,17 @@ class BodyTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "body_too_large"
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; try again shortly."
+    default_code = "database_unavailable"
+
+
+def database_unavailable_json() -> JsonResponse:
+    """The API's 503 for a lost database connection, outside DRF's views (openspc.middleware)."""
+    return _error_json(503, DatabaseUnavailable.default_code, str(DatabaseUnavailable.default_detail))
 
 
 class Conflict(exceptions.APIException):
@@ -137,6 +150,7 @@ def _error_body(exc: exceptions.APIException) -> dict[str, Any]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    lost: Exception | None = None  # the database connection error, when that is what happened
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, RequestDataTooBig):
@@ -154,6 +168,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = Conflict(f"It is still used by: {', '.join(names)}. Deactivate or retire it instead.")
     elif isinstance(exc, IntegrityError):
         exc = Conflict("The change conflicts with existing data (a duplicate or a missing reference).")
+    elif isinstance(exc, CONNECTION_ERRORS):
+        lost, exc = exc, DatabaseUnavailable()
     elif isinstance(exc, OverflowError | DataError):
         # A number too large for the database column (an id, a filter value, a page).
         exc = exceptions.ValidationError({"non_field_errors": ["A number in the request is out of range."]})
@@ -161,6 +177,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
     response.data = _error_body(exc)
+    if lost is not None:
+        database_unavailable_answered(request=context["request"]._request, response=response, error=lost)
     return response
 
 
@@ -192,6 +210,7 @@ _ERROR_DESCRIPTIONS = {
     "409": "Conflicts with the current state (e.g. still in use).",
     "413": "The request body is larger than the configured limit.",
     "429": "Too many requests from this address, or locked out after failed sign-ins.",
+    "503": "The database is unavailable for the moment; retry after `Retry-After` seconds.",
 }
 # Operations with a rate limit and sign-in lockout (openspc/signin.py).
 _RATE_LIMITED = ("/api/v1/auth/token/",)
@@ -203,6 +222,14 @@ def add_error_responses(
     """drf-spectacular postprocessing hook: document the one error format on every operation."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     ref = {"$ref": "#/components/schemas/Error"}
+    # Any operation may meet a lost database connection (openspc.middleware): one response for all.
+    result["components"].setdefault("responses", {})["DatabaseUnavailable"] = {
+        "description": _ERROR_DESCRIPTIONS["503"],
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+        },
+        "content": {"application/json": {"schema": ref}},
+    }
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             codes = ["400", "401", "403"]
@@ -223,6 +250,7 @@ def add_error_responses(
                         "content": {"application/json": {"schema": ref}},
                     },
                 )
+            responses.setdefault("503", {"$ref": "#/components/responses/DatabaseUnavailable"})
     return result
 
 

@@ -127,6 +127,8 @@ MIDDLEWARE = [
     "openspc.sessions.SessionLifetimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A page whose database connection is lost answers 503 with Retry-After (openspc/middleware.py).
+    "openspc.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: it turns a lockout into its response (openspc/signin.py).
     "axes.middleware.AxesMiddleware",
 ]
@@ -191,10 +193,27 @@ CACHES = {
         "KEY_PREFIX": "openspc",
     }
 }
+# A live consumer waits for its events in a blocking Redis read that returns empty every 5 s
+# (channels_redis's RedisChannelLayer.brpop_timeout). redis-py's default socket timeout is also 5 s,
+# so that read timed out, the receive raised, and every connection idle for 5 s closed with 1011
+# (channels_redis #422). The socket timeout must stay above the blocking read, but not be None: a
+# Redis that stops answering (a cut network leaves the connection half-open, no reset arrives)
+# would then hang every consumer forever instead of closing its socket so the client reconnects.
+CHANNEL_LAYER_SOCKET_TIMEOUT_SECONDS = envint("CHANNEL_LAYER_SOCKET_TIMEOUT_SECONDS", 15, minimum=10)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "openspc:channels"},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT_SECONDS,
+                    # Connecting never blocks: an unreachable Redis fails fast, as before.
+                    "socket_connect_timeout": 5,
+                }
+            ],
+            "prefix": "openspc:channels",
+        },
     }
 }
 
@@ -476,7 +495,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     # JSON in, JSON out: one format for clients to get right (others get a 415 in the error format).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["openspc.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "openspc.api.Pagination",
     "DEFAULT_SCHEMA_CLASS": "openspc.schema.AutoSchema",
     "EXCEPTION_HANDLER": "openspc.api.exception_handler",

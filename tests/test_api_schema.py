@@ -32,6 +32,12 @@ def test_schema_documents_the_error_format(client):
         "$ref": "#/components/schemas/Error"
     }
     assert "404" in schema["paths"]["/api/v1/products/{id}/"]["get"]["responses"]
+    assert schema["paths"]["/api/v1/products/"]["get"]["responses"]["503"] == {
+        "$ref": "#/components/responses/DatabaseUnavailable"
+    }
+    unavailable = schema["components"]["responses"]["DatabaseUnavailable"]
+    assert unavailable["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert unavailable["headers"]["Retry-After"]["schema"] == {"type": "integer"}
 
 
 def _unacknowledged_violation(characteristic: Characteristic, lot: Lot) -> Violation:

@@ -212,6 +212,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         except ValueError:
             await self.send_error("invalid_json", "The message is not valid JSON.")
             return
+        except RecursionError:  # `[[[[…` deeper than the parser goes; it would end the consumer (1011)
+            await self.send_error("invalid_json", "The message is nested too deeply.")
+            return
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             await self.send_error("invalid_message", 'Send a JSON object with a "type".')
             return

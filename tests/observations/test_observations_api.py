@@ -279,6 +279,15 @@ class RefusedTests:
         response = api(plant.tester).post(OBSERVATIONS, b"{not json", content_type="application/json")
         error_of(response, 400)
 
+    @pytest.mark.parametrize("body", ["[" * 100_000, '{"a": ' * 100_000, "[" * 100_000 + "]" * 100_000])
+    def test_deeply_nested_json_is_400_in_the_error_format(self, api, plant, body):
+        before = rows()
+        response = api(plant.tester).post(OBSERVATIONS, body, content_type="application/json")
+        error = error_of(response, 400)
+        assert error["code"] == "parse_error"
+        assert "nested too deeply" in error["message"]
+        assert rows() == before
+
     def test_nan_literal_is_refused_by_the_parser(self, api, plant):
         body = f'{{"item": {plant.items[0].pk}, "test": {plant.dia.pk}, "values": [NaN]}}'
         error_of(api(plant.tester).post(OBSERVATIONS, body, content_type="application/json"), 400)

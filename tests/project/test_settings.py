@@ -46,6 +46,10 @@ GOOD_KEY = "k" * 40
             {"SECRET_KEY": GOOD_KEY, "WS_IDLE_TIMEOUT_SECONDS": "0"},
             "WS_IDLE_TIMEOUT_SECONDS must be at least 1",
         ),
+        (
+            {"SECRET_KEY": GOOD_KEY, "CHANNEL_LAYER_SOCKET_TIMEOUT_SECONDS": "5"},
+            "CHANNEL_LAYER_SOCKET_TIMEOUT_SECONDS must be at least 10",
+        ),
     ],
 )
 def test_bad_value_stops_start_up_naming_the_variable(tmp_path, env, message):

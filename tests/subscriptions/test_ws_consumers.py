@@ -283,6 +283,8 @@ class ProtocolTests:
         ("frame", "code"),
         [
             ({"text_data": "{not json"}, "invalid_json"),
+            ({"text_data": "[" * 100_000}, "invalid_json"),  # nested too deeply for the parser
+            ({"text_data": '{"type": ' * 100_000}, "invalid_json"),
             ({"text_data": "[1, 2]"}, "invalid_message"),
             ({"text_data": '{"type": "dance"}'}, "unknown_type"),
             ({"text_data": '{"type": "subscribe", "characteristic_ids": "1"}'}, "invalid_message"),
