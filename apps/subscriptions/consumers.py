@@ -18,7 +18,8 @@ precedes each close):
 
     4401  not authenticated: no credentials, or an invalid or expired token (also when the
           token of an open connection expires)
-    4403  authenticated, but not allowed a live connection (a device's service user)
+    4403  authenticated, but not allowed a live connection (a device's service user; on
+          `ws/notifications/`, a role that may not subscribe, so has no inbox)
     4408  idle: no message from the client for WS_IDLE_TIMEOUT_SECONDS
 """
 
@@ -285,6 +286,9 @@ class NotificationsConsumer(LiveConsumer):
     events = NOTIFICATION_EVENTS
 
     async def connected(self) -> bool:
+        if not await database_sync_to_async(selectors.inbox_readable)(user=self.user):
+            await self.refuse(CLOSE_FORBIDDEN, "forbidden", "Your role has no notifications.")
+            return False
         await self.join(f"user.{self.user.pk}")
         return True
 
