@@ -14,16 +14,18 @@ from rest_framework.serializers import BaseSerializer
 from apps.config.authentication import DeviceTokenAuthentication
 from apps.config.models import Device
 from apps.config.permissions import IsHuman, RoleModelPermissions
+from apps.config.roles import Role
 from apps.observations import selectors, services
 from apps.observations.api import serializers as s
 from apps.observations.choices import ObservationSource
 from apps.observations.filtersets import ItemFilterSet, LotFilterSet, ObservationFilterSet
 from apps.observations.models import Item, Lot, Observation
-from apps.observations.permissions import IsDevice, RoleModelChangePermissions
+from apps.observations.permissions import DataEntry, RoleModelChangePermissions
 from openspc.api import ERROR_SCHEMA, acting_user
 
 HUMAN = [IsHuman, RoleModelPermissions]
 HUMAN_CHANGE = [IsHuman, RoleModelChangePermissions]
+DATA_ENTRY = [DataEntry, RoleModelPermissions]
 TOO_LARGE = OpenApiResponse(ERROR_SCHEMA, description="The body is larger than the configured limit.")
 
 
@@ -156,13 +158,19 @@ def _accepted(request: Request, result: services.RecordResult) -> Response:
 class ObservationViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
-    """Observations and their status. Testers post for their assigned items and read their own."""
+    """Observations and their status. Testers post for their assigned items and read their own;
+    a device reads the status of those it posted (the status URL of its 202), and nothing else."""
 
     queryset = Observation.objects.all()
     serializer_class = s.ObservationSerializer
-    permission_classes = HUMAN
     filterset_class = ObservationFilterSet
     ordering_fields = ["received_at", "observed_at", "id"]
+    data_entry_by = Role.TESTER
+
+    def get_permissions(self) -> list[Any]:
+        # Reads are open to device tokens too: visible_to gives a device only its own observations.
+        classes = DATA_ENTRY if self.action == "create" else [RoleModelPermissions]
+        return [permission() for permission in classes]
 
     def get_queryset(self) -> QuerySet[Observation]:
         return Observation.objects.visible_to(self.request.user).select_related("item", "lot", "test", "user")
@@ -193,7 +201,8 @@ class DeviceObservationViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet)
     queryset = Observation.objects.none()
     serializer_class = s.DeviceObservationSerializer
     authentication_classes = [DeviceTokenAuthentication]
-    permission_classes = [IsDevice, RoleModelPermissions]
+    permission_classes = DATA_ENTRY
+    data_entry_by = Role.DEVICE
 
     @extend_schema(
         request=DEVICE_REQUEST,
