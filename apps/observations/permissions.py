@@ -46,6 +46,15 @@ class DataEntry(BasePermission):
         return False
 
 
+class AssignsItems(BasePermission):
+    """Those who hand items to testers (the right to change items: operations leads)."""
+
+    message = "Your role does not assign items to testers."
+
+    def has_permission(self, request: Request, view: "APIView") -> bool:
+        return request.user.has_perm("observations.change_item")
+
+
 class RoleModelChangePermissions(RoleModelPermissions):
     """For actions that POST a change to existing rows (assign, select plans, set status): `change`."""
 

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, mixins, status, viewsets
@@ -18,9 +19,9 @@ from apps.config.roles import Role
 from apps.observations import selectors, services
 from apps.observations.api import serializers as s
 from apps.observations.choices import ObservationSource
-from apps.observations.filtersets import ItemFilterSet, LotFilterSet, ObservationFilterSet
+from apps.observations.filtersets import ItemFilterSet, LotFilterSet, ObservationFilterSet, TesterFilterSet
 from apps.observations.models import Item, Lot, Observation
-from apps.observations.permissions import DataEntry, RoleModelChangePermissions
+from apps.observations.permissions import AssignsItems, DataEntry, RoleModelChangePermissions
 from openspc.api import ERROR_SCHEMA, acting_user
 
 HUMAN = [IsHuman, RoleModelPermissions]
@@ -135,6 +136,20 @@ class MyItemsView(generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[Item]:
         return selectors.tester_items(user=self.request.user)
+
+
+class TesterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The users items can be handed to (active, with the Tester role), for whoever assigns items."""
+
+    queryset = get_user_model().objects.none()
+    serializer_class = s.TesterSerializer
+    permission_classes = [IsHuman, AssignsItems]
+    filterset_class = TesterFilterSet
+    search_fields = ["username", "first_name", "last_name"]
+    ordering_fields = ["username", "first_name", "last_name"]
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return selectors.tester_queryset()
 
 
 OBSERVATIONS_REQUEST = PolymorphicProxySerializer(
