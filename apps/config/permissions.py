@@ -3,8 +3,11 @@
 Role rights are Django model permissions held by the role groups (see
 roles.py), so the admin and the API agree on who may do what. Reads need
 `view`, as writes need `add` / `change` / `delete`. Which rows a user may read
-is decided by each queryset's `visible_to(user)`: a tester, for example, sees
-only what is assigned to them, and anything else is a 404.
+is decided by each queryset's `visible_to(user)`, which starts from the same `view`
+right (roles.may_view: none without it) so that the pages and sockets, which call it
+too, agree with the API; a tester, for example, sees only what is assigned to them,
+and anything else is a 404. Who may enter data is one rule of its own
+(apps.observations.permissions.data_entry_role).
 """
 
 from typing import TYPE_CHECKING

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Model
 
 
 class Role(StrEnum):
@@ -33,6 +34,14 @@ def user_roles(user: User | AnonymousUser) -> frozenset[str]:
 
 def has_role(user: User | AnonymousUser, *roles: Role) -> bool:
     return bool(user_roles(user) & {str(role) for role in roles})
+
+
+def may_view(user: User | AnonymousUser, model: type[Model]) -> bool:
+    """Whether the user's role holds the right to read `model` (`<app>.view_<model>`): the right the
+    API's RoleModelPermissions asks on a read. Every `visible_to(user)` starts here, so the pages,
+    the sockets and the API read rows under one rule; a user with no role reads nothing."""
+    meta = model._meta
+    return user.has_perm(f"{meta.app_label}.view_{meta.model_name}")
 
 
 def is_tester_only(user: User | AnonymousUser) -> bool:

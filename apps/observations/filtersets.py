@@ -1,6 +1,7 @@
 """Filters for the observation API lists (django-filter)."""
 
 import django_filters
+from django.contrib.auth.models import User
 
 from apps.observations.models import Item, Lot, Observation
 
@@ -32,3 +33,11 @@ class ObservationFilterSet(django_filters.FilterSet):
     class Meta:
         model = Observation
         fields = ["ids", "status", "source", "lot", "item", "test", "characteristic", "received_after"]
+
+
+class TesterFilterSet(django_filters.FilterSet):
+    username = django_filters.CharFilter(lookup_expr="iexact")
+
+    class Meta:
+        model = User
+        fields = ["username"]

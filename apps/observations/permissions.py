@@ -13,15 +13,46 @@ if TYPE_CHECKING:
     from rest_framework.views import APIView
 
 
-class IsDevice(BasePermission):
-    """Authenticated with a device token (`Authorization: Device <token>`), as a Device-role user."""
+def data_entry_role(request: Request) -> Role | None:
+    """Who enters data (README "Roles"): a device with its own token, or a person signed in with the
+    Tester role, for the items assigned to them (services.item_entry_check, per entry). Nobody
+    else: not operations leads, quality specialists or superusers, whatever model permissions an
+    administrator gives their group, because a result must come from whoever measured it."""
+    user = request.user
+    if isinstance(request.auth, Device):
+        return Role.DEVICE if has_role(user, Role.DEVICE) else None
+    if user.is_authenticated and has_role(user, Role.TESTER) and not has_role(user, Role.DEVICE):
+        return Role.TESTER
+    return None
 
-    message = (
-        "Only devices post here, with Authorization: Device <token>; people post to /api/v1/observations/."
-    )
+
+ENTRY_REFUSALS = {
+    Role.TESTER: "Only testers post here, for the items assigned to them; devices post to "
+    "/api/v1/device/observations/ with Authorization: Device <token>.",
+    Role.DEVICE: "Only devices post here, with Authorization: Device <token>; testers post to "
+    "/api/v1/observations/.",
+}
+
+
+class DataEntry(BasePermission):
+    """The one check of every data-entry endpoint (POST /observations/, /device/observations/,
+    /samples/): data_entry_role, which must be the role the view names in `data_entry_by`."""
 
     def has_permission(self, request: Request, view: "APIView") -> bool:
-        return isinstance(request.auth, Device) and has_role(request.user, Role.DEVICE)
+        expected: Role = getattr(view, "data_entry_by")  # noqa: B009 (a view without it is a bug: fail loudly)
+        if data_entry_role(request) == expected:
+            return True
+        self.message = ENTRY_REFUSALS[expected]
+        return False
+
+
+class AssignsItems(BasePermission):
+    """Those who hand items to testers (the right to change items: operations leads)."""
+
+    message = "Your role does not assign items to testers."
+
+    def has_permission(self, request: Request, view: "APIView") -> bool:
+        return request.user.has_perm("observations.change_item")
 
 
 class RoleModelChangePermissions(RoleModelPermissions):

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Prefetch, QuerySet
 
 from apps.config.models import Characteristic, TestPlan, TestPlanEntry
+from apps.config.roles import Role
 from apps.observations.choices import LOT_WORKING, ObservationStatus
 from apps.observations.models import Item, Lot, Observation
 
@@ -44,6 +45,16 @@ def plans_get(*, ids: list[int], field: str = "plans") -> list[TestPlan]:
     if missing:
         raise ValidationError({field: f"No test plan with id {', '.join(missing[:10])}."})
     return [found[pk] for pk in dict.fromkeys(ids)]
+
+
+def tester_queryset() -> QuerySet[User]:
+    """Who items can be handed to (what items_assign accepts): active users with the Tester role, by
+    name. The lots page and GET /api/v1/testers/ list them."""
+    return (
+        User.objects.filter(is_active=True, groups__name=str(Role.TESTER))
+        .distinct()
+        .order_by("first_name", "last_name", "username")
+    )
 
 
 # --- A tester's worklist ----------------------------------------------------------------

@@ -654,6 +654,17 @@ def _lot_open_check(lot: Lot, key: str) -> None:
         raise ValidationError({key: f"Lot {lot.number} is {lot.status}; it takes no more observations."})
 
 
+def item_entry_check(*, item: Item | None, user: User) -> None:
+    """A tester enters data only for an item assigned to them (lot-level data comes from devices):
+    PermissionDenied naming the item otherwise. Every tester endpoint checks each entry here."""
+    if item is None:
+        raise PermissionDenied("Testers enter data for an item assigned to them: name the item.")
+    if item.tester_id != user.pk:
+        raise PermissionDenied(
+            f"Item {item.serial} of lot {item.lot.number} (id {item.pk}) is not assigned to you."
+        )
+
+
 def tester_entries_resolve(
     *, rows: Sequence[dict[str, Any]], user: User, batch: bool
 ) -> list[ObservationEntry]:
@@ -671,10 +682,7 @@ def tester_entries_resolve(
             raise ValidationError({_where(index, "item", batch): f"Item {row['item']} does not exist."})
         if test is None:
             raise ValidationError({_where(index, "test", batch): f"Test {row['test']} does not exist."})
-        if item.tester_id != user.pk:
-            raise PermissionDenied(
-                f"Item {item.serial} of lot {item.lot.number} (id {item.pk}) is not assigned to you."
-            )
+        item_entry_check(item=item, user=user)
         _lot_open_check(item.lot, _where(index, "item", batch))
         entries.append(
             ObservationEntry(

@@ -18,10 +18,10 @@ precedes each close):
 
     4401  not authenticated: no credentials, or an invalid or expired token (also when the
           token of an open connection expires); or, on an open connection, the credentials were
-          revoked: its browser session signed out, or the user was deactivated or changed
-          password (openspc/revocation.py)
-    4403  authenticated, but not allowed a live connection (a device's service user)
-          or the browser session that signed it in reaches SESSION_MAX_HOURS
+          revoked: its browser session signed out or reached SESSION_MAX_HOURS, or the user was
+          deactivated or changed password (openspc/revocation.py)
+    4403  authenticated, but not allowed a live connection (a device's service user; on
+          `ws/notifications/`, a role that may not subscribe, so has no inbox)
     4408  idle: no message from the client for WS_IDLE_TIMEOUT_SECONDS
 """
 
@@ -337,6 +337,9 @@ class NotificationsConsumer(LiveConsumer):
     events = NOTIFICATION_EVENTS
 
     async def connected(self) -> bool:
+        if not await database_sync_to_async(selectors.inbox_readable)(user=self.user):
+            await self.refuse(CLOSE_FORBIDDEN, "forbidden", "Your role has no notifications.")
+            return False
         await self.join(f"user.{self.user.pk}")
         return True
 

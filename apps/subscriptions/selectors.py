@@ -7,6 +7,7 @@ from django.contrib.auth.models import AnonymousUser, Permission, User
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 
 from apps.config.models import Characteristic, Product, Test
+from apps.config.roles import may_view
 from apps.observations.models import Lot
 from apps.subscriptions.models import Notification, Subscription, SubscriptionScope
 
@@ -17,6 +18,12 @@ SCOPE_MODELS: dict[str, type[Model]] = {
     SubscriptionScope.LOT: Lot,
     SubscriptionScope.CHARACTERISTIC: Characteristic,
 }
+
+
+def inbox_readable(*, user: User | AnonymousUser) -> bool:
+    """Whether the user has an inbox: the roles that may subscribe, since only subscriptions fill
+    one. The notifications page, GET /api/v1/notifications/ and `ws/notifications/` ask this."""
+    return may_view(user, Subscription)
 
 
 def subscription_queryset(*, user: User | AnonymousUser) -> QuerySet[Subscription]:
@@ -85,5 +92,6 @@ def subscriptions_concerned(*, characteristics: Iterable[int], lots: Iterable[in
 
 
 def characteristics_readable(*, user: User | AnonymousUser, ids: list[int]) -> set[int]:
-    """Those of `ids` the user may read: the same rule as GET /api/v1/samples (catch-up)."""
+    """Those of `ids` the user may read: Characteristic.visible_to, the rule of the API's chart data
+    and catch-up (GET /api/v1/samples) and of the pages."""
     return set(Characteristic.objects.visible_to(user).filter(pk__in=ids).values_list("pk", flat=True))

@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from apps.config.roles import Role, has_role
-from apps.subscriptions.selectors import notification_unread_count
+from apps.subscriptions.selectors import inbox_readable, notification_unread_count
 
 Person = User | AnonymousUser
 
@@ -50,7 +50,7 @@ PAGES = (
     NavPage(
         "Notifications",
         "web-notifications",
-        _perm("subscriptions.view_subscription"),
+        lambda user: inbox_readable(user=user),
         within=("web-subscriptions",),
         badge=lambda user: notification_unread_count(user=user),
     ),

@@ -20,7 +20,6 @@ from apps.calculations.models import AcknowledgementReason, LotStatistics, Produ
 from apps.calculations.selectors import AWAITING_ACKNOWLEDGEMENT
 from apps.config.choices import DataSource, PlanStatus
 from apps.config.models import Characteristic, PlanAssignment, Product, Test, TestPlan, TestPlanEntry
-from apps.config.roles import Role
 from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Item, Lot, Observation, Sample
@@ -367,15 +366,6 @@ def lot_tests(*, lot: Lot) -> list[LotTestRow]:
 def lot_items(*, lot: Lot, user: User | AnonymousUser) -> QuerySet[Item]:
     """The lot's items with their plans and tester, by serial."""
     return item_queryset(user=user).filter(lot=lot).order_by("serial")
-
-
-def testers() -> QuerySet[User]:
-    """Who items can be handed to: active users with the Tester role, by name."""
-    return (
-        User.objects.filter(is_active=True, groups__name=str(Role.TESTER))
-        .distinct()
-        .order_by("first_name", "last_name", "username")
-    )
 
 
 @dataclass(frozen=True)

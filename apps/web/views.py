@@ -16,13 +16,14 @@ from django.views.generic import DetailView, FormView, ListView, TemplateView
 
 from apps.audit.models import AuditAction
 from apps.config.models import Characteristic
-from apps.config.roles import Role, has_role
+from apps.config.roles import Role, has_role, may_view
 from apps.observations import services as observation_services
 from apps.observations.choices import LOT_TRANSITIONS, LOT_WORKING, LotStatus
 from apps.observations.models import Lot
-from apps.observations.selectors import lot_progress
+from apps.observations.selectors import lot_progress, tester_queryset
 from apps.qa_runs import selectors as qa_selectors
 from apps.subscriptions.models import SubscriptionEvent
+from apps.subscriptions.selectors import inbox_readable
 from apps.web import selectors
 from apps.web.filters import (
     PAGE_SIZE,
@@ -51,15 +52,23 @@ class OverviewView(PageMixin, TemplateView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context["groups"] = selectors.overview_groups(user=self.request.user)
+        context["no_access"] = not may_view(self.request.user, Characteristic)
         context["time_zone"] = settings.TIME_ZONE
         return context
 
 
 class ChartView(PageMixin, DetailView):
-    """One characteristic's chart. The page is a shell: static/js/chart.js loads the data."""
+    """One characteristic's chart. The page is a shell: static/js/chart.js loads the data. Those
+    the API refuses the chart data (no right to read characteristics) get 403 here too; one they
+    may not read (visible_to) is a 404, as in the API."""
 
     template_name = "web/chart.html"
     context_object_name = "characteristic"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.user.is_authenticated and not may_view(request.user, Characteristic):
+            raise PermissionDenied("Your role does not include reading charts.")
+        return super().dispatch(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[Characteristic]:
         return Characteristic.objects.visible_to(self.request.user).with_config()
@@ -165,7 +174,7 @@ class LotDetailView(PermissionPageMixin, DetailView):
         context["tests"] = selectors.lot_tests(lot=lot)
         context["items"] = selectors.lot_items(lot=lot, user=user)
         context["can_assign"] = working and user.has_perm("observations.change_item")
-        context["testers"] = selectors.testers() if context["can_assign"] else []
+        context["testers"] = tester_queryset() if context["can_assign"] else []
         context["transitions"] = (
             [
                 (status, LOT_ACTIONS[status])
@@ -256,11 +265,14 @@ def page_url_pattern(name: str) -> str:
         return ""
 
 
-class NotificationsPageMixin(PermissionPageMixin):
+class NotificationsPageMixin(PageMixin):
     """The roles that may subscribe (quality specialists, operations leads, managers); others 403.
     Only subscriptions put anything in an inbox, so a role without them has none to read."""
 
-    permissions = ("subscriptions.view_subscription",)
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if request.user.is_authenticated and not inbox_readable(user=request.user):
+            raise PermissionDenied("Your role does not include this page.")
+        return super().dispatch(request, *args, **kwargs)
 
 
 class NotificationsView(NotificationsPageMixin, TemplateView):
@@ -310,6 +322,7 @@ class KioskView(PageMixin, TemplateView):
             line=line,
             cards=cards[: selectors.KIOSK_MAX_CHARTS],
             hidden_count=max(0, len(cards) - selectors.KIOSK_MAX_CHARTS),
+            no_access=not may_view(self.request.user, Characteristic),
             time_zone=settings.TIME_ZONE,
             keep_alive_ms=settings.SESSION_COOKIE_AGE * 1000 // 3,
         )

@@ -11,12 +11,13 @@ from rest_framework.test import APIClient
 
 from apps.calculations import services
 from apps.calculations.services.calculate import window_key
+from apps.config import services as config_services
 from apps.config.choices import TestKind
 from apps.config.models import Characteristic, ControlLimits
 from apps.observations import services as obs_services
 from apps.observations.choices import ObservationSource
-from apps.observations.models import Lot, Sample
-from tests.factories import TestFactory, characteristic_for
+from apps.observations.models import Item, Lot, Sample
+from tests.factories import TestFactory, characteristic_for, released_plan
 
 SAMPLES = "/api/v1/samples/"
 
@@ -77,6 +78,18 @@ def subgroups_store(
     obs_services.observations_process(ids=recorded.ids)
     services.characteristic_calculate(characteristic_id=characteristic.pk)
     return list(Sample.objects.filter(characteristic=characteristic, sequence__gt=first).order_by("sequence"))
+
+
+def tester_item(plant: Any, *characteristics: Characteristic) -> Item:
+    """Item 0001 of lot L-1, assigned to the plant's tester, also on a plan asking each of these
+    characteristics' tests with one value per subgroup member: data entry is the tester's, for an
+    item assigned to them, and an item's observation has as many values as its plan asks."""
+    item: Item = plant.items[0]
+    for characteristic in characteristics:
+        plan = released_plan((characteristic.test, characteristic.subgroup_size))
+        config_services.plan_assign(product=plant.product, plan=plan)
+        item.plans.add(plan)
+    return item
 
 
 def historical(characteristic: Characteristic, *, center: float, sigma: float) -> ControlLimits:

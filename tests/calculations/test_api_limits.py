@@ -23,6 +23,7 @@ from tests.calculations.api_helpers import (
     sized,
     subgroups_store,
     submit,
+    tester_item,
 )
 from tests.config.helpers import error_of
 from tests.factories import LotFactory
@@ -238,12 +239,14 @@ class RecalculateTests:
         (kept in Redis after each calculation) is dropped and rebuilt for the new version."""
         characteristic = sized(plant, 1)
         client = api(quality_specialist)
+        # Data entry is the tester's, for their item (the same value twice: two keys, two readings).
+        tester, entry = api(plant.tester), {"lot": plant.lot, "item": tester_item(plant, characteristic).pk}
         rng = np.random.default_rng(3)
         with django_capture_on_commit_callbacks(execute=True):
             historical(characteristic, center=50.0, sigma=1.0)
             subgroups_store(characteristic, [[float(v)] for v in 56.0 + rng.standard_normal(20)],
                             lot=plant.lot, user=quality_specialist)  # fmt: skip
-            old = submit(client, characteristic, [56.0], lot=plant.lot).json()["sample"]
+            old = submit(tester, characteristic, [56.0], **entry, idempotency_key="old").json()["sample"]
         assert (old["sequence"], old["in_control"], old["limits_version"]) == (21, False, 1)
         assert cache.get(window_key(characteristic.pk))["fingerprint"]["version"] == 1
         with django_capture_on_commit_callbacks(execute=True):
@@ -252,7 +255,7 @@ class RecalculateTests:
         assert 55.0 < response.json()["new"]["center"] < 57.0
         assert cache.get(window_key(characteristic.pk)) is None
         with django_capture_on_commit_callbacks(execute=True):
-            new = submit(client, characteristic, [56.0], lot=plant.lot).json()
+            new = submit(tester, characteristic, [56.0], **entry, idempotency_key="new").json()
         assert (new["sample"]["sequence"], new["sample"]["in_control"], new["sample"]["limits_version"]) == (
             22, True, 2,
         )  # fmt: skip

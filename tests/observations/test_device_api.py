@@ -261,6 +261,46 @@ class DeviceBindingTests:
         ]  # fmt: skip
 
 
+class DeviceStatusTests:
+    """The 202 names a status URL; the device may read it, for what it posted itself and nothing
+    else (Observation.visible_to; the Device role's view right on observations)."""
+
+    def test_the_status_url_of_a_batch_answers_the_device_its_observations(self, device_client, plant):
+        response = device_client.post(DEVICE, [_by_codes(), _by_codes(values=[74.1])])
+        assert response.status_code == 202, response.content
+        ids = response.json()["ids"]
+        assert response.json()["status_url"].endswith(f"/api/v1/observations/?ids={ids[0]},{ids[1]}")
+        status = device_client.get(response.json()["status_url"])
+        assert status.status_code == 200, status.content
+        assert [(row["id"], row["status"]) for row in status.json()["results"]] == [
+            (ids[1], "received"), (ids[0], "received"),
+        ]  # fmt: skip
+        one = device_client.get(f"/api/v1/observations/{ids[0]}/")
+        assert (one.status_code, one.json()["values"]) == (200, [74.0])
+
+    def test_a_device_reads_nothing_it_did_not_post(self, device_client, plant):
+        from apps.config import services as config_services
+
+        [by_tester] = plant.record({"item": plant.items[0], "test": plant.dia, "values": [74.0]})
+        other_device, _ = config_services.device_create(name="gauge-8", products=[plant.product])
+        [by_other] = services.observations_record(
+            entries=services.device_entries_resolve(
+                rows=[_by_codes(values=[74.2])], batch=False, device=other_device
+            ),
+            source=ObservationSource.DEVICE, user=other_device.user, device=other_device,
+        ).ids  # fmt: skip
+        assert device_client.get("/api/v1/observations/").json()["count"] == 0
+        for pk in (by_tester, by_other):
+            error_of(device_client.get(f"/api/v1/observations/{pk}/"), 404)
+        assert device_client.get(f"/api/v1/observations/?ids={by_tester},{by_other}").json()["count"] == 0
+
+    def test_a_device_posts_observations_only_to_its_own_endpoint(self, device_client, plant):
+        body = {"item": plant.items[0].pk, "test": plant.dia.pk, "values": [74.0]}
+        error = error_of(device_client.post("/api/v1/observations/", body), 403)
+        assert "devices post to /api/v1/device/observations/" in error["message"]
+        assert not Observation.objects.exists()
+
+
 def test_record_refuses_a_device_that_is_not_the_poster(plant, device):
     from django.core.exceptions import ValidationError
 

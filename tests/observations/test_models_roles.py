@@ -21,23 +21,23 @@ def _perms(role: Role) -> set[str]:
 class RolePermissionsTests:
     def test_operations_lead_manages_lots_and_items(self):
         assert _perms(Role.OPERATIONS_LEAD) == {
-            "add_lot", "change_lot", "view_lot", "add_item", "change_item", "view_item",
-            "add_sample", "view_sample",
+            "add_lot", "change_lot", "view_lot", "add_item", "change_item", "view_item", "view_sample",
         }  # fmt: skip
 
     def test_tester_views_items_posts_observations_and_submits_samples(self):
         assert _perms(Role.TESTER) == {"view_item", "add_observation", "view_observation", "add_sample"}
 
-    def test_quality_specialist_views_all_and_submits_samples(self):
+    def test_quality_specialist_views_all_and_enters_no_data(self):
         assert _perms(Role.QUALITY_SPECIALIST) == {
-            "view_lot", "view_item", "view_observation", "add_sample", "view_sample",
+            "view_lot", "view_item", "view_observation", "view_sample",
         }  # fmt: skip
 
     def test_manager_views_lots_items_observations_and_samples(self):
         assert _perms(Role.MANAGER) == {"view_lot", "view_item", "view_observation", "view_sample"}
 
-    def test_device_only_adds_observations(self):
-        assert _perms(Role.DEVICE) == {"add_observation"}
+    def test_device_adds_observations_and_reads_their_status(self):
+        # Reading is narrowed to its own by Observation.visible_to (the status URL of its 202).
+        assert _perms(Role.DEVICE) == {"add_observation", "view_observation"}
 
 
 def _refused(make) -> None:

@@ -3,12 +3,14 @@
 import json
 
 import pytest
+from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 
+from apps.config.roles import Role
 from apps.observations.choices import LotStatus, ObservationSource, ObservationStatus
 from apps.observations.models import Observation
 from tests.config.helpers import error_of
-from tests.factories import ItemFactory, ObservationFactory
+from tests.factories import ItemFactory, ObservationFactory, UserFactory
 from tests.observations.conftest import rows
 
 pytestmark = pytest.mark.django_db
@@ -314,6 +316,32 @@ class RefusedTests:
 
     def test_anonymous_is_401(self, api, plant):
         error_of(api(None).post(OBSERVATIONS, _entry(plant)), 401)
+
+
+class DataEntryTests:
+    """Data entry is for testers (for their items) and devices; nobody else, whatever model
+    permissions an administrator gives (README "Roles")."""
+
+    @pytest.mark.parametrize("role", ["operations_lead", "quality_specialist", "manager"])
+    def test_other_roles_are_refused_even_with_the_add_right(self, api, request, plant, role):
+        user = request.getfixturevalue(role)
+        user.user_permissions.add(Permission.objects.get(codename="add_observation"))
+        error = error_of(api(User.objects.get(pk=user.pk)).post(OBSERVATIONS, _entry(plant, 0)), 403)
+        assert error["message"].startswith("Only testers post here")
+        assert not Observation.objects.exists()
+
+    def test_a_superuser_is_no_tester(self, api, plant):
+        root = UserFactory(username="root", is_superuser=True)
+        error_of(api(root).post(OBSERVATIONS, _entry(plant, 0)), 403)
+        assert not Observation.objects.exists()
+
+    def test_a_tester_with_another_role_posts_only_for_their_items(self, api, plant):
+        lead = UserFactory(username="lead-tester", roles=[Role.TESTER, Role.OPERATIONS_LEAD])
+        error_of(api(lead).post(OBSERVATIONS, _entry(plant, 0)), 403)  # item 0001 is the tester's
+        item = ItemFactory(lot=plant.lot, plans=[plant.ring], tester=lead)
+        body = {"item": item.pk, "test": plant.dia.pk, "values": [74.0]}
+        assert api(lead).post(OBSERVATIONS, body).status_code == 202
+        assert Observation.objects.get().user == lead
 
 
 class ReadTests:

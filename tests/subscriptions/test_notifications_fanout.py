@@ -13,13 +13,21 @@ from django.core import mail
 from django.utils import timezone
 
 from apps.calculations.models import LotStatistics, Violation
+from apps.config.models import TestPlan
 from apps.config.roles import Role
 from apps.subscriptions import services, tasks
 from apps.subscriptions.models import Notification, Subscription
 from openspc import events as calculation_events
 from tests.calculations.api_helpers import historical, subgroups_store, submit, window_forget
 from tests.calculations.workers import CeleryWorkers
-from tests.factories import LotFactory, ProductFactory, TestFactory, UserFactory, characteristic_for
+from tests.factories import (
+    ItemFactory,
+    LotFactory,
+    ProductFactory,
+    TestFactory,
+    UserFactory,
+    characteristic_for,
+)
 
 INBOX = "/api/v1/notifications/"
 
@@ -288,7 +296,9 @@ class InboxTests:
             events=[violation_event(shop.char_a, shop.lot_a, pk) for pk in range(1, 30)]
         )
         client = api(manager)
-        with django_assert_max_num_queries(4):
+        # The user, their roles, their permissions (user and group: only roles that subscribe have
+        # an inbox), the count, the page.
+        with django_assert_max_num_queries(6):
             assert client.get(INBOX).json()["count"] == 29
 
 
@@ -389,14 +399,18 @@ class LiveTests:
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class WorkerTests:
     def test_a_sample_posted_through_the_api_becomes_a_stored_notification_through_a_worker(
-        self, api, manager, quality_specialist, tmp_path
+        self, api, manager, tmp_path
     ):
         shop = Shop()
         subscribe(manager, scope="product", product=shop.a.pk, events=["violations", "results"])
+        # Data entry is a tester's, for an item assigned to them.
+        tester = UserFactory(username="shop-tester", roles=[Role.TESTER])
+        plan = TestPlan.objects.get(assignments__product=shop.a)
+        item = ItemFactory(lot=shop.lot_a, plans=[plan], tester=tester).pk
         with CeleryWorkers(count=1, log_dir=tmp_path, queues=("celery",)) as workers:
-            client = api(quality_specialist)
-            assert submit(client, shop.char_a, [20.0], lot=shop.lot_a).status_code == 201
-            response = submit(client, shop.char_a, [20.5], lot=shop.lot_a)
+            client = api(tester)
+            assert submit(client, shop.char_a, [20.0], lot=shop.lot_a, item=item).status_code == 201
+            response = submit(client, shop.char_a, [20.5], lot=shop.lot_a, item=item)
             assert response.status_code == 201, response.content
             violations = {v["id"] for v in response.json()["violations"]}
             assert violations

@@ -153,16 +153,44 @@ class SubscribeTests:
         assert (error["code"], error["characteristic_ids"]) == ("not_readable", [other.pk])
         assert quiet, "a refused characteristic's events reached the tester"
 
-    def test_a_tester_may_watch_the_characteristics_of_a_product_they_have_items_in(self, plant, tester):
+    @pytest.mark.parametrize("who", ["tester", "no role"])
+    def test_a_role_the_api_refuses_the_chart_data_cannot_watch_it(self, api, plant, tester, who):
+        """The API refuses testers and users with no role the chart data and samples of every
+        characteristic, even of a product the tester has items in; the socket applies the same rule
+        (Characteristic.visible_to)."""
         chart = dia(plant)  # RING-74, where the tester has items
+        user = tester if who == "tester" else UserFactory(username="no-role", roles=[])
+        assert api(user).get(f"/api/v1/characteristics/{chart.pk}/chart-data/").status_code == 403
 
         async def scenario():
-            comm = await subscribed(SAMPLES, access_token(tester), [chart.pk])
+            comm = await subscribed(SAMPLES, access_token(user), [chart.pk])
             answer = await comm.receive_json_from()
+            await get_channel_layer().group_send(
+                f"characteristic.{chart.pk}",
+                {"type": "sample.created", "timestamp": "t", "characteristic": chart.pk, "id": 1},
+            )
+            quiet = await silent(comm)
             await comm.disconnect()
-            return answer
+            return answer, quiet
 
-        assert run(scenario) == {"type": "subscribed", "characteristic_ids": [chart.pk]}
+        answer, quiet = run(scenario)
+        refusal = (answer["type"], answer["code"], answer["characteristic_ids"])
+        assert refusal == ("error", "not_readable", [chart.pk])
+        assert quiet, "a refused characteristic's events reached the user"
+
+    @pytest.mark.parametrize("who", ["tester", "no role"])
+    def test_a_role_with_no_inbox_is_refused_the_notifications_channel(self, tester, who):
+        user = tester if who == "tester" else UserFactory(username="no-role", roles=[])
+
+        async def scenario():
+            comm = communicator(NOTIFICATIONS, token=access_token(user))
+            connected, _ = await comm.connect()
+            assert connected
+            error = await comm.receive_json_from()
+            return error, await close_code(comm)
+
+        error, code = run(scenario)
+        assert (error["type"], error["code"], code) == ("error", "forbidden", CLOSE_FORBIDDEN)
 
     def test_after_unsubscribe_nothing_more_arrives(self, plant, manager):
         chart = dia(plant)

@@ -28,14 +28,12 @@ class ChartControlsTests:
             ("quality_specialist", True, True),
             ("manager", True, False),
             ("operations_lead", False, False),
-            ("tester", False, False),
         ],
     )
     def test_each_role_sees_the_controls_the_api_allows_it(
         self, request, plant, dia, role, acknowledge, limits
     ):
-        # The plant's tester is assigned DIA's items, so the chart is theirs to read.
-        user = plant.tester if role == "tester" else request.getfixturevalue(role)
+        user = request.getfixturevalue(role)
         assert controls(chart_html(user, dia)) == {
             "acknowledge button": acknowledge, "acknowledge dialog": acknowledge, "limits panel": limits,
         }  # fmt: skip

@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, Permission, User
 from django.test import Client
 from django.urls import reverse
 
@@ -249,14 +249,21 @@ class OverviewTests:
             str(floor.flow.pk), str(floor.press.pk), str(floor.temp.pk),
         ]  # fmt: skip
 
-    def test_a_tester_sees_only_the_products_of_their_items(self, floor, plant):
-        groups = rendered_groups(signed_in(plant.tester).get(reverse("web-overview")).content.decode())
+    @pytest.mark.parametrize("roles", [[Role.TESTER], []], ids=["tester", "no role"])
+    def test_a_role_that_may_not_read_characteristics_sees_none_and_is_told_so(self, floor, plant, roles):
+        """The API refuses them the chart data; the overview applies the same rule (visible_to)."""
+        user = plant.tester if roles else UserFactory(username="no-role", roles=roles)
+        html = signed_in(user).get(reverse("web-overview")).content.decode()
+        assert rendered_groups(html) == {}
+        assert "data-no-access" in html
+        assert "RING-74" not in html
+        assert not Characteristic.objects.visible_to(user).exists()
+
+    def test_a_site_that_lets_testers_read_charts_shows_them_only_their_products(self, floor, plant):
+        plant.tester.user_permissions.add(Permission.objects.get(codename="view_characteristic"))
+        tester = User.objects.get(pk=plant.tester.pk)  # permissions are cached per user object
+        groups = rendered_groups(signed_in(tester).get(reverse("web-overview")).content.decode())
         assert {card["id"] for cards in groups.values() for card in cards} == {
-            str(floor.dia.pk),
-            str(floor.wall.pk),
-        }
-        visible = Characteristic.objects.visible_to(plant.tester).filter(active=True)
-        assert {str(pk) for pk in visible.values_list("pk", flat=True)} == {
             str(floor.dia.pk),
             str(floor.wall.pk),
         }
@@ -322,7 +329,8 @@ class OverviewTests:
             ProductStatistics.objects.create(characteristic=c, cpk=1.0 + n / 10)
         EdgeNode.objects.create(group="G", node="n", online=False, metrics=["x"])
         user = UserFactory(username="fresh-qs", roles=[Role.QUALITY_SPECIALIST])  # roles not cached yet
-        with django_assert_max_num_queries(3):  # the user's roles, edge nodes, characteristics
+        # The user's roles, their permissions (user and group), edge nodes, characteristics.
+        with django_assert_max_num_queries(5):
             groups = overview_groups(user=user)
             cards = [card for group in groups for card in group.cards]
             assert [card.state for card in cards].count(CardState.UNACKNOWLEDGED) == 20
@@ -344,7 +352,13 @@ class ChartPageTests:
         assert 'data-target=""' in html
         assert f'data-time-zone="{settings.TIME_ZONE}"' in html
 
-    def test_a_tester_cannot_open_a_chart_of_another_product(self, floor, plant):
-        client = signed_in(plant.tester)
+    def test_a_tester_or_a_user_with_no_role_gets_403_as_from_the_chart_data(self, api, floor, plant):
+        for user in (plant.tester, UserFactory(username="no-role", roles=[])):
+            assert signed_in(user).get(reverse("web-chart", args=[floor.dia.pk])).status_code == 403
+            assert api(user).get(f"/api/v1/characteristics/{floor.dia.pk}/chart-data/").status_code == 403
+
+    def test_a_chart_the_user_may_not_read_is_a_404(self, floor, plant):
+        plant.tester.user_permissions.add(Permission.objects.get(codename="view_characteristic"))
+        client = signed_in(User.objects.get(pk=plant.tester.pk))
         assert client.get(reverse("web-chart", args=[floor.dia.pk])).status_code == 200
         assert client.get(reverse("web-chart", args=[floor.flow.pk])).status_code == 404

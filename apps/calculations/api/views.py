@@ -1,5 +1,6 @@
 """Calculation API: samples (catch-up and synchronous submission), violations, statistics, limits, charts."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -25,7 +26,9 @@ from apps.calculations.models import AcknowledgementReason, LotStatistics, Produ
 from apps.calculations.services.submit import sample_submit
 from apps.config.models import Characteristic
 from apps.config.permissions import IsHuman, RoleModelPermissions
+from apps.config.roles import Role
 from apps.observations.models import Sample
+from apps.observations.permissions import DataEntry, data_entry_role
 from apps.observations.services import sample_exclude
 from openspc.api import Conflict, acting_user
 
@@ -60,6 +63,16 @@ class SampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     pagination_class = SequencePagination
     ordering_fields: list[str] = []
     http_method_names = ["get", "post", "head", "options"]
+    data_entry_by = Role.TESTER
+
+    def get_permissions(self) -> Sequence[Any]:
+        # Submitting a subgroup is data entry: testers only, for their items (apps.observations);
+        # OPTIONS describes the body to those who may post it.
+        if self.action == "create":
+            return [DataEntry(), RoleModelPermissions()]
+        if self.action == "metadata" and data_entry_role(self.request) is not None:
+            return [DataEntry()]
+        return super().get_permissions()
 
     def get_queryset(self) -> QuerySet[Sample]:
         return selectors.sample_queryset(self.request.user)

@@ -12,16 +12,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 
 from apps.calculations.models import Violation
 from apps.calculations.services.calculate import characteristic_calculate
 from apps.config.choices import TestKind
 from apps.config.models import Characteristic
-from apps.config.roles import is_tester_only
 from apps.observations.choices import LOT_WORKING, ObservationSource, ObservationStatus
 from apps.observations.models import Item, Lot, Observation, Sample
-from apps.observations.services import ObservationEntry, observations_process, observations_record
+from apps.observations.services import (
+    ObservationEntry,
+    item_entry_check,
+    observations_process,
+    observations_record,
+)
 
 
 class ObservationRejected(ValidationError):
@@ -50,10 +54,7 @@ def _context(characteristic: Characteristic, context: dict[str, Any], user: User
         item = Item.objects.filter(pk=context["item"], lot=lot).first()
         if item is None:
             raise ValidationError({"context.item": f"Item {context['item']} is not in lot {lot.number}."})
-    if is_tester_only(user) and (item is None or item.tester_id != user.pk):
-        raise PermissionDenied(
-            "Testers submit samples for an item assigned to them: name it in context.item."
-        )
+    item_entry_check(item=item, user=user)
     return lot, item
 
 

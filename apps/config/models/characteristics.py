@@ -29,13 +29,18 @@ class CharacteristicQuerySet(models.QuerySet["Characteristic"]):
         return self.select_related("product", "test")
 
     def visible_to(self, user: User | AnonymousUser) -> "CharacteristicQuerySet":
+        """The characteristics whose SPC data (chart, samples, violations, statistics, live events)
+        the user may read: the one rule of the API, the pages (overview, chart, wall screen) and
+        `ws/samples/`. None without the role's right to read characteristics (a tester, a user
+        with no role)."""
         from apps.config.models import Product
-        from apps.config.roles import is_tester_only
+        from apps.config.roles import is_tester_only, may_view
 
+        if not may_view(user, self.model):
+            return self.none()
         if not is_tester_only(user):
             return self
-        # A tester reads the characteristics of the products they have items assigned in (to
-        # watch the charts their results feed), no others.
+        # A site that gives testers the right reads only the products they have items assigned in.
         theirs = Product.objects.filter(lots__items__tester_id=user.pk).values("pk")
         return self.filter(product_id__in=theirs)
 

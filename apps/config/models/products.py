@@ -27,9 +27,12 @@ class Product(models.Model):
 class TestQuerySet(models.QuerySet["Test"]):
     def visible_to(self, user: User | AnonymousUser) -> "TestQuerySet":
         """A tester reads only the tests of the plans selected for items assigned to them
-        (through the reverse relations of apps.observations' Item: plans → items → tester)."""
-        from apps.config.roles import is_tester_only
+        (through the reverse relations of apps.observations' Item: plans → items → tester); a user
+        whose role may not read tests reads none."""
+        from apps.config.roles import is_tester_only, may_view
 
+        if not may_view(user, self.model):
+            return self.none()
         if not is_tester_only(user):
             return self
         return self.filter(plans__items__tester=user.pk).distinct()

@@ -271,3 +271,12 @@ class ObservationSerializer(ModelSerializer):
             "reasons", "processed_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class TesterSerializer(ModelSerializer):
+    full_name = serializers.CharField(source="get_full_name", read_only=True, help_text="Empty if not set.")
+
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "username", "full_name"]
+        read_only_fields = fields

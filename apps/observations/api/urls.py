@@ -8,6 +8,7 @@ router = SimpleRouter()
 router.register("lots", views.LotViewSet)
 router.register("items", views.ItemViewSet)
 router.register("observations", views.ObservationViewSet)
+router.register("testers", views.TesterViewSet, basename="tester")
 router.register("device/observations", views.DeviceObservationViewSet, basename="device-observation")
 
 urlpatterns = [path("me/items/", views.MyItemsView.as_view(), name="me-items"), *router.urls]

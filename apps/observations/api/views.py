@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, mixins, status, viewsets
@@ -15,16 +16,18 @@ from rest_framework.serializers import BaseSerializer
 from apps.config.authentication import DeviceTokenAuthentication
 from apps.config.models import Device
 from apps.config.permissions import IsHuman, RoleModelPermissions
+from apps.config.roles import Role
 from apps.observations import selectors, services
 from apps.observations.api import serializers as s
 from apps.observations.choices import ObservationSource
-from apps.observations.filtersets import ItemFilterSet, LotFilterSet, ObservationFilterSet
+from apps.observations.filtersets import ItemFilterSet, LotFilterSet, ObservationFilterSet, TesterFilterSet
 from apps.observations.models import Item, Lot, Observation
-from apps.observations.permissions import IsDevice, RoleModelChangePermissions
+from apps.observations.permissions import AssignsItems, DataEntry, RoleModelChangePermissions
 from openspc.api import ERROR_SCHEMA, acting_user
 
 HUMAN = [IsHuman, RoleModelPermissions]
 HUMAN_CHANGE = [IsHuman, RoleModelChangePermissions]
+DATA_ENTRY = [DataEntry, RoleModelPermissions]
 TOO_LARGE = OpenApiResponse(ERROR_SCHEMA, description="The body is larger than the configured limit.")
 
 
@@ -136,6 +139,20 @@ class MyItemsView(generics.ListAPIView):
         return selectors.tester_items(user=self.request.user)
 
 
+class TesterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The users items can be handed to (active, with the Tester role), for whoever assigns items."""
+
+    queryset = get_user_model().objects.none()
+    serializer_class = s.TesterSerializer
+    permission_classes = [IsHuman, AssignsItems]
+    filterset_class = TesterFilterSet
+    search_fields = ["username", "first_name", "last_name"]
+    ordering_fields = ["username", "first_name", "last_name"]
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return selectors.tester_queryset()
+
+
 OBSERVATIONS_REQUEST = PolymorphicProxySerializer(
     component_name="ObservationsPost",
     serializers=[s.ObservationEntrySerializer, s.ObservationEntrySerializer(many=True)],
@@ -162,13 +179,19 @@ def _accepted(request: Request, result: services.RecordResult) -> Response:
 class ObservationViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
-    """Observations and their status. Testers post for their assigned items and read their own."""
+    """Observations and their status. Testers post for their assigned items and read their own;
+    a device reads the status of those it posted (the status URL of its 202), and nothing else."""
 
     queryset = Observation.objects.all()
     serializer_class = s.ObservationSerializer
-    permission_classes = HUMAN
     filterset_class = ObservationFilterSet
     ordering_fields = ["received_at", "observed_at", "id"]
+    data_entry_by = Role.TESTER
+
+    def get_permissions(self) -> list[Any]:
+        # Reads are open to device tokens too: visible_to gives a device only its own observations.
+        classes = DATA_ENTRY if self.action == "create" else [RoleModelPermissions]
+        return [permission() for permission in classes]
 
     def get_queryset(self) -> QuerySet[Observation]:
         return Observation.objects.visible_to(self.request.user).select_related("item", "lot", "test", "user")
@@ -200,7 +223,8 @@ class DeviceObservationViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet)
     queryset = Observation.objects.none()
     serializer_class = s.DeviceObservationSerializer
     authentication_classes = [DeviceTokenAuthentication]
-    permission_classes = [IsDevice, RoleModelPermissions]
+    permission_classes = DATA_ENTRY
+    data_entry_by = Role.DEVICE
 
     @extend_schema(
         request=DEVICE_REQUEST,

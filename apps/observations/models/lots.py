@@ -33,9 +33,12 @@ class Lot(models.Model):
 
 class ItemQuerySet(models.QuerySet["Item"]):
     def visible_to(self, user: User | AnonymousUser) -> "ItemQuerySet":
-        """A tester reads only the items assigned to them; other roles read all."""
-        from apps.config.roles import is_tester_only
+        """A tester reads only the items assigned to them; other roles with the view right read all,
+        users without it nothing."""
+        from apps.config.roles import is_tester_only, may_view
 
+        if not may_view(user, self.model):
+            return self.none()
         return self.filter(tester=user.pk) if is_tester_only(user) else self
 
     def with_tests_due(self) -> "ItemQuerySet":

@@ -9,10 +9,15 @@ from apps.observations.choices import ObservationSource, ObservationStatus
 
 class ObservationQuerySet(models.QuerySet["Observation"]):
     def visible_to(self, user: User | AnonymousUser) -> "ObservationQuerySet":
-        """A tester reads only what they posted; other roles with the view right read all."""
-        from apps.config.roles import is_tester_only
+        """A tester or a device reads only what they posted (a device: the status of its own
+        ingestion); other roles with the view right read all, users without it nothing."""
+        from apps.config.roles import Role, has_role, is_tester_only, may_view
 
-        return self.filter(user=user.pk) if is_tester_only(user) else self
+        if not may_view(user, self.model):
+            return self.none()
+        if is_tester_only(user) or has_role(user, Role.DEVICE):
+            return self.filter(user=user.pk)
+        return self
 
 
 class Observation(models.Model):

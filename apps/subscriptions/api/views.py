@@ -8,10 +8,11 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
 
 from apps.config.permissions import IsHuman, RoleModelPermissions
 from apps.subscriptions import selectors, services
@@ -53,6 +54,15 @@ class SubscriptionViewSet(viewsets.ModelViewSet):
         services.subscription_delete(subscription=instance)
 
 
+class HasInbox(BasePermission):
+    """The roles that may subscribe (selectors.inbox_readable); others have no inbox to read."""
+
+    message = "Your role has no notifications: only the roles that subscribe get them."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return selectors.inbox_readable(user=request.user)
+
+
 class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The inbox, newest first; `?unread=true` for the unread ones. New ones are also pushed live
     (`notification.created` on the user's WebSocket group)."""
@@ -60,7 +70,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     queryset = Notification.objects.none()
     serializer_class = s.NotificationSerializer
     # Everyone reads their own inbox only; only subscriptions (which need the role) fill it.
-    permission_classes = [IsAuthenticated, IsHuman]
+    permission_classes = [IsAuthenticated, IsHuman, HasInbox]
     filterset_class = NotificationFilterSet
     ordering_fields: list[str] = []
     search_fields = ["title", "message"]
