@@ -80,7 +80,7 @@ def subgroups_store(
     return list(Sample.objects.filter(characteristic=characteristic, sequence__gt=first).order_by("sequence"))
 
 
-def tester_item(plant: Any, *characteristics: Characteristic) -> Item:
+def assigned_item(plant: Any, *characteristics: Characteristic) -> Item:
     """Item 0001 of lot L-1, assigned to the plant's tester, also on a plan asking each of these
     characteristics' tests with one value per subgroup member: data entry is the tester's, for an
     item assigned to them, and an item's observation has as many values as its plan asks."""

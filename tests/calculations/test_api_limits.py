@@ -18,12 +18,12 @@ from apps.observations.choices import LotStatus
 from apps.observations.models import Sample
 from apps.observations.services import lot_status_set
 from tests.calculations.api_helpers import (
+    assigned_item,
     characteristic_url,
     historical,
     sized,
     subgroups_store,
     submit,
-    tester_item,
 )
 from tests.config.helpers import error_of
 from tests.factories import LotFactory
@@ -240,7 +240,10 @@ class RecalculateTests:
         characteristic = sized(plant, 1)
         client = api(quality_specialist)
         # Data entry is the tester's, for their item (the same value twice: two keys, two readings).
-        tester, entry = api(plant.tester), {"lot": plant.lot, "item": tester_item(plant, characteristic).pk}
+        tester, entry = (
+            api(plant.tester),
+            {"lot": plant.lot, "item": assigned_item(plant, characteristic).pk},
+        )
         rng = np.random.default_rng(3)
         with django_capture_on_commit_callbacks(execute=True):
             historical(characteristic, center=50.0, sigma=1.0)

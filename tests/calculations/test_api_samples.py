@@ -12,12 +12,12 @@ from apps.observations.choices import LotStatus, ObservationStatus
 from apps.observations.models import Observation, Sample
 from tests.calculations.api_helpers import (
     SAMPLES,
+    assigned_item,
     dia_of,
     historical,
     sized,
     subgroups_store,
     submit,
-    tester_item,
 )
 from tests.config.helpers import error_of
 from tests.factories import ItemFactory, LotFactory, UserFactory
@@ -60,7 +60,7 @@ class SubmitTests:
 
     def test_a_subgroup_of_five_answers_its_mean_range_and_sd(self, api, plant):
         five = sized(plant, 5)
-        tester_item(plant, five)
+        assigned_item(plant, five)
         historical(five, center=10.0, sigma=1.0)
         values = [9.5, 10.25, 10.0, 11.0, 9.75]
         body = submit(api(plant.tester), five, values, lot=plant.lot, item=plant.items[0].pk).json()["sample"]
@@ -124,7 +124,7 @@ class SubmitTests:
     def test_a_key_reused_for_another_characteristic_is_refused(self, api, plant, dia):
         client = api(plant.tester)
         five = sized(plant, 5)
-        tester_item(plant, five)
+        assigned_item(plant, five)
         item = plant.items[0].pk
         first = submit(client, dia, [74.0], lot=plant.lot, item=item, idempotency_key="k-1").json()
         error = error_of(
@@ -139,14 +139,14 @@ class SubmitTests:
         error = error_of(
             submit(client, dia, [74.0], lot=other_lot, item=there.pk, idempotency_key="k-1"), 409
         )
-        assert "with another lot" in error["message"]
+        assert "with another item, lot." in error["message"]
         error = error_of(submit(client, dia, [74.3], lot=plant.lot, item=item, idempotency_key="k-1"), 409)
         assert "with another values." in error["message"]  # used to answer the first subgroup as if stored
         assert _counts() == (1, 1, 0)
 
     def test_without_limits_a_sample_is_stored_unjudged(self, api, plant):
         fresh = sized(plant, 1)
-        tester_item(plant, fresh)
+        assigned_item(plant, fresh)
         body = submit(api(plant.tester), fresh, [1234.5], lot=plant.lot, item=plant.items[0].pk).json()
         assert (body["sample"]["in_control"], body["sample"]["limits_version"], body["violations"]) == (
             None, None, [],
@@ -187,7 +187,7 @@ class SubmitTests:
 
     def test_four_values_for_a_subgroup_of_five_are_refused(self, api, plant):
         five = sized(plant, 5)
-        item = tester_item(plant, five).pk
+        item = assigned_item(plant, five).pk
         response = submit(api(plant.tester), five, [1.0, 2.0, 3.0, 4.0], lot=plant.lot, item=item)
         error = error_of(response, 400, "measurements")
         assert "subgroups of 5 value(s); got 4" in error["message"]
