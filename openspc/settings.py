@@ -305,6 +305,14 @@ MQTT_PUBLISH_INTERVAL_MS = envint("MQTT_PUBLISH_INTERVAL_MS", 500, minimum=50)
 MQTT_PUBLISH_STATISTICS = envbool("MQTT_PUBLISH_STATISTICS", False)
 # The device (and its service user) the listener records observations as; created if missing.
 MQTT_DEVICE = os.environ.get("MQTT_DEVICE", "").strip() or "mqtt-bridge"
+# A message larger than this is not decoded: it becomes a dead letter (too_large), so one huge
+# message cannot balloon the listener. Readings are a few hundred bytes; a Sparkplug BIRTH of a
+# large node some tens of kilobytes.
+MQTT_MAX_PAYLOAD_BYTES = envint("MQTT_MAX_PAYLOAD_BYTES", 256 * 1024, minimum=1)
+# How much of a dead letter's payload is kept (its size and SHA-256 are kept whole).
+MQTT_DEAD_LETTER_KEEP_BYTES = envint("MQTT_DEAD_LETTER_KEEP_BYTES", 4096, minimum=0)
+# A page of GET /api/v1/mqtt/dead-letters/ stops adding rows once their payloads pass this.
+MQTT_DEAD_LETTER_PAGE_BYTES = envint("MQTT_DEAD_LETTER_PAGE_BYTES", 1024 * 1024, minimum=1)
 
 # --- QA package runs (apps/qa_runs) ----------------------------------------------------------
 

@@ -8,13 +8,13 @@ from openspc.admin import ReadOnlyAdmin
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(ReadOnlyAdmin):
-    list_display = ["topic", "reason", "count", "last_received_at", "listener"]
+    list_display = ["topic", "reason", "count", "payload_size", "last_received_at", "listener"]
     list_filter = ["reason", "listener"]
     search_fields = ["topic", "message"]
     date_hierarchy = "last_received_at"
     fields = readonly_fields = (
-        "topic", "reason", "message", "payload_shown", "count", "first_received_at", "last_received_at",
-        "listener",
+        "topic", "reason", "message", "payload_shown", "payload_size", "payload_sha256", "count",
+        "first_received_at", "last_received_at", "listener",
     )  # fmt: skip
 
     @admin.display(description="payload")

@@ -103,6 +103,7 @@ class Options:
     publish_statistics: bool = False
     publish_interval: float = 0.5
     device: str = "mqtt-bridge"
+    max_payload: int = 256 * 1024
 
 
 @dataclass
@@ -366,6 +367,14 @@ class Listener:
         return batch
 
     def _handle_one(self, batch: _Batch, message: mqtt.MQTTMessage) -> None:
+        size = len(message.payload)
+        if (
+            size > self.options.max_payload
+        ):  # not decoded: JSON or protobuf of it would take many times its size
+            limit = self.options.max_payload
+            problem = f"{size} bytes, more than MQTT_MAX_PAYLOAD_BYTES ({limit}); not decoded"
+            self._dead(batch, message, Bad(DeadLetterReason.TOO_LARGE, problem))
+            return
         topic = topic_parse(message.topic) if message.topic.startswith(NAMESPACE + "/") else None
         if topic is not None and not self.feeds.metrics:
             self._drop_stale(set(SPARKPLUG_FILTERS))  # no metric fed: Sparkplug B is not wanted

@@ -13,18 +13,27 @@ class DeadLetterReason(models.TextChoices):
     NO_LOT = "no_lot", "No open lot to record the value in"
     UNKNOWN_LOT = "unknown_lot", "The lot or item named in the payload does not exist or is closed"
     FAILED = "failed", "The bridge failed on it (a fault of ours: see the listener's log)"
+    TOO_LARGE = "too_large", "Larger than MQTT_MAX_PAYLOAD_BYTES: not decoded"
 
 
 class DeadLetter(models.Model):
-    """A message the bridge could not turn into an observation, kept with its raw payload.
+    """A message the bridge could not turn into an observation, kept with the start of its raw
+    payload (MQTT_DEAD_LETTER_KEEP_BYTES), its size and its SHA-256.
 
     Values that decode but fail the configuration's checks (NaN, text, out of the plausible
     range) are stored as rejected observations instead, like any other source's. The same
     bytes on the same topic make one row with a count, so a flood of garbage stays readable.
+    Only the start is kept so that one huge message cannot make a huge row, API page or listener.
     """
 
     topic = models.CharField(max_length=1024)
-    payload = models.BinaryField(help_text="The message as received, byte for byte.")
+    payload = models.BinaryField(
+        help_text="The message as received, byte for byte: its first MQTT_DEAD_LETTER_KEEP_BYTES."
+    )
+    payload_size = models.PositiveIntegerField(default=0, help_text="The whole message's size in bytes.")
+    payload_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the whole message, hex."
+    )
     reason = models.CharField(max_length=32, choices=DeadLetterReason.choices)
     message = models.TextField(help_text="What was wrong, in words.")
     count = models.PositiveIntegerField(default=1, help_text="How many times it was received.")

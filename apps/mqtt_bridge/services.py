@@ -2,11 +2,13 @@
 device REST endpoint), dead letters, and edge node state, all in one transaction per batch."""
 
 import datetime
+import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -117,10 +119,13 @@ def _entries(
 
 
 def _dead_letters_store(dead: Sequence[Dead], listener: str) -> None:
-    """One row per topic and payload: a repeat adds to its count."""
-    counts = Counter(fingerprint(d.topic, d.payload) for d in dead)
-    latest = {fingerprint(d.topic, d.payload): d for d in dead}
-    first = {fingerprint(d.topic, d.payload): d for d in reversed(dead)}
+    """One row per topic and payload: a repeat adds to its count. Only the payload's first
+    MQTT_DEAD_LETTER_KEEP_BYTES are stored, with the whole one's size and SHA-256."""
+    keys = [fingerprint(d.topic, d.payload) for d in dead]
+    counts = Counter(keys)
+    latest = dict(zip(keys, dead, strict=True))
+    first = dict(zip(reversed(keys), reversed(dead), strict=True))
+    keep = settings.MQTT_DEAD_LETTER_KEEP_BYTES
     existing = list(DeadLetter.objects.select_for_update().filter(fingerprint__in=list(counts)))
     for row in existing:
         row.count += counts.pop(row.fingerprint)
@@ -129,7 +134,8 @@ def _dead_letters_store(dead: Sequence[Dead], listener: str) -> None:
     DeadLetter.objects.bulk_update(existing, ["count", "last_received_at", "listener"])
     DeadLetter.objects.bulk_create(
         DeadLetter(
-            topic=d.topic[:1024], payload=d.payload, reason=d.reason, message=d.message[:2000],
+            topic=d.topic[:1024], payload=d.payload[:keep], payload_size=len(d.payload),
+            payload_sha256=hashlib.sha256(d.payload).hexdigest(), reason=d.reason, message=d.message[:2000],
             count=counts[key], first_received_at=first[key].received_at, last_received_at=d.received_at,
             listener=listener, fingerprint=key,
         )

@@ -12,13 +12,20 @@ class DeadLetterSerializer(serializers.ModelSerializer):
     payload_text = serializers.SerializerMethodField(
         help_text="The first 2,000 bytes as UTF-8, bytes that are not text escaped (\\xNN)."
     )
-    payload_base64 = serializers.SerializerMethodField(help_text="The whole payload, byte for byte.")
+    payload_base64 = serializers.SerializerMethodField(
+        help_text="The payload as kept, byte for byte: the first MQTT_DEAD_LETTER_KEEP_BYTES of the message."
+    )
+    payload_truncated = serializers.SerializerMethodField(
+        help_text="Whether the message was longer than what is kept (payload_size and payload_sha256: "
+        "the whole message's)."
+    )
 
     class Meta:
         model = DeadLetter
         fields = [
             "id", "topic", "reason", "message", "count", "first_received_at", "last_received_at",
-            "listener", "payload_text", "payload_base64",
+            "listener", "payload_text", "payload_base64", "payload_size", "payload_sha256",
+            "payload_truncated",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -29,6 +36,10 @@ class DeadLetterSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField())
     def get_payload_base64(self, obj: DeadLetter) -> str:
         return base64.b64encode(bytes(obj.payload)).decode()
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_payload_truncated(self, obj: DeadLetter) -> bool:
+        return obj.payload_size > len(obj.payload)
 
 
 class EdgeNodeSerializer(serializers.ModelSerializer):
