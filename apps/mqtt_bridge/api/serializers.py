@@ -3,7 +3,7 @@ import base64
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.mqtt_bridge.models import DeadLetter, EdgeNode
+from apps.mqtt_bridge.models import DataHealthAlarm, DeadLetter, EdgeNode
 
 PREVIEW_BYTES = 2000
 
@@ -65,3 +65,13 @@ class EdgeNodeSerializer(serializers.ModelSerializer):
     def get_characteristics(self, obj: EdgeNode) -> list[int]:
         fed: dict[str, int] = self.context.get("fed_by_metric", {})
         return sorted({fed[name] for name in obj.metrics if name in fed})
+
+
+class DataHealthAlarmSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DataHealthAlarm
+        fields = [
+            "id", "kind", "source", "subject", "message", "value_before", "value_after", "raised_at",
+            "listener",
+        ]  # fmt: skip
+        read_only_fields = fields

@@ -1,5 +1,5 @@
-"""What the bridge could not read and the Sparkplug edge nodes it knows, read-only, for the quality
-specialists and the plant's IT (also in the admin)."""
+"""What the bridge could not read, the Sparkplug edge nodes it knows and the data health alarms it
+raised, read-only, for the quality specialists and the plant's IT (also in the admin)."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -16,8 +16,12 @@ from apps.audit.api.views import NewestFirstPagination, ReadOnlyPermissions
 from apps.config.choices import DataSource
 from apps.config.models import Characteristic
 from apps.config.permissions import IsHuman
-from apps.mqtt_bridge.api.serializers import DeadLetterSerializer, EdgeNodeSerializer
-from apps.mqtt_bridge.models import DeadLetter, DeadLetterReason, EdgeNode
+from apps.mqtt_bridge.api.serializers import (
+    DataHealthAlarmSerializer,
+    DeadLetterSerializer,
+    EdgeNodeSerializer,
+)
+from apps.mqtt_bridge.models import DataHealthAlarm, DataHealthKind, DeadLetter, DeadLetterReason, EdgeNode
 from apps.mqtt_bridge.selectors import dead_letters_fitting
 
 
@@ -90,3 +94,30 @@ class EdgeNodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def get_serializer_context(self) -> dict[str, Any]:
         fed = Characteristic.objects.filter(data_source=DataSource.SPARKPLUG, tag__isnull=False)
         return {**super().get_serializer_context(), "fed_by_metric": dict(fed.values_list("tag", "pk"))}
+
+
+class DataHealthAlarmFilterSet(django_filters.FilterSet):
+    kind = django_filters.MultipleChoiceFilter(choices=DataHealthKind.choices)
+    raised_after = django_filters.IsoDateTimeFilter(field_name="raised_at", lookup_expr="gte")
+
+    class Meta:
+        model = DataHealthAlarm
+        fields = ["kind", "source", "raised_after"]
+
+
+class RaisedPagination(NewestFirstPagination):
+    ordering = ("-raised_at", "-id")
+
+
+class DataHealthAlarmViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Data that may have been lost before OpenSPC stored it, newest first: for now, the MQTT broker's
+    dropped-message counter moving (`mqtt_listen` watches it in $SYS). Also sent live as
+    `data_health.alarm` to the channel group `data_health`."""
+
+    queryset = DataHealthAlarm.objects.all()
+    serializer_class = DataHealthAlarmSerializer
+    permission_classes = [IsHuman, ReadOnlyPermissions]
+    filterset_class = DataHealthAlarmFilterSet
+    pagination_class = RaisedPagination
+    ordering_fields: list[str] = []
+    search_fields = ["source", "subject", "message"]

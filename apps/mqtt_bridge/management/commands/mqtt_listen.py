@@ -51,6 +51,7 @@ class Command(BaseCommand):
                 publish_interval=settings.MQTT_PUBLISH_INTERVAL_MS / 1000,
                 device=settings.MQTT_DEVICE,
                 max_payload=settings.MQTT_MAX_PAYLOAD_BYTES,
+                dropped_topics=tuple(settings.MQTT_BROKER_DROPPED_TOPICS),
             )
         )
 
