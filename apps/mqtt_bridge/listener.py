@@ -111,6 +111,7 @@ class Options:
     device: str = "mqtt-bridge"
     max_payload: int = 256 * 1024
     dropped_topics: tuple[str, ...] = ()  # the broker's dropped-message counters ($SYS)
+    counter_silence: float = 30.0  # seconds without any counter value before saying so
 
 
 @dataclass
@@ -157,6 +158,8 @@ class Listener:
         self._subscriptions_lock = threading.Lock()
         self._rebirth_asked: dict[tuple[str, str], float] = {}
         self._counters_seen: dict[str, int] = {}  # the broker's counters as this listener last saw them
+        self._connected_at: float | None = None  # monotonic time of the first connection
+        self._counters_silence_told = False
         self._connected = threading.Event()
         self.client = self._client()
 
@@ -211,6 +214,8 @@ class Listener:
             topics = sorted(self._subscribed)
         if topics:
             client.subscribe([(topic, _qos(topic)) for topic in topics])
+        if self._connected_at is None:
+            self._connected_at = time.monotonic()
         self._connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -490,6 +495,20 @@ class Listener:
                 self.counts["broker drop alarms"] += 1
                 log.warning("the broker dropped messages: %s (data health alarm %d)", alarm.message, alarm.pk)
 
+    def _counters_silence(self, now: float) -> None:
+        """Say once when the broker sent none of the counters since the first connection: drops
+        would then go unnoticed (not Mosquitto, $SYS off, or an ACL that keeps $SYS from us)."""
+        if self._counters_silence_told or not self.options.dropped_topics or self._counters_seen:
+            return
+        if self._connected_at is None or now - self._connected_at < self.options.counter_silence:
+            return
+        self._counters_silence_told = True
+        log.warning(
+            "the broker sent no value of %s in %.0f s: messages it drops will go unnoticed (not Mosquitto? "
+            "sys_interval 0? an ACL?); MQTT_BROKER_DROPPED_TOPICS=off says this is known",
+            ", ".join(self.options.dropped_topics), self.options.counter_silence,
+        )  # fmt: skip
+
     def _counters_refresh(self) -> None:
         """Subscribe to the counters again: the broker sends their current (retained) values. A value
         sent while this listener's own queue was full was dropped with the rest, and Mosquitto
@@ -562,6 +581,7 @@ class Listener:
                     log.exception("reloading the characteristics failed; keeping the ones loaded")
                     _connection_reset()
                 self._counters_refresh()
+                self._counters_silence(now)
             if (o.publish_violations or o.publish_statistics) and now >= next_publish:
                 next_publish = now + o.publish_interval
                 self.publish()

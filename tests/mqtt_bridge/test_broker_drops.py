@@ -213,3 +213,19 @@ class AlarmReadTests:
         page = client.get(f"/admin/mqtt_bridge/datahealthalarm/{row.pk}/change/")
         assert page.status_code == 200
         assert "dropped 4" in page.content.decode()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.services
+@live_database
+@needs_mosquitto
+def test_a_broker_that_sends_no_counter_is_said_once(plant, tmp_path):
+    """A broker without $SYS (here Mosquitto with sys_interval 0): the watch cannot work, and the
+    log says so once, 30 s after connecting."""
+    quiet = PrivateMosquitto(log_dir=tmp_path, options={"sys_interval": "0"})
+    with quiet as broker, ListenerProcess(log_dir=tmp_path, url=broker.url) as listener:
+        told = f"WARNING openspc.mqtt: the broker sent no value of {DROPPED} in 30 s"
+        wait_until(lambda: told in listener.log_text(), timeout=45, what="the warning")
+        time.sleep(2)
+        assert listener.log_text().count(told) == 1
+    assert not BrokerCounter.objects.exists()
