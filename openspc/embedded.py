@@ -49,6 +49,10 @@ def wait_for_port(
     raise SystemExit(f"{name} did not answer on port {port} within {timeout:.0f} s; see {log}")
 
 
+# The broker settings the listener needs on Mosquitto (deploy/mosquitto/openspc.conf) have no
+# equivalent in amqtt 0.12: its session queues are unbounded (nothing is dropped for a full queue,
+# so there is no dropped counter in its $SYS either), it has no message size limit, and it keeps
+# no session of an anonymous client once it disconnects. Fine for development, not a plant.
 AMQTT_CONFIG = """\
 listeners:
   default:

@@ -140,3 +140,10 @@ def events_send_on_commit(events: Sequence[Event]) -> None:
     if events:
         batch = list(events)
         transaction.on_commit(lambda: events_send(batch))
+
+
+# Data health (apps/mqtt_bridge for now): one group everyone concerned with data integrity joins.
+# `data_health.alarm` carries {"alarm": {id, kind, source, subject, message, value_before,
+# value_after, raised_at, listener}}.
+DATA_HEALTH_GROUP = "data_health"
+DATA_HEALTH_ALARM = "data_health.alarm"

@@ -338,6 +338,29 @@ MQTT_PUBLISH_INTERVAL_MS = envint("MQTT_PUBLISH_INTERVAL_MS", 500, minimum=50)
 MQTT_PUBLISH_STATISTICS = envbool("MQTT_PUBLISH_STATISTICS", False)
 # The device (and its service user) the listener records observations as; created if missing.
 MQTT_DEVICE = os.environ.get("MQTT_DEVICE", "").strip() or "mqtt-bridge"
+# A message larger than this is not decoded: it becomes a dead letter (too_large), so one huge
+# message cannot balloon the listener. Readings are a few hundred bytes; a Sparkplug BIRTH of a
+# large node some tens of kilobytes.
+MQTT_MAX_PAYLOAD_BYTES = envint("MQTT_MAX_PAYLOAD_BYTES", 256 * 1024, minimum=1)
+# How much of a dead letter's payload is kept (its size and SHA-256 are kept whole).
+MQTT_DEAD_LETTER_KEEP_BYTES = envint("MQTT_DEAD_LETTER_KEEP_BYTES", 4096, minimum=0)
+# A page of GET /api/v1/mqtt/dead-letters/ stops adding rows once their payloads pass this.
+MQTT_DEAD_LETTER_PAGE_BYTES = envint("MQTT_DEAD_LETTER_PAGE_BYTES", 1024 * 1024, minimum=1)
+# The broker's own counters of messages it dropped (Mosquitto: a client's queue was full, so QoS 1
+# messages it acknowledged to their publisher are lost). The listener watches them in $SYS and
+# raises a data health alarm when one moves. "off": no watch (a broker without such a counter).
+MQTT_BROKER_DROPPED_TOPICS = (
+    []
+    if os.environ.get("MQTT_BROKER_DROPPED_TOPICS", "").strip().lower() == "off"
+    else envlist("MQTT_BROKER_DROPPED_TOPICS", ["$SYS/broker/publish/messages/dropped"])
+)
+if any(
+    not topic.startswith("$SYS/") or any(c in topic for c in "+#") for topic in MQTT_BROKER_DROPPED_TOPICS
+):
+    raise ImproperlyConfigured(
+        "MQTT_BROKER_DROPPED_TOPICS must be $SYS/... topics without wildcards, or off; "
+        f"got {MQTT_BROKER_DROPPED_TOPICS!r}"
+    )
 
 # --- QA package runs (apps/qa_runs) ----------------------------------------------------------
 

@@ -51,6 +51,7 @@ from apps.config.roles import Role
 from apps.config.rules import preset_rules, rules_normalize
 from apps.config.selectors import PlanTest, ProductConfig, TestInfo
 from openspc.services import model_update
+from openspc.topics import PUBLISHED_ROOTS, topic_published_by_bridge
 
 # --- Products and tests ------------------------------------------------------
 
@@ -495,6 +496,12 @@ def _characteristic_validate(c: Characteristic) -> None:
         raise ValidationError(
             {"tag": "An MQTT topic has no wildcards (+, #), no empty text and does not start with $."}
         )
+    if c.data_source == DataSource.TAG and c.tag and topic_published_by_bridge(c.tag):
+        roots = " and ".join(f"{root}/..." for root in PUBLISHED_ROOTS)
+        raise ValidationError(
+            {"tag": f"OpenSPC publishes to {roots} itself: a characteristic fed by one would read its own "
+             "violations and statistics back as measurements. Choose the topic the device publishes to."}
+        )  # fmt: skip
     if c.subgroup_timeout is not None and not 1 <= c.subgroup_timeout <= SUBGROUP_TIMEOUT_MAX:
         raise ValidationError(
             {"subgroup_timeout": "Between 1 second and 7 days (604800 s), or empty for no limit."}

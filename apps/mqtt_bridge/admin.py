@@ -1,20 +1,21 @@
-"""The bridge's rows in the admin: what could not be read, and the Sparkplug edge nodes."""
+"""The bridge's rows in the admin: what could not be read, the Sparkplug edge nodes, and the data
+health alarms (the broker dropped messages)."""
 
 from django.contrib import admin
 
-from apps.mqtt_bridge.models import DeadLetter, EdgeNode
+from apps.mqtt_bridge.models import DataHealthAlarm, DeadLetter, EdgeNode
 from openspc.admin import ReadOnlyAdmin
 
 
 @admin.register(DeadLetter)
 class DeadLetterAdmin(ReadOnlyAdmin):
-    list_display = ["topic", "reason", "count", "last_received_at", "listener"]
+    list_display = ["topic", "reason", "count", "payload_size", "last_received_at", "listener"]
     list_filter = ["reason", "listener"]
     search_fields = ["topic", "message"]
     date_hierarchy = "last_received_at"
     fields = readonly_fields = (
-        "topic", "reason", "message", "payload_shown", "count", "first_received_at", "last_received_at",
-        "listener",
+        "topic", "reason", "message", "payload_shown", "payload_size", "payload_sha256", "count",
+        "first_received_at", "last_received_at", "listener",
     )  # fmt: skip
 
     @admin.display(description="payload")
@@ -28,3 +29,14 @@ class EdgeNodeAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "online", "born_at", "died_at"]
     list_filter = ["online", "group"]
     search_fields = ["group", "node", "device"]
+
+
+@admin.register(DataHealthAlarm)
+class DataHealthAlarmAdmin(ReadOnlyAdmin):
+    list_display = ["raised_at", "kind", "source", "subject", "value_before", "value_after", "listener"]
+    list_filter = ["kind", "source"]
+    search_fields = ["source", "subject", "message"]
+    date_hierarchy = "raised_at"
+    fields = readonly_fields = (
+        "kind", "source", "subject", "message", "value_before", "value_after", "raised_at", "listener",
+    )  # fmt: skip

@@ -42,7 +42,7 @@ from apps.mqtt_bridge.nodes import NodeChange, Nodes
 from apps.mqtt_bridge.publisher import statistics_publish, violations_publish
 from apps.mqtt_bridge.readings import Bad, Reading, epoch_ms, json_reading, message_key
 from apps.mqtt_bridge.selectors import Feeds, mqtt_feeds
-from apps.mqtt_bridge.services import Dead, Stored, bridge_device, bridge_store
+from apps.mqtt_bridge.services import Dead, Stored, bridge_device, bridge_store, broker_counter_observe
 from apps.mqtt_bridge.sparkplug import (
     NAMESPACE,
     DecodeError,
@@ -79,6 +79,12 @@ def _database_answers() -> bool:
     return True
 
 
+def _qos(topic: str) -> int:
+    """QoS 1 for what is stored; 0 for the broker's $SYS values, which the broker sends at QoS 0 and a
+    session need not keep while the listener is away (the current value comes on subscribing)."""
+    return 0 if topic.startswith("$SYS/") else 1
+
+
 def _port(url: str) -> int:
     parts = urlsplit(url)
     return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
@@ -103,6 +109,9 @@ class Options:
     publish_statistics: bool = False
     publish_interval: float = 0.5
     device: str = "mqtt-bridge"
+    max_payload: int = 256 * 1024
+    dropped_topics: tuple[str, ...] = ()  # the broker's dropped-message counters ($SYS)
+    counter_silence: float = 30.0  # seconds without any counter value before saying so
 
 
 @dataclass
@@ -111,6 +120,7 @@ class _Batch:
     dead: list[Dead] = field(default_factory=list)
     changes: list[NodeChange] = field(default_factory=list)
     messages: list[mqtt.MQTTMessage] = field(default_factory=list)
+    counters: list[tuple[str, bytes]] = field(default_factory=list)  # $SYS topic, payload
 
 
 class BadLog:
@@ -147,6 +157,9 @@ class Listener:
         self._dropped: set[str] = set()  # stale subscriptions unsubscribed (see _drop_stale)
         self._subscriptions_lock = threading.Lock()
         self._rebirth_asked: dict[tuple[str, str], float] = {}
+        self._counters_seen: dict[str, int] = {}  # the broker's counters as this listener last saw them
+        self._connected_at: float | None = None  # monotonic time of the first connection
+        self._counters_silence_told = False
         self._connected = threading.Event()
         self.client = self._client()
 
@@ -200,7 +213,9 @@ class Listener:
         with self._subscriptions_lock:
             topics = sorted(self._subscribed)
         if topics:
-            client.subscribe([(topic, 1) for topic in topics])
+            client.subscribe([(topic, _qos(topic)) for topic in topics])
+        if self._connected_at is None:
+            self._connected_at = time.monotonic()
         self._connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -222,7 +237,7 @@ class Listener:
         topics = {f"$share/{share}/{topic}" if share else topic for topic in self.feeds.topics}
         if self.feeds.metrics:
             topics.update(SPARKPLUG_FILTERS)
-        return topics
+        return topics | set(self.options.dropped_topics)
 
     def _resubscribe(self) -> None:
         wanted = self._wanted_topics()
@@ -231,8 +246,12 @@ class Listener:
             self._subscribed = wanted
             self._dropped -= new
         if new:
-            self.client.subscribe([(topic, 1) for topic in sorted(new)])
-            log.info("subscribed: %s", ", ".join(sorted(new)))
+            self.client.subscribe([(topic, _qos(topic)) for topic in sorted(new)])
+            watched = sorted(topic for topic in new if topic in self.options.dropped_topics)
+            if watched:
+                log.info("watching the broker's dropped-message counters: %s", ", ".join(watched))
+            if len(watched) < len(new):
+                log.info("subscribed: %s", ", ".join(sorted(new - set(watched))))
         if gone:
             self.client.unsubscribe(sorted(gone))
             log.info("unsubscribed: %s", ", ".join(sorted(gone)))
@@ -366,6 +385,20 @@ class Listener:
         return batch
 
     def _handle_one(self, batch: _Batch, message: mqtt.MQTTMessage) -> None:
+        if message.topic.startswith("$"):  # the broker's own topics: never a reading
+            if message.topic in self.options.dropped_topics:
+                batch.counters.append((message.topic, bytes(message.payload[:64])))
+            else:
+                self._drop_stale({message.topic})
+            return
+        size = len(message.payload)
+        if (
+            size > self.options.max_payload
+        ):  # not decoded: JSON or protobuf of it would take many times its size
+            limit = self.options.max_payload
+            problem = f"{size} bytes, more than MQTT_MAX_PAYLOAD_BYTES ({limit}); not decoded"
+            self._dead(batch, message, Bad(DeadLetterReason.TOO_LARGE, problem))
+            return
         topic = topic_parse(message.topic) if message.topic.startswith(NAMESPACE + "/") else None
         if topic is not None and not self.feeds.metrics:
             self._drop_stale(set(SPARKPLUG_FILTERS))  # no metric fed: Sparkplug B is not wanted
@@ -432,6 +465,57 @@ class Listener:
             if message.qos > 0:
                 self.client.ack(message.mid, message.qos)
 
+    # --- the broker's dropped-message counters ($SYS) ------------------------------------------
+
+    def _counters_watch(self, counters: list[tuple[str, bytes]]) -> None:
+        """Record each counter value that differs from the last this listener saw; log a warning
+        when the service raised an alarm (the counter moved up since any listener saw it)."""
+        for topic, payload in counters:
+            try:
+                value = int(payload.split()[0])
+            except (IndexError, ValueError):
+                self.bad_log.bad(topic, "not a counter", repr(payload))
+                continue
+            last_seen = self._counters_seen.get(topic)
+            if value == last_seen:
+                continue
+            try:
+                alarm = broker_counter_observe(
+                    broker=self._shown_url(), name=topic, value=value, last_seen=last_seen,
+                    listener=self.options.client_id,
+                )  # fmt: skip
+            except Exception:
+                log.exception(
+                    "recording the broker's counter %s failed; trying again with its next value", topic
+                )
+                _connection_reset()
+                continue
+            self._counters_seen[topic] = value
+            if alarm is not None:
+                self.counts["broker drop alarms"] += 1
+                log.warning("the broker dropped messages: %s (data health alarm %d)", alarm.message, alarm.pk)
+
+    def _counters_silence(self, now: float) -> None:
+        """Say once when the broker sent none of the counters since the first connection: drops
+        would then go unnoticed (not Mosquitto, $SYS off, or an ACL that keeps $SYS from us)."""
+        if self._counters_silence_told or not self.options.dropped_topics or self._counters_seen:
+            return
+        if self._connected_at is None or now - self._connected_at < self.options.counter_silence:
+            return
+        self._counters_silence_told = True
+        log.warning(
+            "the broker sent no value of %s in %.0f s: messages it drops will go unnoticed (not Mosquitto? "
+            "sys_interval 0? an ACL?); MQTT_BROKER_DROPPED_TOPICS=off says this is known",
+            ", ".join(self.options.dropped_topics), self.options.counter_silence,
+        )  # fmt: skip
+
+    def _counters_refresh(self) -> None:
+        """Subscribe to the counters again: the broker sends their current (retained) values. A value
+        sent while this listener's own queue was full was dropped with the rest, and Mosquitto
+        sends a counter again only when it changes."""
+        if self.options.dropped_topics and self._connected.is_set():
+            self.client.subscribe([(topic, 0) for topic in self.options.dropped_topics])
+
     # --- violations back to the plant ---------------------------------------------------------
 
     def _publish_now(self, topic: str, payload: bytes, retain: bool = False) -> bool:
@@ -496,6 +580,8 @@ class Listener:
                 except Exception:
                     log.exception("reloading the characteristics failed; keeping the ones loaded")
                     _connection_reset()
+                self._counters_refresh()
+                self._counters_silence(now)
             if (o.publish_violations or o.publish_statistics) and now >= next_publish:
                 next_publish = now + o.publish_interval
                 self.publish()
@@ -511,7 +597,8 @@ class Listener:
         if stored is None:
             return
         self.acknowledge(messages)
-        self.counts["received"] += len(messages)
+        self._counters_watch(batch.counters)
+        self.counts["received"] += len(messages) - len(batch.counters)
         self.counts["stored"] += stored.observations
         self.counts["duplicates"] += stored.duplicates
         self.counts["dead letters"] += stored.dead_letters

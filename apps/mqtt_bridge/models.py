@@ -1,5 +1,5 @@
-"""What the MQTT bridge keeps besides observations: undecodable messages, edge node state, and how
-far violations have been published back to the plant."""
+"""What the MQTT bridge keeps besides observations: undecodable messages, edge node state, how
+far violations have been published back to the plant, and the broker's dropped-message alarms."""
 
 from django.db import models
 
@@ -13,18 +13,27 @@ class DeadLetterReason(models.TextChoices):
     NO_LOT = "no_lot", "No open lot to record the value in"
     UNKNOWN_LOT = "unknown_lot", "The lot or item named in the payload does not exist or is closed"
     FAILED = "failed", "The bridge failed on it (a fault of ours: see the listener's log)"
+    TOO_LARGE = "too_large", "Larger than MQTT_MAX_PAYLOAD_BYTES: not decoded"
 
 
 class DeadLetter(models.Model):
-    """A message the bridge could not turn into an observation, kept with its raw payload.
+    """A message the bridge could not turn into an observation, kept with the start of its raw
+    payload (MQTT_DEAD_LETTER_KEEP_BYTES), its size and its SHA-256.
 
     Values that decode but fail the configuration's checks (NaN, text, out of the plausible
     range) are stored as rejected observations instead, like any other source's. The same
     bytes on the same topic make one row with a count, so a flood of garbage stays readable.
+    Only the start is kept so that one huge message cannot make a huge row, API page or listener.
     """
 
     topic = models.CharField(max_length=1024)
-    payload = models.BinaryField(help_text="The message as received, byte for byte.")
+    payload = models.BinaryField(
+        help_text="The message as received, byte for byte: its first MQTT_DEAD_LETTER_KEEP_BYTES."
+    )
+    payload_size = models.PositiveIntegerField(default=0, help_text="The whole message's size in bytes.")
+    payload_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the whole message, hex."
+    )
     reason = models.CharField(max_length=32, choices=DeadLetterReason.choices)
     message = models.TextField(help_text="What was wrong, in words.")
     count = models.PositiveIntegerField(default=1, help_text="How many times it was received.")
@@ -74,3 +83,47 @@ class PublishCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.position}"
+
+
+class DataHealthKind(models.TextChoices):
+    BROKER_DROPPED = "broker_dropped", "The MQTT broker dropped messages"
+
+
+class DataHealthAlarm(models.Model):
+    """Data that may have been lost before OpenSPC could store it, raised once when noticed: for
+    now the broker's own dropped-message counter moving ($SYS). The first of the data health
+    alarms; kind, source and subject leave room for the others (stale data, offline sources)."""
+
+    kind = models.CharField(max_length=32, choices=DataHealthKind.choices)
+    source = models.CharField(max_length=255, help_text="Where it was seen: the broker's URL.")
+    subject = models.CharField(max_length=255, help_text="What moved: the broker's counter topic.")
+    message = models.TextField(help_text="What happened, in words.")
+    value_before = models.BigIntegerField(null=True, blank=True, help_text="The counter when last seen.")
+    value_after = models.BigIntegerField(null=True, blank=True, help_text="The counter now.")
+    raised_at = models.DateTimeField()
+    listener = models.CharField(
+        max_length=128, blank=True, help_text="Client id of the listener that saw it."
+    )
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        indexes = [models.Index(fields=["kind", "raised_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.raised_at:%Y-%m-%d %H:%M:%S}"
+
+
+class BrokerCounter(models.Model):
+    """The last value a listener saw of one of the broker's counters ($SYS), so that what moved it
+    while no listener watched (a listener down while its queue overflowed) is noticed on return."""
+
+    broker = models.CharField(max_length=255, help_text="The broker's URL, without user and password.")
+    name = models.CharField(max_length=255, help_text="The counter's $SYS topic.")
+    value = models.BigIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["broker", "name"], name="broker_counter_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.broker} {self.name} = {self.value}"

@@ -25,6 +25,7 @@ from apps.calculations.models import ProductStatistics, Violation
 from apps.calculations.services.calculate import product_statistics_data, violation_data
 from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import PublishCursor
+from openspc.topics import STATISTICS_ROOT, VIOLATIONS_ROOT
 
 CURSOR = "violations"
 STATISTICS_CURSOR = "statistics"
@@ -38,17 +39,17 @@ def _level(text: str) -> str:
     return _UNSAFE.sub("_", text.strip()) or "_"
 
 
-def _where(kind: str, c: Characteristic) -> str:
+def _where(root: str, c: Characteristic) -> str:
     name = f"{c.product.code}-{c.test.code}"
-    return f"spc/{kind}/" + "/".join(_level(part) for part in (c.site, c.area, c.line, c.cell, name))
+    return f"{root}/" + "/".join(_level(part) for part in (c.site, c.area, c.line, c.cell, name))
 
 
 def violation_topic(violation: Violation) -> str:
-    return _where("violations", violation.characteristic)
+    return _where(VIOLATIONS_ROOT, violation.characteristic)
 
 
 def statistics_topic(statistics: ProductStatistics) -> str:
-    return _where("stats", statistics.characteristic)
+    return _where(STATISTICS_ROOT, statistics.characteristic)
 
 
 def statistics_message(statistics: ProductStatistics) -> bytes:

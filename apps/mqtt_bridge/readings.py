@@ -46,7 +46,11 @@ def message_key(topic: str, payload: bytes, part: int = 0) -> str:
 
 
 def fingerprint(topic: str, payload: bytes) -> str:
-    return hashlib.sha256(topic.encode() + b"\0" + payload).hexdigest()
+    """SHA-256 of topic and payload, hashed in pieces: a large payload is not copied."""
+    digest = hashlib.sha256(topic.encode())
+    digest.update(b"\0")
+    digest.update(payload)
+    return digest.hexdigest()
 
 
 def epoch_ms(value: int | float) -> datetime.datetime:

@@ -1,6 +1,6 @@
 """What the listener reads: the characteristics fed over MQTT, and the lots their values go to."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from apps.config.choices import DataSource
@@ -53,3 +53,14 @@ def lots_current(*, product_ids: Collection[int]) -> dict[int, Lot]:
     for lot in lots:
         current.setdefault(lot.product_id, lot)
     return current
+
+
+def dead_letters_fitting(*, sizes: Sequence[int], budget: int) -> int:
+    """How many rows, in order, a page takes: rows while their payloads (stored bytes) stay within
+    the budget, and always the first, however large."""
+    total = 0
+    for count, size in enumerate(sizes):
+        total += size
+        if total > budget:
+            return max(count, 1)
+    return max(len(sizes), 1)

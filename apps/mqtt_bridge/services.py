@@ -1,24 +1,35 @@
 """Storing what the listener received: readings as observations (through the same service as the
-device REST endpoint), dead letters, and edge node state, all in one transaction per batch."""
+device REST endpoint), dead letters, and edge node state, all in one transaction per batch; and the
+broker's dropped-message counters, with an alarm when they move."""
 
 import datetime
+import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.config.models import Characteristic, Device, Product, Test
 from apps.config.services import device_create
-from apps.mqtt_bridge.models import DeadLetter, DeadLetterReason, EdgeNode
+from apps.mqtt_bridge.models import (
+    BrokerCounter,
+    DataHealthAlarm,
+    DataHealthKind,
+    DeadLetter,
+    DeadLetterReason,
+    EdgeNode,
+)
 from apps.mqtt_bridge.nodes import NodeChange
 from apps.mqtt_bridge.readings import Bad, Reading, fingerprint
 from apps.mqtt_bridge.selectors import lots_current
 from apps.observations.choices import LOT_WORKING, ObservationSource
 from apps.observations.models import Item, Lot
 from apps.observations.services import ObservationEntry, lot_create, observations_record
+from openspc.events import DATA_HEALTH_ALARM, DATA_HEALTH_GROUP, event, events_send_on_commit
 
 
 @dataclass(frozen=True)
@@ -117,10 +128,13 @@ def _entries(
 
 
 def _dead_letters_store(dead: Sequence[Dead], listener: str) -> None:
-    """One row per topic and payload: a repeat adds to its count."""
-    counts = Counter(fingerprint(d.topic, d.payload) for d in dead)
-    latest = {fingerprint(d.topic, d.payload): d for d in dead}
-    first = {fingerprint(d.topic, d.payload): d for d in reversed(dead)}
+    """One row per topic and payload: a repeat adds to its count. Only the payload's first
+    MQTT_DEAD_LETTER_KEEP_BYTES are stored, with the whole one's size and SHA-256."""
+    keys = [fingerprint(d.topic, d.payload) for d in dead]
+    counts = Counter(keys)
+    latest = dict(zip(keys, dead, strict=True))
+    first = dict(zip(reversed(keys), reversed(dead), strict=True))
+    keep = settings.MQTT_DEAD_LETTER_KEEP_BYTES
     existing = list(DeadLetter.objects.select_for_update().filter(fingerprint__in=list(counts)))
     for row in existing:
         row.count += counts.pop(row.fingerprint)
@@ -129,7 +143,8 @@ def _dead_letters_store(dead: Sequence[Dead], listener: str) -> None:
     DeadLetter.objects.bulk_update(existing, ["count", "last_received_at", "listener"])
     DeadLetter.objects.bulk_create(
         DeadLetter(
-            topic=d.topic[:1024], payload=d.payload, reason=d.reason, message=d.message[:2000],
+            topic=d.topic[:1024], payload=d.payload[:keep], payload_size=len(d.payload),
+            payload_sha256=hashlib.sha256(d.payload).hexdigest(), reason=d.reason, message=d.message[:2000],
             count=counts[key], first_received_at=first[key].received_at, last_received_at=d.received_at,
             listener=listener, fingerprint=key,
         )
@@ -192,3 +207,47 @@ def bridge_store(
         created = len(set(result.ids) - set(result.duplicates)) if result else 0
         return Stored(created, len(entries) - created, len(all_dead))
     raise AssertionError("unreachable")
+
+
+def _alarm_data(alarm: DataHealthAlarm) -> dict[str, Any]:
+    return {
+        "id": alarm.pk, "kind": alarm.kind, "source": alarm.source, "subject": alarm.subject,
+        "message": alarm.message, "value_before": alarm.value_before, "value_after": alarm.value_after,
+        "raised_at": alarm.raised_at.isoformat(), "listener": alarm.listener,
+    }  # fmt: skip
+
+
+@transaction.atomic
+def broker_counter_observe(
+    *, broker: str, name: str, value: int, last_seen: int | None, listener: str
+) -> DataHealthAlarm | None:
+    """Record a value of one of the broker's dropped-message counters; raise a data health alarm
+    (and send `data_health.alarm` on commit) when it moved up since any listener last saw it.
+
+    `last_seen` is this listener's own last value of it (None: none since it started). A value
+    below the stored one is the broker restarted (its counters begin at zero again) if this
+    listener's own values went back too, or it has none yet; else it is only older than what
+    another listener stored, and changes nothing. The first value ever seen is the baseline.
+    """
+    counter, created = BrokerCounter.objects.select_for_update().get_or_create(
+        broker=broker, name=name, defaults={"value": value}
+    )
+    if created or value == counter.value:
+        return None
+    before = counter.value
+    if value < before:
+        if last_seen is not None and value >= last_seen:
+            return None
+        before = 0
+    counter.value = value
+    counter.save(update_fields=["value", "updated_at"])
+    if value <= before:
+        return None
+    alarm = DataHealthAlarm.objects.create(
+        kind=DataHealthKind.BROKER_DROPPED, source=broker[:255], subject=name[:255], listener=listener[:128],
+        message=f"the broker dropped {value - before} messages ({name} went from {before} to {value}): "
+        "a client's queue was full, QoS 1 messages it had acknowledged to their publisher are lost",
+        value_before=before, value_after=value, raised_at=timezone.now(),
+    )  # fmt: skip
+    events_send_on_commit([event(DATA_HEALTH_ALARM, [DATA_HEALTH_GROUP], alarm=_alarm_data(alarm))])
+    return alarm

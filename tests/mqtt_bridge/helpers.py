@@ -185,14 +185,23 @@ class Client:
 
 class PrivateMosquitto:
     """A Mosquitto of the test's own on a free port, for broker settings the shared one lacks: a
-    queue for an offline listener's session large enough for a kill at 500 messages/s; TLS with
-    client certificates (`tls`: the broker's certificate, and the CA its clients' must be signed
-    by); users and passwords (`password_file`, made by mosquitto_passwd; no anonymous clients)."""
+        queue for an offline listener's session large enough for a kill at 500 messages/s; TLS with
+        client certificates (`tls`: the broker's certificate, and the CA its clients' must be signed
+        by); users and passwords (`password_file`, made by mosquitto_passwd; no anonymous clients);
+    `options` replace or add settings (e.g. a tiny max_queued_messages, so that it drops)."""
 
-    def __init__(self, *, log_dir: Path, tls: Tls | None = None, password_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        log_dir: Path,
+        tls: Tls | None = None,
+        password_file: Path | None = None,
+        options: dict[str, str] | None = None,
+    ) -> None:
         self.log_dir = log_dir
         self.tls = tls
         self.password_file = password_file
+        self.options = options or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.url = ""
@@ -210,9 +219,10 @@ class PrivateMosquitto:
             lines += [f"password_file {self.password_file}", "allow_anonymous false"]
         else:
             lines += ["allow_anonymous true"]
-        lines += ["persistence false", "max_queued_messages 1000000", "max_inflight_messages 100",
-                  # Started as root, Mosquitto would become user mosquitto, who cannot read the test's files.
-                  f"user {pwd.getpwuid(os.getuid()).pw_name}"]  # fmt: skip
+        options = {"persistence": "false", "max_queued_messages": "1000000", "max_inflight_messages": "100",
+                   # Started as root, Mosquitto would become user mosquitto, who cannot read the test's files.
+                   "user": pwd.getpwuid(os.getuid()).pw_name, **self.options}  # fmt: skip
+        lines += [f"{name} {value}" for name, value in options.items()]
         return "\n".join(lines) + "\n"
 
     def __enter__(self) -> "PrivateMosquitto":

@@ -51,3 +51,9 @@ def test_the_rebirth_request_is_what_the_document_says() -> None:
     (metric,) = payload_decode(rebirth_request(timestamp=1)).metrics
     assert (metric.name, metric.value) == (REBIRTH_METRIC, True)
     assert REBIRTH_METRIC in MESSAGES["rebirthRequest"]["summary"]
+
+
+def test_the_broker_counters_watched_by_default_are_documented() -> None:
+    from django.conf import settings
+
+    assert set(settings.MQTT_BROKER_DROPPED_TOPICS) <= set(DOC["channels"])

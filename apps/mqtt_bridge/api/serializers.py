@@ -3,7 +3,7 @@ import base64
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.mqtt_bridge.models import DeadLetter, EdgeNode
+from apps.mqtt_bridge.models import DataHealthAlarm, DeadLetter, EdgeNode
 
 PREVIEW_BYTES = 2000
 
@@ -12,13 +12,20 @@ class DeadLetterSerializer(serializers.ModelSerializer):
     payload_text = serializers.SerializerMethodField(
         help_text="The first 2,000 bytes as UTF-8, bytes that are not text escaped (\\xNN)."
     )
-    payload_base64 = serializers.SerializerMethodField(help_text="The whole payload, byte for byte.")
+    payload_base64 = serializers.SerializerMethodField(
+        help_text="The payload as kept, byte for byte: the first MQTT_DEAD_LETTER_KEEP_BYTES of the message."
+    )
+    payload_truncated = serializers.SerializerMethodField(
+        help_text="Whether the message was longer than what is kept (payload_size and payload_sha256: "
+        "the whole message's)."
+    )
 
     class Meta:
         model = DeadLetter
         fields = [
             "id", "topic", "reason", "message", "count", "first_received_at", "last_received_at",
-            "listener", "payload_text", "payload_base64",
+            "listener", "payload_text", "payload_base64", "payload_size", "payload_sha256",
+            "payload_truncated",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -29,6 +36,10 @@ class DeadLetterSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.CharField())
     def get_payload_base64(self, obj: DeadLetter) -> str:
         return base64.b64encode(bytes(obj.payload)).decode()
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_payload_truncated(self, obj: DeadLetter) -> bool:
+        return obj.payload_size > len(obj.payload)
 
 
 class EdgeNodeSerializer(serializers.ModelSerializer):
@@ -54,3 +65,13 @@ class EdgeNodeSerializer(serializers.ModelSerializer):
     def get_characteristics(self, obj: EdgeNode) -> list[int]:
         fed: dict[str, int] = self.context.get("fed_by_metric", {})
         return sorted({fed[name] for name in obj.metrics if name in fed})
+
+
+class DataHealthAlarmSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DataHealthAlarm
+        fields = [
+            "id", "kind", "source", "subject", "message", "value_before", "value_after", "raised_at",
+            "listener",
+        ]  # fmt: skip
+        read_only_fields = fields

@@ -50,6 +50,8 @@ class Command(BaseCommand):
                 publish_statistics=settings.MQTT_PUBLISH_STATISTICS,
                 publish_interval=settings.MQTT_PUBLISH_INTERVAL_MS / 1000,
                 device=settings.MQTT_DEVICE,
+                max_payload=settings.MQTT_MAX_PAYLOAD_BYTES,
+                dropped_topics=tuple(settings.MQTT_BROKER_DROPPED_TOPICS),
             )
         )
 
