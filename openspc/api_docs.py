@@ -19,6 +19,6 @@ class SwaggerView(SpectacularSwaggerSplitView):
 
 @method_decorator(csp_update({"style-src": ["'unsafe-inline'"], "worker-src": ["blob:"]}), name="dispatch")
 class RedocView(SpectacularRedocView):
-    """ReDoc, started by static/js/redoc.js."""
+    """ReDoc; its settings (SPECTACULAR_SETTINGS["REDOC_UI_SETTINGS"]) name no font from elsewhere."""
 
     template_name = "api_docs/redoc.html"

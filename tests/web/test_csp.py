@@ -53,6 +53,14 @@ def test_redoc_alone_may_inject_styles_and_start_its_search_worker(client: Clien
     }  # fmt: skip
 
 
+def test_redoc_is_served_without_anything_from_another_host(client: Client) -> None:
+    html = client.get("/api/redoc/").content.decode()
+    assert re.findall(r"(?:src|href)=\"((?:https?:)?//[^\"]*)\"", html) == []
+    assert INLINE_SCRIPT.search(html) is None
+    fonts = settings.SPECTACULAR_SETTINGS["REDOC_UI_SETTINGS"]["theme"]["typography"]
+    assert "Montserrat" not in str(fonts)  # ReDoc's default, from Google Fonts
+
+
 def test_no_template_has_what_the_policy_refuses() -> None:
     found = []
     root = Path(settings.BASE_DIR) / "templates"
