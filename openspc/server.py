@@ -23,6 +23,9 @@ from django.conf import settings
 
 logger = logging.getLogger("openspc.server")  # also when run as __main__
 
+# How long a refused request's connection stays open, its data dropped, before it is closed.
+LINGER_SECONDS = 5.0
+
 
 def body_too_large_response(*, limit: int) -> bytes:
     """The whole 413 answer, in the API's error format (openspc/api.py answers the same)."""
@@ -42,6 +45,7 @@ class BoundedWebRequest(WebRequest):
 
     received = 0
     refused = False
+    linger: Any = None  # the call that closes a refused request's connection
 
     def gotLength(self, length: int | None) -> None:
         # The limit bounds the buffer, so memory is enough; twisted would use a temporary file.
@@ -72,7 +76,8 @@ class BoundedWebRequest(WebRequest):
         super().requestReceived(command, path, version)
 
     def refuse(self) -> None:
-        """Answer 413 and close the connection, reading nothing more of the body."""
+        """Answer 413 at once, drop whatever the client still sends, and close the connection
+        LINGER_SECONDS later (sooner if the client does)."""
         self.refused = True
         self.content = BytesIO()
         channel = self.channel
@@ -80,7 +85,17 @@ class BoundedWebRequest(WebRequest):
             "Refused a request body over %s bytes from %s", self.server.max_request_bytes, channel.getPeer()
         )
         channel.transport.write(body_too_large_response(limit=self.server.max_request_bytes))
-        channel.loseConnection()
+        # Most HTTP client libraries send the whole body before they read: closed at once, with
+        # their data unread, the connection would be reset and they would never see the 413.
+        # So the rest is read and dropped (nothing kept) for a bounded time, and nothing of it is
+        # parsed as a further request (as twisted drops data after a non-persistent request).
+        channel.dataReceived = lambda data: None
+        self.linger = channel.callLater(LINGER_SECONDS, channel.loseConnection)
+
+    def connectionLost(self, reason: Any) -> None:
+        if self.linger is not None and self.linger.active():
+            self.linger.cancel()
+        super().connectionLost(reason)
 
 
 class BoundedHTTPFactory(HTTPFactory):

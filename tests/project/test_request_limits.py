@@ -33,6 +33,9 @@ LIMIT = 1024 * 1024
 DEVICE = "/api/v1/device/observations/"
 CHUNK = 64 * 1024
 ANSWER_WITHIN = 5.0  # seconds
+# openspc.server.LINGER_SECONDS (5), and a margin: that module is not imported here, since
+# importing daphne.server installs twisted's reactor in the test process.
+CLOSED_WITHIN = 8.0
 
 
 @pytest.fixture
@@ -144,6 +147,35 @@ def test_a_content_length_over_the_limit_is_413_before_the_body_is_sent(
 
     assert status_of(answer) == 413, answer[:300]
     assert time.monotonic() - started < ANSWER_WITHIN
+
+
+def test_a_client_that_sends_all_before_it_reads_still_gets_the_413(server: Daphne) -> None:
+    """As most HTTP libraries do (http.client here): the rest of the body is read and dropped
+    for a while instead of the connection being reset under the client."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("POST", DEVICE, body=b" " * (16 * LIMIT), headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+
+    assert response.status == 413
+    assert answer["error"]["code"] == "body_too_large"
+
+
+def test_nothing_more_is_answered_on_a_refused_connection_and_it_is_closed(server: Daphne) -> None:
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(head(headers={"Content-Length": str(300 * 1024 * 1024)}))
+        answer = read_answer(sock)
+        started = time.monotonic()
+        sock.sendall(b"GET /login/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 3)  # pipelined: dropped
+        sock.settimeout(CLOSED_WITHIN + 5)
+        more = b""
+        while data := sock.recv(65536):
+            more += data
+
+    assert status_of(answer) == 413
+    assert b"HTTP/1.1" not in more
+    assert time.monotonic() - started < CLOSED_WITHIN
 
 
 @pytest.mark.parametrize("chunked", [False, True])
