@@ -96,9 +96,8 @@ from bench.ingest_common import (  # noqa: E402
     queues_clear,
     services_check,
 )
-from openspc.embedded import free_port, wait_for_port  # noqa: E402
+from openspc.embedded import free_port, wait_for_port, web_command  # noqa: E402
 
-BIN_DIR = Path(sys.executable).parent
 LOG_DIR = ROOT / "var" / "bench"
 TARGET = 2000  # observations/s end to end with --target-workers workers (issue 4)
 
@@ -134,8 +133,7 @@ class Processes:
     def start_web(self) -> int:
         self.port = free_port()
         if self.profile_dir is None:
-            command = [str(BIN_DIR / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
-                       "openspc.asgi:application"]  # fmt: skip
+            command = web_command(host="127.0.0.1", port=self.port)
         else:
             out = self.profile_dir / f"{self.label}-web.prof"
             command = [sys.executable, __file__, "profiled-web", str(out), str(self.port)]
@@ -195,7 +193,7 @@ def serve_web_profiled(out: str, port: str) -> None:
     import cProfile
     import pstats
 
-    from daphne.cli import CommandLineInterface
+    from openspc.server import Command
 
     profiles: list[cProfile.Profile] = []
 
@@ -209,7 +207,7 @@ def serve_web_profiled(out: str, port: str) -> None:
     profiles.append(main)
     main.enable()
     try:
-        CommandLineInterface().run(["-b", "127.0.0.1", "-p", port, "openspc.asgi:application"])
+        Command().run(["-b", "127.0.0.1", "-p", port, "openspc.asgi:application"])
     finally:
         main.disable()
         pstats.Stats(*profiles).dump_stats(out)  # the other threads are idle once daphne stops

@@ -12,6 +12,7 @@ here is stopped on exit, Ctrl-C included.
 import argparse
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -31,6 +32,12 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def web_command(*, host: str, port: int) -> list[str]:
+    """How every OpenSPC process serves HTTP and WebSockets: daphne through openspc.server, which
+    refuses request bodies over MAX_REQUEST_BYTES while they arrive."""
+    return [sys.executable, "-m", "openspc.server", "-b", host, "-p", str(port), "openspc.asgi:application"]
 
 
 def wait_for_port(
@@ -153,9 +160,7 @@ def run(port: int, host: str) -> int:
         _manage(env, "demo_setup")
         _manage(env, "demo_work")
         manager = Manager()
-        manager.add_process(
-            "web", f"{BIN_DIR / 'daphne'} -b {host} -p {port} openspc.asgi:application", env=env
-        )
+        manager.add_process("web", shlex.join(web_command(host=host, port=port)), env=env)
         manager.add_process(
             "worker",
             # The default queue and observations.in; --beat runs the periodic stale sweep in-process.

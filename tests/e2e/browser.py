@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher, make_password
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections
-from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Playwright, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_MISSING = f"Chromium is not installed ({CHROMIUM}); `apt-get install chromium` (.ci/run does)"
@@ -164,6 +164,32 @@ def wait_until_subscribed(page: Page, characteristic_id: int) -> None:
 def wait_until_live(page: Page) -> None:
     """The page's live badge (base.html) says the WebSocket is connected."""
     expect(page.locator("[data-live-status]")).to_have_attribute("data-status", "live")
+
+
+# An init script: every Content-Security-Policy violation also goes to the console. Chromium
+# writes most there itself, but not all (a refused worker, an inline handler in a frame); the
+# `context` fixture (conftest.py) fails a test whose pages had any.
+CSP_VIOLATION_REPORTER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`Content Security Policy violation: ${event.violatedDirective} refused `
+    + `${event.blockedURI || "inline"} (${event.sourceFile}:${event.lineNumber})`);
+});
+"""
+
+
+def csp_violations_collect(*, context: BrowserContext, violations: list[str]) -> None:
+    """Append to `violations` each console message about the Content-Security-Policy of every page
+    the context opens from now on."""
+    context.add_init_script(CSP_VIOLATION_REPORTER)
+
+    def watch(page: Page) -> None:
+        def console(message: ConsoleMessage) -> None:
+            if "Content Security Policy" in message.text:
+                violations.append(f"{page.url}: {message.text}")
+
+        page.on("console", console)
+
+    context.on("page", watch)
 
 
 def screenshot_path(test_name: str, step: str) -> Path:

@@ -24,6 +24,7 @@ from tests.e2e.browser import (
     TIMEOUT_MS,
     VIEWPORT,
     async_checks_on,
+    csp_violations_collect,
     playwright_beside_the_orm,
     screenshot_path,
 )
@@ -85,11 +86,16 @@ def worker(server: Daphne, tmp_path: Path) -> Iterator[CeleryWorkers]:
 
 @pytest.fixture
 def context(browser: Browser, server: Daphne) -> Iterator[BrowserContext]:
-    """A fresh browser profile (no cookies) with the server as base URL."""
+    """A fresh browser profile (no cookies) with the server as base URL. A test whose pages break
+    the Content-Security-Policy (openspc/settings.py) fails, whatever it asserts itself."""
     context = browser.new_context(base_url=server.origin, viewport=VIEWPORT)  # type: ignore[arg-type]
     context.set_default_timeout(TIMEOUT_MS)
+    violations: list[str] = []
+    csp_violations_collect(context=context, violations=violations)
     yield context
     context.close()
+    if violations:
+        pytest.fail("Content-Security-Policy violations:\n" + "\n".join(dict.fromkeys(violations)))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import datetime
 import json
 import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,11 +17,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import AbstractBaseUser
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from openspc.embedded import free_port, wait_for_port
+from openspc.embedded import free_port, wait_for_port, web_command
 from openspc.routing import websocket_urlpatterns
 from tests.calculations.workers import BASE_DIR, database_url_for_workers
-
-DAPHNE = Path(sys.executable).parent / "daphne"
 
 
 def application() -> Any:
@@ -66,7 +63,7 @@ async def close_code(comm: WebsocketCommunicator, timeout: float = 2) -> int | N
 
 
 class Daphne:
-    """`daphne openspc.asgi:application` on a free port, on the test database; stopped on exit."""
+    """daphne as OpenSPC runs it (openspc.server), on a free port and the test database; stopped on exit."""
 
     def __init__(self, *, log_dir: Path, **env: str) -> None:
         self.log = log_dir / "daphne.log"
@@ -79,7 +76,7 @@ class Daphne:
 
     def __enter__(self) -> "Daphne":
         self.port = free_port()
-        command = [str(DAPHNE), "-b", "127.0.0.1", "-p", str(self.port), "openspc.asgi:application"]
+        command = web_command(host="127.0.0.1", port=self.port)
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 command, env=self.env, cwd=BASE_DIR, stdout=out, stderr=subprocess.STDOUT

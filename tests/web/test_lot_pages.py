@@ -33,7 +33,7 @@ def row_of(html: str, lot: Lot) -> dict[str, str]:
     assert match, f"lot {lot.number} is not listed"
     cells = dict(
         re.findall(
-            r'data-field="(\w+)">\s*(?:<span class="progress".*?</span></span>)?\s*(.*?)\s*</td>',
+            r'data-field="(\w+)">\s*(?:<progress class="progress".*?</progress>)?\s*(.*?)\s*</td>',
             match.group(1),
             re.S,
         )
