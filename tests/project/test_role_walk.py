@@ -75,6 +75,8 @@ NOBODY_OPERATIONS = [
     "POST /api/v1/lots/{id}/items/",
     "GET /api/v1/lots/{id}/progress/",
     "POST /api/v1/lots/{id}/status/",
+    "GET /api/v1/mqtt/data-health-alarms/",
+    "GET /api/v1/mqtt/data-health-alarms/{id}/",
     "GET /api/v1/mqtt/dead-letters/",
     "GET /api/v1/mqtt/dead-letters/{id}/",
     "GET /api/v1/mqtt/edge-nodes/",
