@@ -105,6 +105,8 @@ def json_reading(fed: Fed, topic: str, payload: bytes) -> Reading | Bad:
         document = json.loads(payload)
     except (UnicodeDecodeError, ValueError):
         return Bad(DeadLetterReason.NOT_JSON, "the payload is not JSON")
+    except RecursionError:
+        return Bad(DeadLetterReason.NOT_JSON, "the payload is not JSON (nested too deeply)")
     if isinstance(document, int | float) and not isinstance(document, bool):
         document = {"value": document}
     if not isinstance(document, dict):

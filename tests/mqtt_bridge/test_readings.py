@@ -90,6 +90,12 @@ class ValuesTests:
     def test_not_json(self, payload: bytes) -> None:
         assert bad(payload) == Bad(DeadLetterReason.NOT_JSON, "the payload is not JSON")
 
+    @pytest.mark.parametrize("payload", [b"[" * 100_000, b'{"value": ' * 100_000])
+    def test_json_nested_too_deeply_is_not_json_not_a_fault(self, payload: bytes) -> None:
+        """Python's parser gives up with a RecursionError, which used to reach the listener's
+        catch-all: a `failed` dead letter and a traceback in the log for one bad message."""
+        assert bad(payload) == Bad(DeadLetterReason.NOT_JSON, "the payload is not JSON (nested too deeply)")
+
 
 class TimestampTests:
     @pytest.mark.parametrize(
