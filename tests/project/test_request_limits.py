@@ -18,14 +18,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from apps.observations.models import Observation
-from tests.observations.conftest import plant
 from tests.subscriptions.helpers import Daphne
-
-__all__ = ["plant"]
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -179,7 +177,9 @@ def test_nothing_more_is_answered_on_a_refused_connection_and_it_is_closed(serve
 
 
 @pytest.mark.parametrize("chunked", [False, True])
-def test_a_batch_under_the_limit_is_stored(server: Daphne, device_token: str, plant, chunked: bool) -> None:
+def test_a_batch_under_the_limit_is_stored(server: Daphne, device: tuple[Any, str], chunked: bool) -> None:
+    """A device bound to RING-74 (tests/project/conftest.py) posts 4,000 values, chunked or not."""
+    device_token = device[1]
     entries = [
         {"product": "RING-74", "test": "DIA", "lot": "L-1", "values": [74.0 + i / 1000]} for i in range(4000)
     ]
