@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 VENDOR_STAMP := static/vendor/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test schema vendor lint typecheck check clean
+.PHONY: run test schema docs vendor lint typecheck check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ test: $(DEV_STAMP) $(VENDOR_STAMP)
 ## schema: regenerate openapi.yaml (the committed API schema; a test fails when it is stale)
 schema: $(RUN_STAMP)
 	DEBUG=1 $(PY) manage.py spectacular --validate --fail-on-warn --file openapi.yaml
+
+## docs: the documentation site into var/docs/, strictly: a warning (a broken link, a page missing
+## from the table of contents, a missing image) fails the build. -E reads every page each time: an
+## incremental build would not repeat the warnings of pages it did not read again, and pass.
+docs: $(DEV_STAMP)
+	$(VENV)/bin/sphinx-build -E -W --keep-going -n -b html docs var/docs
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

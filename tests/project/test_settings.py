@@ -137,16 +137,16 @@ def test_per_task_lines_only_when_asked_for_errors_always(tmp_path, env, expecte
     assert result.stdout.strip() == expected
 
 
-def test_the_readme_production_workers_consume_every_routed_queue():
-    """The README's worker commands, run as printed, leave no task waiting on a queue nobody
-    consumes (QA runs stayed REQUESTED until the sweep failed them when qa_runs was missing)."""
+def test_the_documented_production_workers_consume_every_routed_queue():
+    """The worker commands in docs/operations.md, run as printed, leave no task waiting on a queue
+    nobody consumes (QA runs stayed REQUESTED until the sweep failed them when qa_runs was missing)."""
     import re
 
     from django.conf import settings
 
-    readme = (BASE_DIR / "README.md").read_text()
-    commands = re.findall(r"^\.venv/bin/celery -A openspc worker -Q (\S+)", readme, flags=re.MULTILINE)
+    operations = (BASE_DIR / "docs" / "operations.md").read_text()
+    commands = re.findall(r"^\.venv/bin/celery -A openspc worker -Q (\S+)", operations, flags=re.MULTILINE)
     consumed = {queue for command in commands for queue in command.split(",")}
     routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
-    assert commands, "the README shows no worker command"
-    assert routed <= consumed, f"queues no README worker consumes: {sorted(routed - consumed)}"
+    assert commands, "docs/operations.md shows no worker command"
+    assert routed <= consumed, f"queues no documented worker consumes: {sorted(routed - consumed)}"
