@@ -2,7 +2,7 @@
 
 drf-spectacular tags an operation with the first segment of its path, which under `/api/v1/` put
 every operation under one tag, `v1`. Here the tag is the app that serves the operation, named the
-way the README and the pages name it, so the API docs open as a table of contents.
+way the docs and the pages name it, so the API docs open as a table of contents.
 """
 
 from typing import Any

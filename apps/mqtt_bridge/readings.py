@@ -132,6 +132,6 @@ def json_reading(fed: Fed, topic: str, payload: bytes) -> Reading | Bad:
     if isinstance(identity, Bad):
         return identity
     # A message with an id or a time is recognised when delivered again; one with neither
-    # cannot be told from the same value measured twice, so each is kept (README, MQTT).
+    # cannot be told from the same value measured twice, so each is kept (docs/mqtt.md).
     key = message_key(topic, payload) if identity is not None or observed_at is not None else None
     return Reading(fed, topic, payload, values, observed_at, key, lot=lot, item=item)

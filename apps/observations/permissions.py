@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def data_entry_role(request: Request) -> Role | None:
-    """Who enters data (README "Roles"): a device with its own token, or a person signed in with the
+    """Who enters data (docs/roles.md): a device with its own token, or a person signed in with the
     Tester role, for the items assigned to them (services.item_entry_check, per entry). Nobody
     else: not operations leads, quality specialists or superusers, whatever model permissions an
     administrator gives their group, because a result must come from whoever measured it."""

@@ -276,7 +276,7 @@ class SubmitPermissionTests:
 
     @pytest.mark.parametrize("role", ["manager", "operations_lead", "quality_specialist"])
     def test_other_roles_do_not_enter_data(self, request, api, plant, dia, role):
-        """Data entry is for testers and devices (README "Roles"); an operations lead or a quality
+        """Data entry is for testers and devices (docs/roles.md); an operations lead or a quality
         specialist may not post a result they did not measure, not even for an assigned item."""
         user = request.getfixturevalue(role)
         for context in ({}, {"item": plant.items[0].pk}):

@@ -42,7 +42,7 @@ TIMEOUT_MS = 10_000  # Playwright's waits (for an element, an attribute, a navig
 
 PASSWORD = "pw-for-browser-tests"
 SCREENSHOTS = settings.VAR_DIR / "screenshots"
-# `DOCS_SCREENSHOTS=1 make test PYTEST_ARGS=tests/e2e` refreshes the README's pictures too; off by
+# `DOCS_SCREENSHOTS=1 make test PYTEST_ARGS=tests/e2e` refreshes the docs' pictures too; off by
 # default, since every run draws different times and would leave the committed ones changed.
 DOCS_SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 

@@ -4,7 +4,7 @@ the tester posts through the API appears on it, live, without a reload, and its 
 A real daphne serves the pages, the API and the WebSocket; a real Celery worker turns observations
 into samples and publishes them; Chromium shows the page. The chart region exposes what it draws:
 `data-points` (samples on the chart) and `data-pulsing` (samples whose violations await
-acknowledgement). The overview and chart screenshots are the README's (DOCS_SCREENSHOTS=1)."""
+acknowledgement). The overview and chart screenshots are the docs' (DOCS_SCREENSHOTS=1)."""
 
 import re
 
@@ -31,7 +31,7 @@ def test_a_value_posted_through_the_api_appears_on_the_open_chart_without_a_relo
     plant, tester, operations_lead, quality_specialist, server: Daphne, worker: CeleryWorkers,
     context: BrowserContext, screenshot, page_errors,
 ):  # fmt: skip
-    # Names a reader of the README's pictures understands (the factories number theirs).
+    # Names a reader of the docs' pictures understands (the factories number theirs).
     Product.objects.filter(pk=plant.product.pk).update(name="Piston ring 74 mm")
     Test.objects.filter(pk=plant.dia.pk).update(name="Bore diameter")
     Test.objects.filter(pk=plant.wall.pk).update(name="Wall thickness")

@@ -5,7 +5,7 @@ in the open inbox, live, without a reload, while the unread count beside the nav
 A real daphne serves the pages, the API and the WebSockets; a real Celery worker turns the
 observation into a sample, the sample into a violation and the violation into the manager's
 notification (subscriptions.fanout); Chromium shows the page. The inbox and subscriptions
-screenshots are for the README too (DOCS_SCREENSHOTS=1)."""
+screenshots are for the docs too (DOCS_SCREENSHOTS=1)."""
 
 import re
 

@@ -163,7 +163,7 @@ class Client:
     ) -> None:
         """Publish with QoS 1, `rate` messages per second (None: as fast as possible), and wait until
         the broker acknowledged every one. (A burst faster than the listener stores overflows
-        Mosquitto's per-client queue, max_queued_messages, 1,000 by default: README, MQTT.)"""
+        Mosquitto's per-client queue, max_queued_messages, 1,000 by default: docs/mqtt.md.)"""
         infos = []
         start = time.monotonic()
         for index, (topic, payload) in enumerate(messages):

@@ -2,8 +2,8 @@
 every message the broker acknowledged to the simulator is stored exactly once.
 
 The broker is a private Mosquitto whose per-session queue holds what arrives while the listener
-is dead (the shared one keeps Mosquitto's default of 1,000, two seconds at this rate; README,
-MQTT bridge); where Mosquitto is not installed, the configured broker if it keeps sessions (the
+is dead (the shared one keeps Mosquitto's default of 1,000, two seconds at this rate;
+docs/mqtt.md); where Mosquitto is not installed, the configured broker if it keeps sessions (the
 embedded amqtt does not: the test says so and is skipped).
 """
 

@@ -320,7 +320,7 @@ class RefusedTests:
 
 class DataEntryTests:
     """Data entry is for testers (for their items) and devices; nobody else, whatever model
-    permissions an administrator gives (README "Roles")."""
+    permissions an administrator gives (docs/roles.md)."""
 
     @pytest.mark.parametrize("role", ["operations_lead", "quality_specialist", "manager"])
     def test_other_roles_are_refused_even_with_the_add_right(self, api, request, plant, role):

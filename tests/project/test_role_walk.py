@@ -1,6 +1,6 @@
 """The role walk (#16): a user with no role, a tester and a device walk every API operation (from
 drf-spectacular's schema of the running code), every page (get_resolver(), walked recursively)
-and every socket (openspc/routing.py), and each gets only what README "Roles" and "Dashboards"
+and every socket (openspc/routing.py), and each gets only what docs/roles.md and docs/dashboards.md
 give them:
 
 * no role: 403 on every API operation, no SPC data on any page (the overview and wall screen say

@@ -1,7 +1,7 @@
 """`manage.py mqtt_listen`: bridge the plant's MQTT broker into the observation pipeline.
 
 Settings come from the environment (MQTT_URL, MQTT_CLIENT_ID, MQTT_PROTOCOL, MQTT_SHARED_GROUP,
-MQTT_CA_FILE / MQTT_CERT_FILE / MQTT_KEY_FILE, MQTT_BATCH_SIZE, ...; README "MQTT bridge");
+MQTT_CA_FILE / MQTT_CERT_FILE / MQTT_KEY_FILE, MQTT_BATCH_SIZE, ...; docs/mqtt.md);
 the options here override them for one run. SIGTERM or Ctrl-C stops it gracefully.
 """
 
