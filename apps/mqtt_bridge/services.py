@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.config.models import Characteristic, Device, Product, Test
-from apps.config.services import device_create
+from apps.config.services.devices import device_create
 from apps.mqtt_bridge.models import (
     BrokerCounter,
     DataHealthAlarm,
@@ -28,7 +28,8 @@ from apps.mqtt_bridge.readings import Bad, Reading, fingerprint
 from apps.mqtt_bridge.selectors import lots_current
 from apps.observations.choices import LOT_WORKING, ObservationSource
 from apps.observations.models import Item, Lot
-from apps.observations.services import ObservationEntry, lot_create, observations_record
+from apps.observations.services.lots import lot_create
+from apps.observations.services.record import ObservationEntry, observations_record
 from openspc.events import DATA_HEALTH_ALARM, DATA_HEALTH_GROUP, event, events_send_on_commit
 
 

@@ -41,7 +41,7 @@ class NavPage:
 # In the order shown. A page is listed for whoever may use it: the same permission its view checks.
 PAGES = (
     NavPage("Overview", "web-overview", _everyone),
-    # Only testers are handed items (observations.services.items_assign).
+    # Only testers are handed items (observations.services.items.items_assign).
     NavPage("My work", "web-worklist", lambda user: has_role(user, Role.TESTER)),
     NavPage("Lots", "web-lots", _perm("observations.view_lot"), within=("web-lot", "web-lot-create")),
     NavPage("Violations", "web-violations", _perm("calculations.view_violation")),

@@ -7,11 +7,11 @@ from django import forms
 
 from apps.config.choices import PlanStatus
 from apps.config.models import Product, TestPlan
-from apps.observations.services import MAX_ITEMS_PER_REQUEST
+from apps.observations.services.items import MAX_ITEMS_PER_REQUEST
 
 
 class LotOpenForm(forms.Form):
-    """A new lot with its items and their test plans (apps.observations.services.lot_open)."""
+    """A new lot with its items and their test plans (apps.observations.services.items.lot_open)."""
 
     COUNT, SERIALS = "count", "serials"
 

@@ -1,4 +1,4 @@
-"""observation_confirm (services) against the snapshot product_config_load (selectors) takes.
+"""observation_confirm (apps.config.confirmation) against the snapshot product_config_load (selectors) takes.
 
 Every RejectionCode has a case here; CoverageTests checks that none is left out.
 """
@@ -11,6 +11,7 @@ import pytest
 
 from apps.config import selectors, services
 from apps.config.choices import RejectionCode, TestKind
+from apps.config.confirmation import observation_confirm
 from apps.config.models import Characteristic, Product
 from tests.factories import ProductFactory, TestFactory, UserFactory, released_plan
 
@@ -43,7 +44,7 @@ class Plant:
 
     def confirm(self, test, values, **kwargs):
         config = selectors.product_config_load(product_id=self.product.pk)
-        return services.observation_confirm(config=config, test_id=test.pk, values=values, **kwargs)
+        return observation_confirm(config=config, test_id=test.pk, values=values, **kwargs)
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ class RejectedTests:
 
     def test_unknown_test_id(self, plant):
         config = selectors.product_config_load(product_id=plant.product.pk)
-        result = services.observation_confirm(config=config, test_id=999999, values=[1.0])
+        result = observation_confirm(config=config, test_id=999999, values=[1.0])
         assert codes(result) == [RejectionCode.TEST_NOT_IN_PLAN]
 
     @pytest.mark.parametrize("plan_ids", ["attr", "none"])
@@ -144,13 +145,9 @@ class RejectedTests:
         product, test = ProductFactory(), TestFactory()
         services.plan_assign(product=product, plan=released_plan(test), effective_from=MAR_1)
         config = selectors.product_config_load(product_id=product.pk)
-        result = services.observation_confirm(
-            config=config, test_id=test.pk, values=[1.0], observed_at=_noon(FEB_1)
-        )
+        result = observation_confirm(config=config, test_id=test.pk, values=[1.0], observed_at=_noon(FEB_1))
         assert codes(result) == [RejectionCode.NOT_EFFECTIVE]
-        later = services.observation_confirm(
-            config=config, test_id=test.pk, values=[1.0], observed_at=_noon(MAR_1)
-        )
+        later = observation_confirm(config=config, test_id=test.pk, values=[1.0], observed_at=_noon(MAR_1))
         assert later.confirmed
 
     def test_without_a_day_the_period_is_not_checked(self, plant):
@@ -277,11 +274,11 @@ class ConfigLoadTests:
             (pt.effective_from, pt.effective_to) for pt in config.plan_tests if pt.test_id == plant.dia.pk
         )
         assert periods == [(JAN_1, JAN_31), (MAR_1, None)]
-        result = services.observation_confirm(
+        result = observation_confirm(
             config=config, test_id=plant.dia.pk, values=[74.0], observed_at=_noon(FEB_1)
         )
         assert codes(result) == [RejectionCode.NOT_EFFECTIVE]
-        assert services.observation_confirm(
+        assert observation_confirm(
             config=config, test_id=plant.dia.pk, values=[74.0], observed_at=_noon(MAR_1)
         ).confirmed
 

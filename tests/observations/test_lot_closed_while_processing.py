@@ -6,6 +6,7 @@ import pytest
 from apps.config.models import Characteristic
 from apps.observations import services, subgroups
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
+from apps.observations.services import process
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,8 @@ def test_values_of_a_lot_closed_meanwhile_close_as_an_undersized_sample(plant, m
         Lot.objects.filter(pk=plant.lot.pk).update(status="released")
         return real_fold(**kwargs)
 
-    monkeypatch.setattr(services, "subgroups_fold", close_then_fold)
+    # observations_process looks subgroups_fold up in its own module, services.process.
+    monkeypatch.setattr(process, "subgroups_fold", close_then_fold)
     result = services.observations_process(ids=ids)
 
     assert result.confirmed == 3  # accepted before the lot closed: confirmed, not lost

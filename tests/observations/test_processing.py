@@ -11,6 +11,7 @@ from apps.config.models import Characteristic
 from apps.observations import services
 from apps.observations.choices import LotStatus, ObservationStatus
 from apps.observations.models import Observation
+from apps.observations.services import record
 from tests.factories import ItemFactory, LotFactory, ProductFactory, TestFactory, released_plan
 from tests.observations.conftest import rows
 
@@ -202,7 +203,8 @@ class RequeueStaleTests:
         assert queued == [[old]]
 
     def test_big_backlogs_are_queued_in_chunks(self, plant, queued, monkeypatch):
-        monkeypatch.setattr(services, "PROCESS_CHUNK", 2)
+        # observations_queue (services.record) reads the chunk size where it is defined.
+        monkeypatch.setattr(record, "PROCESS_CHUNK", 2)
         ids = plant.record(
             *[{"item": plant.items[0], "test": plant.dia, "values": [70 + n]} for n in range(5)]
         )

@@ -15,6 +15,7 @@ from apps.observations import services
 from apps.observations.choices import LotStatus, ObservationStatus
 from apps.observations.models import Item, Lot, Observation
 from apps.observations.selectors import lot_progress
+from apps.observations.services import lots
 from apps.web.selectors import lots_progress
 from tests.factories import ItemFactory, LotFactory, ProductFactory, UserFactory
 from tests.web.test_pages import nav_labels, signed_in
@@ -314,11 +315,20 @@ class LotOpenTests:
     ):
         # The second lead's check ran before the first lead's lot was committed: the database's
         # unique constraint refuses it, and the answer is the check's own.
-        monkeypatch.setattr(services, "lot_validate", lambda *, product, number: number.strip())
+        checked: list[str] = []
+
+        def check_before_the_first_commit(*, product, number):
+            checked.append(number)
+            return number.strip()
+
+        # lot_create (services.lots) looks lot_validate up in its own module: patched there, or the
+        # real check would refuse the number first and this would not reach the constraint at all.
+        monkeypatch.setattr(lots, "lot_validate", check_before_the_first_commit)
         with pytest.raises(ValidationError) as refused:
             services.lot_open(
                 product=plant.product, number="L-1", count=2, plans=[plant.ring], user=operations_lead
             )
+        assert checked == ["L-1"]  # the stale check ran and let the number through
         assert refused.value.message_dict == {"number": ["Lot L-1 of RING-74 exists."]}
         assert Lot.objects.count() == 1
         assert Item.objects.count() == 3

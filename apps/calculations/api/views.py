@@ -29,7 +29,7 @@ from apps.config.permissions import IsHuman, RoleModelPermissions
 from apps.config.roles import Role
 from apps.observations.models import Sample
 from apps.observations.permissions import DataEntry, data_entry_role
-from apps.observations.services import sample_exclude
+from apps.observations.services.samples import sample_exclude
 from openspc.api import Conflict, acting_user
 
 HUMAN = [IsHuman, RoleModelPermissions]

@@ -34,7 +34,7 @@ from apps.calculations.spc import (
 from apps.calculations.window import ATTRIBUTE_KINDS
 from apps.config.choices import LimitMethod
 from apps.config.models import Characteristic, ControlLimits
-from apps.config.services import control_limits_set
+from apps.config.services.characteristics import control_limits_set
 from apps.observations.models import Sample
 from openspc.events import event, events_send_on_commit
 

@@ -20,12 +20,9 @@ from apps.config.choices import TestKind
 from apps.config.models import Characteristic
 from apps.observations.choices import LOT_WORKING, ObservationSource, ObservationStatus
 from apps.observations.models import Item, Lot, Observation, Sample
-from apps.observations.services import (
-    ObservationEntry,
-    item_entry_check,
-    observations_process,
-    observations_record,
-)
+from apps.observations.services.entries import item_entry_check
+from apps.observations.services.process import observations_process
+from apps.observations.services.record import ObservationEntry, observations_record
 
 
 class ObservationRejected(ValidationError):

@@ -15,7 +15,7 @@ from apps.config.models import (
     TestPlan,
     TestPlanEntry,
 )
-from apps.config.services import SUBGROUP_TIMEOUT_MAX
+from apps.config.services.characteristics import SUBGROUP_TIMEOUT_MAX
 from openspc.api import FiniteFloatField, ModelSerializer
 
 

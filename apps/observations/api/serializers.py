@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from apps.observations.choices import LotStatus
 from apps.observations.models import Item, Lot, Observation
-from apps.observations.services import MAX_ITEMS_PER_REQUEST
+from apps.observations.services.items import MAX_ITEMS_PER_REQUEST
 from openspc.api import ModelSerializer
 
 MAX_TESTER_BATCH = 500

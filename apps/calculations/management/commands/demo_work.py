@@ -16,7 +16,7 @@ from django.utils import timezone
 from apps.calculations.services import limits_set_historical
 from apps.config.models import Characteristic, ControlLimits, PlanAssignment, Product
 from apps.observations.models import Lot
-from apps.observations.services import items_assign, lot_open
+from apps.observations.services.items import items_assign, lot_open
 
 # (product, test, process mean, process sigma of individual values): the simulator's streams
 # are centred on these, so its special causes show as violations at once.

@@ -1,0 +1,75 @@
+"""Writes of the observation domain: lots, items, and the observation pipeline.
+
+Every function validates what the database cannot express in plain words and
+raises django.core.exceptions.ValidationError keyed by field before anything is
+written. Work for the `observations.in` queue is queued with
+transaction.on_commit, never before the rows it names are committed.
+"""
+
+from apps.observations.services.entries import (
+    Targets,
+    device_entries_resolve,
+    item_entry_check,
+    tester_entries_resolve,
+)
+from apps.observations.services.items import (
+    MAX_ITEMS_PER_REQUEST,
+    items_assign,
+    items_create,
+    items_select_plans,
+    lot_open,
+)
+from apps.observations.services.lots import (
+    lot_create,
+    lot_status_set,
+    lot_status_validate,
+    lot_validate,
+)
+from apps.observations.services.process import (
+    PROCESS_FIELDS,
+    ProcessResult,
+    observations_process,
+    observations_requeue_stale,
+)
+from apps.observations.services.record import (
+    INSERT_BATCH,
+    PROCESS_CHUNK,
+    STORED_BODY,
+    ObservationEntry,
+    RecordResult,
+    observations_queue,
+    observations_record,
+)
+from apps.observations.services.samples import (
+    EXCLUSION_FIELDS,
+    sample_exclude,
+)
+
+__all__ = [
+    "EXCLUSION_FIELDS",
+    "INSERT_BATCH",
+    "MAX_ITEMS_PER_REQUEST",
+    "PROCESS_CHUNK",
+    "PROCESS_FIELDS",
+    "STORED_BODY",
+    "ObservationEntry",
+    "ProcessResult",
+    "RecordResult",
+    "Targets",
+    "device_entries_resolve",
+    "item_entry_check",
+    "items_assign",
+    "items_create",
+    "items_select_plans",
+    "lot_create",
+    "lot_open",
+    "lot_status_set",
+    "lot_status_validate",
+    "lot_validate",
+    "observations_process",
+    "observations_queue",
+    "observations_record",
+    "observations_requeue_stale",
+    "sample_exclude",
+    "tester_entries_resolve",
+]

@@ -1,0 +1,131 @@
+"""Processing (the observations.in worker): received observations confirmed or rejected, and the
+confirmed ones grouped into subgroups."""
+
+import datetime
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.config.confirmation import observation_confirm
+from apps.config.selectors import ProductConfig, product_config_load
+from apps.observations.choices import LOT_WORKING, ObservationRejection, ObservationSource, ObservationStatus
+from apps.observations.models import Item, Observation
+from apps.observations.services.record import observations_queue
+from apps.observations.subgroups import calculations_queue_on_commit, subgroups_fold
+from openspc.services import rows_update
+
+# What observations_process reads and writes back of a row and its lot (a deferred field would cost a
+# query on first use).
+PROCESS_FIELDS = (
+    "item_id", "lot_id", "test_id", "values", "observed_at", "received_at", "source", "status",
+    "position", "hash", "lot_checksum", "sample_id",
+    "lot__product_id", "lot__number", "lot__status",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    confirmed: int = 0
+    rejected: int = 0
+
+
+def _item_plan_ids(rows: Iterable[Observation]) -> dict[int, set[int]]:
+    item_ids = {row.item_id for row in rows if row.item_id is not None}
+    plans: dict[int, set[int]] = {item_id: set() for item_id in item_ids}
+    pairs = Item.plans.through.objects.filter(item_id__in=item_ids).values_list("item_id", "testplan_id")
+    for item_id, plan_id in pairs:
+        plans[item_id].add(plan_id)
+    return plans
+
+
+def _verdict(
+    row: Observation, config: ProductConfig, plan_ids: set[int] | None
+) -> tuple[list[dict[str, str]], int | None, tuple[float, ...]]:
+    """The rejection reasons (none: confirmed), the characteristic and the values of one observation."""
+    result = observation_confirm(
+        config=config,
+        test_id=row.test_id,
+        values=row.values if isinstance(row.values, list) else [row.values],
+        plan_ids=plan_ids,
+        observed_at=row.observed_at,
+        received_at=row.received_at,
+        # A tester records all replicates of a test on an item at once; a device streams values as
+        # they come, and a lot-level subgroup (POST /samples) has the subgroup's size, not the plan's.
+        check_replicates=row.source == ObservationSource.MANUAL and row.item_id is not None,
+    )
+    reasons = [{"code": str(r.code), "message": r.message} for r in result.reasons]
+    if row.lot.status not in LOT_WORKING:
+        message = f"lot {row.lot.number} was {row.lot.status} before this observation was processed"
+        reasons.append({"code": str(ObservationRejection.LOT_CLOSED), "message": message})
+    return reasons, (result.characteristic_id if not reasons else None), result.values
+
+
+def observations_process(*, ids: Collection[int], more: int = 0) -> ProcessResult:
+    """Confirm or reject the observations among `ids` that are still `received`, and with `more`,
+    up to that many other `received` ones, oldest first.
+
+    Safe to run twice and concurrently: rows already processed are not selected,
+    and rows another worker holds are skipped (they are that worker's).
+
+    `more` is what the observations.in task asks for: under a backlog one transaction then takes
+    the rows of several queued messages, and those messages find nothing left to do. The
+    product configuration, the feed locks and the writes are paid once for all of them instead
+    of once per message (they were most of a 100-row message's cost). Rows another message
+    brought in are not lost if this worker dies: its transaction rolls back, and they are
+    processed by their own message or, if that has run already, by the stale sweep.
+    """
+    with transaction.atomic():
+        # SELECT … FOR UPDATE SKIP LOCKED claims the rows for this transaction: a second worker
+        # given the same ids (a redelivery, the stale sweep) skips them instead of waiting and
+        # confirming them twice, and if this worker dies the rows stay `received` for the sweep.
+        # A conditional update to a "processing" status would need a second sweep for rows
+        # stuck in it. (SQLite has no row locks; its IMMEDIATE transactions serialise writers.)
+        claim = (
+            Observation.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=ObservationStatus.RECEIVED)
+            .select_related("lot")
+            .only(*PROCESS_FIELDS)
+        )
+        rows = list(claim.filter(pk__in=list(ids)).order_by("pk"))
+        if more > 0:
+            others = claim.exclude(pk__in=[row.pk for row in rows]).order_by("received_at", "pk")[:more]
+            rows = sorted([*rows, *others], key=lambda row: row.pk)
+        if not rows:
+            return ProcessResult()
+        plans = _item_plan_ids(rows)
+        configs = {
+            product_id: product_config_load(product_id=product_id)
+            for product_id in {row.lot.product_id for row in rows}
+        }
+        now = timezone.now()
+        values: dict[int, tuple[float, ...]] = {}
+        for row in rows:
+            plan_ids = plans.get(row.item_id) if row.item_id is not None else None
+            row.reasons, row.characteristic_id, values[row.pk] = _verdict(
+                row, configs[row.lot.product_id], plan_ids
+            )
+            row.status = ObservationStatus.REJECTED if row.reasons else ObservationStatus.CONFIRMED
+            row.processed_at = now
+        # A confirmed value of a test that has no characteristic (no SPC view) feeds no chart.
+        confirmed = [row for row in rows if row.characteristic_id is not None]
+        touched = subgroups_fold(rows=confirmed, values=values)
+        fields = ["status", "reasons", "characteristic", "processed_at", "position", "hash", "lot_checksum"]
+        rows_update(model=Observation, rows=rows, fields=[*fields, "sample"])
+        calculations_queue_on_commit(touched)
+    rejected = sum(1 for row in rows if row.status == ObservationStatus.REJECTED)
+    return ProcessResult(confirmed=len(rows) - rejected, rejected=rejected)
+
+
+def observations_requeue_stale(*, older_than: datetime.timedelta, limit: int = 50_000) -> int:
+    """Queue again the observations left `received` longer than `older_than` (broker down, worker
+    killed). Processing is idempotent, so queuing a row that is being processed is harmless."""
+    cutoff = timezone.now() - older_than
+    ids = list(
+        Observation.objects.filter(status=ObservationStatus.RECEIVED, received_at__lt=cutoff)
+        .order_by("received_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    observations_queue(ids=ids)
+    return len(ids)
