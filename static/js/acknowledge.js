@@ -11,7 +11,8 @@
 
 import { apiGet, apiPost } from "./api.js";
 import { definitionRows } from "./page.js";
-import { RULE_NAMES, dispersionLabel, formatNumber, formatTime, locationLabel } from "./chartdata.js";
+import { formatNumber, formatTime } from "./format.js";
+import { RULE_NAMES, dispersionLabel, locationLabel } from "./chartdata.js";
 
 const SEVERITY = { critical: "critical", warning: "warning" };
 

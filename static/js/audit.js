@@ -3,7 +3,7 @@
 // each entry with its before and after as a diff of fields.
 
 import { apiGet } from "./api.js";
-import { formatTime } from "./chartdata.js";
+import { formatTime } from "./format.js";
 import { auditChanges, cursorOf, fieldLabel, formatValue } from "./auditdiff.js";
 import { element, statusShow } from "./page.js";
 

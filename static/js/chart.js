@@ -12,12 +12,12 @@
 import { AcknowledgeDialog } from "./acknowledge.js";
 import { apiGet, apiGetAll } from "./api.js";
 import { CapabilityPanel } from "./capability.js";
+import { formatNumber } from "./format.js";
 import {
   ChartModel,
   MAX_POINTS,
   describePoint,
   dispersionLabel,
-  formatNumber,
   isAttributes,
   locationLabel,
 } from "./chartdata.js";

@@ -1,6 +1,8 @@
-// What the characteristic chart shows, without the DOM: formatting, the points and their
+// What the characteristic chart shows, without the DOM: the points and their
 // states, violations, limits, zones and histogram bins. chart.js draws it; tests run it
 // in Node (`node --test tests/web/js/`), so nothing here may touch `window` or `document`.
+
+import { formatNumber, formatTime } from "./format.js";
 
 export const MAX_POINTS = 5000; // the chart page's largest range (apps/calculations/selectors.MAX_CHART_POINTS)
 
@@ -20,27 +22,6 @@ export const RULE_NAMES = {
   7: "a run within 1σ of the centre line",
   8: "a run beyond 1σ on both sides",
 };
-
-/** A number with the characteristic's decimals; an em dash when there is none. */
-export function formatNumber(value, decimals = 2) {
-  if (value === null || value === undefined || !Number.isFinite(Number(value))) return "—";
-  const places = Number.isInteger(decimals) && decimals >= 0 && decimals <= 10 ? decimals : 2;
-  const text = Number(value).toFixed(places);
-  return /^-0(\.0*)?$/.test(text) ? text.slice(1) : text;
-}
-
-/** "2026-03-01 09:00:00 CET": a timestamp in the plant's time zone. */
-export function formatTime(iso, timeZone = "UTC") {
-  if (!iso) return "—";
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return "—";
-  const format = new Intl.DateTimeFormat("en-GB", {
-    timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
-    second: "2-digit", hourCycle: "h23", timeZoneName: "short",
-  });
-  const part = Object.fromEntries(format.formatToParts(date).map((p) => [p.type, p.value]));
-  return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second} ${part.timeZoneName}`;
-}
 
 export function locationLabel(kind) {
   return LOCATION_LABELS[kind] ?? kind;
@@ -392,7 +373,7 @@ export function histogram(values, { lsl = null, usl = null, bins = null } = {}) 
 /** The tooltip's rows for a point: [[label, text]] and its rules. */
 export function describePoint(model, point, { decimals = 2, unit = "", timeZone = "UTC" } = {}) {
   const kind = model.kind;
-  const withUnit = (v) => (unit && formatNumber(v, decimals) !== "—" ? `${formatNumber(v, decimals)} ${unit}` : formatNumber(v, decimals));
+  const withUnit = (v) => formatNumber(v, decimals, unit);
   const rows = [["Time", formatTime(point.created_at, timeZone)], ["Lot", `#${point.lot}`]];
   if (isAttributes(kind)) {
     rows.push(["Count", formatNumber(point.mean, 0)], ["n", String(point.n)]);

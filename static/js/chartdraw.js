@@ -3,7 +3,8 @@
 // the proposed limits of a recalculation preview (static/js/limits.js), dashed in their own
 // colour. Everything drawn comes from a ChartModel (chartdata.js).
 
-import { formatNumber, spreadLabels } from "./chartdata.js";
+import { formatNumber } from "./format.js";
+import { spreadLabels } from "./chartdata.js";
 
 export const COLOURS = {
   line: "#5b6b80",

@@ -1,7 +1,7 @@
 // What the page scripts share: building elements, a status box, the fields of a server-rendered
-// card, the plant's short time format, and a characteristic's state at a glance (the overview's
-// cards and the wall screen's tiles; the same words and icons as apps/web/selectors.py
-// STATE_LABELS and STATE_ICONS, most urgent first).
+// card, and a characteristic's state at a glance (the overview's cards and the wall screen's
+// tiles; the same words and icons as apps/web/selectors.py STATE_LABELS and STATE_ICONS, most
+// urgent first). Numbers and times are written by format.js.
 
 export const STATES = {
   unacknowledged: { label: "Unacknowledged violation", icon: "⚠" },
@@ -41,17 +41,6 @@ export function showCardState(card, badgeClass = "state") {
   field(card, "state-label").textContent = STATES[state].label;
   return state;
 }
-
-/** "24 Nov 2026, 02:53" in the plant's time zone (body[data-time-zone]). */
-export const plantTime = new Intl.DateTimeFormat("en-GB", {
-  timeZone: (typeof document !== "undefined" && document.body.dataset.timeZone) || undefined,
-  day: "numeric",
-  month: "short",
-  year: "numeric",
-  hour: "2-digit",
-  minute: "2-digit",
-  hourCycle: "h23",
-});
 
 export function element(tag, { className, text, attrs } = {}, children = []) {
   const node = document.createElement(tag);

@@ -4,7 +4,7 @@
 // one terminal event) it loads the failures with their curl reproducers and stops polling.
 
 import { apiGet, apiGetAll, apiPost } from "./api.js";
-import { formatTime } from "./chartdata.js";
+import { formatTime } from "./format.js";
 import { eventText, executedCount, mergeEvents, statusLabel, verdictLabel } from "./qarundata.js";
 import { element } from "./page.js";
 

@@ -3,7 +3,8 @@
 // rows and, for the roles that may, acknowledges the selected ones in one batch.
 
 import { apiGet, apiPost, ApiError } from "./api.js";
-import { RULE_NAMES, formatTime } from "./chartdata.js";
+import { formatTime } from "./format.js";
+import { RULE_NAMES } from "./chartdata.js";
 import { element, statusShow } from "./page.js";
 import { STATUSES, acknowledgementText, batchOutcomes, batchSummary, selectable, statusOf } from "./violationstate.js";
 

@@ -7,10 +7,10 @@
 // rejected.
 
 import { apiGet, apiGetAll, apiPost } from "./api.js";
+import { formatNumber } from "./format.js";
 import {
   PendingStore,
   checkValue,
-  formatNumber,
   newIdempotencyKey,
   observationBody,
   sameOriginPath,

@@ -7,8 +7,6 @@ import {
   describePoint,
   dispersionLabel,
   dispersionOf,
-  formatNumber,
-  formatTime,
   histogram,
   locationLabel,
   spreadLabels,
@@ -41,35 +39,6 @@ function violation(id, sequence, extra = {}) {
     requires_acknowledgement: true, acknowledged_at: null, ...extra,
   };
 }
-
-describe("formatNumber", () => {
-  it("uses the characteristic's decimals", () => {
-    assert.equal(formatNumber(1.23456, 3), "1.235");
-    assert.equal(formatNumber(2, 0), "2");
-    assert.equal(formatNumber(0.1, 2), "0.10");
-  });
-  it("shows an em dash for nothing", () => {
-    assert.equal(formatNumber(null, 2), "—");
-    assert.equal(formatNumber(undefined, 2), "—");
-    assert.equal(formatNumber(Number.NaN, 2), "—");
-  });
-  it("does not print minus zero", () => {
-    assert.equal(formatNumber(-0.0004, 2), "0.00");
-    assert.equal(formatNumber(-0.5, 1), "-0.5");
-  });
-});
-
-describe("formatTime", () => {
-  it("shows the plant's time zone", () => {
-    assert.equal(formatTime("2026-03-01T08:00:05Z", "Europe/Berlin"), "2026-03-01 09:00:05 CET");
-    assert.equal(formatTime("2026-07-01T08:00:05Z", "Europe/Berlin"), "2026-07-01 10:00:05 CEST");
-    assert.equal(formatTime("2026-03-01T08:00:05Z", "UTC"), "2026-03-01 08:00:05 UTC");
-  });
-  it("shows an em dash for no time", () => {
-    assert.equal(formatTime(null), "—");
-    assert.equal(formatTime("not a time"), "—");
-  });
-});
 
 describe("chart kinds", () => {
   it("names the location and dispersion charts", () => {
