@@ -27,6 +27,7 @@ from apps.subscriptions.selectors import inbox_readable
 from apps.web import selectors
 from apps.web.filters import (
     PAGE_SIZE,
+    RULE_NAMES,
     AuditFilterForm,
     ViolationFilterForm,
     object_type_key,
@@ -83,6 +84,7 @@ class ChartView(PageMixin, DetailView):
         user = self.request.user
         context["can_acknowledge"] = user.has_perm("calculations.change_violation")
         context["can_change_limits"] = user.has_perm("config.add_controllimits")
+        context["rule_names"] = RULE_NAMES  # for the tooltip and the acknowledge dialog
         return context
 
 
@@ -226,6 +228,7 @@ class ViolationsView(PermissionPageMixin, TemplateView):
         context["can_acknowledge"] = user.has_perm("calculations.change_violation")
         context["characteristics"] = selectors.characteristic_labels(characteristics)
         context["user_names"] = selectors.acknowledger_names(user=user)  # type: ignore[arg-type]
+        context["rule_names"] = RULE_NAMES
         return context
 
 

@@ -24,7 +24,7 @@ import {
 import { COLOURS, drawLineLabels, drawLines, drawMarkers, drawZones } from "./chartdraw.js";
 import { LimitsPanel } from "./limits.js";
 import { Live, statusBadge } from "./live.js";
-import { definitionRows } from "./page.js";
+import { definitionRows, pageData } from "./page.js";
 
 const uPlot = window.uPlot;
 const page = document.getElementById("chart-page");
@@ -37,6 +37,7 @@ const config = {
   unit: page.dataset.unit ?? "",
   decimals: Number.parseInt(page.dataset.decimals, 10),
   timeZone: page.dataset.timeZone || "UTC",
+  ruleNames: pageData("rule-names"),
 };
 if (!Number.isInteger(config.decimals)) config.decimals = 2;
 
@@ -350,7 +351,7 @@ function hover(u, chart) {
 function showTooltip(index, u, chart) {
   const point = model.points[index];
   if (!point) return;
-  const text = describePoint(model, point, { decimals: config.decimals, unit: config.unit, timeZone: config.timeZone });
+  const text = describePoint(model, point, { decimals: config.decimals, unit: config.unit, timeZone: config.timeZone, ruleNames: config.ruleNames });
   const title = document.createElement("strong");
   title.textContent = text.title;
   const rows = document.createElement("dl");

@@ -12,16 +12,11 @@ const LOCATION_LABELS = {
 const DISPERSION_LABELS = { imr: "MR", xbar_r: "R", xbar_s: "S" };
 const ATTRIBUTE_KINDS = new Set(["p", "np", "c", "u"]);
 
-export const RULE_NAMES = {
-  1: "a point beyond the control limits",
-  2: "a run on one side of the centre line",
-  3: "a steady trend up or down",
-  4: "points alternating up and down",
-  5: "2 of 3 points beyond 2σ on one side",
-  6: "4 of 5 points beyond 1σ on one side",
-  7: "a run within 1σ of the centre line",
-  8: "a run beyond 1σ on both sides",
-};
+/** A Nelson rule's name from `ruleNames`, the names the server renders into the page (the
+ * `rule-names` data block, apps/web/filters.py RULE_NAMES); "a pattern" for one it does not name. */
+export function ruleName(ruleNames, rule) {
+  return ruleNames?.[rule] ?? "a pattern";
+}
 
 export function locationLabel(kind) {
   return LOCATION_LABELS[kind] ?? kind;
@@ -371,7 +366,7 @@ export function histogram(values, { lsl = null, usl = null, bins = null } = {}) 
 }
 
 /** The tooltip's rows for a point: [[label, text]] and its rules. */
-export function describePoint(model, point, { decimals = 2, unit = "", timeZone = "UTC" } = {}) {
+export function describePoint(model, point, { decimals = 2, unit = "", timeZone = "UTC", ruleNames = {} } = {}) {
   const kind = model.kind;
   const withUnit = (v) => formatNumber(v, decimals, unit);
   const rows = [["Time", formatTime(point.created_at, timeZone)], ["Lot", `#${point.lot}`]];
@@ -389,7 +384,7 @@ export function describePoint(model, point, { decimals = 2, unit = "", timeZone 
   const rules = model.violationsAt(point.sequence).map((v) => ({
     rule: v.rule,
     chart: v.chart,
-    text: `Rule ${v.rule}${v.chart === "dispersion" ? ` on ${dispersion}` : ""}: ${RULE_NAMES[v.rule] ?? "a pattern"}`,
+    text: `Rule ${v.rule}${v.chart === "dispersion" ? ` on ${dispersion}` : ""}: ${ruleName(ruleNames, v.rule)}`,
     awaiting: awaitingAcknowledgement(v),
   }));
   const awaiting = rules.filter((r) => r.awaiting).length;

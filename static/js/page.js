@@ -42,6 +42,12 @@ export function showCardState(card, badgeClass = "state") {
   return state;
 }
 
+/** The data the server put into the page with `json_script` (a `<script type="application/json">`
+ * block: not executed, so the Content-Security-Policy allows it). */
+export function pageData(id) {
+  return JSON.parse(document.getElementById(id).textContent);
+}
+
 export function element(tag, { className, text, attrs } = {}, children = []) {
   const node = document.createElement(tag);
   if (className) node.className = className;

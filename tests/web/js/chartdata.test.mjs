@@ -234,13 +234,17 @@ describe("histogram", () => {
   });
 });
 
+// As the server renders them into the page (apps/web/filters.py RULE_NAMES, the rule-names block):
+// JSON object keys are strings.
+const RULE_NAMES = { "1": "a point beyond the control limits", "2": "a run on one side of the centre line" };
+
 describe("describePoint", () => {
   it("lists the values, the lot, the time and the rules broken", () => {
     const model = new ChartModel({ kind: "xbar_r" });
     model.load(
       chartData([point(1, 10.123, { n: 5, range: 0.5, sd: 0.2 })], [violation(1, 1, { rule: 2 }), violation(2, 1, { chart: "dispersion", acknowledged_at: "2026-03-01T09:00:00Z" })], { chart_type: "xbar_r" }),
     );
-    const text = describePoint(model, model.points[0], { decimals: 2, unit: "mm", timeZone: "UTC" });
+    const text = describePoint(model, model.points[0], { decimals: 2, unit: "mm", timeZone: "UTC", ruleNames: RULE_NAMES });
     assert.equal(text.title, "Sample 1");
     assert.deepEqual(text.rows, [
       ["Time", "2026-03-01 08:00:01 UTC"],
@@ -255,5 +259,11 @@ describe("describePoint", () => {
       ["Rule 1 on R: a point beyond the control limits", false],
       ["Rule 2: a run on one side of the centre line", true],
     ]);
+  });
+  it("calls a rule the page does not name a pattern", () => {
+    const model = new ChartModel({ kind: "imr" });
+    model.load(chartData([point(1, 10)], [violation(1, 1, { rule: 9 })]));
+    const text = describePoint(model, model.points[0], { ruleNames: RULE_NAMES });
+    assert.equal(text.rules[0].text, "Rule 9: a pattern");
   });
 });

@@ -44,8 +44,10 @@ describe("acknowledging", () => {
   });
 
   it("names the rule and the chart", () => {
-    assert.equal(violationText({ rule: 1, chart: "location" }, "xbar_r"), "Rule 1 on the X̄ chart: a point beyond the control limits");
-    assert.equal(violationText({ rule: 1, chart: "dispersion" }, "imr"), "Rule 1 on the MR chart: a point beyond the control limits");
+    const names = { "1": "a point beyond the control limits" }; // the page's rule-names block
+    assert.equal(violationText({ rule: 1, chart: "location" }, "xbar_r", names), "Rule 1 on the X̄ chart: a point beyond the control limits");
+    assert.equal(violationText({ rule: 1, chart: "dispersion" }, "imr", names), "Rule 1 on the MR chart: a point beyond the control limits");
+    assert.equal(violationText({ rule: 3, chart: "location" }, "imr", names), "Rule 3 on the I chart: a pattern");
   });
 
   it("says in plain words why an acknowledgement failed", () => {
