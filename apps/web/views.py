@@ -350,7 +350,7 @@ class QaRunsView(PermissionPageMixin, TemplateView):
 
 
 class QaRunView(PermissionPageMixin, DetailView):
-    """One run, live: its status, events as they come (static/js/qarun.js polls the events API
+    """One run, live: its status, events as they come (static/js/qa_run.js polls the events API
     every 2 s), per-operation outcomes and each failure's curl reproducer."""
 
     template_name = "web/qa_run.html"

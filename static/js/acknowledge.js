@@ -12,7 +12,7 @@
 import { apiGet, apiPost } from "./api.js";
 import { definitionRows } from "./page.js";
 import { formatNumber, formatTime } from "./format.js";
-import { dispersionLabel, locationLabel, ruleName } from "./chartdata.js";
+import { dispersionLabel, locationLabel, ruleName } from "./chart.logic.js";
 
 const SEVERITY = { critical: "critical", warning: "warning" };
 

@@ -4,7 +4,7 @@
 
 import { apiGet } from "./api.js";
 import { formatTime } from "./format.js";
-import { auditChanges, cursorOf, fieldLabel, formatValue } from "./auditdiff.js";
+import { auditChanges, cursorOf, fieldLabel, formatValue } from "./audit.logic.js";
 import { element, statusShow } from "./page.js";
 
 const root = document.querySelector("[data-audit]");

@@ -3,7 +3,7 @@
 
 import { ApiError, apiGet } from "./api.js";
 import { formatNumber } from "./format.js";
-import { histogram, isAttributes, locationLabel } from "./chartdata.js";
+import { histogram, isAttributes, locationLabel } from "./chart.logic.js";
 
 const uPlot = window.uPlot;
 const HEIGHT = 170;

@@ -1,6 +1,6 @@
 // The characteristic chart page (templates/web/chart.html): the location and dispersion charts
 // with limits, zones, spec lines and violations, live over the WebSocket, with a tooltip, zoom,
-// keyboard navigation and the capability summary. What is drawn comes from chartdata.js (pure,
+// keyboard navigation and the capability summary. What is drawn comes from chart.logic.js (pure,
 // tested in Node); this module owns the DOM and uPlot (static/vendor/uplot, a global script).
 //
 // For tests: the chart region carries data-points (samples held), data-pulsing (samples whose
@@ -20,7 +20,7 @@ import {
   dispersionLabel,
   isAttributes,
   locationLabel,
-} from "./chartdata.js";
+} from "./chart.logic.js";
 import { COLOURS, drawLineLabels, drawLines, drawMarkers, drawZones } from "./chartdraw.js";
 import { LimitsPanel } from "./limits.js";
 import { Live, statusBadge } from "./live.js";

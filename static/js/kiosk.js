@@ -7,7 +7,7 @@
 
 import { apiGet } from "./api.js";
 import { formatClock, formatNumber } from "./format.js";
-import { ChartModel, isAttributes } from "./chartdata.js";
+import { ChartModel, isAttributes } from "./chart.logic.js";
 import { COLOURS as CHART_COLOURS, drawMarkers } from "./chartdraw.js";
 import { Live, statusBadge } from "./live.js";
 import { field, numberOrNull, showCardState } from "./page.js";

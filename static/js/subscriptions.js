@@ -10,7 +10,7 @@ import {
   formErrors,
   subscriptionBody,
   targetOptions,
-} from "./subscriptiondata.js";
+} from "./subscriptions.logic.js";
 
 const API = "/api/v1/subscriptions/";
 

@@ -4,9 +4,9 @@
 
 import { apiGet, apiPost, ApiError } from "./api.js";
 import { formatTime } from "./format.js";
-import { ruleName } from "./chartdata.js";
+import { ruleName } from "./chart.logic.js";
 import { element, pageData, statusShow } from "./page.js";
-import { STATUSES, acknowledgementText, batchOutcomes, batchSummary, selectable, statusOf } from "./violationstate.js";
+import { STATUSES, acknowledgementText, batchOutcomes, batchSummary, selectable, statusOf } from "./violations.logic.js";
 
 const BATCH_URL = "/api/v1/violations/acknowledge/";
 

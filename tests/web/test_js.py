@@ -17,7 +17,10 @@ from apps.web.filters import RULE_NAMES
 from tests.web.conftest import chart_html
 
 JS_TESTS = Path(__file__).parent / "js"
-STATIC_JS = Path(__file__).resolve().parents[2] / "static" / "js"
+ROOT = Path(__file__).resolve().parents[2]
+STATIC_JS = ROOT / "static" / "js"
+PAGE_TEMPLATES = ROOT / "templates" / "web"
+PAGE_SCRIPT = re.compile(r"<script type=\"module\" src=\"\{% static 'js/([^']+)\.js' %\}\"")
 NO_NODE = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 
 
@@ -41,6 +44,32 @@ class JavaScriptTests:
                 input=module.read_text(), capture_output=True, text=True, timeout=60, check=False,
             )  # fmt: skip
             assert done.returncode == 0, f"{module.name}: {done.stderr[-2000:]}"
+
+
+class NamingTests:
+    """docs/development.md, "A page": templates/web/<page>.html loads static/js/<page>.js; its pure
+    logic is static/js/<page>.logic.js, tested in tests/web/js/<page>.logic.test.mjs."""
+
+    def test_a_page_loads_the_module_named_as_its_template(self):
+        pages = [t for t in sorted(PAGE_TEMPLATES.glob("*.html")) if "{% extends" in t.read_text()]
+        assert pages
+        for template in pages:
+            for module in PAGE_SCRIPT.findall(template.read_text()):
+                assert module == template.stem, f"{template.name} loads js/{module}.js"
+
+    def test_every_logic_module_has_its_page_and_its_node_tests(self):
+        logic = sorted(STATIC_JS.glob("*.logic.js"))
+        assert logic
+        for module in logic:
+            page = module.name.removesuffix(".logic.js")
+            assert (STATIC_JS / f"{page}.js").exists(), f"{module.name} has no {page}.js"
+            assert (PAGE_TEMPLATES / f"{page}.html").exists(), f"{module.name} has no page {page}.html"
+            assert (JS_TESTS / f"{page}.logic.test.mjs").exists(), f"{module.name} has no Node tests"
+
+    def test_every_node_test_is_named_for_a_module(self):
+        for test in sorted(JS_TESTS.glob("*.mjs")):
+            assert test.name.endswith(".test.mjs"), test.name
+            assert (STATIC_JS / f"{test.name.removesuffix('.test.mjs')}.js").exists(), test.name
 
 
 def rendered_rule_names(html: str) -> dict[str, str]:

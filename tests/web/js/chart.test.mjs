@@ -1,11 +1,11 @@
 // Run with `node --test tests/web/js/` (tests/web/test_js.py runs it under pytest): the pure parts of
-// acknowledging from the chart and recalculating limits (acknowledge.js, limits.js, chartdata.js).
+// acknowledging from the chart and recalculating limits (acknowledge.js, limits.js, chart.logic.js).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { acknowledgementError, violationText } from "../../../static/js/acknowledge.js";
 import { ApiError } from "../../../static/js/api.js";
-import { ChartModel } from "../../../static/js/chartdata.js";
+import { ChartModel } from "../../../static/js/chart.logic.js";
 import { basisText, comparisonRows, recalculationBody, zonedMidnight } from "../../../static/js/limits.js";
 
 const LIMITS = { version: 1, center: 10, ucl: 13, lcl: 7, sigma: 1, dispersion_center: 1.128, dispersion_ucl: 3.686, dispersion_lcl: 0 };

@@ -5,7 +5,7 @@
 
 import { apiGet, apiGetAll, apiPost } from "./api.js";
 import { formatTime } from "./format.js";
-import { eventText, executedCount, mergeEvents, statusLabel, verdictLabel } from "./qarundata.js";
+import { eventText, executedCount, mergeEvents, statusLabel, verdictLabel } from "./qa_run.logic.js";
 import { element } from "./page.js";
 
 const POLL_MS = 2000;

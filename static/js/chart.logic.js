@@ -1,6 +1,6 @@
-// What the characteristic chart shows, without the DOM: the points and their
-// states, violations, limits, zones and histogram bins. chart.js draws it; tests run it
-// in Node (`node --test tests/web/js/`), so nothing here may touch `window` or `document`.
+// What the characteristic chart shows, without the DOM: the points and their states, violations,
+// limits, zones and histogram bins. chart.js draws it; tests run it in Node
+// (`node --test tests/web/js/`), so nothing here may touch `window` or `document`.
 
 import { formatNumber, formatTime } from "./format.js";
 

@@ -11,7 +11,7 @@ import {
   locationLabel,
   spreadLabels,
   zonesOf,
-} from "../../../static/js/chartdata.js";
+} from "../../../static/js/chart.logic.js";
 
 const LIMITS = {
   version: 1, center: 10, ucl: 13, lcl: 7, sigma: 1, dispersion_center: 1.128, dispersion_ucl: 3.686,
