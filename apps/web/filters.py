@@ -15,7 +15,8 @@ from apps.audit.models import AuditAction
 from apps.calculations.choices import Severity
 from apps.config.models import Characteristic
 
-# The same words as static/js/chartdata.js RULE_NAMES.
+# The one list of the Nelson rules' names: the filter's choices here, and the pages that name rules
+# in the browser (chart, violations) get it as their `rule-names` json_script block.
 RULE_NAMES = {
     1: "a point beyond the control limits",
     2: "a run on one side of the centre line",

@@ -27,6 +27,7 @@ from apps.subscriptions.selectors import inbox_readable
 from apps.web import selectors
 from apps.web.filters import (
     PAGE_SIZE,
+    RULE_NAMES,
     AuditFilterForm,
     ViolationFilterForm,
     object_type_key,
@@ -83,6 +84,7 @@ class ChartView(PageMixin, DetailView):
         user = self.request.user
         context["can_acknowledge"] = user.has_perm("calculations.change_violation")
         context["can_change_limits"] = user.has_perm("config.add_controllimits")
+        context["rule_names"] = RULE_NAMES  # for the tooltip and the acknowledge dialog
         return context
 
 
@@ -226,6 +228,7 @@ class ViolationsView(PermissionPageMixin, TemplateView):
         context["can_acknowledge"] = user.has_perm("calculations.change_violation")
         context["characteristics"] = selectors.characteristic_labels(characteristics)
         context["user_names"] = selectors.acknowledger_names(user=user)  # type: ignore[arg-type]
+        context["rule_names"] = RULE_NAMES
         return context
 
 
@@ -347,7 +350,7 @@ class QaRunsView(PermissionPageMixin, TemplateView):
 
 
 class QaRunView(PermissionPageMixin, DetailView):
-    """One run, live: its status, events as they come (static/js/qarun.js polls the events API
+    """One run, live: its status, events as they come (static/js/qa_run.js polls the events API
     every 2 s), per-operation outcomes and each failure's curl reproducer."""
 
     template_name = "web/qa_run.html"

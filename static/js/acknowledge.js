@@ -11,14 +11,15 @@
 
 import { apiGet, apiPost } from "./api.js";
 import { definitionRows } from "./page.js";
-import { RULE_NAMES, dispersionLabel, formatNumber, formatTime, locationLabel } from "./chartdata.js";
+import { formatNumber, formatTime } from "./format.js";
+import { dispersionLabel, locationLabel, ruleName } from "./chart.logic.js";
 
 const SEVERITY = { critical: "critical", warning: "warning" };
 
-/** "Rule 1 on the X̄ chart: a point beyond the control limits" */
-export function violationText(violation, kind) {
+/** "Rule 1 on the X̄ chart: " and the rule's name from `ruleNames` (the page's rule-names block). */
+export function violationText(violation, kind, ruleNames) {
   const chart = violation.chart === "dispersion" ? dispersionLabel(kind) ?? "dispersion" : locationLabel(kind);
-  return `Rule ${violation.rule} on the ${chart} chart: ${RULE_NAMES[violation.rule] ?? "a pattern"}`;
+  return `Rule ${violation.rule} on the ${chart} chart: ${ruleName(ruleNames, violation.rule)}`;
 }
 
 /** A failed acknowledgement in plain words (an ApiError from api.js). */
@@ -140,7 +141,7 @@ export class AcknowledgeDialog {
         label.className = "ack-violation";
         const text = document.createElement("span");
         const done = violation.acknowledged_at ? ` — acknowledged by ${violation.acknowledged_by_name ?? "someone else"}` : "";
-        text.textContent = `${violationText(violation, this.model.kind)} (${violation.severity ?? "—"})${done}`;
+        text.textContent = `${violationText(violation, this.model.kind, this.config.ruleNames)} (${violation.severity ?? "—"})${done}`;
         if (several) {
           const box = document.createElement("input");
           box.type = "checkbox";

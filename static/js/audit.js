@@ -3,8 +3,8 @@
 // each entry with its before and after as a diff of fields.
 
 import { apiGet } from "./api.js";
-import { formatTime } from "./chartdata.js";
-import { auditChanges, cursorOf, fieldLabel, formatValue } from "./auditdiff.js";
+import { formatTime } from "./format.js";
+import { auditChanges, cursorOf, fieldLabel, formatValue } from "./audit.logic.js";
 import { element, statusShow } from "./page.js";
 
 const root = document.querySelector("[data-audit]");

@@ -2,7 +2,8 @@
 // statistics) and a histogram of the values on the chart against LSL/USL (a uPlot bars chart).
 
 import { ApiError, apiGet } from "./api.js";
-import { formatNumber, histogram, isAttributes, locationLabel } from "./chartdata.js";
+import { formatNumber } from "./format.js";
+import { histogram, isAttributes, locationLabel } from "./chart.logic.js";
 
 const uPlot = window.uPlot;
 const HEIGHT = 170;

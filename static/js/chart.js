@@ -1,6 +1,6 @@
 // The characteristic chart page (templates/web/chart.html): the location and dispersion charts
 // with limits, zones, spec lines and violations, live over the WebSocket, with a tooltip, zoom,
-// keyboard navigation and the capability summary. What is drawn comes from chartdata.js (pure,
+// keyboard navigation and the capability summary. What is drawn comes from chart.logic.js (pure,
 // tested in Node); this module owns the DOM and uPlot (static/vendor/uplot, a global script).
 //
 // For tests: the chart region carries data-points (samples held), data-pulsing (samples whose
@@ -12,19 +12,19 @@
 import { AcknowledgeDialog } from "./acknowledge.js";
 import { apiGet, apiGetAll } from "./api.js";
 import { CapabilityPanel } from "./capability.js";
+import { formatNumber } from "./format.js";
 import {
   ChartModel,
   MAX_POINTS,
   describePoint,
   dispersionLabel,
-  formatNumber,
   isAttributes,
   locationLabel,
-} from "./chartdata.js";
+} from "./chart.logic.js";
 import { COLOURS, drawLineLabels, drawLines, drawMarkers, drawZones } from "./chartdraw.js";
 import { LimitsPanel } from "./limits.js";
 import { Live, statusBadge } from "./live.js";
-import { definitionRows } from "./page.js";
+import { definitionRows, pageData } from "./page.js";
 
 const uPlot = window.uPlot;
 const page = document.getElementById("chart-page");
@@ -37,6 +37,7 @@ const config = {
   unit: page.dataset.unit ?? "",
   decimals: Number.parseInt(page.dataset.decimals, 10),
   timeZone: page.dataset.timeZone || "UTC",
+  ruleNames: pageData("rule-names"),
 };
 if (!Number.isInteger(config.decimals)) config.decimals = 2;
 
@@ -350,7 +351,7 @@ function hover(u, chart) {
 function showTooltip(index, u, chart) {
   const point = model.points[index];
   if (!point) return;
-  const text = describePoint(model, point, { decimals: config.decimals, unit: config.unit, timeZone: config.timeZone });
+  const text = describePoint(model, point, { decimals: config.decimals, unit: config.unit, timeZone: config.timeZone, ruleNames: config.ruleNames });
   const title = document.createElement("strong");
   title.textContent = text.title;
   const rows = document.createElement("dl");

@@ -1,9 +1,10 @@
 // Canvas drawing of the characteristic chart (static/js/chart.js makes the uPlot charts and calls
 // these from its hooks): zone bands, horizontal lines with their labels, the point markers, and
 // the proposed limits of a recalculation preview (static/js/limits.js), dashed in their own
-// colour. Everything drawn comes from a ChartModel (chartdata.js).
+// colour. Everything drawn comes from a ChartModel (chart.logic.js).
 
-import { formatNumber, spreadLabels } from "./chartdata.js";
+import { formatNumber } from "./format.js";
+import { spreadLabels } from "./chart.logic.js";
 
 export const COLOURS = {
   line: "#5b6b80",

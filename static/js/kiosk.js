@@ -6,7 +6,8 @@
 // For tests: each tile carries data-points (samples drawn) and data-state.
 
 import { apiGet } from "./api.js";
-import { ChartModel, formatNumber, isAttributes } from "./chartdata.js";
+import { formatClock, formatNumber } from "./format.js";
+import { ChartModel, isAttributes } from "./chart.logic.js";
 import { COLOURS as CHART_COLOURS, drawMarkers } from "./chartdraw.js";
 import { Live, statusBadge } from "./live.js";
 import { field, numberOrNull, showCardState } from "./page.js";
@@ -23,7 +24,6 @@ const alertBox = root.querySelector("[data-kiosk-alert]");
 const grid = root.querySelector("[data-kiosk-grid]");
 const clock = root.querySelector("[data-kiosk-clock]");
 const timeZone = root.dataset.timeZone || document.body.dataset.timeZone || "UTC";
-const clockFormat = new Intl.DateTimeFormat("en-GB", { timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 
 // --- One tile ----------------------------------------------------------------------------------
 
@@ -230,7 +230,7 @@ function layout(count) {
 }
 
 function tick() {
-  clock.textContent = clockFormat.format(new Date());
+  clock.textContent = formatClock(new Date(), timeZone);
   clock.dateTime = new Date().toISOString();
 }
 

@@ -10,7 +10,7 @@
 //   panel.refresh();   // after the chart's limits changed (load, live update)
 
 import { apiPost } from "./api.js";
-import { formatNumber } from "./chartdata.js";
+import { formatNumber } from "./format.js";
 
 export const MAX_SAMPLES = 10_000;
 

@@ -3,7 +3,7 @@
 // progress and statistics current by asking the API every 15 s while the page is visible.
 
 import { apiGet, apiGetAll, apiPost } from "./api.js";
-import { plantTime } from "./page.js";
+import { formatNumber, plantTime } from "./format.js";
 
 const REFRESH_MS = 15_000;
 
@@ -24,12 +24,6 @@ function showError(message) {
   errorBox.hidden = !message;
 }
 
-function format(value, decimals, unit = "") {
-  if (value === null || value === undefined || Number.isNaN(value)) return "—";
-  const text = Number(value).toFixed(decimals);
-  return unit ? `${text} ${unit}` : text;
-}
-
 // --- Progress and statistics --------------------------------------------------------------------
 
 function showProgress(progress) {
@@ -47,9 +41,9 @@ function showStatistics(rows) {
     const unit = row.dataset.unit;
     const cell = (name) => row.querySelector(`[data-stat="${name}"]`);
     cell("n").textContent = stats.n;
-    cell("mean").textContent = format(stats.mean, decimals, unit);
-    cell("sd").textContent = format(stats.sd, decimals, unit);
-    cell("cpk").textContent = format(stats.cpk, 2);
+    cell("mean").textContent = formatNumber(stats.mean, decimals, unit);
+    cell("sd").textContent = formatNumber(stats.sd, decimals, unit);
+    cell("cpk").textContent = formatNumber(stats.cpk, 2);
     cell("out_of_spec").textContent = stats.out_of_spec;
     const disposition = DISPOSITIONS[stats.disposition] ?? DISPOSITIONS.pending;
     const badge = cell("disposition");

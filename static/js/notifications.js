@@ -3,9 +3,9 @@
 // arrive over the navigation badge's connection (notify.js) and are added at the top, no reload.
 
 import { apiGet, apiPost } from "./api.js";
-import { formatTime } from "./chartdata.js";
+import { formatTime } from "./format.js";
 import { statusBadge } from "./live.js";
-import { eventKind, mergeNotifications, pageLinks, unreadCount } from "./notificationdata.js";
+import { eventKind, mergeNotifications, pageLinks, unreadCount } from "./notifications.logic.js";
 import { feed, liveStatus, refreshUnread } from "./notify.js";
 
 const API = "/api/v1/notifications/";

@@ -12,7 +12,7 @@
 
 import { apiGet } from "./api.js";
 import { Live } from "./live.js";
-import { badgeText } from "./notificationdata.js";
+import { badgeText } from "./notifications.logic.js";
 
 const COUNT_URL = "/api/v1/notifications/unread-count/";
 const REFRESH_DELAY_MS = 150; // a burst of arrivals costs one request

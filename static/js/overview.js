@@ -3,7 +3,8 @@
 
 import { apiGet } from "./api.js";
 import { Live, statusBadge } from "./live.js";
-import { field, numberOrNull, plantTime, showCardState } from "./page.js";
+import { formatNumber, plantTime } from "./format.js";
+import { field, numberOrNull, showCardState } from "./page.js";
 
 
 const root = document.querySelector("[data-overview]");
@@ -11,12 +12,6 @@ const errorBox = document.querySelector("[data-overview-error]");
 
 function cards() {
   return new Map([...root.querySelectorAll("[data-characteristic-id]")].map((card) => [Number(card.dataset.characteristicId), card]));
-}
-
-function format(value, decimals, unit = "") {
-  if (value === null || value === undefined || Number.isNaN(value)) return "—";
-  const text = Number(value).toFixed(decimals);
-  return unit ? `${text} ${unit}` : text;
 }
 
 function showError(message) {
@@ -29,7 +24,7 @@ function onSample(card, sample) {
   if (last !== null && sample.sequence <= last) return; // already shown (a catch-up overlap)
   card.dataset.lastSequence = sample.sequence;
   card.dataset.lastValue = sample.mean;
-  field(card, "last-value").textContent = format(sample.mean, Number(card.dataset.decimals), card.dataset.unit);
+  field(card, "last-value").textContent = formatNumber(sample.mean, Number(card.dataset.decimals), card.dataset.unit);
   const time = field(card, "last-at");
   time.dateTime = sample.created_at;
   time.textContent = plantTime.format(new Date(sample.created_at));
@@ -58,7 +53,7 @@ async function recheckAcknowledgements(card, id) {
 
 function onStatistics(card, statistics) {
   if (statistics.scope !== "product") return;
-  field(card, "cpk").textContent = format(statistics.cpk, 2);
+  field(card, "cpk").textContent = formatNumber(statistics.cpk, 2);
 }
 
 function onMessage({ type, payload }) {

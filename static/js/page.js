@@ -1,7 +1,7 @@
 // What the page scripts share: building elements, a status box, the fields of a server-rendered
-// card, the plant's short time format, and a characteristic's state at a glance (the overview's
-// cards and the wall screen's tiles; the same words and icons as apps/web/selectors.py
-// STATE_LABELS and STATE_ICONS, most urgent first).
+// card, and a characteristic's state at a glance (the overview's cards and the wall screen's
+// tiles; the same words and icons as apps/web/selectors.py STATE_LABELS and STATE_ICONS, most
+// urgent first). Numbers and times are written by format.js.
 
 export const STATES = {
   unacknowledged: { label: "Unacknowledged violation", icon: "⚠" },
@@ -42,16 +42,11 @@ export function showCardState(card, badgeClass = "state") {
   return state;
 }
 
-/** "24 Nov 2026, 02:53" in the plant's time zone (body[data-time-zone]). */
-export const plantTime = new Intl.DateTimeFormat("en-GB", {
-  timeZone: (typeof document !== "undefined" && document.body.dataset.timeZone) || undefined,
-  day: "numeric",
-  month: "short",
-  year: "numeric",
-  hour: "2-digit",
-  minute: "2-digit",
-  hourCycle: "h23",
-});
+/** The data the server put into the page with `json_script` (a `<script type="application/json">`
+ * block: not executed, so the Content-Security-Policy allows it). */
+export function pageData(id) {
+  return JSON.parse(document.getElementById(id).textContent);
+}
 
 export function element(tag, { className, text, attrs } = {}, children = []) {
   const node = document.createElement(tag);

@@ -2,7 +2,7 @@
 // API, a form to add one (its targets listed from what the user may read) and deleting one.
 
 import { apiDelete, apiGetAll, apiPost } from "./api.js";
-import { formatTime } from "./chartdata.js";
+import { formatTime } from "./format.js";
 import {
   MAX_TARGETS,
   TARGETS,
@@ -10,7 +10,7 @@ import {
   formErrors,
   subscriptionBody,
   targetOptions,
-} from "./subscriptiondata.js";
+} from "./subscriptions.logic.js";
 
 const API = "/api/v1/subscriptions/";
 

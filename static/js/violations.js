@@ -3,9 +3,10 @@
 // rows and, for the roles that may, acknowledges the selected ones in one batch.
 
 import { apiGet, apiPost, ApiError } from "./api.js";
-import { RULE_NAMES, formatTime } from "./chartdata.js";
-import { element, statusShow } from "./page.js";
-import { STATUSES, acknowledgementText, batchOutcomes, batchSummary, selectable, statusOf } from "./violationstate.js";
+import { formatTime } from "./format.js";
+import { ruleName } from "./chart.logic.js";
+import { element, pageData, statusShow } from "./page.js";
+import { STATUSES, acknowledgementText, batchOutcomes, batchSummary, selectable, statusOf } from "./violations.logic.js";
 
 const BATCH_URL = "/api/v1/violations/acknowledge/";
 
@@ -13,8 +14,9 @@ const root = document.querySelector("[data-violations]");
 const timeZone = document.body.dataset.timeZone || "UTC";
 const canAcknowledge = root.dataset.canAcknowledge === "true";
 const pageSize = Number(root.dataset.pageSize) || 50;
-const characteristics = JSON.parse(document.getElementById("violation-characteristics").textContent);
-const userNames = JSON.parse(document.getElementById("violation-users").textContent);
+const characteristics = pageData("violation-characteristics");
+const userNames = pageData("violation-users");
+const ruleNames = pageData("rule-names");
 const statusBox = root.querySelector("[data-list-status]");
 const table = root.querySelector("[data-list-table]");
 const body = root.querySelector("[data-rows]");
@@ -86,7 +88,7 @@ function rowFor(violation) {
       element("strong", { text: `Rule ${violation.rule}` }),
       element("span", {
         className: "cell-note",
-        text: `${RULE_NAMES[violation.rule] ?? "a pattern"}${violation.chart === "dispersion" ? " (dispersion chart)" : ""}`,
+        text: `${ruleName(ruleNames, violation.rule)}${violation.chart === "dispersion" ? " (dispersion chart)" : ""}`,
       }),
     ]),
     element("td", {}, [

@@ -1,21 +1,21 @@
 // A tester's worklist (templates/web/worklist.html): the items assigned to them, by lot, with a
 // form per test still due (GET /api/v1/me/items/). A value is checked as it is typed (outside the
 // plausible range: an error that blocks sending; outside spec: a warning). Sending stores the
-// entry on the device first (worklistcore.js PendingStore) and posts it with its idempotency key,
+// entry on the device first (worklist.logic.js PendingStore) and posts it with its idempotency key,
 // so a failed post waits and is retried (now, on `online`, every 30 s) and a retry never makes a
 // second observation. After 202 the page follows the observation until it is confirmed or
 // rejected.
 
 import { apiGet, apiGetAll, apiPost } from "./api.js";
+import { formatNumber } from "./format.js";
 import {
   PendingStore,
   checkValue,
-  formatNumber,
   newIdempotencyKey,
   observationBody,
   sameOriginPath,
   shouldRetry,
-} from "./worklistcore.js";
+} from "./worklist.logic.js";
 
 const POST_TIMEOUT_MS = 15_000;
 const RETRY_EVERY_MS = 30_000;

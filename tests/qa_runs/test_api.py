@@ -174,7 +174,7 @@ class SafetyTests:
         assert f'data-start-run="{package.pk}">' in listing
         assert "read-only: GET, HEAD, OPTIONS" in listing
         assert "data-unsafe-dialog" in listing
-        assert "<script>" not in listing  # the confirmation is static/js/qaruns.js, no inline script
+        assert "<script>" not in listing  # the confirmation is static/js/qa_runs.js, no inline script
 
 
 class RunTests:

@@ -1,6 +1,6 @@
 """The characteristic chart page as the server renders it (the region static/js/chart.js draws
 into, with the counts browser tests wait on, its controls and scripts), and the data it reads
-from the API carrying every field static/js/chartdata.js maps."""
+from the API carrying every field static/js/chart.logic.js maps."""
 
 import re
 
@@ -71,7 +71,7 @@ class ChartPageTests:
     def test_every_script_and_style_of_ours_is_served(self):
         for name in (
             "js/chart.js",
-            "js/chartdata.js",
+            "js/chart.logic.js",
             "js/capability.js",
             "js/api.js",
             "js/live.js",

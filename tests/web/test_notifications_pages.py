@@ -149,7 +149,7 @@ class InboxPageTests:
         assert '<a href="/notifications/subscriptions/">Subscriptions</a>' in html
 
     def test_lot_notifications_link_to_the_lot_page(self, manager):
-        """The script fills in a lot's id (static/js/notificationdata.js pageLinks)."""
+        """The script fills in a lot's id (static/js/notifications.logic.js pageLinks)."""
         html = html_of(manager, "web-notifications")
         assert 'data-lot-url="/lots/{id}/"' in html
 
@@ -209,7 +209,7 @@ class SubscriptionsPageTests:
 
 
 class ApiContractTests:
-    """The fields static/js/notificationdata.js and subscriptiondata.js map, as the API gives them
+    """The fields static/js/notifications.logic.js and subscriptions.logic.js map, as the API gives them
     to a signed-in browser (session and CSRF, as api.js sends them)."""
 
     def test_a_violation_notification_names_its_characteristic_and_lot(self, plant, manager):

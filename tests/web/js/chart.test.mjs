@@ -1,11 +1,11 @@
 // Run with `node --test tests/web/js/` (tests/web/test_js.py runs it under pytest): the pure parts of
-// acknowledging from the chart and recalculating limits (acknowledge.js, limits.js, chartdata.js).
+// acknowledging from the chart and recalculating limits (acknowledge.js, limits.js, chart.logic.js).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { acknowledgementError, violationText } from "../../../static/js/acknowledge.js";
 import { ApiError } from "../../../static/js/api.js";
-import { ChartModel } from "../../../static/js/chartdata.js";
+import { ChartModel } from "../../../static/js/chart.logic.js";
 import { basisText, comparisonRows, recalculationBody, zonedMidnight } from "../../../static/js/limits.js";
 
 const LIMITS = { version: 1, center: 10, ucl: 13, lcl: 7, sigma: 1, dispersion_center: 1.128, dispersion_ucl: 3.686, dispersion_lcl: 0 };
@@ -44,8 +44,10 @@ describe("acknowledging", () => {
   });
 
   it("names the rule and the chart", () => {
-    assert.equal(violationText({ rule: 1, chart: "location" }, "xbar_r"), "Rule 1 on the X̄ chart: a point beyond the control limits");
-    assert.equal(violationText({ rule: 1, chart: "dispersion" }, "imr"), "Rule 1 on the MR chart: a point beyond the control limits");
+    const names = { "1": "a point beyond the control limits" }; // the page's rule-names block
+    assert.equal(violationText({ rule: 1, chart: "location" }, "xbar_r", names), "Rule 1 on the X̄ chart: a point beyond the control limits");
+    assert.equal(violationText({ rule: 1, chart: "dispersion" }, "imr", names), "Rule 1 on the MR chart: a point beyond the control limits");
+    assert.equal(violationText({ rule: 3, chart: "location" }, "imr", names), "Rule 3 on the I chart: a pattern");
   });
 
   it("says in plain words why an acknowledgement failed", () => {

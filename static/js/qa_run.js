@@ -4,8 +4,8 @@
 // one terminal event) it loads the failures with their curl reproducers and stops polling.
 
 import { apiGet, apiGetAll, apiPost } from "./api.js";
-import { formatTime } from "./chartdata.js";
-import { eventText, executedCount, mergeEvents, statusLabel, verdictLabel } from "./qarundata.js";
+import { formatTime } from "./format.js";
+import { eventText, executedCount, mergeEvents, statusLabel, verdictLabel } from "./qa_run.logic.js";
 import { element } from "./page.js";
 
 const POLL_MS = 2000;

@@ -1,6 +1,8 @@
-// What the characteristic chart shows, without the DOM: formatting, the points and their
-// states, violations, limits, zones and histogram bins. chart.js draws it; tests run it
-// in Node (`node --test tests/web/js/`), so nothing here may touch `window` or `document`.
+// What the characteristic chart shows, without the DOM: the points and their states, violations,
+// limits, zones and histogram bins. chart.js draws it; tests run it in Node
+// (`node --test tests/web/js/`), so nothing here may touch `window` or `document`.
+
+import { formatNumber, formatTime } from "./format.js";
 
 export const MAX_POINTS = 5000; // the chart page's largest range (apps/calculations/selectors.MAX_CHART_POINTS)
 
@@ -10,36 +12,10 @@ const LOCATION_LABELS = {
 const DISPERSION_LABELS = { imr: "MR", xbar_r: "R", xbar_s: "S" };
 const ATTRIBUTE_KINDS = new Set(["p", "np", "c", "u"]);
 
-export const RULE_NAMES = {
-  1: "a point beyond the control limits",
-  2: "a run on one side of the centre line",
-  3: "a steady trend up or down",
-  4: "points alternating up and down",
-  5: "2 of 3 points beyond 2σ on one side",
-  6: "4 of 5 points beyond 1σ on one side",
-  7: "a run within 1σ of the centre line",
-  8: "a run beyond 1σ on both sides",
-};
-
-/** A number with the characteristic's decimals; an em dash when there is none. */
-export function formatNumber(value, decimals = 2) {
-  if (value === null || value === undefined || !Number.isFinite(Number(value))) return "—";
-  const places = Number.isInteger(decimals) && decimals >= 0 && decimals <= 10 ? decimals : 2;
-  const text = Number(value).toFixed(places);
-  return /^-0(\.0*)?$/.test(text) ? text.slice(1) : text;
-}
-
-/** "2026-03-01 09:00:00 CET": a timestamp in the plant's time zone. */
-export function formatTime(iso, timeZone = "UTC") {
-  if (!iso) return "—";
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return "—";
-  const format = new Intl.DateTimeFormat("en-GB", {
-    timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
-    second: "2-digit", hourCycle: "h23", timeZoneName: "short",
-  });
-  const part = Object.fromEntries(format.formatToParts(date).map((p) => [p.type, p.value]));
-  return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second} ${part.timeZoneName}`;
+/** A Nelson rule's name from `ruleNames`, the names the server renders into the page (the
+ * `rule-names` data block, apps/web/filters.py RULE_NAMES); "a pattern" for one it does not name. */
+export function ruleName(ruleNames, rule) {
+  return ruleNames?.[rule] ?? "a pattern";
 }
 
 export function locationLabel(kind) {
@@ -390,9 +366,9 @@ export function histogram(values, { lsl = null, usl = null, bins = null } = {}) 
 }
 
 /** The tooltip's rows for a point: [[label, text]] and its rules. */
-export function describePoint(model, point, { decimals = 2, unit = "", timeZone = "UTC" } = {}) {
+export function describePoint(model, point, { decimals = 2, unit = "", timeZone = "UTC", ruleNames = {} } = {}) {
   const kind = model.kind;
-  const withUnit = (v) => (unit && formatNumber(v, decimals) !== "—" ? `${formatNumber(v, decimals)} ${unit}` : formatNumber(v, decimals));
+  const withUnit = (v) => formatNumber(v, decimals, unit);
   const rows = [["Time", formatTime(point.created_at, timeZone)], ["Lot", `#${point.lot}`]];
   if (isAttributes(kind)) {
     rows.push(["Count", formatNumber(point.mean, 0)], ["n", String(point.n)]);
@@ -408,7 +384,7 @@ export function describePoint(model, point, { decimals = 2, unit = "", timeZone 
   const rules = model.violationsAt(point.sequence).map((v) => ({
     rule: v.rule,
     chart: v.chart,
-    text: `Rule ${v.rule}${v.chart === "dispersion" ? ` on ${dispersion}` : ""}: ${RULE_NAMES[v.rule] ?? "a pattern"}`,
+    text: `Rule ${v.rule}${v.chart === "dispersion" ? ` on ${dispersion}` : ""}: ${ruleName(ruleNames, v.rule)}`,
     awaiting: awaitingAcknowledgement(v),
   }));
   const awaiting = rules.filter((r) => r.awaiting).length;

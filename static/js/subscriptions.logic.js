@@ -1,5 +1,5 @@
 // The subscription form's data, without the DOM (tested in Node:
-// tests/web/js/subscriptiondata.test.mjs): what each scope's target list is, how a target is
+// tests/web/js/subscriptions.logic.test.mjs): what each scope's target list is, how a target is
 // named, and the request body POST /api/v1/subscriptions/ takes.
 
 // Where each scope's targets come from (the API lists only what the user may read) and how they

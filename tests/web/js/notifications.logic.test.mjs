@@ -8,7 +8,7 @@ import {
   mergeNotifications,
   pageLinks,
   unreadCount,
-} from "../../../static/js/notificationdata.js";
+} from "../../../static/js/notifications.logic.js";
 
 function notification(id, extra = {}) {
   return {

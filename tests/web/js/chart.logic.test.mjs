@@ -7,13 +7,11 @@ import {
   describePoint,
   dispersionLabel,
   dispersionOf,
-  formatNumber,
-  formatTime,
   histogram,
   locationLabel,
   spreadLabels,
   zonesOf,
-} from "../../../static/js/chartdata.js";
+} from "../../../static/js/chart.logic.js";
 
 const LIMITS = {
   version: 1, center: 10, ucl: 13, lcl: 7, sigma: 1, dispersion_center: 1.128, dispersion_ucl: 3.686,
@@ -41,35 +39,6 @@ function violation(id, sequence, extra = {}) {
     requires_acknowledgement: true, acknowledged_at: null, ...extra,
   };
 }
-
-describe("formatNumber", () => {
-  it("uses the characteristic's decimals", () => {
-    assert.equal(formatNumber(1.23456, 3), "1.235");
-    assert.equal(formatNumber(2, 0), "2");
-    assert.equal(formatNumber(0.1, 2), "0.10");
-  });
-  it("shows an em dash for nothing", () => {
-    assert.equal(formatNumber(null, 2), "—");
-    assert.equal(formatNumber(undefined, 2), "—");
-    assert.equal(formatNumber(Number.NaN, 2), "—");
-  });
-  it("does not print minus zero", () => {
-    assert.equal(formatNumber(-0.0004, 2), "0.00");
-    assert.equal(formatNumber(-0.5, 1), "-0.5");
-  });
-});
-
-describe("formatTime", () => {
-  it("shows the plant's time zone", () => {
-    assert.equal(formatTime("2026-03-01T08:00:05Z", "Europe/Berlin"), "2026-03-01 09:00:05 CET");
-    assert.equal(formatTime("2026-07-01T08:00:05Z", "Europe/Berlin"), "2026-07-01 10:00:05 CEST");
-    assert.equal(formatTime("2026-03-01T08:00:05Z", "UTC"), "2026-03-01 08:00:05 UTC");
-  });
-  it("shows an em dash for no time", () => {
-    assert.equal(formatTime(null), "—");
-    assert.equal(formatTime("not a time"), "—");
-  });
-});
 
 describe("chart kinds", () => {
   it("names the location and dispersion charts", () => {
@@ -265,13 +234,17 @@ describe("histogram", () => {
   });
 });
 
+// As the server renders them into the page (apps/web/filters.py RULE_NAMES, the rule-names block):
+// JSON object keys are strings.
+const RULE_NAMES = { "1": "a point beyond the control limits", "2": "a run on one side of the centre line" };
+
 describe("describePoint", () => {
   it("lists the values, the lot, the time and the rules broken", () => {
     const model = new ChartModel({ kind: "xbar_r" });
     model.load(
       chartData([point(1, 10.123, { n: 5, range: 0.5, sd: 0.2 })], [violation(1, 1, { rule: 2 }), violation(2, 1, { chart: "dispersion", acknowledged_at: "2026-03-01T09:00:00Z" })], { chart_type: "xbar_r" }),
     );
-    const text = describePoint(model, model.points[0], { decimals: 2, unit: "mm", timeZone: "UTC" });
+    const text = describePoint(model, model.points[0], { decimals: 2, unit: "mm", timeZone: "UTC", ruleNames: RULE_NAMES });
     assert.equal(text.title, "Sample 1");
     assert.deepEqual(text.rows, [
       ["Time", "2026-03-01 08:00:01 UTC"],
@@ -286,5 +259,11 @@ describe("describePoint", () => {
       ["Rule 1 on R: a point beyond the control limits", false],
       ["Rule 2: a run on one side of the centre line", true],
     ]);
+  });
+  it("calls a rule the page does not name a pattern", () => {
+    const model = new ChartModel({ kind: "imr" });
+    model.load(chartData([point(1, 10)], [violation(1, 1, { rule: 9 })]));
+    const text = describePoint(model, model.points[0], { ruleNames: RULE_NAMES });
+    assert.equal(text.rules[0].text, "Rule 9: a pattern");
   });
 });

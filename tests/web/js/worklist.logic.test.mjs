@@ -10,7 +10,7 @@ import {
   parseValue,
   sameOriginPath,
   shouldRetry,
-} from "../../../static/js/worklistcore.js";
+} from "../../../static/js/worklist.logic.js";
 
 const DIA = {
   kind: "variable", unit: "mm", decimals: 3, plausible_min: 70, plausible_max: 78, lsl: 73.9, usl: 74.1,

@@ -8,7 +8,7 @@ import {
   formErrors,
   subscriptionBody,
   targetOptions,
-} from "../../../static/js/subscriptiondata.js";
+} from "../../../static/js/subscriptions.logic.js";
 
 describe("targetOptions", () => {
   it("names products by code and name, sorted by code", () => {

@@ -1,7 +1,7 @@
 // What the violations list says about a violation and about a batch acknowledgement, without the
 // DOM: violations.js shows it; tests run it in Node (`node --test tests/web/js/`).
 
-import { formatTime } from "./chartdata.js";
+import { formatTime } from "./format.js";
 
 export const STATUSES = {
   awaiting: { label: "Awaiting acknowledgement", icon: "⚠" },

@@ -1,5 +1,5 @@
 // Pure helpers of the QA run page (no DOM): what an event says in words, and what a batch of events
-// changes in the figures. Tested with node (tests/web/js/qarundata.test.mjs).
+// changes in the figures. Tested with node (tests/web/js/qa_run.logic.test.mjs).
 
 export const TERMINAL_EVENTS = new Set(["COMPLETE", "FAILED", "CANCELLED"]);
 

@@ -1,8 +1,8 @@
-// The QA run page's pure helpers (static/js/qarundata.js).
+// The QA run page's pure helpers (static/js/qa_run.logic.js).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { eventText, executedCount, mergeEvents } from "../../../static/js/qarundata.js";
+import { eventText, executedCount, mergeEvents } from "../../../static/js/qa_run.logic.js";
 
 const ev = (sequence, type, payload = {}) => ({ sequence, type, payload });
 

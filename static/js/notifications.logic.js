@@ -1,5 +1,5 @@
 // What the inbox shows of a notification, without the DOM (tested in Node:
-// tests/web/js/notificationdata.test.mjs). A notification is the API's (GET /api/v1/notifications/)
+// tests/web/js/notifications.logic.test.mjs). A notification is the API's (GET /api/v1/notifications/)
 // or the WebSocket's `notification` payload: {id, event, title, message, link, data, read,
 // created_at}; `data` is the event's, with the characteristic and lot ids where it has them.
 

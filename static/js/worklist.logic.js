@@ -2,13 +2,9 @@
 // plausible range (an error that blocks sending) and the product's spec limits (a warning), the
 // idempotency key of an entry, which failures are worth retrying, and the store of entries still
 // to send (localStorage, one list per user). static/js/worklist.js draws the page with it;
-// tests/web/js/worklist.test.mjs tests it with Node.
+// tests/web/js/worklist.logic.test.mjs tests it with Node.
 
-export function formatNumber(value, decimals, unit = "") {
-  if (value === null || value === undefined || Number.isNaN(value)) return "—";
-  const text = Number(value).toFixed(decimals);
-  return unit ? `${text} ${unit}` : text;
-}
+import { formatNumber } from "./format.js";
 
 const NUMBER = /^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$/;
 

@@ -1,7 +1,7 @@
 // An audit entry's before and after as rows of fields, and values in words, without the DOM:
 // audit.js shows them; tests run them in Node (`node --test tests/web/js/`).
 
-import { formatTime } from "./chartdata.js";
+import { formatTime } from "./format.js";
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/;
 // Fields that hold a user's id (audit_fields stores foreign keys by id).
