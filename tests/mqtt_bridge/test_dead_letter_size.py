@@ -153,15 +153,21 @@ def test_the_migration_caps_rows_stored_before_with_their_size_and_hash():
     )
     executor = MigrationExecutor(connection)
     executor.migrate(before)
-    old = executor.loader.project_state(before).apps.get_model("mqtt_bridge", "DeadLetter")
-    payload = b"\xff" * 10_000
-    now = timezone.now()
-    old.objects.create(
-        topic="plant/x", payload=payload, reason="not_json", message="not JSON", count=1,
-        first_received_at=now, last_received_at=now, listener="l", fingerprint="f" * 64,
-    )  # fmt: skip
-    executor = MigrationExecutor(connection)
-    executor.migrate(after)
-    row = DeadLetter.objects.get()
-    assert (bytes(row.payload), row.payload_size) == (payload[:4096], 10_000)
-    assert row.payload_sha256 == hashlib.sha256(payload).hexdigest()
+    try:
+        old = executor.loader.project_state(before).apps.get_model("mqtt_bridge", "DeadLetter")
+        payload = b"\xff" * 10_000
+        now = timezone.now()
+        old.objects.create(
+            topic="plant/x", payload=payload, reason="not_json", message="not JSON", count=1,
+            first_received_at=now, last_received_at=now, listener="l", fingerprint="f" * 64,
+        )  # fmt: skip
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+        row = DeadLetter.objects.get()
+        assert (bytes(row.payload), row.payload_size) == (payload[:4096], 10_000)
+        assert row.payload_sha256 == hashlib.sha256(payload).hexdigest()
+    finally:
+        # Every later migration applied again, or the tests after this one meet a database
+        # without the tables they add (seen: data health alarms missing in the schemathesis run).
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
