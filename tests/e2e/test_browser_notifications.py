@@ -64,7 +64,10 @@ def test_a_violation_on_a_subscribed_product_arrives_in_the_open_inbox_without_a
     expect(page).to_have_url(re.compile(r"/notifications/$"))
     wait_until_live(page)
     page.wait_for_function(
-        "window.webSocketMessages !== undefined && document.querySelector('[data-inbox-status]').hidden"
+        # A function, not an expression: Playwright evaluates an expression with eval in the page,
+        # which the Content-Security-Policy (no unsafe-eval) refuses.
+        "() => window.webSocketMessages !== undefined"
+        " && document.querySelector('[data-inbox-status]').hidden"
     )
     notifications = page.locator("[data-notification-id]")
     expect(notifications).to_have_count(0)
