@@ -616,14 +616,21 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"client_error_without_traceback": {"()": "openspc.logs.ClientErrorWithoutTraceback"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own console handler (DEBUG) would print each of its records a second time.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "django.request": {"filters": ["client_error_without_traceback"]},
         "django.db.backends": {"level": "INFO"},
-        # Celery logs two INFO lines per task (received, succeeded): at a few hundred tasks a
-        # minute they buried everything else. They show with LOG_TASKS=1 or LOG_LEVEL=DEBUG; a
+        # Celery logs two INFO lines per task (received, succeeded), and beat one per task it
+        # sends: at a few hundred tasks a minute they buried everything else. They show with LOG_TASKS=1 or LOG_LEVEL=DEBUG; a
         # task that fails still logs its error.
-        **{name: {"level": _TASK_LOG_LEVEL} for name in ("celery.app.trace", "celery.worker.strategy")},
+        **{
+            name: {"level": _TASK_LOG_LEVEL}
+            for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+        },
     },
 }
 
