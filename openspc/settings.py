@@ -625,8 +625,8 @@ LOGGING = {
         "django.request": {"filters": ["client_error_without_traceback"]},
         "django.db.backends": {"level": "INFO"},
         # Celery logs two INFO lines per task (received, succeeded), and beat one per task it
-        # sends: at a few hundred tasks a minute they buried everything else. They show with LOG_TASKS=1 or LOG_LEVEL=DEBUG; a
-        # task that fails still logs its error.
+        # sends: at a few hundred tasks a minute they buried everything else. They show with
+        # LOG_TASKS=1 or LOG_LEVEL=DEBUG; a task that fails still logs its error.
         **{
             name: {"level": _TASK_LOG_LEVEL}
             for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")

@@ -66,8 +66,7 @@ def test_a_violation_on_a_subscribed_product_arrives_in_the_open_inbox_without_a
     page.wait_for_function(
         # A function, not an expression: Playwright evaluates an expression with eval in the page,
         # which the Content-Security-Policy (no unsafe-eval) refuses.
-        "() => window.webSocketMessages !== undefined"
-        " && document.querySelector('[data-inbox-status]').hidden"
+        "() => window.webSocketMessages !== undefined && document.querySelector('[data-inbox-status]').hidden"
     )
     notifications = page.locator("[data-notification-id]")
     expect(notifications).to_have_count(0)
