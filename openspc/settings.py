@@ -516,7 +516,7 @@ REST_FRAMEWORK = {
         "apps.config.authentication.DeviceTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["apps.config.permissions.RoleModelPermissions"],
+    "DEFAULT_PERMISSION_CLASSES": ["openspc.permissions.RoleModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",

@@ -32,7 +32,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from apps.config.roles import Role, has_role
 from openspc.events import events_unpack
 from openspc.revocation import (
     CREDENTIALS_REVOKED,
@@ -42,6 +41,7 @@ from openspc.revocation import (
     session_sockets_group,
     user_sockets_group,
 )
+from openspc.roles import Role, has_role
 from openspc.sessions import session_ends_at
 
 logger = logging.getLogger(__name__)
