@@ -35,7 +35,7 @@ from apps.config.models import Characteristic, ControlLimits
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample, SubgroupFeed
 from openspc.events import Event, event, events_send_on_commit
-from openspc.services import rows_insert, rows_locked, rows_update
+from openspc.rows import rows_insert, rows_locked, rows_update
 from spc import RuleSet
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from apps.config.models import Characteristic
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample
 from apps.observations.subgroups import checksum_add, checksum_of
-from openspc.services import rows_insert, rows_update
+from openspc.rows import rows_insert, rows_update
 from spc import c4, capability_indices, d2
 
 
