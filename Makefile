@@ -59,7 +59,7 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(DEV_STAMP)
-	$(VENV)/bin/mypy apps openspc
+	$(VENV)/bin/mypy apps openspc spc
 
 check: lint typecheck test
 

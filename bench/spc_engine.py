@@ -24,7 +24,7 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from apps.calculations.spc import (  # noqa: E402
+from spc import (  # noqa: E402
     PRESETS,
     IncrementalEvaluator,
     evaluate_batch,

@@ -83,7 +83,7 @@ def manager_token() -> str:
     from django.contrib.auth.models import Group
     from rest_framework_simplejwt.tokens import AccessToken
 
-    from apps.config.roles import Role
+    from openspc.roles import Role
 
     user = get_user_model().objects.create_user(username="bench-manager")
     user.groups.add(Group.objects.get(name=Role.MANAGER))

@@ -4,7 +4,7 @@ all of the user's connections and blacklists their refresh tokens. Access tokens
 here: they carry a hash of the password (SIMPLE_JWT CHECK_REVOKE_TOKEN), and a deactivated user's
 are refused as they are used.
 
-Every live connection joins two channel-layer groups when it opens (apps/subscriptions/consumers.py):
+Every live connection joins two channel-layer groups when it opens (openspc/sockets.py):
 its user's and, when the session cookie signed it in, its session's. A close is one message to
 one of them; the consumer answers it by closing with 4401 `credentials_revoked`.
 """

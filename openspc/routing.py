@@ -7,7 +7,7 @@ from django.urls import URLPattern, re_path
 
 from apps.qa_runs.consumers import QaRunConsumer
 from apps.subscriptions.consumers import NotificationsConsumer, SamplesConsumer
-from apps.subscriptions.middleware import JwtAuthMiddleware
+from openspc.socket_auth import JwtAuthMiddleware
 
 websocket_urlpatterns: list[URLPattern] = [
     re_path(r"^ws/samples/?$", JwtAuthMiddleware(SamplesConsumer.as_asgi())),

@@ -31,7 +31,7 @@ def session_is_past_max_age(*, session: SessionBase) -> bool:
 
 def session_ends_at(*, session: SessionBase) -> datetime.datetime | None:
     """When the session reaches SESSION_MAX_HOURS (None: unknown). A live connection signed in by
-    the session closes then (apps/subscriptions/consumers.py)."""
+    the session closes then (openspc/sockets.py)."""
     signed_in_at = session.get(SIGNED_IN_AT)
     if not isinstance(signed_in_at, int):
         return None

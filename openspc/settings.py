@@ -270,7 +270,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# WebSocket connections (apps/subscriptions/consumers.py) with no message from the client for this
+# WebSocket connections (openspc/sockets.py) with no message from the client for this
 # long are closed (code 4408); clients send {"type": "ping"} to stay connected.
 WS_IDLE_TIMEOUT_SECONDS = envint("WS_IDLE_TIMEOUT_SECONDS", 300, minimum=1)
 
@@ -516,7 +516,7 @@ REST_FRAMEWORK = {
         "apps.config.authentication.DeviceTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["apps.config.permissions.RoleModelPermissions"],
+    "DEFAULT_PERMISSION_CLASSES": ["openspc.permissions.RoleModelPermissions"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.config import services
-from apps.config.roles import Role
+from openspc.roles import Role
 from tests.factories import UserFactory
 
 

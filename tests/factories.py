@@ -8,9 +8,9 @@ from django.utils import timezone
 from apps.config import services
 from apps.config.choices import TestKind
 from apps.config.models import Characteristic, Product, Test, TestPlan
-from apps.config.roles import Role
 from apps.observations.choices import ObservationSource
 from apps.observations.models import Item, Lot, Observation
+from openspc.roles import Role
 
 
 class UserFactory(factory.django.DjangoModelFactory):

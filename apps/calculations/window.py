@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from apps.calculations.spc import IncrementalEvaluator, RuleSet
+from spc import IncrementalEvaluator, RuleSet
 
 ATTRIBUTE_KINDS = frozenset({"p", "np", "c", "u"})
 SMOOTHED_KINDS = frozenset({"ewma", "cusum"})

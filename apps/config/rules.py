@@ -1,16 +1,16 @@
 """Nelson rule settings of a characteristic, validated by the SPC engine itself.
 
-`apps.calculations.spc` is a pure numpy library (no Django, no models), so
-reading its parameter schema here does not make the configuration app depend
-on the calculations app: there is one definition of what a valid rule set is.
+`spc` (the top-level package) is a pure numpy library below every app (no Django,
+no models), so reading its parameter schema here does not make the configuration app
+depend on the calculations app: there is one definition of what a valid rule set is.
 """
 
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from apps.calculations.spc.rules import PRESETS, RuleSet
 from apps.config.choices import RulePreset
+from spc.rules import PRESETS, RuleSet
 
 
 def preset_rules(preset: str) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from apps.config.models import Device
-from apps.config.permissions import RoleModelPermissions
-from apps.config.roles import Role, has_role
+from openspc.permissions import RoleModelPermissions
+from openspc.roles import Role, has_role
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView

@@ -8,9 +8,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Prefetch, QuerySet
 
 from apps.config.models import Characteristic, TestPlan, TestPlanEntry
-from apps.config.roles import Role
 from apps.observations.choices import LOT_WORKING, ObservationStatus
 from apps.observations.models import Item, Lot, Observation
+from openspc.roles import Role
 
 
 def lot_queryset() -> QuerySet[Lot]:

@@ -45,7 +45,7 @@ from apps.config.choices import SubgroupTimeoutPolicy, TestKind
 from apps.config.models import Characteristic
 from apps.observations.choices import LOT_WORKING
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
-from openspc.services import rows_insert, rows_locked, rows_update
+from openspc.rows import rows_insert, rows_locked, rows_update
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ sends `qa_run.event` to the group `qa_run.<plan_id>`). The messages are in docs/
     client {"type": "ping"}  ->  server {"type": "pong", "server_time": "<ISO 8601>"}
 
 Authentication, ping, the idle timeout and the close codes are those of the other live channels
-(apps.subscriptions.consumers.LiveConsumer). A run that does not exist, or a user who may not read
+(openspc.sockets.LiveConsumer). A run that does not exist, or a user who may not read
 runs, is refused with 4403 `not_readable` (the two look the same). After a reconnect, a client
 catches up with GET /api/v1/qa/runs/<plan_id>/events/?after=<last sequence>.
 """
@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 
 from apps.qa_runs.models import QaPackageRun
 from apps.qa_runs.push import EVENT_NAME, run_group
-from apps.subscriptions.consumers import CLOSE_FORBIDDEN, LiveConsumer
+from openspc.sockets import CLOSE_FORBIDDEN, LiveConsumer
 
 QA_RUN_EVENTS = {EVENT_NAME: "qa_run_event"}
 

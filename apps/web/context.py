@@ -7,8 +7,8 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.http import HttpRequest
 from django.urls import reverse
 
-from apps.config.roles import Role, has_role
 from apps.subscriptions.selectors import inbox_readable, notification_unread_count
+from openspc.roles import Role, has_role
 
 Person = User | AnonymousUser
 

@@ -16,7 +16,6 @@ from django.views.generic import DetailView, FormView, ListView, TemplateView
 
 from apps.audit.models import AuditAction
 from apps.config.models import Characteristic
-from apps.config.roles import Role, has_role, may_view
 from apps.observations import services as observation_services
 from apps.observations.choices import LOT_TRANSITIONS, LOT_WORKING, LotStatus
 from apps.observations.models import Lot
@@ -34,6 +33,7 @@ from apps.web.filters import (
     object_type_label,
 )
 from apps.web.forms import LotOpenForm
+from openspc.roles import Role, has_role, may_view
 
 
 class PageMixin(LoginRequiredMixin):

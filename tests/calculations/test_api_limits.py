@@ -11,12 +11,12 @@ from django.utils import timezone
 from apps.audit.models import AuditEntry
 from apps.calculations.models import ProductStatistics, Violation
 from apps.calculations.services.calculate import window_key
-from apps.calculations.spc import individuals_chart, p_chart, xbar_r_chart, xbar_s_chart
 from apps.config.choices import LimitMethod, TestKind
 from apps.config.models import ControlLimits
 from apps.observations.choices import LotStatus
 from apps.observations.models import Sample
 from apps.observations.services import lot_status_set
+from spc import individuals_chart, p_chart, xbar_r_chart, xbar_s_chart
 from tests.calculations.api_helpers import (
     assigned_item,
     characteristic_url,

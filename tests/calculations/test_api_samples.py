@@ -7,9 +7,9 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from apps.calculations.models import Violation
-from apps.config.roles import Role
 from apps.observations.choices import LotStatus, ObservationStatus
 from apps.observations.models import Observation, Sample
+from openspc.roles import Role
 from tests.calculations.api_helpers import (
     SAMPLES,
     assigned_item,

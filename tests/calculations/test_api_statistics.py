@@ -8,9 +8,9 @@ import pytest
 from django.utils import timezone
 
 from apps.calculations.models import LotStatistics, ProductStatistics, Violation
-from apps.calculations.spc import individuals_chart, process_capability, xbar_r_chart
 from apps.config import services as config_services
 from apps.config.models import ControlLimits
+from spc import individuals_chart, process_capability, xbar_r_chart
 from tests.calculations.api_helpers import dia_of, historical, sized, subgroups_store
 from tests.config.helpers import error_of
 from tests.factories import LotFactory, ProductFactory

@@ -37,13 +37,13 @@ from rest_framework.test import APIClient
 from apps.calculations import services as calc_services
 from apps.calculations.models import ChartState, LotStatistics, ProductStatistics, Violation
 from apps.calculations.services import calculate
-from apps.calculations.spc import RuleSet
 from apps.config import services as config_services
 from apps.config.models import Characteristic, ControlLimits, Product
 from apps.observations import services as obs_services
 from apps.observations.choices import ObservationSource, ObservationStatus
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
 from apps.observations.subgroups import checksum_add, checksum_of, observation_hash
+from spc import RuleSet
 from tests.calculations.workers import (
     CeleryWorkers,
     disposition_expected,

@@ -21,8 +21,8 @@ import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from rest_framework.test import APIClient
 
-from apps.calculations.spc import RuleSet
 from apps.config.models import Characteristic
+from spc import RuleSet
 from tests.calculations.workers import (
     CeleryWorkers,
     Signal,

@@ -23,7 +23,6 @@ from apps.calculations import services
 from apps.calculations.models import ChartState, LotStatistics, ProductStatistics, Violation
 from apps.calculations.services import calculate
 from apps.calculations.services.stats import lot_statistics_apply, lot_statistics_load
-from apps.calculations.spc import PRESETS, evaluate_batch
 from apps.calculations.tasks import calculations_apply_task, calculations_catch_up_task
 from apps.config import services as config_services
 from apps.config.models import Characteristic, Test
@@ -32,6 +31,7 @@ from apps.observations.choices import ObservationStatus
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
 from apps.observations.subgroups import checksum_of, observation_hash
 from apps.observations.tasks import observations_process_task
+from spc import PRESETS, evaluate_batch
 from tests.calculations.fault_helpers import (
     CeleryWorker,
     RedisServer,

@@ -8,10 +8,10 @@ import pytest
 
 from apps.calculations import services
 from apps.calculations.models import Violation
-from apps.calculations.spc import PRESETS, evaluate_batch, xbar_r_chart
 from apps.observations import services as obs_services
 from apps.observations import subgroups
 from apps.observations.choices import LotStatus
+from spc import PRESETS, evaluate_batch, xbar_r_chart
 from tests.calculations.test_stats import Stream
 
 pytestmark = pytest.mark.django_db

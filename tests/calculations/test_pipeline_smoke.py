@@ -5,10 +5,10 @@ import pytest
 
 from apps.calculations import services
 from apps.calculations.models import LotStatistics, ProductStatistics, Violation
-from apps.calculations.spc import PRESETS, evaluate_batch
 from apps.config.models import Characteristic
 from apps.observations import services as obs_services
 from apps.observations.models import Sample
+from spc import PRESETS, evaluate_batch
 
 pytestmark = pytest.mark.django_db
 

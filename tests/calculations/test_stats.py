@@ -17,18 +17,18 @@ from apps.calculations.choices import Disposition
 from apps.calculations.models import ChartState, LotStatistics, ProductStatistics, Violation
 from apps.calculations.services import calculate
 from apps.calculations.services.stats import _lot_finish, moments_add
-from apps.calculations.spc import (
+from apps.config import services as config_services
+from apps.config.choices import TestKind
+from apps.config.models import Characteristic
+from apps.observations import services as obs_services
+from apps.observations.models import Sample
+from spc import (
     capability_indices,
     individuals_chart,
     process_capability,
     xbar_r_chart,
     xbar_s_chart,
 )
-from apps.config import services as config_services
-from apps.config.choices import TestKind
-from apps.config.models import Characteristic
-from apps.observations import services as obs_services
-from apps.observations.models import Sample
 from tests.factories import LotFactory, ProductFactory, TestFactory, characteristic_for
 
 REL = 1e-12

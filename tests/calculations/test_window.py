@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from apps.calculations.spc import (
+from apps.calculations.window import Lines, Point, RollingWindow, Signal, memory
+from spc import (
     PRESETS,
     BeyondLimits,
     MofN,
@@ -32,7 +33,6 @@ from apps.calculations.spc import (
     p_chart,
     u_chart,
 )
-from apps.calculations.window import Lines, Point, RollingWindow, Signal, memory
 
 SHEWHART = ("imr", "xbar_r", "xbar_s")
 SIZES = {"imr": (1, 1), "xbar_r": (2, 10), "xbar_s": (11, 25)}

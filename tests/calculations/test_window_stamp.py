@@ -3,8 +3,8 @@ even when it names the same limits version and sequence."""
 
 from dataclasses import replace
 
-from apps.calculations.spc import PRESETS
 from apps.calculations.window import Lines, Point, RollingWindow
+from spc import PRESETS
 
 LINES = Lines(
     version=1, kind="imr", center=10.0, sigma=1.0, dispersion_lcl=0.0, dispersion_ucl=3.686,

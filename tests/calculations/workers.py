@@ -37,9 +37,9 @@ from django.db import connection
 
 from apps.calculations.choices import CPK_RELEASE
 from apps.calculations.services import characteristics_behind
-from apps.calculations.spc import RuleSet, evaluate_batch, process_capability
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
+from spc import RuleSet, evaluate_batch, process_capability
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 CELERY = Path(sys.executable).parent / "celery"

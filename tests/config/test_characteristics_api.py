@@ -3,10 +3,10 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from apps.calculations.spc.rules import PRESETS
 from apps.config import services
 from apps.config.choices import TestKind
 from apps.config.models import Characteristic
+from spc.rules import PRESETS
 from tests.config.helpers import characteristic_row, error_of, limits_set
 from tests.factories import ProductFactory, TestFactory, UserFactory, characteristic_for, released_plan
 

@@ -19,7 +19,7 @@ from apps.config.models import (
     TestPlan,
     TestPlanEntry,
 )
-from apps.config.roles import Role
+from openspc.roles import Role
 from tests.factories import LotFactory
 
 pytestmark = pytest.mark.django_db

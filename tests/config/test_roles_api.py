@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from apps.config import services
 from apps.config.models import Characteristic, Device, PlanAssignment, Product, Test, TestPlan
-from apps.config.roles import Role
+from openspc.roles import Role
 from tests.config.helpers import characteristic_row, error_of
 from tests.factories import ProductFactory, TestFactory, UserFactory, characteristic_for, released_plan
 

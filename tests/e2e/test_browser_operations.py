@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from apps.config.models import Product
-from apps.config.roles import Role
 from apps.observations.models import Item, Lot
+from openspc.roles import Role
 from tests.e2e.browser import screenshot_for_docs, signed_in
 from tests.factories import UserFactory
 from tests.subscriptions.helpers import Daphne, access_token

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from apps.config.models import Characteristic, Device
-from apps.config.roles import Role
 from apps.mqtt_bridge import services
 from apps.mqtt_bridge.models import DeadLetter, DeadLetterReason, EdgeNode
 from apps.mqtt_bridge.nodes import NodeChange
@@ -17,6 +16,7 @@ from apps.mqtt_bridge.selectors import Fed
 from apps.mqtt_bridge.services import Dead, Stored, bridge_device, bridge_store
 from apps.observations.choices import LotStatus, ObservationSource, ObservationStatus
 from apps.observations.models import Observation
+from openspc.roles import Role
 from tests.factories import ItemFactory, LotFactory, ProductFactory
 
 TOPIC = "plant/line1/dia"

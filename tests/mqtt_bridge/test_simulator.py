@@ -29,7 +29,6 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 
-from apps.calculations.spc import evaluate_batch
 from apps.config import services as config_services
 from apps.config.choices import DataSource, LimitMethod
 from apps.mqtt_bridge.simulator import (
@@ -40,6 +39,7 @@ from apps.mqtt_bridge.simulator import (
     process_model_of,
     simulated_models,
 )
+from spc import evaluate_batch
 from tests.calculations.workers import database_url_for_workers
 from tests.factories import ProductFactory, TestFactory, characteristic_for
 

@@ -537,7 +537,7 @@ class ValueOfTests:
 
 
 def test_the_codec_loads_no_django_and_no_other_sparkplug_library() -> None:
-    """Pure like apps/calculations/spc: the simulator imports it without settings, and the schema is
+    """Pure like the spc engine: the simulator imports it without settings, and the schema is
     ours, not borrowed from pysparkplug's generated module (separate descriptor pools)."""
     code = (
         "import sys, apps.mqtt_bridge.sparkplug\n"

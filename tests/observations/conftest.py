@@ -10,9 +10,9 @@ from rest_framework.test import APIClient
 
 from apps.config import services as config_services
 from apps.config.choices import TestKind
-from apps.config.roles import Role
 from apps.observations import services
 from apps.observations.models import Observation
+from openspc.roles import Role
 from tests.factories import (
     ItemFactory,
     LotFactory,

@@ -9,10 +9,10 @@ from rest_framework.test import APIClient
 
 from apps.config import services as config_services
 from apps.config.models import Characteristic
-from apps.config.roles import Role
 from apps.observations import services
 from apps.observations.choices import LotStatus, ObservationSource, ObservationStatus
 from apps.observations.models import Observation
+from openspc.roles import Role
 from tests.config.helpers import error_of
 from tests.factories import LotFactory, ProductFactory, UserFactory
 from tests.observations.conftest import rows

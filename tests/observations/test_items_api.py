@@ -6,9 +6,9 @@ import pytest
 from django.utils import timezone
 
 from apps.config import services as config_services
-from apps.config.roles import Role
 from apps.observations.choices import LotStatus
 from apps.observations.models import Item
+from openspc.roles import Role
 from tests.config.helpers import error_of
 from tests.factories import ItemFactory, LotFactory, TestFactory, TestPlanFactory, UserFactory, released_plan
 

@@ -5,9 +5,9 @@ from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.config.roles import Role
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Item, Lot, Observation
+from openspc.roles import Role
 from tests.factories import ItemFactory, LotFactory, ObservationFactory, ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

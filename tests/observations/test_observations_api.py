@@ -6,9 +6,9 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 
-from apps.config.roles import Role
 from apps.observations.choices import LotStatus, ObservationSource, ObservationStatus
 from apps.observations.models import Observation
+from openspc.roles import Role
 from tests.config.helpers import error_of
 from tests.factories import ItemFactory, ObservationFactory, UserFactory
 from tests.observations.conftest import rows

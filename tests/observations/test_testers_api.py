@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.config.roles import Role
+from openspc.roles import Role
 from tests.config.helpers import error_of
 from tests.factories import UserFactory
 

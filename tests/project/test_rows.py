@@ -1,4 +1,4 @@
-"""openspc.services row helpers: rows_insert and rows_update write what the ORM would, on every
+"""openspc.rows row helpers: rows_insert and rows_update write what the ORM would, on every
 backend (PostgreSQL: column arrays; elsewhere: bulk_create and a VALUES list)."""
 
 import pytest
@@ -7,7 +7,7 @@ from django.utils import timezone
 from apps.calculations.models import ProductStatistics
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample
-from openspc.services import rows_insert, rows_update
+from openspc.rows import rows_insert, rows_update
 from tests.factories import LotFactory, ObservationFactory, ProductFactory, TestFactory, characteristic_for
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from django.contrib.auth import SESSION_KEY
 from django.test import Client
 from django.utils import timezone
 
-from apps.config.roles import Role
+from openspc.roles import Role
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

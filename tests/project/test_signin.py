@@ -15,7 +15,7 @@ from django.core.cache import cache
 from django.test import Client
 from rest_framework.test import APIClient
 
-from apps.config.roles import Role
+from openspc.roles import Role
 from openspc.signin import client_ip
 from tests.config.helpers import error_of
 from tests.factories import UserFactory

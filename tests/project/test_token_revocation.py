@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from apps.config.models import Device
-from apps.config.roles import Role
+from openspc.roles import Role
 from tests.config.helpers import error_of
 from tests.factories import UserFactory
 

@@ -14,10 +14,10 @@ from django.utils import timezone
 
 from apps.calculations.models import LotStatistics, Violation
 from apps.config.models import TestPlan
-from apps.config.roles import Role
 from apps.subscriptions import services, tasks
 from apps.subscriptions.models import Notification, Subscription
 from openspc import events as calculation_events
+from openspc.roles import Role
 from tests.calculations.api_helpers import historical, subgroups_store, submit, window_forget
 from tests.calculations.workers import CeleryWorkers
 from tests.factories import (

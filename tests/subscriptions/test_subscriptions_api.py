@@ -3,8 +3,8 @@
 import pytest
 from django.contrib.auth.models import Group, Permission
 
-from apps.config.roles import Role
 from apps.subscriptions.models import Subscription
+from openspc.roles import Role
 from tests.config.helpers import error_of
 from tests.factories import LotFactory, ProductFactory, TestFactory, UserFactory, characteristic_for
 

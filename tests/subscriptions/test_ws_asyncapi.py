@@ -1,5 +1,5 @@
 """docs/asyncapi.yaml documents every message the consumers take and send, and every close code,
-so the document cannot drift from apps/subscriptions/consumers.py unnoticed."""
+so the document cannot drift from the consumers (openspc/sockets.py and the apps') unnoticed."""
 
 import re
 from pathlib import Path
@@ -9,8 +9,9 @@ import yaml
 
 from apps.qa_runs import consumers as qa_consumers
 from apps.qa_runs.choices import EventType
-from apps.subscriptions import consumers, middleware
+from apps.subscriptions import consumers
 from apps.subscriptions.consumers import NotificationsConsumer, SamplesConsumer
+from openspc import socket_auth, sockets
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
@@ -50,12 +51,12 @@ def test_every_qa_run_event_type_is_documented():
 
 
 def test_every_error_code_and_close_code_is_documented():
-    source = Path(consumers.__file__).read_text() + Path(qa_consumers.__file__).read_text()
+    source = "".join(Path(module.__file__).read_text() for module in (sockets, consumers, qa_consumers))
     codes = set(re.findall(r'(?:send_error|refuse)\(\s*(?:CLOSE_\w+,\s*)?"(\w+)"', source))
-    codes |= {middleware.TOKEN_EXPIRED, middleware.TOKEN_INVALID, "not_authenticated"}
+    codes |= {socket_auth.TOKEN_EXPIRED, socket_auth.TOKEN_INVALID, "not_authenticated"}
     assert len(codes) >= 10, codes  # the pattern still finds them
     enum = set(MESSAGES["error"]["payload"]["properties"]["code"]["enum"])
     assert codes == enum
     description = DOC["info"]["description"]
-    for close in (consumers.CLOSE_UNAUTHENTICATED, consumers.CLOSE_FORBIDDEN, consumers.CLOSE_IDLE):
+    for close in (sockets.CLOSE_UNAUTHENTICATED, sockets.CLOSE_FORBIDDEN, sockets.CLOSE_IDLE):
         assert f"| {close} |" in description

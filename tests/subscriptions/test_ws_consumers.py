@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.config import services as config_services
 from apps.config.models import Characteristic
-from apps.subscriptions.consumers import CLOSE_FORBIDDEN, CLOSE_IDLE, CLOSE_UNAUTHENTICATED
+from openspc.sockets import CLOSE_FORBIDDEN, CLOSE_IDLE, CLOSE_UNAUTHENTICATED
 from tests.factories import ProductFactory, TestFactory, UserFactory, characteristic_for
 from tests.subscriptions.helpers import (
     access_token,

@@ -23,7 +23,7 @@ from django.db import connection
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from apps.subscriptions.consumers import CLOSE_UNAUTHENTICATED
+from openspc.sockets import CLOSE_UNAUTHENTICATED
 from tests.calculations.workers import CeleryWorkers, pipeline_idle
 from tests.factories import ProductFactory, TestFactory, UserFactory, characteristic_for
 from tests.subscriptions.helpers import Daphne, access_token, expired_token

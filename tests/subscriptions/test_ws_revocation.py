@@ -12,8 +12,8 @@ from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from apps.subscriptions.consumers import CLOSE_UNAUTHENTICATED
 from openspc.sessions import SIGNED_IN_AT
+from openspc.sockets import CLOSE_UNAUTHENTICATED
 from tests.subscriptions.helpers import access_token, close_code, communicator
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]

@@ -14,10 +14,10 @@ from apps.calculations.models import ProductStatistics, Violation
 from apps.config import services as config_services
 from apps.config.choices import DataSource
 from apps.config.models import Characteristic, Test
-from apps.config.roles import Role
 from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.models import Lot, Sample
 from apps.web.selectors import CardState, overview_groups
+from openspc.roles import Role
 from tests.factories import LotFactory, ProductFactory, TestFactory, UserFactory, characteristic_for
 
 PASSWORD = "pw-for-tests-only"  # tests/factories.py UserFactory

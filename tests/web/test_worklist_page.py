@@ -9,10 +9,10 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.config import services as config_services
-from apps.config.roles import Role
 from apps.observations import services
 from apps.observations.choices import LotStatus
 from apps.observations.models import Lot
+from openspc.roles import Role
 from tests.factories import UserFactory
 from tests.web.test_pages import nav_labels, signed_in
 

@@ -8,7 +8,7 @@ from apps.audit import selectors
 from apps.audit.api.serializers import AuditEntrySerializer
 from apps.audit.filtersets import AuditEntryFilterSet
 from apps.audit.models import AuditEntry
-from apps.config.permissions import IsHuman, RoleModelPermissions
+from openspc.permissions import IsHuman, RoleModelPermissions
 
 
 class ReadOnlyPermissions(RoleModelPermissions):

@@ -25,12 +25,12 @@ from apps.calculations.filtersets import (
 from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
 from apps.calculations.services.submit import sample_submit
 from apps.config.models import Characteristic
-from apps.config.permissions import IsHuman, RoleModelPermissions
-from apps.config.roles import Role
 from apps.observations.models import Sample
 from apps.observations.permissions import DataEntry, data_entry_role
 from apps.observations.services.samples import sample_exclude
 from openspc.api import Conflict, acting_user
+from openspc.permissions import IsHuman, RoleModelPermissions
+from openspc.roles import Role
 
 HUMAN = [IsHuman, RoleModelPermissions]
 

@@ -30,13 +30,13 @@ from apps.calculations.services.stats import (
     product_statistics_load,
     statistics_save,
 )
-from apps.calculations.spc import RuleSet
 from apps.calculations.window import SMOOTHED_KINDS, Lines, Point, RollingWindow, plotted_statistic
 from apps.config.models import Characteristic, ControlLimits
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample, SubgroupFeed
 from openspc.events import Event, event, events_send_on_commit
-from openspc.services import rows_insert, rows_locked, rows_update
+from openspc.rows import rows_insert, rows_locked, rows_update
+from spc import RuleSet
 
 logger = logging.getLogger(__name__)
 

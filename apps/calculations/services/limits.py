@@ -20,7 +20,13 @@ from django.db import transaction
 from apps.calculations.models import ProductStatistics, Violation
 from apps.calculations.services.calculate import limits_current, lines_of, window_invalidate
 from apps.calculations.services.stats import product_statistics_finish
-from apps.calculations.spc import (
+from apps.calculations.window import ATTRIBUTE_KINDS
+from apps.config.choices import LimitMethod
+from apps.config.models import Characteristic, ControlLimits
+from apps.config.services.characteristics import control_limits_set
+from apps.observations.models import Sample
+from openspc.events import event, events_send_on_commit
+from spc import (
     AttributeChart,
     VariablesChart,
     c_chart,
@@ -31,12 +37,6 @@ from apps.calculations.spc import (
     xbar_r_chart,
     xbar_s_chart,
 )
-from apps.calculations.window import ATTRIBUTE_KINDS
-from apps.config.choices import LimitMethod
-from apps.config.models import Characteristic, ControlLimits
-from apps.config.services.characteristics import control_limits_set
-from apps.observations.models import Sample
-from openspc.events import event, events_send_on_commit
 
 MIN_SAMPLES = 2
 MAX_SAMPLES = 10_000

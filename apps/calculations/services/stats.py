@@ -14,13 +14,13 @@ from django.utils import timezone
 
 from apps.calculations.choices import CPK_RELEASE, Disposition
 from apps.calculations.models import LotStatistics, Moments, ProductStatistics
-from apps.calculations.spc import c4, capability_indices, d2
 from apps.calculations.window import ATTRIBUTE_KINDS, Lines
 from apps.config.models import Characteristic
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample
 from apps.observations.subgroups import checksum_add, checksum_of
-from openspc.services import rows_insert, rows_update
+from openspc.rows import rows_insert, rows_update
+from spc import c4, capability_indices, d2
 
 
 def moments_reset(stats: Moments) -> None:

@@ -32,10 +32,10 @@ from apps.config.models import (
     TestPlan,
     TestPlanEntry,
 )
-from apps.config.permissions import IsHuman, RoleModelPermissions
-from apps.config.roles import user_roles
 from apps.config.selectors import current_limits_prefetch, product_config_queryset
 from openspc.api import acting_user, instance_of
+from openspc.permissions import IsHuman, RoleModelPermissions
+from openspc.roles import user_roles
 
 CONFIG_PERMISSIONS = [IsHuman, RoleModelPermissions]
 

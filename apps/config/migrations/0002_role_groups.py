@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from apps.config.roles import Role, grant_permissions
+from openspc.roles import Role, grant_permissions
 
 ALL = ["add", "change", "delete", "view"]
 CONFIG_MODELS = [

@@ -34,7 +34,7 @@ class CharacteristicQuerySet(models.QuerySet["Characteristic"]):
         `ws/samples/`. None without the role's right to read characteristics (a tester, a user
         with no role)."""
         from apps.config.models import Product
-        from apps.config.roles import is_tester_only, may_view
+        from openspc.roles import is_tester_only, may_view
 
         if not may_view(user, self.model):
             return self.none()

@@ -29,7 +29,7 @@ class TestQuerySet(models.QuerySet["Test"]):
         """A tester reads only the tests of the plans selected for items assigned to them
         (through the reverse relations of apps.observations' Item: plans → items → tester); a user
         whose role may not read tests reads none."""
-        from apps.config.roles import is_tester_only, may_view
+        from openspc.roles import is_tester_only, may_view
 
         if not may_view(user, self.model):
             return self.none()

@@ -12,8 +12,8 @@ from django.db import transaction
 from apps.audit.services import SYSTEM, Actor, audit_change, audit_fields
 from apps.config.authentication import token_hash
 from apps.config.models import Characteristic, Device, Product
-from apps.config.roles import Role
-from openspc.services import model_update
+from openspc.roles import Role
+from openspc.rows import model_update
 
 DEVICE_FIELDS = ("name", "description", "active")  # never the token's hash
 DEVICE_BINDING = ("characteristics", "products")  # what it may post to, audited as sorted ids

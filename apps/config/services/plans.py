@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.audit.services import SYSTEM, Actor, audit_change, audit_fields
 from apps.config.choices import PlanStatus
 from apps.config.models import Test, TestPlan, TestPlanEntry
-from openspc.services import model_update
+from openspc.rows import model_update
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from django.db import transaction
 from apps.audit.services import SYSTEM, Actor, audit_fields
 from apps.config.models import Product, Test
 from apps.config.services.audited import audited
-from openspc.services import model_update
+from openspc.rows import model_update
 
 PRODUCT_FIELDS = ("code", "name", "description", "active")
 TEST_FIELDS = (

@@ -15,7 +15,6 @@ from rest_framework.views import APIView
 from apps.audit.api.views import NewestFirstPagination, ReadOnlyPermissions
 from apps.config.choices import DataSource
 from apps.config.models import Characteristic
-from apps.config.permissions import IsHuman
 from apps.mqtt_bridge.api.serializers import (
     DataHealthAlarmSerializer,
     DeadLetterSerializer,
@@ -23,6 +22,7 @@ from apps.mqtt_bridge.api.serializers import (
 )
 from apps.mqtt_bridge.models import DataHealthAlarm, DataHealthKind, DeadLetter, DeadLetterReason, EdgeNode
 from apps.mqtt_bridge.selectors import dead_letters_fitting
+from openspc.permissions import IsHuman
 
 
 class DeadLetterFilterSet(django_filters.FilterSet):

@@ -3,7 +3,7 @@
 
 from django.db import migrations
 
-from apps.config.roles import Role, grant_permissions
+from openspc.roles import Role, grant_permissions
 
 
 def grant(apps, schema_editor):

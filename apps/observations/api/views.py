@@ -15,8 +15,6 @@ from rest_framework.serializers import BaseSerializer
 
 from apps.config.authentication import DeviceTokenAuthentication
 from apps.config.models import Device
-from apps.config.permissions import IsHuman, RoleModelPermissions
-from apps.config.roles import Role
 from apps.observations import selectors, services
 from apps.observations.api import serializers as s
 from apps.observations.choices import ObservationSource
@@ -24,6 +22,8 @@ from apps.observations.filtersets import ItemFilterSet, LotFilterSet, Observatio
 from apps.observations.models import Item, Lot, Observation
 from apps.observations.permissions import AssignsItems, DataEntry, RoleModelChangePermissions
 from openspc.api import ERROR_SCHEMA, acting_user
+from openspc.permissions import IsHuman, RoleModelPermissions
+from openspc.roles import Role
 
 HUMAN = [IsHuman, RoleModelPermissions]
 HUMAN_CHANGE = [IsHuman, RoleModelChangePermissions]

@@ -4,7 +4,7 @@ observations they posted themselves (the status URL of their 202)."""
 
 from django.db import migrations
 
-from apps.config.roles import Role, grant_permissions
+from openspc.roles import Role, grant_permissions
 
 SUBMITTING_NO_MORE = (Role.QUALITY_SPECIALIST, Role.OPERATIONS_LEAD)
 

@@ -35,7 +35,7 @@ class ItemQuerySet(models.QuerySet["Item"]):
     def visible_to(self, user: User | AnonymousUser) -> "ItemQuerySet":
         """A tester reads only the items assigned to them; other roles with the view right read all,
         users without it nothing."""
-        from apps.config.roles import is_tester_only, may_view
+        from openspc.roles import is_tester_only, may_view
 
         if not may_view(user, self.model):
             return self.none()

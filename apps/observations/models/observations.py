@@ -11,7 +11,7 @@ class ObservationQuerySet(models.QuerySet["Observation"]):
     def visible_to(self, user: User | AnonymousUser) -> "ObservationQuerySet":
         """A tester or a device reads only what they posted (a device: the status of its own
         ingestion); other roles with the view right read all, users without it nothing."""
-        from apps.config.roles import Role, has_role, is_tester_only, may_view
+        from openspc.roles import Role, has_role, is_tester_only, may_view
 
         if not may_view(user, self.model):
             return self.none()

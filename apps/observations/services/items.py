@@ -12,10 +12,10 @@ from django.utils import timezone
 
 from apps.config.choices import PlanStatus
 from apps.config.models import PlanAssignment, Product, TestPlan
-from apps.config.roles import Role, has_role
 from apps.observations.choices import LOT_WORKING
 from apps.observations.models import Item, Lot
 from apps.observations.services.lots import lot_create
+from openspc.roles import Role, has_role
 
 MAX_ITEMS_PER_REQUEST = 5000
 

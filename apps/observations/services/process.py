@@ -14,7 +14,7 @@ from apps.observations.choices import LOT_WORKING, ObservationRejection, Observa
 from apps.observations.models import Item, Observation
 from apps.observations.services.record import observations_queue
 from apps.observations.subgroups import calculations_queue_on_commit, subgroups_fold
-from openspc.services import rows_update
+from openspc.rows import rows_update
 
 # What observations_process reads and writes back of a row and its lot (a deferred field would cost a
 # query on first use).

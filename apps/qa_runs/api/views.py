@@ -16,7 +16,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from apps.config.permissions import IsHuman, RoleModelPermissions
 from apps.qa_runs import pipeline, selectors, services
 from apps.qa_runs.api import serializers as s
 from apps.qa_runs.choices import RUN_TERMINAL
@@ -26,6 +25,7 @@ from apps.qa_runs.models import QaPackage, QaPackageRun
 from apps.qa_runs.net import TargetRefused
 from apps.qa_runs.selectors import unsafe_warning
 from openspc.api import Conflict, acting_user, instance_of
+from openspc.permissions import IsHuman, RoleModelPermissions
 
 
 class ReportNegotiation(BaseContentNegotiation):

@@ -4,7 +4,7 @@ Other roles get nothing: a package names integration targets and how to reach th
 
 from django.db import migrations
 
-from apps.config.roles import Role, grant_permissions
+from openspc.roles import Role, grant_permissions
 
 ALL = ["add", "change", "delete", "view"]
 RESULTS = {"qaevent": ["view"], "scenario": ["view"], "stepresult": ["view"]}

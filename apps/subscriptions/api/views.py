@@ -14,12 +14,12 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from apps.config.permissions import IsHuman, RoleModelPermissions
 from apps.subscriptions import selectors, services
 from apps.subscriptions.api import serializers as s
 from apps.subscriptions.filtersets import NotificationFilterSet, SubscriptionFilterSet
 from apps.subscriptions.models import Notification, Subscription
 from openspc.api import acting_user, instance_of
+from openspc.permissions import IsHuman, RoleModelPermissions
 
 
 class SubscriptionViewSet(viewsets.ModelViewSet):

@@ -8,7 +8,7 @@ reads their own inbox only, and only subscriptions put anything in it.
 
 from django.db import migrations
 
-from apps.config.roles import Role, grant_permissions
+from openspc.roles import Role, grant_permissions
 
 OWN = {"subscription": ["add", "change", "delete", "view"]}
 

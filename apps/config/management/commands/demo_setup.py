@@ -20,7 +20,7 @@ from django.db import transaction
 from apps.config import services
 from apps.config.choices import DataSource, TestKind
 from apps.config.models import Characteristic, Device, Product
-from apps.config.roles import Role
+from openspc.roles import Role
 
 DEMO_USERS = [
     ("quality", Role.QUALITY_SPECIALIST, True),

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from apps.calculations.spc import chi2_ppf, norm_cdf, norm_ppf, norm_sf, process_capability
-from apps.calculations.spc.distributions import chi2_cdf
+from spc import chi2_ppf, norm_cdf, norm_ppf, norm_sf, process_capability
+from spc.distributions import chi2_cdf
 
 PHI_MINUS_3 = 0.0013498980316300946
 

@@ -1,7 +1,7 @@
 """DRF permissions by role.
 
 Role rights are Django model permissions held by the role groups (see
-roles.py), so the admin and the API agree on who may do what. Reads need
+openspc/roles.py), so the admin and the API agree on who may do what. Reads need
 `view`, as writes need `add` / `change` / `delete`. Which rows a user may read
 is decided by each queryset's `visible_to(user)`, which starts from the same `view`
 right (roles.may_view: none without it) so that the pages and sockets, which call it
@@ -18,7 +18,7 @@ from rest_framework.request import Request
 if TYPE_CHECKING:  # rest_framework.views imports the permission classes named in settings
     from rest_framework.views import APIView
 
-from apps.config.roles import Role, has_role
+from openspc.roles import Role, has_role
 
 
 class RoleModelPermissions(DjangoModelPermissions):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from apps.calculations.spc import c4, d2, d3, individuals_chart, xbar_r_chart, xbar_s_chart
+from spc import c4, d2, d3, individuals_chart, xbar_r_chart, xbar_s_chart
 
 
 def test_individuals_moving_range_sigma_and_limits() -> None:

@@ -5,7 +5,7 @@ token (from /api/v1/auth/token/) as the `token` query parameter; the browser's s
 is read by Channels' AuthMiddlewareStack (openspc/asgi.py) and is used when no token is given.
 A token that is given but invalid or expired never falls back to the session: the scope gets
 an anonymous user and `auth_error` ("token_invalid" / "token_expired"), and the consumer
-closes the connection with a distinct code (apps/subscriptions/consumers.py).
+closes the connection with a distinct code (openspc/sockets.py).
 """
 
 import datetime

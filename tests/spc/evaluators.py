@@ -6,7 +6,7 @@ import itertools
 import json
 from collections.abc import Sequence
 
-from apps.calculations.spc import (
+from spc import (
     BeyondLimits,
     IncrementalEvaluator,
     MofN,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from apps.calculations.spc import (
+from spc import (
     AttributeChart,
     BeyondLimits,
     Exclusion,

@@ -1,4 +1,5 @@
-"""Small helpers shared by the apps' service modules."""
+"""Row helpers shared by the apps' service modules: update an instance's changed fields, insert,
+update and lock many rows at once."""
 
 import datetime
 from collections.abc import Iterable, Mapping, Sequence

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import apps.calculations.spc as spc
+import spc as spc
 
 from .reference import repo_root
 
@@ -16,7 +16,7 @@ PACKAGE = Path(spc.__file__).resolve().parent
 
 def test_importing_the_package_loads_no_django_or_scipy() -> None:
     code = (
-        "import sys, apps.calculations.spc\n"
+        "import sys, spc\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'scipy'))\n"
         "assert not bad, bad\n"
     )

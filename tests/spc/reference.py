@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from apps.calculations.spc import ConstantsTable
+from spc import ConstantsTable
 
 ENV_VAR = "OPENSPC_REFERENCE_DIR"
 
@@ -20,7 +20,7 @@ def repo_root() -> Path:
     for parent in here.parents:
         if (parent / "pyproject.toml").exists() and (parent / "apps").is_dir():
             return parent
-    return here.parents[3]
+    return here.parents[2]
 
 
 def cases_dir() -> Path:

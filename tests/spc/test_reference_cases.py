@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from apps.calculations.spc import (
+from spc import (
     PRESETS,
     ChartConstants,
     ChartLimits,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from apps.calculations.spc import cusum_chart, ewma_chart
+from spc import cusum_chart, ewma_chart
 
 
 def test_ewma_recursion_and_exact_limits() -> None:

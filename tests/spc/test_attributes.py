@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from apps.calculations.spc import c_chart, np_chart, p_chart, u_chart
+from spc import c_chart, np_chart, p_chart, u_chart
 
 
 def test_p_chart_varying_sizes_and_lcl_clipping() -> None:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.calculations.spc import (
+from spc import (
     PRESETS,
     BeyondLimits,
     IncrementalEvaluator,

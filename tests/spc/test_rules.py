@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from apps.calculations.spc import (
+from spc import (
     PRESETS,
     BeyondLimits,
     IncrementalEvaluator,

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from apps.calculations.spc import (
+from spc import (
     MAX_RANGE_N,
     ChartConstants,
     ConstantsTable,
