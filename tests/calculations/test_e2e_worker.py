@@ -23,7 +23,7 @@ from rest_framework.test import APIClient
 
 from apps.calculations.spc import RuleSet
 from apps.config.models import Characteristic
-from tests.calculations.workers import (
+from tests.support.workers import (
     CeleryWorkers,
     Signal,
     disposition_expected,

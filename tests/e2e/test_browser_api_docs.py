@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from tests.subscriptions.helpers import Daphne
+from tests.support.daphne import Daphne
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

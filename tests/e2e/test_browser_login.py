@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import PASSWORD, password_usable_by_server, sign_in
+from tests.support.browser import PASSWORD, password_usable_by_server, sign_in
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

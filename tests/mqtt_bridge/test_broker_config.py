@@ -10,7 +10,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.mqtt_bridge.helpers import Client, PrivateMosquitto, broker_address, wait_until
+from tests.support.mqtt import Client, PrivateMosquitto, broker_address, wait_until
 
 pytestmark = [
     pytest.mark.services,

@@ -24,7 +24,7 @@ from apps.mqtt_bridge.models import BrokerCounter, DataHealthAlarm, DataHealthKi
 from apps.mqtt_bridge.services import broker_counter_observe
 from apps.observations.models import Observation
 from openspc.events import DATA_HEALTH_ALARM, DATA_HEALTH_GROUP, events_unpack
-from tests.mqtt_bridge.helpers import (
+from tests.support.mqtt import (
     Client,
     ListenerProcess,
     PrivateMosquitto,

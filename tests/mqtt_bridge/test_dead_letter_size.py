@@ -19,7 +19,7 @@ from apps.mqtt_bridge.selectors import dead_letters_fitting
 from apps.mqtt_bridge.services import Dead, bridge_device, bridge_store
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
-from tests.mqtt_bridge.helpers import Client, ListenerProcess, PrivateMosquitto, fed_by, wait_until
+from tests.support.mqtt import Client, ListenerProcess, PrivateMosquitto, fed_by, wait_until
 
 DEAD = "/api/v1/mqtt/dead-letters/"
 TEN_MB = 10 * 1024 * 1024

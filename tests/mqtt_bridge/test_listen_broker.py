@@ -35,7 +35,7 @@ from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import DeadLetter
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
-from tests.mqtt_bridge.helpers import (
+from tests.support.mqtt import (
     Client,
     ListenerProcess,
     PrivateMosquitto,

@@ -22,8 +22,8 @@ from apps.config.models import Characteristic
 from apps.mqtt_bridge.readings import message_key
 from apps.observations.models import Observation
 from tests.calculations.api_helpers import window_forget
-from tests.calculations.workers import BASE_DIR, database_url_for_workers
-from tests.mqtt_bridge.helpers import Client, ListenerProcess, PrivateMosquitto, keeps_sessions, wait_until
+from tests.support.mqtt import Client, ListenerProcess, PrivateMosquitto, keeps_sessions, wait_until
+from tests.support.workers import BASE_DIR, database_url_for_workers
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

@@ -40,8 +40,8 @@ from apps.mqtt_bridge.simulator import (
     process_model_of,
     simulated_models,
 )
-from tests.calculations.workers import database_url_for_workers
 from tests.factories import ProductFactory, TestFactory, characteristic_for
+from tests.support.workers import database_url_for_workers
 
 
 def model(**changes: Any) -> ProcessModel:

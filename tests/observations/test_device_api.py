@@ -15,7 +15,7 @@ from apps.observations.choices import LotStatus, ObservationSource, ObservationS
 from apps.observations.models import Observation
 from tests.config.helpers import error_of
 from tests.factories import LotFactory, ProductFactory, UserFactory
-from tests.observations.conftest import rows
+from tests.support.plant import rows
 
 pytestmark = pytest.mark.django_db
 

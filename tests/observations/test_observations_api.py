@@ -11,7 +11,7 @@ from apps.observations.choices import LotStatus, ObservationSource, ObservationS
 from apps.observations.models import Observation
 from tests.config.helpers import error_of
 from tests.factories import ItemFactory, ObservationFactory, UserFactory
-from tests.observations.conftest import rows
+from tests.support.plant import rows
 
 pytestmark = pytest.mark.django_db
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from apps.observations.models import Observation
-from tests.subscriptions.helpers import Daphne
+from tests.support.daphne import Daphne
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

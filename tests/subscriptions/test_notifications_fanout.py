@@ -19,7 +19,6 @@ from apps.subscriptions import services, tasks
 from apps.subscriptions.models import Notification, Subscription
 from openspc import events as calculation_events
 from tests.calculations.api_helpers import historical, subgroups_store, submit, window_forget
-from tests.calculations.workers import CeleryWorkers
 from tests.factories import (
     ItemFactory,
     LotFactory,
@@ -28,6 +27,7 @@ from tests.factories import (
     UserFactory,
     characteristic_for,
 )
+from tests.support.workers import CeleryWorkers
 
 INBOX = "/api/v1/notifications/"
 

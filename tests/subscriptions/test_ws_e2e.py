@@ -24,9 +24,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from apps.subscriptions.consumers import CLOSE_UNAUTHENTICATED
-from tests.calculations.workers import CeleryWorkers, pipeline_idle
 from tests.factories import ProductFactory, TestFactory, UserFactory, characteristic_for
-from tests.subscriptions.helpers import Daphne, access_token, expired_token
+from tests.support.daphne import Daphne, access_token, expired_token
+from tests.support.workers import CeleryWorkers, pipeline_idle
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser, Permission, User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
@@ -19,21 +19,11 @@ from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.models import Lot, Sample
 from apps.web.selectors import CardState, overview_groups
 from tests.factories import LotFactory, ProductFactory, TestFactory, UserFactory, characteristic_for
+from tests.support.pages import nav_labels, signed_in
 
 PASSWORD = "pw-for-tests-only"  # tests/factories.py UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user: AbstractBaseUser) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def nav_labels(html: str) -> list[str]:
-    nav = re.search(r'<nav class="site-nav".*?</nav>', html, re.S)
-    return re.findall(r"<a [^>]*>(.*?)</a>", nav.group(0)) if nav else []
 
 
 CARD = re.compile(
