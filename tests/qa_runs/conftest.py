@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from apps.qa_runs.models import QaPackage
-from apps.qa_runs.services import qa_package_create
+from tests.factories import QaPackageFactory
 from tests.support.qa_spec import things_spec
 
 
@@ -22,4 +22,4 @@ def spec31() -> dict[str, Any]:
 
 @pytest.fixture
 def package(db: None) -> QaPackage:
-    return qa_package_create(name="things", target_base_url="https://things.example.com/api", spec_text="{}")
+    return QaPackageFactory(name="things")

@@ -10,20 +10,21 @@ import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from rest_framework.test import APIClient
 
-from apps.calculations.choices import Severity
 from apps.calculations.models import Violation
 from apps.config import services as config_services
 from apps.config.choices import TestKind
 from apps.config.models import Characteristic
 from apps.config.roles import Role
 from apps.observations import services
-from apps.observations.models import Observation, Sample
+from apps.observations.models import Observation
 from tests.factories import (
     ItemFactory,
     LotFactory,
     ProductFactory,
+    SampleFactory,
     TestFactory,
     UserFactory,
+    ViolationFactory,
     released_plan,
 )
 
@@ -144,12 +145,11 @@ class Violations:
     def violation(self, characteristic: Characteristic | None = None, *, rule: int = 1) -> Violation:
         c = characteristic or self.dia
         self.samples += 1
-        values = [74.0 + self.samples / 100, 74.1]
-        sample = Sample.objects.create(
-            characteristic=c, sequence=self.samples, lot=self.plant.lot, values=values, observation_ids=[],
-            n=2, mean=sum(values) / 2, in_control=False,
-        )  # fmt: skip
-        return Violation.objects.create(
-            characteristic=c, sample=sample, rule=rule, points=[self.samples], limits_version=1,
-            severity=Severity.CRITICAL,
-        )  # fmt: skip
+        sample = SampleFactory(
+            characteristic=c,
+            sequence=self.samples,
+            lot=self.plant.lot,
+            values=[74.0 + self.samples / 100, 74.1],
+            in_control=False,
+        )
+        return ViolationFactory(sample=sample, rule=rule)
