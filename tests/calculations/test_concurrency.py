@@ -341,6 +341,7 @@ def results_of(characteristic: Characteristic) -> dict[str, Any]:
     reason="SQLite serialises writers: 4 workers on one file test no concurrency (CI runs PostgreSQL)",
 )
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_concurrent_clients_and_workers_give_the_sequential_results(tmp_path: Path) -> None:
     plant = plant_build(code="GEAR-5")
     tokens = [

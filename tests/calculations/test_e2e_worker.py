@@ -32,7 +32,11 @@ from tests.support.workers import (
     violations_expected,
 )
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 API = "/api/v1"
 ITEMS = 30

@@ -242,6 +242,7 @@ def _wait(
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.slow
 def test_killing_the_worker_and_redis_mid_load_loses_nothing_and_doubles_nothing(
     tester: Any,
     plant: Plant,

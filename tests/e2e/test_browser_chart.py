@@ -23,7 +23,11 @@ from tests.support.browser import (
 from tests.support.daphne import Daphne
 from tests.support.workers import CeleryWorkers
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 @pytest.mark.timeout(120)

@@ -31,7 +31,11 @@ from tests.support.browser import record_websocket_messages, signed_in, wait_unt
 from tests.support.daphne import Daphne
 from tests.support.workers import CeleryWorkers, pipeline_idle
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 CENTER, SIGMA = 74.0, 0.01
 SEEDED = 5000

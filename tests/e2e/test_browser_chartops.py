@@ -31,7 +31,11 @@ from tests.support.browser import (
 from tests.support.daphne import Daphne
 from tests.support.workers import CeleryWorkers, pipeline_idle
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def record_values(plant, worker: CeleryWorkers, values: list[float]) -> None:

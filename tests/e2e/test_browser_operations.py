@@ -17,7 +17,11 @@ from tests.factories import UserFactory
 from tests.support.browser import screenshot_for_docs, signed_in
 from tests.support.daphne import Daphne, access_token
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 @pytest.mark.timeout(120)

@@ -22,7 +22,11 @@ from apps.observations.models import Sample
 from tests.support.browser import screenshot_for_docs, signed_in
 from tests.support.daphne import Daphne, access_token
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def violations_on_the_chart(plant: Any, quality_specialist: Any) -> dict[str, Violation]:

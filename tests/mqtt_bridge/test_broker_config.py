@@ -13,6 +13,7 @@ import pytest
 from tests.support.mqtt import Client, PrivateMosquitto, broker_address, wait_until
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.services,
     pytest.mark.skipif(not PrivateMosquitto.available(), reason="the mosquitto binary is missing"),
 ]

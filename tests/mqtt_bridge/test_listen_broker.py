@@ -47,7 +47,11 @@ from tests.support.mqtt import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 NO_MOSQUITTO = "the mosquitto binary is missing (a fresh machine without Mosquitto)"
 

@@ -32,7 +32,11 @@ from apps.observations.models import Observation, Sample
 from tests.support.mqtt import Client, ListenerProcess, fed_by, wait_until
 from tests.support.workers import CeleryWorkers, pipeline_idle
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 CENTER, SIGMA = 74.0, 0.01
 

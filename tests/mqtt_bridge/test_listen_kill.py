@@ -25,7 +25,11 @@ from tests.calculations.api_helpers import window_forget
 from tests.support.mqtt import Client, ListenerProcess, PrivateMosquitto, keeps_sessions, wait_until
 from tests.support.workers import BASE_DIR, database_url_for_workers
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 RATE, SECONDS = 500, 12
 KILLS_AT = (3.0, 7.0)  # seconds into the run

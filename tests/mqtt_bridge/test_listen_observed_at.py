@@ -16,7 +16,11 @@ from apps.observations.models import Observation
 from tests.support.mqtt import Client, ListenerProcess, fed_by
 from tests.support.workers import CeleryWorkers, pipeline_idle
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 @pytest.mark.timeout(120)

@@ -220,6 +220,7 @@ def run_command(*args: str) -> str:
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
+@pytest.mark.slow
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class SimulatePlantJsonTests:
@@ -308,6 +309,7 @@ def rebirth_command() -> bytes:
     return psp.NCmd(timestamp=now, metrics=(metric,)).encode(include_dtypes=True)
 
 
+@pytest.mark.slow
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class SimulatePlantSparkplugTests:
@@ -390,6 +392,7 @@ class SimulatePlantSparkplugTests:
         assert acknowledged(output) == 40
 
 
+@pytest.mark.slow
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class SimulatePlantSignalTests:

@@ -10,6 +10,8 @@ from apps.observations.models import Observation
 from tests.support.plant import Plant
 from tests.support.workers import CeleryWorkers
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def worker(tmp_path: Path) -> Iterator[CeleryWorkers]:

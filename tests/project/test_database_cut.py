@@ -19,6 +19,7 @@ from apps.observations.models import Lot
 from tests.factories import LotFactory
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(connection.vendor != "postgresql", reason="cuts a PostgreSQL backend"),
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]

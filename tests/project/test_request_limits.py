@@ -25,7 +25,11 @@ import pytest
 from apps.observations.models import Observation
 from tests.support.daphne import Daphne
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 LIMIT = 1024 * 1024
 DEVICE = "/api/v1/device/observations/"

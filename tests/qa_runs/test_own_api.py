@@ -23,7 +23,11 @@ from apps.qa_runs.spec import spec_parse
 from tests.support.daphne import Daphne, access_token
 from tests.support.workers import BASE_DIR, CeleryWorkers
 
-pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.services]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.services,
+]
 
 STAGES = [
     EventType.REQUESTED,

@@ -397,6 +397,7 @@ class LiveTests:
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.slow
 class WorkerTests:
     def test_a_sample_posted_through_the_api_becomes_a_stored_notification_through_a_worker(
         self, api, manager, tmp_path

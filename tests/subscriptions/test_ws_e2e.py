@@ -28,7 +28,11 @@ from tests.factories import ProductFactory, TestFactory, UserFactory, characteri
 from tests.support.daphne import Daphne, access_token, expired_token
 from tests.support.workers import CeleryWorkers, pipeline_idle
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 CENTER, SIGMA = 74.0, 0.01
 IN_CONTROL, SHIFTED = 6, 2
