@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 VENDOR_STAMP := static/vendor/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test schema docs vendor lint typecheck check clean
+.PHONY: run test test-fast schema docs vendor lint typecheck check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ run: $(RUN_STAMP) $(VENDOR_STAMP)
 ## test: the test suite; embedded Redis/MQTT are started for it unless *_URL is set
 test: $(DEV_STAMP) $(VENDOR_STAMP)
 	$(PY) -m openspc.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
+
+## test-fast: `make test` without the tests marked slow (browser, real workers and daphne, the MQTT
+## listener and private brokers, kill and fault tests, benchmarks, the soak): before a commit
+test-fast:
+	$(MAKE) test PYTEST_ARGS='-m "not slow" $(PYTEST_ARGS)'
 
 ## schema: regenerate openapi.yaml (the committed API schema; a test fails when it is stale)
 schema: $(RUN_STAMP)

@@ -1,4 +1,4 @@
-"""Fixtures for every test package: role users, API clients, fast hashing."""
+"""Fixtures for every test package: role users, API clients, fast hashing, the plant world."""
 
 from collections.abc import Callable
 
@@ -10,6 +10,10 @@ from rest_framework_simplejwt.tokens import AccessToken
 from apps.config import services
 from openspc.roles import Role
 from tests.factories import UserFactory
+
+# Fixtures every package shares, registered here once: test modules and conftests import no test
+# module (tests/project/test_test_imports.py); what they share lives in tests/support/.
+pytest_plugins = ["tests.support.plant"]
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,25 @@
 """factory_boy factories shared by the test packages."""
 
+import statistics
+from typing import Any
+
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db.models import Max
 from django.utils import timezone
 
+from apps.calculations.choices import Severity
+from apps.calculations.models import Violation
 from apps.config import services
-from apps.config.choices import TestKind
-from apps.config.models import Characteristic, Product, Test, TestPlan
+from apps.config.choices import LimitMethod, TestKind
+from apps.config.models import Characteristic, ControlLimits, Product, Test, TestPlan
+from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.choices import ObservationSource
-from apps.observations.models import Item, Lot, Observation
+from apps.observations.models import Item, Lot, Observation, Sample
+from apps.qa_runs.models import QaPackage
+from apps.qa_runs.services import qa_package_create
+from apps.subscriptions.models import Notification, Subscription, SubscriptionScope
 from openspc.roles import Role
 
 
@@ -127,3 +137,122 @@ class ObservationFactory(factory.django.DjangoModelFactory):
     source = ObservationSource.MANUAL
     user = factory.LazyAttribute(lambda o: o.item.tester or UserFactory(username="poster"))
     idempotency_key = factory.Sequence(lambda n: f"factory:{n}")
+
+
+# --- Samples, control limits, violations -------------------------------------------------------
+
+
+def _new_characteristic() -> Characteristic:
+    return characteristic_for(ProductFactory(), TestFactory())
+
+
+def _next(model: type[Sample] | type[ControlLimits], field: str, characteristic: Characteristic) -> int:
+    """The characteristic's next sequence or version: 1, 2, 3, … as the workers number them."""
+    latest = model.objects.filter(characteristic=characteristic).aggregate(latest=Max(field))["latest"]
+    return (latest or 0) + 1
+
+
+class SampleFactory(factory.django.DjangoModelFactory):
+    """A formed subgroup, not yet judged unless in_control= is given: the next sequence of its
+    characteristic (a new one unless characteristic= is given), in a lot of that product. n, mean,
+    range and SD follow from `values`."""
+
+    class Meta:
+        model = Sample
+
+    characteristic = factory.LazyFunction(_new_characteristic)
+    sequence = factory.LazyAttribute(lambda s: _next(Sample, "sequence", s.characteristic))
+    lot = factory.LazyAttribute(lambda s: LotFactory(product=s.characteristic.product))
+    values = factory.LazyFunction(lambda: [1.0])
+    observation_ids = factory.LazyFunction(list)
+    n = factory.LazyAttribute(lambda s: len(s.values))
+    mean = factory.LazyAttribute(lambda s: statistics.fmean(s.values))
+    range = factory.LazyAttribute(lambda s: max(s.values) - min(s.values) if len(s.values) > 1 else None)
+    sd = factory.LazyAttribute(lambda s: statistics.stdev(s.values) if len(s.values) > 1 else None)
+
+
+class ViolationFactory(factory.django.DjangoModelFactory):
+    """A rule 1 violation of a sample (a new one unless sample= is given), judged by limits version 1."""
+
+    class Meta:
+        model = Violation
+
+    sample = factory.SubFactory(SampleFactory, in_control=False)
+    characteristic = factory.LazyAttribute(lambda v: v.sample.characteristic)
+    rule = 1
+    points = factory.LazyAttribute(lambda v: [v.sample.sequence])
+    severity = Severity.CRITICAL
+    limits_version = 1
+
+
+class ControlLimitsFactory(factory.django.DjangoModelFactory):
+    """The characteristic's next limits version, entered by hand: center ± 3 sigma. (The services,
+    e.g. limits_set_historical, are what tests of the limits themselves use.)"""
+
+    class Meta:
+        model = ControlLimits
+
+    characteristic = factory.LazyFunction(_new_characteristic)
+    version = factory.LazyAttribute(lambda c: _next(ControlLimits, "version", c.characteristic))
+    center = 10.0
+    sigma = 1.0
+    ucl = factory.LazyAttribute(lambda c: c.center + 3 * c.sigma)
+    lcl = factory.LazyAttribute(lambda c: c.center - 3 * c.sigma)
+    method = LimitMethod.MANUAL
+    reason = "set by a test"
+
+
+# --- Subscriptions and notifications -------------------------------------------------------------
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    """A subscription to a product (a new one unless product= is given), every kind of event."""
+
+    class Meta:
+        model = Subscription
+
+    user = factory.SubFactory(UserFactory)
+    scope = SubscriptionScope.PRODUCT
+    product = factory.SubFactory(ProductFactory)
+
+
+class NotificationFactory(factory.django.DjangoModelFactory):
+    """An unread notification of a violation in a user's inbox."""
+
+    class Meta:
+        model = Notification
+
+    user = factory.SubFactory(UserFactory)
+    event = "violation.created"
+    title = factory.Sequence(lambda n: f"Violation {n}")
+    data = factory.LazyFunction(dict)
+
+
+# --- QA packages and edge nodes ------------------------------------------------------------------
+
+
+class QaPackageFactory(factory.django.DjangoModelFactory):
+    """A package without credentials, made by qa_package_create (so it is validated as the API's)."""
+
+    class Meta:
+        model = QaPackage
+
+    name = factory.Sequence(lambda n: f"package-{n}")
+    target_base_url = "https://things.example.com/api"
+    spec_text = "{}"
+
+    @classmethod
+    def _create(cls, model_class: type[QaPackage], *args: Any, **kwargs: Any) -> QaPackage:
+        return qa_package_create(**kwargs)
+
+
+class EdgeNodeFactory(factory.django.DjangoModelFactory):
+    """An online Sparkplug B edge node of group G that announced no metric."""
+
+    class Meta:
+        model = EdgeNode
+
+    group = "G"
+    node = factory.Sequence(lambda n: f"node-{n}")
+    online = True
+    metrics = factory.LazyFunction(list)

@@ -54,6 +54,7 @@ def _unacknowledged_violation(characteristic: Characteristic, lot: Lot) -> Viola
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     live_server, quality_specialist, tmp_path
 ):

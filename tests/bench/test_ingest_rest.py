@@ -102,6 +102,7 @@ def test_a_database_the_benchmark_did_not_create_is_left_alone() -> None:
 
 
 @pytest.mark.services
+@pytest.mark.slow
 def test_a_tiny_run_end_to_end() -> None:
     """One worker, 300 observations: about 10 s on two cores."""
     database_url = postgres_url()

@@ -31,6 +31,7 @@ def test_an_upload_that_was_not_refused_shows_no_time() -> None:
     assert rows[2].split() == ["2", "401", "8.00", "-"]
 
 
+@pytest.mark.slow
 def test_a_small_run_end_to_end() -> None:
     """Two 16 MiB uploads against a 1 MiB limit: a few seconds."""
     command = [sys.executable, "bench/limits.py", "--uploads", "2", "--megabytes", "16",

@@ -49,6 +49,7 @@ def test_mqtt_5_runs_the_highest_rate_only() -> None:
 
 
 @pytest.mark.services
+@pytest.mark.slow
 def test_a_tiny_run_end_to_end() -> None:
     """100 messages/s for 2 s with each protocol: about 40 s (a database migrated per run)."""
     database_url = os.environ.get("DATABASE_URL", "")

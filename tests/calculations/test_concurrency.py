@@ -44,7 +44,8 @@ from apps.observations.choices import ObservationSource, ObservationStatus
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
 from apps.observations.subgroups import checksum_add, checksum_of, observation_hash
 from spc import RuleSet
-from tests.calculations.workers import (
+from tests.factories import LotFactory, TestFactory, UserFactory, released_plan
+from tests.support.workers import (
     CeleryWorkers,
     disposition_expected,
     pipeline_idle,
@@ -52,7 +53,6 @@ from tests.calculations.workers import (
     summary_expected,
     violations_expected,
 )
-from tests.factories import LotFactory, TestFactory, UserFactory, released_plan
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 ON_POSTGRESQL = connection.vendor == "postgresql"
@@ -341,6 +341,7 @@ def results_of(characteristic: Characteristic) -> dict[str, Any]:
     reason="SQLite serialises writers: 4 workers on one file test no concurrency (CI runs PostgreSQL)",
 )
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_concurrent_clients_and_workers_give_the_sequential_results(tmp_path: Path) -> None:
     plant = plant_build(code="GEAR-5")
     tokens = [

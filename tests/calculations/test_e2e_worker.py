@@ -23,7 +23,7 @@ from rest_framework.test import APIClient
 
 from apps.config.models import Characteristic
 from spc import RuleSet
-from tests.calculations.workers import (
+from tests.support.workers import (
     CeleryWorkers,
     Signal,
     disposition_expected,
@@ -32,7 +32,11 @@ from tests.calculations.workers import (
     violations_expected,
 )
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 API = "/api/v1"
 ITEMS = 30

@@ -32,15 +32,15 @@ from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
 from apps.observations.subgroups import checksum_of, observation_hash
 from apps.observations.tasks import observations_process_task
 from spc import PRESETS, evaluate_batch
-from tests.calculations.fault_helpers import (
+from tests.factories import ItemFactory, LotFactory
+from tests.support.faults import (
     CeleryWorker,
     RedisServer,
     celery_broker,
     redis_executable,
 )
-from tests.calculations.workers import database_url_for_workers
-from tests.factories import ItemFactory, LotFactory
-from tests.observations.conftest import Plant
+from tests.support.plant import Plant
+from tests.support.workers import database_url_for_workers
 
 CENTER, SIGMA = 74.0, 0.01  # DIA's historical limits in every test here
 DEVICE_URL = "/api/v1/device/observations/"
@@ -242,6 +242,7 @@ def _wait(
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.slow
 def test_killing_the_worker_and_redis_mid_load_loses_nothing_and_doubles_nothing(
     tester: Any,
     plant: Plant,

@@ -12,7 +12,7 @@ from apps.observations import services as obs_services
 from apps.observations import subgroups
 from apps.observations.choices import LotStatus
 from spc import PRESETS, evaluate_batch, xbar_r_chart
-from tests.calculations.test_stats import Stream
+from tests.support.lines import Stream
 
 pytestmark = pytest.mark.django_db
 

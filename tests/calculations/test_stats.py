@@ -2,7 +2,6 @@
 in process, against numpy and the SPC engine's batch functions."""
 
 import math
-import uuid
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -17,10 +16,8 @@ from apps.calculations.choices import Disposition
 from apps.calculations.models import ChartState, LotStatistics, ProductStatistics, Violation
 from apps.calculations.services import calculate
 from apps.calculations.services.stats import _lot_finish, moments_add
-from apps.config import services as config_services
 from apps.config.choices import TestKind
 from apps.config.models import Characteristic
-from apps.observations import services as obs_services
 from apps.observations.models import Sample
 from spc import (
     capability_indices,
@@ -29,87 +26,9 @@ from spc import (
     xbar_r_chart,
     xbar_s_chart,
 )
-from tests.factories import LotFactory, ProductFactory, TestFactory, characteristic_for
+from tests.support.lines import Stream
 
 REL = 1e-12
-
-
-class Stream:
-    """A product with one characteristic fed by a device, lot by lot, value by value."""
-
-    def __init__(self, *, size: int = 1, kind: str = TestKind.VARIABLE, lots: str = "AB", **settings: Any):
-        self.product = ProductFactory()
-        self.test = TestFactory(kind=kind)
-        self.characteristic = characteristic_for(self.product, self.test, subgroup_size=size, **settings)
-        self.lots = {name: LotFactory(product=self.product, number=name) for name in lots}
-        device, _ = config_services.device_create(name=f"gauge-{self.product.code}")
-        self.user = device.user
-        # A window an earlier test run left in Redis under this id must not be read.
-        services.window_invalidate(characteristic_id=self.characteristic.pk)
-
-    def feed(self, lot: str, values: Sequence[float], *, per_observation: int = 1) -> list[int]:
-        """Post `values` to a lot, `per_observation` values per observation, and process them."""
-        entries = [
-            obs_services.ObservationEntry(
-                lot=self.lots[lot],
-                test=self.test,
-                values=list(values[i : i + per_observation]),
-                # Without a key or a time, equal readings would be taken for one reading sent twice.
-                idempotency_key=uuid.uuid4().hex,
-            )
-            for i in range(0, len(values), per_observation)
-        ]
-        ids = obs_services.observations_record(
-            entries=entries, source="device", user=self.user, queue=False
-        ).ids
-        obs_services.observations_process(ids=ids)
-        return ids
-
-    def calculate(self) -> services.CalculationResult:
-        return services.characteristic_calculate(characteristic_id=self.characteristic.pk)
-
-    def lot(self, name: str) -> LotStatistics:
-        return LotStatistics.objects.get(lot=self.lots[name], test=self.test)
-
-    def product_stats(self) -> ProductStatistics:
-        return ProductStatistics.objects.get(characteristic=self.characteristic)
-
-    def samples(self) -> list[Sample]:
-        return list(Sample.objects.filter(characteristic=self.characteristic).order_by("sequence"))
-
-    def snapshot(self) -> dict[str, Any]:
-        """Every row the calculation writes for the characteristic, without ids and timestamps
-        (those differ between two characteristics fed the same data)."""
-        names = {lot.pk: name for name, lot in self.lots.items()}
-        lot_fields = [
-            "n",
-            "mean",
-            "sd",
-            "minimum",
-            "maximum",
-            "out_of_spec",
-            "cpk",
-            "disposition",
-            "observations",
-        ]
-        product_fields = [
-            "n", "mean", "sd", "minimum", "maximum", "out_of_spec", "within_sum", "within_count",
-            "last_value", "sigma_within", "sigma_source", "cp", "cpk", "pp", "ppk", "limits_version",
-        ]  # fmt: skip
-        state = ChartState.objects.get(pk=self.characteristic.pk)
-        return {
-            "samples": [(s.sequence, s.in_control, s.limits_version) for s in self.samples()],
-            "violations": sorted(
-                (v.sample.sequence, v.rule, v.chart, v.points, v.severity, v.limits_version)
-                for v in Violation.objects.filter(characteristic=self.characteristic).select_related("sample")
-            ),
-            "lots": {
-                names[row["lot_id"]]: {name: row[name] for name in lot_fields}
-                for row in LotStatistics.objects.filter(test=self.test).values()
-            },
-            "product": {name: getattr(self.product_stats(), name) for name in product_fields},
-            "cursor": (state.last_sequence, state.last_position),
-        }
 
 
 # --- Welford ------------------------------------------------------------------------------------

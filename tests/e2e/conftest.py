@@ -13,10 +13,9 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.calculations.workers import CeleryWorkers
-from tests.e2e.browser import (
+from tests.support.browser import (
     ASYNC_CHECKS_ON,
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -27,11 +26,10 @@ from tests.e2e.browser import (
     csp_violations_collect,
     playwright_beside_the_orm,
     screenshot_path,
+    watch,
 )
-from tests.observations.conftest import plant
-from tests.subscriptions.helpers import Daphne
-
-__all__ = ["plant"]
+from tests.support.daphne import Daphne
+from tests.support.workers import CeleryWorkers
 
 Screenshot = Callable[[Page, str], Path]
 
@@ -126,16 +124,6 @@ def screenshot(
             print(f"screenshot of the failure: {take(page, f'failure-{index}')} ({page.url})")
         if page_errors:
             print("JavaScript errors:\n" + "\n".join(page_errors))
-
-
-def watch(page: Page, errors: list[str]) -> None:
-    def console(message: ConsoleMessage) -> None:
-        # A browser asks for /favicon.ico by itself; that one is no error of the page.
-        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
-            errors.append(f"{page.url}: {message.text} ({message.location.get('url')})")
-
-    page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
-    page.on("console", console)
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.observations.models import Sample
-from tests.calculations.workers import CeleryWorkers, pipeline_idle
-from tests.subscriptions.helpers import Daphne, access_token
+from tests.support.daphne import Daphne, access_token
+from tests.support.workers import CeleryWorkers, pipeline_idle
 
 CENTER, SIGMA = 74.0, 0.01
 # In σ from the centre: twelve values that set off no Nelson rule.

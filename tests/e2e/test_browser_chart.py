@@ -12,18 +12,22 @@ import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from apps.config.models import Characteristic, Product, Test
-from tests.calculations.workers import CeleryWorkers
-from tests.e2e.browser import (
+from tests.e2e.scene import CALM, LIVE_WITHIN_MS, calm_chart, post_live
+from tests.support.browser import (
     record_websocket_messages,
     screenshot_for_docs,
     signed_in,
     wait_until_live,
     wait_until_subscribed,
 )
-from tests.e2e.scene import CALM, LIVE_WITHIN_MS, calm_chart, post_live
-from tests.subscriptions.helpers import Daphne
+from tests.support.daphne import Daphne
+from tests.support.workers import CeleryWorkers
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 @pytest.mark.timeout(120)

@@ -26,12 +26,16 @@ from apps.calculations.choices import Severity
 from apps.calculations.models import Violation
 from apps.config import services as config_services
 from apps.observations.models import Sample
-from tests.calculations.workers import CeleryWorkers, pipeline_idle
-from tests.e2e.browser import record_websocket_messages, signed_in, wait_until_live, wait_until_subscribed
 from tests.e2e.seed import samples_seed
-from tests.subscriptions.helpers import Daphne
+from tests.support.browser import record_websocket_messages, signed_in, wait_until_live, wait_until_subscribed
+from tests.support.daphne import Daphne
+from tests.support.workers import CeleryWorkers, pipeline_idle
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 CENTER, SIGMA = 74.0, 0.01
 SEEDED = 5000

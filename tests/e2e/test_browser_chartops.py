@@ -17,8 +17,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from apps.calculations.models import Violation
 from apps.config.models import ControlLimits
 from apps.observations.models import Sample
-from tests.calculations.workers import CeleryWorkers, pipeline_idle
-from tests.e2e.browser import (
+from tests.e2e.scene import CALM, CENTER, LIVE, LIVE_WITHIN_MS, SIGMA
+from tests.support.browser import (
     TIMEOUT_MS,
     VIEWPORT,
     record_websocket_messages,
@@ -26,12 +26,16 @@ from tests.e2e.browser import (
     signed_in,
     wait_until_live,
     wait_until_subscribed,
+    watch,
 )
-from tests.e2e.conftest import watch
-from tests.e2e.scene import CALM, CENTER, LIVE, LIVE_WITHIN_MS, SIGMA
-from tests.subscriptions.helpers import Daphne
+from tests.support.daphne import Daphne
+from tests.support.workers import CeleryWorkers, pipeline_idle
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def record_values(plant, worker: CeleryWorkers, values: list[float]) -> None:

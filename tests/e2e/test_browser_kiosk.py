@@ -14,20 +14,24 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from apps.calculations import services as calculations
 from apps.config.models import Characteristic, Product, Test
-from tests.calculations.workers import CeleryWorkers
-from tests.e2e.browser import (
+from tests.e2e.scene import CALM, CENTER, LIVE_WITHIN_MS, SIGMA, calm_chart, post_live
+from tests.e2e.seed import samples_seed
+from tests.factories import TestFactory, characteristic_for
+from tests.support.browser import (
     record_websocket_messages,
     screenshot_for_docs,
     signed_in,
     wait_until_live,
     wait_until_subscribed,
 )
-from tests.e2e.scene import CALM, CENTER, LIVE_WITHIN_MS, SIGMA, calm_chart, post_live
-from tests.e2e.seed import samples_seed
-from tests.factories import TestFactory, characteristic_for
-from tests.subscriptions.helpers import Daphne
+from tests.support.daphne import Daphne
+from tests.support.workers import CeleryWorkers
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 LINE = {"site": "Plant 1", "area": "Machining", "line": "Line 3"}
 MORE = [

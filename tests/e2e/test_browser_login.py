@@ -5,9 +5,13 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser import PASSWORD, password_usable_by_server, sign_in
+from tests.support.browser import PASSWORD, password_usable_by_server, sign_in
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def test_a_wrong_password_is_refused_with_a_message_and_the_right_one_signs_in(

@@ -13,11 +13,15 @@ from playwright.sync_api import BrowserContext, expect
 from apps.config.models import Product
 from apps.observations.models import Item, Lot
 from openspc.roles import Role
-from tests.e2e.browser import screenshot_for_docs, signed_in
 from tests.factories import UserFactory
-from tests.subscriptions.helpers import Daphne, access_token
+from tests.support.browser import screenshot_for_docs, signed_in
+from tests.support.daphne import Daphne, access_token
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 @pytest.mark.timeout(120)

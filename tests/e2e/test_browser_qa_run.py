@@ -19,11 +19,15 @@ from playwright.sync_api import BrowserContext, expect
 from apps.qa_runs.models import QaPackageRun
 from apps.qa_runs.services import qa_package_create
 from bench.qa_run import Target, spec
-from tests.calculations.workers import CeleryWorkers
-from tests.e2e.browser import signed_in
-from tests.subscriptions.helpers import Daphne
+from tests.support.browser import signed_in
+from tests.support.daphne import Daphne
+from tests.support.workers import CeleryWorkers
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 OPERATIONS = 40
 

@@ -19,10 +19,14 @@ from apps.calculations.choices import Severity
 from apps.calculations.models import AcknowledgementReason, Violation
 from apps.config.models import Characteristic, Product, Test
 from apps.observations.models import Sample
-from tests.e2e.browser import screenshot_for_docs, signed_in
-from tests.subscriptions.helpers import Daphne, access_token
+from tests.support.browser import screenshot_for_docs, signed_in
+from tests.support.daphne import Daphne, access_token
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def violations_on_the_chart(plant: Any, quality_specialist: Any) -> dict[str, Violation]:

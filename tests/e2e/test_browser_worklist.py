@@ -14,11 +14,15 @@ from playwright.sync_api import BrowserContext, Page, Request, Route, expect
 from apps.config.models import Characteristic, Test
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
-from tests.calculations.workers import CeleryWorkers
-from tests.e2e.browser import screenshot_for_docs, signed_in
-from tests.subscriptions.helpers import Daphne
+from tests.support.browser import screenshot_for_docs, signed_in
+from tests.support.daphne import Daphne
+from tests.support.workers import CeleryWorkers
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 CHECKED_WITHIN_MS = 20_000  # post -> worker -> status read by the page; ~1-2 s when warm
 OBSERVATIONS = "**/api/v1/observations/"

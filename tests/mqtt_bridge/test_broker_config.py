@@ -10,9 +10,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.mqtt_bridge.helpers import Client, PrivateMosquitto, broker_address, wait_until
+from tests.support.mqtt import Client, PrivateMosquitto, broker_address, wait_until
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.services,
     pytest.mark.skipif(not PrivateMosquitto.available(), reason="the mosquitto binary is missing"),
 ]

@@ -24,7 +24,7 @@ from apps.mqtt_bridge.models import BrokerCounter, DataHealthAlarm, DataHealthKi
 from apps.mqtt_bridge.services import broker_counter_observe
 from apps.observations.models import Observation
 from openspc.events import DATA_HEALTH_ALARM, DATA_HEALTH_GROUP, events_unpack
-from tests.mqtt_bridge.helpers import (
+from tests.support.mqtt import (
     Client,
     ListenerProcess,
     PrivateMosquitto,
@@ -83,6 +83,7 @@ live_database = pytest.mark.django_db(transaction=True, serialized_rollback=True
 @pytest.mark.services
 @live_database
 @needs_mosquitto
+@pytest.mark.slow
 def test_a_broker_that_drops_acknowledged_messages_raises_an_alarm_and_a_warning(plant, tmp_path):
     topic = f"test/{uuid.uuid4().hex[:8]}/line1/cell1/ring-diameter"
     fed_by(plant, source=DataSource.TAG, tag=topic)  # the listener reads the flooded topic too
@@ -124,6 +125,7 @@ def test_a_broker_that_drops_acknowledged_messages_raises_an_alarm_and_a_warning
 @pytest.mark.services
 @live_database
 @needs_mosquitto
+@pytest.mark.slow
 def test_drops_while_the_listener_was_away_raise_the_alarm_when_it_is_back(plant, tmp_path):
     topic = f"test/{uuid.uuid4().hex[:8]}/other"
     with private_broker(tmp_path) as broker, ListenerProcess(log_dir=tmp_path, url=broker.url) as listener:
@@ -219,6 +221,7 @@ class AlarmReadTests:
 @pytest.mark.services
 @live_database
 @needs_mosquitto
+@pytest.mark.slow
 def test_a_broker_that_sends_no_counter_is_said_once(plant, tmp_path):
     """A broker without $SYS (here Mosquitto with sys_interval 0): the watch cannot work, and the
     log says so once, 30 s after connecting."""

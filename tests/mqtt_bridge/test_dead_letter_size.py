@@ -19,7 +19,7 @@ from apps.mqtt_bridge.selectors import dead_letters_fitting
 from apps.mqtt_bridge.services import Dead, bridge_device, bridge_store
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
-from tests.mqtt_bridge.helpers import Client, ListenerProcess, PrivateMosquitto, fed_by, wait_until
+from tests.support.mqtt import Client, ListenerProcess, PrivateMosquitto, fed_by, wait_until
 
 DEAD = "/api/v1/mqtt/dead-letters/"
 TEN_MB = 10 * 1024 * 1024
@@ -36,6 +36,7 @@ def rss_kb(pid: int) -> int:
 @pytest.mark.timeout(120)
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.skipif(not PrivateMosquitto.available(), reason="the mosquitto binary is missing")
+@pytest.mark.slow
 def test_a_10_mb_message_through_a_broker_is_a_small_dead_letter_with_its_size_and_hash(plant, tmp_path):
     topic = f"test/{uuid.uuid4().hex[:8]}/line1/cell1/ring-diameter"
     dia = fed_by(plant, source=DataSource.TAG, tag=topic)

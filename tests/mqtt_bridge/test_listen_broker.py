@@ -35,7 +35,7 @@ from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import DeadLetter
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
-from tests.mqtt_bridge.helpers import (
+from tests.support.mqtt import (
     Client,
     ListenerProcess,
     PrivateMosquitto,
@@ -47,7 +47,11 @@ from tests.mqtt_bridge.helpers import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 NO_MOSQUITTO = "the mosquitto binary is missing (a fresh machine without Mosquitto)"
 

@@ -29,10 +29,14 @@ from apps.mqtt_bridge.models import DeadLetter, DeadLetterReason, EdgeNode
 from apps.mqtt_bridge.sparkplug import REBIRTH_METRIC, payload_decode
 from apps.observations.choices import ObservationSource, ObservationStatus
 from apps.observations.models import Observation, Sample
-from tests.calculations.workers import CeleryWorkers, pipeline_idle
-from tests.mqtt_bridge.helpers import Client, ListenerProcess, fed_by, wait_until
+from tests.support.mqtt import Client, ListenerProcess, fed_by, wait_until
+from tests.support.workers import CeleryWorkers, pipeline_idle
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 CENTER, SIGMA = 74.0, 0.01
 

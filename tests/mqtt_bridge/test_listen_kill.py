@@ -22,10 +22,14 @@ from apps.config.models import Characteristic
 from apps.mqtt_bridge.readings import message_key
 from apps.observations.models import Observation
 from tests.calculations.api_helpers import window_forget
-from tests.calculations.workers import BASE_DIR, database_url_for_workers
-from tests.mqtt_bridge.helpers import Client, ListenerProcess, PrivateMosquitto, keeps_sessions, wait_until
+from tests.support.mqtt import Client, ListenerProcess, PrivateMosquitto, keeps_sessions, wait_until
+from tests.support.workers import BASE_DIR, database_url_for_workers
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 RATE, SECONDS = 500, 12
 KILLS_AT = (3.0, 7.0)  # seconds into the run

@@ -13,10 +13,14 @@ from apps.config.choices import DataSource
 from apps.mqtt_bridge.models import DeadLetter
 from apps.observations.choices import ObservationSource, ObservationStatus
 from apps.observations.models import Observation
-from tests.calculations.workers import CeleryWorkers, pipeline_idle
-from tests.mqtt_bridge.helpers import Client, ListenerProcess, fed_by
+from tests.support.mqtt import Client, ListenerProcess, fed_by
+from tests.support.workers import CeleryWorkers, pipeline_idle
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 @pytest.mark.timeout(120)

@@ -15,7 +15,7 @@ from apps.mqtt_bridge.models import DeadLetter, DeadLetterReason
 from apps.mqtt_bridge.selectors import mqtt_feeds
 from apps.mqtt_bridge.services import Stored, bridge_device
 from apps.observations.models import Observation
-from tests.mqtt_bridge.helpers import fed_by
+from tests.support.mqtt import fed_by
 
 pytestmark = pytest.mark.django_db
 POISON = 666.0

@@ -9,7 +9,7 @@ import yaml
 from apps.mqtt_bridge.listener import SPARKPLUG_FILTERS
 from apps.mqtt_bridge.publisher import statistics_message, violation_message, violation_topic
 from apps.mqtt_bridge.sparkplug import REBIRTH_METRIC, payload_decode, rebirth_request
-from tests.mqtt_bridge.conftest import Violations
+from tests.support.plant import Violations
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = yaml.safe_load((ROOT / "docs" / "mqtt.asyncapi.yaml").read_text())

@@ -14,7 +14,7 @@ from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import PublishCursor
 from apps.mqtt_bridge.publisher import CURSOR, violation_message, violation_topic, violations_publish
 from tests.factories import ProductFactory, characteristic_for
-from tests.mqtt_bridge.conftest import Violations
+from tests.support.plant import Violations
 
 
 class Recorder:

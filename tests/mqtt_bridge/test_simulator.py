@@ -40,8 +40,8 @@ from apps.mqtt_bridge.simulator import (
     simulated_models,
 )
 from spc import evaluate_batch
-from tests.calculations.workers import database_url_for_workers
 from tests.factories import ProductFactory, TestFactory, characteristic_for
+from tests.support.workers import database_url_for_workers
 
 
 def model(**changes: Any) -> ProcessModel:
@@ -220,6 +220,7 @@ def run_command(*args: str) -> str:
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
+@pytest.mark.slow
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class SimulatePlantJsonTests:
@@ -308,6 +309,7 @@ def rebirth_command() -> bytes:
     return psp.NCmd(timestamp=now, metrics=(metric,)).encode(include_dtypes=True)
 
 
+@pytest.mark.slow
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class SimulatePlantSparkplugTests:
@@ -390,6 +392,7 @@ class SimulatePlantSparkplugTests:
         assert acknowledged(output) == 40
 
 
+@pytest.mark.slow
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 class SimulatePlantSignalTests:

@@ -13,7 +13,7 @@ from apps.observations import services
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
 from tests.factories import ObservationFactory
-from tests.observations.conftest import Plant
+from tests.support.plant import Plant
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="row locking needs PostgreSQL"),

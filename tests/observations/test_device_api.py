@@ -15,7 +15,7 @@ from apps.observations.models import Observation
 from openspc.roles import Role
 from tests.config.helpers import error_of
 from tests.factories import LotFactory, ProductFactory, UserFactory
-from tests.observations.conftest import rows
+from tests.support.plant import rows
 
 pytestmark = pytest.mark.django_db
 

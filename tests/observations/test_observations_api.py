@@ -11,7 +11,7 @@ from apps.observations.models import Observation
 from openspc.roles import Role
 from tests.config.helpers import error_of
 from tests.factories import ItemFactory, ObservationFactory, UserFactory
-from tests.observations.conftest import rows
+from tests.support.plant import rows
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from apps.observations.choices import LotStatus, ObservationStatus
 from apps.observations.models import Observation
 from apps.observations.services import record
 from tests.factories import ItemFactory, LotFactory, ProductFactory, TestFactory, released_plan
-from tests.observations.conftest import rows
+from tests.support.plant import rows
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,7 @@
 `subgroup_timeout` is flushed as an undersized sample or discarded once it has waited that long.
 
 Observations are posted as a device would, one value each, and processed by observations_process
-(the `Line` of test_subgroups.py). The sweep takes `now`, so no clock is frozen: times are counted
+(the `Line` of tests/support/lines.py). The sweep takes `now`, so no clock is frozen: times are counted
 from the "since" the buffer holds.
 """
 
@@ -23,7 +23,7 @@ from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample, SubgroupFeed
 from apps.observations.subgroups import checksum_add, subgroups_timeout_sweep
 from openspc.celery import app
-from tests.observations.test_subgroups import Line
+from tests.support.lines import Line
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,7 @@ observation may carry any number of values, and processed by observations_proces
 
 import math
 import random
-import uuid
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,62 +14,15 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.config import services as config_services
 from apps.config.choices import TestKind
-from apps.config.models import Characteristic, Test
 from apps.observations import services, subgroups
 from apps.observations.choices import LotStatus, ObservationStatus
-from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
+from apps.observations.models import Lot, Observation, SubgroupFeed
 from apps.observations.subgroups import checksum_of, observation_hash
-from tests.factories import LotFactory, ProductFactory, TestFactory, characteristic_for
+from tests.factories import TestFactory, characteristic_for
+from tests.support.lines import Line
 
 pytestmark = pytest.mark.django_db
-
-
-class Line:
-    """A product with one characteristic of subgroup size `size` and lots A, B, C."""
-
-    def __init__(self, size: int, kind: str = TestKind.VARIABLE) -> None:
-        self.product = ProductFactory()
-        self.test = TestFactory(kind=kind, plausible_min=0.0, plausible_max=1000.0)
-        self.characteristic = characteristic_for(self.product, self.test, subgroup_size=size)
-        self.lots = {name: LotFactory(product=self.product, number=name) for name in "ABC"}
-        device, _ = config_services.device_create(name=f"gauge-{self.product.code}")
-        self.user = device.user
-
-    def record(self, *posts: tuple[str, Sequence[Any]], test: Test | None = None) -> list[int]:
-        """Store observations (lot name, values) as `received`; their ids, in order."""
-        entries = [
-            # Without a key or a time, equal readings would be taken for one reading sent twice.
-            services.ObservationEntry(
-                lot=self.lots[lot],
-                test=test or self.test,
-                values=list(values),
-                idempotency_key=uuid.uuid4().hex,
-            )
-            for lot, values in posts
-        ]
-        return services.observations_record(entries=entries, source="device", user=self.user, queue=False).ids
-
-    def post(self, *posts: tuple[str, Sequence[Any]], test: Test | None = None) -> list[int]:
-        """Record and process in one batch."""
-        ids = self.record(*posts, test=test)
-        services.observations_process(ids=ids)
-        return ids
-
-    def samples(self, characteristic: Characteristic | None = None) -> list[Sample]:
-        chosen = characteristic or self.characteristic
-        return list(Sample.objects.filter(characteristic=chosen).order_by("sequence"))
-
-    def shape(self) -> list[tuple[str, list[float], list[int]]]:
-        """(lot, values, observation ids) of every sample, in sequence order."""
-        names = {lot.pk: name for name, lot in self.lots.items()}
-        return [(names[s.lot_id], s.values, s.observation_ids) for s in self.samples()]
-
-    def pending(self) -> dict[str, Any]:
-        """The feed's buffers without their start time ("since": test_subgroup_timeout.py)."""
-        pending = SubgroupFeed.objects.get(pk=self.characteristic.pk).pending
-        return {lot: {k: v for k, v in entry.items() if k != "since"} for lot, entry in pending.items()}
 
 
 def _observation(pk: int) -> Observation:

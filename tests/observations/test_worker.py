@@ -7,8 +7,10 @@ import pytest
 
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
-from tests.calculations.workers import CeleryWorkers
-from tests.observations.conftest import Plant
+from tests.support.plant import Plant
+from tests.support.workers import CeleryWorkers
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.project.test_settings import GOOD_KEY, load_settings
+from tests.support.settings_env import GOOD_KEY, load_settings
 
 SHOW = (
     "from django.conf import settings as s;"

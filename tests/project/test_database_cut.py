@@ -19,6 +19,7 @@ from apps.observations.models import Lot
 from tests.factories import LotFactory
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(connection.vendor != "postgresql", reason="cuts a PostgreSQL backend"),
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
@@ -132,7 +133,7 @@ def test_a_page_request_cut_mid_query_answers_503_with_retry_after(client, opera
 
 def test_under_daphne_with_its_pool_the_cut_answers_503_and_logs_one_line(operations_lead, tmp_path):
     """The web process as deployed: daphne, connections from psycopg's pool."""
-    from tests.subscriptions.helpers import Daphne, access_token
+    from tests.support.daphne import Daphne, access_token
 
     lot = LotFactory()
     token = access_token(operations_lead)

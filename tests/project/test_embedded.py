@@ -21,6 +21,8 @@ import redis
 
 from openspc.embedded import EmbeddedServices, free_port
 
+pytestmark = pytest.mark.slow
+
 BASE_DIR = Path(__file__).resolve().parents[2]
 CONFIGURED = ("DATABASE_URL", "REDIS_URL", "MQTT_URL", "SECRET_KEY", "DEBUG")
 

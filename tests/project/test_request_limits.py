@@ -23,9 +23,13 @@ from typing import Any
 import pytest
 
 from apps.observations.models import Observation
-from tests.subscriptions.helpers import Daphne
+from tests.support.daphne import Daphne
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 LIMIT = 1024 * 1024
 DEVICE = "/api/v1/device/observations/"

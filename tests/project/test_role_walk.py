@@ -31,8 +31,8 @@ from apps.observations.models import Observation
 from openspc.routing import websocket_urlpatterns
 from tests.config.helpers import error_of
 from tests.factories import ItemFactory, LotFactory, ProductFactory, TestFactory, UserFactory, released_plan
-from tests.observations.conftest import Plant
-from tests.subscriptions.helpers import access_token, close_code, communicator
+from tests.support.daphne import access_token, close_code, communicator
+from tests.support.plant import Plant
 
 ROLES = ("roleless", "tester", "device")
 

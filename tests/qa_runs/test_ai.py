@@ -17,8 +17,6 @@ from apps.qa_runs.generate import GenerationContext, ScenarioGenerator, SpecGene
 from apps.qa_runs.models import QaEvent, QaPackage, QaPackageRun, Scenario
 from apps.qa_runs.services import MASK, event_publish, qa_run_request, scenario_store
 from apps.qa_runs.spec import Operation, Spec, spec_parse
-from tests.project.test_settings import GOOD_KEY, load_settings
-from tests.qa_runs.conftest import things_spec
 from tests.qa_runs.fake_openai import (
     FakeOpenAI,
     completion,
@@ -28,6 +26,8 @@ from tests.qa_runs.fake_openai import (
     slow,
     status,
 )
+from tests.support.qa_spec import things_spec
+from tests.support.settings_env import GOOD_KEY, load_settings
 
 KEY = "sk-test-0123456789abcdef"
 MODEL = "qa-test-model"

@@ -17,7 +17,7 @@ from apps.qa_runs.services import (
     qa_run_request,
     qa_run_transition,
 )
-from tests.qa_runs.conftest import things_spec
+from tests.support.qa_spec import things_spec
 
 pytestmark = pytest.mark.django_db
 

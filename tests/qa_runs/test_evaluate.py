@@ -12,7 +12,7 @@ from apps.qa_runs.generate import Expect, GeneratedScenario, Step
 from apps.qa_runs.models import QaPackage, QaPackageRun, Scenario
 from apps.qa_runs.services import qa_run_request, qa_run_transition, scenario_store, step_result_record
 from apps.qa_runs.spec import Operation, Response, spec_parse
-from tests.qa_runs.conftest import things_spec
+from tests.support.qa_spec import things_spec
 
 OPERATIONS = spec_parse(
     json.dumps(things_spec())

@@ -20,7 +20,7 @@ from apps.qa_runs.generate import (
 from apps.qa_runs.models import QaPackage, Scenario
 from apps.qa_runs.services import qa_run_request, scenario_store
 from apps.qa_runs.spec import Spec, spec_parse
-from tests.qa_runs.conftest import things_spec
+from tests.support.qa_spec import things_spec
 
 
 def parse(document: dict[str, Any]) -> Spec:

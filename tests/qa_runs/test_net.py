@@ -39,8 +39,8 @@ from apps.qa_runs.net import (
     url_check,
 )
 from openspc.settings import envhostsnets
-from tests.project.test_settings import GOOD_KEY, load_settings
 from tests.qa_runs.http_servers import LocalServer, local_server, reply, text
+from tests.support.settings_env import GOOD_KEY, load_settings
 
 PUBLIC = "93.184.215.14"
 

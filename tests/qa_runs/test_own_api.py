@@ -20,10 +20,14 @@ from apps.qa_runs.models import QaEvent, QaPackageRun, StepResult
 from apps.qa_runs.safety import SAFE_METHODS
 from apps.qa_runs.services import qa_package_auth_set, qa_package_create
 from apps.qa_runs.spec import spec_parse
-from tests.calculations.workers import BASE_DIR, CeleryWorkers
-from tests.subscriptions.helpers import Daphne, access_token
+from tests.support.daphne import Daphne, access_token
+from tests.support.workers import BASE_DIR, CeleryWorkers
 
-pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.services]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.services,
+]
 
 STAGES = [
     EventType.REQUESTED,

@@ -12,8 +12,8 @@ from apps.qa_runs.generate import Expect, GeneratedScenario, Step
 from apps.qa_runs.models import QaEvent, QaPackage, QaPackageRun
 from apps.qa_runs.pipeline import qa_runs_sweep_stale, run_execute, scenarios_select
 from apps.qa_runs.services import qa_package_create, qa_run_request, qa_run_transition
-from tests.qa_runs.conftest import things_spec
 from tests.qa_runs.http_servers import local_server, text
+from tests.support.qa_spec import things_spec
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

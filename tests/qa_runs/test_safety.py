@@ -25,9 +25,9 @@ from apps.qa_runs.pipeline import run_execute
 from apps.qa_runs.safety import run_endpoint, scenario_skip_reason, step_refusal, target_self
 from apps.qa_runs.services import qa_package_auth_set, qa_package_create, qa_run_request, scenario_store
 from apps.qa_runs.spec import spec_parse
-from tests.qa_runs.conftest import things_spec
 from tests.qa_runs.fake_openai import fake_openai
 from tests.qa_runs.http_servers import LocalServer, local_server, reply
+from tests.support.qa_spec import things_spec
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 

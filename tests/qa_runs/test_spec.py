@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from apps.qa_runs.spec import Spec, SpecError, spec_hash, spec_parse
-from tests.qa_runs.conftest import things_spec
+from tests.support.qa_spec import things_spec
 
 REPO = Path(__file__).resolve().parents[2]
 

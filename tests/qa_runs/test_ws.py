@@ -11,7 +11,7 @@ from apps.qa_runs.choices import EventType, RunStatus
 from apps.qa_runs.push import run_events_push
 from apps.qa_runs.services import event_publish, qa_run_request, qa_run_transition
 from openspc.sockets import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
-from tests.subscriptions.helpers import access_token, close_code, communicator
+from tests.support.daphne import access_token, close_code, communicator
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .reference import repo_root
 
 KEYS = (
@@ -17,6 +19,7 @@ KEYS = (
 )
 
 
+@pytest.mark.slow
 def test_bench_runs_and_prints_json_last() -> None:
     env = {**os.environ, "SPC_BENCH_N": "20000", "SPC_BENCH_REPEAT": "1"}
     completed = subprocess.run(

@@ -23,6 +23,7 @@ def layer_from_settings() -> RedisChannelLayer:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.slow
 def test_a_receive_on_an_idle_channel_waits_and_then_gets_the_message():
     async def scenario() -> tuple[bool, dict[str, object]]:
         layer = layer_from_settings()
@@ -98,6 +99,7 @@ class Blackhole:
 
 
 @pytest.mark.timeout(90)
+@pytest.mark.slow
 def test_a_redis_that_stops_answering_ends_the_receive_within_the_socket_timeout():
     """The other half of the choice: a cut network is noticed (the consumer ends, its client
     reconnects) rather than leaving the receive waiting forever."""

@@ -19,7 +19,6 @@ from apps.subscriptions.models import Notification, Subscription
 from openspc import events as calculation_events
 from openspc.roles import Role
 from tests.calculations.api_helpers import historical, subgroups_store, submit, window_forget
-from tests.calculations.workers import CeleryWorkers
 from tests.factories import (
     ItemFactory,
     LotFactory,
@@ -28,6 +27,7 @@ from tests.factories import (
     UserFactory,
     characteristic_for,
 )
+from tests.support.workers import CeleryWorkers
 
 INBOX = "/api/v1/notifications/"
 
@@ -397,6 +397,7 @@ class LiveTests:
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.slow
 class WorkerTests:
     def test_a_sample_posted_through_the_api_becomes_a_stored_notification_through_a_worker(
         self, api, manager, tmp_path

@@ -6,7 +6,14 @@ from django.contrib.auth.models import Group, Permission
 from apps.subscriptions.models import Subscription
 from openspc.roles import Role
 from tests.config.helpers import error_of
-from tests.factories import LotFactory, ProductFactory, TestFactory, UserFactory, characteristic_for
+from tests.factories import (
+    LotFactory,
+    ProductFactory,
+    SubscriptionFactory,
+    TestFactory,
+    UserFactory,
+    characteristic_for,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -173,7 +180,7 @@ class ReadAccessTests:
 class OwnOnlyTests:
     def test_nobody_sees_or_changes_another_users_subscriptions(self, api, manager, shop):
         other = UserFactory(username="other-manager", roles=[Role.MANAGER])
-        theirs = Subscription.objects.create(user=other, scope="product", product=shop["a"])
+        theirs = SubscriptionFactory(user=other, product=shop["a"])
         mine = api(manager).post(URL, {"scope": "product", "product": shop["b"].pk}).json()
         client = api(manager)
 

@@ -15,7 +15,7 @@ from apps.config import services as config_services
 from apps.config.models import Characteristic
 from openspc.sockets import CLOSE_FORBIDDEN, CLOSE_IDLE, CLOSE_UNAUTHENTICATED
 from tests.factories import ProductFactory, TestFactory, UserFactory, characteristic_for
-from tests.subscriptions.helpers import (
+from tests.support.daphne import (
     access_token,
     close_code,
     communicator,

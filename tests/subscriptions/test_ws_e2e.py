@@ -24,11 +24,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from openspc.sockets import CLOSE_UNAUTHENTICATED
-from tests.calculations.workers import CeleryWorkers, pipeline_idle
 from tests.factories import ProductFactory, TestFactory, UserFactory, characteristic_for
-from tests.subscriptions.helpers import Daphne, access_token, expired_token
+from tests.support.daphne import Daphne, access_token, expired_token
+from tests.support.workers import CeleryWorkers, pipeline_idle
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 CENTER, SIGMA = 74.0, 0.01
 IN_CONTROL, SHIFTED = 6, 2

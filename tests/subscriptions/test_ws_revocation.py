@@ -14,7 +14,7 @@ from django.test import Client
 
 from openspc.sessions import SIGNED_IN_AT
 from openspc.sockets import CLOSE_UNAUTHENTICATED
-from tests.subscriptions.helpers import access_token, close_code, communicator
+from tests.support.daphne import access_token, close_code, communicator
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

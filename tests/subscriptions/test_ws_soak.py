@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.calculations.workers import CeleryWorkers
-from tests.subscriptions.helpers import Daphne, access_token
+from tests.support.daphne import Daphne, access_token
+from tests.support.workers import CeleryWorkers
 
 SOAK_SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
 CONNECTIONS = 20

@@ -1,27 +1,11 @@
-"""The observation tests' plant serves the page tests too; `dia` is its DIA characteristic, and
-`chart_html` the chart page as a user sees it."""
-
-from typing import Any
+"""`dia`: the shared plant's DIA characteristic (tests/support/plant.py), for the page tests."""
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser
-from django.test import Client
-from django.urls import reverse
 
 from apps.config.models import Characteristic
-from tests.observations.conftest import plant
-
-__all__ = ["chart_html", "dia", "plant"]
-
-
-def chart_html(user: AbstractBaseUser, characteristic: Characteristic) -> str:
-    client = Client()
-    client.force_login(user)
-    response = client.get(reverse("web-chart", args=[characteristic.pk]))
-    assert response.status_code == 200
-    return response.content.decode()
+from tests.support.plant import Plant
 
 
 @pytest.fixture
-def dia(plant: Any) -> Characteristic:
+def dia(plant: Plant) -> Characteristic:
     return Characteristic.objects.get(product=plant.product, test=plant.dia)

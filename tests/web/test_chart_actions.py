@@ -8,7 +8,7 @@ import re
 import pytest
 
 from tests.factories import UserFactory
-from tests.web.conftest import chart_html
+from tests.support.pages import chart_html
 
 pytestmark = pytest.mark.django_db
 

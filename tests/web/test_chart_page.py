@@ -12,7 +12,7 @@ from django.urls import reverse
 from apps.calculations import services as calculations
 from apps.config import services as config_services
 from apps.observations import services as observations
-from tests.web.conftest import chart_html
+from tests.support.pages import chart_html
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from apps.config.models import Characteristic
 from apps.web.filters import RULE_NAMES
-from tests.web.conftest import chart_html
+from tests.support.pages import chart_html
 
 JS_TESTS = Path(__file__).parent / "js"
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,7 @@ from apps.observations.selectors import lot_progress
 from apps.observations.services import lots
 from apps.web.selectors import lots_progress
 from tests.factories import ItemFactory, LotFactory, ProductFactory, UserFactory
-from tests.web.test_pages import nav_labels, signed_in
+from tests.support.pages import nav_labels, signed_in
 
 pytestmark = pytest.mark.django_db
 

@@ -16,6 +16,7 @@ from apps.config.models import Characteristic
 from apps.subscriptions import services as subscriptions
 from apps.subscriptions.models import Notification
 from apps.web.views import page_url_pattern
+from tests.factories import NotificationFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -45,9 +46,7 @@ def nav_item(html: str, label: str) -> str | None:
 
 
 def notify(user: AbstractBaseUser, title: str, *, read: bool = False, **data: Any) -> Notification:
-    return Notification.objects.create(
-        user=user, event="violation.created", title=title, data=data, read_at=timezone.now() if read else None
-    )
+    return NotificationFactory(user=user, title=title, data=data, read_at=timezone.now() if read else None)
 
 
 # --- Who may open the pages --------------------------------------------------------------------

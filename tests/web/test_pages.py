@@ -5,35 +5,32 @@ import re
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractBaseUser, Permission, User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from apps.calculations.choices import Severity
 from apps.calculations.models import ProductStatistics, Violation
 from apps.config import services as config_services
 from apps.config.choices import DataSource
 from apps.config.models import Characteristic, Test
-from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.models import Lot, Sample
 from apps.web.selectors import CardState, overview_groups
 from openspc.roles import Role
-from tests.factories import LotFactory, ProductFactory, TestFactory, UserFactory, characteristic_for
+from tests.factories import (
+    EdgeNodeFactory,
+    LotFactory,
+    ProductFactory,
+    SampleFactory,
+    TestFactory,
+    UserFactory,
+    ViolationFactory,
+    characteristic_for,
+)
+from tests.support.pages import nav_labels, signed_in
 
 PASSWORD = "pw-for-tests-only"  # tests/factories.py UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def signed_in(user: AbstractBaseUser) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def nav_labels(html: str) -> list[str]:
-    nav = re.search(r'<nav class="site-nav".*?</nav>', html, re.S)
-    return re.findall(r"<a [^>]*>(.*?)</a>", nav.group(0)) if nav else []
 
 
 CARD = re.compile(
@@ -161,18 +158,11 @@ def plant_characteristic(plant: Any, test: Test | None = None) -> Characteristic
 
 
 def add_sample(characteristic: Characteristic, lot: Lot, mean: float) -> Sample:
-    sequence = Sample.objects.filter(characteristic=characteristic).count() + 1
-    return Sample.objects.create(
-        characteristic=characteristic, sequence=sequence, lot=lot, values=[mean], observation_ids=[],
-        n=1, mean=mean, in_control=True,
-    )  # fmt: skip
+    return SampleFactory(characteristic=characteristic, lot=lot, values=[mean], in_control=True)
 
 
 def add_violation(sample: Sample, *, rule: int = 1, requires_acknowledgement: bool = True) -> Violation:
-    return Violation.objects.create(
-        characteristic=sample.characteristic, sample=sample, rule=rule, points=[sample.sequence],
-        limits_version=1, severity=Severity.CRITICAL, requires_acknowledgement=requires_acknowledgement,
-    )  # fmt: skip
+    return ViolationFactory(sample=sample, rule=rule, requires_acknowledgement=requires_acknowledgement)
 
 
 class Floor:
@@ -207,8 +197,8 @@ class Floor:
             data_source=DataSource.SPARKPLUG, tag="Press/Force", **line2,
         )  # fmt: skip
         add_sample(self.press, lot, 3.0)
-        EdgeNode.objects.create(group="G", node="press-node", online=False, metrics=["Press/Force", "Other"])
-        EdgeNode.objects.create(group="G", node="other-node", online=True, metrics=["Other"])
+        EdgeNodeFactory(node="press-node", online=False, metrics=["Press/Force", "Other"])
+        EdgeNodeFactory(node="other-node", metrics=["Other"])
         self.temp = characteristic_for(
             self.pump, TestFactory(code="TEMP", name="Temperature", unit="°C"), **line2
         )
@@ -310,7 +300,7 @@ class OverviewTests:
         assert f'data-time-zone="{settings.TIME_ZONE}"' in html
 
     def test_a_metric_an_online_node_also_announces_is_not_offline(self, floor, quality_specialist):
-        EdgeNode.objects.create(group="G", node="spare", online=True, metrics=["Press/Force"])
+        EdgeNodeFactory(node="spare", metrics=["Press/Force"])
         states = {
             card.characteristic.pk: card.state
             for group in overview_groups(user=quality_specialist)
@@ -327,7 +317,7 @@ class OverviewTests:
             c = characteristic_for(product, TestFactory(), line=f"Line {n % 4}")
             add_violation(add_sample(c, lot, float(n)))
             ProductStatistics.objects.create(characteristic=c, cpk=1.0 + n / 10)
-        EdgeNode.objects.create(group="G", node="n", online=False, metrics=["x"])
+        EdgeNodeFactory(online=False, metrics=["x"])
         user = UserFactory(username="fresh-qs", roles=[Role.QUALITY_SPECIALIST])  # roles not cached yet
         # The user's roles, their permissions (user and group), edge nodes, characteristics.
         with django_assert_max_num_queries(5):

@@ -14,7 +14,7 @@ from apps.observations.choices import LotStatus
 from apps.observations.models import Lot
 from openspc.roles import Role
 from tests.factories import UserFactory
-from tests.web.test_pages import nav_labels, signed_in
+from tests.support.pages import nav_labels, signed_in
 
 pytestmark = pytest.mark.django_db
 

@@ -23,7 +23,7 @@ from apps.config import services as config_services
 from apps.config.models import Characteristic
 from openspc.embedded import free_port, wait_for_port
 from tests.calculations.api_helpers import window_forget
-from tests.calculations.workers import BASE_DIR, Started, database_url_for_workers
+from tests.support.workers import BASE_DIR, Started, database_url_for_workers
 
 LOG_TAIL = 4000
 

@@ -202,3 +202,13 @@ def screenshot_for_docs(page: Page, name: str) -> None:
     if os.environ.get("DOCS_SCREENSHOTS"):
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=DOCS_SCREENSHOTS / f"{name}.png")
+
+
+def watch(page: Page, errors: list[str]) -> None:
+    def console(message: ConsoleMessage) -> None:
+        # A browser asks for /favicon.ico by itself; that one is no error of the page.
+        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+            errors.append(f"{page.url}: {message.text} ({message.location.get('url')})")
+
+    page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))
+    page.on("console", console)

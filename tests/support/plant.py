@@ -1,4 +1,6 @@
-"""A plant with one product in testing: the fixtures of the observation tests."""
+"""The plant world most tests share: product RING-74 in testing (`Plant`), its device, another
+tester, violation rows on it (`Violations`). The fixtures are registered once, for every test package,
+by tests/conftest.py."""
 
 import datetime
 from collections.abc import Callable
@@ -8,8 +10,10 @@ import pytest
 from django.contrib.auth.models import AbstractBaseUser
 from rest_framework.test import APIClient
 
+from apps.calculations.models import Violation
 from apps.config import services as config_services
 from apps.config.choices import TestKind
+from apps.config.models import Characteristic
 from apps.observations import services
 from apps.observations.models import Observation
 from openspc.roles import Role
@@ -17,8 +21,10 @@ from tests.factories import (
     ItemFactory,
     LotFactory,
     ProductFactory,
+    SampleFactory,
     TestFactory,
     UserFactory,
+    ViolationFactory,
     released_plan,
 )
 
@@ -126,3 +132,24 @@ def rows() -> list[dict[str, Any]]:
 
 
 ApiFactory = Callable[[AbstractBaseUser | None], APIClient]
+
+
+class Violations:
+    """Violation rows on the plant's DIA characteristic, each on a sample of its own."""
+
+    def __init__(self, plant: Plant) -> None:
+        self.plant = plant
+        self.dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
+        self.samples = 0
+
+    def violation(self, characteristic: Characteristic | None = None, *, rule: int = 1) -> Violation:
+        c = characteristic or self.dia
+        self.samples += 1
+        sample = SampleFactory(
+            characteristic=c,
+            sequence=self.samples,
+            lot=self.plant.lot,
+            values=[74.0 + self.samples / 100, 74.1],
+            in_control=False,
+        )
+        return ViolationFactory(sample=sample, rule=rule)

@@ -19,7 +19,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from openspc.embedded import free_port, wait_for_port, web_command
 from openspc.routing import websocket_urlpatterns
-from tests.calculations.workers import BASE_DIR, database_url_for_workers
+from tests.support.workers import BASE_DIR, database_url_for_workers
 
 
 def application() -> Any:
