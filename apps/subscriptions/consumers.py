@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from apps.config.roles import Role, has_role
 from apps.subscriptions import selectors
-from openspc.events import events_unpack
+from openspc.events import EventType, events_unpack
 from openspc.revocation import (
     CREDENTIALS_REVOKED,
     DEACTIVATED,
@@ -63,14 +63,14 @@ MAX_IDS_PER_MESSAGE = 500
 MAX_SUBSCRIPTIONS = 2000
 
 # Channel-layer event -> the message type a `ws/samples/` client gets.
-SAMPLE_EVENTS = {
-    "sample.created": "sample",
-    "violation.created": "violation",
-    "violation.acknowledged": "ack_update",
-    "limits.changed": "limits_update",
-    "statistics.updated": "statistics_update",
+SAMPLE_EVENTS: dict[str, str] = {
+    EventType.SAMPLE_CREATED: "sample",
+    EventType.VIOLATION_CREATED: "violation",
+    EventType.VIOLATION_ACKNOWLEDGED: "ack_update",
+    EventType.LIMITS_CHANGED: "limits_update",
+    EventType.STATISTICS_UPDATED: "statistics_update",
 }
-NOTIFICATION_EVENTS = {"notification.created": "notification"}
+NOTIFICATION_EVENTS: dict[str, str] = {EventType.NOTIFICATION_CREATED: "notification"}
 
 
 def _is_device(user: AbstractBaseUser) -> bool:

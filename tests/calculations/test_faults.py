@@ -28,9 +28,9 @@ from apps.calculations.tasks import calculations_apply_task, calculations_catch_
 from apps.config import services as config_services
 from apps.config.models import Characteristic, Test
 from apps.observations import services as obs_services
+from apps.observations.checksum import checksum_of, observation_hash
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
-from apps.observations.subgroups import checksum_of, observation_hash
 from apps.observations.tasks import observations_process_task
 from tests.calculations.fault_helpers import (
     CeleryWorker,

@@ -19,10 +19,10 @@ from django.test.utils import CaptureQueriesContext
 from apps.config import services as config_services
 from apps.config.choices import TestKind
 from apps.config.models import Characteristic, Test
-from apps.observations import services, subgroups
+from apps.observations import handoff, services
+from apps.observations.checksum import checksum_of, observation_hash
 from apps.observations.choices import LotStatus, ObservationStatus
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
-from apps.observations.subgroups import checksum_of, observation_hash
 from tests.factories import LotFactory, ProductFactory, TestFactory, characteristic_for
 
 pytestmark = pytest.mark.django_db
@@ -335,7 +335,7 @@ class LotCloseTests:
     def queued(self, monkeypatch):
         """Characteristic ids sent to the calculation worker (nothing reaches the broker)."""
         sent: list[list[int]] = []
-        monkeypatch.setattr(subgroups, "calculations_queue", lambda *, characteristic_ids: sent.append(
+        monkeypatch.setattr(handoff, "calculations_queue", lambda *, characteristic_ids: sent.append(
             list(characteristic_ids)))  # fmt: skip
         return sent
 

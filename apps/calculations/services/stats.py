@@ -17,9 +17,9 @@ from apps.calculations.models import LotStatistics, Moments, ProductStatistics
 from apps.calculations.spc import c4, capability_indices, d2
 from apps.calculations.window import ATTRIBUTE_KINDS, Lines
 from apps.config.models import Characteristic
+from apps.observations.checksum import checksum_add, checksum_of
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample
-from apps.observations.subgroups import checksum_add, checksum_of
 from openspc.services import rows_insert, rows_update
 
 
