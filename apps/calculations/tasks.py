@@ -17,11 +17,8 @@ CATCH_UP_CHUNK = 20
 
 
 @shared_task(name=queues.CALCULATIONS_APPLY, acks_late=True)
-def calculations_apply_task(
-    *, characteristic_ids: list[int] | None = None, characteristic_id: int | None = None
-) -> dict[str, int]:
-    """`characteristic_id`: a message queued by an earlier version (one characteristic)."""
-    ids = list(characteristic_ids or []) + ([characteristic_id] if characteristic_id is not None else [])
+def calculations_apply_task(*, characteristic_ids: list[int]) -> dict[str, int]:
+    ids = list(characteristic_ids)
     # Cleared before the work: whatever is committed from now on queues another calculation.
     calculations_pending_clear(characteristic_ids=ids)
     result = services.characteristics_calculate(characteristic_ids=ids)

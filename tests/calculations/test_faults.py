@@ -425,7 +425,7 @@ def test_repeated_deliveries_change_nothing(rig: Rig) -> None:
     ids += rig.record(wall, rig.wall_values(4)) + rig.record(dia, rig.dia_values(3), lot=rig.lot2)
     observations_process_task(ids=ids)
     for characteristic in (rig.dia, rig.wall):
-        calculations_apply_task(characteristic_id=characteristic.pk)
+        calculations_apply_task(characteristic_ids=[characteristic.pk])
     before = _rows()
     assert len(before["Sample"]) == 12 + 10 + 4 + 3
     assert before["Violation"]
@@ -434,7 +434,7 @@ def test_repeated_deliveries_change_nothing(rig: Rig) -> None:
     observations_process_task(ids=ids)  # a redelivered observations.process, all processed
     obs_services.observations_process(ids=ids[:5])  # the stale sweep's copy of some of them
     for characteristic in (rig.dia, rig.wall, rig.dia):  # calculations.apply twice, and again
-        calculations_apply_task(characteristic_id=characteristic.pk)
+        calculations_apply_task(characteristic_ids=[characteristic.pk])
         services.characteristic_calculate(characteristic_id=characteristic.pk)
     # The calculator given each lot's newest observation again: its checksum is in (a duplicate).
     newest = [

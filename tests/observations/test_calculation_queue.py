@@ -40,20 +40,6 @@ def test_a_started_calculation_lets_the_next_batch_queue_another(sent, plant):
     assert [message["characteristic_ids"] for message in sent] == [[dia.pk], [dia.pk]]
 
 
-@pytest.mark.django_db
-def test_a_message_from_an_earlier_version_clears_its_mark_and_calculates(sent, plant):
-    dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-    cache.delete(handoff.calculation_pending_key(dia.pk))
-    handoff.calculations_queue(characteristic_ids=[dia.pk])
-    assert calculations_apply_task.run(characteristic_id=dia.pk) == {
-        "samples": 0,
-        "observations": 0,
-        "violations": 0,
-    }
-    handoff.calculations_queue(characteristic_ids=[dia.pk])
-    assert len(sent) == 2
-
-
 def test_without_redis_every_batch_queues(sent, monkeypatch):
     def down(*args, **kwargs):
         raise ConnectionError("redis is down")

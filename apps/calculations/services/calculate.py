@@ -15,6 +15,7 @@ finds the work done and returns.
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.core.cache import cache
 from django.db import transaction
@@ -242,16 +243,24 @@ def _shares(states: Sequence[ChartState]) -> dict[int, _Share]:
     return shares
 
 
+class ShareCalculated(NamedTuple):
+    """What judging one characteristic's part of a run produced."""
+
+    violations: list[Violation]
+    lot_statistics: list[LotStatistics]  # the lot statistics it changed
+    # Called once the violations are saved: the events' data holds the violations' ids.
+    make_events: Callable[[], list[Event]]
+    window_document: dict[str, object] | None  # the window's new document (None: unchanged)
+
+
 def _calculate_share(
     share: _Share,
     lots: dict[tuple[int, int], LotStatistics],
     product: ProductStatistics,
     stored_window: object | None,
-) -> tuple[list[Violation], list[LotStatistics], Callable[[], list[Event]], dict[str, object] | None]:
+) -> ShareCalculated:
     """Judge one characteristic's new samples and fold its observations into the statistics given;
-    `stored_window` is its window's document from windows_cached. Returns the violations, the
-    changed lot statistics, a function making the events (called once the violations are saved:
-    their data holds the violations' ids) and the window's new document (None: unchanged)."""
+    `stored_window` is its window's document from windows_cached."""
     characteristic, state, samples = share.characteristic, share.state, share.samples
     kind = characteristic.effective_chart_type
     lines = lines_of(characteristic, share.limits)
@@ -279,7 +288,7 @@ def _calculate_share(
     def make_events() -> list[Event]:
         return calculation_events(characteristic, kind, samples, violations, changed, product)
 
-    return violations, changed, make_events, document
+    return ShareCalculated(violations, changed, make_events, document)
 
 
 def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResult, bool]:
@@ -298,14 +307,12 @@ def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResu
         documents: dict[int, object] = {}
         for share in busy:
             pk = share.characteristic.pk
-            found, lot_stats, share_events, document = _calculate_share(
-                share, lots, products[pk], stored.get(pk)
-            )
-            violations += found
-            changed += lot_stats
-            make_events.append(share_events)
-            if document is not None:
-                documents[pk] = document
+            calculated = _calculate_share(share, lots, products[pk], stored.get(pk))
+            violations += calculated.violations
+            changed += calculated.lot_statistics
+            make_events.append(calculated.make_events)
+            if calculated.window_document is not None:
+                documents[pk] = calculated.window_document
         samples = [sample for share in busy for sample in share.samples]
         rows_update(model=Sample, rows=samples, fields=["in_control", "limits_version", "evaluated_at"])
         # The cursors move in this transaction, so a sample is judged once; the unique constraint on
