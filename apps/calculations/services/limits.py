@@ -33,7 +33,7 @@ from apps.calculations.spc import (
     xbar_s_chart,
 )
 from apps.calculations.window import ATTRIBUTE_KINDS
-from apps.config.choices import LimitMethod
+from apps.config.choices import LimitMethod, chart_type_by_subgroup_size
 from apps.config.models import Characteristic, ControlLimits
 from apps.config.services.characteristics import control_limits_set
 from apps.observations.models import Sample
@@ -61,8 +61,7 @@ def _base_kind(characteristic: Characteristic) -> str:
     """The Shewhart chart whose limits the characteristic's chart uses (EWMA/CUSUM: by subgroup size)."""
     kind = characteristic.effective_chart_type
     if kind in ("ewma", "cusum"):
-        n = characteristic.subgroup_size
-        return "imr" if n == 1 else ("xbar_r" if n <= 10 else "xbar_s")
+        return chart_type_by_subgroup_size(characteristic.subgroup_size)
     return kind
 
 
