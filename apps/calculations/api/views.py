@@ -30,7 +30,7 @@ from apps.config.roles import Role
 from apps.observations.models import Sample
 from apps.observations.permissions import DataEntry, data_entry_role
 from apps.observations.services.samples import sample_exclude
-from openspc.api import Conflict, acting_user
+from openspc.api import acting_user
 
 HUMAN = [IsHuman, RoleModelPermissions]
 
@@ -208,12 +208,9 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         unknown = [str(pk) for pk in ids if pk not in found]
         if unknown:
             raise DRFValidationError({"ids": [f"No violation {', '.join(unknown)} (or not visible to you)."]})
-        try:
-            acknowledged = services.violations_acknowledge(
-                violations=[found[pk] for pk in ids], user=acting_user(request), **data
-            )
-        except services.AlreadyAcknowledged as exc:
-            raise Conflict(str(exc)) from None
+        acknowledged = services.violations_acknowledge(
+            violations=[found[pk] for pk in ids], user=acting_user(request), **data
+        )
         answer = {"count": len(acknowledged), "violations": acknowledged}
         return Response(serializers.AcknowledgeBatchResultSerializer(answer).data)
 
@@ -227,12 +224,9 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         violation = self.get_object()
         body = serializers.AcknowledgeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            acknowledged = services.violation_acknowledge(
-                violation=violation, user=acting_user(request), **body.validated_data
-            )
-        except services.AlreadyAcknowledged as exc:
-            raise Conflict(str(exc)) from None
+        acknowledged = services.violation_acknowledge(
+            violation=violation, user=acting_user(request), **body.validated_data
+        )
         return Response(serializers.ViolationSerializer(acknowledged).data)
 
 
@@ -310,12 +304,9 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
         (p, np, c, u for attributes), leaving out samples with violations if asked."""
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            change = services.limits_recalculate(
-                characteristic=self.get_object(), user=acting_user(request), **body.validated_data
-            )
-        except services.LimitsFrozen as exc:
-            raise Conflict(str(exc)) from None
+        change = services.limits_recalculate(
+            characteristic=self.get_object(), user=acting_user(request), **body.validated_data
+        )
         return self._limits_answer(change)
 
     @extend_schema(request=serializers.SetLimitsSerializer, responses=serializers.LimitsChangeSerializer)

@@ -37,13 +37,14 @@ from apps.config.choices import LimitMethod, chart_type_by_subgroup_size
 from apps.config.models import Characteristic, ControlLimits
 from apps.config.services.characteristics import control_limits_set
 from apps.observations.models import Sample
+from openspc.api import DomainConflict
 from openspc.events import EventType, event, events_send_on_commit
 
 MIN_SAMPLES = 2
 MAX_SAMPLES = 10_000
 
 
-class LimitsFrozen(Exception):
+class LimitsFrozen(DomainConflict):
     """The current limits are frozen: nothing recalculates them until they are unfrozen (a conflict
     with the characteristic's state, not bad input)."""
 

@@ -11,6 +11,7 @@ from apps.audit.models import AuditAction
 from apps.audit.services import audit_fields, audit_record
 from apps.calculations.events import characteristic_groups, violation_acknowledged_data
 from apps.calculations.models import AcknowledgementReason, Violation
+from openspc.api import DomainConflict
 from openspc.events import EventType, event, events_send_on_commit
 
 ACKNOWLEDGEMENT_FIELDS = [
@@ -20,7 +21,7 @@ ACKNOWLEDGEMENT_FIELDS = [
 MAX_BATCH = 500
 
 
-class AlreadyAcknowledged(Exception):
+class AlreadyAcknowledged(DomainConflict):
     """Violations were acknowledged before (409); nothing was changed. `ids` names them."""
 
     def __init__(self, message: str, ids: Sequence[int]) -> None:

@@ -23,9 +23,8 @@ from apps.qa_runs.choices import RUN_TERMINAL
 from apps.qa_runs.evaluate import html_report, junit_xml
 from apps.qa_runs.filtersets import QaRunFilterSet
 from apps.qa_runs.models import QaPackage, QaPackageRun
-from apps.qa_runs.net import TargetRefused
 from apps.qa_runs.selectors import unsafe_warning
-from openspc.api import Conflict, acting_user, instance_of
+from openspc.api import acting_user, instance_of
 
 
 class ReportNegotiation(BaseContentNegotiation):
@@ -102,12 +101,9 @@ class QaPackageViewSet(viewsets.ModelViewSet):
         warning = unsafe_warning(package=package)
         if warning and not asked.validated_data["confirm_unsafe"]:
             raise ValidationError({"confirm_unsafe": [f"{warning} Send confirm_unsafe: true to start it."]})
-        try:
-            run = pipeline.qa_run_start(
-                package=package, requested_by=acting_user(request), requested_host=request.get_host()
-            )
-        except TargetRefused as error:
-            raise Conflict(f"{error.reason[0].upper()}{error.reason[1:]}.") from None
+        run = pipeline.qa_run_start(
+            package=package, requested_by=acting_user(request), requested_host=request.get_host()
+        )
         links = serializers.run_links(run)
         body = {
             "plan_id": run.plan_id,
@@ -181,10 +177,7 @@ class QaRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @action(detail=True, methods=["post"], permission_classes=[IsHuman, RunCancelPermissions])
     def cancel(self, request: Request, plan_id: str | None = None) -> Response:
         """Stop the run: at once while it is queued, else at the pipeline's next check. 409 once ended."""
-        try:
-            run = pipeline.qa_run_cancel(run=self.get_object())
-        except services.RunTransitionError as error:
-            raise Conflict(str(error)) from None
+        run = pipeline.qa_run_cancel(run=self.get_object())
         return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     def _report(self, text: str, content_type: str, extension: str) -> HttpResponse:
