@@ -38,7 +38,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from apps.mqtt_bridge.broker import BrokerAddress, broker_address
-from apps.mqtt_bridge.models import DeadLetterReason
+from apps.mqtt_bridge.choices import DeadLetterReason
 from apps.mqtt_bridge.nodes import NodeChange, Nodes
 from apps.mqtt_bridge.publisher import statistics_publish, violations_publish
 from apps.mqtt_bridge.readings import Bad, Reading, epoch_ms, json_reading, message_key

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.config.choices import MAX_SUBGROUP_SIZE
-from apps.mqtt_bridge.models import DeadLetterReason
+from apps.mqtt_bridge.choices import DeadLetterReason
 from apps.mqtt_bridge.selectors import Fed
 
 

@@ -15,14 +15,8 @@ from django.utils import timezone
 
 from apps.config.models import Characteristic, Device, Product, Test
 from apps.config.services.devices import device_create
-from apps.mqtt_bridge.models import (
-    BrokerCounter,
-    DataHealthAlarm,
-    DataHealthKind,
-    DeadLetter,
-    DeadLetterReason,
-    EdgeNode,
-)
+from apps.mqtt_bridge.choices import DataHealthKind, DeadLetterReason
+from apps.mqtt_bridge.models import BrokerCounter, DataHealthAlarm, DeadLetter, EdgeNode
 from apps.mqtt_bridge.nodes import NodeChange
 from apps.mqtt_bridge.readings import Bad, Reading, fingerprint
 from apps.mqtt_bridge.selectors import lots_current

@@ -30,7 +30,8 @@ from django.utils import timezone
 from apps.config.models import Characteristic
 from apps.observations.models import Lot
 from apps.subscriptions import messages
-from apps.subscriptions.models import Notification, Subscription, SubscriptionEvent, SubscriptionScope
+from apps.subscriptions.choices import SubscriptionEvent, SubscriptionScope
+from apps.subscriptions.models import Notification, Subscription
 from apps.subscriptions.selectors import SCOPE_MODELS, subscription_target_readable, subscriptions_concerned
 from openspc.api import Conflict
 from openspc.events import EventType, event, events_send_on_commit

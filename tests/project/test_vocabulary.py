@@ -29,3 +29,20 @@ def test_every_route_and_beat_entry_names_a_registered_task():
     assert settings.CELERY_TASK_ROUTES[queues.CALCULATIONS_APPLY] == {"queue": "calculations"}
     assert settings.CELERY_TASK_ROUTES[queues.OBSERVATIONS_PROCESS] == {"queue": "observations.in"}
     assert settings.CELERY_TASK_ROUTES[queues.QA_RUNS_RUN] == {"queue": "qa_runs"}
+
+
+def test_choices_are_defined_in_choices_modules_not_in_models():
+    from django.apps import apps as registry
+    from django.db.models import Choices
+
+    defined_in_models = sorted(
+        f"{value.__module__}.{value.__name__}"
+        for config in registry.get_app_configs()
+        if config.name.startswith("apps.") and config.models_module is not None
+        for module in [config.models_module]
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, Choices)
+        and value.__module__.startswith(config.name + ".models")
+    )
+    assert defined_in_models == []

@@ -7,7 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
-from apps.audit.models import AuditAction
+from apps.audit.choices import AuditAction
 from apps.audit.services import audit_fields, audit_record
 from apps.calculations.events import characteristic_groups, violation_acknowledged_data
 from apps.calculations.models import AcknowledgementReason, Violation

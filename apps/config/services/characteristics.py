@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.audit.models import AuditAction
+from apps.audit.choices import AuditAction
 from apps.audit.services import SYSTEM, Actor, audit_fields, audit_record
 from apps.config.choices import (
     DEFECTIVES_CHARTS,
