@@ -92,6 +92,15 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class DomainConflict(Exception):
+    """A service's refusal because of the state of things (already acknowledged, frozen, ended):
+    the API answers 409 `conflict` with `api_message()`, in one place (exception_handler), so views
+    call the service without catching it."""
+
+    def api_message(self) -> str:
+        return str(self)
+
+
 def _first_message(detail: Any) -> str | None:
     if detail is None:
         return None
@@ -166,6 +175,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, ProtectedError):
         names = sorted({str(obj._meta.verbose_name) for obj in exc.protected_objects})
         exc = Conflict(f"It is still used by: {', '.join(names)}. Deactivate or retire it instead.")
+    elif isinstance(exc, DomainConflict):
+        exc = Conflict(exc.api_message())
     elif isinstance(exc, IntegrityError):
         exc = Conflict("The change conflicts with existing data (a duplicate or a missing reference).")
     elif isinstance(exc, CONNECTION_ERRORS):

@@ -22,6 +22,7 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from enum import StrEnum
 from typing import Any
 
 from celery import current_app
@@ -29,13 +30,44 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
+from openspc import queues
+
 logger = logging.getLogger(__name__)
+
+
+class EventType(StrEnum):
+    """Every event name on the channel layer: calculations, observations, subscriptions and QA
+    runs send them, the consumers and the subscription service read them (docs/asyncapi.yaml)."""
+
+    SAMPLE_CREATED = "sample.created"
+    VIOLATION_CREATED = "violation.created"
+    VIOLATION_ACKNOWLEDGED = "violation.acknowledged"
+    LIMITS_CHANGED = "limits.changed"
+    STATISTICS_UPDATED = "statistics.updated"
+    LOT_DISPOSITION = "lot.disposition"
+    NOTIFICATION_CREATED = "notification.created"
+    QA_RUN_EVENT = "qa_run.event"
+    DATA_HEALTH_ALARM = "data_health.alarm"
+    CREDENTIALS_REVOKED = "credentials.revoked"  # openspc.revocation: the consumer closes with 4401
+
+
+# The events subscriptions hear about (apps.subscriptions.services.EVENT_KINDS gives each its kind).
+NOTIFYING = frozenset(
+    {
+        EventType.VIOLATION_CREATED,
+        EventType.VIOLATION_ACKNOWLEDGED,
+        EventType.STATISTICS_UPDATED,
+        EventType.LIMITS_CHANGED,
+        EventType.LOT_DISPOSITION,
+    }
+)
 
 Event = tuple[tuple[str, ...], dict[str, Any]]  # (groups, message)
 
 
-def event(name: str, groups: Iterable[str], **data: Any) -> Event:
-    return tuple(groups), {"type": name, "timestamp": timezone.now().isoformat(), **data}
+def event(name: EventType, groups: Iterable[str], **data: Any) -> Event:
+    # str(): the plain value goes on the wire, whatever serializer the layer or broker uses.
+    return tuple(groups), {"type": str(name), "timestamp": timezone.now().isoformat(), **data}
 
 
 BATCH_TYPE = "events.batch"
@@ -100,23 +132,18 @@ class _SenderLoop:
 _sender = _SenderLoop()
 
 
-FANOUT_TASK = "subscriptions.fanout"
-# The events subscriptions hear about (apps.subscriptions.services.EVENT_KINDS).
-NOTIFIED = frozenset(
-    {"violation.created", "violation.acknowledged", "statistics.updated", "limits.changed", "lot.disposition"}
-)
-
-
 def _fanout_queue(events: Sequence[Event]) -> None:
     """One task per send. A broker that is down loses these notifications (logged), not data."""
-    notified = [message for _, message in events if message["type"] in NOTIFIED]
+    notified = [message for _, message in events if message["type"] in NOTIFYING]
     if not notified:
         return
     try:
         # kwargsrepr: Celery would otherwise render every event for its logs (saferepr), which cost
         # more than sending them.
         current_app.send_task(
-            FANOUT_TASK, kwargs={"events": notified}, kwargsrepr=f"{{'events': <{len(notified)} events>}}"
+            queues.SUBSCRIPTIONS_FANOUT,
+            kwargs={"events": notified},
+            kwargsrepr=f"{{'events': <{len(notified)} events>}}",
         )
     except Exception:
         logger.warning("could not queue the fan-out of %d events", len(notified), exc_info=True)
@@ -146,4 +173,3 @@ def events_send_on_commit(events: Sequence[Event]) -> None:
 # `data_health.alarm` carries {"alarm": {id, kind, source, subject, message, value_before,
 # value_after, raised_at, listener}}.
 DATA_HEALTH_GROUP = "data_health"
-DATA_HEALTH_ALARM = "data_health.alarm"

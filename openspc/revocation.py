@@ -20,12 +20,12 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from openspc.events import event, events_send
+from openspc.events import EventType, event, events_send
 
 logger = logging.getLogger(__name__)
 
 # The channel-layer message a live connection closes on; its `reason` is one of the below.
-CREDENTIALS_REVOKED = "credentials.revoked"
+CREDENTIALS_REVOKED = EventType.CREDENTIALS_REVOKED
 SIGNED_OUT = "signed_out"
 PASSWORD_CHANGED = "password_changed"
 DEACTIVATED = "deactivated"

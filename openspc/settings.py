@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from openspc import queues
 from openspc.api_tags import tag_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -237,11 +238,11 @@ CELERY_DB_REUSE_MAX = 1_000_000
 # Calculations have their own queue too; per-characteristic order comes from a row lock
 # (apps/calculations/services/calculate.py), so any number of workers may share it.
 CELERY_TASK_ROUTES = {
-    "observations.process": {"queue": "observations.in"},
-    "calculations.apply": {"queue": "calculations"},
+    queues.OBSERVATIONS_PROCESS: {"queue": queues.OBSERVATIONS_QUEUE},
+    queues.CALCULATIONS_APPLY: {"queue": queues.CALCULATIONS_QUEUE},
     # The fan-out of calculation events into notifications; the default queue every worker reads.
-    "subscriptions.fanout": {"queue": "celery"},
-    "subscriptions.email_digest": {"queue": "celery"},
+    queues.SUBSCRIPTIONS_FANOUT: {"queue": queues.DEFAULT_QUEUE},
+    queues.SUBSCRIPTIONS_EMAIL_DIGEST: {"queue": queues.DEFAULT_QUEUE},
 }
 # The worker rejects an observation measured (observed_at) more than this after it was received: a
 # device clock set wrong, or a time in the year 9999, would sort after every real point for good.
@@ -256,16 +257,16 @@ NOTIFICATION_EMAIL_INTERVAL_SECONDS = envint("NOTIFICATION_EMAIL_INTERVAL_SECOND
 # one ends at most this long after its timeout.
 SUBGROUP_TIMEOUT_SWEEP_SECONDS = envint("SUBGROUP_TIMEOUT_SWEEP_SECONDS", 5, minimum=1)
 CELERY_BEAT_SCHEDULE = {
-    "observations-requeue-stale": {"task": "observations.requeue_stale", "schedule": 60.0},
+    "observations-requeue-stale": {"task": queues.OBSERVATIONS_REQUEUE_STALE, "schedule": 60.0},
     "observations-subgroups-timeout": {
-        "task": "observations.subgroups_timeout",
+        "task": queues.OBSERVATIONS_SUBGROUPS_TIMEOUT,
         "schedule": float(SUBGROUP_TIMEOUT_SWEEP_SECONDS),
         # Workers down for a while: one sweep does the work of all missed ones, so none piles up.
         "options": {"expires": float(SUBGROUP_TIMEOUT_SWEEP_SECONDS)},
     },
-    "calculations-catch-up": {"task": "calculations.catch_up", "schedule": 60.0},
+    "calculations-catch-up": {"task": queues.CALCULATIONS_CATCH_UP, "schedule": 60.0},
     "subscriptions-email-digest": {
-        "task": "subscriptions.email_digest",
+        "task": queues.SUBSCRIPTIONS_EMAIL_DIGEST,
         "schedule": float(NOTIFICATION_EMAIL_INTERVAL_SECONDS),
     },
 }
@@ -449,11 +450,11 @@ QA_AI_TIMEOUT_SECONDS = envint("QA_AI_TIMEOUT_SECONDS", 30, minimum=1)
 QA_AI_ATTEMPTS = envint("QA_AI_ATTEMPTS", 3, minimum=1)
 # A QA run (apps/qa_runs/tasks.py) takes minutes: on a queue of its own, with a worker of its own
 # (`make run` starts one), so it never holds up observations or calculations.
-CELERY_TASK_ROUTES["qa_runs.run"] = {"queue": "qa_runs"}
-CELERY_TASK_ROUTES["qa_runs.sweep_stale"] = {"queue": "celery"}
+CELERY_TASK_ROUTES[queues.QA_RUNS_RUN] = {"queue": queues.QA_RUNS_QUEUE}
+CELERY_TASK_ROUTES[queues.QA_RUNS_SWEEP_STALE] = {"queue": queues.DEFAULT_QUEUE}
 # Runs whose worker died are marked FAILED once they are well past their package's time limit.
 CELERY_BEAT_SCHEDULE["qa-runs-sweep-stale"] = {
-    "task": "qa_runs.sweep_stale",
+    "task": queues.QA_RUNS_SWEEP_STALE,
     "schedule": 60.0,
     "options": {"expires": 60.0},
 }

@@ -3,7 +3,8 @@
 import django_filters
 from django.db.models import QuerySet
 
-from apps.audit.models import AuditAction, AuditEntry
+from apps.audit.choices import AuditAction
+from apps.audit.models import AuditEntry
 
 
 class AuditEntryFilterSet(django_filters.FilterSet):

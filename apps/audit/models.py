@@ -4,15 +4,7 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
-
-class AuditAction(models.TextChoices):
-    CREATE = "create", "Created"
-    UPDATE = "update", "Changed"
-    DELETE = "delete", "Deleted"
-    ACKNOWLEDGE = "acknowledge", "Acknowledged"
-    LIMITS = "limits", "Control limits changed"
-    EXCLUDE = "exclude", "Sample excluded"
-    INCLUDE = "include", "Sample included again"
+from apps.audit.choices import AuditAction
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):

@@ -11,7 +11,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.http import HttpRequest
 
-from apps.audit.models import AuditAction, AuditEntry
+from apps.audit.choices import AuditAction
+from apps.audit.models import AuditEntry
 
 
 def _json(values: Mapping[str, Any] | None) -> dict[str, Any] | None:

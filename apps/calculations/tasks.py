@@ -9,25 +9,23 @@ services/calculate.py), so any number of workers may consume it.
 from celery import shared_task
 
 from apps.calculations import services
-from apps.observations.subgroups import calculations_pending_clear
+from apps.observations.handoff import calculations_pending_clear
+from openspc import queues
 
 # Characteristics per catch-up message: one transaction takes them all (BATCH rows at a time).
 CATCH_UP_CHUNK = 20
 
 
-@shared_task(name="calculations.apply", acks_late=True)
-def calculations_apply_task(
-    *, characteristic_ids: list[int] | None = None, characteristic_id: int | None = None
-) -> dict[str, int]:
-    """`characteristic_id`: a message queued by an earlier version (one characteristic)."""
-    ids = list(characteristic_ids or []) + ([characteristic_id] if characteristic_id is not None else [])
+@shared_task(name=queues.CALCULATIONS_APPLY, acks_late=True)
+def calculations_apply_task(*, characteristic_ids: list[int]) -> dict[str, int]:
+    ids = list(characteristic_ids)
     # Cleared before the work: whatever is committed from now on queues another calculation.
     calculations_pending_clear(characteristic_ids=ids)
     result = services.characteristics_calculate(characteristic_ids=ids)
     return {"samples": result.samples, "observations": result.observations, "violations": result.violations}
 
 
-@shared_task(name="calculations.catch_up")
+@shared_task(name=queues.CALCULATIONS_CATCH_UP)
 def calculations_catch_up_task() -> int:
     """Queue every characteristic the calculation is behind on (a lost message, a broker outage)."""
     behind = services.characteristics_behind()

@@ -28,6 +28,20 @@ class ChartType(models.TextChoices):
     CUSUM = "cusum", "Tabular CUSUM"
 
 
+# The most values in one subgroup (a characteristic's subgroup_size, a plan entry's replicates, one
+# reading): the d2/c4 tables of the SPC engine and the X̄-S chart are used up to here.
+MAX_SUBGROUP_SIZE = 25
+# Up to this subgroup size the range estimates sigma (X̄-R); above it the standard deviation (X̄-S).
+MAX_RANGE_SUBGROUP_SIZE = 10
+
+
+def chart_type_by_subgroup_size(subgroup_size: int) -> ChartType:
+    """The Shewhart chart for variables subgroups of this size: 1 I-MR, 2–10 X̄-R, above X̄-S."""
+    if subgroup_size == 1:
+        return ChartType.IMR
+    return ChartType.XBAR_R if subgroup_size <= MAX_RANGE_SUBGROUP_SIZE else ChartType.XBAR_S
+
+
 VARIABLE_CHARTS = frozenset(
     {ChartType.IMR, ChartType.XBAR_R, ChartType.XBAR_S, ChartType.EWMA, ChartType.CUSUM}
 )

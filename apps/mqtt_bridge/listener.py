@@ -20,6 +20,7 @@ Between batches the same thread reloads the characteristics (new, changed or rem
 tags are subscribed or unsubscribed without a restart) and publishes new violations.
 """
 
+import functools
 import logging
 import queue
 import random
@@ -29,7 +30,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from django.db import connection
@@ -37,7 +37,8 @@ from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from apps.mqtt_bridge.models import DeadLetterReason
+from apps.mqtt_bridge.broker import BrokerAddress, broker_address
+from apps.mqtt_bridge.choices import DeadLetterReason
 from apps.mqtt_bridge.nodes import NodeChange, Nodes
 from apps.mqtt_bridge.publisher import statistics_publish, violations_publish
 from apps.mqtt_bridge.readings import Bad, Reading, epoch_ms, json_reading, message_key
@@ -85,11 +86,6 @@ def _qos(topic: str) -> int:
     return 0 if topic.startswith("$SYS/") else 1
 
 
-def _port(url: str) -> int:
-    parts = urlsplit(url)
-    return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-
-
 @dataclass(frozen=True)
 class Options:
     url: str
@@ -112,6 +108,11 @@ class Options:
     max_payload: int = 256 * 1024
     dropped_topics: tuple[str, ...] = ()  # the broker's dropped-message counters ($SYS)
     counter_silence: float = 30.0  # seconds without any counter value before saying so
+
+    @functools.cached_property
+    def broker(self) -> BrokerAddress:
+        """`url` parsed, once (cached on the instance: a frozen dataclass still has a __dict__)."""
+        return broker_address(self.url)
 
 
 @dataclass
@@ -177,10 +178,9 @@ class Listener:
             clean_session=None if v5 else False,
             manual_ack=True,
         )
-        parts = urlsplit(o.url)
-        if parts.username:
-            client.username_pw_set(unquote(parts.username), unquote(parts.password or "") or None)
-        if parts.scheme == "mqtts":
+        if o.broker.username:
+            client.username_pw_set(o.broker.username, o.broker.password)
+        if o.broker.tls:
             client.tls_set(
                 ca_certs=o.ca_file or None, certfile=o.cert_file or None, keyfile=o.key_file or None
             )
@@ -192,15 +192,13 @@ class Listener:
 
     def _connect(self) -> None:
         o = self.options
-        parts = urlsplit(o.url)
-        port = _port(o.url)
         kwargs: dict[str, Any] = {}
         if o.protocol == "5":
             properties = Properties(PacketTypes.CONNECT)
             properties.SessionExpiryInterval = o.session_expiry
             properties.ReceiveMaximum = min(o.batch_size * 2, 65535)
             kwargs = {"clean_start": False, "properties": properties}
-        self.client.connect_async(parts.hostname or "127.0.0.1", port, keepalive=30, **kwargs)
+        self.client.connect_async(o.broker.host, o.broker.port, keepalive=30, **kwargs)
         self.client.loop_start()  # paho's thread: connects, and reconnects with backoff
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -229,8 +227,7 @@ class Listener:
         self.inbox.put(message)
 
     def _shown_url(self) -> str:
-        parts = urlsplit(self.options.url)
-        return f"{parts.scheme}://{parts.hostname}:{_port(self.options.url)}"
+        return self.options.broker.endpoint
 
     def _wanted_topics(self) -> set[str]:
         share = self.options.shared_group

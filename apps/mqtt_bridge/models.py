@@ -3,17 +3,7 @@ far violations have been published back to the plant, and the broker's dropped-m
 
 from django.db import models
 
-
-class DeadLetterReason(models.TextChoices):
-    NOT_JSON = "not_json", "Not JSON"
-    NOT_SPARKPLUG = "not_sparkplug", "Not a Sparkplug B payload"
-    BAD_SHAPE = "bad_shape", "JSON without a usable value"
-    UNKNOWN_TOPIC = "unknown_topic", "No characteristic is fed by this topic"
-    UNKNOWN_ALIAS = "unknown_alias", "Sparkplug metric alias not announced in a BIRTH"
-    NO_LOT = "no_lot", "No open lot to record the value in"
-    UNKNOWN_LOT = "unknown_lot", "The lot or item named in the payload does not exist or is closed"
-    FAILED = "failed", "The bridge failed on it (a fault of ours: see the listener's log)"
-    TOO_LARGE = "too_large", "Larger than MQTT_MAX_PAYLOAD_BYTES: not decoded"
+from apps.mqtt_bridge.choices import DataHealthKind, DeadLetterReason
 
 
 class DeadLetter(models.Model):
@@ -83,10 +73,6 @@ class PublishCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.position}"
-
-
-class DataHealthKind(models.TextChoices):
-    BROKER_DROPPED = "broker_dropped", "The MQTT broker dropped messages"
 
 
 class DataHealthAlarm(models.Model):

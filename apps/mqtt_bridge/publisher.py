@@ -21,8 +21,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.calculations.events import product_statistics_data, violation_data
 from apps.calculations.models import ProductStatistics, Violation
-from apps.calculations.services.calculate import product_statistics_data, violation_data
 from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import PublishCursor
 from openspc.topics import STATISTICS_ROOT, VIOLATIONS_ROOT

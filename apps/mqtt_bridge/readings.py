@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from apps.mqtt_bridge.models import DeadLetterReason
+from apps.config.choices import MAX_SUBGROUP_SIZE
+from apps.mqtt_bridge.choices import DeadLetterReason
 from apps.mqtt_bridge.selectors import Fed
 
 
@@ -113,8 +114,10 @@ def json_reading(fed: Fed, topic: str, payload: bytes) -> Reading | Bad:
         return Bad(DeadLetterReason.BAD_SHAPE, 'expected {"value": number} or {"values": [numbers]}')
     if "values" in document:
         values = document["values"]
-        if not isinstance(values, list) or not values or len(values) > 25:
-            return Bad(DeadLetterReason.BAD_SHAPE, "values must be a list of 1 to 25 numbers")
+        if not isinstance(values, list) or not values or len(values) > MAX_SUBGROUP_SIZE:
+            return Bad(
+                DeadLetterReason.BAD_SHAPE, f"values must be a list of 1 to {MAX_SUBGROUP_SIZE} numbers"
+            )
     elif "value" in document:
         values = [document["value"]]
     else:

@@ -15,14 +15,8 @@ from django.utils import timezone
 
 from apps.config.models import Characteristic, Device, Product, Test
 from apps.config.services.devices import device_create
-from apps.mqtt_bridge.models import (
-    BrokerCounter,
-    DataHealthAlarm,
-    DataHealthKind,
-    DeadLetter,
-    DeadLetterReason,
-    EdgeNode,
-)
+from apps.mqtt_bridge.choices import DataHealthKind, DeadLetterReason
+from apps.mqtt_bridge.models import BrokerCounter, DataHealthAlarm, DeadLetter, EdgeNode
 from apps.mqtt_bridge.nodes import NodeChange
 from apps.mqtt_bridge.readings import Bad, Reading, fingerprint
 from apps.mqtt_bridge.selectors import lots_current
@@ -30,7 +24,7 @@ from apps.observations.choices import LOT_WORKING, ObservationSource
 from apps.observations.models import Item, Lot
 from apps.observations.services.lots import lot_create
 from apps.observations.services.record import ObservationEntry, observations_record
-from openspc.events import DATA_HEALTH_ALARM, DATA_HEALTH_GROUP, event, events_send_on_commit
+from openspc.events import DATA_HEALTH_GROUP, EventType, event, events_send_on_commit
 
 
 @dataclass(frozen=True)
@@ -250,5 +244,5 @@ def broker_counter_observe(
         "a client's queue was full, QoS 1 messages it had acknowledged to their publisher are lost",
         value_before=before, value_after=value, raised_at=timezone.now(),
     )  # fmt: skip
-    events_send_on_commit([event(DATA_HEALTH_ALARM, [DATA_HEALTH_GROUP], alarm=_alarm_data(alarm))])
+    events_send_on_commit([event(EventType.DATA_HEALTH_ALARM, [DATA_HEALTH_GROUP], alarm=_alarm_data(alarm))])
     return alarm

@@ -26,55 +26,25 @@ hashes of its lot's confirmed observations of the same test, up to and including
 it. The calculation worker compares it with the checksum its lot statistics hold.
 """
 
-import contextlib
 import datetime
-import hashlib
-import json
 import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from celery import current_app
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from apps.config.choices import SubgroupTimeoutPolicy, TestKind
 from apps.config.models import Characteristic
+from apps.observations.checksum import checksum_add, observation_hash
 from apps.observations.choices import LOT_WORKING
+from apps.observations.handoff import calculations_queue_on_commit
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
 from openspc.rows import rows_insert, rows_locked, rows_update
 
 logger = logging.getLogger(__name__)
-
-_MOD = 1 << 64
-_SIGN = 1 << 63
-# The calculation worker's task, by name: apps.calculations sits above this app (DESIGN.md).
-CALCULATION_TASK = "calculations.apply"
-
-
-def _signed(value: int) -> int:
-    """An unsigned 64-bit number as the signed one a BIGINT column holds (same bits)."""
-    value %= _MOD
-    return value - _MOD if value >= _SIGN else value
-
-
-def observation_hash(*, observation_id: int, values: Sequence[float]) -> int:
-    """The 64-bit hash of (id, values), as a signed integer."""
-    payload = json.dumps([observation_id, [float(v) for v in values]], separators=(",", ":"))
-    digest = hashlib.blake2b(payload.encode(), digest_size=8).digest()
-    return _signed(int.from_bytes(digest, "big"))
-
-
-def checksum_add(checksum: int, *hashes: int) -> int:
-    """checksum + hashes mod 2^64 (order does not matter), as a signed integer."""
-    return _signed(checksum + sum(hashes))
-
-
-def checksum_of(hashes: Iterable[int]) -> int:
-    return checksum_add(0, *hashes)
 
 
 @dataclass
@@ -354,48 +324,3 @@ def subgroups_timeout_sweep(*, now: datetime.datetime | None = None) -> list[int
             sorted(set(item.buffer.observations)),
         )  # fmt: skip
     return flushed
-
-
-# How long a queued calculation counts as pending. If its message is lost, the characteristic is
-# queued again by the next batch after this, or by the catch-up sweep.
-CALCULATION_PENDING_SECONDS = 30
-
-
-def calculation_pending_key(characteristic_id: int) -> str:
-    """Set while a calculation of the characteristic is queued and has not started."""
-    return f"calculations:pending:{characteristic_id}"
-
-
-def calculations_pending_clear(*, characteristic_ids: Sequence[int]) -> None:
-    with contextlib.suppress(Exception):  # no cache: the marks expire by themselves
-        cache.delete_many([calculation_pending_key(pk) for pk in characteristic_ids])
-
-
-def calculations_queue(*, characteristic_ids: Sequence[int]) -> None:
-    """Ask the calculation worker to bring these characteristics up to date (after commit).
-
-    One queued calculation per characteristic is enough: it takes everything committed by
-    the time it starts. So a characteristic goes into the message only if none is pending
-    for it (an atomic add in Redis); the task clears the marks when it starts. Under load
-    this turns one calculation per batch and characteristic into one per characteristic per
-    worker turn, which is where a busy pipeline spent most of its time. The characteristics
-    of one batch go in one message (one transaction for all of them). If Redis cannot tell,
-    the characteristic is sent.
-    """
-    ids = []
-    for characteristic_id in characteristic_ids:
-        try:
-            first = cache.add(calculation_pending_key(characteristic_id), 1, CALCULATION_PENDING_SECONDS)
-        except Exception:  # no cache: send; a duplicate calculation is harmless
-            first = True
-        if first:
-            ids.append(characteristic_id)
-    if ids:
-        current_app.send_task(CALCULATION_TASK, kwargs={"characteristic_ids": ids})
-
-
-def calculations_queue_on_commit(characteristic_ids: Sequence[int]) -> None:
-    if characteristic_ids:
-        ids = list(characteristic_ids)
-        # robust: a broker outage must not undo committed work; the calculation sweep catches up.
-        transaction.on_commit(lambda: calculations_queue(characteristic_ids=ids), robust=True)

@@ -14,21 +14,22 @@ from celery import shared_task
 from django.conf import settings
 
 from apps.observations import services, subgroups
+from openspc import queues
 
 
-@shared_task(name="observations.process", acks_late=True)
+@shared_task(name=queues.OBSERVATIONS_PROCESS, acks_late=True)
 def observations_process_task(*, ids: list[int]) -> dict[str, int]:
     # Other waiting rows too, up to a message's worth: a backlog is taken in fewer transactions.
     result = services.observations_process(ids=ids, more=max(0, services.PROCESS_CHUNK - len(ids)))
     return {"confirmed": result.confirmed, "rejected": result.rejected}
 
 
-@shared_task(name="observations.requeue_stale")
+@shared_task(name=queues.OBSERVATIONS_REQUEUE_STALE)
 def observations_requeue_stale_task() -> int:
     older_than = datetime.timedelta(seconds=settings.OBSERVATIONS_REQUEUE_AFTER_SECONDS)
     return services.observations_requeue_stale(older_than=older_than)
 
 
-@shared_task(name="observations.subgroups_timeout")
+@shared_task(name=queues.OBSERVATIONS_SUBGROUPS_TIMEOUT)
 def observations_subgroups_timeout_task() -> list[int]:
     return subgroups.subgroups_timeout_sweep()

@@ -15,11 +15,12 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 
+from apps.qa_runs.events import run_group
 from apps.qa_runs.models import QaPackageRun
-from apps.qa_runs.push import EVENT_NAME, run_group
+from openspc.events import EventType
 from openspc.sockets import CLOSE_FORBIDDEN, LiveConsumer
 
-QA_RUN_EVENTS = {EVENT_NAME: "qa_run_event"}
+QA_RUN_EVENTS: dict[str, str] = {EventType.QA_RUN_EVENT: "qa_run_event"}
 
 
 def _may_watch(user: User, plan_id: str) -> bool:

@@ -29,7 +29,7 @@ from typing import Any
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from apps.qa_runs import checks as c
+from apps.qa_runs.checks import FAIL, RESPONSE, WARN
 from apps.qa_runs.choices import Verdict
 from apps.qa_runs.models import QaPackageRun, Scenario, StepResult
 from apps.qa_runs.spec import Operation
@@ -141,7 +141,7 @@ def _covered(documented: Iterable[str], observed: Iterable[int]) -> tuple[str, .
 
 
 def _failed_checks(result: StepResult) -> list[dict[str, str]]:
-    return [check for check in result.checks or [] if check.get("outcome") == c.FAIL]
+    return [check for check in result.checks or [] if check.get("outcome") == FAIL]
 
 
 def _scenarios(run: QaPackageRun) -> list[Scenario]:
@@ -176,7 +176,7 @@ def evaluation_compute(*, run: QaPackageRun, operations: Sequence[Operation]) ->
             operation_id = _step_operation(scenario, result)
             steps_total += 1
             steps_failed += not result.passed
-            warnings += sum(1 for check in result.checks or [] if check.get("outcome") == c.WARN)
+            warnings += sum(1 for check in result.checks or [] if check.get("outcome") == WARN)
             failures += [
                 f"{scenario.name} › step {result.index} ({operation_id}) {check['name']}: {check['message']}"
                 for check in _failed_checks(result)
@@ -261,7 +261,7 @@ def _case(scenario: Scenario, classname: str) -> tuple[ET.Element, str]:
                 lines.append(f"step {result.index}: {result.error}")
             lines.append(f"  reproduce: {result.curl}")
     # A failure is a wrong answer; an error is no answer at all (timeout, refused, dropped).
-    answered = [check for check in found if check["name"] != c.RESPONSE]
+    answered = [check for check in found if check["name"] != RESPONSE]
     kind = "failure" if answered or not found else "error"
     first = (answered or found or [{"name": "scenario", "message": "failed"}])[0]
     message = f"{first['name']}: {first['message']}"[:_MESSAGE_LIMIT]
@@ -346,7 +346,7 @@ def _group(scenarios: Sequence[Scenario]) -> list[dict[str, Any]]:
 
 
 def _warned(result: StepResult) -> list[dict[str, str]]:
-    return [check for check in result.checks or [] if check.get("outcome") == c.WARN]
+    return [check for check in result.checks or [] if check.get("outcome") == WARN]
 
 
 def html_report(*, run: QaPackageRun) -> str:

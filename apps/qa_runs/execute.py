@@ -26,7 +26,7 @@ from urllib.parse import quote
 import httpx
 from django.db import transaction
 
-from apps.qa_runs import checks as c
+from apps.qa_runs.checks import EXTRACT, FAIL, PASS, RESPONSE, SKIP, Check, Status, response_checks
 from apps.qa_runs.choices import AuthKind, EventType, ScenarioKind
 from apps.qa_runs.models import QaPackageRun, Scenario
 from apps.qa_runs.net import TargetRefused, fetch, qa_client, run_bounded, url_check
@@ -69,13 +69,13 @@ class _StepRun:
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
     duration_ms: int = 0
-    checks: list[c.Check] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     error: str = ""
     refused: str = ""  # why safety.step_refusal kept it from being sent: the scenario is skipped
 
     @property
     def passed(self) -> bool:
-        return self.status is not None and not any(check.outcome == c.FAIL for check in self.checks)
+        return self.status is not None and not any(check.outcome == FAIL for check in self.checks)
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class _Context:
     base_url: str
     auth_headers: dict[str, str]
     operations: dict[str, Operation]
-    overrides: Mapping[str, Sequence[c.Status]]
+    overrides: Mapping[str, Sequence[Status]]
     timeout_seconds: float
     allow_unsafe: bool
     self_target: bool
@@ -186,7 +186,7 @@ def _record(
         f"step {step.index} ({step.operation_id}) {check.name}: {check.message}"
         for step in steps
         for check in step.checks
-        if check.outcome == c.FAIL
+        if check.outcome == FAIL
     ]
     refused = next((step.refused for step in steps if step.refused), "")
     passed = bool(steps) and all(step.passed for step in steps) and not refused
@@ -296,7 +296,7 @@ def _step_run(
         }
         result = _StepRun(index=index, operation_id=operation_id, request=shown, curl="")
         result.error = f"not sent: the request cannot be built ({error})"
-        result.checks = [c.Check(c.RESPONSE, c.FAIL, result.error)]
+        result.checks = [Check(RESPONSE, FAIL, result.error)]
         return result
     result = _StepRun(index=index, operation_id=operation_id, request=request["shown"], curl=_curl(request))
     result.refused = step_refusal(
@@ -304,12 +304,12 @@ def _step_run(
     )
     if result.refused:
         result.error = f"not sent: {result.refused}"
-        result.checks = [c.Check(c.RESPONSE, c.SKIP, result.error)]
+        result.checks = [Check(RESPONSE, SKIP, result.error)]
         return result
     if missing:
         names = ", ".join("{{" + name + "}}" for name in missing)
         result.error = f"not sent: {names} not extracted by an earlier step"
-        result.checks = [c.Check(c.RESPONSE, c.SKIP, result.error)]
+        result.checks = [Check(RESPONSE, SKIP, result.error)]
         return result
     started = time.monotonic()
     try:
@@ -330,14 +330,14 @@ def _step_run(
         result.error = f"not sent: {error}"
     result.duration_ms = round((time.monotonic() - started) * 1000)
     if result.error:
-        result.checks = [c.Check(c.RESPONSE, c.FAIL, result.error)]
+        result.checks = [Check(RESPONSE, FAIL, result.error)]
         return result
     result.status = fetched.status_code
     result.headers = dict(fetched.headers.items())
     # PostgreSQL text cannot hold NUL; a binary or hostile body must not fail the recording.
     result.body = fetched.body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
     result.duration_ms = fetched.elapsed_ms
-    found, parsed = c.response_checks(
+    found, parsed = response_checks(
         step=step,
         kind=job.kind,
         operation=context.operations.get(operation_id),
@@ -347,8 +347,8 @@ def _step_run(
         body=fetched.body,
         truncated=fetched.truncated,
     )
-    result.checks = [c.Check(c.RESPONSE, c.PASS, str(fetched.status_code)), *found]
-    if not any(check.outcome == c.FAIL for check in found):
+    result.checks = [Check(RESPONSE, PASS, str(fetched.status_code)), *found]
+    if not any(check.outcome == FAIL for check in found):
         result.checks += _extract_all(step, parsed, values)
     return result
 
@@ -439,15 +439,15 @@ def _lookup(document: Any, path: str) -> tuple[bool, Any]:
     return True, node
 
 
-def _extract_all(step: Mapping[str, Any], parsed: Any, values: dict[str, Any]) -> list[c.Check]:
+def _extract_all(step: Mapping[str, Any], parsed: Any, values: dict[str, Any]) -> list[Check]:
     checks = []
     for name, path in (step.get("extract") or {}).items():
         found, value = _lookup(parsed, str(path))
         if found and value is not None and not isinstance(value, dict | list):
             values[name] = value
-            checks.append(c.Check(c.EXTRACT, c.PASS, f"{name} = {path}"))
+            checks.append(Check(EXTRACT, PASS, f"{name} = {path}"))
         else:
             checks.append(
-                c.Check(c.EXTRACT, c.FAIL, f"{path} is not a value in the response body (for {{{{{name}}}}})")
+                Check(EXTRACT, FAIL, f"{path} is not a value in the response body (for {{{{{name}}}}})")
             )
     return checks

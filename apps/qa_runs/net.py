@@ -41,6 +41,8 @@ import httpcore
 import httpx
 from django.conf import settings
 
+from openspc.api import DomainConflict
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # host, port -> the addresses the host resolves to (strings, as getaddrinfo gives them).
@@ -57,7 +59,7 @@ _NAT64_NETWORKS = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network(
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
-class TargetRefused(Exception):
+class TargetRefused(DomainConflict):
     """A URL the QA runner will not send a request to. The message names the URL, the address (when
     one was resolved) and the reason, in words a user can act on."""
 
@@ -67,6 +69,10 @@ class TargetRefused(Exception):
         self.address = address
         where = f" (address {address})" if address else ""
         super().__init__(f"Refused {url}{where}: {reason}")
+
+    def api_message(self) -> str:
+        # The reason alone, as a sentence: the client sent the URL (the package's target).
+        return f"{self.reason[0].upper()}{self.reason[1:]}."
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Survives pickling (a Celery worker handing the error on) with its fields.

@@ -60,6 +60,7 @@ from apps.qa_runs.services import (
     scenario_store,
 )
 from apps.qa_runs.spec import Operation, Spec, SpecError, spec_parse
+from openspc import queues
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,6 @@ WATCH_SECONDS = 0.5  # how often the watcher reads the cancel flag and pushes ne
 SWEEP_GRACE = timedelta(minutes=2)  # past a run's time limit before the sweep calls it dead
 SPEC_REDIRECTS = 3
 T = TypeVar("T")
-RUN_TASK = "qa_runs.run"  # apps/qa_runs/tasks.py, queued by name (tasks imports this module)
 
 
 class Stop(Exception):
@@ -95,7 +95,7 @@ def qa_run_start(*, package: QaPackage, requested_by: User | None, requested_hos
         raise TargetRefused(package.target_base_url, refusal)
     with transaction.atomic():
         run = qa_run_request(package=package, requested_by=requested_by, requested_host=requested_host)
-        transaction.on_commit(lambda: current_app.send_task(RUN_TASK, kwargs={"run_id": run.pk}))
+        transaction.on_commit(lambda: current_app.send_task(queues.QA_RUNS_RUN, kwargs={"run_id": run.pk}))
         transaction.on_commit(lambda: run_events_push(run=run, after=0))
     return run
 

@@ -7,29 +7,9 @@ A channel layer that is down loses the live push only: clients catch up with
 GET /api/v1/qa/runs/<plan_id>/events/?after=<sequence>.
 """
 
-import uuid
-from typing import Any
-
+from apps.qa_runs.events import run_event
 from apps.qa_runs.models import QaEvent, QaPackageRun
-from openspc.events import Event, event, events_send
-
-EVENT_NAME = "qa_run.event"
-
-
-def run_group(plan_id: uuid.UUID | str) -> str:
-    return f"qa_run.{plan_id}"
-
-
-def event_message(run: QaPackageRun, qa_event: QaEvent) -> Event:
-    """The channel-layer message of one event: what the run page needs to draw it."""
-    data: dict[str, Any] = {
-        "plan_id": str(run.plan_id),
-        "sequence": qa_event.sequence,
-        "event": qa_event.type,
-        "payload": qa_event.payload,
-        "created_at": qa_event.created_at.isoformat(),
-    }
-    return event(EVENT_NAME, [run_group(run.plan_id)], **data)
+from openspc.events import events_send
 
 
 def run_events_push(*, run: QaPackageRun, after: int) -> int:
@@ -37,5 +17,5 @@ def run_events_push(*, run: QaPackageRun, after: int) -> int:
     events = list(QaEvent.objects.filter(run_id=run.pk, sequence__gt=after).order_by("sequence"))
     if not events:
         return after
-    events_send([event_message(run, qa_event) for qa_event in events])
+    events_send([run_event(run, qa_event) for qa_event in events])
     return events[-1].sequence

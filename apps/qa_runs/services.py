@@ -30,6 +30,7 @@ from apps.qa_runs.crypto import secret_decrypt, secret_encrypt
 from apps.qa_runs.generate import GeneratedScenario
 from apps.qa_runs.models import QaEvent, QaPackage, QaPackageRun, Scenario, StepResult
 from apps.qa_runs.safety import target_self_refusal
+from openspc.api import DomainConflict
 
 BODY_LIMIT = 16 * 1024  # characters of a response body kept per step
 MASK = "********"
@@ -56,7 +57,7 @@ _OVERRIDES = Draft202012Validator(
 )
 
 
-class RunTransitionError(Exception):
+class RunTransitionError(DomainConflict):
     """A status change the state machine does not allow, or one another worker made first."""
 
 

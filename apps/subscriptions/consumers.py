@@ -22,20 +22,21 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from apps.subscriptions import selectors
+from openspc.events import EventType
 from openspc.sockets import CLOSE_FORBIDDEN, LiveConsumer
 
 MAX_IDS_PER_MESSAGE = 500
 MAX_SUBSCRIPTIONS = 2000
 
 # Channel-layer event -> the message type a `ws/samples/` client gets.
-SAMPLE_EVENTS = {
-    "sample.created": "sample",
-    "violation.created": "violation",
-    "violation.acknowledged": "ack_update",
-    "limits.changed": "limits_update",
-    "statistics.updated": "statistics_update",
+SAMPLE_EVENTS: dict[str, str] = {
+    EventType.SAMPLE_CREATED: "sample",
+    EventType.VIOLATION_CREATED: "violation",
+    EventType.VIOLATION_ACKNOWLEDGED: "ack_update",
+    EventType.LIMITS_CHANGED: "limits_update",
+    EventType.STATISTICS_UPDATED: "statistics_update",
 }
-NOTIFICATION_EVENTS = {"notification.created": "notification"}
+NOTIFICATION_EVENTS: dict[str, str] = {EventType.NOTIFICATION_CREATED: "notification"}
 
 
 class SamplesConsumer(LiveConsumer):

@@ -6,6 +6,7 @@ from typing import Any
 
 from apps.config.models import Characteristic
 from apps.observations.models import Lot
+from openspc.events import EventType
 
 API = "/api/v1"
 
@@ -50,7 +51,7 @@ def _violation(data: dict[str, Any], characteristic: Characteristic | None, lot:
     rule = int(data.get("rule") or 0)
     chart = "dispersion" if data.get("chart") == "dispersion" else "location"
     pattern = RULES.get(rule, "a pattern")
-    if data["type"] == "violation.acknowledged":
+    if data["type"] == EventType.VIOLATION_ACKNOWLEDGED:
         who = data.get("acknowledged_by_name") or "someone"
         text = f"{who} acknowledged it (reason: {data.get('reason') or '—'})."
         if data.get("comment"):
@@ -134,10 +135,10 @@ def message_for(data: dict[str, Any], *, characteristic: Characteristic | None, 
     name = data["type"]
     if name.startswith("violation."):
         return _violation(data, characteristic, lot)
-    if name == "statistics.updated":
+    if name == EventType.STATISTICS_UPDATED:
         return _statistics(data, characteristic, lot)
-    if name == "limits.changed":
+    if name == EventType.LIMITS_CHANGED:
         return _limits(data, characteristic)
-    if name == "lot.disposition":
+    if name == EventType.LOT_DISPOSITION:
         return _disposition(data, lot)
     raise ValueError(f"no notification for {name}")

@@ -4,19 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-
-class SubscriptionScope(models.TextChoices):
-    PRODUCT = "product", "Product"
-    TEST = "test", "Test (across products)"
-    LOT = "lot", "Lot"
-    CHARACTERISTIC = "characteristic", "Characteristic"
-
-
-class SubscriptionEvent(models.TextChoices):
-    RESULTS = "results", "New results and statistics updates"
-    VIOLATIONS = "violations", "Violations"
-    LIMITS = "limits", "Control limit changes"
-    DISPOSITION = "disposition", "Lot disposition"
+from apps.subscriptions.choices import SubscriptionEvent, SubscriptionScope
 
 
 def events_default() -> list[str]:

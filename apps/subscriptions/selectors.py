@@ -8,7 +8,8 @@ from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 
 from apps.config.models import Characteristic, Product, Test
 from apps.observations.models import Lot
-from apps.subscriptions.models import Notification, Subscription, SubscriptionScope
+from apps.subscriptions.choices import SubscriptionScope
+from apps.subscriptions.models import Notification, Subscription
 from openspc.roles import may_view
 
 # The model each scope points at, and the permission that reads it.

@@ -30,20 +30,21 @@ from django.utils import timezone
 from apps.config.models import Characteristic
 from apps.observations.models import Lot
 from apps.subscriptions import messages
-from apps.subscriptions.models import Notification, Subscription, SubscriptionEvent, SubscriptionScope
+from apps.subscriptions.choices import SubscriptionEvent, SubscriptionScope
+from apps.subscriptions.models import Notification, Subscription
 from apps.subscriptions.selectors import SCOPE_MODELS, subscription_target_readable, subscriptions_concerned
 from openspc.api import Conflict
-from openspc.events import event, events_send_on_commit
+from openspc.events import EventType, event, events_send_on_commit
 
 logger = logging.getLogger(__name__)
 
 # The channel-layer events that make notifications, and the kind a subscription names them by.
 EVENT_KINDS: dict[str, str] = {
-    "violation.created": SubscriptionEvent.VIOLATIONS,
-    "violation.acknowledged": SubscriptionEvent.VIOLATIONS,
-    "statistics.updated": SubscriptionEvent.RESULTS,
-    "limits.changed": SubscriptionEvent.LIMITS,
-    "lot.disposition": SubscriptionEvent.DISPOSITION,
+    EventType.VIOLATION_CREATED: SubscriptionEvent.VIOLATIONS,
+    EventType.VIOLATION_ACKNOWLEDGED: SubscriptionEvent.VIOLATIONS,
+    EventType.STATISTICS_UPDATED: SubscriptionEvent.RESULTS,
+    EventType.LIMITS_CHANGED: SubscriptionEvent.LIMITS,
+    EventType.LOT_DISPOSITION: SubscriptionEvent.DISPOSITION,
 }
 
 # The kinds each scope can hear: limits belong to characteristics (no lot has its own), a
@@ -186,7 +187,7 @@ def notifications_push_on_commit(notifications: Iterable[Notification]) -> None:
     pushed again under its id: clients replace what they hold by id."""
     events_send_on_commit(
         [
-            event("notification.created", [f"user.{n.user_id}"], notification=notification_data(n))
+            event(EventType.NOTIFICATION_CREATED, [f"user.{n.user_id}"], notification=notification_data(n))
             for n in notifications
         ]
     )

@@ -11,13 +11,14 @@ from typing import Any
 from celery import shared_task
 
 from apps.subscriptions import services
+from openspc import queues
 
 
-@shared_task(name="subscriptions.fanout", acks_late=True)
+@shared_task(name=queues.SUBSCRIPTIONS_FANOUT, acks_late=True)
 def subscriptions_fanout_task(*, events: list[dict[str, Any]]) -> int:
     return len(services.notifications_fanout(events=events))
 
 
-@shared_task(name="subscriptions.email_digest")
+@shared_task(name=queues.SUBSCRIPTIONS_EMAIL_DIGEST)
 def subscriptions_email_digest_task() -> int:
     return services.notifications_email_digest()

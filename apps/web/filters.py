@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
-from apps.audit.models import AuditAction
+from apps.audit.choices import AuditAction
 from apps.calculations.choices import Severity
 from apps.config.models import Characteristic
 

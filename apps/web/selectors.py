@@ -24,7 +24,7 @@ from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Item, Lot, Observation, Sample
 from apps.observations.selectors import LotProgress, item_queryset, lot_queryset, tester_items
-from apps.subscriptions.models import SubscriptionEvent, SubscriptionScope
+from apps.subscriptions.choices import SubscriptionEvent, SubscriptionScope
 from apps.subscriptions.services import SCOPE_KINDS
 
 

@@ -14,14 +14,14 @@ from django.template.defaultfilters import pluralize
 from django.urls import NoReverseMatch, reverse
 from django.views.generic import DetailView, FormView, ListView, TemplateView
 
-from apps.audit.models import AuditAction
+from apps.audit.choices import AuditAction
 from apps.config.models import Characteristic
 from apps.observations import services as observation_services
 from apps.observations.choices import LOT_TRANSITIONS, LOT_WORKING, LotStatus
 from apps.observations.models import Lot
 from apps.observations.selectors import lot_progress, tester_queryset
 from apps.qa_runs import selectors as qa_selectors
-from apps.subscriptions.models import SubscriptionEvent
+from apps.subscriptions.choices import SubscriptionEvent
 from apps.subscriptions.selectors import inbox_readable
 from apps.web import selectors
 from apps.web.filters import (

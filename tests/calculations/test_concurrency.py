@@ -40,9 +40,9 @@ from apps.calculations.services import calculate
 from apps.config import services as config_services
 from apps.config.models import Characteristic, ControlLimits, Product
 from apps.observations import services as obs_services
+from apps.observations.checksum import checksum_add, checksum_of, observation_hash
 from apps.observations.choices import ObservationSource, ObservationStatus
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
-from apps.observations.subgroups import checksum_add, checksum_of, observation_hash
 from spc import RuleSet
 from tests.factories import LotFactory, TestFactory, UserFactory, released_plan
 from tests.support.workers import (

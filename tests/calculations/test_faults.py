@@ -27,9 +27,9 @@ from apps.calculations.tasks import calculations_apply_task, calculations_catch_
 from apps.config import services as config_services
 from apps.config.models import Characteristic, Test
 from apps.observations import services as obs_services
+from apps.observations.checksum import checksum_of, observation_hash
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
-from apps.observations.subgroups import checksum_of, observation_hash
 from apps.observations.tasks import observations_process_task
 from spc import PRESETS, evaluate_batch
 from tests.factories import ItemFactory, LotFactory
@@ -426,7 +426,7 @@ def test_repeated_deliveries_change_nothing(rig: Rig) -> None:
     ids += rig.record(wall, rig.wall_values(4)) + rig.record(dia, rig.dia_values(3), lot=rig.lot2)
     observations_process_task(ids=ids)
     for characteristic in (rig.dia, rig.wall):
-        calculations_apply_task(characteristic_id=characteristic.pk)
+        calculations_apply_task(characteristic_ids=[characteristic.pk])
     before = _rows()
     assert len(before["Sample"]) == 12 + 10 + 4 + 3
     assert before["Violation"]
@@ -435,7 +435,7 @@ def test_repeated_deliveries_change_nothing(rig: Rig) -> None:
     observations_process_task(ids=ids)  # a redelivered observations.process, all processed
     obs_services.observations_process(ids=ids[:5])  # the stale sweep's copy of some of them
     for characteristic in (rig.dia, rig.wall, rig.dia):  # calculations.apply twice, and again
-        calculations_apply_task(characteristic_id=characteristic.pk)
+        calculations_apply_task(characteristic_ids=[characteristic.pk])
         services.characteristic_calculate(characteristic_id=characteristic.pk)
     # The calculator given each lot's newest observation again: its checksum is in (a duplicate).
     newest = [

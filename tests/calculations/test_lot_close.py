@@ -8,8 +8,8 @@ import pytest
 
 from apps.calculations import services
 from apps.calculations.models import Violation
+from apps.observations import handoff
 from apps.observations import services as obs_services
-from apps.observations import subgroups
 from apps.observations.choices import LotStatus
 from spc import PRESETS, evaluate_batch, xbar_r_chart
 from tests.support.lines import Stream
@@ -27,7 +27,7 @@ def calculated(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             ran.append(characteristic_id)
             services.characteristic_calculate(characteristic_id=characteristic_id)
 
-    monkeypatch.setattr(subgroups, "calculations_queue", run)
+    monkeypatch.setattr(handoff, "calculations_queue", run)
     return ran
 
 

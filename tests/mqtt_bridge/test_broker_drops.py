@@ -23,7 +23,7 @@ from apps.config.choices import DataSource
 from apps.mqtt_bridge.models import BrokerCounter, DataHealthAlarm, DataHealthKind, DeadLetter
 from apps.mqtt_bridge.services import broker_counter_observe
 from apps.observations.models import Observation
-from openspc.events import DATA_HEALTH_ALARM, DATA_HEALTH_GROUP, events_unpack
+from openspc.events import DATA_HEALTH_GROUP, EventType, events_unpack
 from tests.support.mqtt import (
     Client,
     ListenerProcess,
@@ -116,7 +116,7 @@ def test_a_broker_that_drops_acknowledged_messages_raises_an_alarm_and_a_warning
 
     (sent,) = async_to_sync(receive)()
     async_to_sync(layer.group_discard)(DATA_HEALTH_GROUP, channel)
-    assert sent["type"] == DATA_HEALTH_ALARM
+    assert sent["type"] == EventType.DATA_HEALTH_ALARM
     assert sent["alarm"]["id"] == alarm.pk
     assert (sent["alarm"]["value_before"], sent["alarm"]["value_after"]) == (0, 30 - QUEUE)
 

@@ -5,24 +5,24 @@ from django.core.cache import cache
 
 from apps.calculations.tasks import calculations_apply_task
 from apps.config.models import Characteristic
-from apps.observations import subgroups
+from apps.observations import handoff
 
 
 @pytest.fixture
 def sent(monkeypatch):
     messages: list[dict] = []
     monkeypatch.setattr(
-        subgroups.current_app, "send_task", lambda name, kwargs: messages.append({"name": name, **kwargs})
+        handoff.current_app, "send_task", lambda name, kwargs: messages.append({"name": name, **kwargs})
     )
     for characteristic_id in (901, 902, 903):
-        cache.delete(subgroups.calculation_pending_key(characteristic_id))
+        cache.delete(handoff.calculation_pending_key(characteristic_id))
     return messages
 
 
 def test_a_pending_calculation_is_not_queued_twice(sent):
-    subgroups.calculations_queue(characteristic_ids=[901, 902])  # one message for the batch
-    subgroups.calculations_queue(characteristic_ids=[901])  # pending: nothing sent
-    subgroups.calculations_queue(characteristic_ids=[903, 901])  # only the new one
+    handoff.calculations_queue(characteristic_ids=[901, 902])  # one message for the batch
+    handoff.calculations_queue(characteristic_ids=[901])  # pending: nothing sent
+    handoff.calculations_queue(characteristic_ids=[903, 901])  # only the new one
     assert sent == [
         {"name": "calculations.apply", "characteristic_ids": [901, 902]},
         {"name": "calculations.apply", "characteristic_ids": [903]},
@@ -32,33 +32,19 @@ def test_a_pending_calculation_is_not_queued_twice(sent):
 @pytest.mark.django_db
 def test_a_started_calculation_lets_the_next_batch_queue_another(sent, plant):
     dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-    cache.delete(subgroups.calculation_pending_key(dia.pk))
-    subgroups.calculations_queue(characteristic_ids=[dia.pk])
-    subgroups.calculations_queue(characteristic_ids=[dia.pk])
+    cache.delete(handoff.calculation_pending_key(dia.pk))
+    handoff.calculations_queue(characteristic_ids=[dia.pk])
+    handoff.calculations_queue(characteristic_ids=[dia.pk])
     calculations_apply_task.run(characteristic_ids=[dia.pk])  # nothing to do, but it has started
-    subgroups.calculations_queue(characteristic_ids=[dia.pk])
+    handoff.calculations_queue(characteristic_ids=[dia.pk])
     assert [message["characteristic_ids"] for message in sent] == [[dia.pk], [dia.pk]]
-
-
-@pytest.mark.django_db
-def test_a_message_from_an_earlier_version_clears_its_mark_and_calculates(sent, plant):
-    dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-    cache.delete(subgroups.calculation_pending_key(dia.pk))
-    subgroups.calculations_queue(characteristic_ids=[dia.pk])
-    assert calculations_apply_task.run(characteristic_id=dia.pk) == {
-        "samples": 0,
-        "observations": 0,
-        "violations": 0,
-    }
-    subgroups.calculations_queue(characteristic_ids=[dia.pk])
-    assert len(sent) == 2
 
 
 def test_without_redis_every_batch_queues(sent, monkeypatch):
     def down(*args, **kwargs):
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr(subgroups.cache, "add", down)
-    subgroups.calculations_queue(characteristic_ids=[901])
-    subgroups.calculations_queue(characteristic_ids=[901])
+    monkeypatch.setattr(handoff.cache, "add", down)
+    handoff.calculations_queue(characteristic_ids=[901])
+    handoff.calculations_queue(characteristic_ids=[901])
     assert len(sent) == 2

@@ -18,10 +18,11 @@ from django.db import connection, transaction
 
 from apps.config import services as config_services
 from apps.config.choices import SubgroupTimeoutPolicy
-from apps.observations import services, subgroups, tasks
+from apps.observations import handoff, services, tasks
+from apps.observations.checksum import checksum_add, checksum_of
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample, SubgroupFeed
-from apps.observations.subgroups import checksum_add, subgroups_timeout_sweep
+from apps.observations.subgroups import subgroups_timeout_sweep
 from openspc.celery import app
 from tests.support.lines import Line
 
@@ -66,7 +67,7 @@ def _five(line: Line) -> list[int]:
 def queued(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     """Characteristic ids sent to the calculation worker (nothing reaches the broker)."""
     sent: list[list[int]] = []
-    monkeypatch.setattr(subgroups, "calculations_queue", lambda *, characteristic_ids: sent.append(
+    monkeypatch.setattr(handoff, "calculations_queue", lambda *, characteristic_ids: sent.append(
         list(characteristic_ids)))  # fmt: skip
     return sent
 
@@ -213,7 +214,7 @@ class DiscardTests:
         ]  # fmt: skip
         # The lot checksum still counts the discarded observations.
         rows = Observation.objects.filter(lot=line.lots["A"]).order_by("position")
-        assert rows.last().lot_checksum == subgroups.checksum_of(row.hash for row in rows)
+        assert rows.last().lot_checksum == checksum_of(row.hash for row in rows)
 
 
 class WithoutTimeoutTests:

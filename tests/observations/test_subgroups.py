@@ -15,10 +15,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.config.choices import TestKind
-from apps.observations import services, subgroups
+from apps.observations import handoff, services
+from apps.observations.checksum import checksum_of, observation_hash
 from apps.observations.choices import LotStatus, ObservationStatus
 from apps.observations.models import Lot, Observation, SubgroupFeed
-from apps.observations.subgroups import checksum_of, observation_hash
 from tests.factories import TestFactory, characteristic_for
 from tests.support.lines import Line
 
@@ -286,7 +286,7 @@ class LotCloseTests:
     def queued(self, monkeypatch):
         """Characteristic ids sent to the calculation worker (nothing reaches the broker)."""
         sent: list[list[int]] = []
-        monkeypatch.setattr(subgroups, "calculations_queue", lambda *, characteristic_ids: sent.append(
+        monkeypatch.setattr(handoff, "calculations_queue", lambda *, characteristic_ids: sent.append(
             list(characteristic_ids)))  # fmt: skip
         return sent
 

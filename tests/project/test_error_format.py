@@ -1,6 +1,12 @@
 """The one error shape: its message names what failed, whatever the number of fields."""
 
 import pytest
+from rest_framework.request import Request
+
+from apps.calculations.services import AlreadyAcknowledged, LimitsFrozen
+from apps.qa_runs.net import TargetRefused
+from apps.qa_runs.services import RunTransitionError
+from openspc.api import exception_handler
 
 pytestmark = pytest.mark.django_db
 
@@ -28,3 +34,23 @@ def test_a_batch_with_errors_in_several_entries_names_the_first_entry(api, teste
 
     assert error["message"].startswith("[0].item: A valid integer is required. (and 5 more fields")
     assert "None" not in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            AlreadyAcknowledged("Violation 7 was acknowledged already.", [7]),
+            "Violation 7 was acknowledged already.",
+        ),
+        (LimitsFrozen("The limits are frozen."), "The limits are frozen."),
+        (RunTransitionError("The run has ended."), "The run has ended."),
+        (TargetRefused("http://testserver/", "it is this system itself"), "It is this system itself."),
+    ],
+)
+def test_a_domain_conflict_is_a_409_from_the_one_exception_handler(rf, error, message):
+    """Views call the service and let its refusal through; the handler answers 409 `conflict`."""
+    response = exception_handler(error, {"request": Request(rf.post("/")), "view": None})
+    assert response is not None
+    assert response.status_code == 409
+    assert response.data == {"error": {"code": "conflict", "message": message, "fields": {}}}

@@ -15,7 +15,7 @@ from rest_framework.serializers import BaseSerializer
 
 from apps.audit.services import Actor
 from apps.calculations import selectors, services
-from apps.calculations.api import serializers as s
+from apps.calculations.api import serializers
 from apps.calculations.filtersets import (
     LotStatisticsFilterSet,
     ProductStatisticsFilterSet,
@@ -28,7 +28,7 @@ from apps.config.models import Characteristic
 from apps.observations.models import Sample
 from apps.observations.permissions import DataEntry, data_entry_role
 from apps.observations.services.samples import sample_exclude
-from openspc.api import Conflict, acting_user
+from openspc.api import acting_user
 from openspc.permissions import IsHuman, RoleModelPermissions
 from openspc.roles import Role
 
@@ -57,7 +57,7 @@ class SampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     with the judged sample."""
 
     queryset = Sample.objects.all()
-    serializer_class = s.SampleSerializer
+    serializer_class = serializers.SampleSerializer
     permission_classes = HUMAN
     filterset_class = SampleFilterSet
     pagination_class = SequencePagination
@@ -80,8 +80,12 @@ class SampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     def get_serializer_class(self) -> type[BaseSerializer]:
         # OPTIONS ('metadata') describes the POST body, as create reads it.
         if self.action in ("exclude", "include"):
-            return s.SampleExcludeSerializer
-        return s.SampleSubmitSerializer if self.action in ("create", "metadata") else s.SampleSerializer
+            return serializers.SampleExcludeSerializer
+        return (
+            serializers.SampleSubmitSerializer
+            if self.action in ("create", "metadata")
+            else serializers.SampleSerializer
+        )
 
     def _exclusion(self, request: Request, excluded: bool) -> Response:
         body = self.get_serializer(data=request.data)
@@ -90,16 +94,16 @@ class SampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             sample=self.get_object(), excluded=excluded, reason=body.validated_data["reason"],
             actor=Actor(acting_user(request), "api"),
         )  # fmt: skip
-        return Response(s.SampleSerializer(self.get_queryset().get(pk=sample.pk)).data)
+        return Response(serializers.SampleSerializer(self.get_queryset().get(pk=sample.pk)).data)
 
-    @extend_schema(request=s.SampleExcludeSerializer, responses=s.SampleSerializer)
+    @extend_schema(request=serializers.SampleExcludeSerializer, responses=serializers.SampleSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsHuman, LimitsPermissions])
     def exclude(self, request: Request, pk: str | None = None) -> Response:
         """Leave the sample out of control-limit calculations, with a reason (audited). The chart
         still shows it; the next recalculation of the limits leaves it out."""
         return self._exclusion(request, True)
 
-    @extend_schema(request=s.SampleExcludeSerializer, responses=s.SampleSerializer)
+    @extend_schema(request=serializers.SampleExcludeSerializer, responses=serializers.SampleSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsHuman, LimitsPermissions])
     def include(self, request: Request, pk: str | None = None) -> Response:
         """Take an excluded sample back into control-limit calculations (audited)."""
@@ -111,8 +115,8 @@ class SampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return super().list(request, *args, **kwargs)
 
     @extend_schema(
-        request=s.SampleSubmitSerializer,
-        responses={201: s.SampleResultSerializer},
+        request=serializers.SampleSubmitSerializer,
+        responses={201: serializers.SampleResultSerializer},
         summary="Submit a whole subgroup and get it back judged (synchronous)",
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -139,7 +143,7 @@ class SampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             "violations": result.violations,
             "observation": result.observation.pk,
         }
-        return Response(s.SampleResultSerializer(answer).data, status=status.HTTP_201_CREATED)
+        return Response(serializers.SampleResultSerializer(answer).data, status=status.HTTP_201_CREATED)
 
 
 class AcknowledgePermissions(RoleModelPermissions):
@@ -153,7 +157,7 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     violation with its sample and the pattern's samples; counts; acknowledgement."""
 
     queryset = Violation.objects.all()
-    serializer_class = s.ViolationSerializer
+    serializer_class = serializers.ViolationSerializer
     permission_classes = [IsHuman, AcknowledgePermissions]
     filterset_class = ViolationFilterSet
     ordering_fields = ["created_at", "rule"]
@@ -164,35 +168,39 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return selectors.violation_queryset(self.request.user)
 
     def get_serializer_class(self) -> type[BaseSerializer]:
-        return s.ViolationDetailSerializer if self.action == "retrieve" else s.ViolationSerializer
+        return (
+            serializers.ViolationDetailSerializer
+            if self.action == "retrieve"
+            else serializers.ViolationSerializer
+        )
 
-    @extend_schema(responses=s.ViolationDetailSerializer)
+    @extend_schema(responses=serializers.ViolationDetailSerializer)
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         violation = self.get_object()
         violation.pattern_samples = selectors.violation_pattern(violation)
-        return Response(s.ViolationDetailSerializer(violation).data)
+        return Response(serializers.ViolationDetailSerializer(violation).data)
 
     @extend_schema(
-        responses=s.ViolationStatsSerializer, summary="Counts of the violations the filters select"
+        responses=serializers.ViolationStatsSerializer, summary="Counts of the violations the filters select"
     )
     @action(detail=False, methods=["get"], pagination_class=None)
     def stats(self, request: Request) -> Response:
         """In all, awaiting acknowledgement, by rule and by characteristic; the list's filters apply."""
         violations = self.filter_queryset(self.get_queryset())
-        return Response(s.ViolationStatsSerializer(selectors.violation_stats(violations)).data)
+        return Response(serializers.ViolationStatsSerializer(selectors.violation_stats(violations)).data)
 
     @extend_schema(
-        request=s.AcknowledgeBatchSerializer,
-        responses={200: s.AcknowledgeBatchResultSerializer},
+        request=serializers.AcknowledgeBatchSerializer,
+        responses={200: serializers.AcknowledgeBatchResultSerializer},
         summary="Acknowledge several violations, all or none (409 naming those acknowledged before)",
         operation_id="v1_violations_acknowledge_batch",
     )
     @action(
         detail=False, methods=["post"], url_path="acknowledge", url_name="acknowledge-batch",
-        serializer_class=s.AcknowledgeBatchSerializer,
+        serializer_class=serializers.AcknowledgeBatchSerializer,
     )  # fmt: skip
     def acknowledge_batch(self, request: Request) -> Response:
-        body = s.AcknowledgeBatchSerializer(data=request.data)
+        body = serializers.AcknowledgeBatchSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         ids = list(dict.fromkeys(data.pop("ids")))
@@ -200,39 +208,33 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         unknown = [str(pk) for pk in ids if pk not in found]
         if unknown:
             raise DRFValidationError({"ids": [f"No violation {', '.join(unknown)} (or not visible to you)."]})
-        try:
-            acknowledged = services.violations_acknowledge(
-                violations=[found[pk] for pk in ids], user=acting_user(request), **data
-            )
-        except services.AlreadyAcknowledged as exc:
-            raise Conflict(str(exc)) from None
+        acknowledged = services.violations_acknowledge(
+            violations=[found[pk] for pk in ids], user=acting_user(request), **data
+        )
         answer = {"count": len(acknowledged), "violations": acknowledged}
-        return Response(s.AcknowledgeBatchResultSerializer(answer).data)
+        return Response(serializers.AcknowledgeBatchResultSerializer(answer).data)
 
     @extend_schema(
-        request=s.AcknowledgeSerializer,
-        responses={200: s.ViolationSerializer},
+        request=serializers.AcknowledgeSerializer,
+        responses={200: serializers.ViolationSerializer},
         summary="Acknowledge a violation (409 if it was acknowledged already)",
     )
-    @action(detail=True, methods=["post"], serializer_class=s.AcknowledgeSerializer)
+    @action(detail=True, methods=["post"], serializer_class=serializers.AcknowledgeSerializer)
     def acknowledge(self, request: Request, pk: str | None = None) -> Response:
         violation = self.get_object()
-        body = s.AcknowledgeSerializer(data=request.data)
+        body = serializers.AcknowledgeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            acknowledged = services.violation_acknowledge(
-                violation=violation, user=acting_user(request), **body.validated_data
-            )
-        except services.AlreadyAcknowledged as exc:
-            raise Conflict(str(exc)) from None
-        return Response(s.ViolationSerializer(acknowledged).data)
+        acknowledged = services.violation_acknowledge(
+            violation=violation, user=acting_user(request), **body.validated_data
+        )
+        return Response(serializers.ViolationSerializer(acknowledged).data)
 
 
 class AcknowledgementReasonViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """The reason codes violations are acknowledged with (kept in the admin)."""
 
     queryset = AcknowledgementReason.objects.filter(active=True)
-    serializer_class = s.AcknowledgementReasonSerializer
+    serializer_class = serializers.AcknowledgementReasonSerializer
     permission_classes = HUMAN
     pagination_class = None
     filterset_class = None
@@ -242,7 +244,7 @@ class LotStatisticsViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vie
     """Statistics per (lot, test): n, mean, SD, min, max, out of spec, Cpk, disposition hint."""
 
     queryset = LotStatistics.objects.all()
-    serializer_class = s.LotStatisticsSerializer
+    serializer_class = serializers.LotStatisticsSerializer
     permission_classes = HUMAN
     filterset_class = LotStatisticsFilterSet
     ordering_fields = ["updated_at", "cpk"]
@@ -255,7 +257,7 @@ class ProductStatisticsViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     """Statistics per characteristic over all lots, with Cp, Cpk, Pp, Ppk and the current limits."""
 
     queryset = ProductStatistics.objects.all()
-    serializer_class = s.ProductStatisticsSerializer
+    serializer_class = serializers.ProductStatisticsSerializer
     permission_classes = HUMAN
     filterset_class = ProductStatisticsFilterSet
     ordering_fields = ["updated_at", "cpk", "ppk"]
@@ -273,10 +275,10 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
     filterset_class = None
     pagination_class = None
     body_serializers: dict[str, type[BaseSerializer]] = {
-        "recalculate_limits": s.RecalculateLimitsSerializer,
-        "set_limits": s.SetLimitsSerializer,
-        "freeze_limits": s.FreezeLimitsSerializer,
-        "chart_data": s.ChartQuerySerializer,
+        "recalculate_limits": serializers.RecalculateLimitsSerializer,
+        "set_limits": serializers.SetLimitsSerializer,
+        "freeze_limits": serializers.FreezeLimitsSerializer,
+        "chart_data": serializers.ChartQuerySerializer,
     }
 
     def get_queryset(self) -> QuerySet[Characteristic]:
@@ -291,24 +293,23 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
         return self.body_serializers[action or "chart_data"]
 
     def _limits_answer(self, change: services.LimitsChange) -> Response:
-        return Response(s.LimitsChangeSerializer(change).data)
+        return Response(serializers.LimitsChangeSerializer(change).data)
 
-    @extend_schema(request=s.RecalculateLimitsSerializer, responses=s.LimitsChangeSerializer)
+    @extend_schema(
+        request=serializers.RecalculateLimitsSerializer, responses=serializers.LimitsChangeSerializer
+    )
     @action(detail=True, methods=["post"], url_path="recalculate-limits")
     def recalculate_limits(self, request: Request, pk: str | None = None) -> Response:
         """New limits from the latest samples: I-MR for n = 1, X̄-R for n ≤ 10, X̄-S above
         (p, np, c, u for attributes), leaving out samples with violations if asked."""
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            change = services.limits_recalculate(
-                characteristic=self.get_object(), user=acting_user(request), **body.validated_data
-            )
-        except services.LimitsFrozen as exc:
-            raise Conflict(str(exc)) from None
+        change = services.limits_recalculate(
+            characteristic=self.get_object(), user=acting_user(request), **body.validated_data
+        )
         return self._limits_answer(change)
 
-    @extend_schema(request=s.SetLimitsSerializer, responses=s.LimitsChangeSerializer)
+    @extend_schema(request=serializers.SetLimitsSerializer, responses=serializers.LimitsChangeSerializer)
     @action(detail=True, methods=["post"], url_path="set-limits")
     def set_limits(self, request: Request, pk: str | None = None) -> Response:
         """Historical limits from a known mean and sigma (or p̄, n·p̄, c̄, ū)."""
@@ -319,7 +320,7 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
         )
         return self._limits_answer(change)
 
-    @extend_schema(request=s.FreezeLimitsSerializer, responses=s.LimitsChangeSerializer)
+    @extend_schema(request=serializers.FreezeLimitsSerializer, responses=serializers.LimitsChangeSerializer)
     @action(detail=True, methods=["post"], url_path="freeze-limits")
     def freeze_limits(self, request: Request, pk: str | None = None) -> Response:
         """Freeze the current limits (recalculation is refused until unfrozen), or unfreeze them."""
@@ -335,7 +336,7 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
             OpenApiParameter("limit", int, description="Points to return, newest last (default 100)."),
             OpenApiParameter("lot", int, description="Only the samples of this lot."),
         ],
-        responses=s.ChartDataSerializer,
+        responses=serializers.ChartDataSerializer,
     )
     @action(detail=True, methods=["get"], url_path="chart-data")
     def chart_data(self, request: Request, pk: str | None = None) -> Response:
@@ -346,4 +347,4 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
             characteristic=self.get_object(), limit=query.validated_data["limit"],
             lot_id=query.validated_data.get("lot"),
         )  # fmt: skip
-        return Response(s.ChartDataSerializer(data).data)
+        return Response(serializers.ChartDataSerializer(data).data)

@@ -28,7 +28,6 @@ from apps.calculations.services.violations import (
     MAX_BATCH,
     AlreadyAcknowledged,
     violation_acknowledge,
-    violation_acknowledged_data,
     violations_acknowledge,
 )
 
@@ -50,7 +49,6 @@ __all__ = [
     "product_statistics_apply",
     "product_statistics_finish",
     "violation_acknowledge",
-    "violation_acknowledged_data",
     "violations_acknowledge",
     "window_invalidate",
     "window_key",

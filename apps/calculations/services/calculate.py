@@ -15,6 +15,7 @@ finds the work done and returns.
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from django.core.cache import cache
 from django.db import transaction
@@ -22,6 +23,7 @@ from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from apps.calculations.choices import Severity
+from apps.calculations.events import calculation_events
 from apps.calculations.models import ChartState, LotStatistics, ProductStatistics, Violation
 from apps.calculations.services.stats import (
     lot_statistics_apply,
@@ -30,11 +32,11 @@ from apps.calculations.services.stats import (
     product_statistics_load,
     statistics_save,
 )
-from apps.calculations.window import SMOOTHED_KINDS, Lines, Point, RollingWindow, plotted_statistic
+from apps.calculations.window import SMOOTHED_KINDS, Lines, Point, RollingWindow
 from apps.config.models import Characteristic, ControlLimits
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample, SubgroupFeed
-from openspc.events import Event, event, events_send_on_commit
+from openspc.events import Event, events_send_on_commit
 from openspc.rows import rows_insert, rows_locked, rows_update
 from spc import RuleSet
 
@@ -177,74 +179,6 @@ def _judge(
     return found
 
 
-# --- Events ---------------------------------------------------------------------------------------
-
-
-def _groups(characteristic: Characteristic, lot_id: int) -> tuple[str, ...]:
-    return (f"characteristic.{characteristic.pk}", f"product.{characteristic.product_id}", f"lot.{lot_id}")
-
-
-def sample_data(sample: Sample, kind: str) -> dict[str, object]:
-    return {
-        "id": sample.pk, "characteristic": sample.characteristic_id, "lot": sample.lot_id,
-        "sequence": sample.sequence, "n": sample.n, "mean": sample.mean, "range": sample.range,
-        "sd": sample.sd, "statistic": plotted_statistic(kind, sample.mean, sample.n),
-        "in_control": sample.in_control, "limits_version": sample.limits_version,
-        "undersized": sample.undersized, "created_at": sample.created_at.isoformat(),
-    }  # fmt: skip
-
-
-def violation_data(violation: Violation) -> dict[str, object]:
-    return {
-        "id": violation.pk, "characteristic": violation.characteristic_id, "sample": violation.sample_id,
-        "sequence": violation.sample.sequence, "lot": violation.sample.lot_id, "rule": violation.rule,
-        "chart": violation.chart, "points": violation.points, "severity": violation.severity,
-        "limits_version": violation.limits_version,
-        "requires_acknowledgement": violation.requires_acknowledgement,
-    }  # fmt: skip
-
-
-def lot_statistics_data(stats: LotStatistics) -> dict[str, object]:
-    return {
-        "scope": "lot", "lot": stats.lot_id, "test": stats.test_id, "characteristic": stats.characteristic_id,
-        "n": stats.n, "mean": stats.mean, "sd": stats.sd, "min": stats.minimum, "max": stats.maximum,
-        "out_of_spec": stats.out_of_spec, "cpk": stats.cpk, "disposition": stats.disposition,
-    }  # fmt: skip
-
-
-def product_statistics_data(stats: ProductStatistics) -> dict[str, object]:
-    return {
-        "scope": "product", "characteristic": stats.characteristic_id, "n": stats.n, "mean": stats.mean,
-        "sd": stats.sd, "min": stats.minimum, "max": stats.maximum, "out_of_spec": stats.out_of_spec,
-        "sigma_within": stats.sigma_within, "cp": stats.cp, "cpk": stats.cpk, "pp": stats.pp,
-        "ppk": stats.ppk, "limits_version": stats.limits_version,
-    }  # fmt: skip
-
-
-def _events(
-    characteristic: Characteristic,
-    kind: str,
-    samples: Sequence[Sample],
-    violations: Sequence[Violation],
-    lots: Sequence[LotStatistics],
-    product: ProductStatistics | None,
-) -> list[Event]:
-    out = [
-        event("sample.created", _groups(characteristic, s.lot_id), **sample_data(s, kind)) for s in samples
-    ]
-    out += [
-        event("violation.created", _groups(characteristic, v.sample.lot_id), **violation_data(v))
-        for v in violations
-    ]
-    out += [
-        event("statistics.updated", _groups(characteristic, s.lot_id), **lot_statistics_data(s)) for s in lots
-    ]
-    if product is not None:
-        groups = (f"characteristic.{characteristic.pk}", f"product.{characteristic.product_id}")
-        out.append(event("statistics.updated", groups, **product_statistics_data(product)))
-    return out
-
-
 # --- The calculation ------------------------------------------------------------------------------
 
 
@@ -309,16 +243,24 @@ def _shares(states: Sequence[ChartState]) -> dict[int, _Share]:
     return shares
 
 
+class ShareCalculated(NamedTuple):
+    """What judging one characteristic's part of a run produced."""
+
+    violations: list[Violation]
+    lot_statistics: list[LotStatistics]  # the lot statistics it changed
+    # Called once the violations are saved: the events' data holds the violations' ids.
+    make_events: Callable[[], list[Event]]
+    window_document: dict[str, object] | None  # the window's new document (None: unchanged)
+
+
 def _calculate_share(
     share: _Share,
     lots: dict[tuple[int, int], LotStatistics],
     product: ProductStatistics,
     stored_window: object | None,
-) -> tuple[list[Violation], list[LotStatistics], Callable[[], list[Event]], dict[str, object] | None]:
+) -> ShareCalculated:
     """Judge one characteristic's new samples and fold its observations into the statistics given;
-    `stored_window` is its window's document from windows_cached. Returns the violations, the
-    changed lot statistics, a function making the events (called once the violations are saved:
-    their data holds the violations' ids) and the window's new document (None: unchanged)."""
+    `stored_window` is its window's document from windows_cached."""
     characteristic, state, samples = share.characteristic, share.state, share.samples
     kind = characteristic.effective_chart_type
     lines = lines_of(characteristic, share.limits)
@@ -344,9 +286,9 @@ def _calculate_share(
     document = window.to_json(state.last_sequence) if window is not None else None
 
     def make_events() -> list[Event]:
-        return _events(characteristic, kind, samples, violations, changed, product)
+        return calculation_events(characteristic, kind, samples, violations, changed, product)
 
-    return violations, changed, make_events, document
+    return ShareCalculated(violations, changed, make_events, document)
 
 
 def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResult, bool]:
@@ -365,14 +307,12 @@ def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResu
         documents: dict[int, object] = {}
         for share in busy:
             pk = share.characteristic.pk
-            found, lot_stats, share_events, document = _calculate_share(
-                share, lots, products[pk], stored.get(pk)
-            )
-            violations += found
-            changed += lot_stats
-            make_events.append(share_events)
-            if document is not None:
-                documents[pk] = document
+            calculated = _calculate_share(share, lots, products[pk], stored.get(pk))
+            violations += calculated.violations
+            changed += calculated.lot_statistics
+            make_events.append(calculated.make_events)
+            if calculated.window_document is not None:
+                documents[pk] = calculated.window_document
         samples = [sample for share in busy for sample in share.samples]
         rows_update(model=Sample, rows=samples, fields=["in_control", "limits_version", "evaluated_at"])
         # The cursors move in this transaction, so a sample is judged once; the unique constraint on

@@ -17,15 +17,17 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from apps.calculations.events import characteristic_groups, limits_changed_data
 from apps.calculations.models import ProductStatistics, Violation
 from apps.calculations.services.calculate import limits_current, lines_of, window_invalidate
 from apps.calculations.services.stats import product_statistics_finish
 from apps.calculations.window import ATTRIBUTE_KINDS
-from apps.config.choices import LimitMethod
+from apps.config.choices import LimitMethod, chart_type_by_subgroup_size
 from apps.config.models import Characteristic, ControlLimits
 from apps.config.services.characteristics import control_limits_set
 from apps.observations.models import Sample
-from openspc.events import event, events_send_on_commit
+from openspc.api import DomainConflict
+from openspc.events import EventType, event, events_send_on_commit
 from spc import (
     AttributeChart,
     VariablesChart,
@@ -42,7 +44,7 @@ MIN_SAMPLES = 2
 MAX_SAMPLES = 10_000
 
 
-class LimitsFrozen(Exception):
+class LimitsFrozen(DomainConflict):
     """The current limits are frozen: nothing recalculates them until they are unfrozen (a conflict
     with the characteristic's state, not bad input)."""
 
@@ -60,8 +62,7 @@ def _base_kind(characteristic: Characteristic) -> str:
     """The Shewhart chart whose limits the characteristic's chart uses (EWMA/CUSUM: by subgroup size)."""
     kind = characteristic.effective_chart_type
     if kind in ("ewma", "cusum"):
-        n = characteristic.subgroup_size
-        return "imr" if n == 1 else ("xbar_r" if n <= 10 else "xbar_s")
+        return chart_type_by_subgroup_size(characteristic.subgroup_size)
     return kind
 
 
@@ -126,14 +127,9 @@ def _after_change(characteristic: Characteristic, previous: ControlLimits | None
         )
         stats.save()
     transaction.on_commit(lambda: window_invalidate(characteristic_id=characteristic.pk))
-    data = {
-        "characteristic": characteristic.pk, "version": new.version, "center": new.center, "ucl": new.ucl,
-        "lcl": new.lcl, "sigma": new.sigma, "dispersion_center": new.dispersion_center,
-        "dispersion_ucl": new.dispersion_ucl, "dispersion_lcl": new.dispersion_lcl, "method": new.method,
-        "frozen": new.frozen, "previous_version": previous.version if previous else None,
-    }  # fmt: skip
-    groups = (f"characteristic.{characteristic.pk}", f"product.{characteristic.product_id}")
-    events_send_on_commit([event("limits.changed", groups, **data)])
+    data = limits_changed_data(characteristic, new, previous)
+    groups = characteristic_groups(characteristic)
+    events_send_on_commit([event(EventType.LIMITS_CHANGED, groups, **data)])
 
 
 def _locked(characteristic: Characteristic) -> tuple[Characteristic, ControlLimits | None]:

@@ -15,10 +15,11 @@ from django.utils import timezone
 from apps.calculations.choices import CPK_RELEASE, Disposition
 from apps.calculations.models import LotStatistics, Moments, ProductStatistics
 from apps.calculations.window import ATTRIBUTE_KINDS, Lines
+from apps.config.choices import chart_type_by_subgroup_size
 from apps.config.models import Characteristic
+from apps.observations.checksum import checksum_add, checksum_of
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample
-from apps.observations.subgroups import checksum_add, checksum_of
 from openspc.rows import rows_insert, rows_update
 from spc import c4, capability_indices, d2
 
@@ -152,7 +153,7 @@ def _within(kind: str, sample: Sample, last_value: float | None) -> float | None
         return None if last_value is None else abs(sample.mean - last_value) / d2(2)
     if sample.n < 2 or sample.range is None or sample.sd is None:
         return None
-    if kind == "xbar_s" or (kind in ("ewma", "cusum") and sample.n > 10):
+    if kind == "xbar_s" or (kind in ("ewma", "cusum") and chart_type_by_subgroup_size(sample.n) == "xbar_s"):
         return sample.sd / c4(sample.n)
     return sample.range / d2(sample.n)
 

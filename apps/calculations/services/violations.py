@@ -7,11 +7,12 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
-from apps.audit.models import AuditAction
+from apps.audit.choices import AuditAction
 from apps.audit.services import audit_fields, audit_record
+from apps.calculations.events import characteristic_groups, violation_acknowledged_data
 from apps.calculations.models import AcknowledgementReason, Violation
-from apps.calculations.services.calculate import violation_data
-from openspc.events import event, events_send_on_commit
+from openspc.api import DomainConflict
+from openspc.events import EventType, event, events_send_on_commit
 
 ACKNOWLEDGEMENT_FIELDS = [
     "acknowledged_at", "acknowledged_by", "acknowledgement_reason", "acknowledgement_comment",
@@ -20,26 +21,12 @@ ACKNOWLEDGEMENT_FIELDS = [
 MAX_BATCH = 500
 
 
-class AlreadyAcknowledged(Exception):
+class AlreadyAcknowledged(DomainConflict):
     """Violations were acknowledged before (409); nothing was changed. `ids` names them."""
 
     def __init__(self, message: str, ids: Sequence[int]) -> None:
         super().__init__(message)
         self.ids = list(ids)
-
-
-def violation_acknowledged_data(violation: Violation) -> dict[str, object]:
-    user = violation.acknowledged_by
-    reason = violation.acknowledgement_reason
-    return {
-        **violation_data(violation),
-        "acknowledged_at": violation.acknowledged_at.isoformat() if violation.acknowledged_at else None,
-        "acknowledged_by": user.pk if user else None,
-        "acknowledged_by_name": (user.get_full_name() or user.get_username()) if user else None,
-        "reason": reason.code if reason else None,
-        "comment": violation.acknowledgement_comment,
-        "corrective_action": violation.corrective_action,
-    }
 
 
 def violation_acknowledge(
@@ -123,11 +110,9 @@ def violations_acknowledge(
                 user=user, action=AuditAction.ACKNOWLEDGE, instance=violation, before=before,
                 after=audit_fields(violation, ACKNOWLEDGEMENT_FIELDS), reason=why, source=source,
             )  # fmt: skip
-            characteristic = violation.characteristic
-            groups = (
-                f"characteristic.{characteristic.pk}", f"product.{characteristic.product_id}",
-                f"lot.{violation.sample.lot_id}",
-            )  # fmt: skip
-            events.append(event("violation.acknowledged", groups, **violation_acknowledged_data(violation)))
+            groups = characteristic_groups(violation.characteristic, violation.sample.lot_id)
+            events.append(
+                event(EventType.VIOLATION_ACKNOWLEDGED, groups, **violation_acknowledged_data(violation))
+            )
         events_send_on_commit(events)
     return locked

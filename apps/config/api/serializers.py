@@ -4,7 +4,7 @@ fields or rows live in the services, which the views call."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.config.choices import RulePreset
+from apps.config.choices import MAX_SUBGROUP_SIZE, RulePreset
 from apps.config.models import (
     Characteristic,
     ControlLimits,
@@ -49,7 +49,7 @@ class TestPlanEntrySerializer(ModelSerializer):
 
 class PlanEntryInputSerializer(serializers.Serializer):
     test = serializers.PrimaryKeyRelatedField(queryset=Test.objects.all())
-    replicates = serializers.IntegerField(min_value=1, max_value=25, default=1)
+    replicates = serializers.IntegerField(min_value=1, max_value=MAX_SUBGROUP_SIZE, default=1)
 
     def validate(self, attrs: dict[str, object]) -> dict[str, object]:
         # A PATCH makes nested fields optional too; an entry still needs its test.
@@ -125,7 +125,7 @@ class CharacteristicSerializer(ModelSerializer):
     test_name = serializers.CharField(source="test.name", read_only=True)
     unit = serializers.CharField(source="test.unit", read_only=True)
     effective_chart_type = serializers.CharField(read_only=True)
-    subgroup_size = serializers.IntegerField(min_value=1, max_value=25, required=False)
+    subgroup_size = serializers.IntegerField(min_value=1, max_value=MAX_SUBGROUP_SIZE, required=False)
     decimals = serializers.IntegerField(min_value=0, max_value=10, required=False, allow_null=True)
     # Bounds given here: the model field's maximum would come from the database (32 or 64 bits),
     # and the committed schema must not depend on which one generated it.

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from apps.audit.services import Actor
 from apps.config import services
-from apps.config.api import serializers as s
+from apps.config.api import serializers
 from apps.config.filtersets import (
     CharacteristicFilterSet,
     DeviceFilterSet,
@@ -53,7 +53,7 @@ def _entries(data: dict[str, Any]) -> list[services.PlanEntryInput] | None:
 
 class ProductViewSet(viewsets.ModelViewSet):
     queryset = Product.objects.all()
-    serializer_class = s.ProductSerializer
+    serializer_class = serializers.ProductSerializer
     permission_classes = CONFIG_PERMISSIONS
     filterset_class = ProductFilterSet
     search_fields = ["code", "name", "description"]
@@ -73,14 +73,16 @@ class ProductViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, instance: Product) -> None:
         services.product_delete(product=instance, actor=_actor(self.request))
 
-    @extend_schema(responses=s.ProductConfigSerializer, summary="The product's whole test configuration")
+    @extend_schema(
+        responses=serializers.ProductConfigSerializer, summary="The product's whole test configuration"
+    )
     @action(detail=True, methods=["get"])
     def config(self, request: Request, pk: str | None = None) -> Response:
-        return Response(s.ProductConfigSerializer(self.get_object()).data)
+        return Response(serializers.ProductConfigSerializer(self.get_object()).data)
 
 
 class TestViewSet(viewsets.ModelViewSet):
-    serializer_class = s.TestSerializer
+    serializer_class = serializers.TestSerializer
     permission_classes = CONFIG_PERMISSIONS
     filterset_class = TestFilterSet
     search_fields = ["code", "name"]
@@ -106,7 +108,7 @@ class TestPlanViewSet(viewsets.ModelViewSet):
     queryset = TestPlan.objects.prefetch_related(
         Prefetch("entries", queryset=TestPlanEntry.objects.select_related("test").order_by("position"))
     )
-    serializer_class = s.TestPlanSerializer
+    serializer_class = serializers.TestPlanSerializer
     permission_classes = CONFIG_PERMISSIONS
     filterset_class = TestPlanFilterSet
     search_fields = ["code", "name"]
@@ -130,18 +132,18 @@ class TestPlanViewSet(viewsets.ModelViewSet):
     def _respond(self, plan: TestPlan, code: int = status.HTTP_200_OK) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=plan.pk)).data, status=code)
 
-    @extend_schema(request=s.TestPlanTestsSerializer, responses=s.TestPlanSerializer)
-    @action(detail=True, methods=["post"], serializer_class=s.TestPlanTestsSerializer)
+    @extend_schema(request=serializers.TestPlanTestsSerializer, responses=serializers.TestPlanSerializer)
+    @action(detail=True, methods=["post"], serializer_class=serializers.TestPlanTestsSerializer)
     def tests(self, request: Request, pk: str | None = None) -> Response:
         """Set the plan's tests in order: adds, removes and reorders (draft plans only)."""
-        body = s.TestPlanTestsSerializer(data=request.data)
+        body = serializers.TestPlanTestsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         plan = services.test_plan_set_tests(
             plan=self.get_object(), entries=_entries(dict(body.validated_data)) or [], actor=_actor(request)
         )
-        return Response(s.TestPlanSerializer(self.get_queryset().get(pk=plan.pk)).data)
+        return Response(serializers.TestPlanSerializer(self.get_queryset().get(pk=plan.pk)).data)
 
-    @extend_schema(request=None, responses=s.TestPlanSerializer)
+    @extend_schema(request=None, responses=serializers.TestPlanSerializer)
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str | None = None) -> Response:
         """Release a draft plan. It can be assigned to products from then on, and never changes again."""
@@ -150,13 +152,13 @@ class TestPlanViewSet(viewsets.ModelViewSet):
         )
         return self._respond(plan)
 
-    @extend_schema(request=None, responses=s.TestPlanSerializer)
+    @extend_schema(request=None, responses=serializers.TestPlanSerializer)
     @action(detail=True, methods=["post"])
     def retire(self, request: Request, pk: str | None = None) -> Response:
         """Retire a released plan: observations against it are rejected from then on."""
         return self._respond(services.test_plan_retire(plan=self.get_object(), actor=_actor(request)))
 
-    @extend_schema(request=None, responses={201: s.TestPlanSerializer})
+    @extend_schema(request=None, responses={201: serializers.TestPlanSerializer})
     @action(detail=True, methods=["post"], url_path="new-version")
     def new_version(self, request: Request, pk: str | None = None) -> Response:
         """A draft copy of the plan with the next version number, to be edited and released."""
@@ -174,7 +176,7 @@ class PlanAssignmentViewSet(
     """Test plans assigned to products. An assignment is ended (effective_to), never deleted."""
 
     queryset = PlanAssignment.objects.select_related("assigned_by")
-    serializer_class = s.PlanAssignmentSerializer
+    serializer_class = serializers.PlanAssignmentSerializer
     permission_classes = CONFIG_PERMISSIONS
     filterset_class = PlanAssignmentFilterSet
     ordering_fields = ["effective_from", "created_at"]
@@ -182,8 +184,8 @@ class PlanAssignmentViewSet(
 
     def get_serializer_class(self) -> type[BaseSerializer]:
         if self.action == "partial_update":
-            return s.PlanAssignmentUpdateSerializer
-        return s.PlanAssignmentSerializer
+            return serializers.PlanAssignmentUpdateSerializer
+        return serializers.PlanAssignmentSerializer
 
     def perform_create(self, serializer: BaseSerializer) -> None:
         serializer.instance = services.plan_assign(
@@ -207,7 +209,7 @@ class CharacteristicViewSet(
     """SPC settings of each test on each product. Created by plan assignment; read and updated here."""
 
     queryset = Characteristic.objects.all()
-    serializer_class = s.CharacteristicSerializer
+    serializer_class = serializers.CharacteristicSerializer
     permission_classes = CONFIG_PERMISSIONS
     filterset_class = CharacteristicFilterSet
     search_fields = ["product__code", "test__code", "tag", "line", "cell"]
@@ -227,12 +229,12 @@ class CharacteristicViewSet(
         )
         serializer.instance = self.get_queryset().get(pk=characteristic.pk)
 
-    @extend_schema(responses=s.ControlLimitsSerializer(many=True), filters=False)
+    @extend_schema(responses=serializers.ControlLimitsSerializer(many=True), filters=False)
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def limits(self, request: Request, pk: str | None = None) -> Response:
         """Every version of the control limits, newest first."""
         versions = self.get_object().limits.select_related("set_by").order_by("-version")
-        return Response(s.ControlLimitsSerializer(versions, many=True).data)
+        return Response(serializers.ControlLimitsSerializer(versions, many=True).data)
 
 
 class DeviceViewSet(
@@ -248,19 +250,19 @@ class DeviceViewSet(
     anything else is refused with 403. Set both on creation or with PATCH."""
 
     queryset = Device.objects.prefetch_related("characteristics", "products")
-    serializer_class = s.DeviceSerializer
+    serializer_class = serializers.DeviceSerializer
     permission_classes = CONFIG_PERMISSIONS
     filterset_class = DeviceFilterSet
     search_fields = ["name"]
     ordering_fields = ["name", "created_at", "last_used_at"]
     http_method_names = ["get", "post", "patch", "head", "options"]
 
-    @extend_schema(responses={201: s.DeviceCreatedSerializer})
+    @extend_schema(responses={201: serializers.DeviceCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         device, token = services.device_create(**serializer.validated_data, actor=_actor(request))
-        body = dict(s.DeviceSerializer(device).data, token=token)
+        body = dict(serializers.DeviceSerializer(device).data, token=token)
         return Response(body, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer: BaseSerializer) -> None:
@@ -272,7 +274,7 @@ class DeviceViewSet(
 class MeView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=s.MeSerializer, summary="Who is signed in, and their roles")
+    @extend_schema(responses=serializers.MeSerializer, summary="Who is signed in, and their roles")
     def get(self, request: Request) -> Response:
         user = request.user
         body = {
@@ -281,4 +283,4 @@ class MeView(APIView):
             "roles": sorted(user_roles(user)),
             "is_staff": user.is_staff,
         }
-        return Response(s.MeSerializer(body).data)
+        return Response(serializers.MeSerializer(body).data)

@@ -4,6 +4,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from apps.config.choices import (
+    MAX_SUBGROUP_SIZE,
     MQTT_SOURCES,
     ChartType,
     DataSource,
@@ -11,6 +12,7 @@ from apps.config.choices import (
     RulePreset,
     SubgroupTimeoutPolicy,
     TestKind,
+    chart_type_by_subgroup_size,
 )
 
 
@@ -124,7 +126,7 @@ class Characteristic(models.Model):
                 fields=["tag"], condition=Q(tag__isnull=False), name="characteristic_tag_unique"
             ),
             models.CheckConstraint(
-                condition=Q(subgroup_size__gte=1) & Q(subgroup_size__lte=25),
+                condition=Q(subgroup_size__gte=1) & Q(subgroup_size__lte=MAX_SUBGROUP_SIZE),
                 name="characteristic_subgroup_size_1_25",
             ),
             models.CheckConstraint(
@@ -164,9 +166,7 @@ class Characteristic(models.Model):
             return ChartType.P
         if self.test.kind == TestKind.DEFECTS:
             return ChartType.U
-        if self.subgroup_size == 1:
-            return ChartType.IMR
-        return ChartType.XBAR_R if self.subgroup_size <= 10 else ChartType.XBAR_S
+        return chart_type_by_subgroup_size(self.subgroup_size)
 
 
 class ControlLimits(models.Model):

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from apps.config.choices import PlanStatus
+from apps.config.choices import MAX_SUBGROUP_SIZE, PlanStatus
 
 
 class TestPlan(models.Model):
@@ -59,7 +59,7 @@ class TestPlanEntry(models.Model):
             models.UniqueConstraint(fields=["plan", "test"], name="testplanentry_test_once_per_plan"),
             models.UniqueConstraint(fields=["plan", "position"], name="testplanentry_position_unique"),
             models.CheckConstraint(
-                condition=Q(replicates__gte=1) & Q(replicates__lte=25),
+                condition=Q(replicates__gte=1) & Q(replicates__lte=MAX_SUBGROUP_SIZE),
                 name="testplanentry_replicates_1_25",
             ),
         ]

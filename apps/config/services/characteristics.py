@@ -7,11 +7,12 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.audit.models import AuditAction
+from apps.audit.choices import AuditAction
 from apps.audit.services import SYSTEM, Actor, audit_fields, audit_record
 from apps.config.choices import (
     DEFECTIVES_CHARTS,
     DEFECTS_CHARTS,
+    MAX_SUBGROUP_SIZE,
     MQTT_SOURCES,
     VARIABLE_CHARTS,
     ChartType,
@@ -79,8 +80,8 @@ def _characteristic_validate(c: Characteristic) -> None:
         (c.lsl is not None and c.target < c.lsl) or (c.usl is not None and c.target > c.usl)
     ):
         raise ValidationError({"target": "The target must lie within the specification limits."})
-    if not 1 <= c.subgroup_size <= 25:
-        raise ValidationError({"subgroup_size": "Subgroup size must be between 1 and 25."})
+    if not 1 <= c.subgroup_size <= MAX_SUBGROUP_SIZE:
+        raise ValidationError({"subgroup_size": f"Subgroup size must be between 1 and {MAX_SUBGROUP_SIZE}."})
     if c.decimals is not None and c.decimals > 10:
         raise ValidationError({"decimals": "At most 10 decimal places."})
     compatible = {

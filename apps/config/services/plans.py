@@ -11,7 +11,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.audit.services import SYSTEM, Actor, audit_change, audit_fields
-from apps.config.choices import PlanStatus
+from apps.config.choices import MAX_SUBGROUP_SIZE, PlanStatus
 from apps.config.models import Test, TestPlan, TestPlanEntry
 from openspc.rows import model_update
 
@@ -52,8 +52,10 @@ def _plan_entries_write(*, plan: TestPlan, entries: Sequence[PlanEntryInput]) ->
     for index, entry in enumerate(entries):
         if entry.test.pk in seen:
             raise ValidationError({"tests": f"Test {entry.test.code} is listed twice (entry {index + 1})."})
-        if not 1 <= entry.replicates <= 25:
-            raise ValidationError({"tests": f"Entry {index + 1}: replicates must be between 1 and 25."})
+        if not 1 <= entry.replicates <= MAX_SUBGROUP_SIZE:
+            raise ValidationError(
+                {"tests": f"Entry {index + 1}: replicates must be between 1 and {MAX_SUBGROUP_SIZE}."}
+            )
         seen.add(entry.test.pk)
     plan.entries.all().delete()
     TestPlanEntry.objects.bulk_create(

@@ -20,7 +20,8 @@ from apps.mqtt_bridge.api.serializers import (
     DeadLetterSerializer,
     EdgeNodeSerializer,
 )
-from apps.mqtt_bridge.models import DataHealthAlarm, DataHealthKind, DeadLetter, DeadLetterReason, EdgeNode
+from apps.mqtt_bridge.choices import DataHealthKind, DeadLetterReason
+from apps.mqtt_bridge.models import DataHealthAlarm, DeadLetter, EdgeNode
 from apps.mqtt_bridge.selectors import dead_letters_fitting
 from openspc.permissions import IsHuman
 

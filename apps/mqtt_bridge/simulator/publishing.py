@@ -14,47 +14,18 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 from django.utils.text import slugify
 
 from apps.config.choices import DataSource, TestKind
 from apps.mqtt_bridge import sparkplug as sp
+from apps.mqtt_bridge.broker import BrokerAddress, broker_address
 from apps.mqtt_bridge.simulator.streams import ProcessModel, ValueStream
 
 logger = logging.getLogger(__name__)
 
 # --- Publishing ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BrokerAddress:
-    host: str
-    port: int
-    tls: bool
-    username: str | None
-    password: str | None
-
-    @property
-    def display(self) -> str:
-        """The URL without the password, for logs."""
-        user = f"{self.username}@" if self.username else ""
-        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
-
-
-def broker_address(url: str) -> BrokerAddress:
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"the broker URL must look like mqtt://host:port or mqtts://…, got {url!r}")
-    tls = parts.scheme == "mqtts"
-    return BrokerAddress(
-        host=parts.hostname,
-        port=parts.port or (8883 if tls else 1883),
-        tls=tls,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
-    )
 
 
 def iso_ms(moment: datetime.datetime) -> str:

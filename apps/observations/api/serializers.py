@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.config.choices import MAX_SUBGROUP_SIZE
 from apps.observations.choices import LotStatus
 from apps.observations.models import Item, Lot, Observation
 from apps.observations.services.items import MAX_ITEMS_PER_REQUEST
@@ -13,7 +14,6 @@ from openspc.api import ModelSerializer
 
 MAX_TESTER_BATCH = 500
 MAX_DEVICE_BATCH = 5000
-MAX_VALUES = 25  # the most replicates a plan can ask for
 
 
 class LotSerializer(ModelSerializer):
@@ -144,7 +144,9 @@ class MyItemSerializer(ModelSerializer):
         return item_tests_due(obj)
 
 
-@extend_schema_field({"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": MAX_VALUES})
+@extend_schema_field(
+    {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": MAX_SUBGROUP_SIZE}
+)
 class ValuesField(serializers.Field):
     """The replicate values of one test: a list of JSON numbers, as posted.
 
@@ -156,8 +158,10 @@ class ValuesField(serializers.Field):
     def to_internal_value(self, data: Any) -> list[Any]:
         if not isinstance(data, list):
             raise serializers.ValidationError("Give a list of numbers, e.g. [74.02].")
-        if not 1 <= len(data) <= MAX_VALUES:
-            raise serializers.ValidationError(f"Give between 1 and {MAX_VALUES} values; got {len(data)}.")
+        if not 1 <= len(data) <= MAX_SUBGROUP_SIZE:
+            raise serializers.ValidationError(
+                f"Give between 1 and {MAX_SUBGROUP_SIZE} values; got {len(data)}."
+            )
         for position, value in enumerate(data, start=1):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise serializers.ValidationError(f"Value {position} ({value!r:.40}) is not a number.")

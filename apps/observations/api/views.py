@@ -16,7 +16,7 @@ from rest_framework.serializers import BaseSerializer
 from apps.config.authentication import DeviceTokenAuthentication
 from apps.config.models import Device
 from apps.observations import selectors, services
-from apps.observations.api import serializers as s
+from apps.observations.api import serializers
 from apps.observations.choices import ObservationSource
 from apps.observations.filtersets import ItemFilterSet, LotFilterSet, ObservationFilterSet, TesterFilterSet
 from apps.observations.models import Item, Lot, Observation
@@ -37,7 +37,7 @@ class LotViewSet(
     """Lots of products, opened by operations leads. Items are added with `items/`."""
 
     queryset = Lot.objects.all()
-    serializer_class = s.LotSerializer
+    serializer_class = serializers.LotSerializer
     permission_classes = HUMAN
     filterset_class = LotFilterSet
     search_fields = ["number", "product__code"]
@@ -53,41 +53,43 @@ class LotViewSet(
         )
         serializer.instance = self.get_queryset().get(pk=lot.pk)
 
-    @extend_schema(request=s.ItemsCreateSerializer, responses={201: s.ItemSerializer(many=True)})
-    @action(detail=True, methods=["post"], serializer_class=s.ItemsCreateSerializer)
+    @extend_schema(
+        request=serializers.ItemsCreateSerializer, responses={201: serializers.ItemSerializer(many=True)}
+    )
+    @action(detail=True, methods=["post"], serializer_class=serializers.ItemsCreateSerializer)
     def items(self, request: Request, pk: str | None = None) -> Response:
         """Add items to the lot: `count` auto-numbered ones, or a list of `serials`."""
-        body = s.ItemsCreateSerializer(data=request.data)
+        body = serializers.ItemsCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         items = services.items_create(lot=self.get_object(), **body.validated_data)
-        return Response(s.ItemSerializer(items, many=True).data, status=status.HTTP_201_CREATED)
+        return Response(serializers.ItemSerializer(items, many=True).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=s.LotProgressSerializer, filters=False)
+    @extend_schema(responses=serializers.LotProgressSerializer, filters=False)
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def progress(self, request: Request, pk: str | None = None) -> Response:
         """Items, tests done and due, and observations received / confirmed / rejected."""
-        return Response(s.LotProgressSerializer(selectors.lot_progress(lot=self.get_object())).data)
+        return Response(serializers.LotProgressSerializer(selectors.lot_progress(lot=self.get_object())).data)
 
-    @extend_schema(request=s.LotStatusSerializer, responses=s.LotSerializer)
+    @extend_schema(request=serializers.LotStatusSerializer, responses=serializers.LotSerializer)
     @action(
-        detail=True, methods=["post"], url_path="status", serializer_class=s.LotStatusSerializer,
+        detail=True, methods=["post"], url_path="status", serializer_class=serializers.LotStatusSerializer,
         permission_classes=HUMAN_CHANGE,
     )  # fmt: skip
     def set_status(self, request: Request, pk: str | None = None) -> Response:
         """Move the lot on: open → in_testing → released or rejected (open → rejected too)."""
-        body = s.LotStatusSerializer(data=request.data)
+        body = serializers.LotStatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         lot = services.lot_status_set(
             lot=self.get_object(), status=body.validated_data["status"], user=acting_user(request)
         )
-        return Response(s.LotSerializer(self.get_queryset().get(pk=lot.pk)).data)
+        return Response(serializers.LotSerializer(self.get_queryset().get(pk=lot.pk)).data)
 
 
 class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Items of lots. Testers see the items assigned to them."""
 
     queryset = Item.objects.all()
-    serializer_class = s.ItemSerializer
+    serializer_class = serializers.ItemSerializer
     permission_classes = HUMAN
     filterset_class = ItemFilterSet
     search_fields = ["serial", "lot__number"]
@@ -98,29 +100,31 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def _respond(self, items: list[Item]) -> Response:
         fresh = self.get_queryset().filter(pk__in=[item.pk for item in items]).order_by("lot", "serial")
-        return Response(s.ItemSerializer(fresh, many=True).data)
+        return Response(serializers.ItemSerializer(fresh, many=True).data)
 
-    @extend_schema(request=s.ItemsSelectPlansSerializer, responses=s.ItemSerializer(many=True))
+    @extend_schema(
+        request=serializers.ItemsSelectPlansSerializer, responses=serializers.ItemSerializer(many=True)
+    )
     @action(
         detail=False, methods=["post"], url_path="select-plans",
-        serializer_class=s.ItemsSelectPlansSerializer, permission_classes=HUMAN_CHANGE,
+        serializer_class=serializers.ItemsSelectPlansSerializer, permission_classes=HUMAN_CHANGE,
     )  # fmt: skip
     def select_plans(self, request: Request) -> Response:
         """Set the test plans of items: released plans assigned to their product, in effect today."""
-        body = s.ItemsSelectPlansSerializer(data=request.data)
+        body = serializers.ItemsSelectPlansSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         items = selectors.items_get(ids=body.validated_data["items"])
         plans = selectors.plans_get(ids=body.validated_data["plans"])
         return self._respond(services.items_select_plans(items=items, plans=plans))
 
-    @extend_schema(request=s.ItemsAssignSerializer, responses=s.ItemSerializer(many=True))
+    @extend_schema(request=serializers.ItemsAssignSerializer, responses=serializers.ItemSerializer(many=True))
     @action(
-        detail=False, methods=["post"], serializer_class=s.ItemsAssignSerializer,
+        detail=False, methods=["post"], serializer_class=serializers.ItemsAssignSerializer,
         permission_classes=HUMAN_CHANGE,
     )  # fmt: skip
     def assign(self, request: Request) -> Response:
         """Hand items to a tester (a user with the Tester role), or take them back with null."""
-        body = s.ItemsAssignSerializer(data=request.data)
+        body = serializers.ItemsAssignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         items = selectors.items_get(ids=body.validated_data["items"])
         return self._respond(services.items_assign(items=items, tester=body.validated_data["tester"]))
@@ -130,7 +134,7 @@ class MyItemsView(generics.ListAPIView):
     """The items assigned to you that still have tests due, each with those tests."""
 
     queryset = Item.objects.all()
-    serializer_class = s.MyItemSerializer
+    serializer_class = serializers.MyItemSerializer
     permission_classes = HUMAN
     filterset_class = None
     filter_backends: list[Any] = []
@@ -143,7 +147,7 @@ class TesterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     """The users items can be handed to (active, with the Tester role), for whoever assigns items."""
 
     queryset = get_user_model().objects.none()
-    serializer_class = s.TesterSerializer
+    serializer_class = serializers.TesterSerializer
     permission_classes = [IsHuman, AssignsItems]
     filterset_class = TesterFilterSet
     search_fields = ["username", "first_name", "last_name"]
@@ -155,11 +159,11 @@ class TesterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 
 OBSERVATIONS_REQUEST = PolymorphicProxySerializer(
     component_name="ObservationsPost",
-    serializers=[s.ObservationEntrySerializer, s.ObservationEntrySerializer(many=True)],
+    serializers=[serializers.ObservationEntrySerializer, serializers.ObservationEntrySerializer(many=True)],
     resource_type_field_name=None,
     many=False,
 )
-DEVICE_REQUEST = s.DeviceObservationSerializer(many=True)
+DEVICE_REQUEST = serializers.DeviceObservationSerializer(many=True)
 
 
 def _accepted(request: Request, result: services.RecordResult) -> Response:
@@ -173,7 +177,7 @@ def _accepted(request: Request, result: services.RecordResult) -> Response:
         "repeated": result.repeated,
         "status_url": url,
     }
-    return Response(s.ObservationsAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+    return Response(serializers.ObservationsAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
 class ObservationViewSet(
@@ -183,7 +187,7 @@ class ObservationViewSet(
     a device reads the status of those it posted (the status URL of its 202), and nothing else."""
 
     queryset = Observation.objects.all()
-    serializer_class = s.ObservationSerializer
+    serializer_class = serializers.ObservationSerializer
     filterset_class = ObservationFilterSet
     ordering_fields = ["received_at", "observed_at", "id"]
     data_entry_by = Role.TESTER
@@ -198,7 +202,7 @@ class ObservationViewSet(
 
     @extend_schema(
         request=OBSERVATIONS_REQUEST,
-        responses={202: s.ObservationsAcceptedSerializer, 413: TOO_LARGE},
+        responses={202: serializers.ObservationsAcceptedSerializer, 413: TOO_LARGE},
         summary="Post observations for your assigned items (one object or a list of up to 500)",
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -208,8 +212,8 @@ class ObservationViewSet(
         values and observed_at) creates nothing and answers the original ids. A key used
         before with another body is 409 `idempotency_key_reused`, and nothing is stored.
         """
-        rows, batch = s.batch_validate(
-            request.data, s.ObservationEntrySerializer, max_entries=s.MAX_TESTER_BATCH
+        rows, batch = serializers.batch_validate(
+            request.data, serializers.ObservationEntrySerializer, max_entries=serializers.MAX_TESTER_BATCH
         )
         user = acting_user(request)
         entries = services.tester_entries_resolve(rows=rows, user=user, batch=batch)
@@ -221,22 +225,22 @@ class DeviceObservationViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet)
     """Ingestion for devices: batches of observations by characteristic or product/test codes."""
 
     queryset = Observation.objects.none()
-    serializer_class = s.DeviceObservationSerializer
+    serializer_class = serializers.DeviceObservationSerializer
     authentication_classes = [DeviceTokenAuthentication]
     permission_classes = DATA_ENTRY
     data_entry_by = Role.DEVICE
 
     @extend_schema(
         request=DEVICE_REQUEST,
-        responses={202: s.ObservationsAcceptedSerializer, 413: TOO_LARGE},
+        responses={202: serializers.ObservationsAcceptedSerializer, 413: TOO_LARGE},
         summary="Post a batch of device observations (up to 5,000)",
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Each entry names a lot that exists and is open (devices do not open lots) and,
         optionally, an item serial in it. Stored as `received`, then checked by a worker.
         A key used before with another body is 409 `idempotency_key_reused`."""
-        rows, batch = s.batch_validate(
-            request.data, s.DeviceObservationSerializer, max_entries=s.MAX_DEVICE_BATCH
+        rows, batch = serializers.batch_validate(
+            request.data, serializers.DeviceObservationSerializer, max_entries=serializers.MAX_DEVICE_BATCH
         )
         device = request.auth if isinstance(request.auth, Device) else None
         if device is None:  # IsDevice lets only a device token through; this keeps mypy and a reader sure

@@ -6,9 +6,10 @@ from django.db import transaction
 
 from apps.config.models import Product
 from apps.observations.choices import LOT_TRANSITIONS, LOT_WORKING, LotStatus
+from apps.observations.handoff import calculations_queue_on_commit
 from apps.observations.models import Lot
-from apps.observations.subgroups import calculations_queue_on_commit, subgroups_close_lot
-from openspc.events import event, events_send_on_commit
+from apps.observations.subgroups import subgroups_close_lot
+from openspc.events import EventType, event, events_send_on_commit
 
 
 def lot_validate(*, product: Product, number: str) -> str:
@@ -55,6 +56,6 @@ def lot_status_set(*, lot: Lot, status: str, user: User | None = None) -> Lot:
             "status": status, "by": user.pk if user is not None else None, "by_name": by_name,
         }  # fmt: skip
         events_send_on_commit(
-            [event("lot.disposition", (f"lot.{lot.pk}", f"product.{lot.product_id}"), **data)]
+            [event(EventType.LOT_DISPOSITION, (f"lot.{lot.pk}", f"product.{lot.product_id}"), **data)]
         )
     return lot

@@ -11,9 +11,10 @@ from django.utils import timezone
 from apps.config.confirmation import observation_confirm
 from apps.config.selectors import ProductConfig, product_config_load
 from apps.observations.choices import LOT_WORKING, ObservationRejection, ObservationSource, ObservationStatus
+from apps.observations.handoff import calculations_queue_on_commit
 from apps.observations.models import Item, Observation
 from apps.observations.services.record import observations_queue
-from apps.observations.subgroups import calculations_queue_on_commit, subgroups_fold
+from apps.observations.subgroups import subgroups_fold
 from openspc.rows import rows_update
 
 # What observations_process reads and writes back of a row and its lot (a deferred field would cost a

@@ -3,7 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.audit.models import AuditAction
+from apps.audit.choices import AuditAction
 from apps.audit.services import Actor, audit_fields, audit_record
 from apps.observations.models import Sample
 

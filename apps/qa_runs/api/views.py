@@ -17,14 +17,13 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from apps.qa_runs import pipeline, selectors, services
-from apps.qa_runs.api import serializers as s
+from apps.qa_runs.api import serializers
 from apps.qa_runs.choices import RUN_TERMINAL
 from apps.qa_runs.evaluate import html_report, junit_xml
 from apps.qa_runs.filtersets import QaRunFilterSet
 from apps.qa_runs.models import QaPackage, QaPackageRun
-from apps.qa_runs.net import TargetRefused
 from apps.qa_runs.selectors import unsafe_warning
-from openspc.api import Conflict, acting_user, instance_of
+from openspc.api import acting_user, instance_of
 from openspc.permissions import IsHuman, RoleModelPermissions
 
 
@@ -58,7 +57,7 @@ class QaPackageViewSet(viewsets.ModelViewSet):
     """Integration targets to test with generated scenarios. The credential is write-only."""
 
     queryset = QaPackage.objects.all()
-    serializer_class = s.QaPackageSerializer
+    serializer_class = serializers.QaPackageSerializer
     permission_classes = [IsHuman, RoleModelPermissions]
     search_fields = ["name", "target_base_url"]
     ordering_fields = ["name", "updated_at"]
@@ -87,8 +86,8 @@ class QaPackageViewSet(viewsets.ModelViewSet):
         serializer.instance = package
 
     @extend_schema(
-        request=s.RunStartSerializer,
-        responses={202: s.RunStartedSerializer},
+        request=serializers.RunStartSerializer,
+        responses={202: serializers.RunStartedSerializer},
         summary="Start a run of the package; poll status_url and events_url",
         description="A package that allows unsafe methods needs confirm_unsafe: true (else 400 naming "
         "the target). A package targeting this system itself is refused (409) unless the administrator "
@@ -97,18 +96,15 @@ class QaPackageViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], permission_classes=[IsHuman, RunStartPermissions])
     def run(self, request: Request, pk: str | None = None) -> Response:
         package: QaPackage = self.get_object()
-        asked = s.RunStartSerializer(data=request.data)
+        asked = serializers.RunStartSerializer(data=request.data)
         asked.is_valid(raise_exception=True)
         warning = unsafe_warning(package=package)
         if warning and not asked.validated_data["confirm_unsafe"]:
             raise ValidationError({"confirm_unsafe": [f"{warning} Send confirm_unsafe: true to start it."]})
-        try:
-            run = pipeline.qa_run_start(
-                package=package, requested_by=acting_user(request), requested_host=request.get_host()
-            )
-        except TargetRefused as error:
-            raise Conflict(f"{error.reason[0].upper()}{error.reason[1:]}.") from None
-        links = s.run_links(run)
+        run = pipeline.qa_run_start(
+            package=package, requested_by=acting_user(request), requested_host=request.get_host()
+        )
+        links = serializers.run_links(run)
         body = {
             "plan_id": run.plan_id,
             "status": run.status,
@@ -116,7 +112,7 @@ class QaPackageViewSet(viewsets.ModelViewSet):
             "warning": warning,
             **links,
         }
-        return Response(s.RunStartedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+        return Response(serializers.RunStartedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
 AFTER = OpenApiParameter(
@@ -129,7 +125,7 @@ class QaRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     """Runs by plan id: status, totals, verdict; events, scenarios, operations, cancel, reports."""
 
     queryset = QaPackageRun.objects.all()
-    serializer_class = s.QaRunSerializer
+    serializer_class = serializers.QaRunSerializer
     permission_classes = [IsHuman, RoleModelPermissions]
     filterset_class = QaRunFilterSet
     lookup_field = "plan_id"
@@ -139,7 +135,7 @@ class QaRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_queryset(self) -> QuerySet[QaPackageRun]:
         return selectors.qa_run_queryset()
 
-    @extend_schema(parameters=[AFTER], responses=s.QaEventsSerializer, filters=False)
+    @extend_schema(parameters=[AFTER], responses=serializers.QaEventsSerializer, filters=False)
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def events(self, request: Request, plan_id: str | None = None) -> Response:
         """The run's events after a sequence number, in order (at most 1,000 per call)."""
@@ -154,9 +150,9 @@ class QaRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             "last_sequence": events[-1].sequence if events else int(raw),
             "events": events,
         }
-        return Response(s.QaEventsSerializer(body).data)
+        return Response(serializers.QaEventsSerializer(body).data)
 
-    @extend_schema(parameters=[PASSED], responses=s.ScenarioSerializer(many=True), filters=False)
+    @extend_schema(parameters=[PASSED], responses=serializers.ScenarioSerializer(many=True), filters=False)
     @action(detail=True, methods=["get"], filterset_class=None)
     def scenarios(self, request: Request, plan_id: str | None = None) -> Response:
         """The run's scenarios with each step's outcome and curl reproducer (bodies left out)."""
@@ -167,24 +163,21 @@ class QaRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             run=self.get_object(), passed=None if raw is None else raw == "true"
         )
         page = self.paginate_queryset(scenarios)
-        data = s.ScenarioSerializer(page if page is not None else scenarios, many=True).data
+        data = serializers.ScenarioSerializer(page if page is not None else scenarios, many=True).data
         return self.get_paginated_response(data) if page is not None else Response(data)
 
-    @extend_schema(responses=s.OperationOutcomeSerializer(many=True), filters=False)
+    @extend_schema(responses=serializers.OperationOutcomeSerializer(many=True), filters=False)
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def operations(self, request: Request, plan_id: str | None = None) -> Response:
         """Per operation: its scenarios, how many passed, failed, and are still to run."""
         rows = selectors.qa_run_operations(run=self.get_object())
-        return Response(s.OperationOutcomeSerializer(rows, many=True).data)
+        return Response(serializers.OperationOutcomeSerializer(rows, many=True).data)
 
-    @extend_schema(request=None, responses={202: s.QaRunSerializer})
+    @extend_schema(request=None, responses={202: serializers.QaRunSerializer})
     @action(detail=True, methods=["post"], permission_classes=[IsHuman, RunCancelPermissions])
     def cancel(self, request: Request, plan_id: str | None = None) -> Response:
         """Stop the run: at once while it is queued, else at the pipeline's next check. 409 once ended."""
-        try:
-            run = pipeline.qa_run_cancel(run=self.get_object())
-        except services.RunTransitionError as error:
-            raise Conflict(str(error)) from None
+        run = pipeline.qa_run_cancel(run=self.get_object())
         return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     def _report(self, text: str, content_type: str, extension: str) -> HttpResponse:

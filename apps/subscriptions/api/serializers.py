@@ -4,7 +4,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from apps.subscriptions.models import Notification, Subscription, SubscriptionEvent, SubscriptionScope
+from apps.subscriptions.choices import SubscriptionEvent, SubscriptionScope
+from apps.subscriptions.models import Notification, Subscription
 from openspc.api import ModelSerializer
 
 

@@ -15,7 +15,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from apps.subscriptions import selectors, services
-from apps.subscriptions.api import serializers as s
+from apps.subscriptions.api import serializers
 from apps.subscriptions.filtersets import NotificationFilterSet, SubscriptionFilterSet
 from apps.subscriptions.models import Notification, Subscription
 from openspc.api import acting_user, instance_of
@@ -26,7 +26,7 @@ class SubscriptionViewSet(viewsets.ModelViewSet):
     """Subscribe to a product, a test (across products), a lot or a characteristic you may read."""
 
     queryset = Subscription.objects.none()
-    serializer_class = s.SubscriptionSerializer
+    serializer_class = serializers.SubscriptionSerializer
     permission_classes = [IsHuman, RoleModelPermissions]
     filterset_class = SubscriptionFilterSet
     ordering_fields = ["created_at", "scope"]
@@ -68,7 +68,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     (`notification.created` on the user's WebSocket group)."""
 
     queryset = Notification.objects.none()
-    serializer_class = s.NotificationSerializer
+    serializer_class = serializers.NotificationSerializer
     # Everyone reads their own inbox only; only subscriptions (which need the role) fill it.
     permission_classes = [IsAuthenticated, IsHuman, HasInbox]
     filterset_class = NotificationFilterSet
@@ -78,18 +78,22 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def get_queryset(self) -> QuerySet[Notification]:
         return selectors.notification_queryset(user=self.request.user)
 
-    @extend_schema(request=None, responses=s.NotificationSerializer, summary="Mark one notification read")
+    @extend_schema(
+        request=None, responses=serializers.NotificationSerializer, summary="Mark one notification read"
+    )
     @action(detail=True, methods=["post"])
     def read(self, request: Request, pk: str | None = None) -> Response:
         notification = services.notification_mark_read(notification=self.get_object())
-        return Response(s.NotificationSerializer(notification).data)
+        return Response(serializers.NotificationSerializer(notification).data)
 
-    @extend_schema(request=None, responses=s.MarkedReadSerializer, summary="Mark all notifications read")
+    @extend_schema(
+        request=None, responses=serializers.MarkedReadSerializer, summary="Mark all notifications read"
+    )
     @action(detail=False, methods=["post"], url_path="read-all", filterset_class=None)
     def read_all(self, request: Request) -> Response:
         return Response({"marked": services.notifications_mark_all_read(user=acting_user(request))})
 
-    @extend_schema(responses=s.UnreadCountSerializer, summary="How many notifications are unread")
+    @extend_schema(responses=serializers.UnreadCountSerializer, summary="How many notifications are unread")
     @action(
         detail=False, methods=["get"], url_path="unread-count", filterset_class=None, pagination_class=None
     )

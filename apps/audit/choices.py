@@ -1,0 +1,13 @@
+"""Enumerations of the audit trail."""
+
+from django.db import models
+
+
+class AuditAction(models.TextChoices):
+    CREATE = "create", "Created"
+    UPDATE = "update", "Changed"
+    DELETE = "delete", "Deleted"
+    ACKNOWLEDGE = "acknowledge", "Acknowledged"
+    LIMITS = "limits", "Control limits changed"
+    EXCLUDE = "exclude", "Sample excluded"
+    INCLUDE = "include", "Sample included again"

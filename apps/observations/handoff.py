@@ -1,0 +1,59 @@
+"""The hand-off to the calculation worker: queue `calculations.apply` for characteristics with new
+samples, once per characteristic while one is pending.
+
+By task name (openspc.queues): apps.calculations sits above this app (DESIGN.md). The calculation
+task clears the pending marks when it starts.
+"""
+
+import contextlib
+from collections.abc import Sequence
+
+from celery import current_app
+from django.core.cache import cache
+from django.db import transaction
+
+from openspc import queues
+
+# How long a queued calculation counts as pending. If its message is lost, the characteristic is
+# queued again by the next batch after this, or by the catch-up sweep.
+CALCULATION_PENDING_SECONDS = 30
+
+
+def calculation_pending_key(characteristic_id: int) -> str:
+    """Set while a calculation of the characteristic is queued and has not started."""
+    return f"calculations:pending:{characteristic_id}"
+
+
+def calculations_pending_clear(*, characteristic_ids: Sequence[int]) -> None:
+    with contextlib.suppress(Exception):  # no cache: the marks expire by themselves
+        cache.delete_many([calculation_pending_key(pk) for pk in characteristic_ids])
+
+
+def calculations_queue(*, characteristic_ids: Sequence[int]) -> None:
+    """Ask the calculation worker to bring these characteristics up to date (after commit).
+
+    One queued calculation per characteristic is enough: it takes everything committed by
+    the time it starts. So a characteristic goes into the message only if none is pending
+    for it (an atomic add in Redis); the task clears the marks when it starts. Under load
+    this turns one calculation per batch and characteristic into one per characteristic per
+    worker turn, which is where a busy pipeline spent most of its time. The characteristics
+    of one batch go in one message (one transaction for all of them). If Redis cannot tell,
+    the characteristic is sent.
+    """
+    ids = []
+    for characteristic_id in characteristic_ids:
+        try:
+            first = cache.add(calculation_pending_key(characteristic_id), 1, CALCULATION_PENDING_SECONDS)
+        except Exception:  # no cache: send; a duplicate calculation is harmless
+            first = True
+        if first:
+            ids.append(characteristic_id)
+    if ids:
+        current_app.send_task(queues.CALCULATIONS_APPLY, kwargs={"characteristic_ids": ids})
+
+
+def calculations_queue_on_commit(characteristic_ids: Sequence[int]) -> None:
+    if characteristic_ids:
+        ids = list(characteristic_ids)
+        # robust: a broker outage must not undo committed work; the calculation sweep catches up.
+        transaction.on_commit(lambda: calculations_queue(characteristic_ids=ids), robust=True)

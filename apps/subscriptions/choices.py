@@ -1,0 +1,17 @@
+"""Enumerations of subscriptions and notifications."""
+
+from django.db import models
+
+
+class SubscriptionScope(models.TextChoices):
+    PRODUCT = "product", "Product"
+    TEST = "test", "Test (across products)"
+    LOT = "lot", "Lot"
+    CHARACTERISTIC = "characteristic", "Characteristic"
+
+
+class SubscriptionEvent(models.TextChoices):
+    RESULTS = "results", "New results and statistics updates"
+    VIOLATIONS = "violations", "Violations"
+    LIMITS = "limits", "Control limit changes"
+    DISPOSITION = "disposition", "Lot disposition"
