@@ -10,6 +10,7 @@ QA_TARGET_ALLOWLIST lists loopback, for the server and the worker. The package k
 (read-only), so the writes of the spec are skipped. The token is a manager's: the run's guessed ids
 may 404 or 403."""
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -47,17 +48,17 @@ def stage(event_type: str) -> int:
 
 
 def rows_fingerprint() -> dict[str, tuple[int, str]]:
-    """Per table of the database but the QA runs' own: its row count and a hash of every row."""
+    """Per table of the database but the QA runs' own: its row count and a hash of every row
+    (read and hashed here, so that it works on PostgreSQL and SQLite alike)."""
+    fingerprint = {}
     with connection.cursor() as cursor:
-        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
-        tables = [name for (name,) in cursor.fetchall() if not name.startswith("qa_runs_")]
-        fingerprint = {}
+        tables = [
+            name for name in connection.introspection.table_names(cursor) if not name.startswith("qa_runs_")
+        ]
         for table in tables:
-            cursor.execute(
-                f"SELECT count(*), coalesce(md5(string_agg(md5(t::text), ',' ORDER BY md5(t::text))), '') "
-                f'FROM "{table}" t'
-            )
-            fingerprint[table] = cursor.fetchone()
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
+            rows = sorted(hashlib.sha256(repr(row).encode()).hexdigest() for row in cursor.fetchall())
+            fingerprint[table] = (len(rows), hashlib.sha256(",".join(rows).encode()).hexdigest())
     return fingerprint
 
 
