@@ -121,7 +121,7 @@ class LotListView(PermissionPageMixin, ListView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         product, status = self.filters()
-        context["rows"] = selectors.lots_progress(lots=context["page_obj"].object_list)
+        context["rows"] = selectors.lots_rows(lots=context["page_obj"].object_list)
         context["products"] = selectors.lot_products()
         context["statuses"] = LotStatus.choices
         context["chosen_product"], context["chosen_status"] = product, status

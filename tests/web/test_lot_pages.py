@@ -14,9 +14,9 @@ from apps.config.models import Characteristic
 from apps.observations import services
 from apps.observations.choices import LotStatus, ObservationStatus
 from apps.observations.models import Item, Lot, Observation
-from apps.observations.selectors import lot_progress
+from apps.observations.selectors import LotProgress, lot_progress
 from apps.observations.services import lots
-from apps.web.selectors import lots_progress
+from apps.web.selectors import lots_rows
 from tests.factories import ItemFactory, LotFactory, ProductFactory, UserFactory
 from tests.support.pages import nav_labels, signed_in
 
@@ -105,7 +105,7 @@ class LotListTests:
         assert row["rejected"] == "1"
         assert 'aria-label="17% of the tests done"' in html
 
-    def test_the_list_counts_as_the_progress_endpoint_does(self, plant, tester):
+    def test_each_lot_is_counted_alone_as_the_progress_endpoint_counts_it(self, plant, tester):
         other = LotFactory(product=plant.product, number="L-2")
         items = [ItemFactory(lot=other, serial=s, plans=[plant.ring], tester=tester) for s in ("A", "B")]
         ItemFactory(lot=other, serial="C")  # no plan, not assigned
@@ -118,11 +118,22 @@ class LotListTests:
         settle(done, ObservationStatus.CONFIRMED)
         plant.record({"item": items[1], "test": plant.dia, "values": [74.2]})  # received
         lots = [plant.lot, other, empty]
-        assert {row.lot.pk: row.progress for row in lots_progress(lots=lots)} == {
-            lot.pk: lot_progress(lot=lot) for lot in lots
-        }
-        assert lot_progress(lot=other).tests_done == 1
-        assert lot_progress(lot=other).received == 1
+        progress = {row.lot.pk: row.progress for row in lots_rows(lots=lots)}
+        assert progress == {
+            plant.lot.pk: LotProgress(
+                items=3, items_assigned=3, tests_total=6, tests_done=1, tests_due=5,
+                received=0, confirmed=2, rejected=0,
+            ),
+            other.pk: LotProgress(
+                items=3, items_assigned=2, tests_total=4, tests_done=1, tests_due=3,
+                received=1, confirmed=1, rejected=0,
+            ),
+            empty.pk: LotProgress(
+                items=0, items_assigned=0, tests_total=0, tests_done=0, tests_due=0,
+                received=0, confirmed=0, rejected=0,
+            ),
+        }  # fmt: skip
+        assert {lot.pk: lot_progress(lot=lot) for lot in lots} == progress
 
     def test_filters_by_product_and_status(self, plant, operations_lead):
         other_product = ProductFactory(code="GEAR-9")
