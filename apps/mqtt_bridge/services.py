@@ -18,10 +18,11 @@ from apps.config.services.devices import device_create
 from apps.mqtt_bridge.choices import DataHealthKind, DeadLetterReason
 from apps.mqtt_bridge.models import BrokerCounter, DataHealthAlarm, DeadLetter, EdgeNode
 from apps.mqtt_bridge.nodes import NodeChange
-from apps.mqtt_bridge.readings import Bad, Reading, fingerprint
+from apps.mqtt_bridge.readings import Reading, fingerprint
 from apps.mqtt_bridge.selectors import lots_current
-from apps.observations.choices import LOT_WORKING, ObservationSource
-from apps.observations.models import Item, Lot
+from apps.observations.choices import ObservationSource
+from apps.observations.models import Lot
+from apps.observations.services.entries import EntryTargetError, NamedLots
 from apps.observations.services.lots import lot_create
 from apps.observations.services.record import ObservationEntry, observations_record
 from openspc.events import DATA_HEALTH_GROUP, EventType, event, events_send_on_commit
@@ -80,39 +81,32 @@ def lots_open_where_missing(*, characteristic_ids: Sequence[int], user: Any) -> 
 def _entries(
     readings: Sequence[Reading], now: datetime.datetime
 ) -> tuple[list[ObservationEntry], list[Dead]]:
-    """Each reading with its lot (named, or the product's current one) and item, or a dead letter."""
+    """Each reading with its lot (named, or the product's current one) and item, found as the device
+    REST endpoint finds them (NamedLots), or a dead letter saying what is missing."""
     product_ids = {reading.fed.product_id for reading in readings}
+    products = Product.objects.in_bulk(product_ids)
     current = lots_current(product_ids=product_ids)
-    named_numbers = {reading.lot for reading in readings if reading.lot}
-    named = {
-        (lot.product_id, lot.number): lot
-        for lot in Lot.objects.filter(product_id__in=product_ids, number__in=named_numbers)
-    }
-    serials = {reading.item for reading in readings if reading.item}
-    items = {
-        (item.lot_id, item.serial): item
-        for item in Item.objects.filter(serial__in=serials, lot__product_id__in=product_ids)
-    }
+    named = NamedLots.load(
+        product_ids=product_ids,
+        numbers={reading.lot for reading in readings if reading.lot},
+        serials={reading.item for reading in readings if reading.item},
+    )
     tests = Test.objects.in_bulk({reading.fed.test_id for reading in readings})
     entries, dead = [], []
     for reading in readings:
         fed = reading.fed
-        lot = named.get((fed.product_id, reading.lot)) if reading.lot else current.get(fed.product_id)
-        problem = None
-        if reading.lot and (lot is None or lot.status not in LOT_WORKING):
-            state = "does not exist" if lot is None else f"is {lot.status}"
-            problem = Bad(DeadLetterReason.UNKNOWN_LOT, f"lot {reading.lot} of this product {state}")
-        elif lot is None:
-            problem = Bad(
-                DeadLetterReason.NO_LOT, "the product has no open lot; open one or name it in the payload"
+        try:
+            lot, item = named.find(
+                product=products[fed.product_id],
+                number=reading.lot,
+                serial=reading.item,
+                current=current.get(fed.product_id),
             )
-        item = items.get((lot.pk, reading.item)) if lot is not None and reading.item else None
-        if problem is None and lot is not None and reading.item and item is None:
-            problem = Bad(DeadLetterReason.UNKNOWN_LOT, f"item {reading.item} is not in lot {lot.number}")
-        if problem is not None:
-            dead.append(Dead(reading.topic, reading.payload, problem.reason, problem.message, now))
+        except EntryTargetError as error:
+            no_lot = error.field == "lot" and not reading.lot
+            reason = DeadLetterReason.NO_LOT if no_lot else DeadLetterReason.UNKNOWN_LOT
+            dead.append(Dead(reading.topic, reading.payload, reason, error.message, now))
             continue
-        assert lot is not None
         entries.append(
             ObservationEntry(
                 lot=lot, test=tests[fed.test_id], values=reading.values, item=item,

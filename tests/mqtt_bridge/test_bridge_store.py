@@ -72,8 +72,9 @@ class LotTests:
 
     @pytest.mark.parametrize(
         ("number", "message"),
-        [("L-0", "lot L-0 of this product is released"), ("L-9", "lot L-9 of this product does not exist"),
-         ("S-1", "lot S-1 of this product does not exist")],
+        [("L-0", "Lot L-0 is released; it takes no more observations."),
+         ("L-9", "Lot L-9 of product {product} does not exist."),
+         ("S-1", "Lot S-1 of product {product} does not exist.")],
     )  # fmt: skip
     def test_a_named_lot_that_takes_no_values(
         self, plant: Any, fed: Fed, bridge: Device, number: str, message: str
@@ -85,7 +86,7 @@ class LotTests:
         assert not Observation.objects.exists()
         row = dead_letter()
         assert (row.reason, row.message, row.topic, bytes(row.payload)) == (
-            DeadLetterReason.UNKNOWN_LOT, message, TOPIC, r.payload,
+            DeadLetterReason.UNKNOWN_LOT, message.format(product=plant.product.code), TOPIC, r.payload,
         )  # fmt: skip
 
     def test_no_open_lot_keeps_the_payload_byte_for_byte(self, plant: Any, fed: Fed, bridge: Device) -> None:
@@ -96,7 +97,7 @@ class LotTests:
         row = dead_letter()
         assert (row.reason, row.message) == (
             DeadLetterReason.NO_LOT,
-            "the product has no open lot; open one or name it in the payload",
+            f"Product {plant.product.code} has no open lot; open one, or name the lot.",
         )
         assert bytes(row.payload) == raw
         assert (row.count, row.listener, row.fingerprint) == (1, "test-listener", fingerprint(TOPIC, raw))
@@ -112,7 +113,10 @@ class LotTests:
         ItemFactory(lot=other, serial="L2-0001")  # in another lot of the product
         assert store(bridge, reading(fed, {"value": 74.01, "item": serial})) == Stored(dead_letters=1)
         row = dead_letter()
-        assert (row.reason, row.message) == (DeadLetterReason.UNKNOWN_LOT, f"item {serial} is not in lot L-1")
+        assert (row.reason, row.message) == (
+            DeadLetterReason.UNKNOWN_LOT,
+            f"Item {serial} does not exist in lot L-1.",
+        )
 
     def test_a_batch_of_several_products_and_lots(self, plant: Any, fed: Fed, bridge: Device) -> None:
         shaft = ProductFactory(code="SHAFT")

@@ -1,7 +1,8 @@
 """The edge: posted entries (a tester's, a device's) resolved to lots, items and tests, with the
 checks of who may post what."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -18,9 +19,62 @@ def _where(index: int, name: str, batch: bool) -> str:
     return f"[{index}].{name}" if batch else name
 
 
-def _lot_open_check(lot: Lot, key: str) -> None:
+class EntryTargetError(Exception):
+    """An entry names a lot or an item that does not exist, or a lot that takes no more observations.
+    `field` is the entry's field at fault ("lot" or "item"); the message is said the same way on every
+    path (REST errors, MQTT dead letters)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def lot_open_check(lot: Lot, field: str = "lot") -> None:
+    """EntryTargetError unless the lot is open or in testing."""
     if lot.status not in LOT_WORKING:
-        raise ValidationError({key: f"Lot {lot.number} is {lot.status}; it takes no more observations."})
+        raise EntryTargetError(field, f"Lot {lot.number} is {lot.status}; it takes no more observations.")
+
+
+@dataclass(frozen=True)
+class NamedLots:
+    """The lots entries name, by (product id, lot number), and their items by (lot id, serial):
+    looked up once for a whole batch, in two queries. A device's REST entries and the MQTT
+    listener's readings both find their lot and item here."""
+
+    lots: dict[tuple[int, str], Lot]
+    items: dict[tuple[int, str], Item]
+
+    @classmethod
+    def load(
+        cls, *, product_ids: Collection[int], numbers: Collection[str], serials: Collection[str]
+    ) -> "NamedLots":
+        lots = Lot.objects.filter(product_id__in=list(product_ids), number__in=list(numbers))
+        items = Item.objects.filter(serial__in=list(serials), lot__product_id__in=list(product_ids))
+        return cls(
+            lots={(lot.product_id, lot.number): lot for lot in lots} if numbers else {},
+            items={(item.lot_id, item.serial): item for item in items} if serials else {},
+        )
+
+    def find(
+        self, *, product: Product, number: str | None, serial: str | None, current: Lot | None = None
+    ) -> tuple[Lot, Item | None]:
+        """The lot named `number` of `product` (or `current` when no lot is named) and its item
+        `serial`, if one is named; EntryTargetError saying which is missing or closed."""
+        lot = self.lots.get((product.pk, number)) if number else current
+        if lot is None and number:
+            raise EntryTargetError("lot", f"Lot {number} of product {product.code} does not exist.")
+        if lot is None:
+            raise EntryTargetError(
+                "lot", f"Product {product.code} has no open lot; open one, or name the lot."
+            )
+        lot_open_check(lot)
+        if not serial:
+            return lot, None
+        item = self.items.get((lot.pk, serial))
+        if item is None:
+            raise EntryTargetError("item", f"Item {serial} does not exist in lot {lot.number}.")
+        return lot, item
 
 
 def item_entry_check(*, item: Item | None, user: User) -> None:
@@ -52,7 +106,10 @@ def tester_entries_resolve(
         if test is None:
             raise ValidationError({_where(index, "test", batch): f"Test {row['test']} does not exist."})
         item_entry_check(item=item, user=user)
-        _lot_open_check(item.lot, _where(index, "item", batch))
+        try:
+            lot_open_check(item.lot, "item")
+        except EntryTargetError as error:
+            raise ValidationError({_where(index, error.field, batch): error.message}) from None
         entries.append(
             ObservationEntry(
                 lot=item.lot,
@@ -145,29 +202,17 @@ def device_entries_resolve(
     targets = _device_targets(rows)
     resolved = [_device_product_test(row, index, batch, targets) for index, row in enumerate(rows)]
     _device_binding_check(device, resolved, batch)
-    product_ids = {product.pk for product, _ in resolved}
-    lots = {
-        (lot.product_id, lot.number): lot
-        for lot in Lot.objects.filter(product_id__in=product_ids, number__in={row["lot"] for row in rows})
-    }
-    serials = {row["item"] for row in rows if row.get("item")}
-    items = {
-        (item.lot_id, item.serial): item
-        for item in Item.objects.filter(lot__in=list(lots.values()), serial__in=serials)
-    }
+    named = NamedLots.load(
+        product_ids={product.pk for product, _ in resolved},
+        numbers={row["lot"] for row in rows},
+        serials={row["item"] for row in rows if row.get("item")},
+    )
     entries = []
     for index, (row, (product, test)) in enumerate(zip(rows, resolved, strict=True)):
-        lot = lots.get((product.pk, row["lot"]))
-        if lot is None:
-            message = f"Lot {row['lot']} of product {product.code} does not exist."
-            raise ValidationError({_where(index, "lot", batch): message})
-        _lot_open_check(lot, _where(index, "lot", batch))
-        item = None
-        if row.get("item"):
-            item = items.get((lot.pk, row["item"]))
-            if item is None:
-                message = f"Item {row['item']} does not exist in lot {lot.number}."
-                raise ValidationError({_where(index, "item", batch): message})
+        try:
+            lot, item = named.find(product=product, number=row["lot"], serial=row.get("item"))
+        except EntryTargetError as error:
+            raise ValidationError({_where(index, error.field, batch): error.message}) from None
         entries.append(
             ObservationEntry(
                 lot=lot,
