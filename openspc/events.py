@@ -7,8 +7,7 @@ what a chart needs to draw it without another request.
 One send puts one message on each group it touches: the event itself when the group gets
 one event, else `{"type": "events.batch", "events": [...]}` with the group's events in
 order (Channels calls the consumer's `events_batch`; `events_unpack` turns either shape
-into the list of events). A calculation run that judges 25 samples thus costs three
-group sends, not seventy-five: per-sample sends were half the calculation worker's time.
+into the list of events): docs/adr/0010.
 
 Each send also queues one `subscriptions.fanout` task (by name: apps.subscriptions sits above
 this app) with the send's notification-worthy events, which the subscription service turns

@@ -14,7 +14,8 @@ run(), in order, with one database connection:
 A listener killed at any moment has acknowledged only what is stored; the broker keeps the
 rest in the listener's persistent session and delivers it again, and the idempotency keys
 of the readings make a message stored twice count once. Values wait for their subgroup in
-the pipeline (SubgroupFeed), not here, so nothing is held in memory that a kill could lose.
+the pipeline, not here (docs/adr/0011). A Sparkplug metric feeds the characteristic whose tag is
+its name, from whichever node (docs/adr/0012).
 
 Between batches the same thread reloads the characteristics (new, changed or removed
 tags are subscribed or unsubscribed without a restart) and publishes new violations.

@@ -4,7 +4,7 @@ Both run while the characteristic's SubgroupFeed row is locked, inside the
 transaction that confirms the observations, so a characteristic's values are
 numbered, hashed and grouped in one order however many workers run.
 
-Subgroup formation (DESIGN.md "Data flow", step 3):
+Subgroup formation (DESIGN.md "Data flow", step 3; why here: docs/adr/0011):
 
 * Values of one characteristic and one lot form subgroups in arrival order; a
   subgroup never mixes lots.

@@ -1,15 +1,10 @@
 """The calculation worker's service: judge new samples, record violations, update statistics.
 
-Ordering (the issue's "one characteristic at a time, in order, whatever the number
-of workers"): we lock the characteristic's ChartState row for the whole transaction
-rather than partitioning queues by characteristic. A row lock needs no routing that
-must change when workers are added or removed, keeps one ordinary queue that any
-worker drains, and cannot be broken by a misconfigured worker listening on the wrong
-partition. The work itself is cursor-based: the row says which samples and
-observations are already in (last_sequence, last_position), and each run takes the
-next ones in sequence / position order, so a task delivered twice, late, or for
-work another worker already did changes nothing. A worker waiting on the lock
-finds the work done and returns.
+One characteristic at a time, in order, whatever the number of workers: a run holds the
+characteristic's ChartState row lock for its whole transaction (docs/adr/0008). The work is
+cursor-based: the row says which samples and observations are already in (last_sequence,
+last_position), and each run takes the next ones in order, so a task delivered twice, late, or
+for work another worker already did changes nothing.
 """
 
 import logging

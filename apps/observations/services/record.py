@@ -85,8 +85,7 @@ def observations_queue(*, ids: Sequence[int]) -> None:
         observations_process_task.apply_async(kwargs={"ids": chunk}, kwargsrepr=summary)
 
 
-# A batch in one statement of seven array parameters: an ORM bulk_create of 100 rows costs about four
-# times the CPU (each field of each row prepared and quoted), and the device batch is the hot path.
+# A batch in one statement of column arrays (docs/adr/0009); a new column must be added here too.
 _INSERT_UNNEST = """
     INSERT INTO observations_observation
         (item_id, lot_id, test_id, "values", observed_at, received_at, source, user_id, idempotency_key,
