@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pysparkplug as ps
+import pysparkplug
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -63,16 +63,16 @@ NUMERIC_CASES: list[tuple[DataType, int | float]] = [
 ]
 
 
-def _theirs(datatype: DataType) -> ps.DataType:
-    return ps.DataType(int(datatype))
+def _theirs(datatype: DataType) -> pysparkplug.DataType:
+    return pysparkplug.DataType(int(datatype))
 
 
-def _their_metric(name: str | None, datatype: DataType, value: Any, **kwargs: Any) -> ps.Metric:
-    return ps.Metric(timestamp=T0, name=name, datatype=_theirs(datatype), value=value, **kwargs)
+def _their_metric(name: str | None, datatype: DataType, value: Any, **kwargs: Any) -> pysparkplug.Metric:
+    return pysparkplug.Metric(timestamp=T0, name=name, datatype=_theirs(datatype), value=value, **kwargs)
 
 
-def _nbirth() -> ps.NBirth:
-    return ps.NBirth(
+def _nbirth() -> pysparkplug.NBirth:
+    return pysparkplug.NBirth(
         timestamp=T0,
         seq=0,
         metrics=(
@@ -159,17 +159,25 @@ class DecodeTheirsTests:
             "Line 1/Torque": (5, DataType.Float, None, True, T0),
         }
 
-    @pytest.mark.parametrize("message", [ps.NData, ps.DData])
-    def test_data_with_alias_only_metrics(self, message: type[ps.NData] | type[ps.DData]) -> None:
+    @pytest.mark.parametrize("message", [pysparkplug.NData, pysparkplug.DData])
+    def test_data_with_alias_only_metrics(
+        self, message: type[pysparkplug.NData] | type[pysparkplug.DData]
+    ) -> None:
         """DATA messages leave name and datatype to the BIRTH; the value is then raw on the wire and
         value_of applies the BIRTH's datatype (Int32 -42 travels as 2**32 - 42)."""
         data = message(
             timestamp=T0 + 1000,
             seq=1,
             metrics=(
-                ps.Metric(timestamp=T0 + 900, name=None, alias=1, datatype=ps.DataType.DOUBLE, value=12.75),
-                ps.Metric(timestamp=T0 + 900, name=None, alias=2, datatype=ps.DataType.INT32, value=-42),
-                ps.Metric(timestamp=T0 + 900, name=None, alias=5, datatype=ps.DataType.FLOAT, value=None),
+                pysparkplug.Metric(
+                    timestamp=T0 + 900, name=None, alias=1, datatype=pysparkplug.DataType.DOUBLE, value=12.75
+                ),
+                pysparkplug.Metric(
+                    timestamp=T0 + 900, name=None, alias=2, datatype=pysparkplug.DataType.INT32, value=-42
+                ),
+                pysparkplug.Metric(
+                    timestamp=T0 + 900, name=None, alias=5, datatype=pysparkplug.DataType.FLOAT, value=None
+                ),
             ),
         ).encode()  # without datatypes, as pysparkplug sends DATA by default
 
@@ -186,7 +194,9 @@ class DecodeTheirsTests:
 
     @pytest.mark.parametrize(("datatype", "value"), NUMERIC_CASES)
     def test_every_numeric_datatype(self, datatype: DataType, value: float) -> None:
-        data = ps.NBirth(timestamp=T0, seq=0, metrics=(_their_metric("m", datatype, value),)).encode()
+        data = pysparkplug.NBirth(
+            timestamp=T0, seq=0, metrics=(_their_metric("m", datatype, value),)
+        ).encode()
 
         (metric,) = payload_decode(data).metrics
 
@@ -196,8 +206,8 @@ class DecodeTheirsTests:
 
     @pytest.mark.parametrize(("datatype", "value"), NUMERIC_CASES)
     def test_every_numeric_datatype_alias_only(self, datatype: DataType, value: float) -> None:
-        metric = ps.Metric(timestamp=T0, name=None, alias=9, datatype=_theirs(datatype), value=value)
-        data = ps.DData(timestamp=T0, seq=3, metrics=(metric,)).encode()
+        metric = pysparkplug.Metric(timestamp=T0, name=None, alias=9, datatype=_theirs(datatype), value=value)
+        data = pysparkplug.DData(timestamp=T0, seq=3, metrics=(metric,)).encode()
 
         (ours,) = payload_decode(data).metrics
 
@@ -216,7 +226,9 @@ class DecodeTheirsTests:
         ],
     )
     def test_non_numeric_values(self, datatype: DataType, value: Any) -> None:
-        data = ps.NBirth(timestamp=T0, seq=0, metrics=(_their_metric("m", datatype, value),)).encode()
+        data = pysparkplug.NBirth(
+            timestamp=T0, seq=0, metrics=(_their_metric("m", datatype, value),)
+        ).encode()
 
         (metric,) = payload_decode(data).metrics
 
@@ -227,7 +239,9 @@ class DecodeTheirsTests:
         from datetime import UTC, datetime
 
         when = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
-        data = ps.NBirth(timestamp=T0, seq=0, metrics=(_their_metric("d", DataType.DateTime, when),)).encode()
+        data = pysparkplug.NBirth(
+            timestamp=T0, seq=0, metrics=(_their_metric("d", DataType.DateTime, when),)
+        ).encode()
 
         (metric,) = payload_decode(data).metrics
 
@@ -238,7 +252,7 @@ class DecodeTheirsTests:
         metrics = tuple(
             _their_metric(f"n{t}", t, None, alias=int(t), is_null=True) for t in sorted(NUMERIC_TYPES)
         )
-        payload = payload_decode(ps.NBirth(timestamp=T0, seq=0, metrics=metrics).encode())
+        payload = payload_decode(pysparkplug.NBirth(timestamp=T0, seq=0, metrics=metrics).encode())
 
         assert [(m.datatype, m.is_null, m.value) for m in payload.metrics] == [
             (t, True, None) for t in sorted(NUMERIC_TYPES)
@@ -247,7 +261,7 @@ class DecodeTheirsTests:
 
     def test_flags(self) -> None:
         metric = _their_metric("h", DataType.Double, 1.0, is_historical=True, is_transient=True)
-        (ours,) = payload_decode(ps.NData(timestamp=T0, seq=5, metrics=(metric,)).encode()).metrics
+        (ours,) = payload_decode(pysparkplug.NData(timestamp=T0, seq=5, metrics=(metric,)).encode()).metrics
         assert (ours.is_historical, ours.is_transient, ours.is_null) == (True, True, False)
 
     def test_sign_extended_small_ints_decode_too(self) -> None:
@@ -270,7 +284,7 @@ class EncodeOursTests:
         metric = Metric(name="m", alias=3, timestamp=T0, datatype=datatype, value=value)
         data = payload_encode(Payload(timestamp=T0, seq=0, metrics=(metric,)))
 
-        (theirs,) = ps.NBirth.decode(data).metrics
+        (theirs,) = pysparkplug.NBirth.decode(data).metrics
 
         assert (theirs.name, theirs.alias) == ("m", 3)
         assert (theirs.datatype, theirs.value) == (_theirs(datatype), value)
@@ -297,8 +311,8 @@ class EncodeOursTests:
             )
         )
 
-        their_birth = ps.NBirth.decode(birth)
-        their_data = ps.NData.decode(data, birth=their_birth)
+        their_birth = pysparkplug.NBirth.decode(birth)
+        their_data = pysparkplug.NData.decode(data, birth=their_birth)
 
         assert [(m.name, m.alias, m.value, m.is_null) for m in their_birth.metrics] == [
             (BDSEQ_METRIC, None, 0, False),
@@ -310,11 +324,15 @@ class EncodeOursTests:
         assert [(m.name, m.value) for m in their_data.metrics] == [("Temp", -41)]
 
     def test_rebirth_request_is_an_ncmd_they_understand(self) -> None:
-        command = ps.NCmd.decode(rebirth_request(timestamp=T0))
+        command = pysparkplug.NCmd.decode(rebirth_request(timestamp=T0))
 
         assert command.timestamp == T0
         (metric,) = command.metrics
-        assert (metric.name, metric.datatype, metric.value) == (REBIRTH_METRIC, ps.DataType.BOOLEAN, True)
+        assert (metric.name, metric.datatype, metric.value) == (
+            REBIRTH_METRIC,
+            pysparkplug.DataType.BOOLEAN,
+            True,
+        )
         assert payload_decode(rebirth_request(timestamp=T0)).seq is None  # NCMD carries no seq
 
     @pytest.mark.parametrize(
@@ -364,7 +382,7 @@ class RoundTripTests:
         )
         ours = Payload(timestamp=T0, seq=seq, metrics=metrics)
 
-        theirs = ps.NBirth.decode(payload_encode(ours))
+        theirs = pysparkplug.NBirth.decode(payload_encode(ours))
         assert [(m.datatype, m.value) for m in theirs.metrics] == [(_theirs(t), v) for t, v in values]
         assert payload_decode(theirs.encode()) == ours
         assert payload_decode(payload_encode(ours)) == ours
@@ -372,10 +390,10 @@ class RoundTripTests:
     @given(values=st.lists(_SCALARS, min_size=1, max_size=8))
     def test_theirs_data_to_ours(self, values: list[tuple[DataType, Any]]) -> None:
         metrics = tuple(
-            ps.Metric(timestamp=T0, name=None, alias=i, datatype=_theirs(t), value=v)
+            pysparkplug.Metric(timestamp=T0, name=None, alias=i, datatype=_theirs(t), value=v)
             for i, (t, v) in enumerate(values)
         )
-        decoded = payload_decode(ps.DData(timestamp=T0, seq=255, metrics=metrics).encode()).metrics
+        decoded = payload_decode(pysparkplug.DData(timestamp=T0, seq=255, metrics=metrics).encode()).metrics
         for (datatype, value), metric in zip(values, decoded, strict=True):
             number = float(value) if datatype in NUMERIC_TYPES else math.nan
             expected = number if math.isfinite(number) else None  # non-finite is no measurement either

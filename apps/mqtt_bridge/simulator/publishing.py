@@ -19,9 +19,20 @@ import paho.mqtt.client as mqtt
 from django.utils.text import slugify
 
 from apps.config.choices import DataSource, TestKind
-from apps.mqtt_bridge import sparkplug as sp
 from apps.mqtt_bridge.broker import BrokerAddress, broker_address
 from apps.mqtt_bridge.simulator.streams import ProcessModel, ValueStream
+from apps.mqtt_bridge.sparkplug import (
+    BDSEQ_METRIC,
+    REBIRTH_METRIC,
+    DataType,
+    DecodeError,
+    MessageType,
+    Metric,
+    Payload,
+    Topic,
+    payload_decode,
+    payload_encode,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -146,11 +157,11 @@ class Connection:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            payload = sp.payload_decode(bytes(message.payload))
-        except sp.DecodeError:
+            payload = payload_decode(bytes(message.payload))
+        except DecodeError:
             logger.warning("ignored an undecodable command on %s", message.topic)
             return
-        if any(m.name == sp.REBIRTH_METRIC and m.value is True for m in payload.metrics):
+        if any(m.name == REBIRTH_METRIC and m.value is True for m in payload.metrics):
             logger.info("rebirth requested on %s", message.topic)
             self.births_due.set()
 
@@ -174,60 +185,60 @@ class SparkplugNode:
         self.bd_seq = random.SystemRandom().randrange(256)  # differs per run: an old will is told apart
         self._seq = 0
 
-    def _topic(self, kind: sp.MessageType, device: str | None = None) -> str:
-        return str(sp.Topic(self.group, kind, self.node, device))
+    def _topic(self, kind: MessageType, device: str | None = None) -> str:
+        return str(Topic(self.group, kind, self.node, device))
 
     def _next_seq(self) -> int:
         seq, self._seq = self._seq, (self._seq + 1) % 256
         return seq
 
-    def _bd_seq(self) -> sp.Metric:
-        return sp.Metric(name=sp.BDSEQ_METRIC, datatype=sp.DataType.UInt64, value=self.bd_seq)
+    def _bd_seq(self) -> Metric:
+        return Metric(name=BDSEQ_METRIC, datatype=DataType.UInt64, value=self.bd_seq)
 
     def will(self) -> tuple[str, bytes]:
-        return self._topic(sp.MessageType.NDEATH), sp.payload_encode(sp.Payload(metrics=(self._bd_seq(),)))
+        return self._topic(MessageType.NDEATH), payload_encode(Payload(metrics=(self._bd_seq(),)))
 
     def births(self, moment: datetime.datetime) -> list[tuple[str, bytes]]:
         """NBIRTH (seq 0) and a DBIRTH per device. Metrics are announced null: a birth carries no
         measurement, so a rebirth adds no observation."""
         now, self._seq = _ms(moment), 0
-        rebirth = sp.Metric(name=sp.REBIRTH_METRIC, timestamp=now, datatype=sp.DataType.Boolean, value=False)
-        node = sp.Payload(timestamp=now, seq=self._next_seq(), metrics=(self._bd_seq(), rebirth))
-        messages = [(self._topic(sp.MessageType.NBIRTH), sp.payload_encode(node))]
+        rebirth = Metric(name=REBIRTH_METRIC, timestamp=now, datatype=DataType.Boolean, value=False)
+        node = Payload(timestamp=now, seq=self._next_seq(), metrics=(self._bd_seq(), rebirth))
+        messages = [(self._topic(MessageType.NBIRTH), payload_encode(node))]
         for device, streams in self.devices.items():
             metrics = tuple(
-                sp.Metric(
+                Metric(
                     name=stream.model.tag,
                     alias=self.aliases[stream.model.characteristic_id],
                     timestamp=now,
-                    datatype=sp.DataType.Double,
+                    datatype=DataType.Double,
                     is_null=True,
                 )
                 for stream in streams
             )
-            payload = sp.Payload(timestamp=now, seq=self._next_seq(), metrics=metrics)
-            messages.append((self._topic(sp.MessageType.DBIRTH, device), sp.payload_encode(payload)))
+            payload = Payload(timestamp=now, seq=self._next_seq(), metrics=metrics)
+            messages.append((self._topic(MessageType.DBIRTH, device), payload_encode(payload)))
         return messages
 
     def data(self, stream: ValueStream, value: float, moment: datetime.datetime) -> tuple[str, bytes, str]:
         """A DDATA with the one value under its alias; also the id the acked log keeps for it."""
         device = slugify(stream.model.cell) or "dev"
         now, seq = _ms(moment), self._next_seq()
-        metric = sp.Metric(
+        metric = Metric(
             alias=self.aliases[stream.model.characteristic_id],
             timestamp=now,
-            datatype=sp.DataType.Double,
+            datatype=DataType.Double,
             value=value,
         )
-        payload = sp.payload_encode(sp.Payload(timestamp=now, seq=seq, metrics=(metric,)))
-        return self._topic(sp.MessageType.DDATA, device), payload, f"{self.node}/{device}:{seq}:{now}"
+        payload = payload_encode(Payload(timestamp=now, seq=seq, metrics=(metric,)))
+        return self._topic(MessageType.DDATA, device), payload, f"{self.node}/{device}:{seq}:{now}"
 
     def deaths(self, moment: datetime.datetime) -> list[tuple[str, bytes]]:
         now = _ms(moment)
         messages = [
             (
-                self._topic(sp.MessageType.DDEATH, device),
-                sp.payload_encode(sp.Payload(timestamp=now, seq=self._next_seq())),
+                self._topic(MessageType.DDEATH, device),
+                payload_encode(Payload(timestamp=now, seq=self._next_seq())),
             )
             for device in self.devices
         ]
@@ -311,7 +322,7 @@ class Simulator:
                 client_id=f"{prefix}-{name}",
                 ledger=self.ledger,
                 will=node.will(),
-                commands=str(sp.Topic(self.options.group, sp.MessageType.NCMD, name)),
+                commands=str(Topic(self.options.group, MessageType.NCMD, name)),
             )
             self.nodes.append((node, connection))
             self._node_of.update({s.model.characteristic_id: (node, connection) for s in streams})
