@@ -7,85 +7,22 @@ Redis and MQTT broker and set REDIS_URL / MQTT_URL for the processes they run.
 """
 
 import contextlib
-import ipaddress
 import os
-import re
-import secrets
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from openspc import queues
 from openspc.api_tags import tag_list
+from openspc.env import envbool, envhostsnets, envint, envlist, envurl, envurls, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("OPENSPC_VAR_DIR", BASE_DIR / "var"))
 
-
-def envbool(name: str, default: bool) -> bool:
-    value = os.environ.get(name, "").strip().lower()
-    if value == "":
-        return default
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {value!r}")
-
-
-def envint(name: str, default: int, *, minimum: int | None = None) -> int:
-    value = os.environ.get(name, "").strip()
-    if value == "":
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number; got {value!r}") from None
-    if minimum is not None and number < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}; got {number}")
-    return number
-
-
-def envlist(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name, "").strip()
-    if value == "":
-        return default
-    return [part.strip() for part in value.split(",") if part.strip()]
-
-
-def envurl(name: str, default: str, *, schemes: set[str]) -> str:
-    value = os.environ.get(name, "").strip() or default
-    parts = urlsplit(value)
-    if parts.scheme not in schemes or not (parts.hostname or parts.path):
-        allowed = ", ".join(sorted(f"{s}://" for s in schemes))
-        raise ImproperlyConfigured(f"{name} must be a URL starting with {allowed}; got {value!r}")
-    return value
-
-
 DEBUG = envbool("DEBUG", False)
-
-
-def _secret_key() -> str:
-    key = os.environ.get("SECRET_KEY", "").strip()
-    if key:
-        if len(key) < 32 and not DEBUG:
-            raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long")
-        return key
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set unless DEBUG is on")
-    # Development only: a random key kept under var/ so sessions survive restarts.
-    key_file = VAR_DIR / "secret_key"
-    if not key_file.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
+SECRET_KEY = secret_key(debug=DEBUG, var_dir=VAR_DIR)
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
 CSRF_FAILURE_VIEW = "openspc.api.csrf_failure"
@@ -366,35 +303,6 @@ if any(
     )
 
 # --- QA package runs (apps/qa_runs) ----------------------------------------------------------
-
-_ALLOWLIST_HOST = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?")
-
-
-def envhostsnets(name: str, default: list[str]) -> list[str]:
-    """A comma-separated list of hostnames (`*.` for subdomains) and CIDR networks, lower-cased."""
-    entries = [entry.lower() for entry in envlist(name, default)]
-    for entry in entries:
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            if not _ALLOWLIST_HOST.fullmatch(entry):
-                raise ImproperlyConfigured(
-                    f"{name} entries must be hostnames (*.example.com for subdomains) or CIDR networks "
-                    f"(10.20.0.0/16); got {entry!r}"
-                ) from None
-    return entries
-
-
-def envurls(name: str, *, schemes: set[str]) -> list[str]:
-    """A comma-separated list of URLs with a host, each starting with one of the schemes."""
-    urls = envlist(name, [])
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in schemes or not parts.hostname:
-            allowed = ", ".join(sorted(f"{s}://" for s in schemes))
-            raise ImproperlyConfigured(f"{name} entries must be URLs starting with {allowed}; got {url!r}")
-    return urls
-
 
 # QA runs send requests to a target's spec URL and base URL; every address those resolve to must be
 # public (apps/qa_runs/net.py refuses private, loopback, link-local incl. 169.254.169.254, ...), except

@@ -38,7 +38,7 @@ from apps.qa_runs.net import (
     run_bounded,
     url_check,
 )
-from openspc.settings import envhostsnets
+from openspc.env import envhostsnets
 from tests.qa_runs.http_servers import LocalServer, local_server, reply, text
 from tests.support.settings_env import GOOD_KEY, load_settings
 
