@@ -28,7 +28,6 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,11 +39,12 @@ from paho.mqtt.properties import Properties
 
 from apps.mqtt_bridge.broker import BrokerAddress, broker_address
 from apps.mqtt_bridge.choices import DeadLetterReason
+from apps.mqtt_bridge.counters import CounterWatch
 from apps.mqtt_bridge.nodes import NodeChange, Nodes
 from apps.mqtt_bridge.publisher import statistics_publish, violations_publish
-from apps.mqtt_bridge.readings import Bad, Reading, epoch_ms, json_reading, message_key
+from apps.mqtt_bridge.readings import Bad, BadLog, Reading, epoch_ms, json_reading, message_key
 from apps.mqtt_bridge.selectors import Feeds, mqtt_feeds
-from apps.mqtt_bridge.services import Dead, Stored, bridge_device, bridge_store, broker_counter_observe
+from apps.mqtt_bridge.services import Dead, Stored, bridge_device, bridge_store
 from apps.mqtt_bridge.sparkplug import (
     NAMESPACE,
     DecodeError,
@@ -125,27 +125,6 @@ class _Batch:
     counters: list[tuple[str, bytes]] = field(default_factory=list)  # $SYS topic, payload
 
 
-class BadLog:
-    """Logs a bad message once per topic per interval, then how many more there were."""
-
-    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = interval
-        self.clock = clock
-        self._since: dict[str, float] = {}
-        self._more: Counter[str] = Counter()
-
-    def bad(self, topic: str, reason: str, message: str) -> None:
-        now = self.clock()
-        since = self._since.get(topic)
-        if since is not None and now - since < self.interval:
-            self._more[topic] += 1
-            return
-        more = self._more.pop(topic, 0)
-        extra = f" ({more} more on this topic since the last report)" if more else ""
-        log.warning("bad message on %s: %s: %s%s", topic, reason, message, extra)
-        self._since[topic] = now
-
-
 class Listener:
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -159,11 +138,13 @@ class Listener:
         self._dropped: set[str] = set()  # stale subscriptions unsubscribed (see _drop_stale)
         self._subscriptions_lock = threading.Lock()
         self._rebirth_asked: dict[tuple[str, str], float] = {}
-        self._counters_seen: dict[str, int] = {}  # the broker's counters as this listener last saw them
         self._connected_at: float | None = None  # monotonic time of the first connection
-        self._counters_silence_told = False
         self._connected = threading.Event()
         self.client = self._client()
+        self.counters = CounterWatch(
+            topics=options.dropped_topics, broker=self._shown_url(), listener=options.client_id,
+            bad_log=self.bad_log, counts=self.counts,
+        )  # fmt: skip
 
     # --- the broker ---------------------------------------------------------------------
 
@@ -465,48 +446,6 @@ class Listener:
 
     # --- the broker's dropped-message counters ($SYS) ------------------------------------------
 
-    def _counters_watch(self, counters: list[tuple[str, bytes]]) -> None:
-        """Record each counter value that differs from the last this listener saw; log a warning
-        when the service raised an alarm (the counter moved up since any listener saw it)."""
-        for topic, payload in counters:
-            try:
-                value = int(payload.split()[0])
-            except (IndexError, ValueError):
-                self.bad_log.bad(topic, "not a counter", repr(payload))
-                continue
-            last_seen = self._counters_seen.get(topic)
-            if value == last_seen:
-                continue
-            try:
-                alarm = broker_counter_observe(
-                    broker=self._shown_url(), name=topic, value=value, last_seen=last_seen,
-                    listener=self.options.client_id,
-                )  # fmt: skip
-            except Exception:
-                log.exception(
-                    "recording the broker's counter %s failed; trying again with its next value", topic
-                )
-                _connection_reset()
-                continue
-            self._counters_seen[topic] = value
-            if alarm is not None:
-                self.counts["broker drop alarms"] += 1
-                log.warning("the broker dropped messages: %s (data health alarm %d)", alarm.message, alarm.pk)
-
-    def _counters_silence(self, now: float) -> None:
-        """Say once when the broker sent none of the counters since the first connection: drops
-        would then go unnoticed (not Mosquitto, $SYS off, or an ACL that keeps $SYS from us)."""
-        if self._counters_silence_told or not self.options.dropped_topics or self._counters_seen:
-            return
-        if self._connected_at is None or now - self._connected_at < self.options.counter_silence:
-            return
-        self._counters_silence_told = True
-        log.warning(
-            "the broker sent no value of %s in %.0f s: messages it drops will go unnoticed (not Mosquitto? "
-            "sys_interval 0? an ACL?); MQTT_BROKER_DROPPED_TOPICS=off says this is known",
-            ", ".join(self.options.dropped_topics), self.options.counter_silence,
-        )  # fmt: skip
-
     def _counters_refresh(self) -> None:
         """Subscribe to the counters again: the broker sends their current (retained) values. A value
         sent while this listener's own queue was full was dropped with the rest, and Mosquitto
@@ -579,7 +518,8 @@ class Listener:
                     log.exception("reloading the characteristics failed; keeping the ones loaded")
                     _connection_reset()
                 self._counters_refresh()
-                self._counters_silence(now)
+                if self._connected_at is not None:
+                    self.counters.silence(now - self._connected_at, o.counter_silence)
             if (o.publish_violations or o.publish_statistics) and now >= next_publish:
                 next_publish = now + o.publish_interval
                 self.publish()
@@ -595,7 +535,8 @@ class Listener:
         if stored is None:
             return
         self.acknowledge(messages)
-        self._counters_watch(batch.counters)
+        if self.counters.watch(batch.counters):
+            _connection_reset()
         self.counts["received"] += len(messages) - len(batch.counters)
         self.counts["stored"] += stored.observations
         self.counts["duplicates"] += stored.duplicates

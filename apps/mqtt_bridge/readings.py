@@ -8,13 +8,19 @@ delivered again. Nothing here touches the database or the broker.
 import datetime
 import hashlib
 import json
+import logging
 import math
+import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from apps.config.choices import MAX_SUBGROUP_SIZE
 from apps.mqtt_bridge.choices import DeadLetterReason
 from apps.mqtt_bridge.selectors import Fed
+
+log = logging.getLogger("openspc.mqtt")
 
 
 @dataclass(frozen=True)
@@ -138,3 +144,24 @@ def json_reading(fed: Fed, topic: str, payload: bytes) -> Reading | Bad:
     # cannot be told from the same value measured twice, so each is kept (docs/mqtt.md).
     key = message_key(topic, payload) if identity is not None or observed_at is not None else None
     return Reading(fed, topic, payload, values, observed_at, key, lot=lot, item=item)
+
+
+class BadLog:
+    """Logs a bad message once per topic per interval, then how many more there were."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.clock = clock
+        self._since: dict[str, float] = {}
+        self._more: Counter[str] = Counter()
+
+    def bad(self, topic: str, reason: str, message: str) -> None:
+        now = self.clock()
+        since = self._since.get(topic)
+        if since is not None and now - since < self.interval:
+            self._more[topic] += 1
+            return
+        more = self._more.pop(topic, 0)
+        extra = f" ({more} more on this topic since the last report)" if more else ""
+        log.warning("bad message on %s: %s: %s%s", topic, reason, message, extra)
+        self._since[topic] = now

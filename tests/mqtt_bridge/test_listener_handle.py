@@ -10,9 +10,9 @@ import pysparkplug as psp
 import pytest
 from pysparkplug import _protobuf as tahu  # their generated schema: DATA metrics without a datatype
 
-from apps.mqtt_bridge.listener import BadLog, Listener, Options
+from apps.mqtt_bridge.listener import Listener, Options
 from apps.mqtt_bridge.models import DeadLetterReason
-from apps.mqtt_bridge.readings import message_key
+from apps.mqtt_bridge.readings import BadLog, message_key
 from apps.mqtt_bridge.selectors import Fed, Feeds
 from apps.mqtt_bridge.sparkplug import (
     BDSEQ_METRIC,
