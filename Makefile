@@ -45,9 +45,10 @@ test: $(DEV_STAMP) $(VENDOR_STAMP)
 	$(PY) -m openspc.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 ## test-fast: `make test` without the tests marked slow (browser, real workers and daphne, the MQTT
-## listener and private brokers, kill and fault tests, benchmarks, the soak): before a commit
+## listener and private brokers, kill and fault tests, benchmarks, the soak), one process per core
+## (each with its own test database and Redis database, tests/support/parallel.py): before a commit
 test-fast:
-	$(MAKE) test PYTEST_ARGS='-m "not slow" $(PYTEST_ARGS)'
+	$(MAKE) test PYTEST_ARGS='-m "not slow" -n auto --maxprocesses=8 $(PYTEST_ARGS)'
 
 ## schema: regenerate openapi.yaml (the committed API schema; a test fails when it is stale)
 schema: $(RUN_STAMP)

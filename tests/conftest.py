@@ -1,5 +1,6 @@
 """Fixtures for every test package: role users, API clients, fast hashing, the plant world."""
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -10,6 +11,9 @@ from rest_framework_simplejwt.tokens import AccessToken
 from apps.config import services
 from openspc.roles import Role
 from tests.factories import UserFactory
+from tests.support.parallel import isolate_worker
+
+isolate_worker()  # a parallel run (make test-fast): this worker's own Redis database
 
 # Fixtures every package shares, registered here once: test modules and conftests import no test
 # module (tests/project/test_test_imports.py); what they share lives in tests/support/.
@@ -24,7 +28,9 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
-        database.setdefault("TEST", {})["NAME"] = str(settings.VAR_DIR / "test_openspc.sqlite3")
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        name = f"test_openspc_{worker}.sqlite3" if worker else "test_openspc.sqlite3"
+        database.setdefault("TEST", {})["NAME"] = str(settings.VAR_DIR / name)
 
 
 @pytest.fixture(autouse=True)
