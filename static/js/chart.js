@@ -24,7 +24,8 @@ import {
 import { COLOURS, drawLineLabels, drawLines, drawMarkers, drawZones } from "./chartdraw.js";
 import { LimitsPanel } from "./limits.js";
 import { Live, statusBadge } from "./live.js";
-import { definitionRows, pageData } from "./page.js";
+import { pageData } from "./page.js";
+import { fillTooltip, placeTooltip, spokenPoint } from "./tooltip.js";
 
 const uPlot = window.uPlot;
 const page = document.getElementById("chart-page");
@@ -343,46 +344,17 @@ function hover(u, chart) {
   if (sequence === null) {
     if (document.activeElement !== el.region) hideTooltip();
   } else {
-    showTooltip(index, u, chart);
+    showTooltip(index, u);
   }
   for (const [name, plot] of Object.entries(state.plots)) placeMarks(plot, name);
 }
 
-function showTooltip(index, u, chart) {
+function showTooltip(index, u) {
   const point = model.points[index];
   if (!point) return;
   const text = describePoint(model, point, { decimals: config.decimals, unit: config.unit, timeZone: config.timeZone, ruleNames: config.ruleNames });
-  const title = document.createElement("strong");
-  title.textContent = text.title;
-  const rows = document.createElement("dl");
-  rows.append(...definitionRows(text.rows));
-  const children = [title, rows];
-  if (text.rules.length) {
-    const list = document.createElement("ul");
-    list.className = "chart-tooltip__rules";
-    for (const rule of text.rules) {
-      const item = document.createElement("li");
-      item.textContent = rule.text;
-      list.append(item);
-    }
-    children.push(list);
-  } else if (point.in_control === true) {
-    const ok = document.createElement("p");
-    ok.textContent = "In control";
-    children.push(ok);
-  }
-  el.tooltip.replaceChildren(...children);
-  el.tooltip.hidden = false;
-  // Next to the point, inside the chart region, flipped to the left near the right edge.
-  const value = u.data[1][index] ?? model.points[index].statistic;
-  const over = u.over.getBoundingClientRect();
-  const region = el.region.getBoundingClientRect();
-  const x = over.left - region.left + u.valToPos(u.data[0][index], "x");
-  const y = over.top - region.top + (value === null ? 0 : u.valToPos(value, "y"));
-  const width = el.tooltip.offsetWidth;
-  const left = x + 14 + width > region.width ? Math.max(0, x - 14 - width) : x + 14;
-  el.tooltip.style.left = `${left}px`;
-  el.tooltip.style.top = `${Math.max(0, Math.min(y - 10, region.height - el.tooltip.offsetHeight))}px`;
+  fillTooltip(el.tooltip, text, point.in_control);
+  placeTooltip(el.tooltip, el.region, u, u.data[0][index], u.data[1][index] ?? point.statistic);
   return text;
 }
 
@@ -420,8 +392,8 @@ function moveKeyboard(event) {
     plot.setScale("x", { min: start, max: start + width });
   }
   plot.setCursor({ left: plot.valToPos(point.sequence, "x"), top: plot.valToPos(point.statistic, "y") });
-  const text = showTooltip(index, plot, "location");
-  if (text) el.announce.textContent = `${text.title}: ${text.rows.map(([l, v]) => `${l} ${v}`).join(", ")}. ${text.rules.map((r) => r.text).join(". ")}`;
+  const text = showTooltip(index, plot);
+  if (text) el.announce.textContent = spokenPoint(text);
 }
 
 // --- Live ------------------------------------------------------------------------------------

@@ -68,4 +68,26 @@ def test_a_value_posted_through_the_api_appears_on_the_open_chart_without_a_relo
     assert page.evaluate("window.notReloaded === true"), "the page reloaded to show the new point"
     screenshot(page, "chart")
     screenshot_for_docs(page, "chart")
+
+    # The keyboard walks the points: End shows the last (the new one, with its rule), the tooltip
+    # says what it is, a screen reader hears the same; Escape hides it.
+    last = int(chart.get_attribute("data-last-sequence") or 0)
+    tooltip = page.locator("[data-chart-tooltip]")
+    chart.focus()
+    page.keyboard.press("End")
+    expect(tooltip).to_be_visible()
+    expect(tooltip.locator("strong")).to_have_text(f"Sample {last}")
+    expect(tooltip.locator(".chart-tooltip__rules li")).not_to_have_count(0)
+    expect(page.locator("[data-chart-announce]")).to_contain_text(f"Sample {last}: Time ")
+    page.keyboard.press("ArrowLeft")
+    expect(tooltip.locator("strong")).to_have_text(f"Sample {last - 1}")
+    expect(tooltip).to_contain_text("In control")
+    box = tooltip.bounding_box()
+    region = chart.bounding_box()
+    assert box is not None
+    assert region is not None
+    assert region["x"] <= box["x"]
+    assert box["x"] + box["width"] <= region["x"] + region["width"] + 1
+    page.keyboard.press("Escape")
+    expect(tooltip).to_be_hidden()
     assert page_errors == []
