@@ -103,6 +103,15 @@ def _package_validate(package: QaPackage, request_hosts: Iterable[str]) -> None:
     package.full_clean()
 
 
+def _package_save(package: QaPackage, values: Mapping[str, Any], request_hosts: Iterable[str]) -> QaPackage:
+    """Set the values, check the whole package (ValidationError: nothing saved), save it."""
+    for key, value in values.items():
+        setattr(package, key, value)
+    _package_validate(package, request_hosts)
+    package.save()
+    return package
+
+
 def qa_package_create(
     *,
     name: str,
@@ -124,11 +133,7 @@ def qa_package_create(
         spec_text=spec_text,
         created_by=created_by,
     )
-    for key, value in limits.items():
-        setattr(package, key, value)
-    _package_validate(package, request_hosts)
-    package.save()
-    return package
+    return _package_save(package, limits, request_hosts)
 
 
 def qa_package_update(
@@ -136,11 +141,7 @@ def qa_package_update(
 ) -> QaPackage:
     """Change a package's description, target, spec and limits (not its credential: that is
     qa_package_auth_set). Runs already made keep what they used (spec_hash)."""
-    for key, value in data.items():
-        setattr(package, key, value)
-    _package_validate(package, request_hosts)
-    package.save()
-    return package
+    return _package_save(package, data, request_hosts)
 
 
 def qa_package_auth_set(

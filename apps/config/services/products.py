@@ -5,10 +5,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.audit.services import SYSTEM, Actor, audit_fields
+from apps.audit.services import SYSTEM, Actor
 from apps.config.models import Product, Test
-from apps.config.services.audited import audited
-from openspc.rows import model_update
+from apps.config.services.audited import audited, audited_delete, audited_update
 
 PRODUCT_FIELDS = ("code", "name", "description", "active")
 TEST_FIELDS = (
@@ -35,17 +34,13 @@ def product_create(
 
 @transaction.atomic
 def product_update(*, product: Product, data: dict[str, Any], actor: Actor = SYSTEM) -> Product:
-    before = audit_fields(product, list(PRODUCT_FIELDS))
-    product, _ = model_update(instance=product, fields=PRODUCT_FIELDS, data=data)
-    audited(product, PRODUCT_FIELDS, before, actor)
-    return product
+    return audited_update(instance=product, fields=PRODUCT_FIELDS, data=data, actor=actor)
 
 
 @transaction.atomic
 def product_delete(*, product: Product, actor: Actor = SYSTEM) -> None:
     """Only a product nothing refers to can go (ProtectedError otherwise: deactivate it instead)."""
-    audited(product, PRODUCT_FIELDS, audit_fields(product, list(PRODUCT_FIELDS)), actor, deleted=True)
-    product.delete()
+    audited_delete(instance=product, fields=PRODUCT_FIELDS, actor=actor)
 
 
 def test_validate(*, data: dict[str, Any], test: Test | None = None) -> None:
@@ -72,14 +67,10 @@ def test_create(*, actor: Actor = SYSTEM, **data: Any) -> Test:
 @transaction.atomic
 def test_update(*, test: Test, data: dict[str, Any], actor: Actor = SYSTEM) -> Test:
     test_validate(data=data, test=test)
-    before = audit_fields(test, list(TEST_FIELDS))
-    test, _ = model_update(instance=test, fields=TEST_FIELDS, data=data)
-    audited(test, TEST_FIELDS, before, actor)
-    return test
+    return audited_update(instance=test, fields=TEST_FIELDS, data=data, actor=actor)
 
 
 @transaction.atomic
 def test_delete(*, test: Test, actor: Actor = SYSTEM) -> None:
     """Only a test in no plan and no chart can go (ProtectedError otherwise: deactivate it instead)."""
-    audited(test, TEST_FIELDS, audit_fields(test, list(TEST_FIELDS)), actor, deleted=True)
-    test.delete()
+    audited_delete(instance=test, fields=TEST_FIELDS, actor=actor)
