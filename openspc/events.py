@@ -48,6 +48,7 @@ class EventType(StrEnum):
     QA_RUN_EVENT = "qa_run.event"
     DATA_HEALTH_ALARM = "data_health.alarm"
     CREDENTIALS_REVOKED = "credentials.revoked"  # openspc.revocation: the consumer closes with 4401
+    SIGNING_LOCKED = "signing.locked"  # apps.signatures: a user's signing locked after wrong passwords
 
 
 # The events subscriptions hear about (apps.subscriptions.services.EVENT_KINDS gives each its kind).

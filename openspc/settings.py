@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "channels",
     "csp",
     "apps.audit",
+    "apps.signatures",
     "apps.config",
     "apps.observations",
     "apps.calculations",
@@ -416,6 +417,16 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "openspc.signin.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "openspc.signin.client_ip"
+# Electronic signatures (apps/signatures): the actions that need one (a comma-separated list of
+# lot_disposition, invalidation_approval, verification, control_limits, plan_release; default all),
+# and the lock after wrong passwords: this many failures within the minutes lock signing that long.
+SIGNATURES_REQUIRED_FOR = envlist(
+    "SIGNATURES_REQUIRED_FOR",
+    ["lot_disposition", "invalidation_approval", "verification", "control_limits", "plan_release"],
+)
+SIGNING_FAILURE_LIMIT = envint("SIGNING_FAILURE_LIMIT", 5, minimum=1)
+SIGNING_LOCKOUT_MINUTES = envint("SIGNING_LOCKOUT_MINUTES", 15, minimum=1)
+
 # Requests per minute and client address to the token and refresh endpoints.
 AUTH_THROTTLE_PER_MINUTE = envint("AUTH_THROTTLE_PER_MINUTE", 20, minimum=1)
 

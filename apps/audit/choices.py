@@ -11,3 +11,6 @@ class AuditAction(models.TextChoices):
     LIMITS = "limits", "Control limits changed"
     EXCLUDE = "exclude", "Sample excluded"
     INCLUDE = "include", "Sample included again"
+    SIGN = "sign", "Signed"
+    SIGN_FAILED = "sign_failed", "Signature refused"
+    SIGN_LOCKED = "sign_locked", "Signing locked"

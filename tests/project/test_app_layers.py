@@ -18,20 +18,23 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # Lowest first; an import may only point to a strictly lower layer (or stay inside its own node).
-# openspc and spc share the bottom layer, so neither imports the other. audit sits below config:
+# openspc and spc share the bottom layer, so neither imports the other. audit sits below config, and
+# signatures between them (config signs control limits and plan releases):
 # every app records its changes through apps.audit.services, and audit asks openspc (roles,
 # permissions) who may read the trail.
 LAYERS: dict[str, int] = {
     "openspc": 0,
     "spc": 0,
     "apps.audit": 1,
-    "apps.config": 2,
-    "apps.observations": 3,
-    "apps.calculations": 4,
-    "apps.subscriptions": 5,
-    "apps.mqtt_bridge": 6,
-    "apps.qa_runs": 6,
-    "apps.web": 7,
+    "apps.signatures": 2,
+    "apps.config": 3,
+    "apps.observations": 4,
+    "apps.calculations": 5,
+    "apps.subscriptions": 6,
+    "apps.records": 6,
+    "apps.mqtt_bridge": 7,
+    "apps.qa_runs": 7,
+    "apps.web": 8,
 }
 
 # The composition root: these modules wire every app into one project (URLs, WebSocket routes,
@@ -198,19 +201,19 @@ def write(root: Path, files: dict[str, str]) -> None:
         pytest.param(
             {"apps/config/rules.py": "def f():\n    from apps.calculations.window import x\n"},
             "upward",
-            ["apps.config.rules:2 imports apps.calculations (layer 4 >= 2)"],
+            ["apps.config.rules:2 imports apps.calculations (layer 5 >= 3)"],
             id="upward-inside-a-function",
         ),
         pytest.param(
             {"apps/audit/views.py": "import typing\nif typing.TYPE_CHECKING:\n    import apps.config\n"},
             "upward",
-            ["apps.audit.views:3 imports apps.config (layer 2 >= 1)"],
+            ["apps.audit.views:3 imports apps.config (layer 3 >= 1)"],
             id="upward-type-checking",
         ),
         pytest.param(
             {"apps/qa_runs/c.py": "from ..mqtt_bridge import nodes\n"},
             "upward",
-            ["apps.qa_runs.c:1 imports apps.mqtt_bridge (layer 6 >= 6)"],
+            ["apps.qa_runs.c:1 imports apps.mqtt_bridge (layer 7 >= 7)"],
             id="sideways-relative",
         ),
         pytest.param(
