@@ -31,9 +31,16 @@ class ObservationStatus(models.TextChoices):
     RECEIVED = "received", "Received (stored, not yet checked)"
     CONFIRMED = "confirmed", "Confirmed"
     REJECTED = "rejected", "Rejected (kept with its reasons)"
+    INVALIDATED = "invalidated", "Invalidated (kept, with who and why)"
 
 
 class ObservationRejection(models.TextChoices):
     """Reasons the observation pipeline adds to apps.config.choices.RejectionCode."""
 
     LOT_CLOSED = "lot_closed", "The lot was released or rejected before the observation was processed"
+
+
+class InvalidationStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    APPROVED = "approved", "Approved"
+    REFUSED = "refused", "Refused"

@@ -60,6 +60,13 @@ class Test(models.Model):
         null=True, blank=True, help_text="Highest value that can be real (not the USL)."
     )
     active = models.BooleanField(default=True)
+    requires_verification = models.BooleanField(
+        default=False, help_text="Its results stay 'to be verified' until a second person verifies them."
+    )
+    invalidation_needs_approval = models.BooleanField(
+        default=True,
+        help_text="A tester's request to invalidate a result waits for a quality specialist's approval.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

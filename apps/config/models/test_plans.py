@@ -51,6 +51,9 @@ class TestPlanEntry(models.Model):
     replicates = models.PositiveSmallIntegerField(
         default=1, help_text="Values a tester records for this test on each item (1–25)."
     )
+    requires_verification = models.BooleanField(
+        default=False, help_text="Results of this test under this plan need a second person's verification."
+    )
 
     class Meta:
         ordering = ["plan", "position"]

@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.observations.choices import ObservationSource, ObservationStatus
+from apps.observations.choices import InvalidationStatus, ObservationSource, ObservationStatus
 
 
 class ObservationQuerySet(models.QuerySet["Observation"]):
@@ -87,6 +87,20 @@ class Observation(models.Model):
         blank=True,
         help_text="Sum mod 2^64 of the hashes of its lot's confirmed observations of this test, up to it.",
     )
+    retest_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="retests",
+        db_index=False,  # observation_retest_of, partial: most rows are no retest
+        help_text="The invalidated result this one retests or corrects.",
+    )
+    verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The second person who verified the result (never who entered it).",
+    )  # fmt: skip
+    verified_at = models.DateTimeField(null=True, blank=True)
     sample = models.ForeignKey(
         "observations.Sample",
         null=True,
@@ -116,6 +130,15 @@ class Observation(models.Model):
             models.UniqueConstraint(
                 fields=["characteristic", "position"], name="observation_position_unique_per_characteristic"
             ),
+            models.CheckConstraint(
+                condition=Q(verified_by__isnull=True, verified_at__isnull=True)
+                | Q(verified_by__isnull=False, verified_at__isnull=False),
+                name="observation_verified_at_with_verifier",
+            ),
+            models.CheckConstraint(
+                condition=Q(verified_by__isnull=True) | ~Q(verified_by=models.F("user")),
+                name="observation_verified_by_another",
+            ),
         ]
         # Every index is written on each insert and again when the worker confirms the row (status,
         # position and sample change, so the update is never HOT): a foreign key led by a
@@ -130,7 +153,46 @@ class Observation(models.Model):
             models.Index(fields=["lot", "test"], name="observation_lot_test"),
             models.Index(fields=["item", "test", "status"], name="observation_item_test_status"),
             models.Index(fields=["lot", "test", "position"], name="observation_lot_test_position"),
+            models.Index(
+                fields=["retest_of"], condition=Q(retest_of__isnull=False), name="observation_retest_of"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Observation {self.pk} ({self.status})"
+
+
+class Invalidation(models.Model):
+    """Why and by whom a result was (or is asked to be) invalidated. The result itself is never
+    changed in place: once approved its status becomes `invalidated`, and a retest or an amended
+    value is a new observation whose `retest_of` is this one."""
+
+    observation = models.OneToOneField(Observation, on_delete=models.PROTECT, related_name="invalidation")
+    reason = models.TextField()
+    status = models.CharField(
+        max_length=16, choices=InvalidationStatus.choices, default=InvalidationStatus.REQUESTED
+    )
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    retest_requested = models.BooleanField(default=False, help_text="The item is to be tested again.")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=InvalidationStatus.values), name="invalidation_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=InvalidationStatus.REQUESTED, decided_at__isnull=True)
+                | (~Q(status=InvalidationStatus.REQUESTED) & Q(decided_at__isnull=False)),
+                name="invalidation_decided_at_iff_decided",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invalidation of observation {self.observation_id} ({self.get_status_display()})"
