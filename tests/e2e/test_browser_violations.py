@@ -195,9 +195,13 @@ def test_a_manager_acknowledges_two_violations_in_one_batch_and_the_audit_log_sh
     assert AuditEntry.objects.filter(action=AuditAction.ACKNOWLEDGE, user=manager).count() == 2
 
     # The 409 of the batch is the browser's only complaint (it logs every failed request), but for
-    # a 401 of the unread count the navigation badge may have asked for just as the manager signed
-    # out (the acknowledgements' notifications arrive about then).
-    signing_out = "401 (Unauthorized) (http://127.0.0.1"
+    # the unread count the navigation badge may have asked for just as the manager signed out (the
+    # acknowledgements' notifications arrive about then): a 401 when the sign-out came first, a 400
+    # when it came while that request ran (Django's SessionInterrupted: the session it was about to
+    # save had been deleted). Seen once in CI.
+    signing_out = ("401 (Unauthorized) (http://127.0.0.1", "400 (Bad Request) (http://127.0.0.1")
     assert [
-        e for e in page_errors if "409" not in e and not (signing_out in e and "/unread-count/" in e)
+        e
+        for e in page_errors
+        if "409" not in e and not (any(s in e for s in signing_out) and "/unread-count/" in e)
     ] == []
