@@ -11,7 +11,6 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.utils import timezone
 
 from apps.calculations.services import limits_set_historical
 from apps.config.models import Characteristic, ControlLimits, PlanAssignment, Product
@@ -46,7 +45,7 @@ class Command(BaseCommand):
                 return
             plans = [
                 assignment.plan
-                for assignment in PlanAssignment.objects.effective_on(timezone.localdate())
+                for assignment in PlanAssignment.objects.effective_now()
                 .filter(product=lab_product)
                 .select_related("plan")
             ]
