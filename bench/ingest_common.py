@@ -164,7 +164,9 @@ def plant_setup(*, characteristics: int) -> Plant:
         code="BENCH", name="Benchmark plan", entries=[config.PlanEntryInput(test=test) for test in tests]
     )
     plan = config.test_plan_release(plan=plan, user=user)
-    config.plan_assign(product=product, plan=plan, effective_from=datetime.date(2020, 1, 1))
+    config.plan_assign(
+        product=product, plan=plan, effective_from=datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    )
     ids = []
     for test in tests:
         characteristic = config.characteristic_update(

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.audit.admin import AuditedAdmin
 from apps.config import services
-from apps.config.choices import ChartType
+from apps.config.choices import ChartType, PlanStatus
 from apps.config.models import (
     Characteristic,
     ControlLimits,
@@ -131,10 +131,20 @@ class TestPlanAdmin(AuditedAdmin):
     ordering = ["code", "-version"]
     inlines = [TestPlanEntryInline]
     readonly_fields = ["version", "status", "released_at", "released_by"]
-    actions = ["release_plans", "retire_plans", "new_versions"]
+    actions = ["release_plans", "retire_plans", "new_versions", "reinstate_plans"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TestPlan]:
         return super().get_queryset(request).annotate(test_count=Count("entries")).distinct()
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[TestPlan], search_term: str
+    ) -> tuple[QuerySet[TestPlan], bool]:
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if request.path.endswith("/autocomplete/"):
+            # Every picker of plans (the assignment form's) offers released plans only: a draft
+            # or a retired plan would only be refused when saved.
+            results = results.filter(status=PlanStatus.RELEASED)
+        return results, may_have_duplicates
 
     @admin.display(description="tests", ordering="test_count")
     def test_count(self, obj: TestPlan) -> int:
@@ -212,12 +222,31 @@ class TestPlanAdmin(AuditedAdmin):
             lambda p: services.test_plan_new_version(plan=p, actor=self.audit_actor(request)),
         )
 
+    @admin.action(description="Reinstate selected retired plans as new draft versions", permissions=["add"])
+    def reinstate_plans(self, request: HttpRequest, queryset: QuerySet[TestPlan]) -> None:
+        actor = self.audit_actor(request)
+        self._each(
+            request,
+            queryset,
+            "created as a draft",
+            lambda p: services.test_plan_reinstate(plan=p, actor=actor),
+        )
+
 
 class PlanAssignmentForm(forms.ModelForm):
     class Meta:
         model = PlanAssignment
         fields = ["product", "plan", "effective_from", "effective_to"]
-        help_texts = {"plan": "Only released plans can be assigned. Assigning creates the characteristics."}
+        help_texts = {
+            "plan": "Only released plans can be assigned (the search offers no other). Assigning creates "
+            "the characteristics.",
+            "effective_from": "When it takes effect; empty: now.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "effective_from" in self.fields:
+            self.fields["effective_from"].required = False  # empty: now (plan_assign's default)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -228,7 +257,7 @@ class PlanAssignmentForm(forms.ModelForm):
         elif data.get("product") and data.get("plan"):
             services.plan_assignment_validate(
                 product=data["product"], plan=data["plan"],
-                effective_from=data.get("effective_from") or timezone.localdate(),
+                effective_from=data.get("effective_from") or timezone.now(),
                 effective_to=data.get("effective_to"),
             )  # fmt: skip
         return data

@@ -82,7 +82,7 @@ class RejectionCode(models.TextChoices):
     PRODUCT_INACTIVE = "product_inactive", "Product is inactive"
     TEST_NOT_IN_PLAN = "test_not_in_plan", "Test is not in the item's test plans"
     PLAN_RETIRED = "plan_retired", "Test plan is retired"
-    NOT_EFFECTIVE = "not_effective", "No plan assignment is effective on that date"
+    NOT_EFFECTIVE = "not_effective", "No plan assignment is effective at that time"
     NO_VALUES = "no_values", "No values"
     NOT_A_NUMBER = "not_a_number", "Value is not a finite number"
     NOT_A_COUNT = "not_a_count", "Value is not a non-negative whole number"

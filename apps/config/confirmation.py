@@ -75,7 +75,7 @@ def _plan_tests_check(
     config: ProductConfig,
     test: TestInfo,
     plan_ids: Collection[int] | None,
-    observed_on: datetime.date | None,
+    observed_at: datetime.datetime | None,
 ) -> tuple[list[Rejection], list[PlanTest]]:
     candidates = [pt for pt in config.plan_tests if pt.test_id == test.id]
     if plan_ids is not None:
@@ -88,10 +88,11 @@ def _plan_tests_check(
     if not live:
         labels = ", ".join(sorted({pt.plan_label for pt in candidates}))
         return [Rejection(RejectionCode.PLAN_RETIRED, f"test plan {labels} is retired")], []
-    if observed_on is not None:
-        live = [pt for pt in live if pt.effective_on(observed_on)]
+    if observed_at is not None:
+        live = [pt for pt in live if pt.effective_at(observed_at)]
         if not live:
-            message = f"no plan with {test.code} is assigned to {config.product_code} on {observed_on}"
+            when = timezone.localtime(observed_at).isoformat()
+            message = f"no plan with {test.code} is assigned to {config.product_code} at {when}"
             return [Rejection(RejectionCode.NOT_EFFECTIVE, message)], []
     return [], live
 
@@ -138,19 +139,19 @@ def observation_confirm(
     `config` comes from selectors.product_config_load, so a batch needs one load.
     `plan_ids` are the item's selected plans (None for lot- or device-level data:
     any plan assigned to the product). `observed_at` is checked against `received_at`
-    (default: now) and its day must be in a plan assignment's effective period.
+    (default: now) and must fall in a plan assignment's effective period [from, to).
     `check_replicates` compares the number of values with the plan's replicate count
     (off for a device streaming single values). Every applicable reason is reported,
     not only the first.
     """
     characteristic_id = config.characteristic_ids.get(test_id)
     reasons: list[Rejection] = []
-    observed_on = None
+    checked_at = None
     if observed_at is not None:
         time_reasons = _observed_at_check(observed_at, received_at or timezone.now())
         reasons += time_reasons
-        # A time out of bounds says all; its local day could even overflow (9999-12-31 in UTC+1).
-        observed_on = None if time_reasons else timezone.localdate(observed_at)
+        # A time out of bounds says all: no plan period is looked up for it.
+        checked_at = None if time_reasons else observed_at
     if not config.active:
         reasons.append(
             Rejection(RejectionCode.PRODUCT_INACTIVE, f"product {config.product_code} is inactive")
@@ -164,7 +165,7 @@ def observation_confirm(
         test = TestInfo(test_id, str(test_id), TestKind.VARIABLE, None, None)
     else:
         plan_reasons, plan_tests = _plan_tests_check(
-            config=config, test=test, plan_ids=plan_ids, observed_on=observed_on
+            config=config, test=test, plan_ids=plan_ids, observed_at=checked_at
         )
         reasons += plan_reasons
     if not values:

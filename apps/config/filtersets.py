@@ -29,23 +29,36 @@ class TestFilterSet(django_filters.FilterSet):
 class TestPlanFilterSet(django_filters.FilterSet):
     code = django_filters.CharFilter(lookup_expr="iexact")
     test = django_filters.NumberFilter(field_name="entries__test", help_text="Plans that contain this test.")
+    in_effect_for = django_filters.ModelChoiceFilter(
+        queryset=Product.objects.all(),
+        method="filter_in_effect_for",
+        help_text="Released plans assigned to this product and in effect now: what a picker offers.",
+    )
 
     class Meta:
         model = TestPlan
-        fields = ["code", "version", "status", "test"]
+        fields = ["code", "version", "status", "test", "in_effect_for"]
+
+    def filter_in_effect_for(
+        self, queryset: QuerySet[TestPlan], name: str, value: Product
+    ) -> QuerySet[TestPlan]:
+        return queryset.in_effect(product_id=value.pk)  # type: ignore[attr-defined]
 
 
 class PlanAssignmentFilterSet(django_filters.FilterSet):
-    effective_on = django_filters.DateFilter(method="filter_effective_on", help_text="In effect on this day.")
+    effective_at = django_filters.IsoDateTimeFilter(
+        method="filter_effective_at",
+        help_text="In effect at this moment (ISO 8601; a date alone is its start in the plant's time zone).",
+    )
 
     class Meta:
         model = PlanAssignment
-        fields = ["product", "plan", "effective_on"]
+        fields = ["product", "plan", "effective_at"]
 
-    def filter_effective_on(
-        self, queryset: QuerySet[PlanAssignment], name: str, value: datetime.date
+    def filter_effective_at(
+        self, queryset: QuerySet[PlanAssignment], name: str, value: datetime.datetime
     ) -> QuerySet[PlanAssignment]:
-        return queryset.effective_on(value)  # type: ignore[attr-defined]
+        return queryset.effective_at(value)  # type: ignore[attr-defined]
 
 
 class CharacteristicFilterSet(django_filters.FilterSet):

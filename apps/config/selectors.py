@@ -51,11 +51,12 @@ class PlanTest:
     plan_status: str
     test_id: int
     replicates: int
-    effective_from: datetime.date
-    effective_to: datetime.date | None
+    effective_from: datetime.datetime
+    effective_to: datetime.datetime | None
 
-    def effective_on(self, day: datetime.date) -> bool:
-        return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
+    def effective_at(self, moment: datetime.datetime) -> bool:
+        """In the half-open period [effective_from, effective_to)."""
+        return self.effective_from <= moment and (self.effective_to is None or moment < self.effective_to)
 
 
 @dataclass(frozen=True)

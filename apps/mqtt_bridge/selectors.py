@@ -3,10 +3,12 @@
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
+from django.db.models import Exists, OuterRef
+
 from apps.config.choices import DataSource
 from apps.config.models import Characteristic
 from apps.observations.choices import LOT_WORKING
-from apps.observations.models import Lot
+from apps.observations.models import Item, Lot
 
 
 @dataclass(frozen=True)
@@ -44,15 +46,24 @@ def mqtt_feeds() -> Feeds:
 
 
 def lots_current(*, product_ids: Collection[int]) -> dict[int, Lot]:
-    """Each product's newest lot that still takes values (open or in testing), if it has one:
-    where a stream that names no lot is recorded."""
+    """Where a stream that names no lot is recorded: each product's newest production lot (one
+    that takes values and has no items), else its newest lot that takes values. A lab lot (its
+    items are measured by testers) thus never takes a machine's values while a production lot is
+    open; a message that names the lot or one of its items still reaches it."""
     current: dict[int, Lot] = {}
-    lots = Lot.objects.filter(product_id__in=list(product_ids), status__in=LOT_WORKING).order_by(
-        "product_id", "-created_at", "-pk"
+    lots = (
+        Lot.objects.filter(product_id__in=list(product_ids), status__in=LOT_WORKING)
+        .annotate(lab=Exists(Item.objects.filter(lot=OuterRef("pk"))))
+        .order_by("product_id", "lab", "-created_at", "-pk")
     )
     for lot in lots:
         current.setdefault(lot.product_id, lot)
     return current
+
+
+def production_lots_current(*, product_ids: Collection[int]) -> dict[int, Lot]:
+    """Each product's newest production lot (taking values, no items), where it has one."""
+    return {pk: lot for pk, lot in lots_current(product_ids=product_ids).items() if not lot.lab}  # type: ignore[attr-defined]
 
 
 def dead_letters_fitting(*, sizes: Sequence[int], budget: int) -> int:

@@ -19,7 +19,7 @@ from apps.mqtt_bridge.choices import DataHealthKind, DeadLetterReason
 from apps.mqtt_bridge.models import BrokerCounter, DataHealthAlarm, DeadLetter, EdgeNode
 from apps.mqtt_bridge.nodes import NodeChange
 from apps.mqtt_bridge.readings import Reading, fingerprint
-from apps.mqtt_bridge.selectors import lots_current
+from apps.mqtt_bridge.selectors import lots_current, production_lots_current
 from apps.observations.choices import ObservationSource
 from apps.observations.models import Lot
 from apps.observations.services.entries import EntryTargetError, NamedLots
@@ -64,18 +64,30 @@ def bridge_device(*, name: str) -> Device:
     return device
 
 
-def lots_open_where_missing(*, characteristic_ids: Sequence[int], user: Any) -> list[Lot]:
-    """Open a lot for each of these characteristics' products that has none open or in testing
-    (the plant simulator's --open-lots: a stream that names no lot goes to the newest open one)."""
-    product_ids = set(
-        Characteristic.objects.filter(pk__in=list(characteristic_ids)).values_list("product_id", flat=True)
+@dataclass(frozen=True)
+class SimulatorLots:
+    opened: list[Lot]
+    numbers: dict[int, str]  # characteristic id -> the lot number its messages name
+
+
+def lots_open_where_missing(*, characteristic_ids: Sequence[int], user: Any) -> SimulatorLots:
+    """The plant simulator's --open-lots: a production lot (no items) for each of these
+    characteristics' products, opened where none is open or in testing, numbered
+    SIM-<product>-<time> so that no two products' lots share a number; and, per characteristic,
+    the number its messages name, so a machine's values never land in a lab lot."""
+    by_characteristic = dict(
+        Characteristic.objects.filter(pk__in=list(characteristic_ids)).values_list("pk", "product_id")
     )
-    missing = product_ids - set(lots_current(product_ids=product_ids))
+    product_ids = set(by_characteristic.values())
+    current = production_lots_current(product_ids=product_ids)
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
-    return [
-        lot_create(product=product, number=f"SIM-{stamp}", user=user)
-        for product in Product.objects.filter(pk__in=missing).order_by("pk")
+    opened = [
+        lot_create(product=product, number=f"SIM-{product.code}-{stamp}", user=user)
+        for product in Product.objects.filter(pk__in=product_ids - set(current)).order_by("pk")
     ]
+    current.update({lot.product_id: lot for lot in opened})
+    numbers = {pk: current[product_id].number for pk, product_id in by_characteristic.items()}
+    return SimulatorLots(opened=opened, numbers=numbers)
 
 
 def _entries(

@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import CharField, Count, F, Prefetch, QuerySet, Value
 from django.db.models.functions import Concat
 
-from apps.config.models import Characteristic, TestPlan, TestPlanEntry
+from apps.config.choices import PlanStatus
+from apps.config.models import Characteristic, PlanAssignment, TestPlan, TestPlanEntry
 from apps.observations.choices import LOT_WORKING, ObservationStatus
 from apps.observations.models import Item, Lot, Observation
 from openspc.roles import Role
@@ -64,8 +65,9 @@ def tester_queryset() -> QuerySet[User]:
 
 def tester_items(*, user: User | AnonymousUser) -> QuerySet[Item]:
     """The user's assigned items in working lots that still have a test due, with what the
-    worklist shows prefetched: plans with their tests, the tests already confirmed, and the
-    spec limits of the product's characteristics (for a warning as a value is typed)."""
+    worklist shows prefetched: plans with their tests, the product's plan assignments in effect
+    now, the tests already confirmed, and the spec limits of the product's characteristics (for a
+    warning as a value is typed)."""
     entries = TestPlanEntry.objects.select_related("test").order_by("position")
     spec = Characteristic.objects.only("id", "product_id", "test_id", "lsl", "usl")
     confirmed = Observation.objects.filter(status=ObservationStatus.CONFIRMED).only(
@@ -77,6 +79,11 @@ def tester_items(*, user: User | AnonymousUser) -> QuerySet[Item]:
         .select_related("lot__product")
         .prefetch_related(
             Prefetch("lot__product__characteristics", queryset=spec, to_attr="spec_limits"),
+            Prefetch(
+                "lot__product__plan_assignments",
+                queryset=PlanAssignment.objects.effective_now().only("id", "product_id", "plan_id"),
+                to_attr="assignments_now",
+            ),
             Prefetch(
                 "plans",
                 queryset=TestPlan.objects.order_by("code", "version").prefetch_related(
@@ -90,14 +97,18 @@ def tester_items(*, user: User | AnonymousUser) -> QuerySet[Item]:
 
 
 def item_tests_due(item: Item) -> list[dict[str, Any]]:
-    """The tests of the item's plans with no confirmed observation, each once, in plan order.
+    """The tests of the item's plans in effect now for its product (released, assignment not ended)
+    with no confirmed observation, each once, in plan order.
 
     Reads what tester_items prefetched; no query.
     """
     done = {observation.test_id for observation in getattr(item, "confirmed_observations", [])}
     spec = {c.test_id: c for c in getattr(item.lot.product, "spec_limits", [])}
+    in_effect = {a.plan_id for a in getattr(item.lot.product, "assignments_now", [])}
     due: dict[int, dict[str, Any]] = {}
     for plan in item.plans.all():
+        if plan.status != PlanStatus.RELEASED or plan.pk not in in_effect:
+            continue
         for entry in plan.entries.all():
             if entry.test_id in done or entry.test_id in due:
                 continue

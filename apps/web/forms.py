@@ -5,7 +5,6 @@ from typing import Any
 
 from django import forms
 
-from apps.config.choices import PlanStatus
 from apps.config.models import Product, TestPlan
 from apps.observations.services.items import MAX_ITEMS_PER_REQUEST
 
@@ -49,7 +48,7 @@ class LotOpenForm(forms.Form):
     )
     plans = forms.ModelMultipleChoiceField(
         label="Test plans",
-        queryset=TestPlan.objects.filter(status=PlanStatus.RELEASED),
+        queryset=TestPlan.objects.in_effect(),
         widget=forms.CheckboxSelectMultiple,
         error_messages={"required": "Pick at least one test plan for the items."},
     )

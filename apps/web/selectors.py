@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
-from django.utils import timezone
 
 from apps.audit.models import AuditEntry
 from apps.calculations.choices import Disposition
@@ -315,19 +314,19 @@ def lot_items(*, lot: Lot, user: User | AnonymousUser) -> QuerySet[Item]:
 
 @dataclass(frozen=True)
 class PlanChoice:
-    """A released plan a new lot's items may take, and the products it applies to today."""
+    """A released plan a new lot's items may take, and the products it applies to now."""
 
     plan: TestPlan
     product_ids: list[int]
 
 
 def lot_plan_choices() -> list[PlanChoice]:
-    """Released plans assigned to an active product and in effect today (what items_select_plans
+    """Released plans assigned to an active product and in effect now (what items_select_plans
     accepts), each with those products. One query."""
     products: dict[int, list[int]] = {}
     plans: dict[int, TestPlan] = {}
     assignments = (
-        PlanAssignment.objects.effective_on(timezone.localdate())
+        PlanAssignment.objects.effective_now()
         .filter(plan__status=PlanStatus.RELEASED, product__active=True)
         .select_related("plan")
         .order_by("plan__code", "-plan__version", "product_id")

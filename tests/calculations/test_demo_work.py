@@ -54,12 +54,12 @@ class DemoWorkTests:
 
     def test_the_demo_tester_has_a_lab_lot_to_test(self, demo):
         output = _run()
-        lot = Lot.objects.get(number="LAB-1", product__code="RING-74")
+        lot = Lot.objects.get(number="LAB-RING-74-1", product__code="RING-74")
         items = Item.objects.filter(lot=lot)
         assert items.count() == 4
         assert {item.tester.username for item in items} == {"tester"}
         assert all(item.plans.count() == 1 for item in items)
-        assert "lab lot LAB-1" in output
+        assert "lab lot LAB-RING-74-1" in output
 
     def test_running_it_again_changes_nothing(self, demo):
         _run()

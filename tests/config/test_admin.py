@@ -6,6 +6,7 @@ import json
 import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
+from django.utils import timezone
 
 from apps.audit.models import AuditEntry
 from apps.config import services
@@ -327,11 +328,15 @@ class TestPlanAdminTests:
 class PlanAssignmentAdminTests:
     def test_assign_in_the_admin_creates_characteristics(self, admin_client_qs, quality_specialist):
         product, plan = ProductFactory(), released_plan(TestFactory(code="DIA"), TestFactory(code="WALL"))
-        data = {"product": product.pk, "plan": plan.pk, "effective_from": "2025-01-01", "effective_to": ""}
+        data = {
+            "product": product.pk, "plan": plan.pk, "effective_from_0": "2025-01-01",
+            "effective_from_1": "06:30:00", "effective_to_0": "", "effective_to_1": "",
+        }  # fmt: skip
         response = admin_client_qs.post("/admin/config/planassignment/add/", data)
         assert response.status_code == 302, response.context["adminform"].form.errors
         assignment = PlanAssignment.objects.get()
         assert assignment.assigned_by == quality_specialist
+        assert timezone.localtime(assignment.effective_from).strftime("%Y-%m-%d %H:%M") == "2025-01-01 06:30"
         assert sorted(
             Characteristic.objects.filter(product=product).values_list("test__code", flat=True)
         ) == [
@@ -341,7 +346,12 @@ class PlanAssignmentAdminTests:
 
     def test_assigning_a_draft_shows_the_error(self, admin_client_qs):
         product, plan = ProductFactory(), TestPlanFactory(tests=[TestFactory()])
-        data = {"product": product.pk, "plan": plan.pk, "effective_from": "2025-01-01", "effective_to": ""}
+        data = {
+            "product": product.pk,
+            "plan": plan.pk,
+            "effective_from_0": "2025-01-01",
+            "effective_from_1": "00:00",
+        }
         response = admin_client_qs.post("/admin/config/planassignment/add/", data)
         assert response.status_code == 200
         assert "Only released plans" in " ".join(response.context["adminform"].form.errors["plan"])
@@ -352,12 +362,13 @@ class PlanAssignmentAdminTests:
         assignment = services.plan_assign(
             product=ProductFactory(),
             plan=released_plan(TestFactory()),
-            effective_from=datetime.date(2025, 2, 1),
+            effective_from=datetime.datetime(2025, 2, 1, tzinfo=datetime.UTC),
         )
         client = Client(raise_request_exception=False)
         client.force_login(quality_specialist)
         response = client.post(
-            f"/admin/config/planassignment/{assignment.pk}/change/", {"effective_to": "2025-01-01"}
+            f"/admin/config/planassignment/{assignment.pk}/change/",
+            {"effective_to_0": "2025-01-01", "effective_to_1": "00:00"},
         )
         assert PlanAssignment.objects.get(pk=assignment.pk).effective_to is None
         assert response.status_code == 200

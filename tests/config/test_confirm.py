@@ -17,12 +17,16 @@ from tests.factories import ProductFactory, TestFactory, UserFactory, released_p
 
 pytestmark = pytest.mark.django_db
 
-JAN_1, JAN_31 = datetime.date(2025, 1, 1), datetime.date(2025, 1, 31)
-FEB_1, MAR_1 = datetime.date(2025, 2, 1), datetime.date(2025, 3, 1)
+
+def _day(month: int, day: int, year: int = 2025) -> datetime.datetime:
+    return datetime.datetime(year, month, day, tzinfo=datetime.UTC)
 
 
-def _noon(day: datetime.date) -> datetime.datetime:
-    return datetime.datetime.combine(day, datetime.time(12), tzinfo=datetime.UTC)
+JAN_1, JAN_31, FEB_1, MAR_1 = _day(1, 1), _day(1, 31), _day(2, 1), _day(3, 1)
+
+
+def _noon(day: datetime.datetime) -> datetime.datetime:
+    return day.replace(hour=12)
 
 
 class Plant:
@@ -88,13 +92,32 @@ class ConfirmedTests:
         assert plant.confirm(plant.dia, [74.0], plan_ids={plant.ring.pk}).confirmed
         assert plant.confirm(plant.dia, [74.0], plan_ids=[plant.attr.pk, plant.ring.pk]).confirmed
 
-    @pytest.mark.parametrize("day", [JAN_1, datetime.date(2030, 1, 1)])
+    @pytest.mark.parametrize("day", [JAN_1, _day(1, 1, year=2030)])
     def test_effective_on_the_day(self, plant, day):
         assert plant.confirm(plant.dia, [74.0], observed_at=_noon(day), received_at=_noon(day)).confirmed
 
     def test_last_day_of_an_ended_assignment_is_effective(self, plant):
-        services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=JAN_31)
+        services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=FEB_1)
         assert plant.confirm(plant.dia, [74.0], observed_at=_noon(JAN_31)).confirmed
+
+    def test_the_period_is_half_open_to_the_microsecond(self, plant):
+        """[from, to): the start is in, the end is out, so a replacement starting at the end of the
+        old assignment takes every measurement from that moment on and none before."""
+        switch = _noon(JAN_31).replace(minute=30)
+        services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=switch)
+        replacement = released_plan(plant.dia, code="RING-FIX")
+        services.plan_assign(product=plant.product, plan=replacement, effective_from=switch)
+        tick = datetime.timedelta(microseconds=1)
+        before = plant.confirm(plant.dia, [74.0], observed_at=switch - tick, received_at=switch)
+        at = plant.confirm(
+            plant.dia, [74.0], plan_ids={plant.ring.pk}, observed_at=switch, received_at=switch
+        )
+        under_new = plant.confirm(
+            plant.dia, [74.0], plan_ids={replacement.pk}, observed_at=switch, received_at=switch
+        )
+        assert before.confirmed
+        assert codes(at) == [RejectionCode.NOT_EFFECTIVE]
+        assert under_new.confirmed
 
     def test_a_retired_plan_does_not_block_a_live_one(self, plant):
         other = released_plan(plant.dia, code="RING-EXTRA")
@@ -136,7 +159,7 @@ class RejectedTests:
         assert result.values == (74.0,)
 
     def test_assignment_ended_before_the_day(self, plant):
-        services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=JAN_31)
+        services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=FEB_1)
         result = plant.confirm(plant.dia, [74.0], observed_at=_noon(FEB_1))
         assert codes(result) == [RejectionCode.NOT_EFFECTIVE]
         assert "2025-02-01" in result.reasons[0].message
@@ -151,7 +174,7 @@ class RejectedTests:
         assert later.confirmed
 
     def test_without_a_day_the_period_is_not_checked(self, plant):
-        services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=JAN_31)
+        services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=FEB_1)
         assert plant.confirm(plant.dia, [74.0]).confirmed
 
     def test_no_values(self, plant):
@@ -240,7 +263,7 @@ class RejectedTests:
         assert result.values == (80.0,)
 
     def test_plan_and_value_reasons_together(self, plant):
-        services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=JAN_31)
+        services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=FEB_1)
         result = plant.confirm(plant.dia, [69.0], observed_at=_noon(FEB_1))
         assert codes(result) == [RejectionCode.NOT_EFFECTIVE, RejectionCode.OUT_OF_RANGE]
 
@@ -267,13 +290,13 @@ class ConfigLoadTests:
         )
 
     def test_a_plan_assigned_twice_appears_per_assignment(self, plant):
-        services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=JAN_31)
+        services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=FEB_1)
         services.plan_assign(product=plant.product, plan=plant.ring, effective_from=MAR_1)
         config = selectors.product_config_load(product_id=plant.product.pk)
         periods = sorted(
             (pt.effective_from, pt.effective_to) for pt in config.plan_tests if pt.test_id == plant.dia.pk
         )
-        assert periods == [(JAN_1, JAN_31), (MAR_1, None)]
+        assert periods == [(JAN_1, FEB_1), (MAR_1, None)]
         result = observation_confirm(
             config=config, test_id=plant.dia.pk, values=[74.0], observed_at=_noon(FEB_1)
         )
@@ -357,7 +380,7 @@ def _retired(plant):
 
 
 def _ended(plant):
-    services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=JAN_31)
+    services.plan_assignment_end(assignment=plant.ring_assignment, effective_to=FEB_1)
     return plant.confirm(plant.dia, [74.0], observed_at=_noon(FEB_1))
 
 

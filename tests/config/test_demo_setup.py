@@ -4,6 +4,7 @@ import stat
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from rest_framework.test import APIClient
@@ -58,7 +59,7 @@ class DemoSetupTests:
             "Characteristic": 5,
             "ControlLimits": 0,  # demo_work sets them, through the engine
             "Device": 1,
-            "users": 5,
+            "users": 6,
         }
         credentials = (var_dir / "demo_credentials.txt").read_text()
 
@@ -76,6 +77,7 @@ class DemoSetupTests:
             "quality": (Role.QUALITY_SPECIALIST, True),
             "operations": (Role.OPERATIONS_LEAD, False),
             "tester": (Role.TESTER, False),
+            "lab2": (Role.TESTER, False),
             "manager": (Role.MANAGER, False),
             "device:line1-gauge": (Role.DEVICE, False),
         }
@@ -90,7 +92,7 @@ class DemoSetupTests:
         path = var_dir / "demo_credentials.txt"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         lines = path.read_text().splitlines()
-        assert len(lines) == 5
+        assert len(lines) == 6
         by_role = {line.split(":", 1)[0]: line for line in lines}
         assert set(by_role) == {*(str(role) for role in Role if role != Role.DEVICE), "Device line1-gauge"}
         for line in lines:
@@ -103,6 +105,21 @@ class DemoSetupTests:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Device {token}")
         assert client.get("/api/v1/me/").json()["username"] == "device:line1-gauge"
+
+    def test_a_second_lab_user_signs_in_so_verification_can_be_tried(self, var_dir):
+        """Two people in the lab: one enters a result, the other can verify it."""
+        output = _run()
+        lines = (var_dir / "demo_credentials.txt").read_text().splitlines()
+        testers = sorted(
+            line.split("username ", 1)[1].split()[0] for line in lines if line.startswith("Tester:")
+        )
+        assert testers == ["lab2", "tester"]
+        (line,) = [line for line in lines if "username lab2 " in line]
+        assert line in output
+        password = line.split("password ", 1)[1].strip()
+        assert len(password) >= settings.PASSWORD_MIN_LENGTH
+        tokens = APIClient().post("/api/v1/auth/token/", {"username": "lab2", "password": password})
+        assert tokens.status_code == 200, tokens.content
 
     def test_plans_are_released_and_assigned(self, var_dir):
         _run()
@@ -148,7 +165,7 @@ class DemoSetupTests:
         assert "Manager: username manager" in output
         assert get_user_model().objects.get(username="manager").groups.get().name == Role.MANAGER
         lines = (var_dir / "demo_credentials.txt").read_text().splitlines()
-        assert len(lines) == 6  # appended, the earlier lines kept
+        assert len(lines) == 7  # appended, the earlier lines kept
 
     def test_the_demo_device_is_bound_to_the_demo_products_and_posts(self, var_dir):
         output = _run()

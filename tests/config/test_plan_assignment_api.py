@@ -14,8 +14,14 @@ from tests.factories import ProductFactory, TestFactory, TestPlanFactory, UserFa
 pytestmark = pytest.mark.django_db
 
 ASSIGNMENTS = "/api/v1/plan-assignments/"
-JAN_1, JAN_31 = datetime.date(2025, 1, 1), datetime.date(2025, 1, 31)
-FEB_1, MAR_31 = datetime.date(2025, 2, 1), datetime.date(2025, 3, 31)
+
+
+def _day(month: int, day: int) -> datetime.datetime:
+    return datetime.datetime(2025, month, day, tzinfo=datetime.UTC)
+
+
+# Periods are half-open: "January" is [JAN_1, FEB_1).
+JAN_1, JAN_31, FEB_1, MAR_31, APR_1 = _day(1, 1), _day(1, 31), _day(2, 1), _day(3, 31), _day(4, 1)
 
 
 @pytest.fixture
@@ -50,7 +56,7 @@ class AssignTests:
         assert (data["product"], data["plan"], data["effective_from"], data["effective_to"]) == (
             product.pk,
             plan.pk,
-            "2025-01-01",
+            "2025-01-01T00:00:00Z",
             None,
         )
         assert data["assigned_by"] == "qs"
@@ -62,13 +68,31 @@ class AssignTests:
             ("SURF", ChartType.U),
         ]
 
-    def test_effective_from_defaults_to_today(self, qs_api):
+    def test_effective_from_defaults_to_now(self, qs_api):
         product, plan = ProductFactory(), released_plan(TestFactory())
+        before = timezone.now()
         response = qs_api.post(ASSIGNMENTS, {"product": product.pk, "plan": plan.pk})
         assert response.status_code == 201, response.content
-        today = timezone.localdate()
-        assert response.json()["effective_from"] == today.isoformat()
-        assert PlanAssignment.objects.get().effective_from == today
+        stored = PlanAssignment.objects.get().effective_from
+        assert before <= stored <= timezone.now()
+        assert response.json()["effective_from"] == stored.isoformat().replace("+00:00", "Z")
+
+    def test_effective_from_to_the_second(self, qs_api):
+        product, plan = ProductFactory(), released_plan(TestFactory())
+        body = {"product": product.pk, "plan": plan.pk, "effective_from": "2025-01-01T10:15:30+01:00"}
+        response = qs_api.post(ASSIGNMENTS, body)
+        assert response.status_code == 201, response.content
+        assert PlanAssignment.objects.get().effective_from == datetime.datetime(
+            2025, 1, 1, 9, 15, 30, tzinfo=datetime.UTC
+        )
+
+    def test_a_moment_in_the_past_is_allowed(self, qs_api):
+        """A quality specialist may cover measurements already taken (as with days before)."""
+        product, plan = ProductFactory(), released_plan(TestFactory())
+        earlier = timezone.now() - datetime.timedelta(hours=3)
+        body = {"product": product.pk, "plan": plan.pk, "effective_from": earlier.isoformat()}
+        assert qs_api.post(ASSIGNMENTS, body, format="json").status_code == 201
+        assert PlanAssignment.objects.get().effective_from == earlier
 
     def test_overlapping_plans_do_not_duplicate_characteristics(self, qs_api):
         product = ProductFactory()
@@ -91,7 +115,7 @@ class AssignTests:
         product = ProductFactory()
         dia = TestFactory(code="DIA")
         v1 = released_plan(dia)
-        _assign(product, v1, JAN_1, JAN_31)
+        _assign(product, v1, JAN_1, FEB_1)
         v2 = services.test_plan_new_version(plan=v1)
         services.test_plan_set_tests(plan=v2, entries=[services.PlanEntryInput(test=dia, replicates=3)])
         v2 = services.test_plan_release(plan=v2, user=UserFactory())
@@ -133,12 +157,12 @@ class AssignTests:
         ("existing", "new"),
         [
             ((JAN_1, None), ("2025-06-01", None)),
-            ((JAN_1, JAN_31), ("2025-01-31", None)),
-            ((FEB_1, None), ("2025-01-01", "2025-02-01")),
+            ((JAN_1, FEB_1), ("2025-01-31T23:59:59Z", None)),
+            ((FEB_1, None), ("2025-01-01", "2025-02-01T00:00:01Z")),
             ((JAN_1, MAR_31), ("2025-02-01", "2025-02-28")),
             ((JAN_1, None), ("2025-01-01", None)),
         ],
-        ids=["open-after-open", "starts-on-last-day", "ends-on-first-day", "inside", "same-start"],
+        ids=["open-after-open", "starts-before-the-end", "ends-after-the-start", "inside", "same-start"],
     )
     def test_overlapping_period_for_the_same_product_and_plan_is_400(self, qs_api, existing, new):
         product, plan = ProductFactory(), released_plan(TestFactory())
@@ -149,9 +173,10 @@ class AssignTests:
         assert PlanAssignment.objects.count() == 1
 
     def test_adjacent_periods_are_fine(self, qs_api):
+        """The end is exclusive: the next assignment may start at the very moment the last one ends."""
         product, plan = ProductFactory(), released_plan(TestFactory())
-        _assign(product, plan, JAN_1, JAN_31)
-        body = {"product": product.pk, "plan": plan.pk, "effective_from": "2025-02-01"}
+        _assign(product, plan, JAN_1, _day(1, 31).replace(hour=14, minute=5))
+        body = {"product": product.pk, "plan": plan.pk, "effective_from": "2025-01-31T14:05:00Z"}
         assert qs_api.post(ASSIGNMENTS, body).status_code == 201
         assert PlanAssignment.objects.count() == 2
         assert Characteristic.objects.filter(product=product).count() == 1
@@ -174,15 +199,21 @@ class EndTests:
         assignment = _assign(ProductFactory(), released_plan(TestFactory()), JAN_1)
         response = qs_api.patch(f"{ASSIGNMENTS}{assignment.pk}/", {"effective_to": "2025-01-31"})
         assert response.status_code == 200, response.content
-        assert response.json()["effective_to"] == "2025-01-31"
+        assert response.json()["effective_to"] == "2025-01-31T00:00:00Z"
         assert PlanAssignment.objects.get(pk=assignment.pk).effective_to == JAN_31
 
-    def test_end_on_the_start_day_is_allowed(self, qs_api):
+    def test_end_an_hour_after_the_start_is_allowed(self, qs_api):
         assignment = _assign(ProductFactory(), released_plan(TestFactory()), JAN_1)
-        assert (
-            qs_api.patch(f"{ASSIGNMENTS}{assignment.pk}/", {"effective_to": "2025-01-01"}).status_code == 200
-        )
-        assert PlanAssignment.objects.get(pk=assignment.pk).effective_to == JAN_1
+        response = qs_api.patch(f"{ASSIGNMENTS}{assignment.pk}/", {"effective_to": "2025-01-01T01:00:00Z"})
+        assert response.status_code == 200, response.content
+        assert PlanAssignment.objects.get(pk=assignment.pk).effective_to == JAN_1.replace(hour=1)
+
+    def test_end_at_the_start_is_400(self, qs_api):
+        """An empty period [t, t) covers nothing: the end must come after the start."""
+        assignment = _assign(ProductFactory(), released_plan(TestFactory()), JAN_1)
+        response = qs_api.patch(f"{ASSIGNMENTS}{assignment.pk}/", {"effective_to": "2025-01-01"})
+        assert "after effective_from" in error_of(response, 400, "effective_to")["message"]
+        assert PlanAssignment.objects.get(pk=assignment.pk).effective_to is None
 
     def test_end_before_start_is_400(self, qs_api):
         assignment = _assign(ProductFactory(), released_plan(TestFactory()), FEB_1)
@@ -207,18 +238,20 @@ class EndTests:
         assignment = _assign(ProductFactory(), plan, JAN_1)
         services.test_plan_retire(plan=plan)
         assert (
-            qs_api.patch(f"{ASSIGNMENTS}{assignment.pk}/", {"effective_to": "2025-03-31"}).status_code == 200
+            qs_api.patch(f"{ASSIGNMENTS}{assignment.pk}/", {"effective_to": "2025-04-01"}).status_code == 200
         )
-        assert PlanAssignment.objects.get(pk=assignment.pk).effective_to == MAR_31
+        assert PlanAssignment.objects.get(pk=assignment.pk).effective_to == APR_1
 
-    @pytest.mark.parametrize("new_end", ["2025-03-31", None], ids=["extend", "reopen"])
+    @pytest.mark.parametrize(
+        "new_end", ["2025-03-31", "2025-02-01T00:00:01Z", None], ids=["extend", "by-a-second", "reopen"]
+    )
     def test_extending_into_a_later_assignment_is_400(self, qs_api, new_end):
         product, plan = ProductFactory(), released_plan(TestFactory())
-        first = _assign(product, plan, JAN_1, JAN_31)
+        first = _assign(product, plan, JAN_1, FEB_1)
         _assign(product, plan, FEB_1)
         response = qs_api.patch(f"{ASSIGNMENTS}{first.pk}/", {"effective_to": new_end}, format="json")
         error_of(response, 400, "effective_to")
-        assert PlanAssignment.objects.get(pk=first.pk).effective_to == JAN_31
+        assert PlanAssignment.objects.get(pk=first.pk).effective_to == FEB_1
 
     @pytest.mark.parametrize("method", ["delete", "put"])
     def test_delete_and_put_are_not_allowed(self, qs_api, method):
@@ -230,24 +263,24 @@ class EndTests:
 
 
 class ListTests:
-    def test_filter_by_effective_on(self, qs_api):
+    def test_filter_by_effective_at(self, qs_api):
         product, plan = ProductFactory(), released_plan(TestFactory())
-        january = _assign(product, plan, JAN_1, JAN_31)
+        january = _assign(product, plan, JAN_1, FEB_1)
         from_february = _assign(product, plan, FEB_1)
 
-        def ids(day: str) -> list[int]:
-            response = qs_api.get(ASSIGNMENTS, {"effective_on": day})
+        def ids(moment: str) -> list[int]:
+            response = qs_api.get(ASSIGNMENTS, {"effective_at": moment})
             assert response.status_code == 200, response.content
             return sorted(row["id"] for row in response.json()["results"])
 
-        assert ids("2024-12-31") == []
+        assert ids("2024-12-31T23:59:59Z") == []
         assert ids("2025-01-01") == [january.pk]
-        assert ids("2025-01-31") == [january.pk]  # inclusive end
-        assert ids("2025-02-01") == [from_february.pk]
+        assert ids("2025-01-31T23:59:59Z") == [january.pk]
+        assert ids("2025-02-01T00:00:00Z") == [from_february.pk]  # exclusive end
         assert ids("2030-01-01") == [from_february.pk]
 
-    def test_invalid_effective_on_is_400(self, qs_api):
-        error_of(qs_api.get(ASSIGNMENTS, {"effective_on": "yesterday"}), 400, "effective_on")
+    def test_invalid_effective_at_is_400(self, qs_api):
+        error_of(qs_api.get(ASSIGNMENTS, {"effective_at": "yesterday"}), 400, "effective_at")
 
     def test_filter_by_product_and_plan(self, qs_api):
         first, second = ProductFactory(), ProductFactory()
@@ -280,4 +313,4 @@ def test_patch_response_keeps_a_null_assigned_by(api, quality_specialist):
     )
     assert response.status_code == 200, response.content
     assert response.json()["assigned_by"] is None
-    assert response.json()["effective_to"] == "2031-01-01"
+    assert response.json()["effective_to"] == "2031-01-01T00:00:00Z"

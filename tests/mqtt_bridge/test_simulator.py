@@ -39,8 +39,9 @@ from apps.mqtt_bridge.simulator import (
     process_model_of,
     simulated_models,
 )
+from apps.observations.models import Lot
 from spc import evaluate_batch
-from tests.factories import ProductFactory, TestFactory, characteristic_for
+from tests.factories import ItemFactory, LotFactory, ProductFactory, TestFactory, characteristic_for
 from tests.support.workers import database_url_for_workers
 
 
@@ -263,6 +264,23 @@ class SimulatePlantJsonTests:
         assert 73.97 < statistics.fmean(dia_values) < 74.03  # around the target
         assert all(round(v, 4) == v for v in dia_values)  # the test's 3 decimals + 1
         assert re.search(rf"{re.escape(str(dia))}\s+tag\s+\d+\s+\d+", output)
+
+    def test_open_lots_names_the_simulators_own_lot_not_the_lab_lot(self, listen):
+        """make run's --open-lots: a production lot of the simulator's own beside the lab lot, and
+        every JSON message names it, so no machine value lands in the lab lot."""
+        base = f"simtest/{uuid.uuid4().hex}"
+        product = ProductFactory(code=f"P-{uuid.uuid4().hex[:6]}")
+        characteristic_for(product, TestFactory(), data_source=DataSource.TAG, tag=f"{base}/dia")
+        lab = LotFactory(product=product, number="LAB-1")
+        ItemFactory(lot=lab, serial="0001")
+        listener = listen(f"{base}/#")
+        output = run_command("--count", "10", "--rate", "100", "--open-lots")
+        (own,) = Lot.objects.filter(product=product).exclude(pk=lab.pk)
+        assert own.number.startswith(f"SIM-{product.code}-")
+        assert f"opened lot {own.number} of {product.code}" in output
+        bodies = [json.loads(m.payload) for m in listener.drain()]
+        assert len(bodies) == 10
+        assert {body["lot"] for body in bodies} == {own.number}
 
     def test_sustains_500_messages_a_second(self, tmp_path: Path):
         product = ProductFactory()

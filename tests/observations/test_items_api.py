@@ -66,7 +66,9 @@ class SelectPlansTests:
     def test_select_replaces_the_plans(self, ops, plant):
         other = released_plan(TestFactory(code="ROUGH"), code="ROUGH")
         config_services.plan_assign(
-            product=plant.product, plan=other, effective_from=datetime.date(2025, 1, 1)
+            product=plant.product,
+            plan=other,
+            effective_from=datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC),
         )
         ids = [item.pk for item in plant.items[:2]]
         response = ops.post(SELECT, {"items": ids, "plans": [other.pk]})
@@ -88,17 +90,20 @@ class SelectPlansTests:
 
     def test_plan_whose_assignment_ended_is_400(self, ops, plant):
         old = released_plan(TestFactory(), code="OLD")
-        yesterday = timezone.localdate() - datetime.timedelta(days=1)
+        a_second_ago = timezone.now() - datetime.timedelta(seconds=1)
         config_services.plan_assign(
-            product=plant.product, plan=old, effective_from=datetime.date(2024, 1, 1), effective_to=yesterday
+            product=plant.product,
+            plan=old,
+            effective_from=datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
+            effective_to=a_second_ago,
         )
         error = error_of(ops.post(SELECT, {"items": [plant.items[0].pk], "plans": [old.pk]}), 400, "plans")
         assert "OLD v1" in error["message"]
 
-    def test_plan_assigned_from_tomorrow_is_400(self, ops, plant):
+    def test_plan_assigned_from_a_minute_later_is_400(self, ops, plant):
         later = released_plan(TestFactory(), code="LATER")
-        tomorrow = timezone.localdate() + datetime.timedelta(days=1)
-        config_services.plan_assign(product=plant.product, plan=later, effective_from=tomorrow)
+        in_a_minute = timezone.now() + datetime.timedelta(minutes=1)
+        config_services.plan_assign(product=plant.product, plan=later, effective_from=in_a_minute)
         error_of(ops.post(SELECT, {"items": [plant.items[0].pk], "plans": [later.pk]}), 400, "plans")
 
     def test_items_of_a_closed_lot_are_400(self, ops, plant):

@@ -65,5 +65,5 @@ def test_demo_passwords_are_long_enough(settings, tmp_path):
     out = StringIO()
     call_command("demo_setup", stdout=out)
     passwords = re.findall(r"password (\S+)", out.getvalue())
-    assert len(passwords) == 4  # one per role with a password (not the device)
+    assert len(passwords) == 5  # one per demo user (two testers), not the device
     assert all(len(password) >= 24 for password in passwords), passwords

@@ -131,6 +131,7 @@ NOBODY_OPERATIONS = [
     "PATCH /api/v1/test-plans/{id}/",
     "DELETE /api/v1/test-plans/{id}/",
     "POST /api/v1/test-plans/{id}/new-version/",
+    "POST /api/v1/test-plans/{id}/reinstate/",
     "POST /api/v1/test-plans/{id}/release/",
     "POST /api/v1/test-plans/{id}/retire/",
     "POST /api/v1/test-plans/{id}/tests/",

@@ -28,7 +28,7 @@ from tests.factories import (
     released_plan,
 )
 
-JAN_1 = datetime.date(2025, 1, 1)
+JAN_1 = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 
 
 class Plant:

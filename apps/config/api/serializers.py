@@ -82,7 +82,17 @@ class TestPlanTestsSerializer(serializers.Serializer):
 
 class PlanAssignmentSerializer(ModelSerializer):
     assigned_by = serializers.CharField(source="assigned_by.username", read_only=True, allow_null=True)
-    effective_from = serializers.DateField(required=False, help_text="Defaults to today.")
+    effective_from = serializers.DateTimeField(
+        required=False,
+        help_text="When it takes effect (inclusive); defaults to now. An earlier moment covers "
+        "measurements already taken. A date alone means its start in the plant's time zone.",
+    )
+    effective_to = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="When it stops applying (exclusive); null: open-ended. A date alone means its start "
+        "in the plant's time zone, so the day before is the last one covered.",
+    )
 
     class Meta:
         model = PlanAssignment
@@ -101,7 +111,7 @@ class PlanAssignmentSerializer(ModelSerializer):
 class PlanAssignmentUpdateSerializer(PlanAssignmentSerializer):
     """An assignment is only ever ended (or its end moved): the rest is fixed once made."""
 
-    effective_from = serializers.DateField(read_only=True)
+    effective_from = serializers.DateTimeField(read_only=True)
 
     class Meta(PlanAssignmentSerializer.Meta):
         read_only_fields = ["product", "plan"]

@@ -165,6 +165,14 @@ class TestPlanViewSet(viewsets.ModelViewSet):
         draft = services.test_plan_new_version(plan=self.get_object(), actor=_actor(request))
         return self._respond(draft, status.HTTP_201_CREATED)
 
+    @extend_schema(request=None, responses={201: serializers.TestPlanSerializer})
+    @action(detail=True, methods=["post"])
+    def reinstate(self, request: Request, pk: str | None = None) -> Response:
+        """Bring a retired plan's tests back as a new draft version (the next number of its code), to
+        be released and assigned. The retired version stays retired."""
+        draft = services.test_plan_reinstate(plan=self.get_object(), actor=_actor(request))
+        return self._respond(draft, status.HTTP_201_CREATED)
+
 
 class PlanAssignmentViewSet(
     mixins.ListModelMixin,
@@ -173,7 +181,8 @@ class PlanAssignmentViewSet(
     mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Test plans assigned to products. An assignment is ended (effective_to), never deleted."""
+    """Test plans assigned to products for a period [effective_from, effective_to): from a moment
+    (default now) until an exclusive end. An assignment is ended (effective_to), never deleted."""
 
     queryset = PlanAssignment.objects.select_related("assigned_by")
     serializer_class = serializers.PlanAssignmentSerializer

@@ -3,8 +3,23 @@ import datetime
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 from apps.config.choices import MAX_SUBGROUP_SIZE, PlanStatus
+
+
+class TestPlanQuerySet(models.QuerySet["TestPlan"]):
+    def in_effect(
+        self, *, at: datetime.datetime | None = None, product_id: int | None = None
+    ) -> "TestPlanQuerySet":
+        """Released plans assigned, in effect at `at` (default now), to the product (or to any active
+        product): what a picker offers, never a draft or a retired plan."""
+        assignments = PlanAssignment.objects.effective_at(at or timezone.now())
+        if product_id is None:
+            assignments = assignments.filter(product__active=True)
+        else:
+            assignments = assignments.filter(product_id=product_id)
+        return self.filter(status=PlanStatus.RELEASED, pk__in=assignments.values("plan_id"))
 
 
 class TestPlan(models.Model):
@@ -26,6 +41,8 @@ class TestPlan(models.Model):
     released_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+
+    objects = TestPlanQuerySet.as_manager()
 
     class Meta:
         ordering = ["code", "-version"]
@@ -73,20 +90,32 @@ class TestPlanEntry(models.Model):
 
 
 class PlanAssignmentQuerySet(models.QuerySet["PlanAssignment"]):
-    def effective_on(self, day: datetime.date) -> "PlanAssignmentQuerySet":
+    def effective_at(self, moment: datetime.datetime) -> "PlanAssignmentQuerySet":
+        """In effect at this moment: started at or before it, not yet ended (the end is exclusive)."""
         return self.filter(
-            Q(effective_from__lte=day), Q(effective_to__isnull=True) | Q(effective_to__gte=day)
+            Q(effective_from__lte=moment), Q(effective_to__isnull=True) | Q(effective_to__gt=moment)
         )
+
+    def effective_now(self) -> "PlanAssignmentQuerySet":
+        return self.effective_at(timezone.now())
 
 
 class PlanAssignment(models.Model):
-    """A test plan assigned to a product from one date, optionally until another (inclusive)."""
+    """A test plan assigned to a product from one moment, optionally until another.
+
+    The period is half-open, [effective_from, effective_to): an observation measured at
+    effective_to belongs to whatever takes effect then, so one assignment can end at the very
+    moment the next begins and no measurement falls between them or under both.
+    """
 
     product = models.ForeignKey("config.Product", on_delete=models.PROTECT, related_name="plan_assignments")
     plan = models.ForeignKey(TestPlan, on_delete=models.PROTECT, related_name="assignments")
-    effective_from = models.DateField()
-    effective_to = models.DateField(
-        null=True, blank=True, help_text="Last day it applies; empty: open-ended."
+    effective_from = models.DateTimeField(help_text="When it takes effect (inclusive).")
+    effective_to = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When it stops applying (exclusive: an observation made at this moment is no longer "
+        "under it); empty: open-ended.",
     )
     assigned_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -102,13 +131,20 @@ class PlanAssignment(models.Model):
                 fields=["product", "plan", "effective_from"], name="planassignment_unique_start"
             ),
             models.CheckConstraint(
-                condition=Q(effective_to__isnull=True) | Q(effective_to__gte=F("effective_from")),
+                condition=Q(effective_to__isnull=True) | Q(effective_to__gt=F("effective_from")),
                 name="planassignment_ends_after_start",
             ),
         ]
 
     def __str__(self) -> str:
-        until = f" to {self.effective_to}" if self.effective_to else ""
+        until = f" until {moment_label(self.effective_to)}" if self.effective_to else ""
         return (
-            f"{self.plan.code} v{self.plan.version} → {self.product.code} from {self.effective_from}{until}"
+            f"{self.plan.code} v{self.plan.version} → {self.product.code} "
+            f"from {moment_label(self.effective_from)}{until}"
         )
+
+
+def moment_label(moment: datetime.datetime) -> str:
+    """A period boundary as people read it: local time, to the minute (seconds when they matter)."""
+    local = timezone.localtime(moment)
+    return local.strftime("%Y-%m-%d %H:%M:%S" if local.second else "%Y-%m-%d %H:%M")

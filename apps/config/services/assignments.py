@@ -13,6 +13,7 @@ from django.utils import timezone
 from apps.audit.services import SYSTEM, Actor, audit_fields
 from apps.config.choices import ChartType, PlanStatus, TestKind
 from apps.config.models import Characteristic, PlanAssignment, Product, Test, TestPlan
+from apps.config.models.test_plans import moment_label
 from apps.config.services.audited import audited
 
 
@@ -40,8 +41,8 @@ def plan_assignment_validate(
     *,
     product: Product,
     plan: TestPlan,
-    effective_from: datetime.date,
-    effective_to: datetime.date | None,
+    effective_from: datetime.datetime,
+    effective_to: datetime.datetime | None,
 ) -> None:
     if plan.status != PlanStatus.RELEASED:
         raise ValidationError(
@@ -58,28 +59,30 @@ def _assignment_overlap_check(
     *,
     product: Product,
     plan: TestPlan,
-    effective_from: datetime.date,
-    effective_to: datetime.date | None,
+    effective_from: datetime.datetime,
+    effective_to: datetime.datetime | None,
     exclude: PlanAssignment | None = None,
 ) -> None:
-    """One version of a plan (by code) per product on any day, so what testers are asked is clear."""
-    if effective_to is not None and effective_to < effective_from:
-        raise ValidationError({"effective_to": "Must be on or after effective_from."})
+    """One version of a plan (by code) per product at any moment, so what testers are asked is clear.
+
+    Periods are half-open, [from, to): one may end at the very moment the next begins."""
+    if effective_to is not None and effective_to <= effective_from:
+        raise ValidationError({"effective_to": "Must be after effective_from (the end is exclusive)."})
     overlapping = PlanAssignment.objects.filter(product=product, plan__code=plan.code).filter(
-        Q(effective_to__isnull=True) | Q(effective_to__gte=effective_from)
+        Q(effective_to__isnull=True) | Q(effective_to__gt=effective_from)
     )
     if effective_to is not None:
-        overlapping = overlapping.filter(effective_from__lte=effective_to)
+        overlapping = overlapping.filter(effective_from__lt=effective_to)
     if exclude is not None:
         overlapping = overlapping.exclude(pk=exclude.pk)
     other = overlapping.select_related("plan").first()
     if other is not None:
-        until = f"until {other.effective_to}" if other.effective_to else "with no end"
+        until = f"until {moment_label(other.effective_to)}" if other.effective_to else "with no end"
         field = "effective_to" if exclude is not None else "plan"
         raise ValidationError(
             {
                 field: f"{other.plan.code} v{other.plan.version} is assigned to {product.code} from "
-                f"{other.effective_from} {until}, which overlaps; end that assignment first."
+                f"{moment_label(other.effective_from)} {until}, which overlaps; end that assignment first."
             }
         )
 
@@ -89,13 +92,14 @@ def plan_assign(
     *,
     product: Product,
     plan: TestPlan,
-    effective_from: datetime.date | None = None,
-    effective_to: datetime.date | None = None,
+    effective_from: datetime.datetime | None = None,
+    effective_to: datetime.datetime | None = None,
     user: User | None = None,
     actor: Actor | None = None,
 ) -> PlanAssignment:
-    """Assign a released plan to a product, creating the characteristics of its tests."""
-    effective_from = effective_from or timezone.localdate()
+    """Assign a released plan to a product from `effective_from` (default: now; an earlier moment
+    is allowed, to cover measurements already taken), creating the characteristics of its tests."""
+    effective_from = effective_from or timezone.now()
     # The product row lock serialises assignments to one product, so the overlap check holds.
     product = Product.objects.select_for_update().get(pk=product.pk)
     plan_assignment_validate(
@@ -116,7 +120,9 @@ def plan_assign(
 ASSIGNMENT_FIELDS = ("product", "plan", "effective_from", "effective_to")
 
 
-def plan_assignment_end_validate(*, assignment: PlanAssignment, effective_to: datetime.date | None) -> None:
+def plan_assignment_end_validate(
+    *, assignment: PlanAssignment, effective_to: datetime.datetime | None
+) -> None:
     _assignment_overlap_check(
         product=assignment.product, plan=assignment.plan, effective_from=assignment.effective_from,
         effective_to=effective_to, exclude=assignment,
@@ -125,9 +131,9 @@ def plan_assignment_end_validate(*, assignment: PlanAssignment, effective_to: da
 
 @transaction.atomic
 def plan_assignment_end(
-    *, assignment: PlanAssignment, effective_to: datetime.date | None, actor: Actor = SYSTEM
+    *, assignment: PlanAssignment, effective_to: datetime.datetime | None, actor: Actor = SYSTEM
 ) -> PlanAssignment:
-    """Set (or clear) the last day of an assignment; it may not come to overlap another."""
+    """Set (or clear) the end of an assignment (exclusive); it may not come to overlap another."""
     Product.objects.select_for_update().filter(pk=assignment.product_id).first()
     # Read back, as a form may hand over an instance it has already changed.
     assignment = PlanAssignment.objects.select_related("product", "plan").get(pk=assignment.pk)

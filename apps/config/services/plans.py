@@ -146,9 +146,8 @@ def test_plan_retire(*, plan: TestPlan, actor: Actor = SYSTEM) -> TestPlan:
     return plan
 
 
-@transaction.atomic
-def test_plan_new_version(*, plan: TestPlan, actor: Actor = SYSTEM) -> TestPlan:
-    """A draft copy of the plan under the same code, with the next version number."""
+def _plan_copy(*, plan: TestPlan, actor: Actor, reason: str = "") -> TestPlan:
+    """A draft with the plan's name, description and tests under the same code, next version."""
     # Lock the plan's versions, then read the highest in a new statement: under READ COMMITTED
     # only a new statement sees a version that a transaction we waited for has just added.
     list(TestPlan.objects.select_for_update().filter(code=plan.code).values_list("pk", flat=True))
@@ -162,5 +161,26 @@ def test_plan_new_version(*, plan: TestPlan, actor: Actor = SYSTEM) -> TestPlan:
             PlanEntryInput(test=e.test, replicates=e.replicates) for e in plan.entries.select_related("test")
         ],
     )
-    _plan_audited(draft, None, actor)
+    audit_change(actor=actor, instance=draft, before=None, after=plan_snapshot(draft), reason=reason)
     return draft
+
+
+@transaction.atomic
+def test_plan_new_version(*, plan: TestPlan, actor: Actor = SYSTEM) -> TestPlan:
+    """A draft copy of the plan under the same code, with the next version number."""
+    return _plan_copy(plan=plan, actor=actor)
+
+
+@transaction.atomic
+def test_plan_reinstate(*, plan: TestPlan, actor: Actor = SYSTEM) -> TestPlan:
+    """Bring a retired plan's content back as a new draft version (next number of its code), to be
+    released and assigned like any other. The retired version stays retired: what was measured
+    against it keeps pointing at it."""
+    plan = TestPlan.objects.get(pk=plan.pk)
+    if plan.status != PlanStatus.RETIRED:
+        raise ValidationError(
+            f"Only a retired plan is reinstated; {plan.code} v{plan.version} is {plan.status}. "
+            "Create a new version of it instead.",
+            code="plan_not_retired",
+        )
+    return _plan_copy(plan=plan, actor=actor, reason=f"Reinstated from retired {plan.code} v{plan.version}.")

@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -262,6 +262,8 @@ class Options:
     special_every: float | None = 20.0  # mean seconds between special causes per characteristic
     qos: int = 1
     lot: str | None = None
+    # Per characteristic, the lot its JSON messages name (--open-lots: the simulator's own lots).
+    lots: Mapping[int, str] = field(default_factory=dict)
     group: str = "OpenSPC"
 
 
@@ -400,8 +402,9 @@ class Simulator:
                 "ts": iso_ms(moment),
                 "id": ack_id,
             }
-            if self.options.lot is not None:
-                message["lot"] = self.options.lot
+            lot = self.options.lot or self.options.lots.get(model.characteristic_id)
+            if lot is not None:
+                message["lot"] = lot
             payload = json.dumps(message).encode()
         connection.publish(topic, payload, self.options.qos, (ack_id, model.characteristic_id))
         self.report.published[model.characteristic_id] += 1

@@ -110,7 +110,7 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         serializer_class=serializers.ItemsSelectPlansSerializer, permission_classes=HUMAN_CHANGE,
     )  # fmt: skip
     def select_plans(self, request: Request) -> Response:
-        """Set the test plans of items: released plans assigned to their product, in effect today."""
+        """Set the test plans of items: released plans assigned to their product, in effect now."""
         body = serializers.ItemsSelectPlansSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         items = selectors.items_get(ids=body.validated_data["items"])

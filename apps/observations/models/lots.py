@@ -3,6 +3,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
+from apps.config.choices import PlanStatus
 from apps.observations.choices import LotStatus, ObservationStatus
 
 
@@ -42,14 +43,23 @@ class ItemQuerySet(models.QuerySet["Item"]):
         return self.filter(tester=user.pk) if is_tester_only(user) else self
 
     def with_tests_due(self) -> "ItemQuerySet":
-        """Items one of whose plans has a test with no confirmed observation for the item yet."""
-        from apps.config.models import TestPlanEntry
+        """Items one of whose plans, in effect now for the item's product, has a test with no
+        confirmed observation for the item yet. A retired plan, or one whose assignment has ended
+        (or not begun), asks for nothing: its observations would only be rejected."""
+        from apps.config.models import PlanAssignment, TestPlanEntry
         from apps.observations.models import Observation
 
         confirmed = Observation.objects.filter(
             item=OuterRef(OuterRef("pk")), test=OuterRef("test"), status=ObservationStatus.CONFIRMED
         )
-        due = TestPlanEntry.objects.filter(plan__items=OuterRef("pk")).filter(~Exists(confirmed))
+        in_effect = PlanAssignment.objects.effective_now().filter(
+            plan=OuterRef("plan"), product=OuterRef(OuterRef("lot__product"))
+        )
+        due = (
+            TestPlanEntry.objects.filter(plan__items=OuterRef("pk"), plan__status=PlanStatus.RELEASED)
+            .filter(Exists(in_effect))
+            .filter(~Exists(confirmed))
+        )
         return self.filter(Exists(due))
 
 

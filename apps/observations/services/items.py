@@ -87,34 +87,34 @@ def _items_require_working(items: Sequence[Item]) -> None:
             )
 
 
-def _plan_check(*, plan: TestPlan, product_ids: set[int], day: datetime.date) -> None:
+def _plan_check(*, plan: TestPlan, product_ids: set[int], moment: datetime.datetime) -> None:
     label = f"{plan.code} v{plan.version}"
     if plan.status != PlanStatus.RELEASED:
         raise ValidationError({"plans": f"Test plan {label} is {plan.status}; only released plans apply."})
     effective = set(
-        PlanAssignment.objects.effective_on(day)
+        PlanAssignment.objects.effective_at(moment)
         .filter(plan=plan, product_id__in=product_ids)
         .values_list("product_id", flat=True)
     )
     missing = product_ids - effective
     if missing:
         codes = ", ".join(sorted(Product.objects.filter(pk__in=missing).values_list("code", flat=True)))
-        raise ValidationError({"plans": f"Test plan {label} is not assigned to {codes} on {day}."})
+        raise ValidationError({"plans": f"Test plan {label} is not in effect for {codes} now."})
 
 
 @transaction.atomic
 def items_select_plans(*, items: Sequence[Item], plans: Sequence[TestPlan]) -> list[Item]:
     """Set which test plans apply to the items (replacing earlier choices).
 
-    Only released plans assigned to each item's product and in effect today.
+    Only released plans assigned to each item's product and in effect now.
     """
     _items_require_working(items)
     if not plans:
         raise ValidationError({"plans": "Name at least one test plan."})
     product_ids = {item.lot.product_id for item in items}
-    today = timezone.localdate()
+    now = timezone.now()
     for plan in plans:
-        _plan_check(plan=plan, product_ids=product_ids, day=today)
+        _plan_check(plan=plan, product_ids=product_ids, moment=now)
     through = Item.plans.through
     item_ids = [item.pk for item in items]
     through.objects.filter(item_id__in=item_ids).delete()

@@ -11,7 +11,6 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.utils import timezone
 
 from apps.calculations.services import limits_set_historical
 from apps.config.models import Characteristic, ControlLimits, PlanAssignment, Product
@@ -21,7 +20,9 @@ from apps.observations.services.items import items_assign, lot_open
 # (product, test, process mean, process sigma of individual values): the simulator's streams
 # are centred on these, so its special causes show as violations at once.
 LIMITS = (("RING-74", "RING-DIA", 74.0, 0.010), ("SHAFT-20", "SHAFT-OD", 20.0, 0.004))
-LAB_PRODUCT, LAB_LOT, LAB_ITEMS = "RING-74", "LAB-1", 4
+# The lab lot's number names its product (lot numbers are unique per product only), and it has
+# items: the plant simulator feeds production lots of its own, never a lot with items.
+LAB_PRODUCT, LAB_LOT, LAB_ITEMS = "RING-74", "LAB-RING-74-1", 4
 
 
 class Command(BaseCommand):
@@ -46,7 +47,7 @@ class Command(BaseCommand):
                 return
             plans = [
                 assignment.plan
-                for assignment in PlanAssignment.objects.effective_on(timezone.localdate())
+                for assignment in PlanAssignment.objects.effective_now()
                 .filter(product=lab_product)
                 .select_related("plan")
             ]

@@ -26,6 +26,8 @@ DEMO_USERS = [
     ("quality", Role.QUALITY_SPECIALIST, True),
     ("operations", Role.OPERATIONS_LEAD, False),
     ("tester", Role.TESTER, False),
+    # A second person in the lab: results are verified by someone other than who entered them.
+    ("lab2", Role.TESTER, False),
     ("manager", Role.MANAGER, False),
 ]
 DEMO_DEVICE = "line1-gauge"

@@ -97,13 +97,15 @@ class Command(BaseCommand):
                 "Nothing to simulate: no active characteristic has data source tag or sparkplug."
             )
             return
+        lots: dict[int, str] = {}
         if options["open_lots"]:
             device = bridge_device(name=settings.MQTT_DEVICE)
-            opened = lots_open_where_missing(
+            simulator_lots = lots_open_where_missing(
                 characteristic_ids=[model.characteristic_id for model in models], user=device.user
             )
-            for lot in opened:
+            for lot in simulator_lots.opened:
                 self.stdout.write(f"opened lot {lot.number} of {lot.product.code} for the simulated values")
+            lots = simulator_lots.numbers
         run = Options(
             url=url,
             run_id=options["run_id"] or secrets.token_hex(4),
@@ -114,6 +116,7 @@ class Command(BaseCommand):
             special_every=None if options["no_special_causes"] else options["special_every"],
             qos=options["qos"],
             lot=options["lot"],
+            lots=lots,
             group=group,
         )
         sources = [model.source for model in models]
