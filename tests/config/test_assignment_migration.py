@@ -1,4 +1,4 @@
-"""Migration config.0006: day-based plan assignments become periods of time that cover exactly the
+"""Migration config.0007: day-based plan assignments become periods of time that cover exactly the
 days they covered, in the plant's time zone."""
 
 import datetime
@@ -10,8 +10,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 from apps.config.models import PlanAssignment
 
-BEFORE = [("config", "0005_device_bound_characteristics_products")]
-AFTER = [("config", "0006_plan_assignment_effective_timestamps")]
+BEFORE = [("config", "0006_verification_settings")]
+AFTER = [("config", "0007_plan_assignment_effective_timestamps")]
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

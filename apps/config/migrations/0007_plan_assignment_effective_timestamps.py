@@ -40,7 +40,7 @@ def moments_to_days(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("config", "0005_device_bound_characteristics_products"),
+        ("config", "0006_verification_settings"),
     ]
 
     operations = [
