@@ -118,7 +118,9 @@ class OosInvestigationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
         return selectors.investigation_queryset()
 
     def _answer(self, investigation: OosInvestigation) -> Response:
-        return Response(self.get_serializer(self.get_queryset().get(pk=investigation.pk)).data)
+        row = self.get_queryset().get(pk=investigation.pk)
+        context = self.get_serializer_context()
+        return Response(serializers.OosInvestigationSerializer(row, context=context).data)
 
     def get_permissions(self) -> Any:
         if self.action in {"start", "notes", "close"}:
