@@ -9,7 +9,7 @@ from apps.records.models import InvestigationNote, LotDisposition, OosInvestigat
 from apps.signatures.api.serializers import ManifestSerializer, SignatureInputSerializer
 
 
-class ColumnSerializer(serializers.Serializer):
+class ReviewColumnSerializer(serializers.Serializer):
     test = serializers.IntegerField()
     code = serializers.CharField()
     name = serializers.CharField()
@@ -19,7 +19,7 @@ class ColumnSerializer(serializers.Serializer):
     usl = serializers.FloatField(allow_null=True)
 
 
-class ResultSerializer(serializers.Serializer):
+class ReviewResultSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     values = serializers.ListField(child=serializers.JSONField())
     status = serializers.CharField()
@@ -33,21 +33,25 @@ class ResultSerializer(serializers.Serializer):
     retest_of = serializers.IntegerField(allow_null=True)
 
 
-class CellSerializer(serializers.Serializer):
+class ReviewCellSerializer(serializers.Serializer):
     test = serializers.IntegerField()
     verdict = serializers.ChoiceField(choices=Verdict.choices)
-    current = ResultSerializer(allow_null=True, help_text="The result that counts (the last confirmed one).")
-    results = ResultSerializer(many=True, help_text="Every result of the test on the item, oldest first.")
+    current = ReviewResultSerializer(
+        allow_null=True, help_text="The result that counts (the last confirmed one)."
+    )
+    results = ReviewResultSerializer(
+        many=True, help_text="Every result of the test on the item, oldest first."
+    )
 
 
-class RowSerializer(serializers.Serializer):
+class ReviewRowSerializer(serializers.Serializer):
     item = serializers.IntegerField()
     serial = serializers.CharField()
     tester = serializers.CharField(allow_null=True)
-    cells = CellSerializer(many=True, allow_null=True, help_text="In column order; null: not required.")
+    cells = ReviewCellSerializer(many=True, allow_null=True, help_text="In column order; null: not required.")
 
 
-class LotLevelSerializer(serializers.Serializer):
+class ReviewLotLevelSerializer(serializers.Serializer):
     test = serializers.IntegerField()
     code = serializers.CharField()
     confirmed = serializers.IntegerField()
@@ -55,7 +59,7 @@ class LotLevelSerializer(serializers.Serializer):
     rejected = serializers.IntegerField()
 
 
-class ReasonSerializer(serializers.Serializer):
+class BlockingReasonSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
 
@@ -79,9 +83,11 @@ class LotReviewSerializer(serializers.Serializer):
     number = serializers.CharField()
     product = serializers.CharField()
     status = serializers.CharField()
-    columns = ColumnSerializer(many=True)
-    rows = RowSerializer(many=True)
-    lot_level = LotLevelSerializer(many=True, help_text="Device data that names only the lot, per test.")
+    columns = ReviewColumnSerializer(many=True)
+    rows = ReviewRowSerializer(many=True)
+    lot_level = ReviewLotLevelSerializer(
+        many=True, help_text="Device data that names only the lot, per test."
+    )
     tests_required = serializers.IntegerField(help_text="(item, test) pairs the items' plans ask for.")
     tests_done = serializers.IntegerField()
     results_to_verify = serializers.IntegerField(help_text="Done tests whose result needs verification.")
@@ -92,7 +98,9 @@ class LotReviewSerializer(serializers.Serializer):
     investigations_open = serializers.IntegerField()
     investigations = InvestigationSummarySerializer(many=True)
     releasable = serializers.BooleanField()
-    reasons = ReasonSerializer(many=True, help_text="Every reason the lot cannot be released, in words.")
+    reasons = BlockingReasonSerializer(
+        many=True, help_text="Every reason the lot cannot be released, in words."
+    )
     signatures = ManifestSerializer(many=True)
 
 
@@ -138,10 +146,10 @@ class ReleaseRequestSerializer(serializers.Serializer):
     requested_by = serializers.IntegerField(source="requested_by_id")
     requested_at = serializers.DateTimeField()
     note = serializers.CharField()
-    reasons = ReasonSerializer(many=True, help_text="What still blocks the release as requested.")
+    reasons = BlockingReasonSerializer(many=True, help_text="What still blocks the release as requested.")
 
 
-class NoteSerializer(serializers.ModelSerializer[InvestigationNote]):
+class InvestigationNoteSerializer(serializers.ModelSerializer[InvestigationNote]):
     written_by_name = serializers.SerializerMethodField()
 
     class Meta:
@@ -156,7 +164,7 @@ class OosInvestigationSerializer(serializers.ModelSerializer[OosInvestigation]):
     lot_number = serializers.CharField(source="lot.number", read_only=True)
     test_code = serializers.CharField(source="test.code", read_only=True)
     item = serializers.IntegerField(source="observation.item_id", read_only=True, allow_null=True)
-    notes = NoteSerializer(many=True, read_only=True)
+    notes = InvestigationNoteSerializer(many=True, read_only=True)
 
     class Meta:
         model = OosInvestigation
