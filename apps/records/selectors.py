@@ -68,6 +68,10 @@ class Cell:
     current: Result | None
     results: list[Result]
 
+    @property
+    def verdict_label(self) -> str:
+        return Verdict(self.verdict).label
+
 
 @dataclass(frozen=True)
 class Row:
