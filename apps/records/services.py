@@ -32,7 +32,9 @@ from apps.signatures.services import Signer, signature_record
 from openspc.api import DomainConflict
 from openspc.events import EventType, event, events_send_on_commit
 
-APPROVERS_GROUP = "lot_approvers"  # the channel-layer group of the users who approve dispositions
+# The channel-layer group a release request goes to; what matters is the fan-out, which notifies
+# every approver directly (apps.subscriptions DIRECT_EVENTS).
+APPROVERS_GROUP = "lot_approvers"
 
 
 class ReleaseBlocked(DomainConflict):
@@ -140,7 +142,7 @@ def lot_release_request(*, lot: Lot, user: User, note: str = "") -> LotReleaseRe
     events_send_on_commit(
         [
             event(
-                EventType.LOT_RELEASE_REQUESTED, (f"lot.{lot.pk}", APPROVERS_GROUP), request=request.pk,
+                EventType.LOT_RELEASE_REQUESTED, (APPROVERS_GROUP,), request=request.pk,
                 lot=lot.pk, number=lot.number, product=lot.product_id, product_code=lot.product.code,
                 by=user.pk, by_name=person(user), note=request.note, blocking=[r.message for r in reasons],
             )
