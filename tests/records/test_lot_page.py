@@ -10,8 +10,8 @@ from django.urls import reverse
 
 from apps.observations.models import Observation
 from apps.records.models import OosInvestigation
-from tests.records.conftest import Review, signature
 from tests.support.pages import signed_in
+from tests.support.records import Review, signature
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from apps.subscriptions.models import Notification
 from openspc.roles import Role
 from tests.config.helpers import error_of
 from tests.factories import ItemFactory, SampleFactory, UserFactory, ViolationFactory
-from tests.records.conftest import Review, signature
+from tests.support.records import Review, signature
 
 pytestmark = pytest.mark.django_db
 

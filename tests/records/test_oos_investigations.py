@@ -15,7 +15,7 @@ from apps.records import tasks
 from apps.records.models import OosInvestigation
 from tests.config.helpers import error_of
 from tests.factories import ItemFactory
-from tests.records.conftest import Review
+from tests.support.records import Review
 
 pytestmark = pytest.mark.django_db
 OPEN = "records.oos_open"
