@@ -12,7 +12,7 @@ from apps.audit.choices import AuditAction
 from apps.audit.services import audit_record
 from apps.config.models import Characteristic
 from apps.config.spec import any_outside_spec
-from apps.observations.choices import LOT_TRANSITIONS, ObservationSource, ObservationStatus
+from apps.observations.choices import LOT_TRANSITIONS, LotStatus, ObservationSource, ObservationStatus
 from apps.observations.models import Lot, Observation
 from apps.observations.services import lot_status_set
 from apps.records.choices import (
@@ -127,8 +127,6 @@ def lot_release_request(*, lot: Lot, user: User, note: str = "") -> LotReleaseRe
     if not user.has_perm("observations.change_lot"):
         raise PermissionDenied("Only operations leads request the release of a lot.")
     lot = Lot.objects.select_for_update(of=("self",)).select_related("product").get(pk=lot.pk)
-    from apps.observations.choices import LotStatus
-
     if LotStatus.RELEASED not in LOT_TRANSITIONS[lot.status]:
         raise DomainConflict(
             f"Lot {lot.number} is {lot.get_status_display().lower()}; there is no release to ask for."
