@@ -303,7 +303,7 @@ def _reasons(review: LotReview, status_label: str) -> list[Reason]:
 def lot_review(*, lot: Lot) -> LotReview:
     """The lot's review: the matrix, the counts, the investigations, the violations waiting for
     acknowledgement, the signatures of its dispositions and every reason it cannot be released.
-    Nine queries however many items and results (the lot comes with its product), three more
+    Nine queries however many items and results (the lot comes with its product), two more
     once the lot has signed dispositions."""
     entries = TestPlanEntry.objects.select_related("test").order_by("position")
     items = list(
@@ -473,7 +473,7 @@ def disposition_content(disposition: LotDisposition) -> dict[str, Any]:
 
 def _disposition_signatures(lot: Lot, by_pair: dict[tuple[int, int], list[Observation]]) -> list[Manifest]:
     """The manifests of every signed disposition of the lot, oldest first, each checked against the
-    lot as it is now. Three queries."""
+    lot as it is now. One query for a lot without dispositions, three with them."""
     dispositions = {d.pk: d for d in LotDisposition.objects.filter(lot=lot)}
     if not dispositions:
         return []

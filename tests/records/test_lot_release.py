@@ -116,6 +116,17 @@ class ReviewTests:
         with django_assert_num_queries(9):
             selectors.lot_review(lot=lot)
 
+    def test_with_signatures_two_queries_more(
+        self, api, review, quality_specialist, django_assert_num_queries
+    ):
+        review.complete()
+        assert release(api(quality_specialist), review, quality_specialist).status_code == 201
+        lot = Lot.objects.select_related("product").get(pk=review.lot.pk)
+        selectors.lot_review(lot=lot)  # the content type is cached from here on, as in a running server
+        with django_assert_num_queries(11):
+            (shown,) = selectors.lot_review(lot=lot).signatures
+        assert shown.state == "valid"
+
     def test_testers_do_not_read_the_review(self, api, review, tester):
         error_of(api(tester).get(url(review.lot, "review")), 403)
 
