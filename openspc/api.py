@@ -95,10 +95,16 @@ class Conflict(exceptions.APIException):
 class DomainConflict(Exception):
     """A service's refusal because of the state of things (already acknowledged, frozen, ended):
     the API answers 409 `conflict` with `api_message()`, in one place (exception_handler), so views
-    call the service without catching it."""
+    call the service without catching it. A subclass may name its own `code` and add members to
+    the error object (`api_extra`, e.g. the reasons a release is blocked)."""
+
+    code = "conflict"
 
     def api_message(self) -> str:
         return str(self)
+
+    def api_extra(self) -> dict[str, Any]:
+        return {}
 
 
 def _first_message(detail: Any) -> str | None:
@@ -160,6 +166,7 @@ def _error_body(exc: exceptions.APIException) -> dict[str, Any]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     lost: Exception | None = None  # the database connection error, when that is what happened
+    conflict: DomainConflict | None = None
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, RequestDataTooBig):
@@ -176,7 +183,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         names = sorted({str(obj._meta.verbose_name) for obj in exc.protected_objects})
         exc = Conflict(f"It is still used by: {', '.join(names)}. Deactivate or retire it instead.")
     elif isinstance(exc, DomainConflict):
-        exc = Conflict(exc.api_message())
+        conflict, exc = exc, Conflict(exc.api_message())
     elif isinstance(exc, IntegrityError):
         exc = Conflict("The change conflicts with existing data (a duplicate or a missing reference).")
     elif isinstance(exc, CONNECTION_ERRORS):
@@ -188,6 +195,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
     response.data = _error_body(exc)
+    if conflict is not None:
+        response.data["error"] = {**response.data["error"], "code": conflict.code, **conflict.api_extra()}
     if lost is not None:
         database_unavailable_answered(request=context["request"]._request, response=response, error=lost)
     return response

@@ -16,6 +16,10 @@ TAGS: dict[str, dict[str, str]] = {
         "description": "Samples, violations and their acknowledgement, control limits, statistics, charts.",
     },
     "audit": {"name": "Audit trail", "description": "Who changed what, when and why (read only)."},
+    "records": {
+        "name": "Lot records",
+        "description": "Lot review, signed disposition under the release policy, out-of-spec investigations.",
+    },
     "subscriptions": {"name": "Subscriptions", "description": "Subscriptions and the notification inbox."},
     "mqtt_bridge": {"name": "MQTT bridge", "description": "Tag mapping, edge nodes and dead letters."},
     "qa_runs": {"name": "QA package runs", "description": "API test suites run against an OpenAPI target."},

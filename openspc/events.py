@@ -49,6 +49,7 @@ class EventType(StrEnum):
     DATA_HEALTH_ALARM = "data_health.alarm"
     CREDENTIALS_REVOKED = "credentials.revoked"  # openspc.revocation: the consumer closes with 4401
     SIGNING_LOCKED = "signing.locked"  # apps.signatures: a user's signing locked after wrong passwords
+    LOT_RELEASE_REQUESTED = "lot.release_requested"  # apps.records: an operations lead asks approvers
 
 
 # The events subscriptions hear about (apps.subscriptions.services.EVENT_KINDS gives each its kind).
@@ -59,6 +60,9 @@ NOTIFYING = frozenset(
         EventType.STATISTICS_UPDATED,
         EventType.LIMITS_CHANGED,
         EventType.LOT_DISPOSITION,
+        # Told to people by role, not by subscription (apps.subscriptions: DIRECT_EVENTS).
+        EventType.LOT_RELEASE_REQUESTED,
+        EventType.SIGNING_LOCKED,
     }
 )
 

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "apps.observations",
     "apps.calculations",
     "apps.subscriptions",
+    "apps.records",
     "apps.mqtt_bridge",
     "apps.qa_runs",
     "apps.web",
@@ -181,6 +182,8 @@ CELERY_TASK_ROUTES = {
     # The fan-out of calculation events into notifications; the default queue every worker reads.
     queues.SUBSCRIPTIONS_FANOUT: {"queue": queues.DEFAULT_QUEUE},
     queues.SUBSCRIPTIONS_EMAIL_DIGEST: {"queue": queues.DEFAULT_QUEUE},
+    # Out-of-spec investigations opened for confirmed manual results (rare: never device data).
+    queues.RECORDS_OOS_OPEN: {"queue": queues.DEFAULT_QUEUE},
 }
 # The worker rejects an observation measured (observed_at) more than this after it was received: a
 # device clock set wrong, or a time in the year 9999, would sort after every real point for good.

@@ -15,6 +15,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.observations.api.urls")),
     path("", include("apps.calculations.api.urls")),
     path("", include("apps.subscriptions.api.urls")),
+    path("", include("apps.records.api.urls")),
     path("", include("apps.audit.api.urls")),
     path("", include("apps.mqtt_bridge.api.urls")),
     path("", include("apps.qa_runs.api.urls")),

@@ -9,6 +9,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from apps.observations import services
+from apps.observations.choices import LOT_DISPOSITIONS
 from apps.observations.models import Item, Lot, Observation, Sample
 from openspc.admin import ReadOnlyAdmin
 from openspc.api import acting_user
@@ -43,6 +44,10 @@ class LotAdminForm(forms.ModelForm):
             if self.instance.pk is None and data.get("product") and data.get("number"):
                 data["number"] = services.lot_validate(product=data["product"], number=data["number"])
             elif self.instance.pk is not None and "status" in self.changed_data:
+                if data.get("status") in LOT_DISPOSITIONS:
+                    raise ValidationError(
+                        {"status": "Release, rejection and quarantine are signed dispositions."}
+                    )
                 original = Lot.objects.get(pk=self.instance.pk)
                 services.lot_status_validate(lot=original, status=data.get("status", ""))
         except ValidationError as exc:

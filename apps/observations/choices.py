@@ -8,15 +8,20 @@ class LotStatus(models.TextChoices):
     IN_TESTING = "in_testing", "In testing"
     RELEASED = "released", "Released"
     REJECTED = "rejected", "Rejected"
+    QUARANTINED = "quarantined", "Quarantined"
 
 
-# Where a lot may go from each status. Released and rejected are dispositions: final.
+# Where a lot may go from each status. Released and rejected are dispositions: final. Quarantine
+# holds a lot (no new results) until it is released, rejected, or taken back into testing for retests.
 LOT_TRANSITIONS: dict[str, frozenset[str]] = {
-    LotStatus.OPEN: frozenset({LotStatus.IN_TESTING, LotStatus.REJECTED}),
-    LotStatus.IN_TESTING: frozenset({LotStatus.RELEASED, LotStatus.REJECTED}),
+    LotStatus.OPEN: frozenset({LotStatus.IN_TESTING, LotStatus.REJECTED, LotStatus.QUARANTINED}),
+    LotStatus.IN_TESTING: frozenset({LotStatus.RELEASED, LotStatus.REJECTED, LotStatus.QUARANTINED}),
+    LotStatus.QUARANTINED: frozenset({LotStatus.IN_TESTING, LotStatus.RELEASED, LotStatus.REJECTED}),
     LotStatus.RELEASED: frozenset(),
     LotStatus.REJECTED: frozenset(),
 }
+# The statuses only a lot disposition (apps.records, signed) sets; POST /lots/{id}/status/ refuses them.
+LOT_DISPOSITIONS = frozenset({LotStatus.RELEASED, LotStatus.REJECTED, LotStatus.QUARANTINED})
 # Lots that take items, plan selection, assignment and observations.
 LOT_WORKING = frozenset({LotStatus.OPEN, LotStatus.IN_TESTING})
 

@@ -57,3 +57,16 @@ def calculations_queue_on_commit(characteristic_ids: Sequence[int]) -> None:
         ids = list(characteristic_ids)
         # robust: a broker outage must not undo committed work; the calculation sweep catches up.
         transaction.on_commit(lambda: calculations_queue(characteristic_ids=ids), robust=True)
+
+
+def oos_investigations_queue_on_commit(observation_ids: Sequence[int]) -> None:
+    """Ask apps.records (above this app) to open an out-of-spec investigation for each of these
+    confirmed manual results, after commit. By task name, like the calculations."""
+    if observation_ids:
+        ids = list(observation_ids)
+        # robust: a broker outage must not undo the confirmation; the lot review still shows the
+        # result out of spec, and its release stays blocked by it.
+        transaction.on_commit(
+            lambda: current_app.send_task(queues.RECORDS_OOS_OPEN, kwargs={"observation_ids": ids}),
+            robust=True,
+        )

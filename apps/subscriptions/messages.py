@@ -142,3 +142,33 @@ def message_for(data: dict[str, Any], *, characteristic: Characteristic | None, 
     if name == EventType.LOT_DISPOSITION:
         return _disposition(data, lot)
     raise ValueError(f"no notification for {name}")
+
+
+# --- Told to people by role, without a subscription (services.DIRECT_EVENTS) ------------------------
+
+
+def release_requested(data: dict[str, Any]) -> Message:
+    product = f" of {data['product_code']}" if data.get("product_code") else ""
+    blocking = data.get("blocking") or []
+    still = f" Still blocking: {' '.join(blocking)}" if blocking else " Nothing blocks its release."
+    note = f" Note: {data['note']}" if data.get("note") else ""
+    return Message(
+        event=data["type"],
+        title=f"Release of lot {data.get('number')}{product} requested",
+        text=f"{data.get('by_name') or 'An operations lead'} asks for the release of lot "
+        f"{data.get('number')}.{note}{still}",
+        link=f"/lots/{data.get('lot')}/",
+        dedup_key=f"lot.release_requested:{data.get('request')}",
+    )
+
+
+def signing_locked(data: dict[str, Any]) -> Message:
+    who = data.get("full_name") or data.get("username") or "A user"
+    return Message(
+        event=data["type"],
+        title=f"Signing locked for {who}",
+        text=f"{who} gave {data.get('failures')} wrong signatures; their signing is locked until "
+        f"{data.get('until')}. Check whether someone else tried to sign as them.",
+        link="/audit/",
+        dedup_key=f"signing.locked:{data.get('user')}:{data.get('until')}",
+    )

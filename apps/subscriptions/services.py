@@ -15,7 +15,7 @@ ignored (the event timestamp decides), so a redelivered task changes nothing.
 """
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.config.models import Characteristic
@@ -35,6 +36,7 @@ from apps.subscriptions.models import Notification, Subscription
 from apps.subscriptions.selectors import SCOPE_MODELS, subscription_target_readable, subscriptions_concerned
 from openspc.api import Conflict
 from openspc.events import EventType, event, events_send_on_commit
+from openspc.roles import Role
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,13 @@ SCOPE_KINDS: dict[str, frozenset[str]] = {
     SubscriptionScope.LOT: frozenset({"results", "violations", "disposition"}),
     SubscriptionScope.CHARACTERISTIC: frozenset({"results", "violations", "limits"}),
 }
+# Events told to people by role, with no subscription: a release request to whoever approves lot
+# dispositions, a locked signing to the quality specialists (who look after the signatures).
+DIRECT_EVENTS: dict[str, Callable[[dict[str, Any]], messages.Message]] = {
+    EventType.LOT_RELEASE_REQUESTED: messages.release_requested,
+    EventType.SIGNING_LOCKED: messages.signing_locked,
+}
+APPROVE_LOT_DISPOSITION = ("records", "approve_lotdisposition")
 TARGET_FIELDS = ("product", "test", "lot", "characteristic")
 UPDATABLE = ("events", "email", "active")
 
@@ -363,16 +372,69 @@ def _fields(row: Notification) -> dict[str, Any]:
     return {name: getattr(row, name) for name in names}
 
 
+def direct_recipients(name: str) -> QuerySet[User]:
+    """Who hears of a direct event: the approvers of lot dispositions (by group or by their own
+    permission), or the quality specialists. Active users only."""
+    if name == EventType.LOT_RELEASE_REQUESTED:
+        app_label, codename = APPROVE_LOT_DISPOSITION
+        holds = Q(
+            groups__permissions__content_type__app_label=app_label, groups__permissions__codename=codename
+        ) | Q(user_permissions__content_type__app_label=app_label, user_permissions__codename=codename)
+        return User.objects.filter(holds, is_active=True).distinct()
+    return User.objects.filter(groups__name=str(Role.QUALITY_SPECIALIST), is_active=True).distinct()
+
+
+def _direct_notifications(events: Sequence[dict[str, Any]]) -> list[Notification]:
+    """One notification per recipient and event, once (the dedup key), with no subscription."""
+    rows: list[Notification] = []
+    for data in events:
+        message = DIRECT_EVENTS[data["type"]](data)
+        stored = {key: value for key, value in data.items() if key != "type"}
+        users = list(direct_recipients(data["type"]).values_list("pk", flat=True))
+        existing = set(
+            Notification.objects.filter(user__in=users, dedup_key=message.dedup_key).values_list(
+                "user_id", flat=True
+            )
+        )
+        rows += [
+            Notification(
+                user_id=user,
+                event=message.event,
+                title=message.title[:200],
+                message=message.text,
+                link=message.link,
+                data=stored,
+                dedup_key=message.dedup_key,
+            )
+            for user in users
+            if user not in existing
+        ]
+    if not rows:
+        return []
+    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    keys = {row.dedup_key for row in rows}
+    wanted = {(row.user_id, row.dedup_key) for row in rows}
+    stored_rows = Notification.objects.filter(user__in={row.user_id for row in rows}, dedup_key__in=keys)
+    return [row for row in stored_rows.order_by("id") if (row.user_id, row.dedup_key) in wanted]
+
+
 def notifications_fanout(*, events: Sequence[dict[str, Any]]) -> list[Notification]:
-    """Turn calculation events into the subscribers' notifications and push them after commit.
-    Returns the notifications created or updated (none for a redelivered batch)."""
+    """Turn calculation events into the subscribers' notifications, and direct events into their
+    recipients' (DIRECT_EVENTS), and push them after commit. Returns the notifications created or
+    updated (none for a redelivered batch)."""
+    direct = [e for e in events if isinstance(e, dict) and e.get("type") in DIRECT_EVENTS]
+    told: list[Notification] = []
+    if direct:
+        with transaction.atomic():
+            told = _direct_notifications(direct)
+            notifications_push_on_commit(told)
     relevant = [e for e in events if isinstance(e, dict) and e.get("type") in EVENT_KINDS]
     if not relevant:
-        return []
+        return told
     relevant = [e for e in relevant if not e["type"].startswith("violation.") or e.get("id")]
     drafts = _drafts(relevant)
     if not drafts:
-        return []
+        return told
     with transaction.atomic():
         stored = _store_discrete([d for d in drafts if d.message.dedup_key])
         for draft in drafts:
@@ -381,7 +443,7 @@ def notifications_fanout(*, events: Sequence[dict[str, Any]]) -> list[Notificati
                 if row is not None:
                     stored.append(row)
         notifications_push_on_commit(stored)
-    return stored
+    return told + stored
 
 
 # --- The e-mail digest ---------------------------------------------------------------------------

@@ -17,10 +17,12 @@ from django.views.generic import DetailView, FormView, ListView, TemplateView
 from apps.audit.choices import AuditAction
 from apps.config.models import Characteristic
 from apps.observations import services as observation_services
-from apps.observations.choices import LOT_TRANSITIONS, LOT_WORKING, LotStatus
+from apps.observations.choices import LOT_DISPOSITIONS, LOT_TRANSITIONS, LOT_WORKING, LotStatus
 from apps.observations.models import Lot
 from apps.observations.selectors import lot_progress, tester_queryset
 from apps.qa_runs import selectors as qa_selectors
+from apps.records.choices import APPROVE_PERMISSION, DECISION_MEANING, VERIFY_PERMISSION, Decision
+from apps.records.selectors import lot_review
 from apps.subscriptions.choices import SubscriptionEvent
 from apps.subscriptions.selectors import inbox_readable
 from apps.web import selectors
@@ -158,7 +160,9 @@ class LotCreateView(PermissionPageMixin, FormView):
 
 
 class LotDetailView(PermissionPageMixin, DetailView):
-    """One lot: progress, statistics per test, items with plans and testers; assignment and status."""
+    """One lot: progress, statistics per test, the review (results by item and test with their
+    verdicts, what blocks the release, investigations, signatures), items with plans and testers;
+    assignment, verification, the signed disposition and the request to release."""
 
     template_name = "web/lot.html"
     permissions = ("observations.view_lot",)
@@ -177,23 +181,33 @@ class LotDetailView(PermissionPageMixin, DetailView):
         context["items"] = selectors.lot_items(lot=lot, user=user)
         context["can_assign"] = working and user.has_perm("observations.change_item")
         context["testers"] = tester_queryset() if context["can_assign"] else []
+        changes_lots = user.has_perm("observations.change_lot")
         context["transitions"] = (
             [
                 (status, LOT_ACTIONS[status])
                 for status in LotStatus.values
-                if status in LOT_TRANSITIONS[lot.status]
+                if status in LOT_TRANSITIONS[lot.status] and status not in LOT_DISPOSITIONS
             ]
-            if user.has_perm("observations.change_lot")
+            if changes_lots
             else []
+        )
+        context["review"] = lot_review(lot=lot)
+        context["can_verify"] = user.has_perm(VERIFY_PERMISSION)
+        approves = user.has_perm(APPROVE_PERMISSION)
+        context["decisions"] = [
+            (value, label, DECISION_MEANING[value])
+            for value, label in Decision.choices
+            if approves or (value == Decision.QUARANTINE and changes_lots)
+        ]
+        context["can_request_release"] = (
+            changes_lots and not approves and LotStatus.RELEASED in (LOT_TRANSITIONS[lot.status])
         )
         return context
 
 
-# What the lot page's buttons say for each status a lot can move to.
+# What the lot page's buttons say for each status a lot can move to without a disposition.
 LOT_ACTIONS: dict[str, str] = {
     LotStatus.IN_TESTING: "Start testing",
-    LotStatus.RELEASED: "Release the lot",
-    LotStatus.REJECTED: "Reject the lot",
 }
 
 

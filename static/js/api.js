@@ -6,15 +6,17 @@
 //
 // A failed call throws ApiError: `message` is the API's own message (openspc/api.py's
 // {"error": {"code", "message", "fields"}}), or a plain sentence when the server could not be
-// reached or did not answer in that format; `status` (0 when unreachable), `code` and `fields`.
+// reached or did not answer in that format; `status` (0 when unreachable), `code` and `fields`;
+// `data` is the whole error object (some errors add members, e.g. a blocked release's `reasons`).
 
 export class ApiError extends Error {
-  constructor(message, { status = 0, code = "error", fields = {} } = {}) {
+  constructor(message, { status = 0, code = "error", fields = {}, data = null } = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
     this.fields = fields;
+    this.data = data;
   }
 }
 
@@ -61,7 +63,7 @@ async function request(method, path, body, { timeoutMs } = {}) {
     const error = data?.error;
     throw new ApiError(
       error?.message || `The server answered ${response.status} ${response.statusText}.`.trim(),
-      { status: response.status, code: error?.code, fields: error?.fields },
+      { status: response.status, code: error?.code, fields: error?.fields, data: error ?? null },
     );
   }
   return data;

@@ -1,9 +1,12 @@
 // One lot's page (templates/web/lot.html): the server renders it; this assigns the selected items
-// (POST /api/v1/items/assign/), moves the lot on (POST /api/v1/lots/{id}/status/) and keeps the
-// progress and statistics current by asking the API every 15 s while the page is visible.
+// (POST /api/v1/items/assign/), starts testing (POST /api/v1/lots/{id}/status/), verifies the
+// selected results (POST /api/v1/observations/verify/), takes the signed disposition (POST
+// /api/v1/lots/{id}/disposition/) or requests the release, and keeps the progress and statistics
+// current by asking the API every 15 s while the page is visible.
 
 import { apiGet, apiGetAll, apiPost } from "./api.js";
 import { formatNumber, plantTime } from "./format.js";
+import { dispositionBody, manifestLines, refusal, selectionText, verifyBody } from "./lot.logic.js";
 
 const REFRESH_MS = 15_000;
 
@@ -169,8 +172,6 @@ if (actions) {
   const number = root.dataset.lotNumber;
   const QUESTIONS = {
     in_testing: `Start testing lot ${number}?`,
-    released: `Release lot ${number}? This is final: its items and values cannot change afterwards.`,
-    rejected: `Reject lot ${number}? This is final: its items and values cannot change afterwards.`,
   };
   let chosen = null;
 
@@ -196,6 +197,165 @@ if (actions) {
       showError(`The status did not change: ${detail || error.message}`);
       confirmBox.hidden = true;
       event.target.disabled = false;
+    }
+  });
+}
+
+// --- Review: verifying results, the signed disposition, the release request ----------------------
+
+function showList(list, lines) {
+  list.replaceChildren(
+    ...lines.map((line) => {
+      const li = document.createElement("li");
+      li.textContent = line;
+      return li;
+    }),
+  );
+}
+
+function wireCancel(dialog) {
+  dialog.querySelector("[data-dialog-cancel]").addEventListener("click", () => dialog.close());
+}
+
+const verifyForm = root.querySelector("[data-verify-form]");
+const verifyDialog = document.querySelector("[data-verify-dialog]");
+if (verifyForm && verifyDialog) {
+  const checks = () => [...root.querySelectorAll("[data-verify-check]")];
+  const chosen = () => checks().filter((box) => box.checked).map((box) => box.value);
+  const count = verifyForm.querySelector("[data-verify-count]");
+  const errorText = verifyDialog.querySelector("[data-verify-error]");
+  const showVerifyError = (message) => {
+    errorText.textContent = message;
+    errorText.hidden = !message;
+  };
+  root.querySelector("[data-review-matrix]").addEventListener("change", (event) => {
+    if (event.target.matches("[data-verify-check]")) count.textContent = selectionText(chosen().length);
+  });
+  wireCancel(verifyDialog);
+  verifyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const n = chosen().length;
+    if (n === 0) {
+      showError("Select the results to verify first (the boxes in the matrix).");
+      return;
+    }
+    showError("");
+    showVerifyError("");
+    verifyDialog.querySelector("[data-verify-what]").textContent = `You verify ${selectionText(n).replace(" selected", "")}.`;
+    verifyDialog.showModal();
+    verifyDialog.querySelector("[data-sign-password]").focus();
+  });
+  verifyDialog.querySelector("[data-verify-sign]").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const { body, error } = verifyBody({
+      ids: chosen(),
+      password: form.querySelector("[data-sign-password]").value,
+      username: form.querySelector("[data-sign-username]").value,
+    });
+    if (error) {
+      showVerifyError(error);
+      return;
+    }
+    try {
+      await apiPost("/api/v1/observations/verify/", body);
+      window.location.reload(); // the verdicts, counts and blocking reasons follow
+    } catch (failure) {
+      const { message, reasons } = refusal(failure);
+      showVerifyError(`Nothing was verified: ${[message, ...reasons].join(" ")}`);
+      form.querySelector("[data-sign-password]").value = "";
+    }
+  });
+}
+
+const dispositionDialog = document.querySelector("[data-disposition-dialog]");
+const openDisposition = root.querySelector("[data-disposition-open]");
+if (dispositionDialog && openDisposition) {
+  const form = dispositionDialog.querySelector("[data-disposition-form]");
+  const decision = form.querySelector("[data-decision]");
+  const meaning = form.querySelector("[data-meaning]");
+  const underDeviation = form.querySelector("[data-under-deviation]");
+  const deviationField = form.querySelector("[data-deviation-field]");
+  const errorBoxDialog = form.querySelector("[data-disposition-error]");
+  const done = form.querySelector("[data-disposition-done]");
+  const submit = form.querySelector("[data-disposition-submit]");
+  let signed = false;
+
+  const followDecision = () => {
+    meaning.value = decision.selectedOptions[0]?.dataset.meaning ?? meaning.value;
+    const release = decision.value === "release";
+    underDeviation.disabled = !release;
+    if (!release) underDeviation.checked = false;
+    deviationField.hidden = !underDeviation.checked;
+  };
+  const showRefusal = (message, reasons) => {
+    form.querySelector("[data-disposition-message]").textContent = message;
+    showList(form.querySelector("[data-disposition-reasons]"), reasons);
+    errorBoxDialog.hidden = !message;
+  };
+  decision.addEventListener("change", followDecision);
+  underDeviation.addEventListener("change", followDecision);
+  wireCancel(dispositionDialog);
+  dispositionDialog.addEventListener("close", () => {
+    if (signed) window.location.reload(); // status, buttons and signatures follow the disposition
+  });
+  openDisposition.addEventListener("click", () => {
+    followDecision();
+    showRefusal("", []);
+    done.hidden = true;
+    dispositionDialog.showModal();
+    decision.focus();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const { body, error } = dispositionBody({
+      decision: decision.value,
+      underDeviation: underDeviation.checked,
+      deviation: form.querySelector("[data-deviation]").value,
+      reason: form.querySelector("[data-reason]").value,
+      password: form.querySelector("[data-sign-password]").value,
+      meaning: meaning.value,
+      username: form.querySelector("[data-sign-username]").value,
+    });
+    if (error) {
+      showRefusal(error, []);
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const answer = await apiPost(`/api/v1/lots/${lotId}/disposition/`, body);
+      signed = true;
+      showRefusal("", []);
+      showList(form.querySelector("[data-disposition-manifests]"), manifestLines(answer.signatures));
+      done.hidden = false;
+      submit.hidden = true;
+    } catch (failure) {
+      const { message, reasons } = refusal(failure);
+      showRefusal(message, reasons);
+      submit.disabled = false;
+    } finally {
+      form.querySelector("[data-sign-password]").value = "";
+    }
+  });
+}
+
+const requestRelease = root.querySelector("[data-request-release]");
+if (requestRelease) {
+  requestRelease.addEventListener("click", async () => {
+    requestRelease.disabled = true;
+    try {
+      const answer = await apiPost(`/api/v1/lots/${lotId}/request-release/`, {});
+      const still = answer.reasons.length ? ` Still blocking: ${answer.reasons.map((r) => r.message).join(" ")}` : "";
+      showError("");
+      requestRelease.textContent = "Release requested";
+      requestRelease.after(Object.assign(document.createElement("p"), {
+        className: "lot-meta",
+        textContent: `The approvers were notified.${still}`,
+      }));
+    } catch (failure) {
+      const { message, reasons } = refusal(failure);
+      showError(`The release was not requested: ${[message, ...reasons].join(" ")}`);
+      requestRelease.disabled = false;
     }
   });
 }

@@ -68,10 +68,15 @@ class LotAdminTests:
 
     def test_status_moves_only_along_the_transitions(self, admin_client_su, plant):
         url = f"{LOTS}{plant.lot.pk}/change/"
-        response = admin_client_su.post(url, _lot_form(status="released"))
-        assert response.status_code == 200
-        assert "can move to in_testing, rejected" in response.content.decode()
-        assert Lot.objects.get().status == LotStatus.OPEN
+        for status in ("released", "rejected", "quarantined"):  # signed dispositions, never the admin's
+            response = admin_client_su.post(url, _lot_form(status=status))
+            assert response.status_code == 200
+            assert "signed dispositions" in response.content.decode()
+            assert Lot.objects.get().status == LotStatus.OPEN
+        services.lot_status_set(lot=plant.lot, status=LotStatus.IN_TESTING)
+        response = admin_client_su.post(url, _lot_form(status="open"))
+        assert "can move to quarantined, rejected, released, not to open" in response.content.decode()
+        Lot.objects.filter(pk=plant.lot.pk).update(status=LotStatus.OPEN)
         assert admin_client_su.post(url, _lot_form(status="in_testing")).status_code == 302
         assert Lot.objects.get().status == LotStatus.IN_TESTING
 

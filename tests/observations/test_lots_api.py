@@ -6,6 +6,7 @@ from apps.config import services as config_services
 from apps.observations import services
 from apps.observations.choices import LotStatus
 from apps.observations.models import Item, Lot
+from apps.observations.services import lots as lots_services
 from tests.config.helpers import error_of
 from tests.factories import ItemFactory, LotFactory, ProductFactory
 
@@ -41,6 +42,15 @@ class CreateLotTests:
         lot = LotFactory(number="L-1")
         error = error_of(ops.post(LOTS, {"product": lot.product.pk, "number": "L-1"}), 400, "number")
         assert "L-1" in error["message"]
+        assert Lot.objects.count() == 1
+
+    def test_a_duplicate_that_races_past_the_check_is_400_too(self, ops, monkeypatch):
+        """Two requests for the same number: both pass the check, the database constraint stops the
+        second; it is the same clear 400, not a 409 or a 500."""
+        lot = LotFactory(number="L-1")
+        monkeypatch.setattr(lots_services, "lot_validate", lambda *, product, number: number.strip())
+        error = error_of(ops.post(LOTS, {"product": lot.product.pk, "number": "L-1"}), 400, "number")
+        assert error["fields"]["number"] == [f"Lot L-1 of {lot.product.code} exists."]
         assert Lot.objects.count() == 1
 
     def test_same_number_on_another_product_is_fine(self, ops):
@@ -102,16 +112,20 @@ class ReadLotTests:
 
 
 class StatusTests:
+    """The status endpoint moves a lot into testing (and a quarantined one back); releasing,
+    rejecting and quarantining are signed dispositions (apps.records, tests/records)."""
+
     @pytest.mark.parametrize(
         ("path", "allowed"),
         [
-            (["in_testing", "released"], True),
-            (["in_testing", "rejected"], True),
-            (["rejected"], True),
-            (["released"], False),
+            (["in_testing"], True),
+            (["in_testing", "quarantined", "in_testing"], True),
+            (["in_testing", "released"], False),
+            (["in_testing", "rejected"], False),
+            (["in_testing", "quarantined"], False),
+            (["rejected"], False),
             (["in_testing", "open"], False),
-            (["in_testing", "released", "rejected"], False),
-            (["rejected", "open"], False),
+            (["in_testing", "released", "in_testing"], False),
         ],
     )
     def test_transitions(self, ops, path, allowed):
@@ -138,7 +152,7 @@ class StatusTests:
     def test_only_operations_leads_change_status(self, api, request, role):
         lot = LotFactory()
         error_of(
-            api(request.getfixturevalue(role)).post(f"{LOTS}{lot.pk}/status/", {"status": "rejected"}), 403
+            api(request.getfixturevalue(role)).post(f"{LOTS}{lot.pk}/status/", {"status": "in_testing"}), 403
         )
         lot.refresh_from_db()
         assert lot.status == LotStatus.OPEN

@@ -3,14 +3,16 @@ sender, listener and route uses it."""
 
 from django.conf import settings
 
-from apps.subscriptions.services import EVENT_KINDS
+from apps.subscriptions.services import DIRECT_EVENTS, EVENT_KINDS
 from openspc import queues
 from openspc.celery import app
 from openspc.events import NOTIFYING, EventType, event
 
 
 def test_the_subscription_kinds_cover_exactly_the_notifying_events():
-    assert set(EVENT_KINDS) == NOTIFYING
+    """Each notifying event reaches people by subscription (EVENT_KINDS) or by role (DIRECT_EVENTS)."""
+    assert set(EVENT_KINDS) | set(DIRECT_EVENTS) == NOTIFYING
+    assert not set(EVENT_KINDS) & set(DIRECT_EVENTS)
     assert all(isinstance(name, EventType) for name in EVENT_KINDS)
 
 

@@ -432,20 +432,43 @@ class WorkerTests:
 
 
 class DispositionTests:
-    def test_releasing_a_lot_notifies_its_disposition_subscribers_and_nobody_elses(
-        self, api, shop, manager, fanout_inline, django_capture_on_commit_callbacks
+    def test_rejecting_a_lot_notifies_its_disposition_subscribers_and_nobody_elses(
+        self, api, shop, manager, quality_specialist, fanout_inline, django_capture_on_commit_callbacks
     ):
         subscribe(manager, scope="lot", lot=shop.lot_a.pk, events=["disposition"])
         subscribe(manager, scope="lot", lot=shop.lot_b.pk, events=["disposition"])
+        signature = {"password": "pw-for-tests-only", "meaning": "rejected", "username": "qs"}
         with django_capture_on_commit_callbacks(execute=True):
-            for status in ("in_testing", "released"):
-                response = api(shop.ops).post(f"/api/v1/lots/{shop.lot_a.pk}/status/", {"status": status})
-                assert response.status_code == 200, response.content
+            response = api(shop.ops).post(f"/api/v1/lots/{shop.lot_a.pk}/status/", {"status": "in_testing"})
+            assert response.status_code == 200, response.content
+            response = api(quality_specialist).post(
+                f"/api/v1/lots/{shop.lot_a.pk}/disposition/",
+                {"decision": "reject", "signature": signature},
+                format="json",
+            )
+            assert response.status_code == 201, response.content
         (sent,) = fanout_inline  # only the final disposition is one, not the move to in_testing
         assert [(e["type"], e["lot"], e["status"], e["by"]) for e in sent["events"]] == [
-            ("lot.disposition", shop.lot_a.pk, "released", shop.ops.pk)
+            ("lot.disposition", shop.lot_a.pk, "rejected", quality_specialist.pk)
         ]
         (note,) = Notification.objects.filter(user=manager)
         assert note.event == "lot.disposition"
-        assert note.title == "Lot LA-1 of A-100 released"
-        assert "by ops-lead" in note.message
+        assert note.title == "Lot LA-1 of A-100 rejected"
+        assert "by qs" in note.message
+
+
+class DirectEventTests:
+    """Events told to people by role, with no subscription (services.DIRECT_EVENTS)."""
+
+    def test_a_locked_signing_tells_every_quality_specialist_once(self, quality_specialist, manager):
+        locked = {
+            "type": "signing.locked", "timestamp": "2026-12-07T10:00:00+00:00", "user": manager.pk,
+            "username": "manager", "full_name": "manager", "failures": 5,
+            "until": "2026-12-07T10:15:00+00:00",
+        }  # fmt: skip
+        (note,) = services.notifications_fanout(events=[locked])
+        assert (note.user, note.event, note.subscription) == (quality_specialist, "signing.locked", None)
+        assert note.title == "Signing locked for manager"
+        assert "5 wrong signatures" in note.message
+        assert services.notifications_fanout(events=[locked]) == []  # redelivered: nothing new
+        assert not Notification.objects.filter(user=manager).exists()

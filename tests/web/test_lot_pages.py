@@ -198,9 +198,8 @@ class LotPageTests:
         assert f'<option value="{tester.pk}">' in html
         assert ">idle<" not in html
         assert html.count("data-item-check") == 3
-        assert re.findall(r'data-status="(\w+)">([^<]+)</button>', html) == [
-            ("in_testing", "Start testing"), ("rejected", "Reject the lot"),
-        ]  # fmt: skip
+        # Releasing and rejecting are signed dispositions: not status buttons.
+        assert re.findall(r'data-status="(\w+)">([^<]+)</button>', html) == [("in_testing", "Start testing")]
 
     def test_a_released_lot_offers_no_assignment_or_status_change(self, plant, operations_lead):
         Lot.objects.filter(pk=plant.lot.pk).update(status=LotStatus.RELEASED)

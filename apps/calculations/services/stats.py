@@ -17,6 +17,7 @@ from apps.calculations.models import LotStatistics, Moments, ProductStatistics
 from apps.calculations.window import ATTRIBUTE_KINDS, Lines
 from apps.config.choices import chart_type_by_subgroup_size
 from apps.config.models import Characteristic
+from apps.config.spec import outside_spec
 from apps.observations.checksum import checksum_add, checksum_of
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample
@@ -47,7 +48,7 @@ def moments_add(stats: Moments, values: Iterable[float], characteristic: Charact
         stats.mean = stats.shift + stats.shifted_mean
         stats.minimum = value if stats.minimum is None else min(stats.minimum, value)
         stats.maximum = value if stats.maximum is None else max(stats.maximum, value)
-        if (lsl is not None and value < lsl) or (usl is not None and value > usl):
+        if outside_spec(value, lsl, usl):
             stats.out_of_spec += 1
     stats.sd = math.sqrt(stats.m2 / (stats.n - 1)) if stats.n > 1 else None
 

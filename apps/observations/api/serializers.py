@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.config.choices import MAX_SUBGROUP_SIZE
-from apps.observations.choices import LotStatus
+from apps.observations.choices import LOT_DISPOSITIONS, LotStatus
 from apps.observations.models import Item, Lot, Observation
 from apps.observations.services.items import MAX_ITEMS_PER_REQUEST
 from openspc.api import ModelSerializer
@@ -34,6 +34,16 @@ class LotSerializer(ModelSerializer):
 
 class LotStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=LotStatus.choices)
+
+    def validate_status(self, value: str) -> str:
+        # Release, reject and quarantine are signed dispositions under the release policy (apps.records).
+        if value in LOT_DISPOSITIONS:
+            label = LotStatus(value).label.lower()
+            raise serializers.ValidationError(
+                f"A lot is {label} only by a signed disposition: POST /api/v1/lots/{{id}}/disposition/ "
+                "(the lot page's Disposition button)."
+            )
+        return value
 
 
 class ItemsCreateSerializer(serializers.Serializer):

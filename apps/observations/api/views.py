@@ -76,7 +76,8 @@ class LotViewSet(
         permission_classes=HUMAN_CHANGE,
     )  # fmt: skip
     def set_status(self, request: Request, pk: str | None = None) -> Response:
-        """Move the lot on: open → in_testing → released or rejected (open → rejected too)."""
+        """Move the lot on: open → in_testing (and a quarantined lot back to in_testing for retests).
+        Releasing, rejecting and quarantining are signed dispositions: POST lots/{id}/disposition/."""
         body = serializers.LotStatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         lot = services.lot_status_set(

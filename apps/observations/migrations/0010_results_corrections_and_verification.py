@@ -7,90 +7,175 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('config', '0006_verification_settings'),
-        ('observations', '0009_data_entry_testers_and_devices_only'),
+        ("config", "0006_verification_settings"),
+        ("observations", "0009_data_entry_testers_and_devices_only"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Invalidation',
+            name="Invalidation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.TextField()),
-                ('status', models.CharField(choices=[('requested', 'Requested'), ('approved', 'Approved'), ('refused', 'Refused')], default='requested', max_length=16)),
-                ('requested_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('decision_note', models.TextField(blank=True)),
-                ('retest_requested', models.BooleanField(default=False, help_text='The item is to be tested again.')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("reason", models.TextField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("requested", "Requested"),
+                            ("approved", "Approved"),
+                            ("refused", "Refused"),
+                        ],
+                        default="requested",
+                        max_length=16,
+                    ),
+                ),
+                ("requested_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("decision_note", models.TextField(blank=True)),
+                (
+                    "retest_requested",
+                    models.BooleanField(default=False, help_text="The item is to be tested again."),
+                ),
             ],
             options={
-                'ordering': ['-requested_at', '-id'],
+                "ordering": ["-requested_at", "-id"],
             },
         ),
         migrations.RemoveConstraint(
-            model_name='observation',
-            name='observation_status_valid',
+            model_name="observation",
+            name="observation_status_valid",
         ),
         migrations.AddField(
-            model_name='observation',
-            name='retest_of',
-            field=models.ForeignKey(blank=True, db_index=False, help_text='The invalidated result this one retests or corrects.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='retests', to='observations.observation'),
+            model_name="observation",
+            name="retest_of",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                help_text="The invalidated result this one retests or corrects.",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="retests",
+                to="observations.observation",
+            ),
         ),
         migrations.AddField(
-            model_name='observation',
-            name='verified_at',
+            model_name="observation",
+            name="verified_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='observation',
-            name='verified_by',
-            field=models.ForeignKey(blank=True, help_text='The second person who verified the result (never who entered it).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="observation",
+            name="verified_by",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The second person who verified the result (never who entered it).",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AlterField(
-            model_name='observation',
-            name='status',
-            field=models.CharField(choices=[('received', 'Received (stored, not yet checked)'), ('confirmed', 'Confirmed'), ('rejected', 'Rejected (kept with its reasons)'), ('invalidated', 'Invalidated (kept, with who and why)')], default='received', max_length=16),
+            model_name="observation",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("received", "Received (stored, not yet checked)"),
+                    ("confirmed", "Confirmed"),
+                    ("rejected", "Rejected (kept with its reasons)"),
+                    ("invalidated", "Invalidated (kept, with who and why)"),
+                ],
+                default="received",
+                max_length=16,
+            ),
         ),
         migrations.AddIndex(
-            model_name='observation',
-            index=models.Index(condition=models.Q(('retest_of__isnull', False)), fields=['retest_of'], name='observation_retest_of'),
+            model_name="observation",
+            index=models.Index(
+                condition=models.Q(("retest_of__isnull", False)),
+                fields=["retest_of"],
+                name="observation_retest_of",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='observation',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['received', 'confirmed', 'rejected', 'invalidated'])), name='observation_status_valid'),
+            model_name="observation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["received", "confirmed", "rejected", "invalidated"])),
+                name="observation_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='observation',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('verified_at__isnull', True), ('verified_by__isnull', True)), models.Q(('verified_at__isnull', False), ('verified_by__isnull', False)), _connector='OR'), name='observation_verified_at_with_verifier'),
+            model_name="observation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("verified_at__isnull", True), ("verified_by__isnull", True)),
+                    models.Q(("verified_at__isnull", False), ("verified_by__isnull", False)),
+                    _connector="OR",
+                ),
+                name="observation_verified_at_with_verifier",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='observation',
-            constraint=models.CheckConstraint(condition=models.Q(('verified_by__isnull', True), models.Q(('verified_by', models.F('user')), _negated=True), _connector='OR'), name='observation_verified_by_another'),
+            model_name="observation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("verified_by__isnull", True),
+                    models.Q(("verified_by", models.F("user")), _negated=True),
+                    _connector="OR",
+                ),
+                name="observation_verified_by_another",
+            ),
         ),
         migrations.AddField(
-            model_name='invalidation',
-            name='decided_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="invalidation",
+            name="decided_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='invalidation',
-            name='observation',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='invalidation', to='observations.observation'),
+            model_name="invalidation",
+            name="observation",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="invalidation",
+                to="observations.observation",
+            ),
         ),
         migrations.AddField(
-            model_name='invalidation',
-            name='requested_by',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="invalidation",
+            name="requested_by",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddConstraint(
-            model_name='invalidation',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['requested', 'approved', 'refused'])), name='invalidation_status_valid'),
+            model_name="invalidation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["requested", "approved", "refused"])),
+                name="invalidation_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='invalidation',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('decided_at__isnull', True), ('status', 'requested')), models.Q(models.Q(('status', 'requested'), _negated=True), ('decided_at__isnull', False)), _connector='OR'), name='invalidation_decided_at_iff_decided'),
+            model_name="invalidation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("decided_at__isnull", True), ("status", "requested")),
+                    models.Q(models.Q(("status", "requested"), _negated=True), ("decided_at__isnull", False)),
+                    _connector="OR",
+                ),
+                name="invalidation_decided_at_iff_decided",
+            ),
         ),
     ]

@@ -2,7 +2,7 @@
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from apps.config.models import Product
 from apps.observations.choices import LOT_TRANSITIONS, LOT_WORKING, LotStatus
@@ -26,7 +26,15 @@ def lot_validate(*, product: Product, number: str) -> str:
 
 def lot_create(*, product: Product, number: str, user: User) -> Lot:
     number = lot_validate(product=product, number=number)
-    return Lot.objects.create(product=product, number=number, created_by=user)
+    try:
+        with transaction.atomic():
+            return Lot.objects.create(product=product, number=number, created_by=user)
+    except IntegrityError as exc:
+        # Another request opened the same number between the check and the insert: the database
+        # constraint (lot_number_unique_per_product) decides, and the answer is the check's.
+        if "lot_number_unique_per_product" not in str(exc):
+            raise
+        raise ValidationError({"number": f"Lot {number} of {product.code} exists."}) from exc
 
 
 def lot_status_validate(*, lot: Lot, status: str) -> None:
