@@ -11,3 +11,8 @@ class AuditAction(models.TextChoices):
     LIMITS = "limits", "Control limits changed"
     EXCLUDE = "exclude", "Sample excluded"
     INCLUDE = "include", "Sample included again"
+    STATUS = "status", "Status changed"
+    ITEMS_ADDED = "items_added", "Items added"
+    PLANS_CHOSEN = "plans_chosen", "Test plans chosen"
+    ASSIGNED = "assigned", "Items handed to a tester"
+    RESULTS = "results", "Results entered"

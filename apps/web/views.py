@@ -15,6 +15,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.generic import DetailView, FormView, ListView, TemplateView
 
 from apps.audit.choices import AuditAction
+from apps.audit.services import Actor
 from apps.config.models import Characteristic
 from apps.observations import services as observation_services
 from apps.observations.choices import LOT_TRANSITIONS, LOT_WORKING, LotStatus
@@ -148,7 +149,9 @@ class LotCreateView(PermissionPageMixin, FormView):
         try:
             user = self.request.user
             assert isinstance(user, User)  # signed in: PageMixin
-            lot = observation_services.lot_open(**form.service_arguments(), user=user)
+            lot = observation_services.lot_open(
+                **form.service_arguments(), user=user, actor=Actor.of(self.request, "web")
+            )
         except ValidationError as error:
             form.add_error(None, error)
             return self.form_invalid(form)
