@@ -163,13 +163,14 @@ def plant_setup(*, characteristics: int) -> Plant:
     plan = config.test_plan_create(
         code="BENCH", name="Benchmark plan", entries=[config.PlanEntryInput(test=test) for test in tests]
     )
-    plan = config.test_plan_release(plan=plan, user=user)
+    plan = config.test_plan_release(plan=plan, user=user, reason="benchmark")
     config.plan_assign(product=product, plan=plan, effective_from=datetime.date(2020, 1, 1))
     ids = []
     for test in tests:
         characteristic = config.characteristic_update(
             characteristic=Characteristic.objects.get(product=product, test=test),
             data={"subgroup_size": SUBGROUP, "lsl": CENTER - 4 * SIGMA, "usl": CENTER + 4 * SIGMA},
+            reason="benchmark",
         )
         limits_set_historical(characteristic=characteristic, center=CENTER, sigma=SIGMA,
                               reason="benchmark", user=user)  # fmt: skip

@@ -81,7 +81,7 @@ class ItemsAuditTests:
             count=2,
             actor=actor,
         )
-        trail = AuditEntry.objects.filter(object_id=str(lot.pk)).order_by("seq")
+        trail = AuditEntry.objects.filter(content_type__model="lot", object_id=str(lot.pk)).order_by("seq")
         assert [(e.action, e.source, e.user) for e in trail] == [
             (AuditAction.CREATE, "web", operations_lead),
             (AuditAction.ITEMS_ADDED, "web", operations_lead),
