@@ -97,6 +97,10 @@ def _values(entry: AuditEntry) -> Iterable[tuple[str, Any]]:
             yield from side.items()
 
 
+def _is_pk(value: Any) -> bool:
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
 def references_load(entries: Sequence[AuditEntry]) -> References:
     """The text of every thing the entries' fields refer to by id: one query per kind of thing."""
     wanted: dict[type[models.Model], set[Any]] = defaultdict(set)
@@ -107,7 +111,7 @@ def references_load(entries: Sequence[AuditEntry]) -> References:
             if related is None or value is None:
                 continue
             for pk in value if isinstance(value, list) else [value]:
-                if isinstance(pk, int | str) and not isinstance(pk, bool):
+                if _is_pk(pk):
                     wanted[related].add(pk)
     found: References = {}
     for related, pks in wanted.items():
@@ -136,8 +140,8 @@ def value_text(
     """A stored value as text: a reference by what it names, yes/no, times in the plant's zone."""
     if value is None or value == "":
         return NONE
-    if related is not None:
-        items = value if isinstance(value, list) else [value]
+    items = value if isinstance(value, list) else [value]
+    if related is not None and all(_is_pk(item) for item in items):
         named = [(references or {}).get((related, pk), f"#{pk} (gone)") for pk in items]
         return ", ".join(named) if named else "none"
     if isinstance(value, bool):

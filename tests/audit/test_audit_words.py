@@ -161,3 +161,14 @@ class CsvTests:
             assert response.status_code == 403
             assert "error" in response.json()
         assert api(None).get(CSV_URL).status_code == 401
+
+
+def test_a_plan_with_its_tests_reads_in_words(api, quality_specialist):
+    """A plan's snapshot lists its tests as objects ({test, replicates}) under the name of the
+    plan's many-to-many `tests`: shown as they are, not looked up as ids."""
+    plan = config_services.test_plan_create(code="P", name="Plan")
+    test = config_services.test_create(code="DIA", name="Diameter")
+    config_services.test_plan_set_tests(plan=plan, entries=[config_services.PlanEntryInput(test=test)])
+    entries = results(api(quality_specialist).get(URL, {"object_type": "config.testplan"}))
+    tests = next(c for c in entries[0]["changes"] if c["field"] == "tests")
+    assert (tests["before"], tests["after"]) == ("none", f'[{{"test": {test.pk}, "replicates": 1}}]')
