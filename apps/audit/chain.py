@@ -10,6 +10,7 @@ the way the database spells a number.
 import datetime
 import hashlib
 import json
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -21,7 +22,8 @@ __all__ = ["GENESIS_HASH", "entry_chained_content", "entry_content", "entry_hash
 
 def _plain(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        # From its shortest spelling, as the database keeps it: int(1.5e300) is not 15 and 299 zeros.
+        return int(Decimal(repr(value)))
     if isinstance(value, dict):
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.audit.chain import entry_chained_content, entry_hash
 from apps.audit.choices import AuditAction
-from apps.audit.models import AuditChainHead, AuditEntry
+from apps.audit.models import GENESIS_HASH, AuditChainHead, AuditEntry
 
 HEAD = 1  # the chain head's primary key
 
@@ -44,7 +44,7 @@ def _head_locked() -> AuditChainHead:
     if head is not None:
         return head
     last = AuditEntry.objects.order_by("-seq").values_list("seq", "hash").first()
-    seq, digest = last if last else (0, AuditChainHead._meta.get_field("hash").get_default())
+    seq, digest = last if last else (0, GENESIS_HASH)
     AuditChainHead.objects.bulk_create([AuditChainHead(pk=HEAD, seq=seq, hash=digest)], ignore_conflicts=True)
     return AuditChainHead.objects.select_for_update().get(pk=HEAD)
 

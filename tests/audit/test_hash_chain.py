@@ -67,7 +67,11 @@ class ChainTests:
     def test_a_number_the_database_spells_otherwise_keeps_its_hash(self):
         product = Product.objects.create(code="N", name="N")
         entry = audit_record(
-            user=None, action="update", instance=product, before={"x": 1e20}, after={"x": 2.0}
+            user=None,
+            action="update",
+            instance=product,
+            before={"x": 1e20, "y": [1.5e300, 1e-7]},
+            after={"x": 2.0, "y": 0.1 + 0.2},
         )
         stored = AuditEntry.objects.get(pk=entry.pk)
         assert stored.hash == entry_hash(stored.prev_hash, entry_chained_content(stored))
