@@ -163,7 +163,7 @@ def plant_setup(*, characteristics: int) -> Plant:
     plan = config.test_plan_create(
         code="BENCH", name="Benchmark plan", entries=[config.PlanEntryInput(test=test) for test in tests]
     )
-    plan = config.test_plan_release(plan=plan, user=user)
+    plan = config.test_plan_release(plan=plan, user=user, reason="benchmark")
     config.plan_assign(
         product=product, plan=plan, effective_from=datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
     )
@@ -172,6 +172,7 @@ def plant_setup(*, characteristics: int) -> Plant:
         characteristic = config.characteristic_update(
             characteristic=Characteristic.objects.get(product=product, test=test),
             data={"subgroup_size": SUBGROUP, "lsl": CENTER - 4 * SIGMA, "usl": CENTER + 4 * SIGMA},
+            reason="benchmark",
         )
         limits_set_historical(characteristic=characteristic, center=CENTER, sigma=SIGMA,
                               reason="benchmark", user=user)  # fmt: skip

@@ -79,7 +79,9 @@ class TestPlanFactory(factory.django.DjangoModelFactory):
 
 def released_plan(*tests: object, code: str | None = None) -> TestPlan:
     plan = TestPlanFactory(tests=list(tests), **({"code": code} if code else {}))
-    return services.test_plan_release(plan=plan, user=UserFactory(username="plan-releaser"))
+    return services.test_plan_release(
+        plan=plan, user=UserFactory(username="plan-releaser"), reason="Released for the test"
+    )
 
 
 def characteristic_for(product: Product, test: Test, **settings: object) -> Characteristic:
@@ -87,7 +89,9 @@ def characteristic_for(product: Product, test: Test, **settings: object) -> Char
     services.plan_assign(product=product, plan=released_plan(test))
     characteristic = Characteristic.objects.get(product=product, test=test)
     if settings:
-        characteristic = services.characteristic_update(characteristic=characteristic, data=dict(settings))
+        characteristic = services.characteristic_update(
+            characteristic=characteristic, data=dict(settings), reason="Set up for the test"
+        )
     return characteristic
 
 

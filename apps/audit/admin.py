@@ -22,14 +22,14 @@ from openspc.admin import ReadOnlyAdmin
 class AuditEntryAdmin(ReadOnlyAdmin):
     """Entries are appended by the services; nobody adds, changes or deletes them here."""
 
-    list_display = ["at", "user", "action", "content_type", "object_repr", "source", "reason"]
+    list_display = ["seq", "at", "user", "action", "content_type", "object_repr", "source", "reason"]
     list_filter = ["action", "source", "content_type"]
     search_fields = ["object_repr", "object_id", "reason", "user__username"]
     list_select_related = ["user", "content_type"]
     date_hierarchy = "at"
     fields = readonly_fields = (
         "at", "user", "action", "content_type", "object_id", "object_repr", "source", "reason",
-        "before_shown", "after_shown",
+        "before_shown", "after_shown", "seq", "prev_hash", "hash",
     )  # fmt: skip
 
     @admin.display(description="before")

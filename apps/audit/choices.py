@@ -14,3 +14,8 @@ class AuditAction(models.TextChoices):
     SIGN = "sign", "Signed"
     SIGN_FAILED = "sign_failed", "Signature refused"
     SIGN_LOCKED = "sign_locked", "Signing locked"
+    STATUS = "status", "Status changed"
+    ITEMS_ADDED = "items_added", "Items added"
+    PLANS_CHOSEN = "plans_chosen", "Test plans chosen"
+    ASSIGNED = "assigned", "Items handed to a tester"
+    RESULTS = "results", "Results entered"

@@ -13,7 +13,10 @@ class AuditEntryFilterSet(django_filters.FilterSet):
         method="filter_object_type",
         help_text="app_label.model, e.g. calculations.violation, config.characteristic, observations.sample.",
     )
-    object_id = django_filters.CharFilter()
+    content_type = django_filters.CharFilter(
+        method="filter_object_type", help_text="The same as object_type: app_label.model."
+    )
+    object_id = django_filters.CharFilter(help_text="With object_type: the history of one record.")
     user = django_filters.NumberFilter(field_name="user")
     source = django_filters.CharFilter()
     at_after = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
@@ -21,7 +24,16 @@ class AuditEntryFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = AuditEntry
-        fields = ["action", "object_type", "object_id", "user", "source", "at_after", "at_before"]
+        fields = [
+            "action",
+            "object_type",
+            "content_type",
+            "object_id",
+            "user",
+            "source",
+            "at_after",
+            "at_before",
+        ]
 
     def filter_object_type(
         self, queryset: QuerySet[AuditEntry], name: str, value: str

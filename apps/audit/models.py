@@ -3,8 +3,11 @@
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.utils import timezone
 
 from apps.audit.choices import AuditAction
+
+GENESIS_HASH = "0" * 64  # the `prev_hash` of the first entry of the chain
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
@@ -17,9 +20,16 @@ class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
 
 class AuditEntry(models.Model):
     """One audited change. Rows are only ever inserted (services.audit_record); the model refuses
-    updates and deletes, and the API and admin only read."""
+    updates and deletes, and the API and admin only read.
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    The entries form a hash chain: `seq` is the position, `prev_hash` the `hash` of the entry before
+    (GENESIS_HASH for the first), and `hash` the SHA-256 of `prev_hash` and the entry's content
+    (apps/audit/chain.py). `manage.py audit_verify` walks it."""
+
+    seq = models.PositiveBigIntegerField(unique=True, help_text="Position in the hash chain, from 1.")
+    prev_hash = models.CharField(max_length=64, help_text="The hash of the entry before (hex SHA-256).")
+    hash = models.CharField(max_length=64, help_text="SHA-256 of prev_hash and this entry's content.")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -39,7 +49,7 @@ class AuditEntry(models.Model):
     objects = AuditEntryQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-at", "-id"]
+        ordering = ["-seq"]
         verbose_name_plural = "audit entries"
         indexes = [models.Index(fields=["content_type", "object_id"], name="audit_object")]
 
@@ -53,3 +63,16 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise TypeError("Audit entries are never deleted.")
+
+
+class AuditChainHead(models.Model):
+    """The end of the hash chain: the last entry's position and hash, in one row (pk 1).
+
+    Every append locks this row (SELECT … FOR UPDATE) until its transaction commits, so appends
+    are serialised and each takes the next position and the hash before it."""
+
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    def __str__(self) -> str:
+        return f"audit chain at {self.seq}"

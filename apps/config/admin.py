@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
@@ -123,8 +124,18 @@ class TestPlanEntryInline(admin.TabularInline):
         return self._editable(obj) and super().has_delete_permission(request, obj)
 
 
+class ReasonActionForm(ActionForm):
+    """The action bar with a reason: releasing a plan says why (kept in the audit trail)."""
+
+    reason = forms.CharField(
+        required=False, max_length=1000, label="Reason",
+        widget=forms.TextInput(attrs={"placeholder": "Why (needed to release)", "size": 40}),
+    )  # fmt: skip
+
+
 @admin.register(TestPlan)
 class TestPlanAdmin(AuditedAdmin):
+    action_form = ReasonActionForm
     list_display = ["code", "version", "name", "status", "test_count", "released_at"]
     list_filter = ["status"]
     search_fields = ["code", "name", "entries__test__code"]
@@ -204,7 +215,10 @@ class TestPlanAdmin(AuditedAdmin):
             queryset,
             "released",
             lambda p: services.test_plan_release(
-                plan=p, user=acting_user(request), actor=self.audit_actor(request)
+                plan=p,
+                user=acting_user(request),
+                actor=self.audit_actor(request),
+                reason=request.POST.get("reason", ""),
             ),
         )
 
@@ -330,6 +344,11 @@ class ControlLimitsInline(admin.TabularInline):
 
 
 class CharacteristicAdminForm(forms.ModelForm):
+    reason = forms.CharField(
+        required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why: needed when the specification limits or the rules change; kept in the audit trail.",
+    )  # fmt: skip
+
     class Meta:
         model = Characteristic
         fields = list(services.CHARACTERISTIC_FIELDS)
@@ -342,7 +361,10 @@ class CharacteristicAdminForm(forms.ModelForm):
             return data
         changes = {name: data[name] for name in services.CHARACTERISTIC_FIELDS if name in data}
         try:
-            services.characteristic_apply(characteristic=self.instance, data=changes)
+            changed = services.characteristic_apply(characteristic=self.instance, data=changes)
+            services.characteristic_reason_check(
+                before=self.instance, after=changed, reason=data.get("reason", "")
+            )
         except ValidationError as exc:
             self.add_error(None, exc)
         return data
@@ -374,6 +396,7 @@ class CharacteristicAdmin(AuditedAdmin):
         ("Rules", {"fields": ["rule_preset", "rules", "acknowledge_rules"]}),
         ("Data source", {"fields": ["data_source", "tag", "subgroup_timeout", "subgroup_timeout_policy"]}),
         ("Where (ISA-95)", {"fields": ["site", "area", "line", "cell"]}),
+        ("Why", {"fields": ["reason"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
 
@@ -394,7 +417,10 @@ class CharacteristicAdmin(AuditedAdmin):
             for name in services.CHARACTERISTIC_FIELDS
             if name in form.cleaned_data
         }
-        services.characteristic_update(characteristic=obj, data=data, actor=self.audit_actor(request))
+        services.characteristic_update(
+            characteristic=obj, data=data, actor=self.audit_actor(request),
+            reason=form.cleaned_data.get("reason", ""),
+        )  # fmt: skip
 
 
 class DeviceAdminForm(forms.ModelForm):

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
+from apps.audit.services import Actor
 from apps.observations import services
 from apps.observations.choices import LOT_DISPOSITIONS
 from apps.observations.models import Item, Lot, Observation, Sample
@@ -99,11 +100,15 @@ class LotAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         if change:
             if "status" in form.changed_data:
-                services.lot_status_set(lot=obj, status=data["status"], user=acting_user(request))
+                services.lot_status_set(
+                    lot=obj, status=data["status"], user=acting_user(request),
+                    actor=Actor.of(request, "admin"),
+                )  # fmt: skip
             return
         created = services.lot_create(
-            product=data["product"], number=data["number"], user=acting_user(request)
-        )
+            product=data["product"], number=data["number"], user=acting_user(request),
+            actor=Actor.of(request, "admin"),
+        )  # fmt: skip
         obj.pk = created.pk
         obj._state.adding = False
 

@@ -4,7 +4,7 @@ each form checks them and turns them into the query of the API call the page's s
 import datetime
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from django import forms
 from django.contrib.auth.models import User
@@ -158,6 +158,12 @@ class AuditFilterForm(DateRangeForm):
         label="Action", required=False, choices=[("", "Any action"), *AuditAction.choices]
     )
     object_type = forms.ChoiceField(label="Object type", required=False)
+    object_id = forms.CharField(
+        label="Record id",
+        required=False,
+        max_length=64,
+        help_text="With an object type: one record's history.",
+    )
     cursor = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
 
     def __init__(
@@ -190,8 +196,12 @@ class AuditFilterForm(DateRangeForm):
         query: dict[str, Any] = {}
         if data.get("actor") is not None:
             query["user"] = data["actor"]
-        for name in ("action", "object_type", "cursor"):
+        for name in ("action", "object_type", "object_id", "cursor"):
             if data.get(name):
                 query[name] = data[name]
         query.update(self.range_query("at_after", "at_before"))
         return urlencode(query)
+
+    def csv_query(self) -> str:
+        """The query of GET /api/v1/audit/entries.csv: the same filters, every page."""
+        return urlencode([(k, v) for k, v in parse_qsl(self.api_query()) if k != "cursor"])

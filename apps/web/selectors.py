@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 
 from apps.audit.models import AuditEntry
 from apps.calculations.choices import Disposition
-from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import LotStatistics, ProductStatistics, Violation
 from apps.calculations.selectors import AWAITING_ACKNOWLEDGEMENT
 from apps.config.choices import DataSource, PlanStatus
 from apps.config.models import Characteristic, PlanAssignment, Product, Test, TestPlan, TestPlanEntry
@@ -385,11 +385,6 @@ def audit_actors() -> list[User]:
             "username"
         )
     )
-
-
-def acknowledgement_reason_labels() -> dict[int, str]:
-    """{id: label} of every acknowledgement reason, inactive ones too: the audit trail stores the id."""
-    return dict(AcknowledgementReason.objects.values_list("pk", "label"))
 
 
 def audit_object_types() -> list[ContentType]:

@@ -14,7 +14,7 @@ from django.template.defaultfilters import pluralize
 from django.urls import NoReverseMatch, reverse
 from django.views.generic import DetailView, FormView, ListView, TemplateView
 
-from apps.audit.choices import AuditAction
+from apps.audit.services import Actor
 from apps.config.models import Characteristic
 from apps.observations import services as observation_services
 from apps.observations.choices import LOT_DISPOSITIONS, LOT_TRANSITIONS, LOT_WORKING, LotStatus
@@ -31,8 +31,6 @@ from apps.web.filters import (
     RULE_NAMES,
     AuditFilterForm,
     ViolationFilterForm,
-    object_type_key,
-    object_type_label,
 )
 from apps.web.forms import LotOpenForm
 from openspc.roles import Role, has_role, may_view
@@ -150,7 +148,9 @@ class LotCreateView(PermissionPageMixin, FormView):
         try:
             user = self.request.user
             assert isinstance(user, User)  # signed in: PageMixin
-            lot = observation_services.lot_open(**form.service_arguments(), user=user)
+            lot = observation_services.lot_open(
+                **form.service_arguments(), user=user, actor=Actor.of(self.request, "web")
+            )
         except ValidationError as error:
             form.add_error(None, error)
             return self.form_invalid(form)
@@ -247,8 +247,8 @@ class ViolationsView(PermissionPageMixin, TemplateView):
 
 
 class AuditLogView(PermissionPageMixin, TemplateView):
-    """The audit trail, newest first, filtered in the URL; static/js/audit.js reads it from the API
-    and shows each entry's before and after as a diff of fields."""
+    """The audit trail, newest first, filtered in the URL (one record's history too); static/js/audit.js
+    reads it from the API and shows each entry in words; the same filters download as CSV."""
 
     template_name = "web/audit.html"
     permissions = ("audit.view_auditentry",)
@@ -259,14 +259,9 @@ class AuditLogView(PermissionPageMixin, TemplateView):
         object_types = selectors.audit_object_types()
         form = AuditFilterForm(self.request.GET, actors=actors, object_types=object_types)
         context["form"] = form
-        context["api_query"] = form.api_query() if form.is_valid() else None
-        context["labels"] = {
-            "users": {u.pk: u.get_full_name() or u.get_username() for u in actors},
-            "actions": dict(AuditAction.choices),
-            "object_types": {object_type_key(t): object_type_label(t) for t in object_types},
-            # Foreign keys the trail stores by id, by name (people are in "users").
-            "references": {"acknowledgement_reason": selectors.acknowledgement_reason_labels()},
-        }
+        valid = form.is_valid()
+        context["api_query"] = form.api_query() if valid else None
+        context["csv_query"] = form.csv_query() if valid else None
         return context
 
 

@@ -1,15 +1,15 @@
 // The audit log: the server renders the filters and puts the matching API query on the page
 // (templates/web/audit.html); this loads that page of GET /api/v1/audit/ (newest first) and shows
-// each entry with its before and after as a diff of fields.
+// each entry in the API's words: who by name, the action, the record, and its fields before and
+// after (references by what they name), with a link to the record's whole history.
 
 import { apiGet } from "./api.js";
 import { formatTime } from "./format.js";
-import { auditChanges, cursorOf, fieldLabel, formatValue } from "./audit.logic.js";
+import { cursorOf } from "./audit.logic.js";
 import { element, statusShow } from "./page.js";
 
 const root = document.querySelector("[data-audit]");
 const timeZone = document.body.dataset.timeZone || "UTC";
-const labels = JSON.parse(document.getElementById("audit-labels").textContent);
 const statusBox = root.querySelector("[data-list-status]");
 const list = root.querySelector("[data-entries]");
 const pager = root.querySelector("[data-pager]");
@@ -18,19 +18,17 @@ function showStatus(message, options) {
   statusShow(statusBox, message, options);
 }
 
-function whoText(entry) {
-  if (!entry.user) return "The system";
-  return labels.users[entry.user] ?? entry.username ?? `User ${entry.user}`;
+function objectText(entry) {
+  return `${entry.object_type_label} ${entry.object_repr || entry.object_id}`;
 }
 
-function objectText(entry) {
-  const type = labels.object_types[entry.object_type] ?? entry.object_type;
-  return `${type} ${entry.object_repr || entry.object_id}`;
+function historyLink(entry) {
+  const params = new URLSearchParams({ object_type: entry.object_type, object_id: entry.object_id });
+  return element("a", { className: "audit-entry__history", text: "History of this record", attrs: { href: `${window.location.pathname}?${params}` } });
 }
 
 function diffTable(entry) {
-  const { rows, unchanged } = auditChanges(entry.before, entry.after);
-  const options = { timeZone, userNames: labels.users, references: labels.references };
+  const rows = entry.changes;
   if (!rows.length) return [element("p", { className: "cell-note", text: "No field changed." })];
   const table = element("table", { className: "diff-table" }, [
     element("caption", { className: "visually-hidden", text: `Fields changed: ${objectText(entry)}` }),
@@ -46,30 +44,28 @@ function diffTable(entry) {
       {},
       rows.map((row) =>
         element("tr", { attrs: { "data-diff-field": row.field } }, [
-          element("th", { text: fieldLabel(row.field), attrs: { scope: "row" } }),
-          element("td", { className: "diff-before", text: entry.before ? formatValue(row.before, { ...options, field: row.field }) : "—" }),
-          element("td", { className: "diff-after", text: entry.after ? formatValue(row.after, { ...options, field: row.field }) : "—" }),
+          element("th", { text: row.label, attrs: { scope: "row" } }),
+          element("td", { className: "diff-before", text: row.before || "—" }),
+          element("td", { className: "diff-after", text: row.after || "—" }),
         ]),
       ),
     ),
   ]);
-  const out = [table];
-  if (unchanged) {
-    out.push(element("p", { className: "cell-note", text: `${unchanged} other ${unchanged === 1 ? "field" : "fields"} unchanged.` }));
-  }
-  return out;
+  return [table];
 }
 
 function entryItem(entry) {
-  const action = labels.actions[entry.action] ?? entry.action;
+  const action = entry.action_label;
   const heading = element("h2", { className: "audit-entry__title" }, [
     element("span", { className: `audit-action audit-action--${entry.action}`, text: action }),
     ` ${objectText(entry)}`,
   ]);
   const meta = element("p", { className: "audit-entry__meta" }, [
     element("time", { text: formatTime(entry.at, timeZone), attrs: { datetime: entry.at } }),
-    ` · ${whoText(entry)}`,
+    ` · ${entry.user_name}`,
     entry.source ? ` · through ${entry.source}` : "",
+    ` · entry ${entry.seq} · `,
+    historyLink(entry),
   ]);
   const item = element("li", {
     className: "audit-entry",

@@ -143,7 +143,7 @@ class ConfigurationAuditTests:
         dia = dia_of(plant)
         url = f"/api/v1/characteristics/{dia.pk}/"
         response = api(quality_specialist).patch(
-            url, {"usl": 76.0, "acknowledge_rules": [5, 1, 2], "line": "L9"}
+            url, {"usl": 76.0, "acknowledge_rules": [5, 1, 2], "line": "L9", "reason": "New drawing rev. C"}
         )
         assert response.status_code == 200, response.content
         assert response.json()["acknowledge_rules"] == [1, 2, 5]
@@ -151,7 +151,7 @@ class ConfigurationAuditTests:
             action=AuditAction.UPDATE, object_id=str(dia.pk), content_type__model="characteristic"
         ).get()
         assert entry.content_type.model == "characteristic"
-        assert (entry.user, entry.source) == (quality_specialist, "api")
+        assert (entry.user, entry.source, entry.reason) == (quality_specialist, "api", "New drawing rev. C")
         assert entry.before == {"usl": dia.usl, "acknowledge_rules": list(range(1, 9)), "line": ""}
         assert entry.after == {"usl": 76.0, "acknowledge_rules": [1, 2, 5], "line": "L9"}
 
@@ -194,12 +194,16 @@ class ConfigurationAuditTests:
         from tests.factories import TestPlanFactory
 
         plan = TestPlanFactory(code="REL", tests=[TestFactory(code="T1")])
-        assert api(quality_specialist).post(f"/api/v1/test-plans/{plan.pk}/release/").status_code == 200
+        response = api(quality_specialist).post(
+            f"/api/v1/test-plans/{plan.pk}/release/", {"reason": "Validated"}
+        )
+        assert response.status_code == 200
         entry = AuditEntry.objects.filter(object_id=str(plan.pk), content_type__model="testplan").first()
-        assert (entry.before, entry.after, entry.source) == (
+        assert (entry.before, entry.after, entry.source, entry.reason) == (
             {"status": "draft"},
             {"status": "released"},
             "api",
+            "Validated",
         )
 
 

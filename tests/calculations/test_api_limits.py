@@ -36,6 +36,8 @@ SHIFTED = (9, 20)  # 0-based subgroups moved 5 σ up: rule 1 under the historica
 
 
 def _recalculate(client, characteristic, **body):
+    """POST recalculate-limits, with a reason unless the body gives its own (storing needs one)."""
+    body = {"reason": "phase I", **body}
     return client.post(characteristic_url(characteristic, "recalculate-limits"), body, format="json")
 
 
@@ -136,7 +138,21 @@ class RecalculateTests:
             body["new"], ControlLimits.objects.get(characteristic=characteristic, version=2), engine
         )
         assert (body["excluded"], body["samples_used"]) == ([], 20)
-        assert body["new"]["reason"] == "Recalculated from 20 samples"
+        assert body["new"]["reason"] == "phase I"
+
+    def test_storing_recalculated_limits_needs_a_reason_a_preview_does_not(
+        self, api, studied, quality_specialist
+    ):
+        characteristic, _ = studied(1)
+        client = api(quality_specialist)
+        url = characteristic_url(characteristic, "recalculate-limits")
+        for body in ({"sample_count": 20}, {"sample_count": 20, "reason": "  "}):
+            error = error_of(client.post(url, body, format="json"), 400, "reason")
+            assert "Say why the limits change" in error["message"]
+        assert ControlLimits.objects.filter(characteristic=characteristic).count() == 1
+        preview = client.post(url, {"sample_count": 20, "preview": True}, format="json")
+        assert preview.status_code == 200, preview.content
+        assert ControlLimits.objects.filter(characteristic=characteristic).count() == 1
 
     def test_start_and_end_choose_the_samples_by_time(self, api, studied, quality_specialist):
         characteristic, samples = studied(1)

@@ -35,7 +35,7 @@ class Data:
         rng = np.random.default_rng(2024)
         self.plant = plant
         self.dia = config_services.characteristic_update(
-            characteristic=dia_of(plant), data={"lsl": LSL, "usl": USL}
+            characteristic=dia_of(plant), data={"lsl": LSL, "usl": USL}, reason="specification"
         )
         self.limits = historical(self.dia, center=74.0, sigma=0.01)
         self.lot2 = LotFactory(product=plant.product, number="L-2")

@@ -93,6 +93,7 @@ def plant_build(*, code: str, tests: list[Any] | None = None) -> Plant:
         characteristic = config_services.characteristic_update(
             characteristic=Characteristic.objects.get(product=product, test=test),
             data={"subgroup_size": size, "lsl": LSL, "usl": USL},
+            reason="specification",
         )
         calc_services.limits_set_historical(
             characteristic=characteristic, center=CENTRE, sigma=SIGMA, reason="historical"

@@ -211,6 +211,7 @@ class WritesTests:
 class CharacteristicFormTests:
     def test_valid_change_is_saved(self, admin_client_qs, some_configuration):
         data = _characteristic_form(some_configuration, usl=2.5, line="Line 4", subgroup_size=5)
+        data["reason"] = "Drawing rev. B"
         response = admin_client_qs.post(f"/admin/config/characteristic/{some_configuration.pk}/change/", data)
         assert response.status_code == 302, response.context["adminform"].form.errors
         stored = Characteristic.objects.get(pk=some_configuration.pk)
@@ -277,7 +278,7 @@ class TestPlanAdminTests:
     def test_release_action(self, admin_client_qs, quality_specialist):
         ready = TestPlanFactory(code="READY", tests=[TestFactory()])
         empty = TestPlanFactory(code="EMPTY")
-        data = {"action": "release_plans", "_selected_action": [ready.pk, empty.pk]}
+        data = {"action": "release_plans", "_selected_action": [ready.pk, empty.pk], "reason": "Validated"}
         response = admin_client_qs.post("/admin/config/testplan/", data, follow=True)
         assert response.status_code == 200
         messages = _messages(response)

@@ -31,7 +31,8 @@ def variable():
 
 
 def _patch(client, characteristic, data):
-    return client.patch(f"{CHARACTERISTICS}{characteristic.pk}/", data, format="json")
+    """PATCH with a reason (a change of the specification or the rules needs one)."""
+    return client.patch(f"{CHARACTERISTICS}{characteristic.pk}/", {"reason": "A test", **data}, format="json")
 
 
 def _refused(client, characteristic, data, field):
@@ -397,7 +398,9 @@ class ProductConfigTests:
         extra = released_plan(TestFactory(code="LEAK", kind="defectives"), dia, code="RING-EXTRA")
         services.plan_assign(product=product, plan=extra)
         for characteristic in Characteristic.objects.filter(product=product, test__kind="variable"):
-            services.characteristic_update(characteristic=characteristic, data={"lsl": 1.0, "usl": 2.0})
+            services.characteristic_update(
+                characteristic=characteristic, data={"lsl": 1.0, "usl": 2.0}, reason="new drawing"
+            )
             limits_set(characteristic, center=1.5, half_width=0.2)
             limits_set(characteristic, center=1.6, half_width=0.2)
         return product

@@ -100,7 +100,9 @@ class AssignTests:
         first = released_plan(dia, wall)
         _assign(product, first, JAN_1)
         dia_characteristic = Characteristic.objects.get(product=product, test=dia)
-        services.characteristic_update(characteristic=dia_characteristic, data={"lsl": 1.0, "usl": 2.0})
+        services.characteristic_update(
+            characteristic=dia_characteristic, data={"lsl": 1.0, "usl": 2.0}, reason="new drawing"
+        )
 
         second = released_plan(wall, surf, dia)
         response = qs_api.post(
@@ -118,7 +120,7 @@ class AssignTests:
         _assign(product, v1, JAN_1, FEB_1)
         v2 = services.test_plan_new_version(plan=v1)
         services.test_plan_set_tests(plan=v2, entries=[services.PlanEntryInput(test=dia, replicates=3)])
-        v2 = services.test_plan_release(plan=v2, user=UserFactory())
+        v2 = services.test_plan_release(plan=v2, user=UserFactory(), reason="v2")
         _assign(product, v2, FEB_1)
         assert Characteristic.objects.filter(product=product).count() == 1
         assert PlanAssignment.objects.filter(product=product).count() == 2
@@ -135,7 +137,9 @@ class AssignTests:
         product = ProductFactory()
         plan = TestPlanFactory(tests=[TestFactory()])
         if state == "retired":
-            services.test_plan_retire(plan=services.test_plan_release(plan=plan, user=UserFactory()))
+            services.test_plan_retire(
+                plan=services.test_plan_release(plan=plan, user=UserFactory(), reason="in use")
+            )
         error = error_of(qs_api.post(ASSIGNMENTS, {"product": product.pk, "plan": plan.pk}), 400, "plan")
         assert "Only released plans" in error["message"]
         assert not PlanAssignment.objects.exists()

@@ -179,7 +179,7 @@ class EditDraftTests:
 class ReleaseTests:
     def test_release_a_draft(self, qs_api, quality_specialist):
         plan = TestPlanFactory(tests=[TestFactory()])
-        response = qs_api.post(f"{PLANS}{plan.pk}/release/")
+        response = qs_api.post(f"{PLANS}{plan.pk}/release/", {"reason": "Validated"})
         assert response.status_code == 200, response.content
         assert response.json()["status"] == "released"
         assert response.json()["released_at"] is not None
@@ -262,7 +262,7 @@ class VersionTests:
         v1 = released_plan(a, code="RING-FINAL")
         v2_id = qs_api.post(f"{PLANS}{v1.pk}/new-version/").json()["id"]
         assert qs_api.post(f"{PLANS}{v2_id}/tests/", {"tests": [{"test": b.pk}]}).status_code == 200
-        assert qs_api.post(f"{PLANS}{v2_id}/release/").status_code == 200
+        assert qs_api.post(f"{PLANS}{v2_id}/release/", {"reason": "v2"}).status_code == 200
         assert _entries(TestPlan.objects.get(pk=v2_id)) == [("B", 1, 1)]
         assert _entries(v1) == [("A", 1, 1)]
 

@@ -181,15 +181,15 @@ def test_a_manager_acknowledges_two_violations_in_one_batch_and_the_audit_log_sh
     expect(entry).to_contain_text("Acknowledged")
     expect(entry).to_contain_text("Why: assignable-cause: Worn boring bar")
     expect(entry.locator('[data-diff-field="acknowledged_by"] .diff-before')).to_have_text("—")
-    expect(entry.locator('[data-diff-field="acknowledged_by"] .diff-after')).to_have_text(
-        f"manager (user {manager.pk})"
-    )
+    # In words: the person and the reason code by name, not by id.
+    expect(entry.locator('[data-diff-field="acknowledged_by"] .diff-after')).to_have_text("manager")
     expect(entry.locator('[data-diff-field="corrective_action"] .diff-after')).to_have_text(
         "Bar replaced, first-off checked"
     )
     reason = AcknowledgementReason.objects.get(code="assignable-cause")
-    expect(entry.locator('[data-diff-field="acknowledgement_reason"] .diff-after')).to_have_text(
-        f"Assignable cause found and removed ({reason.pk})"
+    expect(entry.locator('[data-diff-field="acknowledgement_reason"] .diff-after')).to_have_text(reason.label)
+    expect(entry.get_by_role("link", name="History of this record")).to_have_attribute(
+        "href", f"/audit/?object_type=calculations.violation&object_id={v['first'].pk}"
     )
     screenshot(page, "audit-log")
     assert AuditEntry.objects.filter(action=AuditAction.ACKNOWLEDGE, user=manager).count() == 2

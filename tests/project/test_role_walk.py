@@ -53,6 +53,7 @@ NOBODY_OPERATIONS = [
     "GET /api/v1/acknowledgement-reasons/",
     "GET /api/v1/audit/",
     "GET /api/v1/audit/{id}/",
+    "GET /api/v1/audit/entries.csv",
     "GET /api/v1/characteristics/",
     "GET /api/v1/characteristics/{id}/",
     "PATCH /api/v1/characteristics/{id}/",

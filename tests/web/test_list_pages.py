@@ -250,12 +250,17 @@ class AuditPageTests:
         assert f'<option value="{manager.pk}">manager</option>' in html
         assert '<option value="calculations.violation">Violation</option>' in html
         assert '<option value="acknowledge">Acknowledged</option>' in html
-        labels = re.search(r'id="audit-labels" type="application/json">(.*?)</script>', html)
-        assert labels is not None
-        assert '"calculations.violation": "Violation"' in labels.group(1)
-        reason = AcknowledgementReason.objects.get(code="process-adjusted")
-        assert '"acknowledgement_reason": {' in labels.group(1)
-        assert f'"{reason.pk}": "Process adjusted"' in labels.group(1)
+        assert 'href="/api/v1/audit/entries.csv" download>Download as CSV</a>' in html
+
+    def test_one_records_history_is_a_filter_and_downloads_with_it(self, violations, quality_specialist):
+        record = violations.acknowledged.pk
+        query = {"object_type": "calculations.violation", "object_id": record, "cursor": "cD0yMDI2"}
+        html = page(quality_specialist, AUDIT, query)
+        assert api_query(html) == {
+            "object_type": ["calculations.violation"], "object_id": [str(record)], "cursor": ["cD0yMDI2"],
+        }  # fmt: skip
+        csv_link = f"/api/v1/audit/entries.csv?object_type=calculations.violation&amp;object_id={record}"
+        assert f'href="{csv_link}"' in html
 
     @override_settings(TIME_ZONE="Europe/Berlin")
     def test_the_filters_in_the_url_become_the_api_query(self, violations, quality_specialist, manager, api):

@@ -175,10 +175,12 @@ class Floor:
         self.dia = config_services.characteristic_update(
             characteristic=plant_characteristic(plant),
             data={"site": "Plant A", "line": "Line 1", "lsl": 70.0, "usl": 78.0},
+            reason="specification",
         )
         self.wall = config_services.characteristic_update(
             characteristic=plant_characteristic(plant, plant.wall),
             data={"site": "Plant A", "line": "Line 1", "usl": 2.0},
+            reason="specification",
         )
         add_sample(self.dia, plant.lot, 74.0)
         add_sample(self.dia, plant.lot, 74.1234)

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
 from apps.calculations.selectors import MAX_CHART_POINTS
+from apps.calculations.services.limits import LIMITS_REASON_MISSING
 from apps.calculations.services.violations import MAX_BATCH
 from apps.calculations.window import plotted_statistic
 from apps.config.api.serializers import ControlLimitsSerializer
@@ -186,7 +187,10 @@ class RecalculateLimitsSerializer(serializers.Serializer):
     )
     start = serializers.DateTimeField(required=False, allow_null=True)
     end = serializers.DateTimeField(required=False, allow_null=True)
-    reason = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, default="",
+        help_text="Why the limits change; required unless `preview` (kept with them and audited).",
+    )  # fmt: skip
     preview = serializers.BooleanField(
         default=False,
         help_text="Only show what the limits would be: the same answer, nothing stored (`new` has no id).",
@@ -198,12 +202,16 @@ class SetLimitsSerializer(serializers.Serializer):
     sigma = FiniteFloatField(
         required=False, allow_null=True, help_text="Process sigma of individual values (variables only)."
     )
-    reason = serializers.CharField(max_length=1000)
+    reason = serializers.CharField(
+        max_length=1000, error_messages={"required": LIMITS_REASON_MISSING, "blank": LIMITS_REASON_MISSING}
+    )
 
 
 class FreezeLimitsSerializer(serializers.Serializer):
     frozen = serializers.BooleanField(default=True)
-    reason = serializers.CharField(max_length=1000)
+    reason = serializers.CharField(
+        max_length=1000, error_messages={"required": LIMITS_REASON_MISSING, "blank": LIMITS_REASON_MISSING}
+    )
 
 
 class LimitsChangeSerializer(serializers.Serializer):

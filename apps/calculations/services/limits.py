@@ -40,6 +40,7 @@ from spc import (
     xbar_s_chart,
 )
 
+LIMITS_REASON_MISSING = "Say why the limits change: the reason is kept with them and in the audit trail."
 MIN_SAMPLES = 2
 MAX_SAMPLES = 10_000
 
@@ -176,8 +177,11 @@ def limits_recalculate(
     they count towards `sample_count`; the new limits list each with why.
 
     With `preview`, the same answer without writing anything: `new` is an unsaved version (no
-    id, no time), nothing is audited, broadcast or invalidated, and no row is locked.
+    id, no time), nothing is audited, broadcast or invalidated, and no row is locked. Storing the
+    limits needs a `reason` (kept with them and in the audit trail).
     """
+    if not preview and not reason.strip():
+        raise ValidationError({"reason": LIMITS_REASON_MISSING})
     if preview:
         previous = limits_current(characteristic)
     else:

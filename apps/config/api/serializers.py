@@ -156,6 +156,11 @@ class CharacteristicSerializer(ModelSerializer):
         "the others are informational. Applies to violations found from then on.",
     )  # fmt: skip
     current_limits = serializers.SerializerMethodField()
+    reason = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=1000,
+        help_text="Why the change is made: required when it changes lsl, target, usl, rules or "
+        "acknowledge_rules; kept in the audit trail.",
+    )  # fmt: skip
 
     class Meta:
         model = Characteristic
@@ -164,7 +169,7 @@ class CharacteristicSerializer(ModelSerializer):
             "lsl", "target", "usl", "subgroup_size", "chart_type", "effective_chart_type", "chart_params",
             "rule_preset", "rules", "acknowledge_rules", "data_source", "tag", "subgroup_timeout",
             "subgroup_timeout_policy", "site", "area", "line", "cell", "decimals", "active", "current_limits",
-            "created_at", "updated_at",
+            "created_at", "updated_at", "reason",
         ]  # fmt: skip
         read_only_fields = ["product", "test"]
         validators: list[object] = []
@@ -177,6 +182,13 @@ class CharacteristicSerializer(ModelSerializer):
             versions = list(obj.limits.all()[:1])
         latest = versions[0] if versions else None
         return dict(ControlLimitsSerializer(latest).data) if latest else None
+
+
+class PlanReleaseSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=1000, required=False, allow_blank=True, default="",
+        help_text="Why the plan is released (required; kept in the audit trail).",
+    )  # fmt: skip
 
 
 class PlanAssignmentConfigSerializer(ModelSerializer):

@@ -143,13 +143,17 @@ class TestPlanViewSet(viewsets.ModelViewSet):
         )
         return Response(serializers.TestPlanSerializer(self.get_queryset().get(pk=plan.pk)).data)
 
-    @extend_schema(request=None, responses=serializers.TestPlanSerializer)
+    @extend_schema(request=serializers.PlanReleaseSerializer, responses=serializers.TestPlanSerializer)
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str | None = None) -> Response:
-        """Release a draft plan. It can be assigned to products from then on, and never changes again."""
+        """Release a draft plan, saying why. It can be assigned to products from then on, and never
+        changes again."""
+        body = serializers.PlanReleaseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         plan = services.test_plan_release(
-            plan=self.get_object(), user=acting_user(request), actor=_actor(request)
-        )
+            plan=self.get_object(), user=acting_user(request), actor=_actor(request),
+            reason=body.validated_data["reason"],
+        )  # fmt: skip
         return self._respond(plan)
 
     @extend_schema(request=None, responses=serializers.TestPlanSerializer)
@@ -233,8 +237,10 @@ class CharacteristicViewSet(
         )
 
     def perform_update(self, serializer: BaseSerializer) -> None:
+        data = dict(serializer.validated_data)
+        reason = data.pop("reason", "")
         characteristic = services.characteristic_update(
-            characteristic=instance_of(serializer), data=serializer.validated_data, actor=_actor(self.request)
+            characteristic=instance_of(serializer), data=data, actor=_actor(self.request), reason=reason
         )
         serializer.instance = self.get_queryset().get(pk=characteristic.pk)
 

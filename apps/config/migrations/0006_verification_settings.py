@@ -4,25 +4,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('config', '0005_device_bound_characteristics_products'),
+        ("config", "0005_device_bound_characteristics_products"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='test',
-            name='invalidation_needs_approval',
-            field=models.BooleanField(default=True, help_text="A tester's request to invalidate a result waits for a quality specialist's approval."),
+            model_name="test",
+            name="invalidation_needs_approval",
+            field=models.BooleanField(
+                default=True,
+                help_text="A tester's request to invalidate a result waits for a quality specialist's approval.",
+            ),
         ),
         migrations.AddField(
-            model_name='test',
-            name='requires_verification',
-            field=models.BooleanField(default=False, help_text="Its results stay 'to be verified' until a second person verifies them."),
+            model_name="test",
+            name="requires_verification",
+            field=models.BooleanField(
+                default=False,
+                help_text="Its results stay 'to be verified' until a second person verifies them.",
+            ),
         ),
         migrations.AddField(
-            model_name='testplanentry',
-            name='requires_verification',
-            field=models.BooleanField(default=False, help_text="Results of this test under this plan need a second person's verification."),
+            model_name="testplanentry",
+            name="requires_verification",
+            field=models.BooleanField(
+                default=False,
+                help_text="Results of this test under this plan need a second person's verification.",
+            ),
         ),
     ]

@@ -15,10 +15,15 @@ M = TypeVar("M", bound=models.Model)
 
 
 def audited(
-    instance: Any, fields: Sequence[str], before: dict[str, Any] | None, actor: Actor, deleted: bool = False
+    instance: Any,
+    fields: Sequence[str],
+    before: dict[str, Any] | None,
+    actor: Actor,
+    deleted: bool = False,
+    reason: str = "",
 ) -> None:
     after = None if deleted else audit_fields(instance, list(fields))
-    audit_change(actor=actor, instance=instance, before=before, after=after)
+    audit_change(actor=actor, instance=instance, before=before, after=after, reason=reason)
 
 
 def audited_update(*, instance: M, fields: Sequence[str], data: dict[str, Any], actor: Actor) -> M:

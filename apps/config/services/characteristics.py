@@ -153,16 +153,37 @@ def characteristic_apply(*, characteristic: Characteristic, data: dict[str, Any]
     return c
 
 
+# What only changes with a reason (21 CFR 11, EU GMP Annex 11): the specification and the rules.
+REASONED_FIELDS = {
+    "lsl": "LSL", "target": "target", "usl": "USL", "rules": "rules",
+    "acknowledge_rules": "rules to acknowledge",
+}  # fmt: skip
+
+
+def characteristic_reason_check(*, before: Characteristic, after: Characteristic, reason: str) -> None:
+    """A ValidationError on `reason` when the change touches the specification limits or the rules
+    and gives no reason (the admin's form and characteristic_update ask the same)."""
+    names = list(REASONED_FIELDS)
+    old, new = audit_fields(before, names), audit_fields(after, names)
+    changed = [label for name, label in REASONED_FIELDS.items() if old[name] != new[name]]
+    if changed and not reason.strip():
+        raise ValidationError(
+            {"reason": f"Say why the {', '.join(changed)} change: the reason is kept in the audit trail."}
+        )
+
+
 @transaction.atomic
 def characteristic_update(
-    *, characteristic: Characteristic, data: dict[str, Any], actor: Actor = SYSTEM
+    *, characteristic: Characteristic, data: dict[str, Any], actor: Actor = SYSTEM, reason: str = ""
 ) -> Characteristic:
-    """Change a characteristic's SPC settings (see characteristic_apply for the rules)."""
+    """Change a characteristic's SPC settings (see characteristic_apply for the rules). A change of
+    the specification limits or the rules needs a `reason`; any change may carry one (audited)."""
     locked = Characteristic.objects.select_for_update().select_related("test").get(pk=characteristic.pk)
     before = audit_fields(locked, list(CHARACTERISTIC_FIELDS))
     updated = characteristic_apply(characteristic=locked, data=data)
+    characteristic_reason_check(before=locked, after=updated, reason=reason)
     updated.save()
-    audited(updated, CHARACTERISTIC_FIELDS, before, actor)
+    audited(updated, CHARACTERISTIC_FIELDS, before, actor, reason=reason.strip())
     return updated
 
 

@@ -34,8 +34,8 @@ def plan_snapshot(plan: TestPlan) -> dict[str, Any]:
     }
 
 
-def _plan_audited(plan: TestPlan, before: dict[str, Any] | None, actor: Actor) -> None:
-    audit_change(actor=actor, instance=plan, before=before, after=plan_snapshot(plan))
+def _plan_audited(plan: TestPlan, before: dict[str, Any] | None, actor: Actor, reason: str = "") -> None:
+    audit_change(actor=actor, instance=plan, before=before, after=plan_snapshot(plan), reason=reason)
 
 
 def _plan_require_draft(plan: TestPlan) -> None:
@@ -118,17 +118,22 @@ def test_plan_delete(*, plan: TestPlan, actor: Actor = SYSTEM) -> None:
 
 
 @transaction.atomic
-def test_plan_release(*, plan: TestPlan, user: User, actor: Actor | None = None) -> TestPlan:
+def test_plan_release(*, plan: TestPlan, user: User, reason: str, actor: Actor | None = None) -> TestPlan:
+    """Release a draft plan, saying why (the reason is kept in the audit trail)."""
     plan = TestPlan.objects.select_for_update().get(pk=plan.pk)
     _plan_require_draft(plan)
     if not plan.entries.exists():
         raise ValidationError({"tests": "A plan needs at least one test before it is released."})
+    if not reason.strip():
+        raise ValidationError(
+            {"reason": "Say why the plan is released: the reason is kept in the audit trail."}
+        )
     before = plan_snapshot(plan)
     plan.status = PlanStatus.RELEASED
     plan.released_at = timezone.now()
     plan.released_by = user
     plan.save(update_fields=["status", "released_at", "released_by", "updated_at"])
-    _plan_audited(plan, before, actor or Actor(user))
+    _plan_audited(plan, before, actor or Actor(user), reason=reason.strip())
     return plan
 
 

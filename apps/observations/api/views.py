@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.serializers import BaseSerializer
 
+from apps.audit.services import Actor
 from apps.config.authentication import DeviceTokenAuthentication
 from apps.config.models import Device
 from apps.observations import selectors, services
@@ -49,8 +50,9 @@ class LotViewSet(
     def perform_create(self, serializer: BaseSerializer) -> None:
         data = serializer.validated_data
         lot = services.lot_create(
-            product=data["product"], number=data["number"], user=acting_user(self.request)
-        )
+            product=data["product"], number=data["number"], user=acting_user(self.request),
+            actor=Actor.of(self.request, "api"),
+        )  # fmt: skip
         serializer.instance = self.get_queryset().get(pk=lot.pk)
 
     @extend_schema(
@@ -61,7 +63,9 @@ class LotViewSet(
         """Add items to the lot: `count` auto-numbered ones, or a list of `serials`."""
         body = serializers.ItemsCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        items = services.items_create(lot=self.get_object(), **body.validated_data)
+        items = services.items_create(
+            lot=self.get_object(), **body.validated_data, actor=Actor.of(request, "api")
+        )
         return Response(serializers.ItemSerializer(items, many=True).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=serializers.LotProgressSerializer, filters=False)
@@ -81,8 +85,9 @@ class LotViewSet(
         body = serializers.LotStatusSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         lot = services.lot_status_set(
-            lot=self.get_object(), status=body.validated_data["status"], user=acting_user(request)
-        )
+            lot=self.get_object(), status=body.validated_data["status"], user=acting_user(request),
+            actor=Actor.of(request, "api"),
+        )  # fmt: skip
         return Response(serializers.LotSerializer(self.get_queryset().get(pk=lot.pk)).data)
 
 
@@ -116,7 +121,9 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         body.is_valid(raise_exception=True)
         items = selectors.items_get(ids=body.validated_data["items"])
         plans = selectors.plans_get(ids=body.validated_data["plans"])
-        return self._respond(services.items_select_plans(items=items, plans=plans))
+        return self._respond(
+            services.items_select_plans(items=items, plans=plans, actor=Actor.of(request, "api"))
+        )
 
     @extend_schema(request=serializers.ItemsAssignSerializer, responses=serializers.ItemSerializer(many=True))
     @action(
@@ -128,7 +135,10 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         body = serializers.ItemsAssignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         items = selectors.items_get(ids=body.validated_data["items"])
-        return self._respond(services.items_assign(items=items, tester=body.validated_data["tester"]))
+        tester = body.validated_data["tester"]
+        return self._respond(
+            services.items_assign(items=items, tester=tester, actor=Actor.of(request, "api"))
+        )
 
 
 class MyItemsView(generics.ListAPIView):

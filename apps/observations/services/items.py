@@ -4,12 +4,15 @@ opening a lot with its items at once."""
 import datetime
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.audit.choices import AuditAction
+from apps.audit.services import SYSTEM, Actor, audit_record
 from apps.config.choices import PlanStatus
 from apps.config.models import PlanAssignment, Product, TestPlan
 from apps.observations.choices import LOT_WORKING
@@ -53,9 +56,24 @@ def _serials_clean(serials: Sequence[str], taken: set[str]) -> list[str]:
     return cleaned
 
 
+def _items_audited(
+    *, action: AuditAction, items: Sequence[Item], after: dict[str, Any], actor: Actor
+) -> None:
+    """One entry for a request on many items, on the lot of the first (the items listed by serial,
+    with their lot's number where they come from several)."""
+    lots = {item.lot_id for item in items}
+    named = [item.serial if len(lots) == 1 else f"{item.lot.number} / {item.serial}" for item in items]
+    audit_record(
+        user=actor.user, action=action, instance=items[0].lot, after={"items": named, **after},
+        source=actor.source,
+    )  # fmt: skip
+
+
 @transaction.atomic
-def items_create(*, lot: Lot, count: int | None = None, serials: Sequence[str] | None = None) -> list[Item]:
-    """Add items to a lot in bulk: `count` auto-numbered ones, or the given serials."""
+def items_create(
+    *, lot: Lot, count: int | None = None, serials: Sequence[str] | None = None, actor: Actor = SYSTEM
+) -> list[Item]:
+    """Add items to a lot in bulk: `count` auto-numbered ones, or the given serials (one audit entry)."""
     if (count is None) == (serials is None):
         raise ValidationError("Give either count or serials, not both.", code="count_or_serials")
     # The lot row lock serialises additions to one lot, so auto-numbering cannot collide.
@@ -71,7 +89,9 @@ def items_create(*, lot: Lot, count: int | None = None, serials: Sequence[str] |
         if not 1 <= len(serials) <= MAX_ITEMS_PER_REQUEST:
             raise ValidationError({"serials": f"Between 1 and {MAX_ITEMS_PER_REQUEST} serials at a time."})
         chosen = _serials_clean(serials, taken)
-    return Item.objects.bulk_create(Item(lot=lot, serial=serial) for serial in chosen)
+    items = Item.objects.bulk_create(Item(lot=lot, serial=serial) for serial in chosen)
+    _items_audited(action=AuditAction.ITEMS_ADDED, items=items, after={"count": len(items)}, actor=actor)
+    return items
 
 
 def _items_require_working(items: Sequence[Item]) -> None:
@@ -103,8 +123,10 @@ def _plan_check(*, plan: TestPlan, product_ids: set[int], moment: datetime.datet
 
 
 @transaction.atomic
-def items_select_plans(*, items: Sequence[Item], plans: Sequence[TestPlan]) -> list[Item]:
-    """Set which test plans apply to the items (replacing earlier choices).
+def items_select_plans(
+    *, items: Sequence[Item], plans: Sequence[TestPlan], actor: Actor = SYSTEM
+) -> list[Item]:
+    """Set which test plans apply to the items (replacing earlier choices; one audit entry).
 
     Only released plans assigned to each item's product and in effect now.
     """
@@ -121,11 +143,14 @@ def items_select_plans(*, items: Sequence[Item], plans: Sequence[TestPlan]) -> l
     through.objects.bulk_create(
         through(item_id=item_id, testplan_id=plan.pk) for item_id in item_ids for plan in plans
     )
+    chosen = [f"{plan.code} v{plan.version}" for plan in plans]
+    _items_audited(action=AuditAction.PLANS_CHOSEN, items=items, after={"plans": chosen}, actor=actor)
     return list(items)
 
 
-def items_assign(*, items: Sequence[Item], tester: User | None) -> list[Item]:
-    """Hand items to a tester (or take them back with tester=None)."""
+@transaction.atomic
+def items_assign(*, items: Sequence[Item], tester: User | None, actor: Actor = SYSTEM) -> list[Item]:
+    """Hand items to a tester (or take them back with tester=None; one audit entry)."""
     _items_require_working(items)
     if tester is not None and not (tester.is_active and has_role(tester, Role.TESTER)):
         raise ValidationError(
@@ -135,6 +160,9 @@ def items_assign(*, items: Sequence[Item], tester: User | None) -> list[Item]:
     Item.objects.filter(pk__in=[item.pk for item in items]).update(tester=tester, assigned_at=assigned_at)
     for item in items:
         item.tester, item.assigned_at = tester, assigned_at
+    whom = (tester.get_full_name() or tester.get_username()) if tester is not None else None
+    after = {"tester": whom, "tester_id": tester.pk if tester is not None else None}
+    _items_audited(action=AuditAction.ASSIGNED, items=items, after=after, actor=actor)
     return list(items)
 
 
@@ -146,6 +174,7 @@ def lot_open(
     user: User,
     count: int | None = None,
     serials: Sequence[str] | None = None,
+    actor: Actor | None = None,
 ) -> Lot:
     """Open a lot with its items on the chosen test plans, all or nothing (the lots page's form).
 
@@ -154,9 +183,10 @@ def lot_open(
     """
     try:
         with transaction.atomic():
-            lot = lot_create(product=product, number=number, user=user)
-            items = items_create(lot=lot, count=count, serials=serials)
-            items_select_plans(items=items, plans=plans)
+            who = actor or Actor(user)
+            lot = lot_create(product=product, number=number, user=user, actor=who)
+            items = items_create(lot=lot, count=count, serials=serials, actor=who)
+            items_select_plans(items=items, plans=plans, actor=who)
     except IntegrityError:
         if Lot.objects.filter(product=product, number=number.strip()).exists():
             raise ValidationError({"number": f"Lot {number.strip()} of {product.code} exists."}) from None

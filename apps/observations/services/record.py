@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
+from apps.audit.choices import AuditAction
+from apps.audit.services import audit_record
 from apps.config.models import Device, Test
 from apps.observations.choices import ObservationSource, ObservationStatus
 from apps.observations.idempotency import Body, body_differences, body_stored
@@ -236,6 +238,17 @@ def _reuse_check(
         )
 
 
+def _results_audited(entries: list[ObservationEntry], ids: list[int], source: str, user: User) -> None:
+    """One audit entry for the request's new observations, on the lot of the first: how many, the
+    lots and tests (numbers and codes, in the order met), the ids. No query but the entry's own."""
+    lots = list(dict.fromkeys(entry.lot for entry in entries))
+    tests = list(dict.fromkeys(entry.test.code for entry in entries))
+    after = {
+        "count": len(ids), "lots": [lot.number for lot in lots], "tests": tests, "observations": ids,
+    }  # fmt: skip
+    audit_record(user=user, action=AuditAction.RESULTS, instance=lots[0], after=after, source=source)
+
+
 def _record_once(
     entries: Sequence[ObservationEntry],
     keys: list[str],
@@ -254,6 +267,9 @@ def _record_once(
         if check and existing:
             _reuse_check(entries, keys, values, existing)  # raising rolls back what was inserted
         new_ids = sorted(created.values())
+        if new_ids:
+            # Last in the transaction: the audit chain's head stays locked until the commit.
+            _results_audited([fresh[key][0] for key in created], new_ids, source, user)
         if new_ids and queue:
             # robust: a broker that is down must not turn a stored batch into a 500; the sweep
             # (observations_requeue_stale) queues the rows later.

@@ -184,8 +184,10 @@ class Command(BaseCommand):
                 code=code, name=name,
                 entries=[services.PlanEntryInput(test=tests[t], replicates=r) for t, r in entries],
             )  # fmt: skip
-            plan = services.test_plan_release(plan=plan, user=quality)
+            plan = services.test_plan_release(plan=plan, user=quality, reason="Demo configuration")
             services.plan_assign(product=Product.objects.get(code=product_code), plan=plan, user=quality)
         for (product_code, test_code), data in CHARACTERISTICS.items():
             characteristic = Characteristic.objects.get(product__code=product_code, test__code=test_code)
-            services.characteristic_update(characteristic=characteristic, data={**WHERE, **data})
+            services.characteristic_update(
+                characteristic=characteristic, data={**WHERE, **data}, reason="Demo configuration"
+            )
