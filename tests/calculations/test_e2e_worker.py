@@ -77,7 +77,7 @@ def configure(qs: APIClient) -> tuple[int, int, dict[str, dict[str, Any]]]:
         tests[code] = ok(qs.post(f"{API}/tests/", body), 201)["id"]
     entries = [{"test": tests[code], "replicates": SETUP[code][0]} for code in SETUP]
     plan = ok(qs.post(f"{API}/test-plans/", {"code": "SHAFT", "name": "Shaft", "tests": entries}), 201)["id"]
-    assert ok(qs.post(f"{API}/test-plans/{plan}/release/"))["status"] == "released"
+    assert ok(qs.post(f"{API}/test-plans/{plan}/release/", {"reason": "new product"}))["status"] == "released"
     ok(qs.post(f"{API}/plan-assignments/", {"product": product, "plan": plan}), 201)
     created = every(qs, f"{API}/characteristics/?product={product}")
     assert sorted(c["test_code"] for c in created) == sorted(SETUP)  # the assignment made them

@@ -50,7 +50,7 @@ class NewVersionEffectiveNowTests:
         v2_id = qs.post(f"{PLANS}{plant.ring.pk}/new-version/").json()["id"]
         tests = [{"test": plant.dia.pk, "replicates": 1}, {"test": plant.wall.pk, "replicates": 1}]
         assert qs.post(f"{PLANS}{v2_id}/tests/", {"tests": tests}, format="json").status_code == 200
-        assert qs.post(f"{PLANS}{v2_id}/release/").status_code == 200
+        assert qs.post(f"{PLANS}{v2_id}/release/", {"reason": "three replicates"}).status_code == 200
         v1_assignment = PlanAssignment.objects.get(plan=plant.ring)
         now = timezone.now().isoformat()
         ended = qs.patch(f"{ASSIGNMENTS}{v1_assignment.pk}/", {"effective_to": now}, format="json")
@@ -93,7 +93,7 @@ class ReinstateTests:
         config_services.test_plan_set_tests(
             plan=v2, entries=[config_services.PlanEntryInput(test=plant.dia, replicates=2)]
         )
-        v2 = config_services.test_plan_release(plan=v2, user=UserFactory())
+        v2 = config_services.test_plan_release(plan=v2, user=UserFactory(), reason="three replicates")
         config_services.test_plan_retire(plan=plant.ring)
 
         response = qs.post(f"{PLANS}{plant.ring.pk}/reinstate/")
@@ -110,7 +110,7 @@ class ReinstateTests:
         assert "Reinstated from retired RING v1" in entry.reason
 
         # Released and assigned like any version, it is in effect at once.
-        assert qs.post(f"{PLANS}{body['id']}/release/").status_code == 200
+        assert qs.post(f"{PLANS}{body['id']}/release/", {"reason": "back in use"}).status_code == 200
         PlanAssignment.objects.filter(product=plant.product).update(effective_to=timezone.now())
         assigned = qs.post(ASSIGNMENTS, {"product": plant.product.pk, "plan": body["id"]}, format="json")
         assert assigned.status_code == 201, assigned.content

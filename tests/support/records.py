@@ -18,7 +18,9 @@ class Review:
         self.plant = plant
         self.lot = plant.lot
         self.dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-        config_services.characteristic_update(characteristic=self.dia, data={"lsl": 70.0, "usl": 75.0})
+        config_services.characteristic_update(
+            characteristic=self.dia, data={"lsl": 70.0, "usl": 75.0}, reason="specification of the drawing"
+        )
         observation_services.lot_status_set(lot=self.lot, status=LotStatus.IN_TESTING)
 
     def enter(self, item: int, test: str, values: list[float]) -> int:
