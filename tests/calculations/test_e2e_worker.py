@@ -84,7 +84,7 @@ def configure(qs: APIClient) -> tuple[int, int, dict[str, dict[str, Any]]]:
     characteristics = {}
     for row in created:
         _, size, (lsl, usl), (centre, sigma) = SETUP[row["test_code"]]
-        body = {"subgroup_size": size, "lsl": lsl, "usl": usl, "target": centre}
+        body = {"subgroup_size": size, "lsl": lsl, "usl": usl, "target": centre, "reason": "drawing"}
         patched = ok(qs.patch(f"{API}/characteristics/{row['id']}/", body))
         assert patched["effective_chart_type"] == ("imr" if size == 1 else "xbar_r")
         change = ok(
