@@ -6,7 +6,19 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
-from django.db.models import CharField, Count, F, Prefetch, QuerySet, Value
+from django.db.models import (
+    BooleanField,
+    CharField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.db.models.functions import Concat
 
 from apps.config.models import Characteristic, TestPlan, TestPlanEntry
@@ -57,6 +69,45 @@ def tester_queryset() -> QuerySet[User]:
         .distinct()
         .order_by("first_name", "last_name", "username")
     )
+
+
+# --- Verification (four eyes) -------------------------------------------------------------
+
+
+def _plan_requires_verification() -> Exists:
+    """One of the result's item's plans asks for verification of its test."""
+    return Exists(
+        TestPlanEntry.objects.filter(
+            plan__items=OuterRef("item_id"), test=OuterRef("test_id"), requires_verification=True
+        )
+    )
+
+
+def observations_with_verification(queryset: QuerySet[Observation]) -> QuerySet[Observation]:
+    """Annotate `needs_verification` (its test or a plan entry of its item requires it) and
+    `to_be_verified` (needs it, confirmed, and not verified yet). The lot review reuses it."""
+    needs = Q(test__requires_verification=True) | _plan_requires_verification()
+    return queryset.annotate(
+        needs_verification=ExpressionWrapper(needs, output_field=BooleanField()),
+        to_be_verified=ExpressionWrapper(
+            needs & Q(status=ObservationStatus.CONFIRMED, verified_by__isnull=True),
+            output_field=BooleanField(),
+        ),
+    )
+
+
+def observation_needs_verification(observation: Observation) -> bool:
+    """Whether the result's test, or a plan entry of its item, requires a second person's verification."""
+    annotated = getattr(observation, "needs_verification", None)
+    if annotated is not None:
+        return bool(annotated)
+    if observation.test.requires_verification:
+        return True
+    if observation.item_id is None:
+        return False
+    return TestPlanEntry.objects.filter(
+        plan__items=observation.item_id, test_id=observation.test_id, requires_verification=True
+    ).exists()
 
 
 # --- A tester's worklist ----------------------------------------------------------------
