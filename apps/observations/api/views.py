@@ -292,6 +292,26 @@ class ObservationViewSet(
         )
         return Response(serializers.ObservationSerializer([fresh[row.pk] for row in rows], many=True).data)
 
+    @extend_schema(
+        request=OBSERVATIONS_REQUEST,
+        responses={202: serializers.ObservationsAcceptedSerializer, 413: TOO_LARGE},
+        summary="Post observations for your assigned items (one object or a list of up to 500)",
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Stored at once as `received`, then checked by a worker: read the status URL for the verdict.
+
+        A retry with the same idempotency keys (or, without keys, the same item, test,
+        values and observed_at) creates nothing and answers the original ids. A key used
+        before with another body is 409 `idempotency_key_reused`, and nothing is stored.
+        """
+        rows, batch = serializers.batch_validate(
+            request.data, serializers.ObservationEntrySerializer, max_entries=serializers.MAX_TESTER_BATCH
+        )
+        user = acting_user(request)
+        entries = services.tester_entries_resolve(rows=rows, user=user, batch=batch)
+        result = services.observations_record(entries=entries, source=ObservationSource.MANUAL, user=user)
+        return _accepted(request, result)
+
 
 class InvalidationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Invalidations of results: those waiting for approval, and the decided ones. Testers read those
@@ -340,26 +360,6 @@ class InvalidationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def refuse(self, request: Request, pk: str | None = None) -> Response:
         """Refuse the invalidation, saying why in `note`: the result stands."""
         return self._decide(request, approve=False)
-
-    @extend_schema(
-        request=OBSERVATIONS_REQUEST,
-        responses={202: serializers.ObservationsAcceptedSerializer, 413: TOO_LARGE},
-        summary="Post observations for your assigned items (one object or a list of up to 500)",
-    )
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Stored at once as `received`, then checked by a worker: read the status URL for the verdict.
-
-        A retry with the same idempotency keys (or, without keys, the same item, test,
-        values and observed_at) creates nothing and answers the original ids. A key used
-        before with another body is 409 `idempotency_key_reused`, and nothing is stored.
-        """
-        rows, batch = serializers.batch_validate(
-            request.data, serializers.ObservationEntrySerializer, max_entries=serializers.MAX_TESTER_BATCH
-        )
-        user = acting_user(request)
-        entries = services.tester_entries_resolve(rows=rows, user=user, batch=batch)
-        result = services.observations_record(entries=entries, source=ObservationSource.MANUAL, user=user)
-        return _accepted(request, result)
 
 
 class DeviceObservationViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet):
