@@ -352,3 +352,59 @@ def test_an_invalidated_result_is_due_again_on_the_worklist(plant: Plant, qualit
 
 def services_due(item: Any) -> list[dict[str, Any]]:
     return selectors.item_tests_due(item)
+
+
+def test_only_a_confirmed_result_is_invalidated(plant: Plant, quality_specialist: User) -> None:
+    (received,) = plant.record({"item": plant.items[0], "test": plant.dia, "values": [74.0]})
+    with pytest.raises(DomainConflict, match="still being checked"):
+        services.invalidation_request(
+            observation=Observation.objects.get(pk=received), user=plant.tester, reason="x"
+        )
+    (rejected,) = plant.record({"item": plant.items[0], "test": plant.dia, "values": [99.0]})  # implausible
+    services.observations_process(ids=[received, rejected])
+    with pytest.raises(DomainConflict, match="was rejected"):
+        services.invalidation_request(
+            observation=Observation.objects.get(pk=rejected), user=plant.tester, reason="x"
+        )
+    assert not Invalidation.objects.exists()
+
+
+def test_a_value_filling_a_subgroup_invalidates_its_sample_whole_or_leaves_the_buffer(
+    plant: Plant, quality_specialist: User
+) -> None:
+    """Subgroups of 2 filled by single values: an invalidated value still waiting leaves the
+    buffer; one in a finished sample invalidates that sample, and the other value stays counted."""
+    dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
+    dia.subgroup_size = 2
+    dia.save()
+    ids = [
+        plant.record({"item": plant.items[0], "test": plant.dia, "values": [v]})[0]
+        for v in (74.0, 74.01, 74.02)
+    ]
+    run(ids, dia)
+    sample = Sample.objects.get(characteristic=dia)
+    assert sample.observation_ids == ids[:2]
+    feed = SubgroupFeed.objects.get(pk=dia.pk)
+    assert feed.pending[str(plant.lot.pk)]["observations"] == [ids[2]]
+
+    for pk in (ids[2], ids[0]):
+        services.invalidation_request(
+            observation=Observation.objects.get(pk=pk),
+            user=quality_specialist,
+            reason="x",
+            signer=approver(quality_specialist),
+        )
+    calculations.characteristic_calculate(characteristic_id=dia.pk)
+    feed.refresh_from_db()
+    assert str(plant.lot.pk) not in feed.pending
+    sample.refresh_from_db()
+    assert sample.invalidated
+    stats = LotStatistics.objects.get(lot=plant.lot)
+    assert (stats.n, stats.mean) == (1, 74.01)
+    assert stats.checksum == checksum_of([Observation.objects.get(pk=ids[1]).hash])
+    # The next value starts a subgroup of its own, without the invalidated one.
+    (later,) = plant.record({"item": plant.items[1], "test": plant.dia, "values": [74.03]})
+    run([later], dia)
+    feed.refresh_from_db()
+    assert feed.pending[str(plant.lot.pk)]["values"] == [74.03]
+    assert LotStatistics.objects.get(lot=plant.lot).n == 2

@@ -36,6 +36,13 @@ REQUEST_FIELDS = ["observation", "reason", "status", "retest_requested", "amende
 
 
 def _locked(observation: Observation) -> Observation:
+    """The result, locked, after its characteristic's feed: folding locks the feed and then updates
+    observations, so taking them the other way round could deadlock with it."""
+    characteristic_id = (
+        Observation.objects.filter(pk=observation.pk).values_list("characteristic_id", flat=True).get()
+    )  # set once, when confirmed
+    if characteristic_id is not None:
+        list(SubgroupFeed.objects.select_for_update().filter(pk=characteristic_id).values_list("pk"))
     rows = Observation.objects.select_for_update(of=("self",)).select_related("test", "lot", "item")
     return rows.get(pk=observation.pk)
 
@@ -257,6 +264,7 @@ def invalidation_decide(
         raise ValidationError({"note": "Say why the invalidation is refused."})
     actor = Actor(user, source)
     with transaction.atomic():
+        observation = _locked(invalidation.observation)  # feed, result, then the invalidation
         locked = (
             Invalidation.objects.select_for_update(of=("self",))
             .select_related("observation__test", "observation__lot", "observation__item", "requested_by")
@@ -268,7 +276,7 @@ def invalidation_decide(
                 f"The invalidation of result {locked.observation_id} was {locked.status} already, "
                 f"at {locked.decided_at.isoformat()}."
             )
-        locked.observation = _locked(locked.observation)
+        locked.observation = observation
         if approve:
             _take_effect(locked, decider=user, note=note, signer=signer, actor=actor)
             return locked
