@@ -49,6 +49,8 @@ class EventType(StrEnum):
     DATA_HEALTH_ALARM = "data_health.alarm"
     CREDENTIALS_REVOKED = "credentials.revoked"  # openspc.revocation: the consumer closes with 4401
     SIGNING_LOCKED = "signing.locked"  # apps.signatures: a user's signing locked after wrong passwords
+    RESULT_INVALIDATED = "result.invalidated"  # apps.observations: a correction took a result out
+    RESULT_VERIFIED = "result.verified"  # apps.observations: a second person verified a result
 
 
 # The events subscriptions hear about (apps.subscriptions.services.EVENT_KINDS gives each its kind).

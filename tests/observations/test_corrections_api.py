@@ -221,3 +221,35 @@ def test_a_plan_entry_can_require_verification(plant: Plant) -> None:
     assert not selectors.observation_needs_verification(observation)
     TestPlanEntry.objects.filter(plan=plant.ring, test=plant.wall).update(requires_verification=True)
     assert selectors.observation_needs_verification(observation)
+
+
+def test_invalidation_and_verification_are_told_after_commit(
+    plant: Plant,
+    to_verify: Observation,
+    quality_specialist: User,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from apps.signatures.services import signer_check
+    from openspc import events
+
+    sent: list[Any] = []
+    monkeypatch.setattr(events, "events_send", sent.extend)
+    verifier = signer_check(
+        user=quality_specialist, action="verification", meaning="verified", password=PASSWORD
+    )
+    approval = signer_check(
+        user=quality_specialist, action="invalidation_approval", meaning="approved", password=PASSWORD
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        services.results_verify(observations=[to_verify], user=quality_specialist, signer=verifier)
+        services.invalidation_request(
+            observation=to_verify, user=quality_specialist, reason="x", signer=approval
+        )
+        assert sent == []  # nothing before the commit
+    told = {message["type"]: (groups, message) for groups, message in sent}
+    groups, message = told["result.verified"]
+    assert f"lot.{plant.lot.pk}" in groups
+    assert (message["observation"], message["verified_by"]) == (to_verify.pk, "qs")
+    groups, message = told["result.invalidated"]
+    assert (message["observation"], message["reason"]) == (to_verify.pk, "x")

@@ -27,6 +27,7 @@ from apps.observations.services.record import ObservationEntry, RecordResult, ob
 from apps.signatures.choices import SignedAction
 from apps.signatures.services import Signer, signature_record
 from openspc.api import DomainConflict
+from openspc.events import EventType, event, events_send_on_commit
 from openspc.rows import rows_update
 
 APPROVE = "observations.approve_invalidation"
@@ -57,6 +58,14 @@ def invalidation_content(invalidation: Invalidation) -> dict[str, Any]:
         "requested_by": invalidation.requested_by_id, "decided_by": invalidation.decided_by_id,
         "amended_values": invalidation.amended_values,
     }  # fmt: skip
+
+
+def result_groups(observation: Observation) -> tuple[str, ...]:
+    """Where news of a result goes: its lot, its product and its characteristic (if it has one)."""
+    groups: tuple[str, ...] = (f"lot.{observation.lot_id}", f"product.{observation.lot.product_id}")
+    if observation.characteristic_id is not None:
+        groups += (f"characteristic.{observation.characteristic_id}",)
+    return groups
 
 
 def _may_invalidate(observation: Observation, user: User) -> bool:
@@ -185,6 +194,13 @@ def _take_effect(
     observation.status = ObservationStatus.INVALIDATED
     observation.save(update_fields=["status"])
     _recalculation_ask(observation)
+    events_send_on_commit([event(
+        EventType.RESULT_INVALIDATED, result_groups(observation), observation=observation.pk,
+        lot=observation.lot_id, item=observation.item_id, test=observation.test_id,
+        characteristic=observation.characteristic_id, reason=invalidation.reason,
+        invalidation=invalidation.pk, decided_by=decider.get_username(),
+        retest_requested=invalidation.retest_requested,
+    )])  # fmt: skip
     if invalidation.amended_values is not None:
         _replacement_record(invalidation)
 

@@ -14,9 +14,11 @@ from apps.audit.services import Actor, audit_change
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
 from apps.observations.selectors import observations_with_verification
+from apps.observations.services.corrections import result_groups
 from apps.signatures.choices import SignedAction
 from apps.signatures.services import Signer, signature_record
 from openspc.api import DomainConflict
+from openspc.events import EventType, event, events_send_on_commit
 
 VERIFY = "observations.verify_observation"
 MAX_VERIFY_BATCH = 500
@@ -80,7 +82,10 @@ def results_verify(
         locked = {
             row.pk: row
             for row in observations_with_verification(
-                Observation.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
+                Observation.objects.select_for_update(of=("self",))
+                .select_related("lot")
+                .filter(pk__in=ids)
+                .order_by("pk")
             )
         }
         missing = [pk for pk in ids if pk not in locked]
@@ -99,4 +104,12 @@ def results_verify(
             signature_record(
                 signer=signer, action=SignedAction.VERIFICATION, record=row, content=observation_content(row)
             )
+        events_send_on_commit([
+            event(
+                EventType.RESULT_VERIFIED, result_groups(row), observation=row.pk, lot=row.lot_id,
+                item=row.item_id, test=row.test_id, verified_by=user.get_username(),
+                verified_at=now.isoformat(),
+            )
+            for row in rows
+        ])  # fmt: skip
     return rows
