@@ -197,7 +197,9 @@ def test_a_testers_request_waits_for_approval_and_changes_nothing_until_then(
     services.invalidation_decide(
         invalidation=invalidation, user=quality_specialist, approve=True, signer=approver(quality_specialist)
     )
+    assert dia.pk in calculations.characteristics_behind()  # the catch-up sweep would take it in
     calculations.characteristic_calculate(characteristic_id=dia.pk)
+    assert dia.pk not in calculations.characteristics_behind()
     invalidation.refresh_from_db()
     assert (invalidation.status, invalidation.decided_by) == (InvalidationStatus.APPROVED, quality_specialist)
     assert Observation.objects.get(pk=bad.pk).status == ObservationStatus.INVALIDATED
@@ -408,3 +410,27 @@ def test_a_value_filling_a_subgroup_invalidates_its_sample_whole_or_leaves_the_b
     feed.refresh_from_db()
     assert feed.pending[str(plant.lot.pk)]["values"] == [74.03]
     assert LotStatistics.objects.get(lot=plant.lot).n == 2
+
+
+def test_a_lot_checksum_read_back_from_the_observations_leaves_an_invalidated_one_out(
+    plant: Plant, quality_specialist: User
+) -> None:
+    """A lot the feed no longer holds a checksum for (closed and reopened) is read from its newest
+    result: never from an invalidated one, whose running checksum still counts itself."""
+    dia = judged(plant, plant.product)
+    ids = post(plant, plant.lot, [74.0, 74.01], dia)
+    services.invalidation_request(
+        observation=Observation.objects.get(pk=ids[1]), user=quality_specialist, reason="x",
+        signer=approver(quality_specialist),
+    )  # fmt: skip
+    calculations.characteristic_calculate(characteristic_id=dia.pk)
+    recomputed = LotStatistics.objects.get(lot=plant.lot).recomputed_at  # by the take-in
+    SubgroupFeed.objects.filter(pk=dia.pk).update(checksums={})
+    (later,) = plant.record({"item": plant.items[1], "test": plant.dia, "values": [74.02]})
+    run([later], dia)
+    hashes = Observation.objects.filter(lot=plant.lot, status=ObservationStatus.CONFIRMED).values_list(
+        "hash", flat=True
+    )
+    assert Observation.objects.get(pk=later).lot_checksum == checksum_of(hashes)
+    stats = LotStatistics.objects.get(lot=plant.lot)
+    assert (stats.n, stats.checksum, stats.recomputed_at) == (2, checksum_of(hashes), recomputed)  # added
