@@ -154,6 +154,8 @@ def to_verify(plant: Plant) -> Observation:
 def test_the_server_refuses_a_user_verifying_their_own_result(
     api: Api, plant: Plant, to_verify: Observation
 ) -> None:
+    shown = api(plant.tester).get(f"/api/v1/observations/{to_verify.pk}/").json()
+    assert (shown["needs_verification"], shown["to_be_verified"], shown["verified_by"]) == (True, True, None)
     before = snapshot()
     body = {"observations": [to_verify.pk], "signature": signature(plant.tester, "verified")}
     response = api(plant.tester).post("/api/v1/observations/verify/", body, format="json")
@@ -176,6 +178,7 @@ def test_another_person_verifies_signed(
     response = client.post("/api/v1/observations/verify/", body, format="json")
     assert response.status_code == 200, response.content
     assert response.json()[0]["verified_by"] == "qs"
+    assert (response.json()[0]["needs_verification"], response.json()[0]["to_be_verified"]) == (True, False)
     to_verify.refresh_from_db()
     assert to_verify.verified_by == quality_specialist
     assert Signature.objects.get().meaning == "verified"

@@ -289,6 +289,13 @@ class InvalidationSerializer(InvalidationSummarySerializer):
 class ObservationSerializer(ModelSerializer):
     user = serializers.CharField(source="user.username", read_only=True)
     verified_by = serializers.CharField(source="verified_by.username", read_only=True, allow_null=True)
+    needs_verification = serializers.BooleanField(
+        read_only=True,
+        help_text="Its test, or a plan entry of its item, requires a second person's verification.",
+    )
+    to_be_verified = serializers.BooleanField(
+        read_only=True, help_text="Needs verification, is confirmed and nobody has verified it yet."
+    )
     invalidation = serializers.SerializerMethodField()
     item_serial = serializers.CharField(source="item.serial", read_only=True, allow_null=True)
     lot_number = serializers.CharField(source="lot.number", read_only=True)
@@ -301,7 +308,8 @@ class ObservationSerializer(ModelSerializer):
         fields = [
             "id", "item", "item_serial", "lot", "lot_number", "test", "test_code", "characteristic",
             "values", "observed_at", "received_at", "source", "user", "idempotency_key", "status",
-            "reasons", "processed_at", "retest_of", "verified_by", "verified_at", "invalidation",
+            "reasons", "processed_at", "retest_of", "needs_verification", "to_be_verified", "verified_by",
+            "verified_at", "invalidation",
         ]  # fmt: skip
         read_only_fields = fields
 

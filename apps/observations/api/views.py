@@ -214,7 +214,8 @@ class ObservationViewSet(
         return [permission() for permission in classes]
 
     def get_queryset(self) -> QuerySet[Observation]:
-        return Observation.objects.visible_to(self.request.user).select_related(
+        visible = Observation.objects.visible_to(self.request.user)
+        return selectors.observations_with_verification(visible).select_related(
             "item", "lot", "test", "user", "verified_by", "invalidation__requested_by",
             "invalidation__decided_by",
         )  # fmt: skip
@@ -287,8 +288,10 @@ class ObservationViewSet(
         rows = services.results_verify(
             observations=[Observation(pk=pk) for pk in ids], user=acting_user(request), signer=signer
         )
-        fresh = Observation.objects.select_related("item", "lot", "test", "user", "verified_by").in_bulk(
-            [row.pk for row in rows]
+        fresh = (
+            selectors.observations_with_verification(Observation.objects.all())
+            .select_related("item", "lot", "test", "user", "verified_by")
+            .in_bulk([row.pk for row in rows])
         )
         return Response(serializers.ObservationSerializer([fresh[row.pk] for row in rows], many=True).data)
 
