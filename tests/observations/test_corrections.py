@@ -434,3 +434,22 @@ def test_a_lot_checksum_read_back_from_the_observations_leaves_an_invalidated_on
     assert Observation.objects.get(pk=later).lot_checksum == checksum_of(hashes)
     stats = LotStatistics.objects.get(lot=plant.lot)
     assert (stats.n, stats.checksum, stats.recomputed_at) == (2, checksum_of(hashes), recomputed)  # added
+
+
+def test_a_rejected_retest_or_amendment_leaves_room_for_another(
+    plant: Plant, quality_specialist: User
+) -> None:
+    dia = judged(plant, plant.product)
+    (obs,) = post(plant, plant.lot, [74.9], dia)
+    original = Observation.objects.get(pk=obs)
+    services.observation_amend(
+        observation=original, user=quality_specialist, values=[7.409], reason="typo",
+        signer=approver(quality_specialist),
+    )  # fmt: skip
+    amended = Observation.objects.get(retest_of=original)
+    services.observations_process(ids=[amended.pk])
+    assert Observation.objects.get(pk=amended.pk).status == ObservationStatus.REJECTED  # implausible
+    retest = services.observation_retest(observation=original, user=plant.tester, values=[74.09])
+    run(retest.ids, dia)
+    assert Observation.objects.get(pk=retest.ids[0]).status == ObservationStatus.CONFIRMED
+    assert sorted(original.retests.values_list("status", flat=True)) == ["confirmed", "rejected"]

@@ -135,8 +135,10 @@ def _recalculation_ask(observation: Observation) -> None:
         held = [s.pk for s in candidates.only("pk", "observation_ids") if observation.pk in s.observation_ids]
         sequences = list(Sample.objects.filter(pk__in=held).values_list("sequence", flat=True))
         Sample.objects.filter(pk__in=held).update(invalidated=True)
-        first = min(sequences)
-        feed.recalculate_from = first if feed.recalculate_from is None else min(first, feed.recalculate_from)
+        if sequences:
+            first = min(sequences)
+            earlier = feed.recalculate_from
+            feed.recalculate_from = first if earlier is None else min(first, earlier)
     assert observation.hash is not None
     if lot_key in feed.checksums:
         feed.checksums[lot_key] = checksum_add(int(feed.checksums[lot_key]), -observation.hash)
@@ -317,8 +319,7 @@ def observation_retest(
 ) -> RecordResult:
     """Record a retest of an invalidated result: a new observation with `retest_of` set, through the
     normal recording path (stored, checked, folded and calculated as any other). One retest per
-    invalidated result; a retry with the same key answers the same id."""
-    key = idempotency_key or f"retest-of-{observation.pk}"
+    invalidated result (besides rejected ones); a retry with the same key answers the same id."""
     with transaction.atomic():
         locked = _locked(observation)
         item_entry_check(item=locked.item, user=user)
@@ -327,7 +328,12 @@ def observation_retest(
                 f"Result {locked.pk} is {locked.status}, not invalidated: "
                 "a retest replaces an invalidated result."
             )
-        earlier = locked.retests.exclude(idempotency_key=f"{user.pk}:{key}").first()
+        # A rejected retest (an implausible value) is no part of the record: another may follow,
+        # under a key of its own unless the client gives one.
+        rejected = locked.retests.filter(status=ObservationStatus.REJECTED).count()
+        key = idempotency_key or f"retest-of-{observation.pk}" + (f"-{rejected}" if rejected else "")
+        standing = locked.retests.exclude(status=ObservationStatus.REJECTED)
+        earlier = standing.exclude(idempotency_key=f"{user.pk}:{key}").first()
         if earlier is not None:
             raise DomainConflict(f"Result {locked.pk} was retested already: result {earlier.pk}.")
         if locked.lot.status not in LOT_WORKING:
