@@ -119,9 +119,10 @@ def tester_items(*, user: User | AnonymousUser) -> QuerySet[Item]:
     spec limits of the product's characteristics (for a warning as a value is typed)."""
     entries = TestPlanEntry.objects.select_related("test").order_by("position")
     spec = Characteristic.objects.only("id", "product_id", "test_id", "lsl", "usl")
-    confirmed = Observation.objects.filter(status=ObservationStatus.CONFIRMED).only(
-        "id", "item_id", "test_id"
-    )
+    # Confirmed results make a test done; an invalidated one leaves it due, as a retest of it.
+    results = Observation.objects.filter(
+        status__in=[ObservationStatus.CONFIRMED, ObservationStatus.INVALIDATED]
+    ).only("id", "item_id", "test_id", "status")
     return (
         Item.objects.filter(tester=user.pk, lot__status__in=LOT_WORKING)
         .with_tests_due()
@@ -134,18 +135,21 @@ def tester_items(*, user: User | AnonymousUser) -> QuerySet[Item]:
                     Prefetch("entries", queryset=entries)
                 ),
             ),
-            Prefetch("observations", queryset=confirmed, to_attr="confirmed_observations"),
+            Prefetch("observations", queryset=results.order_by("id"), to_attr="recorded_results"),
         )
         .order_by("lot__created_at", "lot_id", "serial")
     )
 
 
 def item_tests_due(item: Item) -> list[dict[str, Any]]:
-    """The tests of the item's plans with no confirmed observation, each once, in plan order.
+    """The tests of the item's plans with no confirmed observation, each once, in plan order; one
+    whose result was invalidated names it in `retest_of` (the newest: post the retest for it).
 
     Reads what tester_items prefetched; no query.
     """
-    done = {observation.test_id for observation in getattr(item, "confirmed_observations", [])}
+    results = getattr(item, "recorded_results", [])
+    done = {row.test_id for row in results if row.status == ObservationStatus.CONFIRMED}
+    invalidated = {row.test_id: row.pk for row in results if row.status == ObservationStatus.INVALIDATED}
     spec = {c.test_id: c for c in getattr(item.lot.product, "spec_limits", [])}
     due: dict[int, dict[str, Any]] = {}
     for plan in item.plans.all():
@@ -168,6 +172,7 @@ def item_tests_due(item: Item) -> list[dict[str, Any]]:
                 "lsl": characteristic.lsl if characteristic else None,
                 "usl": characteristic.usl if characteristic else None,
                 "plan": f"{plan.code} v{plan.version}",
+                "retest_of": invalidated.get(entry.test_id),
             }
     return list(due.values())
 

@@ -349,7 +349,9 @@ def test_an_invalidated_result_is_due_again_on_the_worklist(plant: Plant, qualit
         signer=approver(quality_specialist),
     )
     item = next(i for i in selectors.tester_items(user=plant.tester) if i.pk == plant.items[0].pk)
-    assert plant.dia.pk in {t["test"] for t in services_due(item)}
+    due = {t["test"]: t["retest_of"] for t in services_due(item)}
+    assert due[plant.dia.pk] == ids[0]  # due again, as a retest of the invalidated result
+    assert due[plant.wall.pk] is None
 
 
 def services_due(item: Any) -> list[dict[str, Any]]:

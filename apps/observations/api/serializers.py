@@ -117,6 +117,11 @@ class TestDueSerializer(serializers.Serializer):
     lsl = serializers.FloatField(allow_null=True, help_text="The product's lower spec limit, if any.")
     usl = serializers.FloatField(allow_null=True, help_text="The product's upper spec limit, if any.")
     plan = serializers.CharField(help_text="The plan asking for it, e.g. 'RING v2'.")
+    retest_of = serializers.IntegerField(
+        allow_null=True,
+        help_text="The invalidated result of this test on this item, if any: post the retest to "
+        "/api/v1/observations/{retest_of}/retest/.",
+    )
 
 
 class MyItemSerializer(ModelSerializer):
