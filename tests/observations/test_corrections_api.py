@@ -256,3 +256,21 @@ def test_invalidation_and_verification_are_told_after_commit(
     assert (message["observation"], message["verified_by"]) == (to_verify.pk, "qs")
     groups, message = told["result.invalidated"]
     assert (message["observation"], message["reason"]) == (to_verify.pk, "x")
+
+
+def test_the_chart_data_marks_an_invalidated_point(api: Api, plant: Plant, quality_specialist: User) -> None:
+    from apps.calculations import services as calculations
+    from apps.config.models import Characteristic
+
+    dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
+    confirmed(plant, 74.0)
+    bad = confirmed(plant, 73.5)
+    calculations.characteristic_calculate(characteristic_id=dia.pk)
+    body = {"reason": "gauge dropped", "signature": signature(quality_specialist, "approved")}
+    api(quality_specialist).post(f"/api/v1/observations/{bad.pk}/invalidate/", body, format="json")
+    calculations.characteristic_calculate(characteristic_id=dia.pk)
+    points = api(quality_specialist).get(f"/api/v1/characteristics/{dia.pk}/chart-data/").json()["points"]
+    assert [(p["statistic"], p["invalidated"], p["invalidation_reason"]) for p in points] == [
+        (74.0, False, ""),
+        (73.5, True, "gauge dropped"),
+    ]
