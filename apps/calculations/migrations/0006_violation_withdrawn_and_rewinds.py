@@ -4,25 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('calculations', '0005_acknowledgement_rights_and_reasons'),
+        ("calculations", "0005_acknowledgement_rights_and_reasons"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='chartstate',
-            name='rewinds',
-            field=models.PositiveIntegerField(default=0, help_text='Corrections taken in: a window cached before the last one is stale.'),
+            model_name="chartstate",
+            name="rewinds",
+            field=models.PositiveIntegerField(
+                default=0, help_text="Corrections taken in: a window cached before the last one is stale."
+            ),
         ),
         migrations.AddField(
-            model_name='violation',
-            name='withdrawn_at',
-            field=models.DateTimeField(blank=True, help_text='When a correction (an invalidated result) undid the pattern; kept, not deleted.', null=True),
+            model_name="violation",
+            name="withdrawn_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When a correction (an invalidated result) undid the pattern; kept, not deleted.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='violation',
-            name='withdrawn_reason',
+            model_name="violation",
+            name="withdrawn_reason",
             field=models.TextField(blank=True),
         ),
     ]
