@@ -1,4 +1,4 @@
-"""Taking in corrections (docs/adr/0013): when a result is invalidated, apps.observations marks its
+"""Taking in corrections (docs/adr/0015): when a result is invalidated, apps.observations marks its
 samples invalidated, drops its hash from the lot checksum and flags the characteristic's feed
 (recalculate_from, recalculate_lots). The calculation, under the ChartState row lock, then takes the
 characteristic back before it goes on: samples from the first affected one are judged again with

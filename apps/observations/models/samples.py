@@ -79,7 +79,7 @@ class SubgroupFeed(models.Model):
     checksums = models.JSONField(default=dict, blank=True)
     # A correction (apps.observations.services.corrections) asks the calculation to take the
     # characteristic back: samples from this sequence on are judged again, and the statistics of
-    # these lots and of the product are recomputed from what is still confirmed (docs/adr/0013).
+    # these lots and of the product are recomputed from what is still confirmed (docs/adr/0015).
     recalculate_from = models.PositiveIntegerField(
         null=True, blank=True, help_text="First sample sequence to judge again after a correction."
     )

@@ -6,7 +6,7 @@ Invalidation says why, who asked and who decided. Every step is audited.
 
 Once a result is invalidated its values leave the chart and the statistics: its samples are
 marked invalidated, the lot checksum drops its hash, and the calculation worker is asked to take
-the characteristic back from the first affected sample (docs/adr/0013).
+the characteristic back from the first affected sample (docs/adr/0015).
 """
 
 from collections.abc import Sequence
