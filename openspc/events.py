@@ -50,6 +50,8 @@ class EventType(StrEnum):
     CREDENTIALS_REVOKED = "credentials.revoked"  # openspc.revocation: the consumer closes with 4401
     SIGNING_LOCKED = "signing.locked"  # apps.signatures: a user's signing locked after wrong passwords
     LOT_RELEASE_REQUESTED = "lot.release_requested"  # apps.records: an operations lead asks approvers
+    RESULT_INVALIDATED = "result.invalidated"  # apps.observations: a correction took a result out
+    RESULT_VERIFIED = "result.verified"  # apps.observations: a second person verified a result
 
 
 # The events subscriptions hear about (apps.subscriptions.services.EVENT_KINDS gives each its kind).

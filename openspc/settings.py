@@ -498,6 +498,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "LotStatusEnum": "apps.observations.choices.LotStatus",
         "ObservationStatusEnum": "apps.observations.choices.ObservationStatus",
+        "InvalidationStatusEnum": "apps.observations.choices.InvalidationStatus",
         # QA scenarios have a kind and a source too; the older names stay with their first owners.
         "KindEnum": "apps.config.choices.TestKind",
         "SourceEnum": "apps.observations.choices.ObservationSource",

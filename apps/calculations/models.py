@@ -20,6 +20,9 @@ class ChartState(models.Model):
     last_position = models.PositiveBigIntegerField(
         default=0, help_text="Confirmed observations in the statistics: 1 … this."
     )
+    rewinds = models.PositiveIntegerField(
+        default=0, help_text="Corrections taken in: a window cached before the last one is stale."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -65,6 +68,11 @@ class Violation(models.Model):
     )
     acknowledgement_comment = models.TextField(blank=True)
     corrective_action = models.TextField(blank=True)
+    withdrawn_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When a correction (an invalidated result) undid the pattern; kept, not deleted.",
+    )  # fmt: skip
+    withdrawn_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

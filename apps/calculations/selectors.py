@@ -11,7 +11,8 @@ from apps.calculations.services.calculate import limits_current, lines_of
 from apps.calculations.window import Point, dispersion_statistic, plotted_sigma, plotted_statistic
 from apps.config.models import Characteristic, ControlLimits
 from apps.config.selectors import current_limits_prefetch
-from apps.observations.models import Sample
+from apps.observations.choices import InvalidationStatus
+from apps.observations.models import Invalidation, Sample
 
 CHART_POINTS = 100
 MAX_CHART_POINTS = 5000  # the chart page's largest "Show the last"
@@ -25,7 +26,10 @@ def sample_queryset(user: User | AnonymousUser) -> QuerySet[Sample]:
 
 # A violation still to be acknowledged: its rule is one the characteristic wants acknowledged (decided
 # when it was found, Violation.requires_acknowledgement) and nobody has. The others are informational.
-AWAITING_ACKNOWLEDGEMENT = Q(requires_acknowledgement=True, acknowledged_at__isnull=True)
+# A withdrawn violation (a correction invalidated a result its pattern used) awaits nothing.
+AWAITING_ACKNOWLEDGEMENT = Q(
+    requires_acknowledgement=True, acknowledged_at__isnull=True, withdrawn_at__isnull=True
+)
 
 
 def violation_queryset(user: User | AnonymousUser) -> QuerySet[Violation]:
@@ -80,6 +84,19 @@ def product_statistics_queryset() -> QuerySet[ProductStatistics]:
     )
 
 
+def _invalidation_reasons(samples: list[Sample]) -> dict[int, str]:
+    """Why each invalidated sample is: the reasons of its results' approved invalidations. One query."""
+    owners = {pk: sample.pk for sample in samples if sample.invalidated for pk in sample.observation_ids}
+    if not owners:
+        return {}
+    reasons: dict[int, list[str]] = {}
+    for observation_id, reason in Invalidation.objects.filter(
+        observation_id__in=list(owners), status=InvalidationStatus.APPROVED
+    ).values_list("observation_id", "reason"):
+        reasons.setdefault(owners[observation_id], []).append(reason)
+    return {pk: "; ".join(texts) for pk, texts in reasons.items()}
+
+
 @dataclass(frozen=True)
 class ChartData:
     characteristic: Characteristic
@@ -108,23 +125,28 @@ def chart_data(
         zones = {f"sigma_{k}": [lines.center - k * sigma, lines.center + k * sigma] for k in (1, 2, 3)}
     points: list[dict[str, Any]] = []
     previous = None
+    reasons = _invalidation_reasons(samples)
     for sample in samples:
         statistic = plotted_statistic(kind, sample.mean, sample.n)
         point = Point(sample.sequence, sample.mean, sample.n, sample.range, sample.sd)
+        # An invalidated point has no moving range and gives none: the line bridges it.
+        dispersion = None if sample.invalidated else dispersion_statistic(kind, point, previous)
         points.append(
             {
                 "id": sample.pk, "sequence": sample.sequence, "lot": sample.lot_id, "n": sample.n,
-                "statistic": statistic, "dispersion": dispersion_statistic(kind, point, previous),
+                "statistic": statistic, "dispersion": dispersion,
                 "mean": sample.mean, "range": sample.range, "sd": sample.sd, "in_control": sample.in_control,
                 "limits_version": sample.limits_version, "undersized": sample.undersized,
+                "invalidated": sample.invalidated, "invalidation_reason": reasons.get(sample.pk, ""),
                 "created_at": sample.created_at,
             }
         )  # fmt: skip
-        previous = statistic
+        if not sample.invalidated:
+            previous = statistic
     points = points[-limit:]
     shown = [point["id"] for point in points]
     violations = list(
-        Violation.objects.filter(sample_id__in=shown)
+        Violation.objects.filter(sample_id__in=shown, withdrawn_at__isnull=True)
         .select_related("sample")
         .order_by("sample__sequence", "rule", "chart")
     )

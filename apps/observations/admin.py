@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from apps.audit.services import Actor
 from apps.observations import services
 from apps.observations.choices import LOT_DISPOSITIONS
-from apps.observations.models import Item, Lot, Observation, Sample
+from apps.observations.models import Invalidation, Item, Lot, Observation, Sample
 from openspc.admin import ReadOnlyAdmin
 from openspc.api import acting_user
 
@@ -118,7 +118,10 @@ class LotAdmin(admin.ModelAdmin):
 
 @admin.register(Observation)
 class ObservationAdmin(ReadOnlyAdmin):  # nothing posted is changed or discarded
-    list_display = ["id", "lot", "item", "test", "values", "status", "reasons_text", "source", "received_at"]
+    list_display = [
+        "id", "lot", "item", "test", "values", "status", "reasons_text", "source", "received_at", "retest_of",
+        "verified_by",
+    ]  # fmt: skip
     list_filter = ["status", "source", "test"]
     search_fields = ["lot__number", "item__serial", "idempotency_key"]
     list_select_related = ["lot", "item__lot", "test"]
@@ -127,6 +130,22 @@ class ObservationAdmin(ReadOnlyAdmin):  # nothing posted is changed or discarded
     @admin.display(description="reasons")
     def reasons_text(self, obj: Observation) -> str:
         return "; ".join(str(reason.get("message", reason)) for reason in obj.reasons or [])
+
+
+@admin.register(Invalidation)
+class InvalidationAdmin(ReadOnlyAdmin):  # decided through the API, signed; the admin shows them
+    list_display = [
+        "observation",
+        "status",
+        "reason",
+        "requested_by",
+        "requested_at",
+        "decided_by",
+        "decided_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["observation__lot__number", "reason"]
+    list_select_related = ["observation", "requested_by", "decided_by"]
 
 
 @admin.register(Sample)

@@ -3,7 +3,7 @@
 import django_filters
 from django.contrib.auth.models import User
 
-from apps.observations.models import Item, Lot, Observation
+from apps.observations.models import Invalidation, Item, Lot, Observation
 
 
 class NumberInFilter(django_filters.BaseInFilter, django_filters.NumberFilter):
@@ -33,6 +33,14 @@ class ObservationFilterSet(django_filters.FilterSet):
     class Meta:
         model = Observation
         fields = ["ids", "status", "source", "lot", "item", "test", "characteristic", "received_after"]
+
+
+class InvalidationFilterSet(django_filters.FilterSet):
+    lot = django_filters.NumberFilter(field_name="observation__lot")
+
+    class Meta:
+        model = Invalidation
+        fields = ["status", "lot"]
 
 
 class TesterFilterSet(django_filters.FilterSet):

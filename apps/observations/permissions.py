@@ -59,3 +59,17 @@ class RoleModelChangePermissions(RoleModelPermissions):
     """For actions that POST a change to existing rows (assign, select plans, set status): `change`."""
 
     perms_map = {**RoleModelPermissions.perms_map, "POST": ["%(app_label)s.change_%(model_name)s"]}
+
+
+class HoldsAny(BasePermission):
+    """Signed-in people (no device token) holding one of the view's `required_perms`; the service
+    then checks the rule of each row (own results, four eyes) and says what is not allowed."""
+
+    message = "Your role does not correct or verify results."
+
+    def has_permission(self, request: Request, view: "APIView") -> bool:
+        user = request.user
+        if not (user and user.is_authenticated) or has_role(user, Role.DEVICE):
+            return False
+        perms: list[str] = getattr(view, "required_perms", {}).get(getattr(view, "action", ""), [])
+        return any(user.has_perm(perm) for perm in perms)

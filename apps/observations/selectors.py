@@ -6,7 +6,19 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
-from django.db.models import CharField, Count, F, Prefetch, QuerySet, Value
+from django.db.models import (
+    BooleanField,
+    CharField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+)
 from django.db.models.functions import Concat
 
 from apps.config.choices import PlanStatus
@@ -60,6 +72,45 @@ def tester_queryset() -> QuerySet[User]:
     )
 
 
+# --- Verification (four eyes) -------------------------------------------------------------
+
+
+def _plan_requires_verification() -> Exists:
+    """One of the result's item's plans asks for verification of its test."""
+    return Exists(
+        TestPlanEntry.objects.filter(
+            plan__items=OuterRef("item_id"), test=OuterRef("test_id"), requires_verification=True
+        )
+    )
+
+
+def observations_with_verification(queryset: QuerySet[Observation]) -> QuerySet[Observation]:
+    """Annotate `needs_verification` (its test or a plan entry of its item requires it) and
+    `to_be_verified` (needs it, confirmed, and not verified yet). The lot review reuses it."""
+    needs = Q(test__requires_verification=True) | _plan_requires_verification()
+    return queryset.annotate(
+        needs_verification=ExpressionWrapper(needs, output_field=BooleanField()),
+        to_be_verified=ExpressionWrapper(
+            needs & Q(status=ObservationStatus.CONFIRMED, verified_by__isnull=True),
+            output_field=BooleanField(),
+        ),
+    )
+
+
+def observation_needs_verification(observation: Observation) -> bool:
+    """Whether the result's test, or a plan entry of its item, requires a second person's verification."""
+    annotated = getattr(observation, "needs_verification", None)
+    if annotated is not None:
+        return bool(annotated)
+    if observation.test.requires_verification:
+        return True
+    if observation.item_id is None:
+        return False
+    return TestPlanEntry.objects.filter(
+        plan__items=observation.item_id, test_id=observation.test_id, requires_verification=True
+    ).exists()
+
+
 # --- A tester's worklist ----------------------------------------------------------------
 
 
@@ -70,9 +121,10 @@ def tester_items(*, user: User | AnonymousUser) -> QuerySet[Item]:
     warning as a value is typed)."""
     entries = TestPlanEntry.objects.select_related("test").order_by("position")
     spec = Characteristic.objects.only("id", "product_id", "test_id", "lsl", "usl")
-    confirmed = Observation.objects.filter(status=ObservationStatus.CONFIRMED).only(
-        "id", "item_id", "test_id"
-    )
+    # Confirmed results make a test done; an invalidated one leaves it due, as a retest of it.
+    results = Observation.objects.filter(
+        status__in=[ObservationStatus.CONFIRMED, ObservationStatus.INVALIDATED]
+    ).only("id", "item_id", "test_id", "status")
     return (
         Item.objects.filter(tester=user.pk, lot__status__in=LOT_WORKING)
         .with_tests_due()
@@ -90,7 +142,7 @@ def tester_items(*, user: User | AnonymousUser) -> QuerySet[Item]:
                     Prefetch("entries", queryset=entries)
                 ),
             ),
-            Prefetch("observations", queryset=confirmed, to_attr="confirmed_observations"),
+            Prefetch("observations", queryset=results.order_by("id"), to_attr="recorded_results"),
         )
         .order_by("lot__created_at", "lot_id", "serial")
     )
@@ -98,11 +150,14 @@ def tester_items(*, user: User | AnonymousUser) -> QuerySet[Item]:
 
 def item_tests_due(item: Item) -> list[dict[str, Any]]:
     """The tests of the item's plans in effect now for its product (released, assignment not ended)
-    with no confirmed observation, each once, in plan order.
+    with no confirmed observation, each once, in plan order; one whose result was invalidated names
+    it in `retest_of` (the newest: post the retest for it).
 
     Reads what tester_items prefetched; no query.
     """
-    done = {observation.test_id for observation in getattr(item, "confirmed_observations", [])}
+    results = getattr(item, "recorded_results", [])
+    done = {row.test_id for row in results if row.status == ObservationStatus.CONFIRMED}
+    invalidated = {row.test_id: row.pk for row in results if row.status == ObservationStatus.INVALIDATED}
     spec = {c.test_id: c for c in getattr(item.lot.product, "spec_limits", [])}
     in_effect = {a.plan_id for a in getattr(item.lot.product, "assignments_now", [])}
     due: dict[int, dict[str, Any]] = {}
@@ -128,6 +183,7 @@ def item_tests_due(item: Item) -> list[dict[str, Any]]:
                 "lsl": characteristic.lsl if characteristic else None,
                 "usl": characteristic.usl if characteristic else None,
                 "plan": f"{plan.code} v{plan.version}",
+                "retest_of": invalidated.get(entry.test_id),
             }
     return list(due.values())
 

@@ -39,7 +39,7 @@ from django.utils import timezone
 from apps.config.choices import SubgroupTimeoutPolicy, TestKind
 from apps.config.models import Characteristic
 from apps.observations.checksum import checksum_add, observation_hash
-from apps.observations.choices import LOT_WORKING
+from apps.observations.choices import LOT_WORKING, ObservationStatus
 from apps.observations.handoff import calculations_queue_on_commit
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
 from openspc.rows import rows_insert, rows_locked, rows_update
@@ -175,6 +175,7 @@ def _lot_checksum(feed: SubgroupFeed, characteristic: Characteristic, lot_id: in
         return int(kept)
     latest = (
         Observation.objects.filter(lot_id=lot_id, test_id=characteristic.test_id, position__isnull=False)
+        .exclude(status=ObservationStatus.INVALIDATED)  # its running checksum still counts itself
         .order_by("-position")
         .values_list("lot_checksum", flat=True)
         .first()

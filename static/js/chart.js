@@ -245,6 +245,7 @@ function makePlot(chart, data) {
         label: chart === "location" ? locationLabel(model.kind) : dispersionLabel(model.kind),
         stroke: COLOURS.line,
         width: lineWidth(),
+        spanGaps: true, // an invalidated point is a gap: the line joins its neighbours
         points: { show: false },
       },
     ],

@@ -113,7 +113,8 @@ export class ChartModel {
       id: sample.id, sequence: sample.sequence, lot: sample.lot, n: sample.n, statistic: sample.statistic,
       dispersion, mean: sample.mean, range: sample.range ?? null, sd: sample.sd ?? null,
       in_control: sample.in_control ?? null, limits_version: sample.limits_version ?? null,
-      undersized: Boolean(sample.undersized), created_at: sample.created_at,
+      undersized: Boolean(sample.undersized), invalidated: Boolean(sample.invalidated),
+      invalidation_reason: sample.invalidation_reason ?? "", created_at: sample.created_at,
     });
     for (const [id, v] of this.early) {
       if (v.sequence === sample.sequence) {
@@ -211,8 +212,10 @@ export class ChartModel {
       .sort((a, b) => a.rule - b.rule || a.chart.localeCompare(b.chart));
   }
 
-  /** "violation", "undersized", "in-control" or "pending" (not judged: no limits yet) on one chart. */
+  /** "invalidated" (its result was invalidated: never judged), "violation", "undersized",
+   * "in-control" or "pending" (not judged: no limits yet) on one chart. */
   stateOf(point, chart = "location") {
+    if (point.invalidated) return "invalidated";
     const violations = this.violationsAt(point.sequence);
     if (violations.some((v) => v.chart === chart)) return "violation";
     if (chart === "location" && point.in_control === false && !violations.length) return "violation";
@@ -230,6 +233,7 @@ export class ChartModel {
       if (v.chart === chart) onChart.add(v.sequence);
     }
     return this.points.map((p) => {
+      if (p.invalidated) return "invalidated";
       if (onChart.has(p.sequence)) return "violation";
       if (chart === "location" && p.in_control === false && !onAny.has(p.sequence)) return "violation";
       if (p.undersized) return "undersized";
@@ -258,13 +262,24 @@ export class ChartModel {
     return { location: [...pattern.location].sort((a, b) => a - b), dispersion: [...pattern.dispersion].sort((a, b) => a - b) };
   }
 
-  /** uPlot data: [sequences, statistics] and [sequences, dispersions]. */
+  /** uPlot data: [sequences, statistics] and [sequences, dispersions]. An invalidated point is a
+   * gap in the line (drawn on its own by invalidatedAt), so the line joins its neighbours. */
   series() {
     const xs = this.points.map((p) => p.sequence);
+    const kept = (p, value) => (p.invalidated ? null : value ?? null);
     return {
-      location: [xs, this.points.map((p) => p.statistic)],
-      dispersion: [xs, this.points.map((p) => p.dispersion ?? null)],
+      location: [xs, this.points.map((p) => kept(p, p.statistic))],
+      dispersion: [xs, this.points.map((p) => kept(p, p.dispersion))],
     };
+  }
+
+  /** The invalidated points of a chart to mark on their own: [{sequence, value}] (no dispersion: an
+   * invalidated point has no moving range). */
+  invalidatedPoints(chart = "location") {
+    return this.points
+      .filter((p) => p.invalidated)
+      .map((p) => ({ sequence: p.sequence, value: chart === "location" ? p.statistic : p.dispersion ?? null }))
+      .filter((p) => p.value !== null && Number.isFinite(p.value));
   }
 
   /** Horizontal lines of a chart: [{key, label, value, style}], style "center" | "limit" | "spec". */
@@ -380,6 +395,7 @@ export function describePoint(model, point, { decimals = 2, unit = "", timeZone 
     if (point.n > 1 && point.sd !== null) rows.push(["SD", withUnit(point.sd)]);
   }
   if (point.undersized) rows.push(["Subgroup", "undersized"]);
+  if (point.invalidated) rows.push(["Invalidated", point.invalidation_reason || "yes"]);
   const dispersion = dispersionLabel(kind) ?? "dispersion";
   const rules = model.violationsAt(point.sequence).map((v) => ({
     rule: v.rule,

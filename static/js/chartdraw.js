@@ -12,6 +12,7 @@ export const COLOURS = {
   violation: "#b3261e",
   undersized: "#8a5a00",
   pending: "#6b6b6b",
+  invalidated: "#9e9e9e",
   center: "#1b6e3a",
   limit: "#b3261e",
   spec: "#6a1b9a",
@@ -133,17 +134,26 @@ export function drawMarkers(u, chart, model) {
       path.arc(x, y, 3.5 * r, 0, 2 * Math.PI);
     }
   }
+  // Invalidated points are gaps in the series (the line joins their neighbours): marked from the model.
+  for (const p of model.invalidatedPoints(chart)) {
+    if (p.sequence < min || p.sequence > max) continue;
+    const x = u.valToPos(p.sequence, "x", true);
+    const y = u.valToPos(p.value, "y", true);
+    const path = (paths.invalidated ??= new Path2D());
+    path.moveTo(x + 3.5 * r, y);
+    path.arc(x, y, 3.5 * r, 0, 2 * Math.PI);
+  }
   ctx.save();
   ctx.beginPath();
   ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
   ctx.clip();
   ctx.setLineDash([]);
   ctx.lineWidth = 1.5 * r;
-  for (const pointState of ["in-control", "pending", "undersized", "violation"]) { // violations on top
+  for (const pointState of ["invalidated", "in-control", "pending", "undersized", "violation"]) { // violations on top
     const path = paths[pointState];
     if (!path) continue;
     const colour = COLOURS[pointState];
-    ctx.fillStyle = pointState === "violation" || pointState === "in-control" ? colour : "#fff"; // hollow: undersized, not judged
+    ctx.fillStyle = pointState === "violation" || pointState === "in-control" ? colour : "#fff"; // hollow: undersized, not judged, invalidated
     ctx.fill(path);
     if (pointState !== "violation") {
       ctx.strokeStyle = colour;

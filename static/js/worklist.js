@@ -13,6 +13,7 @@ import {
   checkValue,
   newIdempotencyKey,
   observationBody,
+  observationUrl,
   sameOriginPath,
   shouldRetry,
 } from "./worklist.logic.js";
@@ -189,6 +190,7 @@ function submit(row) {
     key: newIdempotencyKey(),
     item: row.item,
     test: row.test.test,
+    retestOf: row.test.retest_of ?? null,
     values: verdicts.map((verdict) => verdict.number),
     observedAt: new Date().toISOString(),
     label: row.label,
@@ -218,7 +220,7 @@ async function send(entry) {
   const key = rowKey(entry.item, entry.test);
   showState(key, "sending", "Sending…");
   try {
-    const answer = await apiPost("/api/v1/observations/", observationBody(entry), { timeoutMs: POST_TIMEOUT_MS });
+    const answer = await apiPost(observationUrl(entry), observationBody(entry), { timeoutMs: POST_TIMEOUT_MS });
     store.remove(entry.key);
     showState(key, "sent", "Sent. Being checked…");
     announce(`${entry.label}: sent.`);

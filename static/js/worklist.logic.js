@@ -146,6 +146,12 @@ export function observationBody(entry) {
   };
 }
 
+// Where an entry is posted: a retest of an invalidated result goes to that result's retest/ (the new
+// result is linked to it); anything else is a new observation.
+export function observationUrl(entry) {
+  return entry.retestOf ? `/api/v1/observations/${entry.retestOf}/retest/` : "/api/v1/observations/";
+}
+
 // A same-origin path for the status URL the API answered (it is absolute, and behind a proxy
 // its host may not be the one the page was loaded from).
 export function sameOriginPath(url, base) {

@@ -31,7 +31,7 @@ class WorklistTests:
         assert dia == {
             "test": plant.dia.pk, "code": "DIA", "name": plant.dia.name, "kind": "variable", "unit": "mm",
             "decimals": 3, "instructions": "", "replicates": 1, "plausible_min": 70.0, "plausible_max": 78.0,
-            "lsl": None, "usl": None, "plan": "RING v1",
+            "lsl": None, "usl": None, "plan": "RING v1", "retest_of": None,
         }  # fmt: skip
         assert (wall["code"], wall["replicates"]) == ("WALL", 3)
 

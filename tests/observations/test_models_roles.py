@@ -24,12 +24,15 @@ class RolePermissionsTests:
             "add_lot", "change_lot", "view_lot", "add_item", "change_item", "view_item", "view_sample",
         }  # fmt: skip
 
-    def test_tester_views_items_posts_observations_and_submits_samples(self):
-        assert _perms(Role.TESTER) == {"view_item", "add_observation", "view_observation", "add_sample"}
+    def test_tester_views_items_posts_observations_submits_samples_and_verifies_others(self):
+        assert _perms(Role.TESTER) == {
+            "view_item", "add_observation", "view_observation", "add_sample", "verify_observation",
+        }  # fmt: skip
 
-    def test_quality_specialist_views_all_and_enters_no_data(self):
+    def test_quality_specialist_views_all_verifies_approves_invalidations_and_enters_no_data(self):
         assert _perms(Role.QUALITY_SPECIALIST) == {
-            "view_lot", "view_item", "view_observation", "view_sample",
+            "view_lot", "view_item", "view_observation", "view_sample", "verify_observation",
+            "approve_invalidation",
         }  # fmt: skip
 
     def test_manager_views_lots_items_observations_and_samples(self):

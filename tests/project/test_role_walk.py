@@ -27,7 +27,8 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from apps.config.models import Characteristic
-from apps.observations.models import Observation
+from apps.observations import services
+from apps.observations.models import Invalidation, Observation
 from openspc.routing import websocket_urlpatterns
 from tests.config.helpers import error_of
 from tests.factories import ItemFactory, LotFactory, ProductFactory, TestFactory, UserFactory, released_plan
@@ -172,6 +173,17 @@ API: dict[str, dict[str, str]] = {
     "GET /api/v1/observations/{id}/": {**NOBODY, "tester": OWN, "device": OWN},
     "POST /api/v1/observations/": {**NOBODY, "tester": ENTRY},
     "POST /api/v1/samples/": {**NOBODY, "tester": ENTRY},
+    # Corrections and verification (#18): a tester asks to invalidate or amend their own results,
+    # retests their invalidated ones, verifies others' (never their own), reads the invalidations of
+    # their own results; approving is a quality specialist's.
+    "POST /api/v1/observations/{id}/invalidate/": {**NOBODY, "tester": ENTRY},
+    "POST /api/v1/observations/{id}/amend/": {**NOBODY, "tester": ENTRY},
+    "POST /api/v1/observations/{id}/retest/": {**NOBODY, "tester": ENTRY},
+    "POST /api/v1/observations/verify/": {**NOBODY, "tester": ENTRY},
+    "GET /api/v1/invalidations/": {**NOBODY, "tester": OWN},
+    "GET /api/v1/invalidations/{id}/": {**NOBODY, "tester": OWN},
+    "POST /api/v1/invalidations/{id}/approve/": NOBODY,
+    "POST /api/v1/invalidations/{id}/refuse/": NOBODY,
     "POST /api/v1/device/observations/": {
         "roleless": NOT_DEVICE_CREDENTIALS,
         "tester": NOT_DEVICE_CREDENTIALS,
@@ -329,11 +341,35 @@ class World:
         self.their_observation = plant.record(
             {"item": self.their_item, "test": plant.dia, "values": [74.02]}, user=self.other_tester
         )[0]
+        self.results = 0
+        self.asked: tuple[int, int] | None = None
         self.ids_by_collection = {
             "characteristics": self.dia.pk, "products": plant.product.pk, "tests": plant.dia.pk,
             "test-plans": plant.ring.pk, "lots": plant.lot.pk, "items": plant.items[0].pk,
             "observations": self.own_observation, "devices": self.device.pk, "testers": self.tester.pk,
         }  # fmt: skip
+
+    def confirmed(self) -> int:
+        """A new confirmed result of the tester's."""
+        self.results += 1  # another value: the same body without a key is a retry of the first
+        value = 74.0 + self.results / 1000
+        (pk,) = self.plant.record({"item": self.plant.items[1], "test": self.plant.dia, "values": [value]})
+        services.observations_process(ids=[pk])
+        return pk
+
+    def invalidations(self) -> tuple[int, int]:
+        """An invalidation the tester asked for, and one another tester asked for (ids)."""
+        if self.asked is None:
+            services.observations_process(ids=[self.their_observation])
+            mine = services.invalidation_request(
+                observation=Observation.objects.get(pk=self.confirmed()), user=self.tester, reason="mine"
+            )
+            theirs = services.invalidation_request(
+                observation=Observation.objects.get(pk=self.their_observation), user=self.other_tester,
+                reason="theirs",
+            )  # fmt: skip
+            self.asked = (mine.pk, theirs.pk)
+        return self.asked
 
     def user(self, role: str) -> AbstractBaseUser:
         return {"roleless": self.roleless, "tester": self.tester, "device": self.device.user}[role]
@@ -432,6 +468,14 @@ def _own_checks(world: World) -> dict[tuple[str, str], Callable[[APIClient], Non
         assert client.get(f"/api/v1/observations/{world.own_observation}/").json()["values"] == [74.01]
         assert client.get(f"/api/v1/observations/{world.their_observation}/").status_code == 404
 
+    def tester_invalidations(client: APIClient) -> None:
+        mine, theirs = world.invalidations()
+        own = set(Invalidation.objects.filter(observation__user=world.tester).values_list("pk", flat=True))
+        assert mine in own
+        assert _ids(client.get("/api/v1/invalidations/")) == own
+        assert client.get(f"/api/v1/invalidations/{mine}/").json()["reason"] == "mine"
+        assert client.get(f"/api/v1/invalidations/{theirs}/").status_code == 404
+
     def device_observations(client: APIClient) -> None:
         posted = client.post(
             "/api/v1/device/observations/",
@@ -452,6 +496,8 @@ def _own_checks(world: World) -> dict[tuple[str, str], Callable[[APIClient], Non
         ("GET /api/v1/items/{id}/", "tester"): items,
         ("GET /api/v1/tests/", "tester"): tests,
         ("GET /api/v1/tests/{id}/", "tester"): tests,
+        ("GET /api/v1/invalidations/", "tester"): tester_invalidations,
+        ("GET /api/v1/invalidations/{id}/", "tester"): tester_invalidations,
         ("GET /api/v1/observations/", "tester"): tester_observations,
         ("GET /api/v1/observations/{id}/", "tester"): tester_observations,
         ("GET /api/v1/observations/", "device"): device_observations,
@@ -497,7 +543,50 @@ def _entry_checks(world: World) -> dict[tuple[str, str], Callable[[APIClient], N
         assert sorted(row["id"] for row in status.json()["results"]) == sorted(ids)
         assert {row["status"] for row in status.json()["results"]} == {"received"}
 
+    def tester_invalidate(client: APIClient) -> None:
+        own = world.confirmed()
+        error_of(client.post(f"/api/v1/observations/{own}/invalidate/", {}, format="json"), 400, "reason")
+        theirs = f"/api/v1/observations/{world.their_observation}/invalidate/"
+        error_of(client.post(theirs, {"reason": "x"}, format="json"), 404)
+        response = client.post(f"/api/v1/observations/{own}/invalidate/", {"reason": "x"}, format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["invalidation"]["status"] == "requested"
+
+    def tester_amend(client: APIClient) -> None:
+        own = world.confirmed()
+        body = {"values": [74.0], "reason": "typo"}
+        error_of(
+            client.post(f"/api/v1/observations/{world.their_observation}/amend/", body, format="json"), 404
+        )
+        response = client.post(f"/api/v1/observations/{own}/amend/", body, format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["invalidation"]["amended_values"] == [74.0]
+
+    def tester_retest(client: APIClient) -> None:
+        own = world.confirmed()
+        body = {"values": [74.0]}
+        error_of(
+            client.post(f"/api/v1/observations/{world.their_observation}/retest/", body, format="json"), 404
+        )
+        error_of(
+            client.post(f"/api/v1/observations/{own}/retest/", body, format="json"), 409
+        )  # not invalidated
+
+    def tester_verify(client: APIClient) -> None:
+        own = world.confirmed()
+        response = client.post("/api/v1/observations/verify/", {"observations": [own]}, format="json")
+        assert "yourself" in error_of(response, 403)["message"]
+        services.observations_process(ids=[world.their_observation])
+        response = client.post(
+            "/api/v1/observations/verify/", {"observations": [world.their_observation]}, format="json"
+        )
+        assert "needs no verification" in error_of(response, 409)["message"]
+
     return {
+        ("POST /api/v1/observations/{id}/invalidate/", "tester"): tester_invalidate,
+        ("POST /api/v1/observations/{id}/amend/", "tester"): tester_amend,
+        ("POST /api/v1/observations/{id}/retest/", "tester"): tester_retest,
+        ("POST /api/v1/observations/verify/", "tester"): tester_verify,
         ("POST /api/v1/observations/", "tester"): tester_observation,
         ("POST /api/v1/samples/", "tester"): tester_sample,
         ("POST /api/v1/device/observations/", "device"): device_batch,

@@ -26,7 +26,7 @@ class SampleSerializer(ModelSerializer):
         fields = [
             "id", "characteristic", "sequence", "lot", "values", "observation_ids", "n", "mean", "range",
             "sd", "statistic", "undersized", "in_control", "limits_version", "excluded", "exclusion_reason",
-            "created_at", "evaluated_at",
+            "invalidated", "created_at", "evaluated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -81,7 +81,8 @@ class ViolationSerializer(ModelSerializer):
         fields = [
             "id", "characteristic", "sample", "sequence", "lot", "rule", "chart", "points", "severity",
             "limits_version", "created_at", "requires_acknowledgement", "acknowledged_at", "acknowledged_by",
-            "acknowledgement_reason", "acknowledgement_comment", "corrective_action",
+            "acknowledgement_reason", "acknowledgement_comment", "corrective_action", "withdrawn_at",
+            "withdrawn_reason",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -242,6 +243,10 @@ class ChartPointSerializer(serializers.Serializer):
     in_control = serializers.BooleanField(allow_null=True)
     limits_version = serializers.IntegerField(allow_null=True)
     undersized = serializers.BooleanField()
+    invalidated = serializers.BooleanField(
+        help_text="Holds a value of an invalidated result: drawn apart, never judged or used for limits."
+    )
+    invalidation_reason = serializers.CharField(help_text="Why its result was invalidated; empty otherwise.")
     created_at = serializers.DateTimeField()
 
 

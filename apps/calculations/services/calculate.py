@@ -9,7 +9,7 @@ for work another worker already did changes nothing.
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from django.core.cache import cache
@@ -86,7 +86,10 @@ def window_rebuild(
     pattern) determine the evaluator exactly; EWMA and CUSUM sums need all of them."""
     window = RollingWindow(lines, rules)
     judged = Sample.objects.filter(
-        characteristic_id=characteristic_id, limits_version=lines.version, sequence__lte=last_sequence
+        characteristic_id=characteristic_id,
+        limits_version=lines.version,
+        sequence__lte=last_sequence,
+        invalidated=False,
     ).order_by("-sequence")
     if lines.kind not in SMOOTHED_KINDS:
         judged = judged[: window.keep]
@@ -157,7 +160,7 @@ def _judge(
     found: list[Violation] = []
     for sample in samples:
         sample.evaluated_at = now
-        if lines is None or window is None:
+        if lines is None or window is None or sample.invalidated:  # an invalidated result is never judged
             sample.in_control, sample.limits_version = None, None
             continue
         signals = window.judge(_point(sample))
@@ -259,6 +262,8 @@ def _calculate_share(
     characteristic, state, samples = share.characteristic, share.state, share.samples
     kind = characteristic.effective_chart_type
     lines = lines_of(characteristic, share.limits)
+    if lines is not None:  # a window cached before the last correction was taken in is stale
+        lines = replace(lines, stamp=f"{lines.stamp}:{state.rewinds}")
     rules = RuleSet.from_dict(characteristic.rules)
     window = None
     if lines is not None and samples:
@@ -288,11 +293,16 @@ def _calculate_share(
 
 def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResult, bool]:
     """One transaction: the next samples and observations of the characteristics. (result, more?)"""
+    from apps.calculations.services.rewind import corrections_take_in  # it judges with this module
+
     with transaction.atomic():
-        shares = _shares(_states_locked(characteristic_ids))
+        states = _states_locked(characteristic_ids)
+        # Corrections first (they take the characteristic back), then what is new.
+        rewound = corrections_take_in(states=states)
+        shares = _shares(states)
         busy = [share for share in shares.values() if share.samples or share.observations]
         if not busy:
-            return CalculationResult(), False
+            return CalculationResult(violations=rewound), False
         lots = lot_statistics_load([(share.characteristic, share.observations) for share in busy])
         products = product_statistics_load([share.characteristic for share in busy])
         violations: list[Violation] = []
@@ -323,7 +333,7 @@ def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResu
         events_send_on_commit([event for make in make_events for event in make()])
     observations = sum(len(share.observations) for share in busy)
     more = len(samples) == BATCH or observations == BATCH
-    return CalculationResult(len(samples), observations, len(violations)), more
+    return CalculationResult(len(samples), observations, len(violations) + rewound), more
 
 
 def characteristics_calculate(*, characteristic_ids: Sequence[int]) -> CalculationResult:
@@ -350,7 +360,8 @@ def characteristics_behind() -> list[int]:
     """Characteristics with samples or confirmed observations the calculation has not taken in."""
     state = ChartState.objects.filter(pk=OuterRef("pk"))
     caught_up = state.filter(last_sequence=OuterRef("last_sequence"), last_position=OuterRef("last_position"))
-    behind = SubgroupFeed.objects.filter(Q(last_sequence__gt=0) | Q(last_position__gt=0)).filter(
-        ~Exists(caught_up)
+    corrected = Q(recalculate_from__isnull=False) | ~Q(recalculate_lots=[])
+    behind = SubgroupFeed.objects.filter(
+        ((Q(last_sequence__gt=0) | Q(last_position__gt=0)) & ~Exists(caught_up)) | corrected
     )
     return list(behind.order_by("pk").values_list("pk", flat=True))

@@ -148,7 +148,8 @@ def _baseline(
         raise ValidationError({"sample_count": f"Between {MIN_SAMPLES} and {MAX_SAMPLES} samples."})
     if start and end and start >= end:
         raise ValidationError({"end": "The end must be after the start."})
-    chosen = Sample.objects.filter(characteristic=characteristic, undersized=False)
+    # An invalidated result's sample is as if it had never been: it neither counts nor keeps a place.
+    chosen = Sample.objects.filter(characteristic=characteristic, undersized=False, invalidated=False)
     if start:
         chosen = chosen.filter(created_at__gte=start)
     if end:

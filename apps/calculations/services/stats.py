@@ -68,6 +68,55 @@ def _lot_finish(stats: LotStatistics, characteristic: Characteristic, attribute:
         stats.disposition = Disposition.RELEASE
 
 
+def lot_statistics_recompute(stats: LotStatistics, characteristic: Characteristic, up_to: int) -> None:
+    """Rebuild a lot's statistics from its confirmed observations up to position `up_to` (a correction
+    took a result out), with its disposition."""
+    _lot_recompute(stats, characteristic, up_to)
+    _lot_finish(stats, characteristic, characteristic.test.kind != "variable")
+
+
+def product_statistics_recompute(
+    *,
+    stats: ProductStatistics,
+    characteristic: Characteristic,
+    lines: Lines | None,
+    up_to_position: int,
+    up_to_sequence: int,
+) -> None:
+    """Rebuild the characteristic's statistics from scratch, in the order the incremental path folds
+    them (so the result is the same numbers): confirmed observations by position, samples that are
+    not invalidated by sequence."""
+    moments_reset(stats)
+    stats.within_sum, stats.within_count, stats.last_value = 0.0, 0, None
+    rows = Observation.objects.filter(
+        characteristic_id=characteristic.pk, status=ObservationStatus.CONFIRMED, position__lte=up_to_position
+    ).order_by("position")
+    for values in rows.values_list("values", flat=True).iterator(chunk_size=2000):
+        moments_add(stats, values, characteristic)
+    samples = Sample.objects.filter(
+        characteristic_id=characteristic.pk, sequence__lte=up_to_sequence
+    ).order_by("sequence")
+    kind = characteristic.effective_chart_type
+    chunk: list[Sample] = []
+    for sample in samples.only("n", "mean", "range", "sd", "invalidated", "sequence").iterator(
+        chunk_size=2000
+    ):
+        chunk.append(sample)
+        if len(chunk) == 2000:
+            product_statistics_apply(
+                stats=stats,
+                characteristic=characteristic,
+                kind=kind,
+                lines=lines,
+                observations=[],
+                samples=chunk,
+            )
+            chunk = []
+    product_statistics_apply(
+        stats=stats, characteristic=characteristic, kind=kind, lines=lines, observations=[], samples=chunk
+    )
+
+
 def _lot_recompute(stats: LotStatistics, characteristic: Characteristic, up_to: int) -> None:
     """Rebuild from the lot's confirmed observations of the test, in position order, up to `up_to`."""
     rows = (
@@ -182,6 +231,8 @@ def product_statistics_apply(
     attribute = kind in ATTRIBUTE_KINDS
     if not attribute:
         for sample in samples:
+            if sample.invalidated:  # as if it had never been: the next moving range bridges it
+                continue
             estimate = _within(kind, sample, stats.last_value)
             if estimate is not None:
                 stats.within_sum += estimate

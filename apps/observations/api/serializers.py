@@ -8,8 +8,10 @@ from rest_framework import serializers
 
 from apps.config.choices import MAX_SUBGROUP_SIZE
 from apps.observations.choices import LOT_DISPOSITIONS, LotStatus
-from apps.observations.models import Item, Lot, Observation
+from apps.observations.models import Invalidation, Item, Lot, Observation
 from apps.observations.services.items import MAX_ITEMS_PER_REQUEST
+from apps.observations.services.verification import MAX_VERIFY_BATCH
+from apps.signatures.api.serializers import SignatureInputSerializer
 from openspc.api import ModelSerializer
 
 MAX_TESTER_BATCH = 500
@@ -125,6 +127,11 @@ class TestDueSerializer(serializers.Serializer):
     lsl = serializers.FloatField(allow_null=True, help_text="The product's lower spec limit, if any.")
     usl = serializers.FloatField(allow_null=True, help_text="The product's upper spec limit, if any.")
     plan = serializers.CharField(help_text="The plan asking for it, e.g. 'RING v2'.")
+    retest_of = serializers.IntegerField(
+        allow_null=True,
+        help_text="The invalidated result of this test on this item, if any: post the retest to "
+        "/api/v1/observations/{retest_of}/retest/.",
+    )
 
 
 class MyItemSerializer(ModelSerializer):
@@ -269,8 +276,42 @@ class ReasonSerializer(serializers.Serializer):
     message = serializers.CharField()
 
 
+class InvalidationSummarySerializer(ModelSerializer):
+    """Why and by whom a result was (asked to be) invalidated."""
+
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    decided_by = serializers.CharField(source="decided_by.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Invalidation
+        fields = [
+            "id", "reason", "status", "requested_by", "requested_at", "decided_by", "decided_at",
+            "decision_note", "retest_requested", "amended_values",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class InvalidationSerializer(InvalidationSummarySerializer):
+    observation = serializers.IntegerField(source="observation_id", read_only=True)
+    lot = serializers.IntegerField(source="observation.lot_id", read_only=True)
+    values = serializers.JSONField(source="observation.values", read_only=True)
+
+    class Meta(InvalidationSummarySerializer.Meta):
+        fields = ["observation", "lot", "values", *InvalidationSummarySerializer.Meta.fields]
+        read_only_fields = fields
+
+
 class ObservationSerializer(ModelSerializer):
     user = serializers.CharField(source="user.username", read_only=True)
+    verified_by = serializers.CharField(source="verified_by.username", read_only=True, allow_null=True)
+    needs_verification = serializers.BooleanField(
+        read_only=True,
+        help_text="Its test, or a plan entry of its item, requires a second person's verification.",
+    )
+    to_be_verified = serializers.BooleanField(
+        read_only=True, help_text="Needs verification, is confirmed and nobody has verified it yet."
+    )
+    invalidation = serializers.SerializerMethodField()
     item_serial = serializers.CharField(source="item.serial", read_only=True, allow_null=True)
     lot_number = serializers.CharField(source="lot.number", read_only=True)
     test_code = serializers.CharField(source="test.code", read_only=True)
@@ -282,9 +323,48 @@ class ObservationSerializer(ModelSerializer):
         fields = [
             "id", "item", "item_serial", "lot", "lot_number", "test", "test_code", "characteristic",
             "values", "observed_at", "received_at", "source", "user", "idempotency_key", "status",
-            "reasons", "processed_at",
+            "reasons", "processed_at", "retest_of", "needs_verification", "to_be_verified", "verified_by",
+            "verified_at", "invalidation",
         ]  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(InvalidationSummarySerializer(allow_null=True))
+    def get_invalidation(self, obj: Observation) -> dict[str, Any] | None:
+        invalidation = getattr(obj, "invalidation", None)
+        return InvalidationSummarySerializer(invalidation).data if invalidation is not None else None
+
+
+class InvalidateSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why the result is invalid.")
+    retest = serializers.BooleanField(default=False, help_text="The item is to be tested again.")
+    signature = SignatureInputSerializer(
+        required=False, help_text="Needed when you approve it yourself (a quality specialist)."
+    )
+
+
+class AmendSerializer(serializers.Serializer):
+    values = ValuesField(help_text="The corrected values: recorded as a new result linked to this one.")
+    reason = serializers.CharField(max_length=2000, help_text="What was wrong, e.g. 'typo: 47.3 for 74.3'.")
+    signature = SignatureInputSerializer(required=False)
+
+
+class RetestSerializer(serializers.Serializer):
+    values = ValuesField()
+    observed_at = serializers.DateTimeField(required=False)
+    idempotency_key = serializers.CharField(max_length=128, required=False)
+
+
+class DecisionSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    signature = SignatureInputSerializer(required=False, help_text="Needed to approve.")
+
+
+class VerifySerializer(serializers.Serializer):
+    observations = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_VERIFY_BATCH,
+        help_text="The results to verify: all or none.",
+    )  # fmt: skip
+    signature = SignatureInputSerializer(required=False, help_text='Your password and meaning "verified".')
 
 
 class TesterSerializer(ModelSerializer):

@@ -19,9 +19,17 @@ from apps.config.models import Device
 from apps.observations import selectors, services
 from apps.observations.api import serializers
 from apps.observations.choices import ObservationSource
-from apps.observations.filtersets import ItemFilterSet, LotFilterSet, ObservationFilterSet, TesterFilterSet
-from apps.observations.models import Item, Lot, Observation
-from apps.observations.permissions import AssignsItems, DataEntry, RoleModelChangePermissions
+from apps.observations.filtersets import (
+    InvalidationFilterSet,
+    ItemFilterSet,
+    LotFilterSet,
+    ObservationFilterSet,
+    TesterFilterSet,
+)
+from apps.observations.models import Invalidation, Item, Lot, Observation
+from apps.observations.permissions import AssignsItems, DataEntry, HoldsAny, RoleModelChangePermissions
+from apps.signatures.api.serializers import signer_from_request
+from apps.signatures.choices import SignedAction
 from openspc.api import ERROR_SCHEMA, acting_user
 from openspc.permissions import IsHuman, RoleModelPermissions
 from openspc.roles import Role
@@ -202,14 +210,101 @@ class ObservationViewSet(
     filterset_class = ObservationFilterSet
     ordering_fields = ["received_at", "observed_at", "id"]
     data_entry_by = Role.TESTER
+    # Corrections and verification: the role's right here, each row's rule in the service.
+    required_perms = {
+        "invalidate": [services.corrections.ENTER, services.corrections.APPROVE],
+        "amend": [services.corrections.ENTER, services.corrections.APPROVE],
+        "verify": [services.verification.VERIFY],
+    }
 
     def get_permissions(self) -> list[Any]:
         # Reads are open to device tokens too: visible_to gives a device only its own observations.
-        classes = DATA_ENTRY if self.action == "create" else [RoleModelPermissions]
+        if self.action in self.required_perms:
+            return [HoldsAny()]
+        classes = DATA_ENTRY if self.action in ("create", "retest") else [RoleModelPermissions]
         return [permission() for permission in classes]
 
     def get_queryset(self) -> QuerySet[Observation]:
-        return Observation.objects.visible_to(self.request.user).select_related("item", "lot", "test", "user")
+        visible = Observation.objects.visible_to(self.request.user)
+        return selectors.observations_with_verification(visible).select_related(
+            "item", "lot", "test", "user", "verified_by", "invalidation__requested_by",
+            "invalidation__decided_by",
+        )  # fmt: skip
+
+    def _detail(self, pk: int, code: int = status.HTTP_200_OK) -> Response:
+        row = self.get_queryset().get(pk=pk)
+        return Response(serializers.ObservationSerializer(row).data, status=code)
+
+    @extend_schema(request=serializers.InvalidateSerializer, responses=serializers.ObservationSerializer)
+    @action(detail=True, methods=["post"], serializer_class=serializers.InvalidateSerializer)
+    def invalidate(self, request: Request, pk: str | None = None) -> Response:
+        """Invalidate the result (kept, with why and who). Yours: asked for, approved by a quality
+        specialist where the test wants it; a quality specialist's takes effect at once, signed."""
+        body = serializers.InvalidateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        observation = self.get_object()
+        signer = signer_from_request(
+            request, body.validated_data.get("signature"), action=SignedAction.INVALIDATION_APPROVAL
+        )
+        services.invalidation_request(
+            observation=observation, user=acting_user(request), reason=body.validated_data["reason"],
+            retest=body.validated_data["retest"], signer=signer,
+        )  # fmt: skip
+        return self._detail(observation.pk)
+
+    @extend_schema(request=serializers.AmendSerializer, responses=serializers.ObservationSerializer)
+    @action(detail=True, methods=["post"], serializer_class=serializers.AmendSerializer)
+    def amend(self, request: Request, pk: str | None = None) -> Response:
+        """Correct a typo: the result is invalidated and the corrected values recorded as a new result
+        linked to it (once approved, where approval is needed). Never an update in place."""
+        body = serializers.AmendSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        observation = self.get_object()
+        signer = signer_from_request(
+            request, body.validated_data.get("signature"), action=SignedAction.INVALIDATION_APPROVAL
+        )
+        services.observation_amend(
+            observation=observation, user=acting_user(request), values=body.validated_data["values"],
+            reason=body.validated_data["reason"], signer=signer,
+        )  # fmt: skip
+        return self._detail(observation.pk)
+
+    @extend_schema(
+        request=serializers.RetestSerializer, responses={202: serializers.ObservationsAcceptedSerializer}
+    )
+    @action(detail=True, methods=["post"], serializer_class=serializers.RetestSerializer)
+    def retest(self, request: Request, pk: str | None = None) -> Response:
+        """Record a retest of your invalidated result: a new result linked to it, checked as any other."""
+        body = serializers.RetestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = services.observation_retest(
+            observation=self.get_object(), user=acting_user(request), values=body.validated_data["values"],
+            observed_at=body.validated_data.get("observed_at"),
+            idempotency_key=body.validated_data.get("idempotency_key"),
+        )  # fmt: skip
+        return _accepted(request, result)
+
+    @extend_schema(
+        request=serializers.VerifySerializer, responses=serializers.ObservationSerializer(many=True)
+    )
+    @action(detail=False, methods=["post"], serializer_class=serializers.VerifySerializer)
+    def verify(self, request: Request) -> Response:
+        """Verify results entered by others (four eyes), all or none, signed with meaning "verified"."""
+        body = serializers.VerifySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        ids = body.validated_data["observations"]
+        signer = signer_from_request(
+            request, body.validated_data.get("signature"), action=SignedAction.VERIFICATION
+        )
+        rows = services.results_verify(
+            observations=[Observation(pk=pk) for pk in ids], user=acting_user(request), signer=signer
+        )
+        fresh = (
+            selectors.observations_with_verification(Observation.objects.all())
+            .select_related("item", "lot", "test", "user", "verified_by")
+            .in_bulk([row.pk for row in rows])
+        )
+        return Response(serializers.ObservationSerializer([fresh[row.pk] for row in rows], many=True).data)
 
     @extend_schema(
         request=OBSERVATIONS_REQUEST,
@@ -230,6 +325,55 @@ class ObservationViewSet(
         entries = services.tester_entries_resolve(rows=rows, user=user, batch=batch)
         result = services.observations_record(entries=entries, source=ObservationSource.MANUAL, user=user)
         return _accepted(request, result)
+
+
+class InvalidationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Invalidations of results: those waiting for approval, and the decided ones. Testers read those
+    of their own results; quality specialists approve (signed) or refuse (with a note)."""
+
+    queryset = Invalidation.objects.all()
+    serializer_class = serializers.InvalidationSerializer
+    filterset_class = InvalidationFilterSet
+    ordering_fields = ["requested_at", "id"]
+    required_perms = {
+        "list": ["observations.view_observation"],
+        "retrieve": ["observations.view_observation"],
+        "approve": [services.corrections.APPROVE],
+        "refuse": [services.corrections.APPROVE],
+    }
+    permission_classes = [HoldsAny]
+
+    def get_queryset(self) -> QuerySet[Invalidation]:
+        return Invalidation.objects.filter(
+            observation__in=Observation.objects.visible_to(self.request.user)
+        ).select_related("observation", "requested_by", "decided_by")
+
+    def _decide(self, request: Request, approve: bool) -> Response:
+        body = serializers.DecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        invalidation = self.get_object()
+        signer = None
+        if approve:
+            signer = signer_from_request(
+                request, body.validated_data.get("signature"), action=SignedAction.INVALIDATION_APPROVAL
+            )
+        services.invalidation_decide(
+            invalidation=invalidation, user=acting_user(request), approve=approve,
+            note=body.validated_data["note"], signer=signer,
+        )  # fmt: skip
+        return Response(serializers.InvalidationSerializer(self.get_queryset().get(pk=invalidation.pk)).data)
+
+    @extend_schema(request=serializers.DecisionSerializer, responses=serializers.InvalidationSerializer)
+    @action(detail=True, methods=["post"], serializer_class=serializers.DecisionSerializer)
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        """Approve the invalidation, signed (meaning "approved"): the result is invalidated now."""
+        return self._decide(request, approve=True)
+
+    @extend_schema(request=serializers.DecisionSerializer, responses=serializers.InvalidationSerializer)
+    @action(detail=True, methods=["post"], serializer_class=serializers.DecisionSerializer)
+    def refuse(self, request: Request, pk: str | None = None) -> Response:
+        """Refuse the invalidation, saying why in `note`: the result stands."""
+        return self._decide(request, approve=False)
 
 
 class DeviceObservationViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet):

@@ -157,6 +157,10 @@ class Observation(models.Model):
                 fields=["retest_of"], condition=Q(retest_of__isnull=False), name="observation_retest_of"
             ),
         ]
+        permissions = [
+            ("verify_observation", "Can verify results"),
+            ("approve_invalidation", "Can approve invalidations"),
+        ]
 
     def __str__(self) -> str:
         return f"Observation {self.pk} ({self.status})"
@@ -180,6 +184,10 @@ class Invalidation(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True)
     retest_requested = models.BooleanField(default=False, help_text="The item is to be tested again.")
+    amended_values = models.JSONField(
+        null=True, blank=True,
+        help_text="An amendment's corrected values: a new result once the invalidation takes effect.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-requested_at", "-id"]

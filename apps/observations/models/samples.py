@@ -36,6 +36,11 @@ class Sample(models.Model):
         default=False, help_text="Left out of control-limit calculations (an assignable cause, a bad run)."
     )
     exclusion_reason = models.TextField(blank=True)
+    invalidated = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Holds a value of an invalidated result: drawn apart, never judged or used for limits.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     evaluated_at = models.DateTimeField(null=True, blank=True)
 
@@ -72,6 +77,15 @@ class SubgroupFeed(models.Model):
     last_sequence = models.PositiveIntegerField(default=0)
     pending = models.JSONField(default=dict, blank=True)
     checksums = models.JSONField(default=dict, blank=True)
+    # A correction (apps.observations.services.corrections) asks the calculation to take the
+    # characteristic back: samples from this sequence on are judged again, and the statistics of
+    # these lots and of the product are recomputed from what is still confirmed (docs/adr/0015).
+    recalculate_from = models.PositiveIntegerField(
+        null=True, blank=True, help_text="First sample sequence to judge again after a correction."
+    )
+    recalculate_lots = models.JSONField(
+        default=list, blank=True, help_text="Lots whose statistics a correction asks to recompute."
+    )
 
     def __str__(self) -> str:
         return f"Subgroup feed of characteristic {self.characteristic_id}"

@@ -6,6 +6,12 @@ written. Work for the `observations.in` queue is queued with
 transaction.on_commit, never before the rows it names are committed.
 """
 
+from apps.observations.services.corrections import (
+    invalidation_decide,
+    invalidation_request,
+    observation_amend,
+    observation_retest,
+)
 from apps.observations.services.entries import (
     Targets,
     device_entries_resolve,
@@ -44,11 +50,13 @@ from apps.observations.services.samples import (
     EXCLUSION_FIELDS,
     sample_exclude,
 )
+from apps.observations.services.verification import MAX_VERIFY_BATCH, results_verify
 
 __all__ = [
     "EXCLUSION_FIELDS",
     "INSERT_BATCH",
     "MAX_ITEMS_PER_REQUEST",
+    "MAX_VERIFY_BATCH",
     "PROCESS_CHUNK",
     "PROCESS_FIELDS",
     "STORED_BODY",
@@ -57,6 +65,8 @@ __all__ = [
     "RecordResult",
     "Targets",
     "device_entries_resolve",
+    "invalidation_decide",
+    "invalidation_request",
     "item_entry_check",
     "items_assign",
     "items_create",
@@ -66,10 +76,13 @@ __all__ = [
     "lot_status_set",
     "lot_status_validate",
     "lot_validate",
+    "observation_amend",
+    "observation_retest",
     "observations_process",
     "observations_queue",
     "observations_record",
     "observations_requeue_stale",
+    "results_verify",
     "sample_exclude",
     "tester_entries_resolve",
 ]

@@ -39,6 +39,7 @@ class ObservationEntry:
     item: Item | None = None
     observed_at: datetime.datetime | None = None
     idempotency_key: str | None = None
+    retest_of: Observation | None = None  # the invalidated result this one retests or amends
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,14 @@ def _results_audited(entries: list[ObservationEntry], ids: list[int], source: st
     audit_record(user=user, action=AuditAction.RESULTS, instance=lots[0], after=after, source=source)
 
 
+def _retests_link(fresh: dict[str, tuple[ObservationEntry, list[Any]]], created: dict[str, int]) -> None:
+    """Point new retests at the results they replace. An UPDATE of the few rows that are retests
+    (corrections are one at a time) keeps the column-array insert of ingestion as it is."""
+    for key, (entry, _) in fresh.items():
+        if entry.retest_of is not None and key in created:
+            Observation.objects.filter(pk=created[key]).update(retest_of=entry.retest_of)
+
+
 def _record_once(
     entries: Sequence[ObservationEntry],
     keys: list[str],
@@ -266,6 +275,7 @@ def _record_once(
         created, existing = _insert_new(fresh, source, user, timezone.now())
         if check and existing:
             _reuse_check(entries, keys, values, existing)  # raising rolls back what was inserted
+        _retests_link(fresh, created)
         new_ids = sorted(created.values())
         if new_ids:
             # Last in the transaction: the audit chain's head stays locked until the commit.

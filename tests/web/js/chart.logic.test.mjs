@@ -267,3 +267,44 @@ describe("describePoint", () => {
     assert.equal(text.rules[0].text, "Rule 9: a pattern");
   });
 });
+
+describe("invalidated points", () => {
+  const data = () =>
+    chartData([
+      point(1, 10, { dispersion: null }),
+      point(2, 6.5, { invalidated: true, in_control: null, dispersion: null, invalidation_reason: "gauge dropped" }),
+      point(3, 10.5, { dispersion: 0.5 }),
+    ]);
+
+  it("are a gap in the line, so the line joins their neighbours", () => {
+    const model = new ChartModel({ kind: "imr" });
+    model.load(data());
+    assert.deepEqual(model.series().location, [[1, 2, 3], [10, null, 10.5]]);
+    assert.deepEqual(model.series().dispersion, [[1, 2, 3], [null, null, 0.5]]);
+  });
+
+  it("are drawn on their own, in a state of their own, never as a violation", () => {
+    const model = new ChartModel({ kind: "imr" });
+    model.load(data());
+    assert.deepEqual(model.states("location"), ["in-control", "invalidated", "in-control"]);
+    assert.equal(model.stateOf(model.points[1]), "invalidated");
+    assert.deepEqual(model.invalidatedPoints("location"), [{ sequence: 2, value: 6.5 }]);
+    assert.deepEqual(model.invalidatedPoints("dispersion"), []);
+  });
+
+  it("say why in the tooltip", () => {
+    const model = new ChartModel({ kind: "imr" });
+    model.load(data());
+    const rows = describePoint(model, model.points[1], { decimals: 1 }).rows;
+    assert.deepEqual(rows.at(-1), ["Invalidated", "gauge dropped"]);
+    assert.ok(!describePoint(model, model.points[0], { decimals: 1 }).rows.some(([label]) => label === "Invalidated"));
+  });
+
+  it("arrive invalidated from a live sample too", () => {
+    const model = new ChartModel({ kind: "imr" });
+    model.load(chartData([point(1, 10)]));
+    model.append({ ...point(2, 6.5), invalidated: true, invalidation_reason: "typo" });
+    assert.equal(model.points[1].invalidated, true);
+    assert.equal(model.points[1].invalidation_reason, "typo");
+  });
+});

@@ -7,6 +7,7 @@ import {
   checkValue,
   newIdempotencyKey,
   observationBody,
+  observationUrl,
   parseValue,
   sameOriginPath,
   shouldRetry,
@@ -128,6 +129,10 @@ describe("observationBody and sameOriginPath", () => {
     assert.deepEqual(observationBody(entry), {
       item: 1, test: 2, values: [74], observed_at: "2026-01-01T00:00:00Z", idempotency_key: "k",
     });
+  });
+  it("posts a retest of an invalidated result to its retest/", () => {
+    assert.equal(observationUrl({ item: 1, test: 2, retestOf: null }), "/api/v1/observations/");
+    assert.equal(observationUrl({ item: 1, test: 2, retestOf: 41 }), "/api/v1/observations/41/retest/");
   });
   it("keeps the path and query of an absolute status URL", () => {
     assert.equal(sameOriginPath("http://backend:8000/api/v1/observations/5/", "https://plant.example/work/"), "/api/v1/observations/5/");
