@@ -11,6 +11,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, Prefetch, QuerySet, Sum
 
 from apps.calculations.models import Violation
+from apps.calculations.selectors import AWAITING_ACKNOWLEDGEMENT
 from apps.config.models import Characteristic, TestPlan, TestPlanEntry
 from apps.config.spec import any_outside_spec
 from apps.observations.choices import LOT_TRANSITIONS, LotStatus, ObservationStatus
@@ -375,7 +376,7 @@ def lot_review(*, lot: Lot) -> LotReview:
     serials = {item.pk: item.serial for item in items}
     review.investigations = [investigation_view(i, serials) for i in lot_investigations(lot=lot)]
     review.violations_unacknowledged = Violation.objects.filter(
-        sample__lot=lot, requires_acknowledgement=True, acknowledged_at__isnull=True
+        AWAITING_ACKNOWLEDGEMENT, sample__lot=lot
     ).count()
     review.reasons = _reasons(review, lot.get_status_display())
     review.signatures = _disposition_signatures(lot, by_pair)

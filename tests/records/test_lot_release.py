@@ -181,6 +181,19 @@ class ReleaseRefusedTests:
 
 
 class ReleaseTests:
+    def test_a_withdrawn_violation_does_not_block(self, api, review, quality_specialist):
+        """A correction withdraws a violation that no longer holds (kept, marked): it waits for nobody."""
+        review.complete()
+        sample = SampleFactory(characteristic=review.dia, lot=review.lot)
+        ViolationFactory(
+            characteristic=review.dia,
+            sample=sample,
+            withdrawn_at=timezone.now(),
+            withdrawn_reason="invalidated",
+        )
+        response = release(api(quality_specialist), review, quality_specialist, reason="all in spec")
+        assert response.status_code == 201, response.content
+
     def test_an_approver_releases_a_complete_lot_signed(self, api, review, quality_specialist):
         review.complete()
         response = release(api(quality_specialist), review, quality_specialist, reason="all in spec")
