@@ -159,6 +159,7 @@ def run(port: int, host: str) -> int:
         _manage(env, "migrate", "--no-input", "-v", "0")
         _manage(env, "demo_setup")
         _manage(env, "demo_work")
+        _manage(env, "demo_records")
         manager = Manager()
         manager.add_process("web", shlex.join(web_command(host=host, port=port)), env=env)
         manager.add_process(

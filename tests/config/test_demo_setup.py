@@ -10,6 +10,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from apps.config.choices import DataSource, PlanStatus
+from apps.config.management.commands.demo_setup import demo_password
 from apps.config.models import (
     Characteristic,
     ControlLimits,
@@ -131,6 +132,11 @@ class DemoSetupTests:
             ("RING-WALL", 3),
             ("SURF-DEF", 1),
         ]
+        # Four eyes on the ring's lab results (lab2 verifies what tester enters); none on the shaft's.
+        verified = dict(TestPlanEntry.objects.values_list("test__code", "requires_verification"))
+        assert verified == {
+            "RING-DIA": True, "RING-WALL": True, "SURF-DEF": True, "SHAFT-OD": False, "LEAK": False,
+        }  # fmt: skip
         assert set(PlanAssignment.objects.values_list("product__code", "plan__code")) == {
             ("RING-74", "RING-FINAL"),
             ("SHAFT-20", "SHAFT-FINAL"),
@@ -166,6 +172,21 @@ class DemoSetupTests:
         assert get_user_model().objects.get(username="manager").groups.get().name == Role.MANAGER
         lines = (var_dir / "demo_credentials.txt").read_text().splitlines()
         assert len(lines) == 7  # appended, the earlier lines kept
+
+    def test_demo_password_reads_the_newest_sign_in_back(self, var_dir):
+        """What demo_records signs with as lab2: the password that works now, or None."""
+        assert demo_password("lab2") is None  # no credentials file yet
+        _run()
+        first = demo_password("lab2")
+        assert first is not None
+        assert get_user_model().objects.get(username="lab2").check_password(first)
+        assert demo_password("lab") is None
+        assert demo_password("tester") != first
+        get_user_model().objects.filter(username="lab2").delete()
+        _run()  # created again, with a new password on a new line
+        second = demo_password("lab2")
+        assert second != first
+        assert get_user_model().objects.get(username="lab2").check_password(second)
 
     def test_the_demo_device_is_bound_to_the_demo_products_and_posts(self, var_dir):
         output = _run()

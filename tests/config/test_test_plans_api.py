@@ -257,6 +257,22 @@ class VersionTests:
         assert TestPlan.objects.get(pk=v1.pk).status == PlanStatus.RELEASED  # v1 is untouched
         assert _entries(v1) == [("A", 1, 1), ("B", 2, 3)]
 
+    def test_new_version_keeps_which_results_need_verification(self, qs_api, quality_specialist):
+        a, b = TestFactory(code="A"), TestFactory(code="B")
+        entries = [
+            services.PlanEntryInput(test=a),
+            services.PlanEntryInput(test=b, requires_verification=True),
+        ]
+        draft = services.test_plan_create(code="RING-FINAL", name="Ring", entries=entries)
+        assert list(draft.entries.order_by("position").values_list("requires_verification", flat=True)) == [
+            False,
+            True,
+        ]
+        v1 = services.test_plan_release(plan=draft, user=quality_specialist, reason="v1")
+        v2_id = qs_api.post(f"{PLANS}{v1.pk}/new-version/").json()["id"]
+        copied = TestPlanEntry.objects.filter(plan=v2_id).order_by("position")
+        assert list(copied.values_list("test__code", "requires_verification")) == [("A", False), ("B", True)]
+
     def test_new_version_can_be_edited_and_released(self, qs_api):
         a, b = TestFactory(code="A"), TestFactory(code="B")
         v1 = released_plan(a, code="RING-FINAL")

@@ -20,6 +20,7 @@ from openspc.rows import model_update
 class PlanEntryInput:
     test: Test
     replicates: int = 1
+    requires_verification: bool = False  # its results need a second person's verification
 
 
 PLAN_FIELDS = ("code", "version", "name", "description", "status")
@@ -59,7 +60,13 @@ def _plan_entries_write(*, plan: TestPlan, entries: Sequence[PlanEntryInput]) ->
         seen.add(entry.test.pk)
     plan.entries.all().delete()
     TestPlanEntry.objects.bulk_create(
-        TestPlanEntry(plan=plan, test=entry.test, position=index + 1, replicates=entry.replicates)
+        TestPlanEntry(
+            plan=plan,
+            test=entry.test,
+            position=index + 1,
+            replicates=entry.replicates,
+            requires_verification=entry.requires_verification,
+        )
         for index, entry in enumerate(entries)
     )
 
@@ -163,7 +170,10 @@ def _plan_copy(*, plan: TestPlan, actor: Actor, reason: str = "") -> TestPlan:
     _plan_entries_write(
         plan=draft,
         entries=[
-            PlanEntryInput(test=e.test, replicates=e.replicates) for e in plan.entries.select_related("test")
+            PlanEntryInput(
+                test=e.test, replicates=e.replicates, requires_verification=e.requires_verification
+            )
+            for e in plan.entries.select_related("test")
         ],
     )
     audit_change(actor=actor, instance=draft, before=None, after=plan_snapshot(draft), reason=reason)

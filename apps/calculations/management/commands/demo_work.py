@@ -9,6 +9,7 @@ lots from apps.observations, both above the configuration app.
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -45,14 +46,22 @@ class Command(BaseCommand):
             lab_product = Product.objects.get(code=LAB_PRODUCT)
             if Lot.objects.filter(product=lab_product, number=LAB_LOT).exists():
                 return
-            plans = [
-                assignment.plan
-                for assignment in PlanAssignment.objects.effective_now()
-                .filter(product=lab_product)
-                .select_related("plan")
-            ]
-            lot = lot_open(
-                product=lab_product, number=LAB_LOT, plans=plans, user=users["operations"], count=LAB_ITEMS
-            )
-            items_assign(items=list(lot.items.all()), tester=users["tester"])
+            lab_lot_open(
+                product=lab_product, number=LAB_LOT, count=LAB_ITEMS, lead=users["operations"],
+                tester=users["tester"],
+            )  # fmt: skip
             self.stdout.write(f"lab lot {LAB_LOT} of {LAB_PRODUCT}: {LAB_ITEMS} items for the demo tester")
+
+
+def lab_lot_open(*, product: Product, number: str, count: int, lead: User, tester: User) -> Lot:
+    """A lab lot of `product` opened by `lead` on the plans in effect now for it, its items handed
+    to `tester` (demo_records opens its lots the same way)."""
+    plans = [
+        assignment.plan
+        for assignment in PlanAssignment.objects.effective_now()
+        .filter(product=product)
+        .select_related("plan")
+    ]
+    lot = lot_open(product=product, number=number, plans=plans, user=lead, count=count)
+    items_assign(items=list(lot.items.all()), tester=tester)
+    return lot

@@ -6,6 +6,7 @@ development setup; nothing is hard-coded.
 """
 
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ DEMO_USERS = [
     ("manager", Role.MANAGER, False),
 ]
 DEMO_DEVICE = "line1-gauge"
+CREDENTIALS = "demo_credentials.txt"
 
 PRODUCTS = [
     ("RING-74", "Piston ring 74 mm", "Compression ring, nominal bore 74 mm."),
@@ -84,14 +86,21 @@ TESTS: list[dict[str, Any]] = [
         "instructions": "Pressure decay test; enter 1 for a leak, 0 for a pass.",
     },
 ]
+# (code, name, product, [(test, replicates, results verified by a second person)]): the ring's lab
+# plan asks for four eyes on every result, so `lab2` verifies what `tester` enters.
 PLANS = [
     (
         "RING-FINAL",
         "Piston ring final inspection",
         "RING-74",
-        [("RING-DIA", 1), ("RING-WALL", 3), ("SURF-DEF", 1)],
+        [("RING-DIA", 1, True), ("RING-WALL", 3, True), ("SURF-DEF", 1, True)],
     ),
-    ("SHAFT-FINAL", "Drive shaft final inspection", "SHAFT-20", [("SHAFT-OD", 1), ("LEAK", 1)]),
+    (
+        "SHAFT-FINAL",
+        "Drive shaft final inspection",
+        "SHAFT-20",
+        [("SHAFT-OD", 1, False), ("LEAK", 1, False)],
+    ),
 ]
 WHERE = {"site": "Plant 1", "area": "Machining", "line": "Line 1"}
 CHARACTERISTICS: dict[tuple[str, str], dict[str, Any]] = {
@@ -120,6 +129,28 @@ CHARACTERISTICS: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+def credentials_path() -> Path:
+    return Path(settings.VAR_DIR) / CREDENTIALS
+
+
+def _sign_in(role: str, username: str, password: str) -> str:
+    """A sign-in as the credentials file keeps it (demo_password reads it back)."""
+    return f"{role}: username {username}  password {password}"
+
+
+def demo_password(username: str) -> str | None:
+    """The password demo_setup gave the demo user `username`, read back from the credentials file:
+    the newest line (a user removed by hand is created again with a new password). None when the
+    file does not hold one. For the demo seeds that sign as a demo user (demo_records)."""
+    try:
+        text = credentials_path().read_text()
+    except FileNotFoundError:
+        return None
+    line = re.compile(rf"^[^:]+: username {re.escape(username)}  password (\S+)$")
+    found = [match.group(1) for match in map(line.match, text.splitlines()) if match]
+    return found[-1] if found else None
+
+
 class Command(BaseCommand):
     help = "Create demo users, a demo device and demo configuration (idempotent)."
 
@@ -128,7 +159,7 @@ class Command(BaseCommand):
             created = self._users()
             self._configuration()
             created += self._device()
-        path = Path(settings.VAR_DIR) / "demo_credentials.txt"
+        path = credentials_path()
         if created:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Created owner-only before anything is written to it.
@@ -155,7 +186,7 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
             user.groups.add(Group.objects.get(name=role))
-            lines.append(f"{role}: username {username}  password {password}")
+            lines.append(_sign_in(role, username, password))
         return lines
 
     def _device(self) -> list[str]:
@@ -182,7 +213,10 @@ class Command(BaseCommand):
         for code, name, product_code, entries in PLANS:
             plan = services.test_plan_create(
                 code=code, name=name,
-                entries=[services.PlanEntryInput(test=tests[t], replicates=r) for t, r in entries],
+                entries=[
+                    services.PlanEntryInput(test=tests[t], replicates=r, requires_verification=v)
+                    for t, r, v in entries
+                ],
             )  # fmt: skip
             plan = services.test_plan_release(plan=plan, user=quality, reason="Demo configuration")
             services.plan_assign(product=Product.objects.get(code=product_code), plan=plan, user=quality)
