@@ -159,17 +159,35 @@ class LotCreateView(PermissionPageMixin, FormView):
         return redirect("web-lot", pk=lot.pk)
 
 
-class LotDetailView(PermissionPageMixin, DetailView):
+VIEW_LOT = "observations.view_lot"
+
+
+class LotDetailView(PageMixin, DetailView):
     """One lot: progress, statistics per test, the review (results by item and test with their
     verdicts, what blocks the release, investigations, signatures), items with plans and testers;
     assignment, verification, the signed disposition and the request to release."""
 
     template_name = "web/lot.html"
-    permissions = ("observations.view_lot",)
     context_object_name = "lot"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        user = request.user
+        if user.is_authenticated and not (user.has_perm(VIEW_LOT) or user.has_perm(VERIFY_PERMISSION)):
+            raise PermissionDenied("Your role does not include this page.")
+        return super().dispatch(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[Lot]:
         return selectors.lots_list()
+
+    def get_object(self, queryset: QuerySet[Lot] | None = None) -> Lot:
+        lot: Lot = super().get_object(queryset)
+        user = self.request.user
+        # A verifier whose role reads no lots (a tester) opens the page to verify results of others.
+        if not user.has_perm(VIEW_LOT) and not selectors.lot_open_to_verifier(lot=lot, user=user):
+            raise PermissionDenied(
+                "Your role opens a lot's page only while the lot is worked on and has results to verify."
+            )
+        return lot
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -192,6 +210,7 @@ class LotDetailView(PermissionPageMixin, DetailView):
             else []
         )
         context["review"] = lot_review(lot=lot)
+        context["can_list_lots"] = user.has_perm(VIEW_LOT)
         context["can_verify"] = user.has_perm(VERIFY_PERMISSION)
         approves = user.has_perm(APPROVE_PERMISSION)
         context["decisions"] = [
@@ -221,6 +240,7 @@ class WorklistView(PageMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         # Known now, so a tester with nothing to do reads so at once, not after a loading message.
         context["has_work"] = selectors.worklist_has_work(user=self.request.user)
+        context["lots_to_verify"] = selectors.lots_to_verify(user=self.request.user)
         return context
 
 

@@ -6,7 +6,8 @@ import re
 import pytest
 from django.urls import reverse
 
-from apps.observations.models import Observation
+from apps.observations.choices import LotStatus
+from apps.observations.models import Lot, Observation
 from apps.records.models import OosInvestigation
 from tests.support.pages import signed_in
 from tests.support.records import Review, signature
@@ -71,3 +72,51 @@ def test_a_signed_lot_changed_afterwards_says_so(api, review, quality_specialist
     html = page(quality_specialist, review)
     assert 'data-manifest-state="changed_after_signing"' in html
     assert "changed after signing" in html
+
+
+# --- A tester verifies on the lot page, which their role opens only for that ----------------------
+
+
+def test_a_tester_opens_a_lot_with_results_to_verify_and_finds_it_on_their_worklist(
+    review, plant, tester, other_tester
+):
+    client = signed_in(other_tester)
+    url = reverse("web-lot", args=[review.lot.pk])
+    assert client.get(url).status_code == 403  # nothing to verify yet: no reason to open it
+    assert "data-to-verify" not in client.get(reverse("web-worklist")).content.decode()
+
+    plant.wall.requires_verification = True
+    plant.wall.save(update_fields=["requires_verification"])
+    wall = review.enter(0, "WALL", [2.0, 2.1, 2.0])
+    review.enter(1, "DIA", [72.0])  # needs no verification: no box
+    html = page(other_tester, review)
+    assert re.findall(r'data-verify-check value="(\d+)"', html) == [str(wall)]
+    assert "data-verify-form" in html
+    for action in (
+        "data-assign-form",
+        "data-disposition-open",
+        "data-status-actions",
+        "data-request-release",
+    ):
+        assert action not in html
+    assert '<a href="/work/">My work</a> /' in html  # the lots list is not theirs
+
+    worklist = client.get(reverse("web-worklist")).content.decode()
+    link = re.search(rf'<li data-to-verify-lot="{review.lot.pk}">(.*?)</li>', worklist, re.S).group(1)
+    assert f'href="{url}"' in link
+    assert re.sub(r"<[^>]+>", "", link) == "Lot L-1 · RING-74: 1 result waiting"
+    # The tester who entered it reads that another person must verify it.
+    mine = signed_in(tester).get(reverse("web-worklist")).content.decode()
+    assert "1 result waiting (1 entered by you, for another person)" in mine
+
+
+def test_a_tester_is_refused_the_page_of_a_lot_no_longer_worked_on(review, plant, other_tester):
+    plant.wall.requires_verification = True
+    plant.wall.save(update_fields=["requires_verification"])
+    review.enter(0, "WALL", [2.0, 2.1, 2.0])
+    client = signed_in(other_tester)
+    url = reverse("web-lot", args=[review.lot.pk])
+    assert client.get(url).status_code == 200
+    Lot.objects.filter(pk=review.lot.pk).update(status=LotStatus.REJECTED)
+    assert client.get(url).status_code == 403
+    assert "data-to-verify" not in client.get(reverse("web-worklist")).content.decode()
