@@ -41,6 +41,9 @@ def test_the_matrix_shows_the_failed_item_and_every_blocking_reason(review, plan
         ("release", "released"), ("reject", "rejected"), ("quarantine", "reviewed"),
     ]  # fmt: skip
     assert "data-request-release" not in html  # approvers decide; they do not ask
+    # What static/js/lot.js sets when the decision changes: the meaning select, and nothing else
+    # (it once took the first decision option, carrying data-meaning, and renamed "release").
+    assert re.findall(r"<(\w+) [^>]*data-sign-meaning", html) == ["select"]
 
 
 def test_an_operations_lead_requests_the_release_and_may_only_quarantine(review, operations_lead):
