@@ -21,7 +21,14 @@ from apps.observations.choices import LOT_DISPOSITIONS, LOT_TRANSITIONS, LOT_WOR
 from apps.observations.models import Lot
 from apps.observations.selectors import lot_progress, tester_queryset
 from apps.qa_runs import selectors as qa_selectors
-from apps.records.choices import APPROVE_PERMISSION, DECISION_MEANING, VERIFY_PERMISSION, Decision
+from apps.records.choices import (
+    APPROVE_PERMISSION,
+    DECISION_MEANING,
+    DECISION_STATUS,
+    VERIFY_PERMISSION,
+    Decision,
+    Verdict,
+)
 from apps.records.selectors import lot_review
 from apps.subscriptions.choices import SubscriptionEvent
 from apps.subscriptions.selectors import inbox_readable
@@ -209,14 +216,21 @@ class LotDetailView(PageMixin, DetailView):
             if changes_lots
             else []
         )
-        context["review"] = lot_review(lot=lot)
+        review = context["review"] = lot_review(lot=lot)
         context["can_list_lots"] = user.has_perm(VIEW_LOT)
-        context["can_verify"] = user.has_perm(VERIFY_PERMISSION)
+        # Offered only where it can be used: results waiting, a status the decision can still set.
+        context["can_verify"] = user.has_perm(VERIFY_PERMISSION) and any(
+            cell and cell.current and cell.verdict == Verdict.TO_BE_VERIFIED
+            for row in review.rows
+            for cell in row.cells
+        )
+        context["final"] = not LOT_TRANSITIONS[lot.status]
         approves = user.has_perm(APPROVE_PERMISSION)
         context["decisions"] = [
             (value, label, DECISION_MEANING[value])
             for value, label in Decision.choices
-            if approves or (value == Decision.QUARANTINE and changes_lots)
+            if (approves or (value == Decision.QUARANTINE and changes_lots))
+            and DECISION_STATUS[value] in LOT_TRANSITIONS[lot.status]
         ]
         context["can_request_release"] = (
             changes_lots and not approves and LotStatus.RELEASED in (LOT_TRANSITIONS[lot.status])

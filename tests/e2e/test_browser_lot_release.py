@@ -179,6 +179,9 @@ def test_results_are_verified_by_another_person_and_the_lot_released_with_a_sign
     expect(shown).to_have_count(1)
     expect(shown).to_have_text(manifest)
     expect(shown).to_have_attribute("data-manifest-state", "valid")
+    expect(page.locator("[data-final]")).to_have_text("Lot L-1 is released: its disposition is final.")
+    expect(page.get_by_role("button", name="Disposition…")).to_have_count(0)  # nothing left to decide
+    expect(page.get_by_role("button", name="Verify selected")).to_have_count(0)
     screenshot(page, "released")
     screenshot_for_docs(page, "lot-release")
 

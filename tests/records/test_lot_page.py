@@ -9,6 +9,8 @@ from django.urls import reverse
 from apps.observations.choices import LotStatus
 from apps.observations.models import Lot, Observation
 from apps.records.models import OosInvestigation
+from openspc.roles import Role
+from tests.factories import UserFactory
 from tests.support.pages import signed_in
 from tests.support.records import Review, signature
 
@@ -123,3 +125,35 @@ def test_a_tester_is_refused_the_page_of_a_lot_no_longer_worked_on(review, plant
     Lot.objects.filter(pk=review.lot.pk).update(status=LotStatus.REJECTED)
     assert client.get(url).status_code == 403
     assert "data-to-verify" not in client.get(reverse("web-worklist")).content.decode()
+
+
+def test_a_released_lot_offers_no_decision_and_nothing_to_verify(api, review, plant, quality_specialist):
+    plant.wall.requires_verification = True
+    plant.wall.save(update_fields=["requires_verification"])
+    html = page(quality_specialist, review)
+    assert "data-verify-form" not in html  # nothing entered yet: nothing to verify
+    assert re.findall(r'<option value="(\w+)" data-meaning', html) == ["release", "reject", "quarantine"]
+    done = review.complete()
+    walls = [done[(index, "WALL")] for index in range(3)]
+    assert re.findall(r'data-verify-check value="(\d+)"', page(quality_specialist, review)) == [
+        str(pk) for pk in walls
+    ]
+    # Verified by another person, then released.
+    verifier = UserFactory(username="lab2", roles=[Role.TESTER])
+    body = {"observations": walls, "signature": signature(verifier, "verified")}
+    assert api(verifier).post("/api/v1/observations/verify/", body, format="json").status_code == 200
+    body = {"decision": "release", "signature": signature(quality_specialist)}
+    response = api(quality_specialist).post(f"/api/v1/lots/{review.lot.pk}/disposition/", body, format="json")
+    assert response.status_code == 201, response.json()
+
+    html = page(quality_specialist, review)
+    assert "Lot L-1 is released: its disposition is final." in html
+    for gone in ("data-blocking", "data-releasable", "data-disposition-open", "data-verify-form"):
+        assert gone not in html
+    assert re.search(r'data-manifest-state="valid">Released by [^<]+ UTC</li>', html)
+
+
+def test_an_open_lot_cannot_be_released_so_release_is_not_offered(plant, quality_specialist):
+    html = signed_in(quality_specialist).get(reverse("web-lot", args=[plant.lot.pk])).content.decode()
+    assert re.findall(r'<option value="(\w+)" data-meaning', html) == ["reject", "quarantine"]
+    assert '<li data-reason="lot_status">' in html  # why not, in words
