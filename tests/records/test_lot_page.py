@@ -105,6 +105,9 @@ def test_a_tester_opens_a_lot_with_results_to_verify_and_finds_it_on_their_workl
     ):
         assert action not in html
     assert '<a href="/work/">My work</a> /' in html  # the lots list is not theirs
+    # Their role reads only the items assigned to them: none here, said so (not "no items").
+    assert "No item of this lot is assigned to you." in html
+    assert 'data-item-id="' not in html
 
     worklist = client.get(reverse("web-worklist")).content.decode()
     link = re.search(rf'<li data-to-verify-lot="{review.lot.pk}">(.*?)</li>', worklist, re.S).group(1)
