@@ -31,6 +31,7 @@ from apps.observations.selectors import (
     verification_waiting,
 )
 from apps.records.choices import VERIFY_PERMISSION
+from apps.records.selectors import Cell, LotReview, Row
 from apps.subscriptions.choices import SubscriptionEvent, SubscriptionScope
 from apps.subscriptions.services import SCOPE_KINDS
 
@@ -508,3 +509,49 @@ def kiosk_cards(*, user: User | AnonymousUser, line: Line) -> list[Card]:
     for group in overview_groups(user=user, line=line):
         cards.extend(group.cards)
     return cards
+
+
+# --- The lot page's review matrix -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    """A cell of the review matrix with its results' values as printed (the column's decimals)."""
+
+    cell: Cell | None
+    values: str  # of the result that counts
+    history: list[tuple[int, str, str]]  # earlier results: (id, values, status)
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    row: Row
+    cells: list[MatrixCell]
+
+
+def values_text(values: Sequence[Any], *, decimals: int) -> str:
+    """A result's values with the test's decimals: 2.50 stays 2.50 (a count stays a count)."""
+    return ", ".join(
+        number_format(float(v), decimals=decimals) if isinstance(v, int | float) else str(v) for v in values
+    )
+
+
+def review_matrix(review: LotReview) -> list[MatrixRow]:
+    """The review's rows, each cell with its values formatted by its column's decimals."""
+    rows = []
+    for row in review.rows:
+        cells = []
+        for cell, column in zip(row.cells, review.columns, strict=True):
+            if cell is None:
+                cells.append(MatrixCell(cell=None, values="", history=[]))
+                continue
+            current = cell.current
+            shown = values_text(current.values, decimals=column.decimals) if current else ""
+            history = [
+                (r.id, values_text(r.values, decimals=column.decimals), r.status)
+                for r in cell.results
+                if r != current
+            ]
+            cells.append(MatrixCell(cell=cell, values=shown, history=history))
+        rows.append(MatrixRow(row=row, cells=cells))
+    return rows

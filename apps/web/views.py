@@ -225,6 +225,7 @@ class LotDetailView(PageMixin, DetailView):
             for cell in row.cells
         )
         context["final"] = not LOT_TRANSITIONS[lot.status]
+        context["matrix"] = selectors.review_matrix(review)
         approves = user.has_perm(APPROVE_PERMISSION)
         context["decisions"] = [
             (value, label, DECISION_MEANING[value])

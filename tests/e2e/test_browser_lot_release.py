@@ -138,6 +138,7 @@ def test_results_are_verified_by_another_person_and_the_lot_released_with_a_sign
     expect(page.locator('[data-verdict="pass"]')).to_have_count(2)  # the page reloaded with the verdicts
     expect(page.locator("[data-verify-check]")).to_have_count(0)
     expect(page.locator("[data-releasable]")).to_have_text("Nothing blocks the release of this lot.")
+    expect(page.locator(".verdict-values")).to_have_text(["74.020", "2.510, 2.490, 2.500"])  # as entered
     expect(page.locator(".verdict-who").first).to_have_text("entered by Tara Ames, verified by Ben Berg")
     screenshot(page, "verified")
     verified = Observation.objects.order_by("pk")

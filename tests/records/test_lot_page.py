@@ -32,8 +32,8 @@ def test_the_matrix_shows_the_failed_item_and_every_blocking_reason(review, plan
     html = page(quality_specialist, review)
     row = re.search(rf'<tr data-review-item="{plant.items[1].pk}".*?</tr>', html, re.S).group(0)
     assert 'data-verdict="out_of_spec"' in row
-    assert "76.2" in row
-    assert f"#{done[(1, 'DIA')]} 72.0 (confirmed)" in row  # the earlier result, listed under it
+    assert '<span class="verdict-values">76.200</span>' in row  # with the test's 3 decimals
+    assert f"#{done[(1, 'DIA')]} 72.000 (confirmed)" in row  # the earlier result, listed under it
     reasons = re.findall(r'<li data-reason="(\w+)">', html)
     assert reasons == ["out_of_spec", "investigation_open"]
     assert "DIA on item 0002" in html
