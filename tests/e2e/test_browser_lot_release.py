@@ -114,6 +114,7 @@ def test_results_are_verified_by_another_person_and_the_lot_released_with_a_sign
     expect(page.locator(f'[data-to-verify-lot="{plant.lot.pk}"]')).to_have_text(
         "Lot L-1 · RING-74: 2 results waiting (2 entered by you, for another person)"
     )
+    screenshot(page, "results-to-verify")
     open_lot_to_verify(page)
     expect(page.locator('[data-verdict="to_be_verified"]')).to_have_count(2)
     sign_verification(page, tester.get_username())
