@@ -84,6 +84,16 @@ def _plan_requires_verification() -> Exists:
     )
 
 
+def verification_needed() -> Q:
+    """A filter of results: their test or a plan entry of their item requires verification."""
+    return Q(test__requires_verification=True) | Q(_plan_requires_verification())
+
+
+def verification_waiting() -> Q:
+    """A filter of results: verification needed, confirmed, and not verified yet."""
+    return verification_needed() & Q(status=ObservationStatus.CONFIRMED, verified_by__isnull=True)
+
+
 def observations_with_verification(queryset: QuerySet[Observation]) -> QuerySet[Observation]:
     """Annotate `needs_verification` (its test or a plan entry of its item requires it) and
     `to_be_verified` (needs it, confirmed, and not verified yet). The lot review reuses it."""

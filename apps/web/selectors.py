@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from apps.audit.models import AuditEntry
 from apps.calculations.choices import Disposition
@@ -19,8 +19,19 @@ from apps.calculations.selectors import AWAITING_ACKNOWLEDGEMENT
 from apps.config.choices import DataSource, PlanStatus
 from apps.config.models import Characteristic, PlanAssignment, Product, Test, TestPlan, TestPlanEntry
 from apps.mqtt_bridge.models import EdgeNode
-from apps.observations.models import Item, Lot, Sample
-from apps.observations.selectors import LotProgress, item_queryset, lot_queryset, lots_progress, tester_items
+from apps.observations.choices import LOT_WORKING, ObservationStatus
+from apps.observations.models import Item, Lot, Observation, Sample
+from apps.observations.selectors import (
+    LotProgress,
+    item_queryset,
+    lot_queryset,
+    lots_progress,
+    tester_items,
+    verification_needed,
+    verification_waiting,
+)
+from apps.records.choices import VERIFY_PERMISSION
+from apps.records.selectors import Cell, LotReview, Row
 from apps.subscriptions.choices import SubscriptionEvent, SubscriptionScope
 from apps.subscriptions.services import SCOPE_KINDS
 
@@ -342,6 +353,58 @@ def worklist_has_work(*, user: User | AnonymousUser) -> bool:
     return tester_items(user=user).exists()
 
 
+# A tester verifies results of others (issue #18) on the lot page, which their role does not read
+# otherwise: it opens to them for a lot being worked on (open, in testing) with results that need
+# a second person's verification, and their worklist links to those lots.
+
+
+def _verification_results(lot: Lot | None = None) -> QuerySet[Observation]:
+    rows = Observation.objects.filter(lot__status__in=LOT_WORKING, status=ObservationStatus.CONFIRMED)
+    if lot is not None:
+        rows = rows.filter(lot=lot)
+    return rows.filter(verification_needed())
+
+
+def lot_open_to_verifier(*, lot: Lot, user: User | AnonymousUser) -> bool:
+    """Whether a user with the verify right but not the right to read lots may open the lot's page."""
+    return user.has_perm(VERIFY_PERMISSION) and _verification_results(lot).exists()
+
+
+@dataclass(frozen=True)
+class LotToVerify:
+    """A lot being worked on with results waiting for a second person's verification."""
+
+    lot: int
+    number: str
+    product: str
+    waiting: int  # results not verified yet
+    yours: int  # of them, entered by the user (another person must verify those)
+
+
+def lots_to_verify(*, user: User | AnonymousUser) -> list[LotToVerify]:
+    """For a user with the verify right: the working lots with results to verify, by lot number.
+    One query."""
+    if not user.has_perm(VERIFY_PERMISSION):
+        return []
+    rows = (
+        _verification_results()
+        .filter(verification_waiting())
+        .values("lot", "lot__number", "lot__product__code")
+        .annotate(waiting=Count("pk"), yours=Count("pk", filter=Q(user=user.pk)))
+        .order_by("lot__number", "lot")
+    )
+    return [
+        LotToVerify(
+            lot=row["lot"],
+            number=row["lot__number"],
+            product=row["lot__product__code"],
+            waiting=row["waiting"],
+            yours=row["yours"],
+        )
+        for row in rows
+    ]
+
+
 # --- Violations and audit log pages ---------------------------------------------------------------
 
 
@@ -446,3 +509,49 @@ def kiosk_cards(*, user: User | AnonymousUser, line: Line) -> list[Card]:
     for group in overview_groups(user=user, line=line):
         cards.extend(group.cards)
     return cards
+
+
+# --- The lot page's review matrix -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    """A cell of the review matrix with its results' values as printed (the column's decimals)."""
+
+    cell: Cell | None
+    values: str  # of the result that counts
+    history: list[tuple[int, str, str]]  # earlier results: (id, values, status)
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    row: Row
+    cells: list[MatrixCell]
+
+
+def values_text(values: Sequence[Any], *, decimals: int) -> str:
+    """A result's values with the test's decimals: 2.50 stays 2.50 (a count stays a count)."""
+    return ", ".join(
+        number_format(float(v), decimals=decimals) if isinstance(v, int | float) else str(v) for v in values
+    )
+
+
+def review_matrix(review: LotReview) -> list[MatrixRow]:
+    """The review's rows, each cell with its values formatted by its column's decimals."""
+    rows = []
+    for row in review.rows:
+        cells = []
+        for cell, column in zip(row.cells, review.columns, strict=True):
+            if cell is None:
+                cells.append(MatrixCell(cell=None, values="", history=[]))
+                continue
+            current = cell.current
+            shown = values_text(current.values, decimals=column.decimals) if current else ""
+            history = [
+                (r.id, values_text(r.values, decimals=column.decimals), r.status)
+                for r in cell.results
+                if r != current
+            ]
+            cells.append(MatrixCell(cell=cell, values=shown, history=history))
+        rows.append(MatrixRow(row=row, cells=cells))
+    return rows

@@ -21,7 +21,14 @@ from apps.observations.choices import LOT_DISPOSITIONS, LOT_TRANSITIONS, LOT_WOR
 from apps.observations.models import Lot
 from apps.observations.selectors import lot_progress, tester_queryset
 from apps.qa_runs import selectors as qa_selectors
-from apps.records.choices import APPROVE_PERMISSION, DECISION_MEANING, VERIFY_PERMISSION, Decision
+from apps.records.choices import (
+    APPROVE_PERMISSION,
+    DECISION_MEANING,
+    DECISION_STATUS,
+    VERIFY_PERMISSION,
+    Decision,
+    Verdict,
+)
 from apps.records.selectors import lot_review
 from apps.subscriptions.choices import SubscriptionEvent
 from apps.subscriptions.selectors import inbox_readable
@@ -159,17 +166,35 @@ class LotCreateView(PermissionPageMixin, FormView):
         return redirect("web-lot", pk=lot.pk)
 
 
-class LotDetailView(PermissionPageMixin, DetailView):
+VIEW_LOT = "observations.view_lot"
+
+
+class LotDetailView(PageMixin, DetailView):
     """One lot: progress, statistics per test, the review (results by item and test with their
     verdicts, what blocks the release, investigations, signatures), items with plans and testers;
     assignment, verification, the signed disposition and the request to release."""
 
     template_name = "web/lot.html"
-    permissions = ("observations.view_lot",)
     context_object_name = "lot"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        user = request.user
+        if user.is_authenticated and not (user.has_perm(VIEW_LOT) or user.has_perm(VERIFY_PERMISSION)):
+            raise PermissionDenied("Your role does not include this page.")
+        return super().dispatch(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[Lot]:
         return selectors.lots_list()
+
+    def get_object(self, queryset: QuerySet[Lot] | None = None) -> Lot:
+        lot: Lot = super().get_object(queryset)
+        user = self.request.user
+        # A verifier whose role reads no lots (a tester) opens the page to verify results of others.
+        if not user.has_perm(VIEW_LOT) and not selectors.lot_open_to_verifier(lot=lot, user=user):
+            raise PermissionDenied(
+                "Your role opens a lot's page only while the lot is worked on and has results to verify."
+            )
+        return lot
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
@@ -191,13 +216,22 @@ class LotDetailView(PermissionPageMixin, DetailView):
             if changes_lots
             else []
         )
-        context["review"] = lot_review(lot=lot)
-        context["can_verify"] = user.has_perm(VERIFY_PERMISSION)
+        review = context["review"] = lot_review(lot=lot)
+        context["can_list_lots"] = user.has_perm(VIEW_LOT)
+        # Offered only where it can be used: results waiting, a status the decision can still set.
+        context["can_verify"] = user.has_perm(VERIFY_PERMISSION) and any(
+            cell and cell.current and cell.verdict == Verdict.TO_BE_VERIFIED
+            for row in review.rows
+            for cell in row.cells
+        )
+        context["final"] = not LOT_TRANSITIONS[lot.status]
+        context["matrix"] = selectors.review_matrix(review)
         approves = user.has_perm(APPROVE_PERMISSION)
         context["decisions"] = [
             (value, label, DECISION_MEANING[value])
             for value, label in Decision.choices
-            if approves or (value == Decision.QUARANTINE and changes_lots)
+            if (approves or (value == Decision.QUARANTINE and changes_lots))
+            and DECISION_STATUS[value] in LOT_TRANSITIONS[lot.status]
         ]
         context["can_request_release"] = (
             changes_lots and not approves and LotStatus.RELEASED in (LOT_TRANSITIONS[lot.status])
@@ -221,6 +255,7 @@ class WorklistView(PageMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         # Known now, so a tester with nothing to do reads so at once, not after a loading message.
         context["has_work"] = selectors.worklist_has_work(user=self.request.user)
+        context["lots_to_verify"] = selectors.lots_to_verify(user=self.request.user)
         return context
 
 

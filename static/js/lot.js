@@ -273,7 +273,8 @@ const openDisposition = root.querySelector("[data-disposition-open]");
 if (dispositionDialog && openDisposition) {
   const form = dispositionDialog.querySelector("[data-disposition-form]");
   const decision = form.querySelector("[data-decision]");
-  const meaning = form.querySelector("[data-meaning]");
+  // The select of the signature's meaning; each decision option names its meaning in data-meaning.
+  const meaning = form.querySelector("[data-sign-meaning]");
   const underDeviation = form.querySelector("[data-under-deviation]");
   const deviationField = form.querySelector("[data-deviation-field]");
   const errorBoxDialog = form.querySelector("[data-disposition-error]");

@@ -80,7 +80,9 @@ def test_a_lead_opens_a_lot_of_three_items_and_hands_them_to_a_tester(
     expect(page.get_by_text("Start testing lot L-100?")).to_be_visible()
     page.get_by_role("button", name="Yes, go ahead").click()
     expect(page.locator("[data-lot-status]")).to_have_text("In testing")
-    expect(page.get_by_role("button", name="Release the lot")).to_be_visible()
+    # A release is a quality specialist's signed disposition (#18): the lead asks for it.
+    expect(page.get_by_role("button", name="Request release")).to_be_visible()
+    expect(page.get_by_role("button", name="Start testing")).to_have_count(0)
     assert Lot.objects.get(pk=lot.pk).status == "in_testing"
 
     # The lots list shows the new lot with its progress.
