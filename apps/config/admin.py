@@ -26,6 +26,8 @@ from apps.config.models import (
     TestPlan,
     TestPlanEntry,
 )
+from apps.signatures.choices import SignedAction
+from apps.signatures.services import signature_required
 from openspc.api import acting_user
 
 admin.site.site_header = "OpenSPC configuration"
@@ -210,6 +212,16 @@ class TestPlanAdmin(AuditedAdmin):
 
     @admin.action(description="Release selected draft plans", permissions=["change"])
     def release_plans(self, request: HttpRequest, queryset: QuerySet[TestPlan]) -> None:
+        if signature_required(SignedAction.PLAN_RELEASE):
+            # A bulk action cannot re-authenticate the signer (Part 11 §11.200): refuse, and say where.
+            self.message_user(
+                request,
+                "Releasing a plan needs your electronic signature, which this list cannot take: nothing "
+                "was released. Release it through the API (POST /api/v1/test-plans/<id>/release/ with "
+                "your reason and signature).",
+                messages.ERROR,
+            )
+            return
         self._each(
             request,
             queryset,

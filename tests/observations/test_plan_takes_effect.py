@@ -15,6 +15,7 @@ from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
 from tests.config.helpers import error_of
 from tests.factories import TestFactory, UserFactory, released_plan
+from tests.support.signing import release_signer
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +94,9 @@ class ReinstateTests:
         config_services.test_plan_set_tests(
             plan=v2, entries=[config_services.PlanEntryInput(test=plant.dia, replicates=2)]
         )
-        v2 = config_services.test_plan_release(plan=v2, user=UserFactory(), reason="three replicates")
+        v2 = config_services.test_plan_release(
+            signer=release_signer(), plan=v2, user=UserFactory(), reason="three replicates"
+        )
         config_services.test_plan_retire(plan=plant.ring)
 
         response = qs.post(f"{PLANS}{plant.ring.pk}/reinstate/")
