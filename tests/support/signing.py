@@ -9,9 +9,15 @@ from apps.signatures.services import Signer, signer_check
 PASSWORD = "pw-for-tests-only"  # tests/factories.py UserFactory's
 
 
-def signature_body(user: AbstractBaseUser, meaning: str = "approved") -> dict[str, str]:
-    """The `signature` of a request by `user` (with the user name, as for a first signature)."""
-    return {"password": PASSWORD, "meaning": meaning, "username": user.get_username()}
+def signature_body(user: AbstractBaseUser | str, meaning: str = "approved") -> dict[str, str]:
+    """The `signature` of a request by `user` (or the user of that name), with the user name as for a
+    first signature."""
+    username = user if isinstance(user, str) else user.get_username()
+    return {"password": PASSWORD, "meaning": meaning, "username": username}
+
+
+# The signature of the conftest's quality specialist (user name "qs").
+QS_SIGNATURE = signature_body("qs")
 
 
 def signer_for(action: str, user: User | None = None, meaning: str = "approved") -> Signer:
