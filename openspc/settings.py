@@ -498,6 +498,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "LotStatusEnum": "apps.observations.choices.LotStatus",
         "ObservationStatusEnum": "apps.observations.choices.ObservationStatus",
+        "TestPlanStatusEnum": "apps.config.choices.PlanStatus",
         # QA scenarios have a kind and a source too; the older names stay with their first owners.
         "KindEnum": "apps.config.choices.TestKind",
         "SourceEnum": "apps.observations.choices.ObservationSource",
