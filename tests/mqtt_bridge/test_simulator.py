@@ -138,7 +138,7 @@ class ProcessModelTests:
         dia = characteristic_for(product, test, target=74.0, lsl=73.9, usl=74.1)
         for center, sigma in ((74.01, 0.02), (74.002, 0.011)):  # the newest version counts
             config_services.control_limits_set(
-    signer=limits_signer(),
+                signer=limits_signer(),
                 characteristic=dia, center=center, ucl=center + 3 * sigma, lcl=center - 3 * sigma,
                 sigma=sigma, method=LimitMethod.HISTORICAL, reason="study",
             )  # fmt: skip
