@@ -163,7 +163,8 @@ def plant_setup(*, characteristics: int) -> Plant:
     plan = config.test_plan_create(
         code="BENCH", name="Benchmark plan", entries=[config.PlanEntryInput(test=test) for test in tests]
     )
-    plan = config.test_plan_release(plan=plan, user=user, reason="benchmark")
+    # A seed: nobody signs; the release and the limits are stored unsigned (signed_by_system).
+    plan = config.test_plan_release(plan=plan, user=user, reason="benchmark", signed_by_system=True)
     config.plan_assign(
         product=product, plan=plan, effective_from=datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
     )
@@ -175,7 +176,7 @@ def plant_setup(*, characteristics: int) -> Plant:
             reason="benchmark",
         )
         limits_set_historical(characteristic=characteristic, center=CENTER, sigma=SIGMA,
-                              reason="benchmark", user=user)  # fmt: skip
+                              reason="benchmark", user=user, signed_by_system=True)  # fmt: skip
         ids.append(characteristic.pk)
     lot = lot_create(product=product, number="BENCH-LOT-1", user=user)
     _, token = config.device_create(name="bench-gauge", products=[product])

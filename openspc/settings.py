@@ -499,6 +499,7 @@ SPECTACULAR_SETTINGS = {
         "LotStatusEnum": "apps.observations.choices.LotStatus",
         "ObservationStatusEnum": "apps.observations.choices.ObservationStatus",
         "InvalidationStatusEnum": "apps.observations.choices.InvalidationStatus",
+        "TestPlanStatusEnum": "apps.config.choices.PlanStatus",
         # QA scenarios have a kind and a source too; the older names stay with their first owners.
         "KindEnum": "apps.config.choices.TestKind",
         "SourceEnum": "apps.observations.choices.ObservationSource",

@@ -21,6 +21,7 @@ from apps.qa_runs.models import QaPackage
 from apps.qa_runs.services import qa_package_create
 from apps.subscriptions.models import Notification, Subscription, SubscriptionScope
 from openspc.roles import Role
+from tests.support.signing import release_signer
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -79,8 +80,9 @@ class TestPlanFactory(factory.django.DjangoModelFactory):
 
 def released_plan(*tests: object, code: str | None = None) -> TestPlan:
     plan = TestPlanFactory(tests=list(tests), **({"code": code} if code else {}))
+    releaser = UserFactory(username="plan-releaser")
     return services.test_plan_release(
-        plan=plan, user=UserFactory(username="plan-releaser"), reason="Released for the test"
+        signer=release_signer(releaser), plan=plan, user=releaser, reason="Released for the test"
     )
 
 

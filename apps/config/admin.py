@@ -26,6 +26,9 @@ from apps.config.models import (
     TestPlan,
     TestPlanEntry,
 )
+from apps.signatures.api.serializers import SIGNED_IN_SESSION
+from apps.signatures.choices import SignatureMeaning, SignedAction
+from apps.signatures.services import Signer, SigningRefused, signer_check
 from openspc.api import acting_user
 
 admin.site.site_header = "OpenSPC configuration"
@@ -125,11 +128,27 @@ class TestPlanEntryInline(admin.TabularInline):
 
 
 class ReasonActionForm(ActionForm):
-    """The action bar with a reason: releasing a plan says why (kept in the audit trail)."""
+    """The action bar with a reason and an electronic signature: releasing a plan says why (kept in
+    the audit trail) and is signed (your password, its meaning, and your user name for the first
+    signature of the session)."""
 
     reason = forms.CharField(
         required=False, max_length=1000, label="Reason",
         widget=forms.TextInput(attrs={"placeholder": "Why (needed to release)", "size": 40}),
+    )  # fmt: skip
+    signature_meaning = forms.ChoiceField(
+        required=False, label="Signature meaning",
+        choices=[(SignatureMeaning.APPROVED, "Approved"), (SignatureMeaning.RELEASED, "Released")],
+    )  # fmt: skip
+    signature_username = forms.CharField(
+        required=False, label="User name",
+        widget=forms.TextInput(attrs={"placeholder": "User name (first signature)", "size": 16,
+                                      "autocomplete": "username"}),
+    )  # fmt: skip
+    signature_password = forms.CharField(
+        required=False, label="Password",
+        widget=forms.PasswordInput(attrs={"placeholder": "Password (to sign)", "size": 16,
+                                          "autocomplete": "current-password"}),
     )  # fmt: skip
 
 
@@ -208,14 +227,42 @@ class TestPlanAdmin(AuditedAdmin):
             else:
                 self.message_user(request, f"{result.code} v{result.version} {verb}.", messages.SUCCESS)
 
+    def _release_signer(self, request: HttpRequest) -> Signer | None:
+        """The signer of a release from the action bar: the password and meaning typed there (and
+        the user name, for the session's first signature), checked before any plan is released. A
+        wrong password is refused and audited; no signature at all is refused by the service where
+        plan releases are signed."""
+        password = request.POST.get("signature_password", "")
+        if not password:
+            return None
+        session = request.session
+        signer = signer_check(
+            user=acting_user(request),
+            action=SignedAction.PLAN_RELEASE,
+            meaning=request.POST.get("signature_meaning", ""),
+            password=password,
+            username=request.POST.get("signature_username") or None,
+            username_required=not session.get(SIGNED_IN_SESSION),
+            source="admin",
+        )
+        session[SIGNED_IN_SESSION] = True
+        return signer
+
     @admin.action(description="Release selected draft plans", permissions=["change"])
     def release_plans(self, request: HttpRequest, queryset: QuerySet[TestPlan]) -> None:
+        try:
+            signer = self._release_signer(request)
+        except (ValidationError, SigningRefused) as exc:
+            words = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            self.message_user(request, f"Nothing was released: {words}", messages.ERROR)
+            return
         self._each(
             request,
             queryset,
             "released",
             lambda p: services.test_plan_release(
                 plan=p,
+                signer=signer,
                 user=acting_user(request),
                 actor=self.audit_actor(request),
                 reason=request.POST.get("reason", ""),

@@ -3,8 +3,11 @@
 // baseline is the last N samples or a date range (in the plant's time zone), optionally without
 // samples that have a violation. "Preview" asks POST /characteristics/{id}/recalculate-limits/
 // with "preview": true (nothing is stored) and shows the current and proposed limits side by side,
-// and dashed on the chart; "Confirm" sends the same body without preview. Freezing goes to
-// POST .../freeze-limits/. Other open charts get the new limits from the live `limits_update`.
+// and dashed on the chart; "Confirm" sends the same body without preview, signed. Freezing goes to
+// POST .../freeze-limits/, signed. Other open charts get the new limits from the live `limits_update`.
+// A stored change of the limits is an electronic signature (21 CFR Part 11): the panel's signature
+// fields (meaning, user name for the session's first signature, password) go with it as `signature`;
+// the password is cleared after every attempt.
 //
 //   const panel = new LimitsPanel({ root, model, config, onPropose, onChange });
 //   panel.refresh();   // after the chart's limits changed (load, live update)
@@ -51,6 +54,14 @@ export function recalculationBody({ baseline, count, start, end, excludeOutOfCon
   return { ...body, sample_count: n };
 }
 
+/** The `signature` of a request from the signature fields, or {error} in plain words. */
+export function signatureBody({ meaning, username, password }) {
+  if (!password) return { error: "Enter your password to sign the change: stored limits are signed." };
+  const signature = { meaning: meaning || "approved", password };
+  if (username && username.trim()) signature.username = username.trim();
+  return { signature };
+}
+
 const ROWS = [
   ["CL", "center"], ["UCL", "ucl"], ["LCL", "lcl"], ["σ", "sigma"],
   ["Dispersion CL", "dispersion_center"], ["Dispersion UCL", "dispersion_ucl"], ["Dispersion LCL", "dispersion_lcl"],
@@ -81,6 +92,7 @@ export function basisText(answer) {
 }
 
 function plainError(error) {
+  if (error.status === 403 && /signed|Signing/.test(error.message ?? "")) return error.message;
   if (error.status === 403) return "Your role may not change control limits. A quality specialist can.";
   if (error.status === 409) return `${error.message}`;
   if (error.status === 0) return error.message;
@@ -102,6 +114,7 @@ export class LimitsPanel {
       form: q("form"), current: q("current"), error: q("error"), result: q("result"), rows: q("rows"),
       basis: q("basis"), heading: q("heading"), preview: q("preview"), confirm: q("confirm"), discard: q("discard"),
       freezeForm: q("freeze-form"), freezeReason: q("freeze-reason"), freeze: q("freeze"), done: q("done"),
+      signMeaning: q("sign-meaning"), signUsername: q("sign-username"), signPassword: q("sign-password"),
     };
     this.el.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -149,6 +162,18 @@ export class LimitsPanel {
     this.el.freeze.disabled = !limits || this.busy;
     this.el.freeze.textContent = limits?.frozen ? "Unfreeze limits" : "Freeze limits";
     this.el.preview.disabled = Boolean(limits?.frozen) || this.busy;
+  }
+
+  /** The signature typed in the panel, or {error}; focuses the password when it is missing. */
+  signature() {
+    const answer = signatureBody({
+      meaning: this.el.signMeaning.value, username: this.el.signUsername.value, password: this.el.signPassword.value,
+    });
+    if (answer.error) {
+      this.showError(answer.error);
+      this.el.signPassword.focus();
+    }
+    return answer;
   }
 
   setBusy(busy) {
@@ -222,15 +247,19 @@ export class LimitsPanel {
 
   async confirm() {
     if (!this.body || this.busy) return;
+    const signed = this.signature();
+    if (signed.error) return;
     this.showError("");
     this.setBusy(true);
     let answer;
     try {
-      answer = await apiPost(this.url("recalculate-limits"), this.body);
+      answer = await apiPost(this.url("recalculate-limits"), { ...this.body, signature: signed.signature });
     } catch (error) {
       this.showError(`The limits were not changed: ${plainError(error)}`);
       this.setBusy(false);
       return;
+    } finally {
+      this.el.signPassword.value = "";
     }
     this.body = null;
     this.el.result.hidden = true;
@@ -250,15 +279,19 @@ export class LimitsPanel {
       this.el.freezeReason.focus();
       return;
     }
+    const signed = this.signature();
+    if (signed.error) return;
     this.showError("");
     this.setBusy(true);
     let answer;
     try {
-      answer = await apiPost(this.url("freeze-limits"), { frozen: !limits.frozen, reason });
+      answer = await apiPost(this.url("freeze-limits"), { frozen: !limits.frozen, reason, signature: signed.signature });
     } catch (error) {
       this.showError(`Nothing changed: ${plainError(error)}`);
       this.setBusy(false);
       return;
+    } finally {
+      this.el.signPassword.value = "";
     }
     this.el.freezeReason.value = "";
     this.onChange(answer.new);

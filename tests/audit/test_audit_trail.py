@@ -14,6 +14,7 @@ from apps.config.models import Characteristic, Product, TestPlan
 from apps.observations.models import Sample
 from tests.calculations.api_helpers import characteristic_url, dia_of, subgroups_store
 from tests.factories import TestFactory, UserFactory
+from tests.support.signing import QS_SIGNATURE
 
 URL = "/api/v1/audit/"
 
@@ -107,15 +108,21 @@ class LimitsAuditTests:
         dia = dia_of(plant)
         client = api(quality_specialist)
         first = client.post(
-            characteristic_url(dia, "set-limits"), {"center": 74.0, "sigma": 0.01, "reason": "study"}
+            characteristic_url(dia, "set-limits"),
+            {"center": 74.0, "sigma": 0.01, "reason": "study", "signature": QS_SIGNATURE},
+            format="json",
         )
         assert first.status_code == 200, first.content
         second = client.post(
-            characteristic_url(dia, "set-limits"), {"center": 74.1, "sigma": 0.02, "reason": "new die"}
+            characteristic_url(dia, "set-limits"),
+            {"center": 74.1, "sigma": 0.02, "reason": "new die", "signature": QS_SIGNATURE},
+            format="json",
         )
         assert second.status_code == 200
         frozen = client.post(
-            characteristic_url(dia, "freeze-limits"), {"frozen": True, "reason": "validated"}
+            characteristic_url(dia, "freeze-limits"),
+            {"frozen": True, "reason": "validated", "signature": QS_SIGNATURE},
+            format="json",
         )
         assert frozen.status_code == 200
         rows = _entries(client.get(URL, {"action": "limits", "object_type": "config.characteristic"}))
@@ -195,7 +202,9 @@ class ConfigurationAuditTests:
 
         plan = TestPlanFactory(code="REL", tests=[TestFactory(code="T1")])
         response = api(quality_specialist).post(
-            f"/api/v1/test-plans/{plan.pk}/release/", {"reason": "Validated"}
+            f"/api/v1/test-plans/{plan.pk}/release/",
+            {"reason": "Validated", "signature": QS_SIGNATURE},
+            format="json",
         )
         assert response.status_code == 200
         entry = AuditEntry.objects.filter(object_id=str(plan.pk), content_type__model="testplan").first()
@@ -318,7 +327,8 @@ class SampleExclusionTests:
             == 200
         )
         body = {"sample_count": 5, "exclude_out_of_control": False, "reason": "baseline"}
-        response = client.post(characteristic_url(dia, "recalculate-limits"), body)
+        body["signature"] = QS_SIGNATURE
+        response = client.post(characteristic_url(dia, "recalculate-limits"), body, format="json")
         assert response.status_code == 200, response.content
         result = response.json()
         assert result["samples_used"] == 4

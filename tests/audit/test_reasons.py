@@ -16,6 +16,7 @@ from apps.config.choices import PlanStatus
 from apps.config.models import Characteristic, TestPlan
 from tests.config.helpers import error_of
 from tests.factories import ProductFactory, TestFactory, TestPlanFactory, characteristic_for
+from tests.support.signing import PASSWORD, QS_SIGNATURE
 
 pytestmark = pytest.mark.django_db
 
@@ -107,7 +108,9 @@ class PlanReleaseReasonTests:
 
     def test_the_reason_is_on_the_release_entry(self, api, quality_specialist):
         plan = TestPlanFactory(code="REL", tests=[TestFactory()])
-        response = release(api(quality_specialist), plan, {"reason": "Validated per VP-12"})
+        response = release(
+            api(quality_specialist), plan, {"reason": "Validated per VP-12", "signature": QS_SIGNATURE}
+        )
         assert response.status_code == 200, response.content
         entry = plan_entries(plan)[-1]
         assert (entry.after, entry.reason) == ({"status": "released"}, "Validated per VP-12")
@@ -178,7 +181,8 @@ class AdminReasonTests:
         messages = [str(m) for m in get_messages(response.wsgi_request)]
         assert any("Say why the plan is released" in m for m in messages), messages
         assert TestPlan.objects.get(pk=plan.pk).status == PlanStatus.DRAFT
-        admin_qs.post("/admin/config/testplan/", {**data, "reason": "Validated"}, follow=True)
+        signed = {"signature_password": PASSWORD, "signature_meaning": "approved", "signature_username": "qs"}
+        admin_qs.post("/admin/config/testplan/", {**data, **signed, "reason": "Validated"}, follow=True)
         assert TestPlan.objects.get(pk=plan.pk).status == PlanStatus.RELEASED
         entry = AuditEntry.objects.filter(content_type__model="testplan", object_id=str(plan.pk)).latest(
             "seq"

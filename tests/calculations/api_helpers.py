@@ -18,6 +18,7 @@ from apps.observations import services as obs_services
 from apps.observations.choices import ObservationSource
 from apps.observations.models import Item, Lot, Sample
 from tests.factories import TestFactory, characteristic_for, released_plan
+from tests.support.signing import limits_signer
 
 SAMPLES = "/api/v1/samples/"
 
@@ -94,7 +95,11 @@ def assigned_item(plant: Any, *characteristics: Characteristic) -> Item:
 
 def historical(characteristic: Characteristic, *, center: float, sigma: float) -> ControlLimits:
     return services.limits_set_historical(
-        characteristic=characteristic, center=center, sigma=sigma, reason="historical study"
+        signer=limits_signer(),
+        characteristic=characteristic,
+        center=center,
+        sigma=sigma,
+        reason="historical study",
     ).new
 
 

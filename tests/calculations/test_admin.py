@@ -8,6 +8,7 @@ from apps.calculations import services
 from apps.config.models import Characteristic
 from apps.observations import services as obs_services
 from tests.factories import UserFactory
+from tests.support.signing import limits_signer
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,9 @@ def root(db) -> Client:
 @pytest.fixture
 def calculated(plant) -> Characteristic:
     dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-    services.limits_set_historical(characteristic=dia, center=74.0, sigma=0.01, reason="historical")
+    services.limits_set_historical(
+        signer=limits_signer(), characteristic=dia, center=74.0, sigma=0.01, reason="historical"
+    )
     values = [*(74.0 + 0.005 * np.sin(np.arange(8))), 74.5]  # the last one is a rule 1 signal
     ids = plant.record(
         *[{"item": plant.items[i % 3], "test": plant.dia, "values": [v]} for i, v in enumerate(values)]

@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from apps.audit.choices import AuditAction
 from apps.audit.models import AuditEntry
 from apps.calculations.models import ProductStatistics, Violation
 from apps.calculations.services.calculate import window_key
@@ -16,6 +17,7 @@ from apps.config.models import ControlLimits
 from apps.observations.choices import LotStatus
 from apps.observations.models import Sample
 from apps.observations.services import lot_status_set
+from apps.signatures.models import Signature
 from spc import individuals_chart, p_chart, xbar_r_chart, xbar_s_chart
 from tests.calculations.api_helpers import (
     assigned_item,
@@ -27,6 +29,7 @@ from tests.calculations.api_helpers import (
 )
 from tests.config.helpers import error_of
 from tests.factories import LotFactory
+from tests.support.signing import QS_SIGNATURE, signature_body
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +40,9 @@ SHIFTED = (9, 20)  # 0-based subgroups moved 5 σ up: rule 1 under the historica
 
 def _recalculate(client, characteristic, **body):
     """POST recalculate-limits, with a reason unless the body gives its own (storing needs one)."""
-    body = {"reason": "phase I", **body}
+    body = {"reason": "phase I", "signature": QS_SIGNATURE, **body}
+    if body["signature"] is None:
+        del body["signature"]
     return client.post(characteristic_url(characteristic, "recalculate-limits"), body, format="json")
 
 
@@ -198,7 +203,9 @@ class RecalculateTests:
         characteristic, _ = studied(1)
         client = api(quality_specialist)
         freeze = client.post(
-            characteristic_url(characteristic, "freeze-limits"), {"reason": "audit"}, format="json"
+            characteristic_url(characteristic, "freeze-limits"),
+            {"reason": "audit", "signature": QS_SIGNATURE},
+            format="json",
         )
         assert freeze.status_code == 200, freeze.content
         error = error_of(_recalculate(client, characteristic, sample_count=20), 409)
@@ -330,7 +337,11 @@ class PreviewTests:
     def test_a_preview_of_frozen_limits_is_refused_too(self, api, studied, quality_specialist):
         characteristic, _ = studied(1)
         client = api(quality_specialist)
-        client.post(characteristic_url(characteristic, "freeze-limits"), {"reason": "audit"}, format="json")
+        client.post(
+            characteristic_url(characteristic, "freeze-limits"),
+            {"reason": "audit", "signature": QS_SIGNATURE},
+            format="json",
+        )
         error = error_of(_recalculate(client, characteristic, sample_count=20, preview=True), 409)
         assert error["message"] == "The limits (v2) are frozen; unfreeze them first."
 
@@ -344,8 +355,9 @@ class SetLimitsTests:
         characteristic = sized(plant, 5)
         response = api(quality_specialist).post(
             characteristic_url(characteristic, "set-limits"),
-            {"center": 10.0, "sigma": 0.5, "reason": "Supplier capability study"}, format="json",
-        )  # fmt: skip
+            {"center": 10.0, "sigma": 0.5, "reason": "Supplier capability study", "signature": QS_SIGNATURE},
+            format="json",
+        )
         assert response.status_code == 200, response.content
         body = response.json()
         row = ControlLimits.objects.get(characteristic=characteristic)
@@ -367,7 +379,7 @@ class SetLimitsTests:
         characteristic = sized(plant, 25, code="CRACK", kind=TestKind.DEFECTIVES)
         response = api(quality_specialist).post(
             characteristic_url(characteristic, "set-limits"),
-            {"center": 0.04, "reason": "last year"},
+            {"center": 0.04, "reason": "last year", "signature": QS_SIGNATURE},
             format="json",
         )
         assert response.status_code == 200, response.content
@@ -395,8 +407,9 @@ class SetLimitsTests:
     def test_a_new_version_keeps_the_old_one(self, api, plant, quality_specialist):
         characteristic = sized(plant, 1)
         historical(characteristic, center=5.0, sigma=1.0)
-        given = {"center": 6.0, "sigma": 2.0, "reason": "new gauge"}
-        body = api(quality_specialist).post(characteristic_url(characteristic, "set-limits"), given).json()
+        given = {"center": 6.0, "sigma": 2.0, "reason": "new gauge", "signature": QS_SIGNATURE}
+        url = characteristic_url(characteristic, "set-limits")
+        body = api(quality_specialist).post(url, given, format="json").json()
         assert (body["previous"]["version"], body["new"]["version"]) == (1, 2)
         assert list(characteristic.limits.order_by("version").values_list("center", "sigma")) == [
             (5.0, 1.0), (6.0, 2.0),
@@ -409,7 +422,7 @@ class FreezeTests:
         historical(characteristic, center=5.0, sigma=1.0)
         client = api(quality_specialist)
         url = characteristic_url(characteristic, "freeze-limits")
-        frozen = client.post(url, {"reason": "PPAP submitted"}, format="json")
+        frozen = client.post(url, {"reason": "PPAP submitted", "signature": QS_SIGNATURE}, format="json")
         assert frozen.status_code == 200, frozen.content
         body = frozen.json()
         assert (body["previous"]["version"], body["previous"]["frozen"]) == (1, False)
@@ -432,7 +445,9 @@ class FreezeTests:
         assert error["message"] == "frozen: The limits (v2) are already frozen."
         assert characteristic.limits.count() == 2
 
-        thawed = client.post(url, {"frozen": False, "reason": "new fixture"}, format="json").json()
+        thawed = client.post(
+            url, {"frozen": False, "reason": "new fixture", "signature": QS_SIGNATURE}, format="json"
+        ).json()
         assert (thawed["new"]["version"], thawed["new"]["frozen"]) == (3, False)
         error_of(client.post(url, {"frozen": False, "reason": "again"}, format="json"), 400, "frozen")
         assert list(characteristic.limits.order_by("version").values_list("frozen", flat=True)) == [
@@ -455,7 +470,11 @@ class HistoryTests:
         characteristic, _ = studied(1)
         client = api(quality_specialist)
         _recalculate(client, characteristic, sample_count=20, reason="phase I")
-        client.post(characteristic_url(characteristic, "freeze-limits"), {"reason": "audit"}, format="json")
+        client.post(
+            characteristic_url(characteristic, "freeze-limits"),
+            {"reason": "audit", "signature": QS_SIGNATURE},
+            format="json",
+        )
         for user in (quality_specialist, manager, operations_lead):
             response = api(user).get(characteristic_url(characteristic, "limits"))
             assert response.status_code == 200, response.content
@@ -492,3 +511,97 @@ class OptionsTests:
         response = api(manager).options(characteristic_url(sized(plant, 1), "chart-data"))
         assert response.status_code == 200, response.content
         assert response.json()["name"] == "Chart data"
+
+
+class LimitsSignatureTests:
+    """Every stored version of the control limits is signed (21 CFR Part 11); a preview is not."""
+
+    def test_storing_limits_without_a_signature_is_400_and_nothing_is_stored(
+        self, api, studied, quality_specialist
+    ):
+        characteristic, _ = studied(1)  # v1: historical
+        client = api(quality_specialist)
+        cases = [
+            ("recalculate-limits", {"sample_count": 20, "reason": "phase I"}),
+            ("set-limits", {"center": 50.0, "sigma": 2.0, "reason": "new gauge"}),
+            ("freeze-limits", {"reason": "PPAP"}),
+        ]
+        for action, body in cases:
+            response = client.post(characteristic_url(characteristic, action), body, format="json")
+            error = error_of(response, 400, "signature")
+            assert "Control limit change needs your electronic signature" in error["message"], action
+        assert characteristic.limits.count() == 1
+        preview = _recalculate(client, characteristic, sample_count=20, preview=True, signature=None)
+        assert preview.status_code == 200, preview.content
+        assert preview.json()["new"]["signatures"] == []
+        assert characteristic.limits.count() == 1
+
+    def test_a_wrong_password_is_403_audited_and_nothing_is_stored(self, api, plant, quality_specialist):
+        characteristic = sized(plant, 1)
+        body = {
+            "center": 10.0, "sigma": 1.0, "reason": "study",
+            "signature": {**QS_SIGNATURE, "password": "not-mine"},
+        }  # fmt: skip
+        response = api(quality_specialist).post(
+            characteristic_url(characteristic, "set-limits"), body, format="json"
+        )
+        assert error_of(response, 403)["message"] == "Wrong password: nothing was signed."
+        assert characteristic.limits.count() == 0
+        assert not Signature.objects.filter(action="control_limits").exists()
+        failed = AuditEntry.objects.get(action=AuditAction.SIGN_FAILED)
+        assert (failed.user, failed.reason, failed.after) == (
+            quality_specialist, "wrong password", {"action": "control_limits"},
+        )  # fmt: skip
+        assert not AuditEntry.objects.filter(action=AuditAction.LIMITS).exists()
+
+    def test_the_signature_is_bound_to_the_new_version(self, api, plant, quality_specialist):
+        characteristic = sized(plant, 5)
+        body = {
+            "center": 10.0, "sigma": 0.5, "reason": "capability study",
+            "signature": signature_body("qs", "reviewed"),
+        }  # fmt: skip
+        response = api(quality_specialist).post(
+            characteristic_url(characteristic, "set-limits"), body, format="json"
+        )
+        assert response.status_code == 200, response.content
+        row = ControlLimits.objects.get(characteristic=characteristic)
+        signature = Signature.objects.get(action="control_limits")
+        assert (signature.object_id, signature.user, signature.meaning) == (
+            str(row.pk), quality_specialist, "reviewed",
+        )  # fmt: skip
+        assert signature.content == {
+            "characteristic": characteristic.pk, "version": 1, "center": row.center, "sigma": row.sigma,
+            "lcl": row.lcl, "ucl": row.ucl, "dispersion_center": row.dispersion_center,
+            "dispersion_lcl": row.dispersion_lcl, "dispersion_ucl": row.dispersion_ucl,
+            "method": "historical", "frozen": False, "reason": "capability study",
+        }  # fmt: skip
+        (manifest,) = response.json()["new"]["signatures"]
+        assert (manifest["id"], manifest["meaning"], manifest["action"], manifest["state"]) == (
+            signature.pk, "reviewed", "control_limits", "valid",
+        )  # fmt: skip
+        frozen = (
+            api(quality_specialist)
+            .post(
+                characteristic_url(characteristic, "freeze-limits"),
+                {"reason": "PPAP", "signature": QS_SIGNATURE},
+                format="json",
+            )
+            .json()
+        )
+        assert frozen["previous"]["signatures"] == [manifest]
+        assert [m["meaning"] for m in frozen["new"]["signatures"]] == ["approved"]
+        assert Signature.objects.filter(action="control_limits").count() == 2
+
+    def test_limits_changed_behind_the_application_show_changed_after_signing(
+        self, api, plant, quality_specialist
+    ):
+        characteristic = sized(plant, 1)
+        body = {"center": 10.0, "sigma": 1.0, "reason": "study", "signature": QS_SIGNATURE}
+        url = characteristic_url(characteristic, "set-limits")
+        assert api(quality_specialist).post(url, body, format="json").status_code == 200
+        history = api(quality_specialist).get(characteristic_url(characteristic, "limits")).json()
+        assert history[0]["signatures"][0]["state"] == "valid"
+        ControlLimits.objects.filter(characteristic=characteristic).update(ucl=99.0)  # not through the app
+        history = api(quality_specialist).get(characteristic_url(characteristic, "limits")).json()
+        (manifest,) = history[0]["signatures"]
+        assert (manifest["state"], manifest["counts"]) == ("changed_after_signing", False)

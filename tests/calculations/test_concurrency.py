@@ -45,6 +45,7 @@ from apps.observations.choices import ObservationSource, ObservationStatus
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
 from spc import RuleSet
 from tests.factories import LotFactory, TestFactory, UserFactory, released_plan
+from tests.support.signing import limits_signer
 from tests.support.workers import (
     CeleryWorkers,
     disposition_expected,
@@ -96,7 +97,11 @@ def plant_build(*, code: str, tests: list[Any] | None = None) -> Plant:
             reason="specification",
         )
         calc_services.limits_set_historical(
-            characteristic=characteristic, center=CENTRE, sigma=SIGMA, reason="historical"
+            signer=limits_signer(),
+            characteristic=characteristic,
+            center=CENTRE,
+            sigma=SIGMA,
+            reason="historical",
         )
         characteristics.append(characteristic)
     lots = {number: LotFactory(product=product, number=number) for number in LOTS}
@@ -377,7 +382,9 @@ def test_a_second_calculation_waits_for_the_first_then_finds_the_work_done(
     plant: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-    calc_services.limits_set_historical(characteristic=dia, center=74.0, sigma=0.01, reason="historical")
+    calc_services.limits_set_historical(
+        signer=limits_signer(), characteristic=dia, center=74.0, sigma=0.01, reason="historical"
+    )
     values = [74.0 + 0.01 * step for step in (0, 1, -1, 4, 0, 1, 2, 3, 4, 5)]
     ids = plant.record(
         *[{"item": plant.items[i % 3], "test": plant.dia, "values": [v]} for i, v in enumerate(values)]

@@ -23,6 +23,7 @@ from rest_framework.test import APIClient
 
 from apps.config.models import Characteristic
 from spc import RuleSet
+from tests.support.signing import QS_SIGNATURE
 from tests.support.workers import (
     CeleryWorkers,
     Signal,
@@ -77,7 +78,8 @@ def configure(qs: APIClient) -> tuple[int, int, dict[str, dict[str, Any]]]:
         tests[code] = ok(qs.post(f"{API}/tests/", body), 201)["id"]
     entries = [{"test": tests[code], "replicates": SETUP[code][0]} for code in SETUP]
     plan = ok(qs.post(f"{API}/test-plans/", {"code": "SHAFT", "name": "Shaft", "tests": entries}), 201)["id"]
-    assert ok(qs.post(f"{API}/test-plans/{plan}/release/", {"reason": "new product"}))["status"] == "released"
+    release = {"reason": "new product", "signature": QS_SIGNATURE}
+    assert ok(qs.post(f"{API}/test-plans/{plan}/release/", release, format="json"))["status"] == "released"
     ok(qs.post(f"{API}/plan-assignments/", {"product": product, "plan": plan}), 201)
     created = every(qs, f"{API}/characteristics/?product={product}")
     assert sorted(c["test_code"] for c in created) == sorted(SETUP)  # the assignment made them
@@ -90,7 +92,12 @@ def configure(qs: APIClient) -> tuple[int, int, dict[str, dict[str, Any]]]:
         change = ok(
             qs.post(
                 f"{API}/characteristics/{row['id']}/set-limits/",
-                {"center": centre, "sigma": sigma, "reason": "Historical capability study"},
+                {
+                    "center": centre,
+                    "sigma": sigma,
+                    "reason": "Historical capability study",
+                    "signature": QS_SIGNATURE,
+                },
             )
         )
         assert (change["new"]["center"], change["new"]["sigma"]) == (centre, sigma)

@@ -12,6 +12,7 @@ from apps.config.models import Characteristic
 from apps.observations import services as obs_services
 from apps.observations.models import Sample
 from openspc.events import events_unpack
+from tests.support.signing import limits_signer
 
 
 async def _silent(layer, channel, seconds=0.3) -> bool:
@@ -25,7 +26,9 @@ async def _silent(layer, channel, seconds=0.3) -> bool:
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_samples_violations_and_statistics_are_sent_to_their_groups_after_commit(plant):
     dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-    services.limits_set_historical(characteristic=dia, center=74.0, sigma=0.01, reason="historical")
+    services.limits_set_historical(
+        signer=limits_signer(), characteristic=dia, center=74.0, sigma=0.01, reason="historical"
+    )
     ids = plant.record(
         {"item": plant.items[0], "test": plant.dia, "values": [74.001]},
         {"item": plant.items[1], "test": plant.dia, "values": [74.5]},  # beyond UCL 74.03

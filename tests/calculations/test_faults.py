@@ -40,6 +40,7 @@ from tests.support.faults import (
     redis_executable,
 )
 from tests.support.plant import Plant
+from tests.support.signing import limits_signer
 from tests.support.workers import database_url_for_workers
 
 CENTER, SIGMA = 74.0, 0.01  # DIA's historical limits in every test here
@@ -253,7 +254,9 @@ def test_killing_the_worker_and_redis_mid_load_loses_nothing_and_doubles_nothing
 ) -> None:
     dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
     wall = _subgroups_of_three(plant)
-    services.limits_set_historical(characteristic=dia, center=CENTER, sigma=SIGMA, reason="historical")
+    services.limits_set_historical(
+        signer=limits_signer(), characteristic=dia, center=CENTER, sigma=SIGMA, reason="historical"
+    )
     load = Load(plant, api(tester), device_client)
     worker.start()
 
@@ -331,7 +334,7 @@ class Rig:
         self.dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
         self.wall = _subgroups_of_three(plant)
         services.limits_set_historical(
-            characteristic=self.dia, center=CENTER, sigma=SIGMA, reason="historical"
+            signer=limits_signer(), characteristic=self.dia, center=CENTER, sigma=SIGMA, reason="historical"
         )
         self.lot2 = LotFactory(product=plant.product, number="L-2")
         self.lot2_items = [

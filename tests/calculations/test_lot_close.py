@@ -13,6 +13,7 @@ from apps.observations import services as obs_services
 from apps.observations.choices import LotStatus
 from spc import PRESETS, evaluate_batch, xbar_r_chart
 from tests.support.lines import Stream
+from tests.support.signing import limits_signer
 
 pytestmark = pytest.mark.django_db
 
@@ -35,7 +36,9 @@ def test_the_undersized_sample_is_judged_with_the_sigma_of_its_n(
     calculated, django_capture_on_commit_callbacks
 ):
     stream = Stream(size=4)
-    services.limits_set_historical(characteristic=stream.characteristic, center=10.0, sigma=2.0, reason="r")
+    services.limits_set_historical(
+        signer=limits_signer(), characteristic=stream.characteristic, center=10.0, sigma=2.0, reason="r"
+    )
     stream.feed("A", [10.0, 10.5, 9.5, 10.0, 11.0, 10.0, 18.6])  # A waits with 11.0, 10.0, 18.6
     stream.feed("B", [10.0, 10.0])
     stream.calculate()
@@ -59,7 +62,9 @@ def test_an_undersized_sample_is_never_judged_on_the_range_chart(
     calculated, django_capture_on_commit_callbacks
 ):
     stream = Stream(size=4)
-    services.limits_set_historical(characteristic=stream.characteristic, center=10.0, sigma=2.0, reason="r")
+    services.limits_set_historical(
+        signer=limits_signer(), characteristic=stream.characteristic, center=10.0, sigma=2.0, reason="r"
+    )
     ucl_r = stream.characteristic.limits.get().dispersion_ucl
     stream.feed("A", [5.0, 5.0 + ucl_r + 1.0, 10.0])  # a range beyond the R chart's UCL, 3 of 4
     with django_capture_on_commit_callbacks(execute=True):
@@ -100,7 +105,9 @@ def test_signals_with_undersized_samples_equal_the_engine_and_sigma_within_count
     assert stats.sigma_within == pytest.approx(xbar_r_chart(with_range).sigma, rel=1e-12)
     assert stats.within_count == len(with_range)
     # Limits now, and the whole history judged again from the start under them.
-    services.limits_set_historical(characteristic=stream.characteristic, center=10.0, sigma=0.4, reason="r")
+    services.limits_set_historical(
+        signer=limits_signer(), characteristic=stream.characteristic, center=10.0, sigma=0.4, reason="r"
+    )
     rules = PRESETS["nelson"]
     means = [s.mean for s in samples]
     sigmas = [0.4 / np.sqrt(s.n) for s in samples]

@@ -9,13 +9,16 @@ from apps.config.models import Characteristic
 from apps.observations import services as obs_services
 from apps.observations.models import Sample
 from spc import PRESETS, evaluate_batch
+from tests.support.signing import limits_signer
 
 pytestmark = pytest.mark.django_db
 
 
 def test_samples_violations_and_statistics_equal_the_engine(plant):
     dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
-    services.limits_set_historical(characteristic=dia, center=74.0, sigma=0.01, reason="historical")
+    services.limits_set_historical(
+        signer=limits_signer(), characteristic=dia, center=74.0, sigma=0.01, reason="historical"
+    )
     rng = np.random.default_rng(7)
     values = list(74.0 + 0.01 * rng.standard_normal(20)) + list(74.03 + 0.01 * rng.standard_normal(10))
     ids = plant.record(

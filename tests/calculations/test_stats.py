@@ -27,6 +27,7 @@ from spc import (
     xbar_s_chart,
 )
 from tests.support.lines import Stream
+from tests.support.signing import limits_signer
 
 REL = 1e-12
 
@@ -200,7 +201,7 @@ class ProductStatisticsTests:
     def test_sigma_within_from_the_limits_and_the_indices_equal_the_engine(self) -> None:
         stream = Stream(size=4, lsl=9.0, usl=11.5)
         services.limits_set_historical(
-            characteristic=stream.characteristic, center=10.0, sigma=0.2, reason="r"
+            signer=limits_signer(), characteristic=stream.characteristic, center=10.0, sigma=0.2, reason="r"
         )
         values = (10.1 + 0.25 * np.random.default_rng(5).standard_normal(48)).tolist()
         stream.feed("A", values[:20])
@@ -248,7 +249,9 @@ class ProductStatisticsTests:
     @pytest.mark.parametrize("kind", [TestKind.DEFECTIVES, TestKind.DEFECTS])
     def test_attribute_characteristics_get_no_indices(self, kind) -> None:
         stream = Stream(size=10, kind=kind)
-        services.limits_set_historical(characteristic=stream.characteristic, center=0.2, reason="known rate")
+        services.limits_set_historical(
+            signer=limits_signer(), characteristic=stream.characteristic, center=0.2, reason="known rate"
+        )
         stream.feed("A", [1, 3, 0, 2, 4, 2])
         stream.calculate()
         stats = stream.product_stats()
@@ -274,7 +277,7 @@ class CalculateTests:
     def test_calculating_twice_changes_nothing(self) -> None:
         stream = Stream(size=3, lsl=9.0, usl=11.0)
         services.limits_set_historical(
-            characteristic=stream.characteristic, center=10.0, sigma=0.2, reason="r"
+            signer=limits_signer(), characteristic=stream.characteristic, center=10.0, sigma=0.2, reason="r"
         )
         values = _shifted_series(1, 60)
         stream.feed("A", values[:30])
@@ -296,7 +299,11 @@ class CalculateTests:
             monkeypatch.setattr(calculate, "BATCH", batch)
             stream = Stream(size=size, lsl=9.0, usl=11.0)
             services.limits_set_historical(
-                characteristic=stream.characteristic, center=10.0, sigma=0.2, reason="r"
+                signer=limits_signer(),
+                characteristic=stream.characteristic,
+                center=10.0,
+                sigma=0.2,
+                reason="r",
             )
             stream.feed("A", values[:40])
             stream.feed("B", values[40:70])
@@ -318,7 +325,11 @@ class CalculateTests:
             streams = [Stream(size=size, lsl=9.0, usl=11.0) for size in (1, 3, 5)]
             for seed, stream in enumerate(streams):
                 services.limits_set_historical(
-                    characteristic=stream.characteristic, center=10.0, sigma=0.2, reason="r"
+                    signer=limits_signer(),
+                    characteristic=stream.characteristic,
+                    center=10.0,
+                    sigma=0.2,
+                    reason="r",
                 )
                 values = _shifted_series(seed, 45)
                 stream.feed("A", values[:30])

@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from apps.config import services
 from apps.config.choices import LimitMethod
 from apps.config.models import Characteristic, ControlLimits
+from tests.support.signing import limits_signer
 
 
 def error_of(response: Response, status: int, field: str | None = None) -> dict[str, Any]:
@@ -35,6 +36,7 @@ def limits_set(
 ) -> ControlLimits:
     """Add a version of control limits around `center` (sigma = half_width / 3)."""
     return services.control_limits_set(
+        signer=limits_signer(),
         characteristic=characteristic,
         center=center,
         ucl=center + half_width,

@@ -12,8 +12,10 @@ from apps.audit.models import AuditEntry
 from apps.config import services
 from apps.config.choices import PlanStatus
 from apps.config.models import Characteristic, Device, PlanAssignment, Product, Test, TestPlan
+from apps.signatures.models import Signature
 from tests.config.helpers import characteristic_row, limits_set
 from tests.factories import ProductFactory, TestFactory, TestPlanFactory, characteristic_for, released_plan
+from tests.support.signing import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -278,7 +280,10 @@ class TestPlanAdminTests:
     def test_release_action(self, admin_client_qs, quality_specialist):
         ready = TestPlanFactory(code="READY", tests=[TestFactory()])
         empty = TestPlanFactory(code="EMPTY")
-        data = {"action": "release_plans", "_selected_action": [ready.pk, empty.pk], "reason": "Validated"}
+        data = {
+            "action": "release_plans", "_selected_action": [ready.pk, empty.pk], "reason": "Validated",
+            "signature_password": PASSWORD, "signature_meaning": "released", "signature_username": "qs",
+        }  # fmt: skip
         response = admin_client_qs.post("/admin/config/testplan/", data, follow=True)
         assert response.status_code == 200
         messages = _messages(response)
@@ -287,6 +292,31 @@ class TestPlanAdminTests:
         ready.refresh_from_db()
         assert (ready.status, ready.released_by) == (PlanStatus.RELEASED, quality_specialist)
         assert TestPlan.objects.get(pk=empty.pk).status == PlanStatus.DRAFT
+        (signature,) = Signature.objects.filter(object_id=str(ready.pk), action="plan_release")
+        assert (signature.user, signature.meaning) == (quality_specialist, "released")
+        assert signature.content["entries"][0]["position"] == 1
+
+    def test_release_action_without_signature_releases_nothing(self, admin_client_qs):
+        ready = TestPlanFactory(code="READY", tests=[TestFactory()])
+        data = {"action": "release_plans", "_selected_action": [ready.pk], "reason": "Validated"}
+        messages = _messages(admin_client_qs.post("/admin/config/testplan/", data, follow=True))
+        assert any("READY v1:" in m and "electronic signature" in m for m in messages), messages
+        assert TestPlan.objects.get(pk=ready.pk).status == PlanStatus.DRAFT
+
+    def test_release_action_with_wrong_password_is_refused_and_audited(
+        self, admin_client_qs, quality_specialist
+    ):
+        ready = TestPlanFactory(code="READY", tests=[TestFactory()])
+        data = {
+            "action": "release_plans", "_selected_action": [ready.pk], "reason": "Validated",
+            "signature_password": "wrong", "signature_meaning": "released", "signature_username": "qs",
+        }  # fmt: skip
+        messages = _messages(admin_client_qs.post("/admin/config/testplan/", data, follow=True))
+        assert messages == ["Nothing was released: Wrong password: nothing was signed."]
+        assert TestPlan.objects.get(pk=ready.pk).status == PlanStatus.DRAFT
+        failed = AuditEntry.objects.get(action="sign_failed", object_id=str(quality_specialist.pk))
+        assert (failed.reason, failed.source) == ("wrong password", "admin")
+        assert not Signature.objects.exists()
 
     def test_retire_and_new_version_actions(self, admin_client_qs):
         plan = released_plan(TestFactory(), code="RING-FINAL")

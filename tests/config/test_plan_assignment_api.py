@@ -10,6 +10,7 @@ from apps.config.choices import ChartType
 from apps.config.models import Characteristic, PlanAssignment
 from tests.config.helpers import error_of
 from tests.factories import ProductFactory, TestFactory, TestPlanFactory, UserFactory, released_plan
+from tests.support.signing import release_signer
 
 pytestmark = pytest.mark.django_db
 
@@ -120,7 +121,7 @@ class AssignTests:
         _assign(product, v1, JAN_1, FEB_1)
         v2 = services.test_plan_new_version(plan=v1)
         services.test_plan_set_tests(plan=v2, entries=[services.PlanEntryInput(test=dia, replicates=3)])
-        v2 = services.test_plan_release(plan=v2, user=UserFactory(), reason="v2")
+        v2 = services.test_plan_release(signer=release_signer(), plan=v2, user=UserFactory(), reason="v2")
         _assign(product, v2, FEB_1)
         assert Characteristic.objects.filter(product=product).count() == 1
         assert PlanAssignment.objects.filter(product=product).count() == 2
@@ -138,7 +139,9 @@ class AssignTests:
         plan = TestPlanFactory(tests=[TestFactory()])
         if state == "retired":
             services.test_plan_retire(
-                plan=services.test_plan_release(plan=plan, user=UserFactory(), reason="in use")
+                plan=services.test_plan_release(
+                    signer=release_signer(), plan=plan, user=UserFactory(), reason="in use"
+                )
             )
         error = error_of(qs_api.post(ASSIGNMENTS, {"product": product.pk, "plan": plan.pk}), 400, "plan")
         assert "Only released plans" in error["message"]

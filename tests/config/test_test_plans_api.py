@@ -5,11 +5,15 @@ import threading
 import pytest
 from django.db import close_old_connections, connection, transaction
 
+from apps.audit.choices import AuditAction
+from apps.audit.models import AuditEntry
 from apps.config import services
 from apps.config.choices import PlanStatus
 from apps.config.models import TestPlan, TestPlanEntry
+from apps.signatures.models import Signature
 from tests.config.helpers import error_of
 from tests.factories import TestFactory, TestPlanFactory, released_plan
+from tests.support.signing import signature_body
 
 pytestmark = pytest.mark.django_db
 
@@ -179,7 +183,10 @@ class EditDraftTests:
 class ReleaseTests:
     def test_release_a_draft(self, qs_api, quality_specialist):
         plan = TestPlanFactory(tests=[TestFactory()])
-        response = qs_api.post(f"{PLANS}{plan.pk}/release/", {"reason": "Validated"})
+        response = qs_api.post(
+            f"{PLANS}{plan.pk}/release/",
+            {"reason": "Validated", "signature": signature_body("qs", "released")},
+        )
         assert response.status_code == 200, response.content
         assert response.json()["status"] == "released"
         assert response.json()["released_at"] is not None
@@ -187,6 +194,74 @@ class ReleaseTests:
         assert plan.status == PlanStatus.RELEASED
         assert plan.released_by == quality_specialist
         assert plan.released_at is not None
+        (manifest,) = response.json()["signatures"]
+        assert (manifest["username"], manifest["meaning"], manifest["action"], manifest["state"]) == (
+            "qs", "released", "plan_release", "valid",
+        )  # fmt: skip
+        assert qs_api.get(f"{PLANS}{plan.pk}/").json()["signatures"] == [manifest]
+
+
+class ReleaseSignatureTests:
+    """Releasing a plan is signed (21 CFR Part 11): the signature binds the plan and its tests."""
+
+    def test_a_release_without_a_signature_is_400_and_the_plan_stays_a_draft(self, qs_api):
+        plan = TestPlanFactory(tests=[TestFactory()])
+        error = error_of(qs_api.post(f"{PLANS}{plan.pk}/release/", {"reason": "Validated"}), 400, "signature")
+        assert "electronic signature" in error["message"]
+        assert TestPlan.objects.get(pk=plan.pk).status == PlanStatus.DRAFT
+        assert not Signature.objects.exists()
+
+    def test_a_wrong_password_is_403_audited_and_nothing_changes(self, qs_api, quality_specialist):
+        plan = TestPlanFactory(tests=[TestFactory()])
+        body = {"reason": "Validated", "signature": {**signature_body("qs"), "password": "not-mine"}}
+        error = error_of(qs_api.post(f"{PLANS}{plan.pk}/release/", body), 403)
+        assert error["message"] == "Wrong password: nothing was signed."
+        assert TestPlan.objects.get(pk=plan.pk).status == PlanStatus.DRAFT
+        assert not Signature.objects.exists()
+        failed = AuditEntry.objects.get(action=AuditAction.SIGN_FAILED)
+        assert (failed.user, failed.reason, failed.after) == (
+            quality_specialist,
+            "wrong password",
+            {"action": "plan_release"},
+        )
+        assert not AuditEntry.objects.filter(action=AuditAction.SIGN).exists()
+
+    def test_a_meaning_the_release_does_not_take_is_400(self, qs_api):
+        plan = TestPlanFactory(tests=[TestFactory()])
+        body = {"reason": "Validated", "signature": signature_body("qs", "verified")}
+        error = error_of(qs_api.post(f"{PLANS}{plan.pk}/release/", body), 400, "signature.meaning")
+        assert "approved, released" in error["message"]
+        assert TestPlan.objects.get(pk=plan.pk).status == PlanStatus.DRAFT
+
+    def test_the_signature_binds_the_plan_and_its_tests_not_its_status(self, qs_api, quality_specialist):
+        wall, dia = TestFactory(code="WALL"), TestFactory(code="DIA")
+        plan = TestPlanFactory(code="RING", tests=[(wall, 3), dia])
+        response = qs_api.post(
+            f"{PLANS}{plan.pk}/release/", {"reason": "Validated", "signature": signature_body("qs")}
+        )
+        assert response.status_code == 200, response.content
+        signature = Signature.objects.get(object_id=str(plan.pk), action="plan_release")
+        assert signature.user == quality_specialist
+        assert signature.content == {
+            "plan": plan.pk, "code": "RING", "version": 1, "name": plan.name, "description": plan.description,
+            "entries": [
+                {"test": "WALL", "position": 1, "replicates": 3, "requires_verification": False},
+                {"test": "DIA", "position": 2, "replicates": 1, "requires_verification": False},
+            ],
+        }  # fmt: skip
+        assert AuditEntry.objects.filter(action=AuditAction.SIGN, object_id=str(plan.pk)).count() == 1
+        # Retiring the plan is not a change of what was signed.
+        assert qs_api.post(f"{PLANS}{plan.pk}/retire/").status_code == 200
+        assert qs_api.get(f"{PLANS}{plan.pk}/").json()["signatures"][0]["state"] == "valid"
+
+    def test_a_plan_changed_behind_the_application_shows_changed_after_signing(self, qs_api):
+        plan = TestPlanFactory(tests=[TestFactory()])
+        body = {"reason": "Validated", "signature": signature_body("qs")}
+        assert qs_api.post(f"{PLANS}{plan.pk}/release/", body).status_code == 200
+        TestPlanEntry.objects.filter(plan=plan).update(replicates=5)  # not through the application
+        (manifest,) = qs_api.get(f"{PLANS}{plan.pk}/").json()["signatures"]
+        assert (manifest["state"], manifest["counts"]) == ("changed_after_signing", False)
+        assert manifest["text"].endswith("changed after signing")
 
     def test_release_needs_a_test(self, qs_api):
         plan = TestPlanFactory()
@@ -278,7 +353,8 @@ class VersionTests:
         v1 = released_plan(a, code="RING-FINAL")
         v2_id = qs_api.post(f"{PLANS}{v1.pk}/new-version/").json()["id"]
         assert qs_api.post(f"{PLANS}{v2_id}/tests/", {"tests": [{"test": b.pk}]}).status_code == 200
-        assert qs_api.post(f"{PLANS}{v2_id}/release/", {"reason": "v2"}).status_code == 200
+        body = {"reason": "v2", "signature": signature_body("qs")}
+        assert qs_api.post(f"{PLANS}{v2_id}/release/", body).status_code == 200
         assert _entries(TestPlan.objects.get(pk=v2_id)) == [("B", 1, 1)]
         assert _entries(v1) == [("A", 1, 1)]
 

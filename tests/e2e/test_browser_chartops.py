@@ -17,8 +17,10 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from apps.calculations.models import Violation
 from apps.config.models import ControlLimits
 from apps.observations.models import Sample
+from apps.signatures.models import Signature
 from tests.e2e.scene import CALM, CENTER, LIVE, LIVE_WITHIN_MS, SIGMA
 from tests.support.browser import (
+    PASSWORD,
     TIMEOUT_MS,
     VIEWPORT,
     record_websocket_messages,
@@ -179,9 +181,27 @@ def test_a_quality_specialist_previews_then_confirms_new_limits_and_the_chart_dr
     screenshot(page, "preview-chart")  # the proposed lines, dashed, beside the current ones
     screenshot_for_docs(page, "limits-preview")
 
+    # Confirming stores the limits: signed (meaning, user name for the session's first signature,
+    # password). Without the password nothing is sent.
+    panel.get_by_role("button", name="Confirm new limits").click()
+    expect(panel.locator("[data-limits-error]")).to_contain_text("Enter your password")
+    assert ControlLimits.objects.filter(characteristic=dia).count() == before.version
+    panel.get_by_label("Meaning of your signature").select_option("approved")
+    panel.get_by_label("User name").fill(quality_specialist.get_username())
+    panel.get_by_label("Password", exact=True).fill(PASSWORD)
     with page.expect_response(lambda r: r.url.endswith("/recalculate-limits/")) as confirmed:
         panel.get_by_role("button", name="Confirm new limits").click()
+    sent = json.loads(confirmed.value.request.post_data or "{}")
+    assert sent["signature"] == {
+        "meaning": "approved", "username": quality_specialist.get_username(), "password": PASSWORD,
+    }  # fmt: skip
+    assert panel.get_by_label("Password", exact=True).input_value() == ""  # not kept in the page
+    assert confirmed.value.status == 200, confirmed.value.text()
     answer = confirmed.value.json()["new"]
+    (manifest,) = answer["signatures"]
+    assert (manifest["username"], manifest["meaning"], manifest["state"]) == (
+        quality_specialist.get_username(), "approved", "valid",
+    )  # fmt: skip
     expect(chart).to_have_attribute("data-limits-version", str(answer["version"]))
     expect(chart).to_have_attribute("data-proposed-ucl", "")
     for key in ("ucl", "lcl", "center"):
@@ -197,11 +217,15 @@ def test_a_quality_specialist_previews_then_confirms_new_limits_and_the_chart_dr
     screenshot(page, "confirmed")
 
     # Freezing: recalculation is then refused, so the panel offers none.
+    # Freezing is signed too; later signatures of the session need the password only.
     panel.get_by_label("Reason to freeze or unfreeze").fill("Audit next week")
+    panel.get_by_label("User name").fill("")
+    panel.get_by_label("Password", exact=True).fill(PASSWORD)
     panel.get_by_role("button", name="Freeze limits").click()
     expect(panel.get_by_role("button", name="Unfreeze limits")).to_be_visible()
     expect(panel.get_by_role("button", name="Preview new limits")).to_be_disabled()
     frozen = ControlLimits.objects.filter(characteristic=dia).order_by("-version").first()
     assert frozen is not None
     assert (frozen.version, frozen.frozen) == (stored.version + 1, True)
+    assert Signature.objects.filter(action="control_limits", object_id=str(frozen.pk)).exists()
     assert page_errors == []

@@ -25,6 +25,7 @@ from tests.support.browser import (
     wait_until_subscribed,
 )
 from tests.support.daphne import Daphne
+from tests.support.signing import limits_signer
 from tests.support.workers import CeleryWorkers
 
 pytestmark = [
@@ -78,7 +79,12 @@ def test_the_wall_screen_shows_a_posted_value_on_its_chart_without_a_reload(
     for index, name in enumerate(MORE):
         other = characteristic_for(plant.product, TestFactory(name=name, unit="mm"), usl=CENTER + 5 * SIGMA)
         calculations.limits_set_historical(
-            characteristic=other, center=CENTER, sigma=SIGMA, reason="historical", user=quality_specialist
+            signer=limits_signer(),
+            characteristic=other,
+            center=CENTER,
+            sigma=SIGMA,
+            reason="historical",
+            user=quality_specialist,
         )
         values = [CENTER + SIGMA * ((i * 7 + index) % 11 - 5) / 3 for i in range(40)]
         if name == "Flatness":

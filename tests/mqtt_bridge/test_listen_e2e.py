@@ -30,6 +30,7 @@ from apps.mqtt_bridge.sparkplug import REBIRTH_METRIC, payload_decode
 from apps.observations.choices import ObservationSource, ObservationStatus
 from apps.observations.models import Observation, Sample
 from tests.support.mqtt import Client, ListenerProcess, fed_by, wait_until
+from tests.support.signing import limits_signer
 from tests.support.workers import CeleryWorkers, pipeline_idle
 
 pytestmark = [
@@ -58,7 +59,12 @@ def test_json_values_form_subgroups_and_the_violation_comes_back_over_mqtt(
     topic = f"test/{uuid.uuid4().hex[:8]}/line1/cell1/ring-diameter"
     dia = fed_by(plant, source=DataSource.TAG, tag=topic, subgroup_size=5)
     calculations.limits_set_historical(
-        characteristic=dia, center=CENTER, sigma=SIGMA, reason="historical", user=quality_specialist
+        signer=limits_signer(),
+        characteristic=dia,
+        center=CENTER,
+        sigma=SIGMA,
+        reason="historical",
+        user=quality_specialist,
     )
     rng = np.random.default_rng(7)
     calm = [round(CENTER + SIGMA * float(z), 4) for z in np.clip(rng.standard_normal(5), -1, 1)]

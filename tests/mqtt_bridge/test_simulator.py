@@ -42,6 +42,7 @@ from apps.mqtt_bridge.simulator import (
 from apps.observations.models import Lot
 from spc import evaluate_batch
 from tests.factories import ItemFactory, LotFactory, ProductFactory, TestFactory, characteristic_for
+from tests.support.signing import limits_signer
 from tests.support.workers import database_url_for_workers
 
 
@@ -137,6 +138,7 @@ class ProcessModelTests:
         dia = characteristic_for(product, test, target=74.0, lsl=73.9, usl=74.1)
         for center, sigma in ((74.01, 0.02), (74.002, 0.011)):  # the newest version counts
             config_services.control_limits_set(
+                signer=limits_signer(),
                 characteristic=dia, center=center, ucl=center + 3 * sigma, lcl=center - 3 * sigma,
                 sigma=sigma, method=LimitMethod.HISTORICAL, reason="study",
             )  # fmt: skip

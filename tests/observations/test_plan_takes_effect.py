@@ -15,6 +15,7 @@ from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation
 from tests.config.helpers import error_of
 from tests.factories import TestFactory, UserFactory, released_plan
+from tests.support.signing import QS_SIGNATURE, release_signer
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +51,12 @@ class NewVersionEffectiveNowTests:
         v2_id = qs.post(f"{PLANS}{plant.ring.pk}/new-version/").json()["id"]
         tests = [{"test": plant.dia.pk, "replicates": 1}, {"test": plant.wall.pk, "replicates": 1}]
         assert qs.post(f"{PLANS}{v2_id}/tests/", {"tests": tests}, format="json").status_code == 200
-        assert qs.post(f"{PLANS}{v2_id}/release/", {"reason": "three replicates"}).status_code == 200
+        assert (
+            qs.post(
+                f"{PLANS}{v2_id}/release/", {"reason": "three replicates", "signature": QS_SIGNATURE}
+            ).status_code
+            == 200
+        )
         v1_assignment = PlanAssignment.objects.get(plan=plant.ring)
         now = timezone.now().isoformat()
         ended = qs.patch(f"{ASSIGNMENTS}{v1_assignment.pk}/", {"effective_to": now}, format="json")
@@ -93,7 +99,9 @@ class ReinstateTests:
         config_services.test_plan_set_tests(
             plan=v2, entries=[config_services.PlanEntryInput(test=plant.dia, replicates=2)]
         )
-        v2 = config_services.test_plan_release(plan=v2, user=UserFactory(), reason="three replicates")
+        v2 = config_services.test_plan_release(
+            signer=release_signer(), plan=v2, user=UserFactory(), reason="three replicates"
+        )
         config_services.test_plan_retire(plan=plant.ring)
 
         response = qs.post(f"{PLANS}{plant.ring.pk}/reinstate/")
@@ -110,7 +118,12 @@ class ReinstateTests:
         assert "Reinstated from retired RING v1" in entry.reason
 
         # Released and assigned like any version, it is in effect at once.
-        assert qs.post(f"{PLANS}{body['id']}/release/", {"reason": "back in use"}).status_code == 200
+        assert (
+            qs.post(
+                f"{PLANS}{body['id']}/release/", {"reason": "back in use", "signature": QS_SIGNATURE}
+            ).status_code
+            == 200
+        )
         PlanAssignment.objects.filter(product=plant.product).update(effective_to=timezone.now())
         assigned = qs.post(ASSIGNMENTS, {"product": plant.product.pk, "plan": body["id"]}, format="json")
         assert assigned.status_code == 201, assigned.content

@@ -27,6 +27,7 @@ from tests.factories import (
     ViolationFactory,
     released_plan,
 )
+from tests.support.signing import limits_signer
 
 JAN_1 = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
 
@@ -61,7 +62,12 @@ class Plant:
         dia = Characteristic.objects.get(product=self.product, test=self.dia)
         window_forget(dia)
         calculations.limits_set_historical(
-            characteristic=dia, center=center, sigma=sigma, reason="historical", user=user
+            signer=limits_signer(),
+            characteristic=dia,
+            center=center,
+            sigma=sigma,
+            reason="historical",
+            user=user,
         )
         return dia
 

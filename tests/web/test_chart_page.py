@@ -13,6 +13,7 @@ from apps.calculations import services as calculations
 from apps.config import services as config_services
 from apps.observations import services as observations
 from tests.support.pages import chart_html
+from tests.support.signing import limits_signer
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +87,12 @@ class ChartDataContractTests:
     @pytest.fixture
     def judged(self, plant, dia, quality_specialist):
         calculations.limits_set_historical(
-            characteristic=dia, center=74.0, sigma=0.01, reason="historical", user=quality_specialist
+            signer=limits_signer(),
+            characteristic=dia,
+            center=74.0,
+            sigma=0.01,
+            reason="historical",
+            user=quality_specialist,
         )
         ids = plant.record(
             *(

@@ -10,9 +10,10 @@ from apps.calculations.selectors import MAX_CHART_POINTS
 from apps.calculations.services.limits import LIMITS_REASON_MISSING
 from apps.calculations.services.violations import MAX_BATCH
 from apps.calculations.window import plotted_statistic
-from apps.config.api.serializers import ControlLimitsSerializer
+from apps.config.api.serializers import ControlLimitsSerializer, SignedControlLimitsSerializer
 from apps.observations.api.serializers import ValuesField
 from apps.observations.models import Sample
+from apps.signatures.api.serializers import SignatureInputSerializer
 from openspc.api import FiniteFloatField, ModelSerializer
 
 
@@ -196,6 +197,11 @@ class RecalculateLimitsSerializer(serializers.Serializer):
         default=False,
         help_text="Only show what the limits would be: the same answer, nothing stored (`new` has no id).",
     )
+    signature = SignatureInputSerializer(
+        required=False,
+        help_text="Your electronic signature (password, meaning approved or reviewed; the user name for "
+        "your first signature): required where control limit changes are signed (not for a preview).",
+    )
 
 
 class SetLimitsSerializer(serializers.Serializer):
@@ -206,6 +212,11 @@ class SetLimitsSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=1000, error_messages={"required": LIMITS_REASON_MISSING, "blank": LIMITS_REASON_MISSING}
     )
+    signature = SignatureInputSerializer(
+        required=False,
+        help_text="Your electronic signature (password, meaning approved or reviewed; the user name for "
+        "your first signature): required where control limit changes are signed.",
+    )
 
 
 class FreezeLimitsSerializer(serializers.Serializer):
@@ -213,11 +224,16 @@ class FreezeLimitsSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=1000, error_messages={"required": LIMITS_REASON_MISSING, "blank": LIMITS_REASON_MISSING}
     )
+    signature = SignatureInputSerializer(
+        required=False,
+        help_text="Your electronic signature (password, meaning approved or reviewed; the user name for "
+        "your first signature): required where control limit changes are signed.",
+    )
 
 
 class LimitsChangeSerializer(serializers.Serializer):
-    previous = ControlLimitsSerializer(allow_null=True)
-    new = ControlLimitsSerializer()
+    previous = SignedControlLimitsSerializer(allow_null=True)
+    new = SignedControlLimitsSerializer()
     method = serializers.CharField(
         help_text="How sigma was estimated: mrbar_d2, rbar_d2, sbar_c4, pbar, given."
     )

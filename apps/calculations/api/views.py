@@ -28,11 +28,23 @@ from apps.config.models import Characteristic
 from apps.observations.models import Sample
 from apps.observations.permissions import DataEntry, data_entry_role
 from apps.observations.services.samples import sample_exclude
+from apps.signatures.api.serializers import signer_from_request
+from apps.signatures.choices import SignedAction
+from apps.signatures.services import Signer
 from openspc.api import acting_user
 from openspc.permissions import IsHuman, RoleModelPermissions
 from openspc.roles import Role
 
 HUMAN = [IsHuman, RoleModelPermissions]
+
+
+def _limits_signer(request: Request, data: dict[str, Any]) -> Signer | None:
+    """The checked signer of a limits change (popped from `data`), before the service's transaction:
+    a wrong password is refused (403, audited) and nothing is stored. A preview is never signed."""
+    signature = data.pop("signature", None)
+    if data.get("preview"):
+        return None
+    return signer_from_request(request, signature, action=SignedAction.CONTROL_LIMITS)
 
 
 class LimitsPermissions(RoleModelPermissions):
@@ -304,8 +316,11 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
         (p, np, c, u for attributes), leaving out samples with violations if asked."""
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        characteristic = self.get_object()
+        signer = _limits_signer(request, data)
         change = services.limits_recalculate(
-            characteristic=self.get_object(), user=acting_user(request), **body.validated_data
+            characteristic=characteristic, user=acting_user(request), signer=signer, **data
         )
         return self._limits_answer(change)
 
@@ -315,8 +330,11 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
         """Historical limits from a known mean and sigma (or p̄, n·p̄, c̄, ū)."""
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        characteristic = self.get_object()
+        signer = _limits_signer(request, data)
         change = services.limits_set_historical(
-            characteristic=self.get_object(), user=acting_user(request), **body.validated_data
+            characteristic=characteristic, user=acting_user(request), signer=signer, **data
         )
         return self._limits_answer(change)
 
@@ -326,8 +344,11 @@ class CharacteristicChartViewSet(viewsets.GenericViewSet):
         """Freeze the current limits (recalculation is refused until unfrozen), or unfreeze them."""
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        characteristic = self.get_object()
+        signer = _limits_signer(request, data)
         change = services.limits_freeze(
-            characteristic=self.get_object(), user=acting_user(request), **body.validated_data
+            characteristic=characteristic, user=acting_user(request), signer=signer, **data
         )
         return self._limits_answer(change)
 

@@ -26,6 +26,7 @@ from apps.config.choices import LimitMethod, chart_type_by_subgroup_size
 from apps.config.models import Characteristic, ControlLimits
 from apps.config.services.characteristics import control_limits_set
 from apps.observations.models import Sample
+from apps.signatures.services import Signer
 from openspc.api import DomainConflict
 from openspc.events import EventType, event, events_send_on_commit
 from spc import (
@@ -169,6 +170,7 @@ def limits_recalculate(
     user: User | None = None,
     source: str = "api",
     preview: bool = False,
+    signer: Signer | None = None,
 ) -> LimitsChange:
     """New limits from the latest `sample_count` full samples (in [start, end) if given).
 
@@ -179,7 +181,8 @@ def limits_recalculate(
 
     With `preview`, the same answer without writing anything: `new` is an unsaved version (no
     id, no time), nothing is audited, broadcast or invalidated, and no row is locked. Storing the
-    limits needs a `reason` (kept with them and in the audit trail).
+    limits needs a `reason` (kept with them and in the audit trail) and, where required, the
+    `signer`'s signature (see control_limits_set); a preview is not signed.
     """
     if not preview and not reason.strip():
         raise ValidationError({"reason": LIMITS_REASON_MISSING})
@@ -229,7 +232,7 @@ def limits_recalculate(
     else:
         new = control_limits_set(
             characteristic=characteristic, method=LimitMethod.CALCULATED, user=user, baseline=baseline,
-            excluded=excluded, reason=why_text, source=source, **values,
+            excluded=excluded, reason=why_text, source=source, signer=signer, **values,
         )  # fmt: skip
         _after_change(characteristic, previous, new)
     return LimitsChange(previous, new, _sigma_method(chart), len(samples) - len(exclude), tuple(excluded))
@@ -263,9 +266,12 @@ def limits_set_historical(
     reason: str,
     user: User | None = None,
     source: str = "api",
+    signer: Signer | None = None,
+    signed_by_system: bool = False,
 ) -> LimitsChange:
     """Limits from a known process mean and sigma (variables), or a known p, np, c or u (attributes:
-    their sigma follows from the centre)."""
+    their sigma follows from the centre). Signed by `signer` (or, for seed commands only,
+    `signed_by_system`: see control_limits_set)."""
     characteristic, previous = _locked(characteristic)
     kind = _base_kind(characteristic)
     n = characteristic.subgroup_size
@@ -288,7 +294,7 @@ def limits_set_historical(
     new = control_limits_set(
         characteristic=characteristic, method=LimitMethod.HISTORICAL, user=user,
         reason=reason, baseline={"given": {"center": center, "sigma": sigma}, "chart": kind},
-        source=source, **values,
+        source=source, signer=signer, signed_by_system=signed_by_system, **values,
     )  # fmt: skip
     _after_change(characteristic, previous, new)
     return LimitsChange(previous, new, "given")
@@ -307,8 +313,10 @@ def limits_freeze(
     reason: str,
     user: User | None = None,
     source: str = "api",
+    signer: Signer | None = None,
 ) -> LimitsChange:
-    """Freeze (or unfreeze) the current limits: a new version with the same lines and the flag."""
+    """Freeze (or unfreeze) the current limits: a new version with the same lines and the flag,
+    signed by `signer` (see control_limits_set)."""
     characteristic, previous = _locked(characteristic)
     if previous is None:
         raise ValidationError({"frozen": "The characteristic has no control limits to freeze."})
@@ -320,6 +328,7 @@ def limits_freeze(
         sigma=previous.sigma, method=previous.method, reason=reason, user=user,
         dispersion=_dispersion_of(previous),
         baseline=previous.baseline, excluded=previous.excluded, frozen=frozen, source=source,
+        signer=signer,
     )  # fmt: skip
     _after_change(characteristic, previous, new)
     return LimitsChange(previous, new, "unchanged")

@@ -16,6 +16,8 @@ from apps.config.models import (
     TestPlanEntry,
 )
 from apps.config.services.characteristics import SUBGROUP_TIMEOUT_MAX
+from apps.signatures.api.serializers import ManifestSerializer, SignatureInputSerializer
+from apps.signatures.selectors import Manifest, signatures_of
 from openspc.api import FiniteFloatField, ModelSerializer
 
 
@@ -76,6 +78,26 @@ class TestPlanSerializer(ModelSerializer):
         validators: list[object] = []
 
 
+class TestPlanDetailSerializer(TestPlanSerializer):
+    """One plan, with the signatures of its release and whether each still fits the plan."""
+
+    signatures = serializers.SerializerMethodField(
+        help_text="The release's signatures; state changed_after_signing if the plan differs from "
+        "what was signed."
+    )
+
+    class Meta(TestPlanSerializer.Meta):
+        fields = [*TestPlanSerializer.Meta.fields, "signatures"]
+
+    @extend_schema_field(ManifestSerializer(many=True))
+    def get_signatures(self, obj: TestPlan) -> list[dict[str, object]]:
+        return _manifests(signatures_of(obj))
+
+
+def _manifests(manifests: list[Manifest]) -> list[dict[str, object]]:
+    return [dict(row) for row in ManifestSerializer(manifests, many=True).data]
+
+
 class TestPlanTestsSerializer(serializers.Serializer):
     tests = PlanEntryInputSerializer(many=True, help_text="The plan's tests in their new order.")
 
@@ -127,6 +149,23 @@ class ControlLimitsSerializer(ModelSerializer):
             "dispersion_lcl", "method", "baseline", "excluded", "reason", "frozen", "set_by", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class SignedControlLimitsSerializer(ControlLimitsSerializer):
+    """A version of the control limits with its signatures (none for a preview, which is not stored)."""
+
+    signatures = serializers.SerializerMethodField(
+        help_text="The signatures of this version; state changed_after_signing if it differs from "
+        "what was signed."
+    )
+
+    class Meta(ControlLimitsSerializer.Meta):
+        fields = [*ControlLimitsSerializer.Meta.fields, "signatures"]
+        read_only_fields = fields
+
+    @extend_schema_field(ManifestSerializer(many=True))
+    def get_signatures(self, obj: ControlLimits) -> list[dict[str, object]]:
+        return _manifests(signatures_of(obj)) if obj.pk else []
 
 
 class CharacteristicSerializer(ModelSerializer):
@@ -189,6 +228,11 @@ class PlanReleaseSerializer(serializers.Serializer):
         max_length=1000, required=False, allow_blank=True, default="",
         help_text="Why the plan is released (required; kept in the audit trail).",
     )  # fmt: skip
+    signature = SignatureInputSerializer(
+        required=False,
+        help_text="Your electronic signature (password, meaning approved or released; the user name for "
+        "your first signature): required where plan releases are signed.",
+    )
 
 
 class PlanAssignmentConfigSerializer(ModelSerializer):

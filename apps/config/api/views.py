@@ -33,6 +33,8 @@ from apps.config.models import (
     TestPlanEntry,
 )
 from apps.config.selectors import current_limits_prefetch, product_config_queryset
+from apps.signatures.api.serializers import signer_from_request
+from apps.signatures.choices import SignedAction
 from openspc.api import acting_user, instance_of
 from openspc.permissions import IsHuman, RoleModelPermissions
 from openspc.roles import user_roles
@@ -114,6 +116,12 @@ class TestPlanViewSet(viewsets.ModelViewSet):
     search_fields = ["code", "name"]
     ordering_fields = ["code", "version", "status", "created_at"]
 
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        # One plan is shown with its release signatures; the list stays light.
+        return (
+            serializers.TestPlanSerializer if self.action == "list" else serializers.TestPlanDetailSerializer
+        )
+
     def perform_create(self, serializer: BaseSerializer) -> None:
         data = dict(serializer.validated_data)
         entries = _entries(data) or []
@@ -143,15 +151,21 @@ class TestPlanViewSet(viewsets.ModelViewSet):
         )
         return Response(serializers.TestPlanSerializer(self.get_queryset().get(pk=plan.pk)).data)
 
-    @extend_schema(request=serializers.PlanReleaseSerializer, responses=serializers.TestPlanSerializer)
+    @extend_schema(request=serializers.PlanReleaseSerializer, responses=serializers.TestPlanDetailSerializer)
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str | None = None) -> Response:
         """Release a draft plan, saying why. It can be assigned to products from then on, and never
         changes again."""
         body = serializers.PlanReleaseSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        plan = self.get_object()
+        # Checked before the release's transaction: a wrong password is refused (403, audited) and
+        # the plan stays a draft.
+        signer = signer_from_request(
+            request, body.validated_data.get("signature"), action=SignedAction.PLAN_RELEASE
+        )
         plan = services.test_plan_release(
-            plan=self.get_object(), user=acting_user(request), actor=_actor(request),
+            plan=plan, user=acting_user(request), actor=_actor(request), signer=signer,
             reason=body.validated_data["reason"],
         )  # fmt: skip
         return self._respond(plan)
@@ -244,12 +258,12 @@ class CharacteristicViewSet(
         )
         serializer.instance = self.get_queryset().get(pk=characteristic.pk)
 
-    @extend_schema(responses=serializers.ControlLimitsSerializer(many=True), filters=False)
+    @extend_schema(responses=serializers.SignedControlLimitsSerializer(many=True), filters=False)
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def limits(self, request: Request, pk: str | None = None) -> Response:
         """Every version of the control limits, newest first."""
         versions = self.get_object().limits.select_related("set_by").order_by("-version")
-        return Response(serializers.ControlLimitsSerializer(versions, many=True).data)
+        return Response(serializers.SignedControlLimitsSerializer(versions, many=True).data)
 
 
 class DeviceViewSet(

@@ -24,6 +24,8 @@ from apps.config.choices import (
 from apps.config.models import Characteristic, ControlLimits
 from apps.config.rules import preset_rules, rules_normalize
 from apps.config.services.audited import audited
+from apps.signatures.choices import SignedAction
+from apps.signatures.services import Signer, signature_record
 from openspc.topics import PUBLISHED_ROOTS, topic_published_by_bridge
 
 CHARACTERISTIC_FIELDS = (
@@ -194,6 +196,17 @@ LIMITS_FIELDS = [
 
 
 @transaction.atomic
+def limits_signed_content(limits: ControlLimits) -> dict[str, Any]:
+    """What a control limits signature binds: the version's lines, how they were set, and why."""
+    return {
+        "characteristic": limits.characteristic_id, "version": limits.version, "center": limits.center,
+        "sigma": limits.sigma, "lcl": limits.lcl, "ucl": limits.ucl,
+        "dispersion_center": limits.dispersion_center, "dispersion_lcl": limits.dispersion_lcl,
+        "dispersion_ucl": limits.dispersion_ucl, "method": limits.method, "frozen": limits.frozen,
+        "reason": limits.reason,
+    }  # fmt: skip
+
+
 def control_limits_set(
     *,
     characteristic: Characteristic,
@@ -209,8 +222,18 @@ def control_limits_set(
     excluded: list[dict[str, Any]] | None = None,
     frozen: bool = False,
     source: str = "system",
+    signer: Signer | None = None,
+    signed_by_system: bool = False,
 ) -> ControlLimits:
-    """Add a new version of the characteristic's control limits (history is never overwritten).
+    """Add a new version of the characteristic's control limits (history is never overwritten),
+    signed.
+
+    `signer` is the person who re-authenticated for SignedAction.CONTROL_LIMITS (signer_check,
+    before this transaction); the signature is stored on the new version and binds
+    `limits_signed_content`. Without one the change is refused (ValidationError naming the
+    signature) where SIGNATURES_REQUIRED_FOR lists control_limits. `signed_by_system` is reserved
+    for seed commands with no person at the keyboard (demo_work, the benchmarks): the version is
+    stored unsigned, and the audit trail shows its source. No request path passes it.
 
     One audit entry on the characteristic records the limits before (empty for the first
     version) and after, with the reason: every limits change (calculated, historical,
@@ -232,6 +255,10 @@ def control_limits_set(
         dispersion_center=d_center, dispersion_ucl=d_ucl, dispersion_lcl=d_lcl, method=method,
         baseline=baseline or {}, excluded=excluded or [], reason=reason.strip(), frozen=frozen, set_by=user,
     )  # fmt: skip
+    if not signed_by_system:
+        signature_record(
+            signer=signer, action=SignedAction.CONTROL_LIMITS, record=new, content=limits_signed_content(new)
+        )
     audit_record(
         user=user, action=AuditAction.LIMITS, instance=characteristic, reason=new.reason, source=source,
         before=audit_fields(previous, LIMITS_FIELDS) if previous else None,

@@ -13,6 +13,8 @@ from django.utils import timezone
 from apps.audit.services import SYSTEM, Actor, audit_change, audit_fields
 from apps.config.choices import MAX_SUBGROUP_SIZE, PlanStatus
 from apps.config.models import Test, TestPlan, TestPlanEntry
+from apps.signatures.choices import SignedAction
+from apps.signatures.services import Signer, signature_record
 from openspc.rows import model_update
 
 
@@ -33,6 +35,22 @@ def plan_snapshot(plan: TestPlan) -> dict[str, Any]:
         **audit_fields(plan, list(PLAN_FIELDS)),
         "tests": [{"test": test, "replicates": replicates} for test, replicates in entries],
     }
+
+
+def plan_signed_content(plan: TestPlan) -> dict[str, Any]:
+    """What a plan release's signature binds: the plan's identity and text and its tests as
+    released. Not its status: retiring the plan later does not change what was signed."""
+    entries = plan.entries.order_by("position").values_list(
+        "test__code", "position", "replicates", "requires_verification"
+    )
+    return {
+        "plan": plan.pk, "code": plan.code, "version": plan.version, "name": plan.name,
+        "description": plan.description,
+        "entries": [
+            {"test": code, "position": position, "replicates": replicates, "requires_verification": verify}
+            for code, position, replicates, verify in entries
+        ],
+    }  # fmt: skip
 
 
 def _plan_audited(plan: TestPlan, before: dict[str, Any] | None, actor: Actor, reason: str = "") -> None:
@@ -125,8 +143,22 @@ def test_plan_delete(*, plan: TestPlan, actor: Actor = SYSTEM) -> None:
 
 
 @transaction.atomic
-def test_plan_release(*, plan: TestPlan, user: User, reason: str, actor: Actor | None = None) -> TestPlan:
-    """Release a draft plan, saying why (the reason is kept in the audit trail)."""
+def test_plan_release(
+    *,
+    plan: TestPlan,
+    user: User,
+    reason: str,
+    signer: Signer | None = None,
+    signed_by_system: bool = False,
+    actor: Actor | None = None,
+) -> TestPlan:
+    """Release a draft plan, saying why (the reason is kept in the audit trail), signed.
+
+    `signer` is the person who re-authenticated for SignedAction.PLAN_RELEASE (signer_check, before
+    this transaction); without one the release is refused (ValidationError naming the signature)
+    where SIGNATURES_REQUIRED_FOR lists plan_release. `signed_by_system` is reserved for seed
+    commands with no person at the keyboard (demo_setup, the benchmarks): the release is stored
+    unsigned, and says so in the audit trail (source "system"). No request path passes it."""
     plan = TestPlan.objects.select_for_update().get(pk=plan.pk)
     _plan_require_draft(plan)
     if not plan.entries.exists():
@@ -140,6 +172,10 @@ def test_plan_release(*, plan: TestPlan, user: User, reason: str, actor: Actor |
     plan.released_at = timezone.now()
     plan.released_by = user
     plan.save(update_fields=["status", "released_at", "released_by", "updated_at"])
+    if not signed_by_system:
+        signature_record(
+            signer=signer, action=SignedAction.PLAN_RELEASE, record=plan, content=plan_signed_content(plan)
+        )
     _plan_audited(plan, before, actor or Actor(user), reason=reason.strip())
     return plan
 

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { acknowledgementError, violationText } from "../../../static/js/acknowledge.js";
 import { ApiError } from "../../../static/js/api.js";
 import { ChartModel } from "../../../static/js/chart.logic.js";
-import { basisText, comparisonRows, recalculationBody, zonedMidnight } from "../../../static/js/limits.js";
+import { basisText, comparisonRows, recalculationBody, signatureBody, zonedMidnight } from "../../../static/js/limits.js";
 
 const LIMITS = { version: 1, center: 10, ucl: 13, lcl: 7, sigma: 1, dispersion_center: 1.128, dispersion_ucl: 3.686, dispersion_lcl: 0 };
 
@@ -95,6 +95,16 @@ describe("recalculating limits", () => {
     });
     assert.match(recalculationBody({ ...base, baseline: "range", start: "2026-03-05", end: "2026-03-01" }).error, /must not be before/);
     assert.match(recalculationBody({ ...base, baseline: "range" }).error, /Choose the first day/);
+  });
+
+  it("signs a stored change: the password, the meaning, and the user name when given", () => {
+    assert.deepEqual(signatureBody({ meaning: "reviewed", username: " qs ", password: "pw" }), {
+      signature: { meaning: "reviewed", username: "qs", password: "pw" },
+    });
+    assert.deepEqual(signatureBody({ meaning: "", username: "", password: "pw" }), {
+      signature: { meaning: "approved", password: "pw" },
+    });
+    assert.match(signatureBody({ meaning: "approved", username: "qs", password: "" }).error, /Enter your password/);
   });
 
   it("compares the current and proposed limits line by line", () => {

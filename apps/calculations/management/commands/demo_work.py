@@ -41,6 +41,7 @@ class Command(BaseCommand):
                 limits_set_historical(
                     characteristic=characteristic, center=center, sigma=sigma,
                     reason="Process capability study, demo data", user=users["quality"], source="system",
+                    signed_by_system=True,  # a seed: nobody is at the keyboard to sign
                 )  # fmt: skip
                 self.stdout.write(f"control limits v1 for {product} / {test}")
             lab_product = Product.objects.get(code=LAB_PRODUCT)

@@ -218,7 +218,11 @@ class Command(BaseCommand):
                     for t, r, v in entries
                 ],
             )  # fmt: skip
-            plan = services.test_plan_release(plan=plan, user=quality, reason="Demo configuration")
+            # A seed: nobody is at the keyboard to sign, so the release is stored unsigned (see
+            # test_plan_release); the audit trail shows it came from the system.
+            plan = services.test_plan_release(
+                plan=plan, user=quality, reason="Demo configuration", signed_by_system=True
+            )
             services.plan_assign(product=Product.objects.get(code=product_code), plan=plan, user=quality)
         for (product_code, test_code), data in CHARACTERISTICS.items():
             characteristic = Characteristic.objects.get(product__code=product_code, test__code=test_code)
