@@ -44,6 +44,7 @@ class Signer:
     user: User
     meaning: str
     action: str
+    source: str = "api"  # through what the signer signed ("api", "admin"): the audit entry's source
 
 
 def signature_required(action: str) -> bool:
@@ -153,7 +154,7 @@ def signer_check(
     if not password or not user.check_password(password):
         _failure_record(user, action, "wrong password", source)
         raise SigningRefused("Wrong password: nothing was signed.")
-    return Signer(user=user, meaning=meaning, action=action)
+    return Signer(user=user, meaning=meaning, action=action, source=source)
 
 
 def canonical(content: Mapping[str, Any]) -> str:
@@ -198,7 +199,7 @@ def signature_record(
     signed = {"signature": signature.pk, "meaning": signer.meaning, "action": action}
     audit_record(
         user=signer.user, action=AuditAction.SIGN, instance=record,
-        after={**signed, "hash": signature.content_hash}, reason=comment, source="api",
+        after={**signed, "hash": signature.content_hash}, reason=comment, source=signer.source,
     )  # fmt: skip
     return signature
 

@@ -169,3 +169,12 @@ def test_an_action_that_needs_a_signature_refuses_none(settings: Any, signer_use
         signature_record(signer=None, action=SignedAction.PLAN_RELEASE, record=product, content={})
     settings.SIGNATURES_REQUIRED_FOR = ["lot_disposition"]
     assert signature_record(signer=None, action=SignedAction.PLAN_RELEASE, record=product, content={}) is None
+
+
+def test_the_signature_is_audited_with_the_way_the_signer_came(
+    signer_user: User, product_content: None
+) -> None:
+    product = ProductFactory()
+    signer = check(signer_user, source="admin")
+    signature_record(signer=signer, action=SignedAction.PLAN_RELEASE, record=product, content={"x": 1})
+    assert AuditEntry.objects.get(action=AuditAction.SIGN).source == "admin"
