@@ -135,6 +135,23 @@ class ProductListTests:
 
 
 class TestCrudTests:
+    def test_a_test_may_require_verification_and_free_invalidations(self, qs_api):
+        body = {
+            "code": "HARD", "name": "Hardness", "requires_verification": True,
+            "invalidation_needs_approval": False,
+        }  # fmt: skip
+        response = qs_api.post("/api/v1/tests/", body)
+        assert response.status_code == 201, response.content
+        assert (response.json()["requires_verification"], response.json()["invalidation_needs_approval"]) == (
+            True, False,
+        )  # fmt: skip
+        test = Test.objects.get(code="HARD")
+        assert (test.requires_verification, test.invalidation_needs_approval) == (True, False)
+        response = qs_api.patch(f"/api/v1/tests/{test.pk}/", {"requires_verification": False})
+        assert response.status_code == 200, response.content
+        test.refresh_from_db()
+        assert test.requires_verification is False
+
     def test_create_with_every_field(self, qs_api):
         data = {
             "code": "RING-DIA",

@@ -10,10 +10,11 @@ from apps.audit.models import AuditEntry
 from apps.config import services
 from apps.config.choices import PlanStatus
 from apps.config.models import TestPlan, TestPlanEntry
+from apps.signatures.choices import SignedAction
 from apps.signatures.models import Signature
 from tests.config.helpers import error_of
 from tests.factories import TestFactory, TestPlanFactory, released_plan
-from tests.support.signing import signature_body
+from tests.support.signing import signature_body, signer_for
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +68,24 @@ class CreateTests:
         ]
         plan = TestPlan.objects.get(code="RING-FINAL")
         assert _entries(plan) == [("DIA", 1, 1), ("WALL", 2, 3), ("SURF", 3, 1)]
+
+    def test_an_entry_may_require_verification(self, qs_api):
+        wall, dia = TestFactory(code="WALL"), TestFactory(code="DIA")
+        data = {
+            "code": "RING-FINAL", "name": "Ring final inspection",
+            "tests": [{"test": dia.pk, "requires_verification": True}, {"test": wall.pk}],
+        }  # fmt: skip
+        response = qs_api.post(PLANS, data)
+        assert response.status_code == 201, response.content
+        assert [(e["test_code"], e["requires_verification"]) for e in response.json()["entries"]] == [
+            ("DIA", True), ("WALL", False),
+        ]  # fmt: skip
+        plan = TestPlan.objects.get(code="RING-FINAL")
+        assert list(plan.entries.values_list("test__code", "requires_verification")) == [
+            ("DIA", True), ("WALL", False),
+        ]  # fmt: skip
+        entry = AuditEntry.objects.get(object_id=str(plan.pk), action="create")
+        assert entry.after["tests"][0] == {"test": dia.pk, "replicates": 1, "requires_verification": True}
 
     def test_create_without_tests(self, qs_api):
         response = qs_api.post(PLANS, {"code": "EMPTY", "name": "Empty"})
@@ -343,7 +362,8 @@ class VersionTests:
             False,
             True,
         ]
-        v1 = services.test_plan_release(plan=draft, user=quality_specialist, reason="v1")
+        signer = signer_for(SignedAction.PLAN_RELEASE, quality_specialist)
+        v1 = services.test_plan_release(plan=draft, user=quality_specialist, reason="v1", signer=signer)
         v2_id = qs_api.post(f"{PLANS}{v1.pk}/new-version/").json()["id"]
         copied = TestPlanEntry.objects.filter(plan=v2_id).order_by("position")
         assert list(copied.values_list("test__code", "requires_verification")) == [("A", False), ("B", True)]

@@ -34,7 +34,8 @@ class TestSerializer(ModelSerializer):
         model = Test
         fields = [
             "id", "code", "name", "unit", "kind", "decimals", "instructions",
-            "plausible_min", "plausible_max", "active", "created_at", "updated_at",
+            "plausible_min", "plausible_max", "active", "requires_verification",
+            "invalidation_needs_approval", "created_at", "updated_at",
         ]  # fmt: skip
 
 
@@ -45,19 +46,22 @@ class TestPlanEntrySerializer(ModelSerializer):
 
     class Meta:
         model = TestPlanEntry
-        fields = ["position", "test", "test_code", "test_name", "unit", "replicates"]
+        fields = ["position", "test", "test_code", "test_name", "unit", "replicates", "requires_verification"]
         read_only_fields = fields
 
 
 class PlanEntryInputSerializer(serializers.Serializer):
     test = serializers.PrimaryKeyRelatedField(queryset=Test.objects.all())
     replicates = serializers.IntegerField(min_value=1, max_value=MAX_SUBGROUP_SIZE, default=1)
+    requires_verification = serializers.BooleanField(
+        default=False, help_text="Results of this test under this plan need a second person's verification."
+    )
 
     def validate(self, attrs: dict[str, object]) -> dict[str, object]:
         # A PATCH makes nested fields optional too; an entry still needs its test.
         if "test" not in attrs:
             raise serializers.ValidationError({"test": "This field is required."})
-        return {"replicates": 1, **attrs}
+        return {"replicates": 1, "requires_verification": False, **attrs}
 
 
 class TestPlanSerializer(ModelSerializer):

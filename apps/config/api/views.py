@@ -50,7 +50,12 @@ def _actor(request: Request) -> Actor:
 def _entries(data: dict[str, Any]) -> list[services.PlanEntryInput] | None:
     if "tests" not in data:
         return None
-    return [services.PlanEntryInput(test=e["test"], replicates=e["replicates"]) for e in data.pop("tests")]
+    return [
+        services.PlanEntryInput(
+            test=e["test"], replicates=e["replicates"], requires_verification=e["requires_verification"]
+        )
+        for e in data.pop("tests")
+    ]
 
 
 class ProductViewSet(viewsets.ModelViewSet):

@@ -30,10 +30,13 @@ PLAN_FIELDS = ("code", "version", "name", "description", "status")
 
 def plan_snapshot(plan: TestPlan) -> dict[str, Any]:
     """A plan as the audit trail keeps it: its fields and its tests in order."""
-    entries = plan.entries.order_by("position").values_list("test_id", "replicates")
+    entries = plan.entries.order_by("position").values_list("test_id", "replicates", "requires_verification")
     return {
         **audit_fields(plan, list(PLAN_FIELDS)),
-        "tests": [{"test": test, "replicates": replicates} for test, replicates in entries],
+        "tests": [
+            {"test": test, "replicates": replicates, "requires_verification": verify}
+            for test, replicates, verify in entries
+        ],
     }
 
 

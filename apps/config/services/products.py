@@ -20,6 +20,8 @@ TEST_FIELDS = (
     "plausible_min",
     "plausible_max",
     "active",
+    "requires_verification",
+    "invalidation_needs_approval",
 )
 
 
