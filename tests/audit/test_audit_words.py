@@ -171,4 +171,5 @@ def test_a_plan_with_its_tests_reads_in_words(api, quality_specialist):
     config_services.test_plan_set_tests(plan=plan, entries=[config_services.PlanEntryInput(test=test)])
     entries = results(api(quality_specialist).get(URL, {"object_type": "config.testplan"}))
     tests = next(c for c in entries[0]["changes"] if c["field"] == "tests")
-    assert (tests["before"], tests["after"]) == ("none", f'[{{"test": {test.pk}, "replicates": 1}}]')
+    after = f'[{{"test": {test.pk}, "replicates": 1, "requires_verification": false}}]'
+    assert (tests["before"], tests["after"]) == ("none", after)

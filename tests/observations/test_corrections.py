@@ -24,6 +24,7 @@ from apps.signatures.services import signer_check
 from openspc.api import DomainConflict
 from tests.factories import ItemFactory, LotFactory, ProductFactory
 from tests.support.plant import JAN_1, Plant, rows
+from tests.support.signing import signer_for
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "pw-for-tests-only"
@@ -62,7 +63,10 @@ def post(plant: Plant, lot: Lot, values: list[float], characteristic: Characteri
 
 def judged(plant: Plant, product: Any) -> Characteristic:
     dia = Characteristic.objects.get(product=product, test=plant.dia)
-    calculations.limits_set_historical(characteristic=dia, center=74.0, sigma=0.01, reason="historical")
+    calculations.limits_set_historical(
+        characteristic=dia, center=74.0, sigma=0.01, reason="historical",
+        signer=signer_for(SignedAction.CONTROL_LIMITS),
+    )  # fmt: skip
     return dia
 
 
@@ -203,7 +207,7 @@ def test_a_testers_request_waits_for_approval_and_changes_nothing_until_then(
     invalidation.refresh_from_db()
     assert (invalidation.status, invalidation.decided_by) == (InvalidationStatus.APPROVED, quality_specialist)
     assert Observation.objects.get(pk=bad.pk).status == ObservationStatus.INVALIDATED
-    assert Signature.objects.get().meaning == "approved"
+    assert Signature.objects.get(action="invalidation_approval").meaning == "approved"
     stats = LotStatistics.objects.get(lot=plant.lot)
     assert (stats_before["n"], stats.n) == (len(BEFORE) + 1, len(BEFORE))
     assert stats.mean == pytest.approx(sum(BEFORE) / len(BEFORE), rel=1e-12)
@@ -268,7 +272,7 @@ def test_without_approval_a_testers_invalidation_takes_effect_at_once(plant: Pla
     )
     assert (invalidation.status, invalidation.decided_by) == (InvalidationStatus.APPROVED, plant.tester)
     assert Observation.objects.get(pk=obs).status == ObservationStatus.INVALIDATED
-    assert not Signature.objects.exists()
+    assert not Signature.objects.filter(action="invalidation_approval").exists()
 
 
 def test_amend_is_invalidate_plus_a_new_value_never_an_update(plant: Plant, quality_specialist: User) -> None:
