@@ -38,8 +38,9 @@ def lot_create(*, product: Product, number: str, user: User, actor: Actor | None
             lot = Lot.objects.create(product=product, number=number, created_by=user)
     except IntegrityError as exc:
         # Another request opened the same number between the check and the insert: the database
-        # constraint (lot_number_unique_per_product) decides, and the answer is the check's.
-        if "lot_number_unique_per_product" not in str(exc):
+        # constraint (lot_number_unique_per_product) decides, and the answer is the check's. The
+        # error's text names the constraint on PostgreSQL and only the columns on SQLite, so ask.
+        if not Lot.objects.filter(product=product, number=number).exists():
             raise
         raise ValidationError({"number": f"Lot {number} of {product.code} exists."}) from exc
     after = audit_fields(lot, list(LOT_FIELDS))
