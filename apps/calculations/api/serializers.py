@@ -182,6 +182,15 @@ class SampleResultSerializer(serializers.Serializer):
     observation = serializers.IntegerField(help_text="The stored observation holding the measurements.")
 
 
+def limits_signature(note: str = "") -> SignatureInputSerializer:
+    """The `signature` of a request that stores control limits."""
+    return SignatureInputSerializer(
+        required=False,
+        help_text="Your electronic signature (password, meaning approved or reviewed; the user name for "
+        f"your first signature): required where control limit changes are signed{note}.",
+    )
+
+
 class RecalculateLimitsSerializer(serializers.Serializer):
     sample_count = serializers.IntegerField(min_value=2, max_value=10_000, default=25)
     exclude_out_of_control = serializers.BooleanField(
@@ -197,38 +206,27 @@ class RecalculateLimitsSerializer(serializers.Serializer):
         default=False,
         help_text="Only show what the limits would be: the same answer, nothing stored (`new` has no id).",
     )
-    signature = SignatureInputSerializer(
-        required=False,
-        help_text="Your electronic signature (password, meaning approved or reviewed; the user name for "
-        "your first signature): required where control limit changes are signed (not for a preview).",
+    signature = limits_signature(" (not for a preview)")
+
+
+class SignedLimitsChangeSerializer(serializers.Serializer):
+    """Limits stored by a person: why (kept with them and in the audit trail), and signed."""
+
+    reason = serializers.CharField(
+        max_length=1000, error_messages={"required": LIMITS_REASON_MISSING, "blank": LIMITS_REASON_MISSING}
     )
+    signature = limits_signature()
 
 
-class SetLimitsSerializer(serializers.Serializer):
+class SetLimitsSerializer(SignedLimitsChangeSerializer):
     center = FiniteFloatField(help_text="Process mean; or p̄, n·p̄, c̄, ū for attribute charts.")
     sigma = FiniteFloatField(
         required=False, allow_null=True, help_text="Process sigma of individual values (variables only)."
     )
-    reason = serializers.CharField(
-        max_length=1000, error_messages={"required": LIMITS_REASON_MISSING, "blank": LIMITS_REASON_MISSING}
-    )
-    signature = SignatureInputSerializer(
-        required=False,
-        help_text="Your electronic signature (password, meaning approved or reviewed; the user name for "
-        "your first signature): required where control limit changes are signed.",
-    )
 
 
-class FreezeLimitsSerializer(serializers.Serializer):
+class FreezeLimitsSerializer(SignedLimitsChangeSerializer):
     frozen = serializers.BooleanField(default=True)
-    reason = serializers.CharField(
-        max_length=1000, error_messages={"required": LIMITS_REASON_MISSING, "blank": LIMITS_REASON_MISSING}
-    )
-    signature = SignatureInputSerializer(
-        required=False,
-        help_text="Your electronic signature (password, meaning approved or reviewed; the user name for "
-        "your first signature): required where control limit changes are signed.",
-    )
 
 
 class LimitsChangeSerializer(serializers.Serializer):
