@@ -87,6 +87,9 @@ class DemoSetupTests:
             assert list(user.groups.values_list("name", flat=True)) == [str(role)], username
             assert user.is_staff is staff, username
             assert not user.is_superuser
+        # A signature's manifest prints the signer's full name.
+        assert users.get(username="quality").get_full_name() == "Quinn Quality"
+        assert users.get(username="lab2").get_full_name() == "Lars Laborant"
 
     def test_credentials_file_is_private_and_works(self, var_dir):
         output = _run()

@@ -31,6 +31,14 @@ DEMO_USERS = [
     ("lab2", Role.TESTER, False),
     ("manager", Role.MANAGER, False),
 ]
+# Printed names: a signature's manifest shows the signer's full name.
+DEMO_NAMES = {
+    "quality": ("Quinn", "Quality"),
+    "operations": ("Olga", "Operations"),
+    "tester": ("Tara", "Tester"),
+    "lab2": ("Lars", "Laborant"),
+    "manager": ("Mia", "Manager"),
+}
 DEMO_DEVICE = "line1-gauge"
 CREDENTIALS = "demo_credentials.txt"
 
@@ -181,7 +189,8 @@ class Command(BaseCommand):
             # Random, and held to the same policy as any password (PASSWORD_MIN_LENGTH and the rest):
             # token_urlsafe(n) gives at least n characters.
             password = secrets.token_urlsafe(max(16, settings.PASSWORD_MIN_LENGTH))
-            user = user_model(username=username, is_staff=staff)
+            first, last = DEMO_NAMES[username]
+            user = user_model(username=username, is_staff=staff, first_name=first, last_name=last)
             validate_password(password, user)
             user.set_password(password)
             user.save()
