@@ -32,10 +32,6 @@ from apps.signatures.services import Signer, signature_record
 from openspc.api import DomainConflict
 from openspc.events import EventType, event, events_send_on_commit
 
-# The channel-layer group a release request goes to; what matters is the fan-out, which notifies
-# every approver directly (apps.subscriptions DIRECT_EVENTS).
-APPROVERS_GROUP = "lot_approvers"
-
 
 class ReleaseBlocked(DomainConflict):
     """A release refused by the policy: 409 `release_blocked` with every reason; nothing changed."""
@@ -140,7 +136,9 @@ def lot_release_request(*, lot: Lot, user: User, note: str = "") -> LotReleaseRe
     events_send_on_commit(
         [
             event(
-                EventType.LOT_RELEASE_REQUESTED, (APPROVERS_GROUP,), request=request.pk,
+                # To the lot's group like its other events; what reaches the approvers is the
+                # fan-out, which notifies each directly (apps.subscriptions DIRECT_EVENTS).
+                EventType.LOT_RELEASE_REQUESTED, (f"lot.{lot.pk}",), request=request.pk,
                 lot=lot.pk, number=lot.number, product=lot.product_id, product_code=lot.product.code,
                 by=user.pk, by_name=person(user), note=request.note, blocking=[r.message for r in reasons],
             )
