@@ -2,23 +2,31 @@
 
 Pure: no Django. The listener and the plant simulator speak Sparkplug B through this module only.
 
-The protobuf schema is described here in code from the specification (chapter 6.4, "Sparkplug B
-Payload Definition", and its Google Protocol Buffer schema), not copied from Eclipse Tahu: the project
-never commits third-party code or generated ``*_pb2.py`` files.
+The protobuf schema is in apps/mqtt_bridge/sparkplug_schema.py, described in code from the
+specification.
 
 Things this codec does not check, on purpose, because they need state: sequence numbers (``seq`` runs
 0–255 and wraps; the listener checks the order), bdSeq matching between NBIRTH and NDEATH, and alias
 resolution (a DATA metric may carry only an alias and no datatype; the BIRTH gives both).
+
+One bad metric spoils nothing else: a metric that cannot be read (an unknown datatype, a value its
+datatype cannot hold, an extension value) is decoded with its name and alias and a ``problem``, and
+its siblings are read as usual. Only a payload that is not Sparkplug B at all raises DecodeError.
 """
 
 from __future__ import annotations
 
+import datetime
 import math
+import struct
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message, message_factory
+from google.protobuf import message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from apps.mqtt_bridge.sparkplug_schema import PB_PAYLOAD as _PB_PAYLOAD
 
 NAMESPACE = "spBv1.0"
 REBIRTH_METRIC = "Node Control/Rebirth"
@@ -110,156 +118,6 @@ _SCALAR_FIELDS = frozenset(
 )
 
 
-# --- The schema, built from spec 6.4 -----------------------------------------------------------------
-
-_F = descriptor_pb2.FieldDescriptorProto
-_PACKAGE = "org.eclipse.tahu.protobuf"
-_OPTIONAL, _REPEATED = _F.LABEL_OPTIONAL, _F.LABEL_REPEATED
-_SCALAR = {
-    "uint32": _F.TYPE_UINT32,
-    "uint64": _F.TYPE_UINT64,
-    "float": _F.TYPE_FLOAT,
-    "double": _F.TYPE_DOUBLE,
-    "bool": _F.TYPE_BOOL,
-    "string": _F.TYPE_STRING,
-    "bytes": _F.TYPE_BYTES,
-}
-
-# (name, number, type, repeated, in the "value" oneof). A type that is not a scalar names a message
-# nested in Payload.
-_Field = tuple[str, int, str, bool, bool]
-
-
-def _typed_values(first: int, *, property_sets: bool = False) -> list[_Field]:
-    """The value oneof shared by Template.Parameter, DataSet.DataSetValue and PropertyValue."""
-    kinds = ["uint32", "uint64", "float", "double", "bool", "string"]
-    names = ["int_value", "long_value", "float_value", "double_value", "boolean_value", "string_value"]
-    fields: list[_Field] = [
-        (n, first + i, k, False, True) for i, (n, k) in enumerate(zip(names, kinds, strict=True))
-    ]
-    number = first + len(fields)
-    if property_sets:
-        fields += [
-            ("propertyset_value", number, "PropertySet", False, True),
-            ("propertysets_value", number + 1, "PropertySetList", False, True),
-        ]
-        number += 2
-    return [*fields, ("extension_value", number, "", False, True)]
-
-
-_METRIC_FIELDS: list[_Field] = [
-    ("name", 1, "string", False, False),
-    ("alias", 2, "uint64", False, False),
-    ("timestamp", 3, "uint64", False, False),
-    ("datatype", 4, "uint32", False, False),
-    ("is_historical", 5, "bool", False, False),
-    ("is_transient", 6, "bool", False, False),
-    ("is_null", 7, "bool", False, False),
-    ("metadata", 8, "MetaData", False, False),
-    ("properties", 9, "PropertySet", False, False),
-    ("int_value", 10, "uint32", False, True),
-    ("long_value", 11, "uint64", False, True),
-    ("float_value", 12, "float", False, True),
-    ("double_value", 13, "double", False, True),
-    ("boolean_value", 14, "bool", False, True),
-    ("string_value", 15, "string", False, True),
-    ("bytes_value", 16, "bytes", False, True),
-    ("dataset_value", 17, "DataSet", False, True),
-    ("template_value", 18, "Template", False, True),
-    ("extension_value", 19, "", False, True),
-]
-
-# Message name -> fields. All but Payload nest in Payload; the spec nests Parameter in Template and
-# Row and DataSetValue in DataSet, but message names never reach the wire. An "extension_value" field
-# with an empty type gets an empty message of its own (the spec's *Extension messages hold only
-# protobuf extensions, which nobody defines).
-_MESSAGES: dict[str, list[_Field]] = {
-    "Payload": [
-        ("timestamp", 1, "uint64", False, False),
-        ("metrics", 2, "Metric", True, False),
-        ("seq", 3, "uint64", False, False),
-        ("uuid", 4, "string", False, False),
-        ("body", 5, "bytes", False, False),
-    ],
-    "Template": [
-        ("version", 1, "string", False, False),
-        ("metrics", 2, "Metric", True, False),
-        ("parameters", 3, "Parameter", True, False),
-        ("template_ref", 4, "string", False, False),
-        ("is_definition", 5, "bool", False, False),
-    ],
-    "Parameter": [
-        ("name", 1, "string", False, False),
-        ("type", 2, "uint32", False, False),
-        *_typed_values(3),
-    ],
-    "DataSet": [
-        ("num_of_columns", 1, "uint64", False, False),
-        ("columns", 2, "string", True, False),
-        ("types", 3, "uint32", True, False),
-        ("rows", 4, "Row", True, False),
-    ],
-    "DataSetValue": _typed_values(1),
-    "Row": [("elements", 1, "DataSetValue", True, False)],
-    "PropertyValue": [
-        ("type", 1, "uint32", False, False),
-        ("is_null", 2, "bool", False, False),
-        *_typed_values(3, property_sets=True),
-    ],
-    "PropertySet": [("keys", 1, "string", True, False), ("values", 2, "PropertyValue", True, False)],
-    "PropertySetList": [("propertyset", 1, "PropertySet", True, False)],
-    "MetaData": [
-        ("is_multi_part", 1, "bool", False, False),
-        ("content_type", 2, "string", False, False),
-        ("size", 3, "uint64", False, False),
-        ("seq", 4, "uint64", False, False),
-        ("file_name", 5, "string", False, False),
-        ("file_type", 6, "string", False, False),
-        ("md5", 7, "string", False, False),
-        ("description", 8, "string", False, False),
-    ],
-    "Metric": _METRIC_FIELDS,
-}
-
-
-def _add_message(container: Any, name: str, fields: list[_Field]) -> Any:
-    msg = container.add(name=name)
-    if any(in_oneof for *_, in_oneof in fields):
-        msg.oneof_decl.add(name="value")
-    for field_name, number, kind, repeated, in_oneof in fields:
-        field = msg.field.add(name=field_name, number=number, label=_REPEATED if repeated else _OPTIONAL)
-        if kind in _SCALAR:
-            field.type = _SCALAR[kind]
-        else:
-            if not kind:  # an extension holder
-                kind = f"{name}{field_name.title().replace('_', '')}"
-                msg.nested_type.add(name=kind)
-                field.type_name = f".{_PACKAGE}.Payload.{name}.{kind}"
-            else:
-                field.type_name = f".{_PACKAGE}.Payload.{kind}"
-            field.type = _F.TYPE_MESSAGE
-        if in_oneof:
-            field.oneof_index = 0
-    return msg
-
-
-def _build_payload_class() -> type[message.Message]:
-    file = descriptor_pb2.FileDescriptorProto(
-        name="openspc/sparkplug_b.proto", package=_PACKAGE, syntax="proto2"
-    )
-    payload = _add_message(file.message_type, "Payload", _MESSAGES["Payload"])
-    for name, fields in _MESSAGES.items():
-        if name != "Payload":
-            _add_message(payload.nested_type, name, fields)
-    # A pool of our own: other Sparkplug libraries register the same names in the default pool.
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(file)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.Payload"))
-
-
-_PB_PAYLOAD = _build_payload_class()
-
-
 # --- Topics (spec 4.1) --------------------------------------------------------------------------------
 
 
@@ -321,6 +179,7 @@ class Metric:
     is_null: bool = False
     is_historical: bool = False
     is_transient: bool = False
+    problem: str = ""  # why the metric cannot be read (then value is None); empty: it can
 
 
 @dataclass(frozen=True)
@@ -331,13 +190,19 @@ class Payload:
     seq: int | None = None
     metrics: tuple[Metric, ...] = ()
 
+    @property
+    def problems(self) -> list[str]:
+        """The metrics that could not be read, each with its reason."""
+        return [metric.problem for metric in self.metrics if metric.problem]
+
 
 class DecodeError(ValueError):
     """The bytes are not a well-formed Sparkplug B payload."""
 
 
 def payload_decode(data: bytes) -> Payload:
-    """Decode a Sparkplug B payload; DecodeError, and no other exception, for anything malformed."""
+    """Decode a Sparkplug B payload; DecodeError, and no other exception, for anything that is not one.
+    A metric that cannot be read comes back with its ``problem`` (the others are read as usual)."""
     if not data:
         raise DecodeError("empty payload")
     pb = _PB_PAYLOAD()
@@ -347,13 +212,28 @@ def payload_decode(data: bytes) -> Payload:
         raise DecodeError(f"not a Sparkplug B payload: {exc}") from None
     size = pb.ByteSize()
     pb.DiscardUnknownFields()
+    strange: set[int] = set()  # metrics with fields outside the schema
     if pb.ByteSize() != size:
-        raise DecodeError("not a Sparkplug B payload: unknown fields")
+        strange = _unknown_fields(data)
     return Payload(
         timestamp=pb.timestamp if pb.HasField("timestamp") else None,
         seq=pb.seq if pb.HasField("seq") else None,
-        metrics=tuple(_metric_decode(m, index) for index, m in enumerate(pb.metrics)),
+        metrics=tuple(_metric_read(m, index, index in strange) for index, m in enumerate(pb.metrics)),
     )
+
+
+def _unknown_fields(data: bytes) -> set[int]:
+    """Where the fields outside the schema are (only looked for when there are some): the indexes of
+    the metrics that hold them. At the payload's top level, fields numbered 6 and up are Tahu's
+    extension range and are ignored; a known number with the wrong wire type, or nothing of
+    Sparkplug at all, is not a Sparkplug B payload."""
+    pb = _PB_PAYLOAD()
+    pb.ParseFromString(data)
+    if any(field.field_number <= 5 for field in UnknownFieldSet(pb)):
+        raise DecodeError("not a Sparkplug B payload: unknown fields")
+    if not (pb.HasField("timestamp") or pb.HasField("seq") or pb.metrics):
+        raise DecodeError("not a Sparkplug B payload: unknown fields and no Sparkplug B field")
+    return {index for index, metric in enumerate(pb.metrics) if len(UnknownFieldSet(metric))}
 
 
 def _text(pb: Any, field: str) -> str | None:
@@ -364,6 +244,27 @@ def _text(pb: Any, field: str) -> str | None:
     if not isinstance(text, str):
         raise DecodeError(f"{field} is not UTF-8")
     return text
+
+
+def _metric_read(pb: Any, index: int, strange: bool) -> Metric:
+    """The metric, or (when it cannot be read) its name and alias, as far as they can be, with the
+    problem in words."""
+    try:
+        if strange:
+            raise DecodeError(f"metric {_label(pb, index)!r} has fields outside the Sparkplug B schema")
+        return _metric_decode(pb, index)
+    except DecodeError as exc:
+        try:
+            name = _text(pb, "name")
+        except DecodeError:
+            name = None
+        alias = pb.alias if pb.HasField("alias") else None
+        return Metric(name=name, alias=alias, problem=str(exc))
+
+
+def _label(pb: Any, index: int) -> str:
+    name = pb.name if pb.HasField("name") and isinstance(pb.name, str) else None
+    return name if name is not None else f"alias {pb.alias}" if pb.HasField("alias") else f"#{index}"
 
 
 def _metric_decode(pb: Any, index: int) -> Metric:
@@ -381,12 +282,16 @@ def _metric_decode(pb: Any, index: int) -> Metric:
     field = pb.WhichOneof("value")
     if pb.is_null and field is not None:
         raise DecodeError(f"metric {label!r} is null but carries {field}")
+    if field == "extension_value":
+        raise DecodeError(f"metric {label!r} carries an extension value, which OpenSPC does not read")
     value: Value | None = None
     if field is not None:
         if datatype is not None and field not in (_VALUE_FIELD.get(datatype), _ALSO_ACCEPTED.get(datatype)):
             raise DecodeError(f"metric {label!r}: {field} does not carry {datatype.name}")
         if field == "string_value":
             value = _text(pb, field)
+        elif field == "float_value":
+            value = float32_shortest(pb.float_value)
         elif field in _SCALAR_FIELDS:
             value = getattr(pb, field)
         if datatype is not None and value is not None:
@@ -404,6 +309,22 @@ def _metric_decode(pb: Any, index: int) -> Metric:
         is_historical=pb.is_historical,
         is_transient=pb.is_transient,
     )
+
+
+def float32_shortest(value: float) -> float:
+    """A float32 as the number it was written as: the shortest decimal that reads back as the same
+    float32 (74.1, not the double 74.09999847412109 that the same 32 bits widen to)."""
+    if not math.isfinite(value):
+        return value
+    bits = struct.pack("<f", value)
+    for digits in range(1, 10):
+        shortest = float(f"{value:.{digits}g}")
+        try:
+            if struct.pack("<f", shortest) == bits:
+                return shortest
+        except OverflowError:  # rounded past the largest float32
+            continue
+    return value
 
 
 def _typed(raw: Value, datatype: DataType) -> Value | None:
@@ -525,3 +446,34 @@ def value_of(metric: Metric, datatype: DataType | None) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+TEXT_KEPT = 200  # characters of a text value kept on an observation that SPC cannot chart
+
+
+def value_readable(metric: Metric, datatype: DataType | None) -> str | bool:
+    """A value SPC cannot chart (``value_of`` gave None), as the observation keeps it for people to
+    read: text as written (its first TEXT_KEPT characters, and how long it was), a Boolean as
+    true/false, NaN and infinities by name, a DateTime in ISO 8601, other types by name and size.
+    Never the whole of a large value: a list of observations stays small."""
+    value = metric.value
+    shown_type = metric.datatype or datatype
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, str):
+        if len(value) <= TEXT_KEPT:
+            return value
+        return f"{value[:TEXT_KEPT]}… ({len(value)} characters)"
+    if isinstance(value, bytes):
+        return f"{shown_type.name if shown_type else 'Bytes'} of {len(value)} bytes"
+    if isinstance(value, int) and shown_type is DataType.DateTime:
+        try:
+            moment = datetime.datetime.fromtimestamp(value / 1000, tz=datetime.UTC)
+        except (OverflowError, OSError, ValueError):
+            return f"DateTime {value}"
+        return moment.isoformat().replace("+00:00", "Z")
+    if value is None:
+        return shown_type.name if shown_type else "no value"
+    return f"{value} (not a number for {shown_type.name})" if shown_type else str(value)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import struct
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +31,13 @@ from apps.mqtt_bridge.sparkplug import (
     Metric,
     Payload,
     Topic,
+    float32_shortest,
     payload_decode,
     payload_encode,
     rebirth_request,
     topic_parse,
     value_of,
+    value_readable,
 )
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in ms
@@ -200,9 +204,10 @@ class DecodeTheirsTests:
 
         (metric,) = payload_decode(data).metrics
 
-        assert (metric.datatype, metric.value) == (datatype, value)
+        expected = float32_shortest(value) if datatype is DataType.Float else value
+        assert (metric.datatype, metric.value) == (datatype, expected)
         assert type(metric.value) is type(value)
-        assert value_of(metric, None) == float(value)
+        assert value_of(metric, None) == float(expected)
 
     @pytest.mark.parametrize(("datatype", "value"), NUMERIC_CASES)
     def test_every_numeric_datatype_alias_only(self, datatype: DataType, value: float) -> None:
@@ -212,7 +217,9 @@ class DecodeTheirsTests:
         (ours,) = payload_decode(data).metrics
 
         assert ours.datatype is None
-        assert value_of(ours, datatype) == float(value)
+        assert value_of(ours, datatype) == float(
+            float32_shortest(value) if datatype is DataType.Float else value
+        )
 
     @pytest.mark.parametrize(
         ("datatype", "value"),
@@ -381,11 +388,20 @@ class RoundTripTests:
             for i, (t, v) in enumerate(values)
         )
         ours = Payload(timestamp=T0, seq=seq, metrics=metrics)
+        # A Float comes back as the shortest decimal of the same float32 (its 32 bits unchanged).
+        read = Payload(timestamp=T0, seq=seq, metrics=tuple(
+            replace(m, value=float32_shortest(m.value)) if m.datatype is DataType.Float else m
+            for m in metrics
+        ))  # fmt: skip
 
         theirs = pysparkplug.NBirth.decode(payload_encode(ours))
         assert [(m.datatype, m.value) for m in theirs.metrics] == [(_theirs(t), v) for t, v in values]
-        assert payload_decode(theirs.encode()) == ours
-        assert payload_decode(payload_encode(ours)) == ours
+        assert payload_decode(theirs.encode()) == read
+        assert payload_decode(payload_encode(ours)) == read
+        assert all(
+            struct.pack("<f", a.value) == struct.pack("<f", b.value)  # type: ignore[arg-type]
+            for a, b in zip(read.metrics, ours.metrics, strict=True) if a.datatype is DataType.Float
+        )  # fmt: skip
 
     @given(values=st.lists(_SCALARS, min_size=1, max_size=8))
     def test_theirs_data_to_ours(self, values: list[tuple[DataType, Any]]) -> None:
@@ -395,6 +411,8 @@ class RoundTripTests:
         )
         decoded = payload_decode(pysparkplug.DData(timestamp=T0, seq=255, metrics=metrics).encode()).metrics
         for (datatype, value), metric in zip(values, decoded, strict=True):
+            if datatype is DataType.Float:
+                value = float32_shortest(value)
             number = float(value) if datatype in NUMERIC_TYPES else math.nan
             expected = number if math.isfinite(number) else None  # non-finite is no measurement either
             assert value_of(metric, datatype) == expected
@@ -457,20 +475,28 @@ class GarbageTests:
             for _ in range(rng.randint(1, 3)):
                 data[rng.randrange(len(data))] = rng.randrange(256)
             try:
-                payload_decode(bytes(data))
+                payload = payload_decode(bytes(data))
             except DecodeError as exc:
                 outcomes[str(exc).split(":")[0]] += 1
             else:
                 outcomes["decoded"] += 1
+                outcomes["a metric unreadable"] += bool(payload.problems)
         assert outcomes["decoded"] > 0
         assert outcomes["not a Sparkplug B payload"] > 0
-        assert sum(n for reason, n in outcomes.items() if reason.startswith("metric")) > 0
+        assert outcomes["a metric unreadable"] > 0  # the metric checks were reached, one metric at a time
 
     def test_trailing_garbage(self) -> None:
         with pytest.raises(DecodeError):
             payload_decode(_real_payload() + b"\x00garbage")
         with pytest.raises(DecodeError, match="unknown fields"):
-            payload_decode(_real_payload() + b"\xa0\x06\x01")  # field 100, varint: not in the schema
+            payload_decode(_real_payload() + b"\x1a\x01\x02")  # field 3 (seq) as bytes: wrong wire type
+        with pytest.raises(DecodeError, match="no Sparkplug B field"):
+            payload_decode(b"\xa0\x06\x01")  # field 100 and nothing else
+
+    def test_a_payload_extension_is_ignored(self) -> None:
+        """Tahu's schema: Payload has `extensions 6 to max`. A field there is not read, and spoils nothing."""
+        full = payload_decode(_real_payload())
+        assert payload_decode(_real_payload() + b"\xa0\x06\x01") == full  # field 100, varint
 
     @pytest.mark.parametrize(
         ("fields", "message"),
@@ -489,13 +515,43 @@ class GarbageTests:
         ],
     )
     def test_malformed_metric(self, fields: dict[str, object], message: str) -> None:
-        with pytest.raises(DecodeError, match=message):
-            payload_decode(_tahu_metric(**fields))
+        """The bad metric is read as far as it can be, with its problem; its sibling is read whole."""
+        payload = tahu.Payload(timestamp=T0, seq=4)
+        payload.metrics.add(**fields)
+        payload.metrics.add(name="good", alias=2, datatype=10, double_value=74.5)
+        bad, good = payload_decode(payload.SerializeToString()).metrics
+        assert re.search(message, bad.problem)
+        assert (bad.name, bad.value) == (fields.get("name"), None)
+        assert good == Metric(name="good", alias=2, datatype=DataType.Double, value=74.5)
+
+    def test_an_extension_value_is_a_metric_problem(self) -> None:
+        payload = tahu.Payload(timestamp=T0, seq=4)
+        payload.metrics.add(name="ext", alias=1, datatype=10).extension_value.SetInParent()
+        payload.metrics.add(name="good", alias=2, datatype=10, double_value=74.5)
+        ext, good = payload_decode(payload.SerializeToString()).metrics
+        assert (ext.name, ext.alias, ext.problem) == (
+            "ext", 1, "metric 'ext' carries an extension value, which OpenSPC does not read",
+        )  # fmt: skip
+        assert good.value == 74.5
+
+    def test_unknown_fields_in_a_metric_spoil_only_it(self) -> None:
+        payload = tahu.Payload(timestamp=T0, seq=4)
+        payload.metrics.add(name="odd", alias=1, datatype=10, double_value=1.0)
+        payload.metrics.add(name="good", alias=2, datatype=10, double_value=74.5)
+        raw = bytearray(payload.SerializeToString())
+        first = raw.index(b"odd") - 4  # the first metric: tag 0x12, its length, then its name's tag
+        extra = b"\xa0\x06\x01"  # field 100 inside the metric
+        raw[first + 1] += len(extra)
+        raw[first + 2 : first + 2] = extra
+        odd, good = payload_decode(bytes(raw)).metrics
+        assert odd.problem == "metric 'odd' has fields outside the Sparkplug B schema"
+        assert (odd.name, odd.alias, odd.value) == ("odd", 1, None)
+        assert good.value == 74.5
 
     def test_string_not_utf8(self) -> None:
         metric = b"\x0a\x02\xff\xfe"  # Metric.name = b"\xff\xfe"
-        with pytest.raises(DecodeError, match="not UTF-8"):
-            payload_decode(b"\x12" + bytes([len(metric)]) + metric)
+        (read,) = payload_decode(b"\x12" + bytes([len(metric)]) + metric).metrics
+        assert (read.name, read.problem) == (None, "name is not UTF-8")
 
     def test_nesting_too_deep(self) -> None:
         payload = tahu.Payload(timestamp=T0)
@@ -537,7 +593,47 @@ class ValueOfTests:
     def test_float_is_float32_on_the_wire(self) -> None:
         metric = Metric(name="m", datatype=DataType.Float, value=0.1)
         (decoded,) = payload_decode(payload_encode(Payload(timestamp=T0, metrics=(metric,)))).metrics
-        assert value_of(decoded, None) == struct.unpack("<f", struct.pack("<f", 0.1))[0]
+        assert value_of(decoded, None) == 0.1  # the float32 as written, not 0.10000000149011612
+
+    @pytest.mark.parametrize(
+        ("value", "shortest"),
+        [(354.79998779296875, 354.8), (74.0999984741211, 74.1), (-2.25, -2.25), (3.4028234663852886e38,
+         3.4028235e38), (1.401298464324817e-45, 1e-45), (0.0, 0.0), (math.inf, math.inf)],
+    )  # fmt: skip
+    def test_float32_shortest(self, value: float, shortest: float) -> None:
+        assert float32_shortest(value) == shortest
+        assert struct.pack("<f", float32_shortest(value)) == struct.pack("<f", value)
+
+
+class ValueReadableTests:
+    """What an observation keeps of a value SPC cannot chart: readable and bounded (issue #19, item 10)."""
+
+    @pytest.mark.parametrize(
+        ("metric", "birth_datatype", "expected"),
+        [
+            (Metric(name="m", datatype=DataType.String, value="hot"), None, "hot"),
+            (Metric(alias=1, value="hot"), DataType.Text, "hot"),
+            (Metric(name="m", datatype=DataType.Boolean, value=True), None, True),
+            (Metric(name="m", datatype=DataType.Double, value=math.nan), None, "NaN"),
+            (Metric(name="m", datatype=DataType.Float, value=-math.inf), None, "-Infinity"),
+            (Metric(name="m", datatype=DataType.DateTime, value=T0), None, "2026-01-01T00:00:00Z"),
+            (
+                Metric(name="m", datatype=DataType.Int32Array, value=b"\0" * 12),
+                None,
+                "Int32Array of 12 bytes",
+            ),
+            (Metric(name="m", datatype=DataType.DataSet), None, "DataSet"),
+            (Metric(alias=1, value=2.5), DataType.Int32, "2.5 (not a number for Int32)"),
+        ],
+    )
+    def test_readable(self, metric: Metric, birth_datatype: DataType | None, expected: object) -> None:
+        assert value_of(metric, birth_datatype) is None
+        assert value_readable(metric, birth_datatype) == expected
+
+    def test_a_long_text_is_cut(self) -> None:
+        text = "x" * (1024 * 1024)
+        shown = value_readable(Metric(name="m", datatype=DataType.String, value=text), None)
+        assert shown == "x" * 200 + "… (1048576 characters)"
 
     def test_numeric_types(self) -> None:
         assert {t.name for t in NUMERIC_TYPES} == {
