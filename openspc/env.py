@@ -22,6 +22,14 @@ def envbool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be one of 1/0, true/false, yes/no, on/off; got {value!r}")
 
 
+def topic_level(name: str, default: str) -> str:
+    """One level of an MQTT topic (a shared group, a host id): no /, + or #. Set but empty: empty."""
+    value = os.environ.get(name, default).strip()
+    if any(char in value for char in "/+#"):
+        raise ImproperlyConfigured(f"{name} must not contain /, + or #; got {value!r}")
+    return value
+
+
 def envint(name: str, default: int, *, minimum: int | None = None) -> int:
     value = os.environ.get(name, "").strip()
     if value == "":

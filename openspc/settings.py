@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from openspc import queues
+from openspc import env, queues
 from openspc.api_tags import tag_list
 from openspc.env import envbool, envhostsnets, envint, envlist, envurl, envurls, secret_key
 
@@ -255,15 +255,12 @@ MQTT_PROTOCOL = _mqtt_protocol
 # The listener's client id: with it the broker keeps the session (subscriptions and the QoS 1
 # messages that arrive while the listener is down). Two listeners need two ids.
 MQTT_CLIENT_ID = os.environ.get("MQTT_CLIENT_ID", "").strip() or "openspc-mqtt-listen"
-# mqtts://: the CA that signed the broker's certificate (empty: the system's), and a client
-# certificate and key when the broker asks for one. User and password go in MQTT_URL.
+# mqtts://: the broker's CA (empty: the system's), a client certificate and key; user:password in MQTT_URL.
 MQTT_CA_FILE = os.environ.get("MQTT_CA_FILE", "").strip()
 MQTT_CERT_FILE = os.environ.get("MQTT_CERT_FILE", "").strip()
 MQTT_KEY_FILE = os.environ.get("MQTT_KEY_FILE", "").strip()
 # Listeners with the same group split the JSON topics between them ($share/<group>/<topic>).
-MQTT_SHARED_GROUP = os.environ.get("MQTT_SHARED_GROUP", "").strip()
-if any(c in MQTT_SHARED_GROUP for c in "/+#"):
-    raise ImproperlyConfigured(f"MQTT_SHARED_GROUP must not contain /, + or #; got {MQTT_SHARED_GROUP!r}")
+MQTT_SHARED_GROUP = env.topic_level("MQTT_SHARED_GROUP", "")
 # MQTT 5: how long the broker keeps the session of a listener that is gone.
 MQTT_SESSION_EXPIRY_SECONDS = envint("MQTT_SESSION_EXPIRY_SECONDS", 7 * 24 * 3600, minimum=0)
 # Messages stored per transaction, and how long the listener waits to fill a batch.
@@ -273,8 +270,12 @@ MQTT_BATCH_WAIT_MS = envint("MQTT_BATCH_WAIT_MS", 50, minimum=0)
 MQTT_RELOAD_SECONDS = envint("MQTT_RELOAD_SECONDS", 5, minimum=1)
 # Bad messages are logged once per topic per interval (and all of them stored).
 MQTT_BAD_LOG_INTERVAL_SECONDS = envint("MQTT_BAD_LOG_INTERVAL_SECONDS", 60, minimum=1)
-# The least time between two Sparkplug rebirth requests to one edge node.
+# The least time between two Sparkplug rebirth requests to one edge node (until it births again).
 MQTT_REBIRTH_INTERVAL_SECONDS = envint("MQTT_REBIRTH_INTERVAL_SECONDS", 5, minimum=1)
+# The Sparkplug B host application's id: its STATE is on spBv1.0/STATE/<id> ("": no STATE published).
+MQTT_SPARKPLUG_HOST_ID = env.topic_level("MQTT_SPARKPLUG_HOST_ID", "openspc")
+# How long a Sparkplug message that arrives out of order waits for the ones before it (0: not at all).
+MQTT_SPARKPLUG_REORDER_TIMEOUT_MS = envint("MQTT_SPARKPLUG_REORDER_TIMEOUT_MS", 2000, minimum=0)
 # Violations are published to spc/violations/... (QoS 1); how often new ones are looked for.
 MQTT_PUBLISH_VIOLATIONS = envbool("MQTT_PUBLISH_VIOLATIONS", True)
 MQTT_PUBLISH_INTERVAL_MS = envint("MQTT_PUBLISH_INTERVAL_MS", 500, minimum=50)
@@ -282,17 +283,15 @@ MQTT_PUBLISH_INTERVAL_MS = envint("MQTT_PUBLISH_INTERVAL_MS", 500, minimum=50)
 MQTT_PUBLISH_STATISTICS = envbool("MQTT_PUBLISH_STATISTICS", False)
 # The device (and its service user) the listener records observations as; created if missing.
 MQTT_DEVICE = os.environ.get("MQTT_DEVICE", "").strip() or "mqtt-bridge"
-# A message larger than this is not decoded: it becomes a dead letter (too_large), so one huge
-# message cannot balloon the listener. Readings are a few hundred bytes; a Sparkplug BIRTH of a
-# large node some tens of kilobytes.
+# A larger message is not decoded but kept as a dead letter (too_large), so one huge message cannot
+# balloon the listener. Readings are a few hundred bytes; a large node's Sparkplug BIRTH some tens of kB.
 MQTT_MAX_PAYLOAD_BYTES = envint("MQTT_MAX_PAYLOAD_BYTES", 256 * 1024, minimum=1)
 # How much of a dead letter's payload is kept (its size and SHA-256 are kept whole).
 MQTT_DEAD_LETTER_KEEP_BYTES = envint("MQTT_DEAD_LETTER_KEEP_BYTES", 4096, minimum=0)
 # A page of GET /api/v1/mqtt/dead-letters/ stops adding rows once their payloads pass this.
 MQTT_DEAD_LETTER_PAGE_BYTES = envint("MQTT_DEAD_LETTER_PAGE_BYTES", 1024 * 1024, minimum=1)
-# The broker's own counters of messages it dropped (Mosquitto: a client's queue was full, so QoS 1
-# messages it acknowledged to their publisher are lost). The listener watches them in $SYS and
-# raises a data health alarm when one moves. "off": no watch (a broker without such a counter).
+# The broker's own counters of messages it dropped (Mosquitto: a client's queue was full, so QoS 1 messages
+# it acknowledged are lost), watched in $SYS: a data health alarm when one moves. "off": no watch.
 MQTT_BROKER_DROPPED_TOPICS = (
     []
     if os.environ.get("MQTT_BROKER_DROPPED_TOPICS", "").strip().lower() == "off"

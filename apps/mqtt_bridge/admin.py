@@ -26,7 +26,7 @@ class DeadLetterAdmin(ReadOnlyAdmin):
 
 @admin.register(EdgeNode)
 class EdgeNodeAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "online", "born_at", "died_at"]
+    list_display = ["__str__", "online", "born_at", "died_at", "stale_deaths"]
     list_filter = ["online", "group"]
     search_fields = ["group", "node", "device"]
 

@@ -19,8 +19,14 @@ its name, from whichever node (docs/adr/0012).
 
 Between batches the same thread reloads the characteristics (new, changed or removed
 tags are subscribed or unsubscribed without a restart) and publishes new violations.
+
+As a Sparkplug B 3.0 host application (MQTT_SPARKPLUG_HOST_ID) the listener keeps its STATE on
+spBv1.0/STATE/<host id>, retained: online once connected and subscribed, offline by its will when it
+is gone (kill -9 included) and when it stops. Edge nodes that wait for their primary host publish
+only while it is online, and store and forward the rest as historical values.
 """
 
+import contextlib
 import functools
 import logging
 import queue
@@ -28,7 +34,7 @@ import random
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -40,20 +46,17 @@ from paho.mqtt.properties import Properties
 from apps.mqtt_bridge.broker import BrokerAddress, broker_address
 from apps.mqtt_bridge.choices import DeadLetterReason
 from apps.mqtt_bridge.counters import CounterWatch
-from apps.mqtt_bridge.nodes import NodeChange, Nodes
+from apps.mqtt_bridge.host import Batch, SparkplugHost
+from apps.mqtt_bridge.nodes import NodeKey, Nodes
 from apps.mqtt_bridge.publisher import statistics_publish, violations_publish
-from apps.mqtt_bridge.readings import Bad, BadLog, Reading, epoch_ms, json_reading, message_key
+from apps.mqtt_bridge.readings import Bad, BadLog, json_reading
 from apps.mqtt_bridge.selectors import Feeds, mqtt_feeds
 from apps.mqtt_bridge.services import Dead, Stored, bridge_device, bridge_store
 from apps.mqtt_bridge.sparkplug import (
     NAMESPACE,
-    DecodeError,
     MessageType,
     Topic,
-    payload_decode,
-    rebirth_request,
     topic_parse,
-    value_of,
 )
 
 log = logging.getLogger("openspc.mqtt")
@@ -102,6 +105,8 @@ class Options:
     reload_seconds: float = 5.0
     bad_log_interval: float = 60.0
     rebirth_interval: float = 5.0
+    host_id: str = "openspc"  # Sparkplug host application id ("": no STATE)
+    reorder_timeout: float = 2.0  # seconds a Sparkplug message out of order waits for its predecessors
     publish_violations: bool = True
     publish_statistics: bool = False
     publish_interval: float = 0.5
@@ -116,28 +121,21 @@ class Options:
         return broker_address(self.url)
 
 
-@dataclass
-class _Batch:
-    readings: list[Reading] = field(default_factory=list)
-    dead: list[Dead] = field(default_factory=list)
-    changes: list[NodeChange] = field(default_factory=list)
-    messages: list[mqtt.MQTTMessage] = field(default_factory=list)
-    counters: list[tuple[str, bytes]] = field(default_factory=list)  # $SYS topic, payload
-
-
-class Listener:
+class Listener(SparkplugHost):
     def __init__(self, options: Options) -> None:
         self.options = options
         self.inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self.stopping = threading.Event()
-        self.nodes = Nodes()
+        self.nodes = Nodes(reorder_timeout=options.reorder_timeout)
         self.feeds = Feeds()
         self.bad_log = BadLog(options.bad_log_interval)
         self.counts: Counter[str] = Counter()
         self._subscribed: set[str] = set()
         self._dropped: set[str] = set()  # stale subscriptions unsubscribed (see _drop_stale)
         self._subscriptions_lock = threading.Lock()
-        self._rebirth_asked: dict[tuple[str, str], float] = {}
+        self._rebirth_asked: dict[NodeKey, float] = {}
+        self._stale_logged: set[NodeKey] = set()  # nodes whose ignored NDEATH was logged
+        self._state_at = 0  # the timestamp of this connection's STATE (ms)
         self._connected_at: float | None = None  # monotonic time of the first connection
         self._connected = threading.Event()
         self.client = self._client()
@@ -167,6 +165,7 @@ class Listener:
                 ca_certs=o.ca_file or None, certfile=o.cert_file or None, keyfile=o.key_file or None
             )
         client.reconnect_delay_set(min_delay=1, max_delay=60)
+        self._will_set(client)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -183,6 +182,7 @@ class Listener:
         self.client.connect_async(o.broker.host, o.broker.port, keepalive=30, **kwargs)
         self.client.loop_start()  # paho's thread: connects, and reconnects with backoff
 
+    # --- Sparkplug host application STATE (Sparkplug 3.0 §5.11, §7.2) --------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             log.error("broker refused the connection: %s", reason)
@@ -194,6 +194,10 @@ class Listener:
             topics = sorted(self._subscribed)
         if topics:
             client.subscribe([(topic, _qos(topic)) for topic in topics])
+        if self.state_topic:  # subscribed first: STATE online only once the host hears the nodes
+            client.subscribe(self.state_topic, qos=1)
+            self._state_online()
+            log.info("Sparkplug host %r online (STATE on %s)", self.options.host_id, self.state_topic)
         if self._connected_at is None:
             self._connected_at = time.monotonic()
         self._connected.set()
@@ -201,6 +205,7 @@ class Listener:
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self._connected.clear()
         if not self.stopping.is_set():
+            self._will_set(client)  # the next connection's STATE has its own timestamp
             log.warning("broker connection lost (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -279,13 +284,7 @@ class Listener:
                 break
         return batch
 
-    def _dead(self, batch: _Batch, message: mqtt.MQTTMessage, bad: Bad) -> None:
-        self.bad_log.bad(message.topic, bad.reason, bad.message)
-        batch.dead.append(
-            Dead(message.topic, bytes(message.payload), bad.reason, bad.message, timezone.now())
-        )
-
-    def _json(self, batch: _Batch, message: mqtt.MQTTMessage) -> None:
+    def _json(self, batch: Batch, message: mqtt.MQTTMessage) -> None:
         fed = self.feeds.topics.get(message.topic)
         if fed is None:
             share = self.options.shared_group
@@ -300,76 +299,34 @@ class Listener:
         else:
             batch.readings.append(reading)
 
-    def _sparkplug(self, batch: _Batch, message: mqtt.MQTTMessage, topic: Topic) -> None:
-        raw = bytes(message.payload)
-        try:
-            payload = payload_decode(raw)
-        except DecodeError as exc:
-            self._dead(batch, message, Bad(DeadLetterReason.NOT_SPARKPLUG, str(exc)))
-            if topic.message_type != MessageType.NDEATH:
-                return
-            payload = None  # a node's death counts even if its will message is unreadable
-        now = timezone.now()
-        tracked = self.nodes.track(topic, payload, now)
-        if tracked.change is not None:
-            batch.changes.append(tracked.change)
-        if tracked.rebirth:
-            self._rebirth(topic, tracked.rebirth)
-        if tracked.unknown_aliases:
-            aliases = ", ".join(str(alias) for alias in tracked.unknown_aliases)
-            self._dead(
-                batch, message, Bad(DeadLetterReason.UNKNOWN_ALIAS, f"metric aliases {aliases} unknown")
-            )
-        assert payload is not None or not tracked.data
-        for index, (name, metric, datatype) in enumerate(tracked.data):
-            fed = self.feeds.metrics.get(name)
-            if fed is None or metric.is_null:
-                self.counts["ignored"] += 1  # a metric SPC does not chart, or no value this time
-                continue
-            value = value_of(metric, datatype)
-            # A value that is no number is stored as given and rejected by the pipeline, with the reason.
-            kept: Any = value if value is not None else repr(metric.value)
-            moment = metric.timestamp or (payload.timestamp if payload else None)
-            try:
-                observed = epoch_ms(moment) if moment else None
-            except (OverflowError, OSError, ValueError):  # a uint64 on the wire: any number fits
-                problem = f"metric {name}: timestamp {moment} is not a time"
-                self._dead(batch, message, Bad(DeadLetterReason.NOT_SPARKPLUG, problem))
-                continue
-            batch.readings.append(
-                Reading(fed, message.topic, raw, [kept], observed, message_key(message.topic, raw, index))
-            )
-
-    def _rebirth(self, topic: Topic, why: str) -> None:
-        """Ask the node to send its BIRTH messages again (NCMD Node Control/Rebirth), at most once
-        per MQTT_REBIRTH_INTERVAL_SECONDS per node."""
-        key = (topic.group, topic.node)
-        now = time.monotonic()
-        if now - self._rebirth_asked.get(key, -1e9) < self.options.rebirth_interval:
-            return
-        self._rebirth_asked[key] = now
-        command = Topic(topic.group, MessageType.NCMD, topic.node)
-        self.client.publish(str(command), rebirth_request(timestamp=int(time.time() * 1000)), qos=0)
-        self.counts["rebirths"] += 1
-        log.info("asked %s/%s to rebirth: %s", topic.group, topic.node, why)
-
-    def handle(self, messages: list[mqtt.MQTTMessage]) -> _Batch:
-        batch = _Batch(messages=messages)
+    def handle(self, messages: list[mqtt.MQTTMessage], *, flush: bool = False) -> Batch:
+        """Sort the messages into a batch. Its `messages` are those to acknowledge once it is stored: a
+        Sparkplug message waiting for the ones before it joins the batch that applies it. Then the
+        Sparkplug messages whose reorder timeout passed (all of them, with `flush`)."""
+        batch = Batch()
         for message in messages:
             try:
-                self._handle_one(batch, message)
+                if not self._handle_one(batch, message):
+                    batch.messages.append(message)
             except Exception as exc:  # a fault of ours must not stop the line: keep it, log it, go on
                 log.exception("handling a message on %s failed; kept as a dead letter", message.topic)
+                if not any(m is message for m in batch.messages):
+                    batch.messages.append(message)
                 self._dead(batch, message, Bad(DeadLetterReason.FAILED, f"{type(exc).__name__}: {exc}"))
+        self._apply_all(batch, self.nodes.flush_all() if flush else self.nodes.expired(time.monotonic()))
         return batch
 
-    def _handle_one(self, batch: _Batch, message: mqtt.MQTTMessage) -> None:
+    def _handle_one(self, batch: Batch, message: mqtt.MQTTMessage) -> bool:
+        """True if the message's acknowledgement is left to the Sparkplug path (it may wait)."""
         if message.topic.startswith("$"):  # the broker's own topics: never a reading
             if message.topic in self.options.dropped_topics:
                 batch.counters.append((message.topic, bytes(message.payload[:64])))
             else:
                 self._drop_stale({message.topic})
-            return
+            return False
+        if message.topic == self.state_topic:
+            self._state_message(message)
+            return False
         size = len(message.payload)
         if (
             size > self.options.max_payload
@@ -377,18 +334,25 @@ class Listener:
             limit = self.options.max_payload
             problem = f"{size} bytes, more than MQTT_MAX_PAYLOAD_BYTES ({limit}); not decoded"
             self._dead(batch, message, Bad(DeadLetterReason.TOO_LARGE, problem))
-            return
+            topic = topic_parse(message.topic)
+            if topic is not None:  # it took a sequence number all the same
+                batch.messages.append(message)
+                self._apply_all(batch, self.nodes.unreadable(topic))
+                return True
+            return False
         topic = topic_parse(message.topic) if message.topic.startswith(NAMESPACE + "/") else None
         if topic is not None and not self.feeds.metrics:
             self._drop_stale(set(SPARKPLUG_FILTERS))  # no metric fed: Sparkplug B is not wanted
         if topic is not None:
             self._sparkplug(batch, message, topic)
-        elif message.topic.startswith(NAMESPACE + "/"):
+            return True
+        if message.topic.startswith(NAMESPACE + "/"):
             self._dead(batch, message, Bad(DeadLetterReason.NOT_SPARKPLUG, "not a Sparkplug B topic"))
         else:
             self._json(batch, message)
+        return False
 
-    def store(self, batch: _Batch, device: Any, *, retry: bool = True) -> Stored | None:
+    def store(self, batch: Batch, device: Any, *, retry: bool = True) -> Stored | None:
         """Store the batch, trying again (backing off) while the database is away; None if asked to
         stop first (or `retry` is off), and then nothing is acknowledged: the broker delivers it again.
         If the batch fails while the database answers, something in it is at fault: see _store_apart."""
@@ -410,13 +374,13 @@ class Listener:
                     return None
                 delay = min(delay * 2, 30.0)
 
-    def _store(self, batch: _Batch, device: Any) -> Stored:
+    def _store(self, batch: Batch, device: Any) -> Stored:
         return bridge_store(
             readings=batch.readings, dead=batch.dead, changes=batch.changes, device=device,
             listener=self.options.client_id,
         )  # fmt: skip
 
-    def _store_apart(self, batch: _Batch, device: Any) -> Stored:
+    def _store_apart(self, batch: Batch, device: Any) -> Stored:
         """Store each reading on its own; one that fails again becomes a dead letter (reason `failed`,
         with the error), so one message that trips a fault of ours cannot hold up the line. (A
         reading without a key stored here and again after a failure of the last step below would be
@@ -425,7 +389,7 @@ class Listener:
         dead = list(batch.dead)
         for reading in batch.readings:
             try:
-                stored = self._store(_Batch(readings=[reading]), device)
+                stored = self._store(Batch(readings=[reading]), device)
             except Exception as exc:
                 log.exception("storing a value from %s failed; kept as a dead letter", reading.topic)
                 _connection_reset()
@@ -435,7 +399,7 @@ class Listener:
                 )
                 continue
             total = total + stored
-        return total + self._store(_Batch(dead=dead, changes=batch.changes), device)
+        return total + self._store(Batch(dead=dead, changes=batch.changes), device)
 
     def acknowledge(self, messages: list[mqtt.MQTTMessage]) -> None:
         # A message received before a reconnect is acknowledged with its old packet id: the broker
@@ -495,6 +459,7 @@ class Listener:
         settings_dict = connection.settings_dict
         log.info("database: %s %s", connection.vendor, settings_dict.get("NAME"))
         device = bridge_device(name=o.device)
+        unknown = self._nodes_restore()
         self.reload()
         topics, metrics = len(self.feeds.topics), len(self.feeds.metrics)
         log.info("characteristics loaded: %d fed by MQTT (%d JSON topics, %d Sparkplug B metrics)",
@@ -502,12 +467,16 @@ class Listener:
         self._connect()
         if not self._connected.wait(timeout=10):
             log.warning("broker %s does not answer yet; retrying in the background", self._shown_url())
+        for group, node in unknown:
+            self._rebirth(
+                Topic(group, MessageType.NBIRTH, node), "online when the listener stopped, aliases unknown"
+            )
         log.info("ready")
         next_reload = next_publish = time.monotonic()
         next_report = time.monotonic() + 60
         while not self.stopping.is_set():
             messages = self._take()
-            if messages:
+            if messages or self.nodes.holding():
                 self._process(messages, device)
             now = time.monotonic()
             if now >= next_reload:
@@ -529,15 +498,19 @@ class Listener:
         self._shutdown(device)
         return 0
 
-    def _process(self, messages: list[mqtt.MQTTMessage], device: Any, *, retry: bool = True) -> None:
-        batch = self.handle(messages)
+    def _process(
+        self, messages: list[mqtt.MQTTMessage], device: Any, *, retry: bool = True, flush: bool = False
+    ) -> None:
+        batch = self.handle(messages, flush=flush)
+        if not (batch.messages or batch.readings or batch.dead or batch.changes):
+            return  # Sparkplug messages waiting for the ones before them, nothing else
         stored = self.store(batch, device, retry=retry)
         if stored is None:
             return
-        self.acknowledge(messages)
+        self.acknowledge(batch.messages)
         if self.counters.watch(batch.counters):
             _connection_reset()
-        self.counts["received"] += len(messages) - len(batch.counters)
+        self.counts["received"] += len(batch.messages) - len(batch.counters)
         self.counts["stored"] += stored.observations
         self.counts["duplicates"] += stored.duplicates
         self.counts["dead letters"] += stored.dead_letters
@@ -556,8 +529,12 @@ class Listener:
         rest = []
         while not self.inbox.empty():
             rest.append(self.inbox.get_nowait())
-        if rest:
-            self._process(rest, device, retry=False)
+        if rest or self.nodes.holding():
+            self._process(rest, device, retry=False, flush=True)
+        if self.state_topic and self._connected.is_set():  # no will on a clean disconnect: say it
+            info = self.client.publish(self.state_topic, self._state(False), qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=5)
         self.client.disconnect()
         self.client.loop_stop()
         self._report()

@@ -49,6 +49,18 @@ class EdgeNode(models.Model):
     device = models.CharField(max_length=255, blank=True, help_text="Empty for the node itself.")
     online = models.BooleanField(default=False)
     metrics = models.JSONField(default=list, blank=True, help_text="Metric names from its last BIRTH.")
+    aliases = models.JSONField(
+        default=dict, blank=True, help_text="Alias -> metric name from its last BIRTH (kept for a restart)."
+    )
+    types = models.JSONField(
+        default=dict, blank=True, help_text="Metric name -> Sparkplug datatype from its last BIRTH."
+    )
+    bdseq = models.BigIntegerField(null=True, blank=True, help_text="The bdSeq of the node's last NBIRTH.")
+    stale_deaths = models.PositiveIntegerField(
+        default=0,
+        help_text="NDEATHs ignored: their bdSeq was not the NBIRTH's (a will from an earlier session).",
+    )
+    stale_death_at = models.DateTimeField(null=True, blank=True, help_text="When the last one came.")
     born_at = models.DateTimeField(null=True, blank=True)
     died_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -35,6 +35,7 @@ class Reading:
     key: str | None  # None: the message cannot be told from a repeat (no id, no timestamp)
     lot: str | None = None  # lot number named by the payload; None: the product's current lot
     item: str | None = None
+    historical: bool = False  # sent as historical (Sparkplug store and forward)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from django.db.models import Exists, OuterRef
 
 from apps.config.choices import DataSource
 from apps.config.models import Characteristic
+from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.choices import LOT_WORKING
 from apps.observations.models import Item, Lot
 
@@ -75,3 +76,34 @@ def dead_letters_fitting(*, sizes: Sequence[int], budget: int) -> int:
         if total > budget:
             return max(count, 1)
     return max(len(sizes), 1)
+
+
+@dataclass(frozen=True)
+class KnownNode:
+    """An edge node born before the listener started, as its EdgeNode rows keep it."""
+
+    group: str
+    node: str
+    aliases: dict[str, dict[int, str]]  # device ("" for the node) -> alias -> metric name
+    types: dict[str, int]
+    bdseq: int | None
+
+
+def edge_nodes_online() -> list[KnownNode]:
+    """The nodes online when the listener stopped, with what their BIRTHs said (their online
+    devices' included); a node whose rows keep no aliases (a BIRTH stored before they were kept)
+    is listed with none: the listener asks it to rebirth."""
+    known: dict[tuple[str, str], KnownNode] = {}
+    rows = EdgeNode.objects.filter(online=True).order_by("group", "node", "device")
+    for row in rows.values("group", "node", "device", "aliases", "types", "bdseq"):
+        key = (row["group"], row["node"])
+        if not row["device"]:
+            known[key] = KnownNode(row["group"], row["node"], {}, {}, row["bdseq"])
+        elif key not in known:
+            continue  # a device of a node that is not online
+        state = known[key]
+        aliases = {int(alias): name for alias, name in (row["aliases"] or {}).items() if alias.isdigit()}
+        if aliases:
+            state.aliases[row["device"]] = aliases
+        state.types.update(row["types"] or {})
+    return list(known.values())

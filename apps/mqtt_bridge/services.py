@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.config.models import Characteristic, Device, Product, Test
@@ -156,9 +157,19 @@ def _dead_letters_store(dead: Sequence[Dead], listener: str) -> None:
 
 def _node_changes_store(changes: Sequence[NodeChange]) -> None:
     for change in changes:
+        if change.stale_death:
+            EdgeNode.objects.filter(group=change.group, node=change.node, device="").update(
+                stale_deaths=F("stale_deaths") + 1, stale_death_at=change.at
+            )
+            continue
         defaults: dict[str, object] = {"online": change.online}
         if change.online:
-            defaults.update(metrics=list(change.metrics), born_at=change.at)
+            defaults.update(
+                metrics=list(change.metrics), born_at=change.at, types=change.types,
+                aliases={str(alias): name for alias, name in change.aliases.items()},
+            )  # fmt: skip
+            if not change.device:
+                defaults["bdseq"] = change.bdseq
         else:
             defaults["died_at"] = change.at
         EdgeNode.objects.update_or_create(

@@ -12,7 +12,7 @@ from apps.mqtt_bridge import services
 from apps.mqtt_bridge.models import DeadLetter, DeadLetterReason, EdgeNode
 from apps.mqtt_bridge.nodes import NodeChange
 from apps.mqtt_bridge.readings import Reading, fingerprint, json_reading
-from apps.mqtt_bridge.selectors import Fed
+from apps.mqtt_bridge.selectors import Fed, KnownNode, edge_nodes_online
 from apps.mqtt_bridge.services import Dead, Stored, bridge_device, bridge_store
 from apps.observations.choices import LotStatus, ObservationSource, ObservationStatus
 from apps.observations.models import Observation
@@ -271,6 +271,36 @@ class EdgeNodeTests:
         assert (node.online, node.metrics, node.born_at) == (True, ["bdSeq", "Uptime"], t3)
         assert not EdgeNode.objects.get(device="Gauge4").online  # until its own DBIRTH
         assert EdgeNode.objects.count() == 5
+
+    def test_what_the_births_said_is_kept_for_a_restart(self, bridge: Device) -> None:
+        """Issue #19, item 2: aliases, datatypes and bdSeq on the rows; what a listener reads back."""
+        store(bridge, changes=[
+            NodeChange("G1", "Line1", "", True, T0, ("bdSeq", "Node Control/Rebirth"),
+                       aliases={1: "Node Control/Rebirth"}, types={"bdSeq": 4, "Node Control/Rebirth": 11},
+                       bdseq=7),
+            NodeChange("G1", "Line1", "Gauge3", True, T0, ("Cell1/Dia",), aliases={7: "Cell1/Dia"},
+                       types={"Cell1/Dia": 10}),
+            NodeChange("G1", "Line1", "Gauge4", True, T0, ("Cell2/Dia",), aliases={8: "Cell2/Dia"}),
+            NodeChange("G1", "Line1", "Gauge4", False, T0),  # offline: its aliases are not read back
+            NodeChange("G1", "Line2", "", True, T0, ("bdSeq",)),  # no aliases kept: asked to rebirth
+            NodeChange("G1", "Line3", "", False, T0),
+        ])  # fmt: skip
+        assert EdgeNode.objects.get(node="Line1", device="").bdseq == 7
+        assert EdgeNode.objects.get(device="Gauge3").aliases == {"7": "Cell1/Dia"}
+        assert edge_nodes_online() == [
+            KnownNode("G1", "Line1", {"": {1: "Node Control/Rebirth"}, "Gauge3": {7: "Cell1/Dia"}},
+                      {"bdSeq": 4, "Node Control/Rebirth": 11, "Cell1/Dia": 10}, 7),
+            KnownNode("G1", "Line2", {}, {}, None),
+        ]  # fmt: skip
+
+    def test_an_ignored_ndeath_is_counted_on_the_node(self, bridge: Device) -> None:
+        """Issue #19, item 9."""
+        store(bridge, changes=[change("", True, T0, "bdSeq")])
+        t1 = T0 + datetime.timedelta(minutes=1)
+        stale = NodeChange("G1", "Line1", "", True, t1, stale_death=True)
+        store(bridge, changes=[stale, stale])
+        node = EdgeNode.objects.get(node="Line1", device="")
+        assert (node.online, node.stale_deaths, node.stale_death_at, node.born_at) == (True, 2, t1, T0)
 
 
 class BridgeDeviceTests:

@@ -3,6 +3,8 @@
 
 import datetime
 import logging
+import math
+import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -209,7 +211,7 @@ class SparkplugDataTests:
         raw = data.SerializeToString()
         batch = listener.handle([nbirth(), dbirth(), message(f"{BASE}/DDATA/Line1/Gauge3", raw)])
         assert [(r.fed, r.values) for r in batch.readings] == [
-            (SP_WALL, [-1.0]), (SP_DIA, [74.125]), (SP_DIA, ["'abc'"]),
+            (SP_WALL, [-1.0]), (SP_DIA, [74.125]), (SP_DIA, ["abc"]),
         ]  # fmt: skip
 
     def test_a_metric_timestamp_that_is_no_time_is_a_dead_letter_not_a_crash(
@@ -243,7 +245,7 @@ def rebirths(published: Published) -> list[str]:
 
 class RebirthTests:
     def test_a_gap_asks_for_rebirth_once_per_interval_per_node(self, published: Published) -> None:
-        listener = make_listener(published, rebirth_interval=3600)
+        listener = make_listener(published, rebirth_interval=3600, reorder_timeout=0)
         value = Metric(alias=7, datatype=DataType.Double, value=74.0)
         batch = listener.handle([nbirth(), dbirth(), ddata(2, value), ddata(9, value)])
         assert rebirths(published) == [f"{BASE}/NCMD/Line1"]
@@ -253,7 +255,7 @@ class RebirthTests:
         assert listener.counts["rebirths"] == 2
 
     def test_asked_again_after_the_interval(self, published: Published) -> None:
-        listener = make_listener(published, rebirth_interval=0)
+        listener = make_listener(published, rebirth_interval=0, reorder_timeout=0)
         value = Metric(alias=7, datatype=DataType.Double, value=74.0)
         listener.handle([nbirth(), dbirth(), ddata(9, value), ddata(20, value)])
         assert rebirths(published) == [f"{BASE}/NCMD/Line1"] * 2
@@ -261,7 +263,37 @@ class RebirthTests:
     def test_data_before_birth_asks_for_rebirth(self, listener: Listener, published: Published) -> None:
         batch = listener.handle([ddata(17, Metric(alias=7, datatype=DataType.Double, value=74.0))])
         assert rebirths(published) == [f"{BASE}/NCMD/Line1"]
-        assert [d.reason for d in batch.dead] == [DeadLetterReason.UNKNOWN_ALIAS]
+        assert reasons(batch) == [
+            (
+                DeadLetterReason.NOT_BORN,
+                "no NBIRTH seen from G1/Line1 since the listener started; asked it to rebirth",
+            )
+        ]
+
+    def test_named_data_from_a_node_not_born_is_kept_apart(
+        self, listener: Listener, published: Published
+    ) -> None:
+        """Issue #19, item 5: named metrics do not make a node trusted; its values wait as dead letters."""
+        named = ddata(4, Metric(name=SP_DIA.tag, datatype=DataType.Double, value=74.0))
+        batch = listener.handle([named])
+        assert (batch.readings, [d.reason for d in batch.dead]) == ([], [DeadLetterReason.NOT_BORN])
+        assert batch.messages == [named]  # dead-lettered, so acknowledged
+        assert rebirths(published) == [f"{BASE}/NCMD/Line1"]
+        after = listener.handle(
+            [nbirth(), dbirth(), ddata(2, Metric(alias=7, datatype=DataType.Double, value=74.5))]
+        )
+        assert [(r.fed, r.values) for r in after.readings] == [(SP_DIA, [74.5])]
+
+    def test_asked_again_at_once_after_the_node_answered(self, published: Published) -> None:
+        """Issue #19, item 6: a second gap soon after a rebirth is asked again (the interval holds only
+        while a request is unanswered), once its reorder timeout has passed."""
+        listener = make_listener(published, rebirth_interval=3600, reorder_timeout=0)
+        value = Metric(alias=7, datatype=DataType.Double, value=74.0)
+        listener.handle([nbirth(), dbirth(), ddata(5, value)])
+        listener.handle([ddata(9, value)])  # unanswered: not asked again
+        assert rebirths(published) == [f"{BASE}/NCMD/Line1"]
+        listener.handle([nbirth(), dbirth(), ddata(7, value)])
+        assert rebirths(published) == [f"{BASE}/NCMD/Line1"] * 2
 
 
 class Clock:
@@ -302,3 +334,127 @@ class BadLogTests:
         assert [r.getMessage() for r in caplog.records] == [
             "bad message on nowhere: unknown_topic: no characteristic is fed by this topic"
         ]
+
+
+class HostTests:
+    """Issue #19: the listener as a Sparkplug host, message by message."""
+
+    def test_one_bad_metric_spoils_only_itself(self, listener: Listener) -> None:
+        """Item 3: a datatype 99, 0 or an extension value on one metric; its siblings are stored."""
+        data = tahu.Payload(timestamp=T0, seq=2)
+        data.metrics.add(alias=7, datatype=99, int_value=1)
+        data.metrics.add(alias=8, datatype=0, int_value=1)
+        data.metrics.add(alias=7, datatype=10, double_value=74.5)
+        data.metrics.add(name=SP_WALL.tag, datatype=3).extension_value.SetInParent()
+        data.metrics.add(alias=8, datatype=3, int_value=5)
+        raw = data.SerializeToString()
+        batch = listener.handle([nbirth(), dbirth(), message(f"{BASE}/DDATA/Line1/Gauge3", raw)])
+        assert [(r.fed, r.values) for r in batch.readings] == [(SP_DIA, [74.5]), (SP_WALL, [5.0])]
+        assert reasons(batch) == [(DeadLetterReason.BAD_METRIC,
+            "metric 'alias 7': unknown datatype 99; metric 'alias 8': unknown datatype 0; metric "
+            f"'{SP_WALL.tag}' carries an extension value, which OpenSPC does not read "
+            "(the other metrics were read)",
+        )]  # fmt: skip
+
+    def test_a_dead_lettered_message_takes_its_sequence_number(self, published: Published) -> None:
+        """Item 4: garbage with seq 2, then seq 3: no gap, no rebirth."""
+        listener = make_listener(published, reorder_timeout=0)
+        value = Metric(alias=7, datatype=DataType.Double, value=74.0)
+        garbage = message(f"{BASE}/DDATA/Line1/Gauge3", b"\xff\xff\xff garbage")
+        batch = listener.handle([nbirth(), dbirth(), garbage, ddata(3, value)])
+        assert [d.reason for d in batch.dead] == [DeadLetterReason.NOT_SPARKPLUG]
+        assert [r.values for r in batch.readings] == [[74.0]]
+        assert published.sent == []
+
+    def test_a_message_out_of_order_waits_unacknowledged(self, published: Published) -> None:
+        """Item 6: held, not acknowledged, until the missing one comes; then all in order."""
+        listener = make_listener(published, reorder_timeout=60)
+        first = listener.handle([nbirth(), dbirth()])
+        late = ddata(3, Metric(alias=7, datatype=DataType.Double, value=3.0))
+        held = listener.handle([late])
+        assert (held.readings, held.messages, held.dead) == ([], [], [])
+        assert listener.nodes.holding()
+        missing = ddata(2, Metric(alias=7, datatype=DataType.Double, value=2.0))
+        batch = listener.handle([missing])
+        assert [r.values for r in batch.readings] == [[2.0], [3.0]]
+        assert batch.messages == [missing, late]
+        assert (published.sent, len(first.messages)) == ([], 2)
+
+    def test_after_the_reorder_timeout_the_held_go_and_a_rebirth_is_asked(self, published: Published) -> None:
+        listener = make_listener(published, reorder_timeout=0.05)
+        listener.handle([nbirth(), dbirth()])
+        late = ddata(4, Metric(alias=7, datatype=DataType.Double, value=4.0))
+        assert listener.handle([late]).readings == []
+        time.sleep(0.06)
+        batch = listener.handle([])
+        assert ([r.values for r in batch.readings], batch.messages) == ([[4.0]], [late])
+        assert rebirths(published) == [f"{BASE}/NCMD/Line1"]
+
+    def test_stopping_takes_the_held_messages(self, published: Published) -> None:
+        listener = make_listener(published, reorder_timeout=60)
+        listener.handle([nbirth(), dbirth()])
+        listener.handle([ddata(4, Metric(alias=7, datatype=DataType.Double, value=4.0))])
+        assert [r.values for r in listener.handle([], flush=True).readings] == [[4.0]]
+
+    def test_a_birth_with_one_alias_for_two_metrics_is_refused(
+        self, listener: Listener, published: Published
+    ) -> None:
+        """Item 8: the bore value is not stored as a temperature."""
+        birth = Payload(timestamp=T0, seq=1, metrics=(
+            Metric(name=SP_DIA.tag, alias=7, datatype=DataType.Double, value=74.0),
+            Metric(name=SP_WALL.tag, alias=7, datatype=DataType.Int32, value=3),
+        ))  # fmt: skip
+        data = ddata(2, Metric(alias=7, datatype=DataType.Double, value=74.5))
+        batch = listener.handle(
+            [nbirth(), message(f"{BASE}/DBIRTH/Line1/Gauge3", payload_encode(birth)), data]
+        )
+        assert batch.readings == []
+        assert [d.reason for d in batch.dead] == [DeadLetterReason.BAD_BIRTH, DeadLetterReason.NOT_BORN]
+        assert batch.dead[0].message == (
+            f"alias 7 is given to both {SP_DIA.tag!r} and {SP_WALL.tag!r}; asked to rebirth"
+        )
+        assert rebirths(published) == [f"{BASE}/NCMD/Line1"]
+
+    def test_a_stale_ndeath_is_logged_once_and_counted(
+        self, listener: Listener, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Item 9."""
+        stale = Payload(timestamp=T0, metrics=(Metric(name=BDSEQ_METRIC, datatype=DataType.Int64, value=2),))
+        death = message(f"{BASE}/NDEATH/Line1", payload_encode(stale))
+        with caplog.at_level(logging.WARNING, logger="openspc.mqtt"):
+            batch = listener.handle([nbirth(), death, death])
+        assert [r.getMessage() for r in caplog.records] == [
+            "NDEATH of G1/Line1 ignored: its bdSeq 2 is not the NBIRTH's (3) "
+            "(logged once; counted on the edge node)"
+        ]
+        assert listener.counts["stale deaths"] == 2
+        assert [(c.online, c.stale_death) for c in batch.changes] == [
+            (True, False),
+            (True, True),
+            (True, True),
+        ]
+
+    def test_values_that_are_no_number_are_kept_readable(self, listener: Listener) -> None:
+        """Item 10: not Python representations, and never a whole megabyte."""
+        data = ddata(
+            2,
+            Metric(name=SP_DIA.tag, datatype=DataType.String, value="hot"),
+            Metric(name=SP_DIA.tag, datatype=DataType.Double, value=math.nan),
+            Metric(name=SP_DIA.tag, datatype=DataType.Boolean, value=True),
+            Metric(name=SP_DIA.tag, datatype=DataType.String, value="y" * 300_000),
+            Metric(name=SP_DIA.tag, datatype=DataType.Float, value=354.8),
+        )
+        batch = make_listener(Published(), max_payload=1024 * 1024).handle([nbirth(), dbirth(), data])
+        assert [r.values for r in batch.readings] == [
+            ["hot"], ["NaN"], [True], ["y" * 200 + "… (300000 characters)"], [354.8],
+        ]  # fmt: skip
+
+    def test_historical_values_are_marked(self, listener: Listener) -> None:
+        earlier = Metric(
+            alias=7, timestamp=T0 - 3_600_000, datatype=DataType.Double, value=1.0, is_historical=True
+        )
+        data = ddata(2, earlier, Metric(alias=7, datatype=DataType.Double, value=2.0))
+        batch = listener.handle([nbirth(), dbirth(), data])
+        assert [(r.values, r.historical, r.observed_at) for r in batch.readings] == [
+            ([1.0], True, AT - datetime.timedelta(hours=1)), ([2.0], False, AT),
+        ]  # fmt: skip

@@ -47,10 +47,16 @@ class BirthTests:
     def test_nbirth_dbirth_then_alias_only_ddata(self) -> None:
         nodes = Nodes()
         first = nodes.track(topic(MessageType.NBIRTH), nbirth(0, Metric(name="Node/Uptime", alias=1)), AT)
-        assert first.change == NodeChange(GROUP, NODE, "", True, AT, (BDSEQ_METRIC, "Node/Uptime"))
+        assert first.change == NodeChange(
+            GROUP, NODE, "", True, AT, (BDSEQ_METRIC, "Node/Uptime"), aliases={1: "Node/Uptime"},
+            types={BDSEQ_METRIC: DataType.Int64}, bdseq=3,
+        )  # fmt: skip
         assert (first.data, first.rebirth) == ([], "")
         dbirth = nodes.track(topic(MessageType.DBIRTH, DEVICE), Payload(seq=1, metrics=(DIA, TEMP)), AT)
-        assert dbirth.change == NodeChange(GROUP, NODE, DEVICE, True, AT, (DIA.name, TEMP.name))
+        assert dbirth.change == NodeChange(
+            GROUP, NODE, DEVICE, True, AT, (DIA.name, TEMP.name), aliases={7: DIA.name, 8: TEMP.name},
+            types={DIA.name: DataType.Float, TEMP.name: DataType.Int32},
+        )  # fmt: skip
         assert dbirth.data == []  # BIRTH values are state, not measurements
 
         data = nodes.track(topic(MessageType.DDATA, DEVICE), alias_only(2, 7, 8), AT)
@@ -117,15 +123,16 @@ class SequenceTests:
         )
 
     def test_data_before_any_nbirth_asks_every_time_until_the_nbirth(self) -> None:
+        """Nothing from a node not born is trusted, named metrics included (issue #19, item 5)."""
         nodes = Nodes()
         why = "no NBIRTH seen from this node since the listener started"
         for seq in (17, 18, 19):
             tracked = nodes.track(topic(MessageType.DDATA, DEVICE), alias_only(seq, 7), AT)
-            assert tracked.rebirth == why
-            assert tracked.unknown_aliases == [7]
+            assert (tracked.rebirth, tracked.not_born, tracked.data) == (why, True, [])
         named = nodes.track(topic(MessageType.NDATA), Payload(seq=20, metrics=(DIA,)), AT)
-        assert named.rebirth == why
-        assert names(named) == [(DIA.name, 74.0, DataType.Float)]
+        assert (named.rebirth, named.not_born, named.data) == (why, True, [])
+        dbirth = nodes.track(topic(MessageType.DBIRTH, DEVICE), Payload(seq=21, metrics=(DIA,)), AT)
+        assert (dbirth.not_born, dbirth.change) == (True, None)  # a DBIRTH needs its node's NBIRTH
         born(nodes)
         assert nodes.track(topic(MessageType.DDATA, DEVICE), alias_only(2, 7), AT).rebirth == ""
 
@@ -168,13 +175,16 @@ class DeathTests:
         assert death.change == NodeChange(GROUP, NODE, "", False, AT)
         after = nodes.track(topic(MessageType.DDATA, DEVICE), alias_only(2, 7), AT)
         assert after.rebirth == "no NBIRTH seen from this node since the listener started"
-        assert after.unknown_aliases == [7]
+        assert (after.not_born, after.data) == (True, [])
 
     def test_ndeath_with_a_stale_bdseq_is_ignored(self) -> None:
         nodes = Nodes()
         born(nodes)
         stale = nodes.track(topic(MessageType.NDEATH), Payload(metrics=(bdseq(2),)), AT)
-        assert stale == Tracked()
+        assert stale.stale_death == "its bdSeq 2 is not the NBIRTH's (3)"
+        assert stale.change == NodeChange(
+            GROUP, NODE, "", True, AT, stale_death=True
+        )  # counted, still online
         data = nodes.track(topic(MessageType.DDATA, DEVICE), alias_only(2, 7), AT)
         assert (data.rebirth, names(data)) == ("", [(DIA.name, 81.0, DataType.Float)])
 
@@ -203,5 +213,150 @@ class DeathTests:
     def test_an_unreadable_data_payload_changes_nothing(self) -> None:
         nodes = Nodes()
         born(nodes)
-        assert nodes.track(topic(MessageType.DDATA, DEVICE), None, AT) == Tracked()
+        nothing = nodes.track(topic(MessageType.DDATA, DEVICE), None, AT)
+        assert (nothing.data, nothing.change, nothing.rebirth, nothing.not_born) == ([], None, "", False)
         assert nodes.track(topic(MessageType.DDATA, DEVICE), alias_only(2, 7), AT).rebirth == ""
+
+
+class RefusedBirthTests:
+    """One alias for two metrics in a BIRTH (issue #19, item 8): the BIRTH is refused, nothing of the
+    node is trusted until it births again."""
+
+    def test_duplicate_aliases_in_an_nbirth(self) -> None:
+        nodes = Nodes()
+        bore = Metric(name="Cell1/Bore", alias=7, datatype=DataType.Double, value=74.0)
+        birth = nodes.track(topic(MessageType.NBIRTH), nbirth(0, DIA, bore), AT)
+        assert birth.refused == "alias 7 is given to both 'Cell1/Diameter' and 'Cell1/Bore'"
+        assert birth.rebirth.startswith("NBIRTH refused: alias 7")
+        assert birth.change is None
+        data = nodes.track(topic(MessageType.NDATA), alias_only(1, 7), AT)
+        assert (data.not_born, data.data) == (True, [])
+
+    def test_a_dbirth_that_takes_another_devices_alias(self) -> None:
+        nodes = Nodes()
+        born(nodes)  # Gauge3: aliases 7 and 8
+        clash = Payload(seq=2, metrics=(Metric(name="Cell2/Bore", alias=8, datatype=DataType.Double),))
+        refused = nodes.track(topic(MessageType.DBIRTH, "Gauge4"), clash, AT)
+        assert refused.refused == "alias 8 is given to both 'Cell1/Temperature' and 'Cell2/Bore'"
+        assert refused.change is None
+        assert nodes.track(topic(MessageType.DDATA, DEVICE), alias_only(3, 7), AT).not_born
+
+    def test_a_device_may_birth_again_with_its_own_aliases(self) -> None:
+        nodes = Nodes()
+        born(nodes)
+        again = Payload(seq=2, metrics=(Metric(name="Cell1/Temperature", alias=7, datatype=DataType.Int32),))
+        assert nodes.track(topic(MessageType.DBIRTH, DEVICE), again, AT).refused == ""
+        data = nodes.track(topic(MessageType.DDATA, DEVICE), alias_only(3, 7, 8), AT)
+        assert names(data) == [("Cell1/Temperature", 81.0, DataType.Int32)]
+        assert data.unknown_aliases == [8]  # its old alias 8 went with its old BIRTH
+
+
+class StaleDeathTests:
+    def test_counted_and_the_node_stays(self) -> None:
+        """Issue #19, item 9: ignored as the specification says, but reported (logged and counted)."""
+        nodes = Nodes()
+        born(nodes)
+        for _ in range(3):
+            stale = nodes.track(topic(MessageType.NDEATH), Payload(metrics=(bdseq(1),)), AT)
+            assert stale.change == NodeChange(GROUP, NODE, "", True, AT, stale_death=True)
+        assert names(nodes.track(topic(MessageType.DDATA, DEVICE), alias_only(2, 7), AT)) == [
+            (DIA.name, 81.0, DataType.Float)
+        ]
+
+
+class UnreadableTests:
+    def test_an_unreadable_message_takes_its_sequence_number(self) -> None:
+        """Issue #19, item 4: the message after a dead-lettered one is not a gap."""
+        nodes = Nodes()
+        born(nodes)  # seq 1
+        assert nodes.unreadable(topic(MessageType.DDATA, DEVICE)) == []  # it was seq 2
+        assert nodes.track(topic(MessageType.DDATA, DEVICE), alias_only(3, 7), AT).rebirth == ""
+
+    def test_an_unreadable_message_closes_a_gap(self) -> None:
+        nodes = Nodes(reorder_timeout=10)
+        born(nodes)
+        assert nodes.arrive(topic(MessageType.DDATA, DEVICE), alias_only(3, 7), AT, now=0) == []
+        (released,) = nodes.unreadable(topic(MessageType.DDATA, DEVICE))
+        assert (released.payload.seq if released.payload else None, released.rebirth) == (3, "")
+
+
+class ReorderTests:
+    """Sparkplug 3.0's reorder timeout (issue #19, item 6)."""
+
+    def test_a_late_message_inside_the_timeout_is_put_in_its_place(self) -> None:
+        nodes = Nodes(reorder_timeout=2.0)
+        born(nodes)  # seq 1
+        dd = topic(MessageType.DDATA, DEVICE)
+        assert nodes.arrive(dd, alias_only(3, 7), AT, now=10.0, token="3") == []
+        assert nodes.arrive(dd, alias_only(4, 7), AT, now=10.5, token="4") == []
+        assert nodes.expired(11.9) == []
+        released = nodes.arrive(dd, alias_only(2, 7), AT, now=11.0, token="2")
+        assert [(t.token, t.rebirth) for t in released] == [("2", ""), ("3", ""), ("4", "")]
+        assert not nodes.holding()
+        assert nodes.track(dd, alias_only(5, 7), AT).rebirth == ""
+
+    def test_after_the_timeout_the_held_messages_go_in_order_and_a_rebirth_is_asked(self) -> None:
+        nodes = Nodes(reorder_timeout=2.0)
+        born(nodes)
+        dd = topic(MessageType.DDATA, DEVICE)
+        nodes.arrive(dd, alias_only(5, 7), AT, now=10.0, token="5")
+        nodes.arrive(dd, alias_only(4, 7), AT, now=10.1, token="4")
+        assert nodes.expired(11.9) == []
+        released = nodes.expired(12.0)
+        assert [(t.token, t.rebirth) for t in released] == [("4", "sequence number 4 after 1"), ("5", "")]
+        assert [names(t) for t in released] == [[(DIA.name, 81.0, DataType.Float)]] * 2
+        # A second gap, later, is held and reported again in its turn.
+        nodes.arrive(dd, alias_only(9, 7), AT, now=20.0, token="9")
+        assert [(t.token, t.rebirth) for t in nodes.expired(22.0)] == [("9", "sequence number 9 after 5")]
+
+    def test_the_wrap_from_255_to_0(self) -> None:
+        nodes = Nodes(reorder_timeout=2.0)
+        nodes.track(topic(MessageType.NBIRTH), nbirth(0, DIA), AT)
+        nd = topic(MessageType.NDATA)
+        for seq in range(1, 255):
+            assert len(nodes.arrive(nd, alias_only(seq, 7), AT, now=0, token=seq)) == 1
+        assert nodes.arrive(nd, alias_only(0, 7), AT, now=0, token=0) == []  # 255 is missing
+        released = nodes.arrive(nd, alias_only(255, 7), AT, now=0, token=255)
+        assert [t.token for t in released] == [255, 0]
+        assert all(t.rebirth == "" for t in released)
+
+    def test_a_birth_takes_the_held_messages_first(self) -> None:
+        nodes = Nodes(reorder_timeout=2.0)
+        born(nodes)
+        nodes.arrive(topic(MessageType.DDATA, DEVICE), alias_only(4, 7), AT, now=0, token="old")
+        out = nodes.arrive(topic(MessageType.NBIRTH), nbirth(0, DIA), AT, now=0.5, token="birth")
+        assert [t.token for t in out] == ["old", "birth"]
+        assert not nodes.holding()
+
+    def test_without_a_timeout_nothing_waits(self) -> None:
+        nodes = Nodes(reorder_timeout=0)
+        born(nodes)
+        (now,) = nodes.arrive(topic(MessageType.DDATA, DEVICE), alias_only(5, 7), AT, now=0)
+        assert now.rebirth == "sequence number 5 after 1"
+
+    def test_at_most_hold_limit_messages_wait(self) -> None:
+        nodes = Nodes(reorder_timeout=60, hold_limit=3)
+        born(nodes)
+        dd = topic(MessageType.DDATA, DEVICE)
+        for seq in (5, 6, 7):
+            assert nodes.arrive(dd, alias_only(seq, 7), AT, now=0, token=seq) == []
+        assert [t.token for t in nodes.arrive(dd, alias_only(8, 7), AT, now=0, token=8)] == [5, 6, 7, 8]
+
+
+class RestoreTests:
+    """Issue #19, item 2: what the BIRTHs said survives a listener restart (kept on EdgeNode rows)."""
+
+    def test_alias_only_data_after_a_restart(self) -> None:
+        nodes = Nodes(reorder_timeout=2.0)
+        nodes.restore(GROUP, NODE, aliases={"": {1: "Node/Uptime"}, DEVICE: {7: DIA.name}},
+                      types={DIA.name: int(DataType.Float)}, bdseq=3)  # fmt: skip
+        (first,) = nodes.arrive(topic(MessageType.DDATA, DEVICE), alias_only(42, 7), AT, now=0)
+        assert (first.rebirth, first.not_born, names(first)) == (
+            "",
+            False,
+            [(DIA.name, 81.0, DataType.Float)],
+        )
+        (second,) = nodes.arrive(topic(MessageType.DDATA, DEVICE), alias_only(43, 7), AT, now=0)
+        assert second.rebirth == ""
+        stale = nodes.track(topic(MessageType.NDEATH), Payload(metrics=(bdseq(2),)), AT)
+        assert stale.stale_death  # the kept bdSeq still tells a stale will from a real death

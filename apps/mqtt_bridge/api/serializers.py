@@ -59,6 +59,8 @@ class EdgeNodeSerializer(serializers.ModelSerializer):
             "characteristics",
             "born_at",
             "died_at",
+            "stale_deaths",
+            "stale_death_at",
         ]
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))

@@ -46,6 +46,8 @@ class Command(BaseCommand):
                 reload_seconds=settings.MQTT_RELOAD_SECONDS,
                 bad_log_interval=settings.MQTT_BAD_LOG_INTERVAL_SECONDS,
                 rebirth_interval=settings.MQTT_REBIRTH_INTERVAL_SECONDS,
+                host_id=settings.MQTT_SPARKPLUG_HOST_ID,
+                reorder_timeout=settings.MQTT_SPARKPLUG_REORDER_TIMEOUT_MS / 1000,
                 publish_violations=settings.MQTT_PUBLISH_VIOLATIONS,
                 publish_statistics=settings.MQTT_PUBLISH_STATISTICS,
                 publish_interval=settings.MQTT_PUBLISH_INTERVAL_MS / 1000,
