@@ -79,15 +79,20 @@ class SparkplugHost:
         self.client.publish(self.state_topic, self._state(True), qos=1, retain=True)
 
     def _state_message(self, message: mqtt.MQTTMessage) -> None:
-        """Our own STATE, as the broker has it: offline while we are connected (our will from an earlier
-        session, or another host with the same id) is answered with online again."""
+        """Our own STATE, as the broker has it. Offline with this connection's timestamp or a later one
+        (another host with our id, a hand on the broker) is answered with online again; an older
+        offline is the will of an earlier connection, which our online has replaced."""
         try:
             state = json.loads(bytes(message.payload) or b"{}")
         except ValueError:
             state = {}
-        if isinstance(state, dict) and state.get("online") is not True and self._connected.is_set():
-            log.info("STATE %s read offline while connected; publishing online again", self.state_topic)
-            self._state_online()
+        if not isinstance(state, dict) or state.get("online") is True or not self._connected.is_set():
+            return
+        stamp = state.get("timestamp")
+        if isinstance(stamp, int) and not isinstance(stamp, bool) and stamp < self._state_at:
+            return
+        log.info("STATE %s read offline while connected; publishing online again", self.state_topic)
+        self._state_online()
 
     def _dead(self, batch: Batch, message: mqtt.MQTTMessage, bad: Bad) -> None:
         self.bad_log.bad(message.topic, bad.reason, bad.message)
