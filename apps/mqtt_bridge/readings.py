@@ -35,7 +35,7 @@ class Reading:
     key: str | None  # None: the message cannot be told from a repeat (no id, no timestamp)
     lot: str | None = None  # lot number named by the payload; None: the product's current lot
     item: str | None = None
-    historical: bool = False  # sent as historical (Sparkplug store and forward)
+    historical: bool = False  # a Sparkplug metric's is_historical: sent from a store-and-forward buffer
 
 
 @dataclass(frozen=True)

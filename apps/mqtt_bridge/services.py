@@ -123,7 +123,7 @@ def _entries(
         entries.append(
             ObservationEntry(
                 lot=lot, test=tests[fed.test_id], values=reading.values, item=item,
-                observed_at=reading.observed_at, idempotency_key=reading.key,
+                observed_at=reading.observed_at, idempotency_key=reading.key, historical=reading.historical,
             )
         )  # fmt: skip
     return entries, dead

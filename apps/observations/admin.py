@@ -119,10 +119,10 @@ class LotAdmin(admin.ModelAdmin):
 @admin.register(Observation)
 class ObservationAdmin(ReadOnlyAdmin):  # nothing posted is changed or discarded
     list_display = [
-        "id", "lot", "item", "test", "values", "status", "reasons_text", "source", "received_at", "retest_of",
-        "verified_by",
+        "id", "lot", "item", "test", "values", "status", "reasons_text", "source", "late", "received_at",
+        "retest_of", "verified_by",
     ]  # fmt: skip
-    list_filter = ["status", "source", "test"]
+    list_filter = ["status", "source", "historical", "late", "test"]
     search_fields = ["lot__number", "item__serial", "idempotency_key"]
     list_select_related = ["lot", "item__lot", "test"]
     date_hierarchy = "received_at"

@@ -32,7 +32,10 @@ class ObservationFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Observation
-        fields = ["ids", "status", "source", "lot", "item", "test", "characteristic", "received_after"]
+        fields = [
+            "ids", "status", "source", "lot", "item", "test", "characteristic", "received_after",
+            "historical", "late",
+        ]  # fmt: skip
 
 
 class InvalidationFilterSet(django_filters.FilterSet):

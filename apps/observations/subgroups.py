@@ -8,6 +8,10 @@ Subgroup formation (DESIGN.md "Data flow", step 3; why here: docs/adr/0011):
 
 * Values of one characteristic and one lot form subgroups in arrival order; a
   subgroup never mixes lots.
+* Historical values (Sparkplug store and forward) confirmed together are folded in
+  the order they were measured (then id), in the places the batch's historical
+  values take. One measured before the chart's last point is late: it stays
+  confirmed, numbered and hashed, on no sample (docs/adr/0016).
 * An observation that carries exactly `subgroup_size` values (a tester's replicates
   of one item, a POST /samples) is a subgroup by itself and is never split.
 * Smaller observations (a device streaming single values) fill the lot's pending
@@ -89,6 +93,9 @@ class _Folder:
         self.size = 1 if attribute else characteristic.subgroup_size
         self.samples: list[Sample] = []
         self.completes: dict[int, int] = {}  # observation id -> index in self.samples of its last value
+        # When the chart's last point was measured; read only once a historical value asks.
+        self.last_point_at: datetime.datetime | None = None
+        self.last_point_known = False
 
     def buffer(self, lot_id: int) -> _Buffer:
         raw = self.feed.pending.get(str(lot_id)) or {}
@@ -104,15 +111,36 @@ class _Folder:
     def add(self, row: Observation, values: Sequence[float]) -> None:
         if len(values) == self.size:  # a whole subgroup: never split, never mixed with a buffer
             self.emit(row.lot_id, _Buffer(list(values), [row.pk] * len(values)))
-            return
-        buffer = self.buffer(row.lot_id)
-        for value in values:
-            buffer.values.append(value)
-            buffer.observations.append(row.pk)
-            if len(buffer.values) == self.size:
-                self.emit(row.lot_id, buffer)
-                buffer = _Buffer()
-        self.keep(row.lot_id, buffer)
+        else:
+            buffer = self.buffer(row.lot_id)
+            for value in values:
+                buffer.values.append(value)
+                buffer.observations.append(row.pk)
+                if len(buffer.values) == self.size:
+                    self.emit(row.lot_id, buffer)
+                    buffer = _Buffer()
+            self.keep(row.lot_id, buffer)
+        if row.pk in self.completes:  # it completed a sample: the chart's newest point
+            self.last_point_at, self.last_point_known = row.observed_at, True
+
+    def late(self, row: Observation) -> bool:
+        """Whether a historical value was measured before the chart's last point (the newest
+        observation folded into a sample); an ordinary value never is, and costs no query."""
+        if not row.historical:
+            return False
+        if not self.last_point_known:
+            self.last_point_at = (
+                Observation.objects.filter(
+                    characteristic_id=self.characteristic.pk,
+                    status=ObservationStatus.CONFIRMED,
+                    sample__isnull=False,
+                )
+                .order_by("-position")
+                .values_list("observed_at", flat=True)
+                .first()
+            )
+            self.last_point_known = True
+        return self.last_point_at is not None and row.observed_at < self.last_point_at
 
     def flush(self, lot_id: int) -> None:
         """The lot's unfinished subgroup becomes an undersized sample; the lot goes on taking values."""
@@ -183,10 +211,22 @@ def _lot_checksum(feed: SubgroupFeed, characteristic: Characteristic, lot_id: in
     return latest or 0
 
 
+def _fold_order(rows: Sequence[Observation]) -> list[Observation]:
+    """The order one characteristic's rows are folded in: as given, except that the historical rows
+    fill the places of the historical rows in the order they were measured (then id), so a store
+    and forward flush sent out of order is charted by its times."""
+    historical = [row for row in rows if row.historical]
+    if len(historical) < 2:
+        return list(rows)
+    by_time = iter(sorted(historical, key=lambda row: (row.observed_at, row.pk)))
+    return [next(by_time) if row.historical else row for row in rows]
+
+
 def subgroups_fold(*, rows: Sequence[Observation], values: Mapping[int, Sequence[float]]) -> list[int]:
-    """Number, hash and group newly confirmed observations (in the order given); return the
-    characteristics that got new samples or observations. The caller saves `rows`
-    (position, hash, lot_checksum, sample) and must be in a transaction."""
+    """Number, hash and group newly confirmed observations (in the order given, historical ones by
+    their time); return the characteristics that got new samples or observations. A late row is
+    numbered and hashed but on no sample. The caller saves `rows` (position, hash, lot_checksum,
+    sample, late) and must be in a transaction."""
     by_characteristic: dict[int, list[Observation]] = defaultdict(list)
     for row in rows:
         assert row.characteristic_id is not None
@@ -211,12 +251,15 @@ def subgroups_fold(*, rows: Sequence[Observation], values: Mapping[int, Sequence
         mine = by_characteristic[feed.pk]
         lot_ids = {row.lot_id for row in mine}
         checksums = {lot_id: _lot_checksum(feed, characteristic, lot_id) for lot_id in lot_ids}
-        for row in mine:
+        for row in _fold_order(mine):
             feed.last_position += 1
             row.position = feed.last_position
             row.hash = observation_hash(observation_id=row.pk, values=values[row.pk])
             row.lot_checksum = checksums[row.lot_id] = checksum_add(checksums[row.lot_id], row.hash)
-            folder.add(row, values[row.pk])
+            if folder.late(row):
+                row.late = True  # in the lot's statistics and checksum, as a discarded subgroup's values
+            else:
+                folder.add(row, values[row.pk])
         for lot_id in lot_ids:
             if lot_id in closed:
                 folder.close(lot_id)

@@ -323,8 +323,8 @@ class ObservationSerializer(ModelSerializer):
         fields = [
             "id", "item", "item_serial", "lot", "lot_number", "test", "test_code", "characteristic",
             "values", "observed_at", "received_at", "source", "user", "idempotency_key", "status",
-            "reasons", "processed_at", "retest_of", "needs_verification", "to_be_verified", "verified_by",
-            "verified_at", "invalidation",
+            "reasons", "processed_at", "historical", "late", "retest_of", "needs_verification",
+            "to_be_verified", "verified_by", "verified_at", "invalidation",
         ]  # fmt: skip
         read_only_fields = fields
 

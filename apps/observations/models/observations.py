@@ -77,7 +77,10 @@ class Observation(models.Model):
     )
     processed_at = models.DateTimeField(null=True, blank=True)
     position = models.PositiveBigIntegerField(
-        null=True, blank=True, help_text="Arrival order among the characteristic's confirmed observations."
+        null=True,
+        blank=True,
+        help_text="Order folded among the characteristic's confirmed observations: arrival order, but "
+        "historical values confirmed together by the time they were measured.",
     )
     hash = models.BigIntegerField(
         null=True, blank=True, help_text="64-bit hash of (id, values) of a confirmed observation."
@@ -101,6 +104,14 @@ class Observation(models.Model):
         help_text="The second person who verified the result (never who entered it).",
     )  # fmt: skip
     verified_at = models.DateTimeField(null=True, blank=True)
+    historical = models.BooleanField(
+        db_default=False, help_text="Sent as historical by its source (Sparkplug store and forward)."
+    )
+    late = models.BooleanField(
+        db_default=False,
+        help_text="Historical, measured before the chart's last point when it arrived: kept apart, "
+        "on no sample.",
+    )
     sample = models.ForeignKey(
         "observations.Sample",
         null=True,

@@ -23,7 +23,7 @@ from openspc.rows import rows_update
 # query on first use).
 PROCESS_FIELDS = (
     "item_id", "lot_id", "test_id", "values", "observed_at", "received_at", "source", "status",
-    "position", "hash", "lot_checksum", "sample_id",
+    "position", "hash", "lot_checksum", "sample_id", "historical", "late",
     "lot__product_id", "lot__number", "lot__status",
 )  # fmt: skip
 
@@ -136,7 +136,7 @@ def observations_process(*, ids: Collection[int], more: int = 0) -> ProcessResul
         confirmed = [row for row in rows if row.characteristic_id is not None]
         touched = subgroups_fold(rows=confirmed, values=values)
         fields = ["status", "reasons", "characteristic", "processed_at", "position", "hash", "lot_checksum"]
-        rows_update(model=Observation, rows=rows, fields=[*fields, "sample"])
+        rows_update(model=Observation, rows=rows, fields=[*fields, "sample", "late"])
         calculations_queue_on_commit(touched)
         oos_investigations_queue_on_commit(_manual_out_of_spec(confirmed, values))
     rejected = sum(1 for row in rows if row.status == ObservationStatus.REJECTED)

@@ -40,6 +40,7 @@ class ObservationEntry:
     observed_at: datetime.datetime | None = None
     idempotency_key: str | None = None
     retest_of: Observation | None = None  # the invalidated result this one retests or amends
+    historical: bool = False  # sent as historical by its source (Sparkplug store and forward)
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,12 @@ def observations_queue(*, ids: Sequence[int]) -> None:
 _INSERT_UNNEST = """
     INSERT INTO observations_observation
         (item_id, lot_id, test_id, "values", observed_at, received_at, source, user_id, idempotency_key,
-         status, reasons)
-    SELECT item_id, lot_id, test_id, entry_values::jsonb, observed_at, %s, %s, %s, idempotency_key, %s, '[]'
-    FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[], %s::text[])
-        AS entry (item_id, lot_id, test_id, entry_values, observed_at, idempotency_key)
+         status, reasons, historical)
+    SELECT item_id, lot_id, test_id, entry_values::jsonb, observed_at, %s, %s, %s, idempotency_key, %s, '[]',
+        historical
+    FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::timestamptz[], %s::text[],
+                %s::boolean[])
+        AS entry (item_id, lot_id, test_id, entry_values, observed_at, idempotency_key, historical)
     ON CONFLICT (idempotency_key) DO NOTHING
     RETURNING idempotency_key, id
 """
@@ -142,6 +145,7 @@ def _insert_new(
                 source=source,
                 user=user,
                 idempotency_key=key,
+                historical=entry.historical,
             )
             for key, (entry, entry_values) in fresh.items()
             if key not in existing
@@ -159,6 +163,7 @@ def _insert_new(
         [json.dumps(entry_values) for _, entry_values in fresh.values()],
         [entry.observed_at or now for entry in entries],
         list(fresh),
+        [entry.historical for entry in entries],
     ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_UNNEST, params)
