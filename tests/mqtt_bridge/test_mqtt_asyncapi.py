@@ -57,3 +57,19 @@ def test_the_broker_counters_watched_by_default_are_documented() -> None:
     from django.conf import settings
 
     assert set(settings.MQTT_BROKER_DROPPED_TOPICS) <= set(DOC["channels"])
+
+
+def test_the_host_state_is_what_the_document_says() -> None:
+    """Sparkplug 3.0 STATE (issue #19): the topic and the payload's fields."""
+    from apps.mqtt_bridge.listener import Listener, Options
+
+    listener = Listener(Options(url="mqtt://127.0.0.1:1883", client_id="t", host_id="plant-host"))
+    assert listener.state_topic == "spBv1.0/STATE/plant-host"
+    assert "spBv1.0/STATE/{hostId}" in DOC["channels"]
+    schema = MESSAGES["hostState"]["payload"]
+    for online in (True, False):
+        body = json.loads(listener._state(online))
+        assert set(body) == set(schema["required"]) == set(schema["properties"])
+        assert body["online"] is online
+        assert type(body["timestamp"]) is int
+    assert Listener(Options(url="mqtt://127.0.0.1:1883", client_id="t", host_id="")).state_topic == ""
