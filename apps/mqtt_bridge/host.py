@@ -45,6 +45,7 @@ class Batch:
     changes: list[NodeChange] = field(default_factory=list)
     messages: list[mqtt.MQTTMessage] = field(default_factory=list)
     counters: list[tuple[str, bytes]] = field(default_factory=list)  # $SYS topic, payload
+    own: int = 0  # messages on the listener's own STATE topic: no plant data
 
 
 class SparkplugHost:

@@ -325,6 +325,7 @@ class Listener(SparkplugHost):
                 self._drop_stale({message.topic})
             return False
         if message.topic == self.state_topic:
+            batch.own += 1
             self._state_message(message)
             return False
         size = len(message.payload)
@@ -510,7 +511,7 @@ class Listener(SparkplugHost):
         self.acknowledge(batch.messages)
         if self.counters.watch(batch.counters):
             _connection_reset()
-        self.counts["received"] += len(batch.messages) - len(batch.counters)
+        self.counts["received"] += len(batch.messages) - len(batch.counters) - batch.own
         self.counts["stored"] += stored.observations
         self.counts["duplicates"] += stored.duplicates
         self.counts["dead letters"] += stored.dead_letters
