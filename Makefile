@@ -5,11 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
+# A Sparkplug B edge node from another library (mqtt-spb-wrapper), for the interoperability test of the
+# MQTT listener: a virtualenv of its own, since it pins paho-mqtt and protobuf older than ours.
+SPB_NODE_VENV := .venv-spb-node
+SPB_NODE_STAMP := $(SPB_NODE_VENV)/.installed
 # Browser libraries from npm (package-lock.json pins them), copied into static/vendor/ (not committed).
 VENDOR_STAMP := static/vendor/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast schema docs vendor lint typecheck check clean
+.PHONY: run test test-deps test-fast schema docs vendor lint typecheck check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +27,12 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt requirements-interop.txt | $
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-interop.txt
 	touch $@ $(RUN_STAMP)
+
+$(SPB_NODE_STAMP): requirements-sparkplug-node.txt
+	rm -rf $(SPB_NODE_VENV)
+	$(PYTHON) -m venv $(SPB_NODE_VENV)
+	$(SPB_NODE_VENV)/bin/python -m pip install --quiet -r requirements-sparkplug-node.txt
+	touch $@
 
 $(VENDOR_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null 2>&1 || { \
@@ -40,8 +50,11 @@ vendor: $(VENDOR_STAMP)
 run: $(RUN_STAMP) $(VENDOR_STAMP)
 	$(PY) -m openspc.embedded run
 
+## test-deps: what the test suite needs installed (two runs of `make test` side by side need it first)
+test-deps: $(DEV_STAMP) $(VENDOR_STAMP) $(SPB_NODE_STAMP)
+
 ## test: the test suite; embedded Redis/MQTT are started for it unless *_URL is set
-test: $(DEV_STAMP) $(VENDOR_STAMP)
+test: test-deps
 	$(PY) -m openspc.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 ## test-fast: `make test` without the tests marked slow (browser, real workers and daphne, the MQTT
@@ -70,4 +83,4 @@ typecheck: $(DEV_STAMP)
 check: lint typecheck test
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache node_modules static/vendor
+	rm -rf $(VENV) $(SPB_NODE_VENV) var .pytest_cache .mypy_cache .ruff_cache node_modules static/vendor
