@@ -243,6 +243,7 @@ def test_a_thousand_malformed_messages_among_valid_ones(plant, tmp_path):
         DeadLetterReason.NOT_JSON: 250, DeadLetterReason.BAD_SHAPE: 500, DeadLetterReason.UNKNOWN_TOPIC: 0,
         DeadLetterReason.NOT_SPARKPLUG: 0, DeadLetterReason.UNKNOWN_ALIAS: 0, DeadLetterReason.NO_LOT: 0,
         DeadLetterReason.UNKNOWN_LOT: 0, DeadLetterReason.FAILED: 0, DeadLetterReason.TOO_LARGE: 0,
+        DeadLetterReason.NOT_BORN: 0, DeadLetterReason.BAD_BIRTH: 0, DeadLetterReason.BAD_METRIC: 0,
     }  # fmt: skip
     assert sum(by_reason.values()) + rejected.count() == 1000
     log = listener.log_text()
