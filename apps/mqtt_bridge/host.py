@@ -59,6 +59,7 @@ class SparkplugHost:
     bad_log: BadLog
     _connected: threading.Event
     _rebirth_asked: dict[NodeKey, float]
+    _rebirth_answered: set[NodeKey]
     _stale_logged: set[NodeKey]
     _state_at: int
 
@@ -119,8 +120,7 @@ class SparkplugHost:
     def _apply_all(self, batch: Batch, tracked: list[Tracked]) -> None:
         for one in tracked:
             message = one.token
-            if not any(m is message for m in batch.messages):
-                batch.messages.append(message)
+            batch.messages.append(message)  # each message is applied once, here or dead-lettered unread
             try:
                 self._apply(batch, one)
             except Exception as exc:  # as in handle(): keep it, log it, go on
@@ -133,8 +133,8 @@ class SparkplugHost:
         raw = bytes(message.payload)
         if tracked.change is not None:
             batch.changes.append(tracked.change)
-            if tracked.change.online and topic.message_type == MessageType.NBIRTH:
-                self._rebirth_asked.pop((topic.group, topic.node), None)  # asked and answered
+            if tracked.change.online and topic.message_type == MessageType.NBIRTH and not tracked.refused:
+                self._rebirth_answered.add((topic.group, topic.node))
         if tracked.stale_death:
             self._stale_death(topic, tracked.stale_death)
         if tracked.rebirth:
@@ -200,13 +200,18 @@ class SparkplugHost:
                         topic.group, topic.node, why)  # fmt: skip
 
     def _rebirth(self, topic: Topic, why: str) -> None:
-        """Ask the node to send its BIRTH messages again (NCMD Node Control/Rebirth), at most once
-        per MQTT_REBIRTH_INTERVAL_SECONDS per node."""
+        """Ask the node to send its BIRTH messages again (NCMD Node Control/Rebirth): at most once per
+        MQTT_REBIRTH_INTERVAL_SECONDS per node while unanswered; once an NBIRTH answered, again after
+        the reorder timeout (so a node whose BIRTHs never mend what is asked cannot make a storm)."""
         key = (topic.group, topic.node)
         now = time.monotonic()
-        if now - self._rebirth_asked.get(key, -1e9) < self.options.rebirth_interval:
-            return  # asked already and not answered yet (an NBIRTH clears it)
+        wait = (
+            self.options.reorder_timeout if key in self._rebirth_answered else self.options.rebirth_interval
+        )
+        if now - self._rebirth_asked.get(key, -1e9) < wait:
+            return
         self._rebirth_asked[key] = now
+        self._rebirth_answered.discard(key)
         command = Topic(topic.group, MessageType.NCMD, topic.node)
         self.client.publish(str(command), rebirth_request(timestamp=int(time.time() * 1000)), qos=0)
         self.counts["rebirths"] += 1

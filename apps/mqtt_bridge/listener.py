@@ -134,6 +134,7 @@ class Listener(SparkplugHost):
         self._dropped: set[str] = set()  # stale subscriptions unsubscribed (see _drop_stale)
         self._subscriptions_lock = threading.Lock()
         self._rebirth_asked: dict[NodeKey, float] = {}
+        self._rebirth_answered: set[NodeKey] = set()  # an NBIRTH came since the last request
         self._stale_logged: set[NodeKey] = set()  # nodes whose ignored NDEATH was logged
         self._state_at = 0  # the timestamp of this connection's STATE (ms)
         self._connected_at: float | None = None  # monotonic time of the first connection

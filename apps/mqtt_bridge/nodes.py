@@ -138,9 +138,14 @@ class Nodes:
 
     def unreadable(self, topic: Topic) -> list[Tracked]:
         """A message of the node that could not be read still took a sequence number: the next one
-        is not a gap (and may release messages waiting for it)."""
-        node = self._nodes.get((topic.group, topic.node))
-        if node is None or node.seq is None or topic.message_type in (MessageType.NBIRTH, MessageType.NDEATH):
+        is not a gap (and may release messages waiting for it). An NBIRTH that could not be read
+        leaves the node not born (its new session's aliases are unknown)."""
+        key = (topic.group, topic.node)
+        if topic.message_type == MessageType.NBIRTH:
+            self._nodes[key] = _Node()
+            return []
+        node = self._nodes.get(key)
+        if node is None or node.seq is None or topic.message_type == MessageType.NDEATH:
             return []
         node.seq = (node.seq + 1) % 256
         return self._in_order(node)
@@ -196,6 +201,7 @@ class Nodes:
             result.refused = _alias_clash(payload, {})
             if result.refused:
                 result.rebirth = f"NBIRTH refused: {result.refused}"
+                result.change = _birth_change(topic, payload, at, node.bdseq, trusted=False)
                 return result
             node.born = True
             self._learn(node, payload, "")
@@ -219,6 +225,7 @@ class Nodes:
             if result.refused:
                 node.born = False  # its devices' aliases are in doubt: the whole node births again
                 result.rebirth = f"DBIRTH of {device} refused: {result.refused}"
+                result.change = _birth_change(topic, payload, at, None, trusted=False)
                 return result
             self._learn(node, payload, device)
             result.change = _birth_change(topic, payload, at, None)
@@ -275,8 +282,12 @@ def _alias_clash(payload: Payload, known: dict[int, str]) -> str:
     return ""
 
 
-def _birth_change(topic: Topic, payload: Payload, at: datetime.datetime, bdseq: int | None) -> NodeChange:
-    named = [metric for metric in payload.metrics if metric.name]
+def _birth_change(
+    topic: Topic, payload: Payload, at: datetime.datetime, bdseq: int | None, *, trusted: bool = True
+) -> NodeChange:
+    """What a BIRTH says, to keep on the EdgeNode row; a refused one keeps no aliases, so that a
+    listener restarted before the node births again does not trust the ones before."""
+    named = [metric for metric in payload.metrics if metric.name and trusted]
     return NodeChange(
         topic.group, topic.node, topic.device or "", True, at,
         metrics=tuple(metric.name for metric in named if metric.name),

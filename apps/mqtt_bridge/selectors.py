@@ -2,6 +2,7 @@
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Exists, OuterRef
 
@@ -94,13 +95,15 @@ def edge_nodes_online() -> list[KnownNode]:
     devices' included); a node whose rows keep no aliases (a BIRTH stored before they were kept)
     is listed with none: the listener asks it to rebirth."""
     known: dict[tuple[str, str], KnownNode] = {}
+    born: dict[tuple[str, str], Any] = {}
     rows = EdgeNode.objects.filter(online=True).order_by("group", "node", "device")
-    for row in rows.values("group", "node", "device", "aliases", "types", "bdseq"):
+    for row in rows.values("group", "node", "device", "aliases", "types", "bdseq", "born_at"):
         key = (row["group"], row["node"])
         if not row["device"]:
             known[key] = KnownNode(row["group"], row["node"], {}, {}, row["bdseq"])
-        elif key not in known:
-            continue  # a device of a node that is not online
+            born[key] = row["born_at"]
+        elif key not in known or (born[key] and row["born_at"] and row["born_at"] < born[key]):
+            continue  # a device of a node that is not online, or born in the node's session before
         state = known[key]
         aliases = {int(alias): name for alias, name in (row["aliases"] or {}).items() if alias.isdigit()}
         if aliases:

@@ -282,6 +282,8 @@ class EdgeNodeTests:
                        types={"Cell1/Dia": 10}),
             NodeChange("G1", "Line1", "Gauge4", True, T0, ("Cell2/Dia",), aliases={8: "Cell2/Dia"}),
             NodeChange("G1", "Line1", "Gauge4", False, T0),  # offline: its aliases are not read back
+            NodeChange("G1", "Line1", "Gauge5", True, T0 - datetime.timedelta(minutes=1), ("Old",),
+                       aliases={9: "Old"}),  # born in the node's session before: not read back
             NodeChange("G1", "Line2", "", True, T0, ("bdSeq",)),  # no aliases kept: asked to rebirth
             NodeChange("G1", "Line3", "", False, T0),
         ])  # fmt: skip

@@ -295,6 +295,28 @@ class RebirthTests:
         listener.handle([nbirth(), dbirth(), ddata(7, value)])
         assert rebirths(published) == [f"{BASE}/NCMD/Line1"] * 2
 
+    def test_a_node_whose_births_keep_failing_is_not_asked_in_a_storm(self, published: Published) -> None:
+        """A refused NBIRTH does not count as an answer: the interval holds."""
+        listener = make_listener(published, rebirth_interval=3600, reorder_timeout=0)
+        clash = Payload(timestamp=T0, seq=0, metrics=(
+            Metric(name=SP_DIA.tag, alias=7, datatype=DataType.Double, value=74.0),
+            Metric(name=SP_WALL.tag, alias=7, datatype=DataType.Int32, value=3),
+        ))  # fmt: skip
+        bad_birth = message(f"{BASE}/NBIRTH/Line1", payload_encode(clash))
+        for _ in range(5):
+            listener.handle([bad_birth])
+        assert rebirths(published) == [f"{BASE}/NCMD/Line1"]
+
+    def test_after_an_answer_asked_again_only_after_the_reorder_timeout(self, published: Published) -> None:
+        listener = make_listener(published, rebirth_interval=3600, reorder_timeout=0.2)
+        unknown = Metric(alias=42, datatype=DataType.Double, value=1.0)
+        listener.handle([nbirth(), dbirth(), ddata(2, unknown)])
+        listener.handle([nbirth(), dbirth(), ddata(2, unknown)])  # answered, but too soon to ask again
+        assert rebirths(published) == [f"{BASE}/NCMD/Line1"]
+        time.sleep(0.2)
+        listener.handle([ddata(3, unknown)])
+        assert rebirths(published) == [f"{BASE}/NCMD/Line1"] * 2
+
 
 class Clock:
     def __init__(self) -> None:

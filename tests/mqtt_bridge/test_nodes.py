@@ -228,7 +228,8 @@ class RefusedBirthTests:
         birth = nodes.track(topic(MessageType.NBIRTH), nbirth(0, DIA, bore), AT)
         assert birth.refused == "alias 7 is given to both 'Cell1/Diameter' and 'Cell1/Bore'"
         assert birth.rebirth.startswith("NBIRTH refused: alias 7")
-        assert birth.change is None
+        # Kept as born with no metrics: a restarted listener must not trust the aliases before it.
+        assert birth.change == NodeChange(GROUP, NODE, "", True, AT, bdseq=3)
         data = nodes.track(topic(MessageType.NDATA), alias_only(1, 7), AT)
         assert (data.not_born, data.data) == (True, [])
 
@@ -238,7 +239,7 @@ class RefusedBirthTests:
         clash = Payload(seq=2, metrics=(Metric(name="Cell2/Bore", alias=8, datatype=DataType.Double),))
         refused = nodes.track(topic(MessageType.DBIRTH, "Gauge4"), clash, AT)
         assert refused.refused == "alias 8 is given to both 'Cell1/Temperature' and 'Cell2/Bore'"
-        assert refused.change is None
+        assert refused.change == NodeChange(GROUP, NODE, "Gauge4", True, AT)
         assert nodes.track(topic(MessageType.DDATA, DEVICE), alias_only(3, 7), AT).not_born
 
     def test_a_device_may_birth_again_with_its_own_aliases(self) -> None:
@@ -265,6 +266,12 @@ class StaleDeathTests:
 
 
 class UnreadableTests:
+    def test_an_unreadable_nbirth_leaves_the_node_not_born(self) -> None:
+        nodes = Nodes()
+        born(nodes)
+        assert nodes.unreadable(topic(MessageType.NBIRTH)) == []
+        assert nodes.track(topic(MessageType.DDATA, DEVICE), alias_only(1, 7), AT).not_born
+
     def test_an_unreadable_message_takes_its_sequence_number(self) -> None:
         """Issue #19, item 4: the message after a dead-lettered one is not a gap."""
         nodes = Nodes()
