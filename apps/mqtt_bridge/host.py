@@ -5,6 +5,7 @@ A mixin of `Listener` (apps/mqtt_bridge/listener.py), which owns the broker conn
 loop and storing; the edge node state itself is tracked by `Nodes` (apps/mqtt_bridge/nodes.py).
 """
 
+import functools
 import json
 import logging
 import threading
@@ -63,8 +64,9 @@ class SparkplugHost:
     _stale_logged: set[NodeKey]
     _state_at: int
 
-    @property
+    @functools.cached_property
     def state_topic(self) -> str:
+        """spBv1.0/STATE/<host id>; empty when the listener publishes no STATE."""
         return f"{NAMESPACE}/STATE/{self.options.host_id}" if self.options.host_id else ""
 
     def _state(self, online: bool) -> bytes:
