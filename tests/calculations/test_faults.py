@@ -266,8 +266,10 @@ def test_killing_the_worker_and_redis_mid_load_loses_nothing_and_doubles_nothing
         load.as_device(30)
     _wait(lambda: _received(load.acknowledged) == 0, worker, "the first observations processed")
 
-    # A big batch (three observations.process messages); the worker dies inside it, then Redis.
-    big = set(load.as_device(1500))
+    # A big batch (nine observations.process messages: enough that a poll starved by a busy machine
+    # still sees the worker inside it; with three, CI once saw it finish first); the worker dies
+    # inside it, then Redis.
+    big = set(load.as_device(4500))
     _wait(lambda: _received(big) < len(big), worker, "the worker started on the big batch")
     worker.kill()
     on_private_redis.kill()
