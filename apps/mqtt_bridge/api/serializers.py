@@ -62,6 +62,7 @@ class EdgeNodeSerializer(serializers.ModelSerializer):
             "stale_deaths",
             "stale_death_at",
         ]
+        read_only_fields = fields  # a list and a detail, nothing written: the same schema on every database
 
     @extend_schema_field(serializers.ListField(child=serializers.IntegerField()))
     def get_characteristics(self, obj: EdgeNode) -> list[int]:
