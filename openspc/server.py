@@ -1,6 +1,12 @@
 """How OpenSPC runs daphne: daphne's own command line, with request bodies bounded while they arrive.
 
     python -m openspc.server -b 0.0.0.0 -p 8000 openspc.asgi:application
+    python -m openspc.server --processes 2 -b 0.0.0.0 -p 8000 openspc.asgi:application
+
+daphne serves from one process, one core. With `--processes N` this process binds the address once
+and runs N daphne processes on that socket (daphne's `--fd`): the kernel hands each new connection to
+one of them, and WebSockets work across them because events go through the channel layer (Redis).
+It restarts a process that dies and stops them all on SIGTERM or Ctrl-C (docs/operations.md).
 
 daphne (through twisted) reads a whole request body, spooled to a temporary file above 100 KB,
 before the application sees the request, so Django's DATA_UPLOAD_MAX_MEMORY_SIZE (the setting
@@ -11,7 +17,11 @@ headers when Content-Length says so, or at the chunk that passes the limit when 
 
 import json
 import logging
+import signal
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from io import BytesIO
 from typing import Any
@@ -124,8 +134,97 @@ class Command(CommandLineInterface):
     server_class = Server
 
 
+def _option(args: list[str], names: tuple[str, ...]) -> tuple[str | None, list[str]]:
+    """The value of the first of `names` in `args` (`--name value` or `--name=value`), and the rest."""
+    value, rest = None, []
+    it = iter(args)
+    for arg in it:
+        name, equals, attached = arg.partition("=")
+        if name in names:
+            value = attached if equals else next(it, None)
+            if value is None:
+                raise SystemExit(f"{name} needs a value")
+        else:
+            rest.append(arg)
+    return value, rest
+
+
+class Supervisor:
+    """N daphne processes on one listening socket, bound here; each restarted if it dies."""
+
+    def __init__(self, processes: int, args: list[str]) -> None:
+        host, args = _option(args, ("-b", "--bind"))
+        port, args = _option(args, ("-p", "--port"))
+        for other in ("-u", "--unix-socket", "--fd", "-e", "--endpoint"):
+            if any(arg == other or arg.startswith(other + "=") for arg in args):
+                raise SystemExit(f"--processes binds -b/-p itself; {other} cannot go with it")
+        self.processes = processes
+        self.address = (host or "127.0.0.1", int(port or 8000))
+        self.args = args
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.stopping = False
+
+    def run(self) -> int:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(self.address)
+        listener.listen(1024)
+        listener.set_inheritable(True)
+        fd = listener.fileno()
+        command = [sys.executable, "-m", "openspc.server", "--fd", str(fd), *self.args]
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._stop)
+        started: dict[int, float] = {}
+        for slot in range(self.processes):
+            self.children[slot] = subprocess.Popen(command, pass_fds=(fd,))
+            started[slot] = time.monotonic()
+        pids = ", ".join(str(child.pid) for child in self.children.values())
+        logger.info("serving http://%s:%d with %d daphne processes (%s)", *self.address, self.processes, pids)
+        while not self.stopping:
+            time.sleep(0.5)
+            for slot, child in list(self.children.items()):
+                if child.poll() is None or self.stopping:
+                    continue
+                # Restarted at once, or after a second if it died within a second of starting (a
+                # process that cannot start must not spin).
+                if time.monotonic() - started[slot] < 1.0:
+                    time.sleep(1.0)
+                logger.warning(
+                    "daphne process %d exited with %s; starting another", child.pid, child.returncode
+                )
+                self.children[slot] = subprocess.Popen(command, pass_fds=(fd,))
+                started[slot] = time.monotonic()
+        listener.close()
+        deadline = time.monotonic() + 30
+        for child in self.children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        logger.info("stopped")
+        return 0
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    Command().run(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    processes, args = _option(args, ("--processes",))
+    count = int(processes) if processes and processes.isdigit() else 1 if processes is None else 0
+    if count < 1:
+        raise SystemExit(f"--processes must be a whole number, 1 or more; got {processes!r}")
+    if count == 1:
+        Command().run(args)
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.exit(Supervisor(count, args).run())
 
 
 if __name__ == "__main__":
