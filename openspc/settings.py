@@ -179,6 +179,7 @@ CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TASK_ROUTES = {
     queues.OBSERVATIONS_PROCESS: {"queue": queues.OBSERVATIONS_QUEUE},
     queues.CALCULATIONS_APPLY: {"queue": queues.CALCULATIONS_QUEUE},
+    queues.CALCULATIONS_WARM_UP: {"queue": queues.CALCULATIONS_QUEUE},
     # The fan-out of calculation events into notifications; the default queue every worker reads.
     queues.SUBSCRIPTIONS_FANOUT: {"queue": queues.DEFAULT_QUEUE},
     queues.SUBSCRIPTIONS_EMAIL_DIGEST: {"queue": queues.DEFAULT_QUEUE},

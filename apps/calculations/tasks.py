@@ -6,7 +6,9 @@ characteristic comes from the ChartState row lock, not from the queue (see
 services/calculate.py), so any number of workers may consume it.
 """
 
-from celery import shared_task
+from typing import Any
+
+from celery import shared_task, signals
 
 from apps.calculations import services
 from apps.observations.handoff import calculations_pending_clear
@@ -32,3 +34,16 @@ def calculations_catch_up_task() -> int:
     for start in range(0, len(behind), CATCH_UP_CHUNK):
         calculations_apply_task.delay(characteristic_ids=behind[start : start + CATCH_UP_CHUNK])
     return len(behind)
+
+
+@shared_task(name=queues.CALCULATIONS_WARM_UP)
+def calculations_warm_up_task() -> int:
+    """Store the rolling windows that are missing (services.windows_warm_up): sent when a worker starts."""
+    return services.windows_warm_up()
+
+
+@signals.worker_ready.connect
+def _warm_up_when_ready(sender: Any = None, **kwargs: Any) -> None:
+    """A worker that starts queues a warm-up (on the calculations queue), so the first value after a
+    restart of Redis or the workers does not wait for its window to be rebuilt from the database."""
+    calculations_warm_up_task.delay()

@@ -11,6 +11,7 @@ from apps.calculations.services.calculate import (
     window_key,
     window_load,
     window_rebuild,
+    windows_warm_up,
 )
 from apps.calculations.services.limits import (
     LimitsChange,
@@ -54,4 +55,5 @@ __all__ = [
     "window_key",
     "window_load",
     "window_rebuild",
+    "windows_warm_up",
 ]

@@ -137,6 +137,34 @@ def windows_store(documents: dict[int, object]) -> None:
         logger.warning("could not store the windows of characteristics %s", sorted(documents), exc_info=True)
 
 
+def windows_warm_up(*, characteristic_ids: Sequence[int] | None = None) -> int:
+    """Rebuild and store the windows of active characteristics that have limits and judged samples
+    but no current window stored (Redis restarted, the window expired while the line stood still), so
+    the first value after a restart is judged as fast as the rest. Reads only; the number stored."""
+    characteristics = Characteristic.objects.filter(active=True, chart_state__last_sequence__gt=0)
+    if characteristic_ids is not None:
+        characteristics = characteristics.filter(pk__in=list(characteristic_ids))
+    by_pk = characteristics.select_related("chart_state").in_bulk()
+    limits = _limits_current(list(by_pk))
+    stored = windows_cached([pk for pk in by_pk if pk in limits])
+    documents: dict[int, object] = {}
+    for pk, current in limits.items():
+        characteristic = by_pk[pk]
+        state = characteristic.chart_state
+        lines = lines_of(characteristic, current)
+        assert lines is not None
+        lines = replace(lines, stamp=f"{lines.stamp}:{state.rewinds}")
+        rules = RuleSet.from_dict(characteristic.rules)
+        if RollingWindow.from_json(stored.get(pk), lines, rules, state.last_sequence) is not None:
+            continue  # current already
+        window = window_rebuild(
+            characteristic_id=pk, lines=lines, rules=rules, last_sequence=state.last_sequence
+        )
+        documents[pk] = window.to_json(state.last_sequence)
+    windows_store(documents)
+    return len(documents)
+
+
 def window_invalidate(*, characteristic_id: int) -> None:
     try:
         cache.delete(window_key(characteristic_id))
