@@ -43,6 +43,7 @@ DENIED = "denied"  # 403 in the error format: no data
 OWN = "own"  # 200 with the caller's own rows only (checked per operation below)
 ENTRY = "entry"  # data entry accepted for what the caller may enter (checked below)
 SELF = "self"  # 200, about the caller only (who they are)
+NO_DATA = "no-data"  # 200 {"ok": true} to anyone authenticated: no data at all
 SIGN_IN = "sign-in"  # open to anyone, answers no data without a username and password
 NOT_DEVICE_CREDENTIALS = "401"  # a device-token endpoint: a person's credentials are no credentials here
 
@@ -164,6 +165,8 @@ API: dict[str, dict[str, str]] = {
     "POST /api/v1/auth/token/refresh/": dict.fromkeys(ROLES, SIGN_IN),
     # Who the caller is: how a device checks its token, and a person learns they have no role.
     "GET /api/v1/me/": dict.fromkeys(ROLES, SELF),
+    # The no-op a load test measures the stack's ceiling with.
+    "GET /api/v1/ping/": dict.fromkeys(ROLES, NO_DATA),
     "GET /api/v1/me/items/": {**NOBODY, "tester": OWN},
     "GET /api/v1/items/": {**NOBODY, "tester": OWN},
     "GET /api/v1/items/{id}/": {**NOBODY, "tester": OWN},
@@ -617,6 +620,8 @@ def test_the_api_walk(world: World, role: str) -> None:
         elif outcome == SELF:
             body = response.json()
             assert (status, body["username"]) == (200, world.user(role).get_username()), body
+        elif outcome == NO_DATA and (status, response.content) != (200, b'{"ok":true}'):
+            wrong.append(f"{operation}: {status} {response.content[:200]!r}, expected 200 {{ok: true}}")
     assert wrong == [], "\n".join(wrong)
 
 

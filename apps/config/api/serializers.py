@@ -285,3 +285,7 @@ class MeSerializer(serializers.Serializer):
     username = serializers.CharField()
     roles = serializers.ListField(child=serializers.CharField())
     is_staff = serializers.BooleanField()
+
+
+class PingSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()

@@ -11,4 +11,8 @@ router.register("plan-assignments", views.PlanAssignmentViewSet)
 router.register("characteristics", views.CharacteristicViewSet, basename="characteristic")
 router.register("devices", views.DeviceViewSet)
 
-urlpatterns = [path("me/", views.MeView.as_view(), name="me"), *router.urls]
+urlpatterns = [
+    path("me/", views.MeView.as_view(), name="me"),
+    path("ping/", views.PingView.as_view(), name="ping"),
+    *router.urls,
+]

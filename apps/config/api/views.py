@@ -318,3 +318,17 @@ class MeView(APIView):
             "is_staff": user.is_staff,
         }
         return Response(serializers.MeSerializer(body).data)
+
+
+class PingView(APIView):
+    """The cheapest authenticated answer: what Django, DRF, authentication and the server cost per
+    request, with no work of ours (bench/samples_sync.py measures the API's ceiling with it)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        responses=serializers.PingSerializer,
+        summary="Answer {ok: true} to anyone signed in, doing nothing else (a ceiling for load tests)",
+    )
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})
