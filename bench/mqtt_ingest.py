@@ -47,7 +47,11 @@ Definitions, per run (every time is the same machine's clock):
 * REST: batches of 100 through daphne at 2,000 observations/s offered (ingest_rest's clients and
   poller, on the 4 REST characteristics), p99 from POST to stored (ChartState moved).
 
-Not measured (null in the JSON, "-" in the table): the WebSocket client (p99_ws_ms).
+* WebSocket: a client of daphne's `ws/samples/` (a manager's JWT, subscribed to the 54 MQTT-fed
+  characteristics, in a thread of this process) times the `violation` message of the same seeded
+  samples, from the same moment (p99_ws_ms; missing ws: seeded samples it never got).
+
+A figure that could not be measured is null in the JSON and "-" in the table.
 
 Prints a table for people; the LAST line is one line of JSON.
 """
@@ -55,6 +59,7 @@ Prints a table for people; the LAST line is one line of JSON.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
 import json
 import os
@@ -100,6 +105,7 @@ from bench.ingest_rest import (  # noqa: E402
     wait_stored,
 )
 from bench.mqtt_listen import Broker, Cpu, Listener, mosquitto_binary  # noqa: E402
+from bench.ws_fanout import manager_token  # noqa: E402
 
 METRICS = 50
 JSON_TOPICS = 4
@@ -111,6 +117,7 @@ SEED = CENTER + 30 * SIGMA  # one value this far out puts its subgroup's mean be
 SEED_EVERY = 200  # about one measurement in this many is a seeded special cause
 VIOLATIONS = "spc/violations/#"
 REST_RATE = 2000
+OUTSTANDING = 20_000  # messages the publisher lets wait for their PUBACK at most
 
 
 def metric_name(index: int) -> str:
@@ -226,8 +233,11 @@ class Publisher:
         each at its slot (a late one at once)."""
         start, first = time.monotonic(), time.time()
         count = round(rate * seconds) if rate > 0 else None
-        index = 0
+        index, acked_before = 0, self.acked
         while index != count:
+            # paho numbers messages 1-65535: far more waiting for their PUBACK would reuse an id.
+            while index - (self.acked - acked_before) >= OUTSTANDING:
+                time.sleep(0.001)
             now = time.monotonic()
             if count is None and now - start >= seconds:
                 break
@@ -294,6 +304,72 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+class WsClient:
+    """One WebSocket client of ws/samples/, reading in a thread of its own (its own asyncio loop):
+    when the first `violation` message of each sample arrived (wall clock)."""
+
+    def __init__(self, port: int, token: str, characteristic_ids: Sequence[int]) -> None:
+        self.first: dict[int, float] = {}
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.ws: Any = None
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, args=(port, token, list(characteristic_ids)),
+                                       name="ws-client", daemon=True)  # fmt: skip
+        self.thread.start()
+        if not self.ready.wait(30) or self.error is not None:
+            raise BenchError(f"the WebSocket client did not subscribe: {self.error!r}")
+
+    def _run(self, port: int, token: str, ids: list[int]) -> None:
+        try:
+            self.loop.run_until_complete(self._read(port, token, ids))
+        except BaseException as exc:  # the main thread reports it
+            self.error = exc
+        finally:
+            self.ready.set()
+
+    async def _read(self, port: int, token: str, ids: list[int]) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import ConnectionClosed
+
+        url = f"ws://127.0.0.1:{port}/ws/samples/?token={token}"
+        async with connect(url, origin=f"http://127.0.0.1:{port}", max_queue=None) as ws:
+            self.ws = ws
+            await ws.send(json.dumps({"type": "subscribe", "characteristic_ids": ids}))
+            answer = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+            if answer.get("type") != "subscribed" or sorted(answer.get("characteristic_ids", [])) != sorted(
+                ids
+            ):
+                raise BenchError(f"subscribe answered {answer}")
+            self.ready.set()
+            try:
+                async for raw in ws:
+                    now = time.time()
+                    message = json.loads(raw)
+                    if message.get("type") == "violation":
+                        sample = message.get("payload", {}).get("sample")
+                        with self.lock:
+                            self.first.setdefault(sample, now)
+            except ConnectionClosed:
+                pass
+
+    def violations(self) -> dict[int, float]:
+        if self.error is not None:
+            raise BenchError(f"the WebSocket client failed: {self.error!r}")
+        with self.lock:
+            return dict(self.first)
+
+    def close(self) -> None:
+        if self.ws is not None and self.thread.is_alive():
+            closing = asyncio.run_coroutine_threadsafe(self.ws.close(), self.loop)
+            try:
+                closing.result(timeout=5)
+            except Exception:  # the socket is gone either way once the benchmark ends
+                closing.cancel()
+        self.thread.join(timeout=5)
 
 
 # --- The plant -----------------------------------------------------------------------------------
@@ -406,6 +482,9 @@ class Run:
     violation_p50_ms: float | None
     violation_p99_ms: float | None
     missing_violations: int
+    ws_p50_ms: float | None
+    ws_p99_ms: float | None
+    missing_ws: int
     lost: int
     uncalculated: int
     cores: dict[str, float] = field(default_factory=dict)
@@ -429,13 +508,15 @@ def summarise(
     violations: dict[int, float],
     characteristics: int,
     cores: dict[str, float],
+    ws: dict[int, float] | None = None,
 ) -> Run:
     """The run's figures (see the module docstring) from its stored rows."""
     samples: dict[int, list[Row]] = {}
     for row in rows:
         if row.sample is not None and row.evaluated is not None:
             samples.setdefault(row.sample, []).append(row)
-    calc, seeded_lat, seeded, missing = [], [], 0, 0
+    ws = ws or {}
+    calc, seeded_lat, ws_lat, seeded, missing, missing_ws = [], [], [], 0, 0, 0
     for sample, members in samples.items():
         if len(members) < SUBGROUP:  # a subgroup begun in the run before: not this run's alone
             continue
@@ -447,6 +528,10 @@ def summarise(
                 seeded_lat.append(violations[sample] - last)
             else:
                 missing += 1
+            if sample in ws:
+                ws_lat.append(ws[sample] - last)
+            else:
+                missing_ws += 1
     calculated = sum(len(m) for m in samples.values())
     last_received = max((r.received for r in rows), default=first)
     last_evaluated = max((r.evaluated or 0.0 for r in rows), default=first)
@@ -457,7 +542,9 @@ def summarise(
         measurements_per_s=round(calculated / (last_evaluated - first), 1) if last_evaluated > first else 0.0,
         stored_p50_ms=ms(stored_lat, 50), stored_p99_ms=ms(stored_lat, 99), calc_p50_ms=ms(calc, 50),
         calc_p99_ms=ms(calc, 99), seeded_samples=seeded, violation_p50_ms=ms(seeded_lat, 50),
-        violation_p99_ms=ms(seeded_lat, 99), missing_violations=missing, lost=max(0, acked - len(rows)),
+        violation_p99_ms=ms(seeded_lat, 99), missing_violations=missing,
+        ws_p50_ms=ms(ws_lat, 50), ws_p99_ms=ms(ws_lat, 99), missing_ws=missing_ws,
+        lost=max(0, acked - len(rows)),
         uncalculated=max(0, len(rows) - calculated - (SUBGROUP - 1) * characteristics), cores=cores,
     )  # fmt: skip
 
@@ -478,6 +565,9 @@ class Loop:
         self.restarts = 0
         self.processes.start_workers(2)
         self.processes.wait_workers_ready()
+        self.web = Processes(self.env, None, "mqtt-ingest-web")
+        self.port = self.web.start_web()
+        self.ws = WsClient(self.port, manager_token(), [*self.feeds.sparkplug, *self.feeds.json])
         self.listeners_start()
         self.violations = Subscriber(broker, VIOLATIONS, keep=True)
         self.publisher = Publisher(broker, will=self.node.will())
@@ -551,7 +641,7 @@ class Loop:
         time.sleep(0.3)  # the outbox publisher's interval: the last violations
         rows = rows_of(characteristics, since)
         return summarise(kind, rate, count * per_message, acked, first, rows, self.violations.violations(),
-                         len(characteristics), cores)  # fmt: skip
+                         len(characteristics), cores, self.ws.violations())  # fmt: skip
 
     def first_after_restart(self) -> float | None:
         """The listener restarted: the first sample judged after, from its last value's publish."""
@@ -583,10 +673,9 @@ class Loop:
         """REST batches at REST_RATE observations/s offered, through daphne and the same workers."""
         plant = Plant(lot_id=self.feeds.plant.lot_id, lot_number=self.feeds.plant.lot_number,
                       characteristic_ids=self.feeds.rest, token=self.feeds.plant.token)  # fmt: skip
-        web = Processes(self.env, None, "mqtt-ingest-rest")
+        web, port = self.web, self.port
         tracker = Tracker(plant.characteristic_ids, 0.01, 10_000)  # open loop: never waits for slots
         try:
-            port = web.start_web()
             tracker.thread.start()
             key = secrets.token_hex(4)
             post_batches(
@@ -603,7 +692,6 @@ class Loop:
             wait_stored(tracker, web, self.args.timeout)
         finally:
             tracker.stop.set()
-            web.stop()
             if tracker.thread.is_alive():
                 tracker.thread.join(timeout=5)
         latencies = [((b.stored or 0.0) - b.sent) * 1000 for b in batches]
@@ -613,7 +701,9 @@ class Loop:
         for closing in (
             self.publisher.close,
             self.violations.close,
+            self.ws.close,
             self.listeners_stop,
+            self.web.stop,
             self.processes.stop,
         ):
             try:
@@ -655,12 +745,14 @@ def cell(value: float | None, width: int = 9) -> str:
 def table(runs: Sequence[Run]) -> list[str]:
     lines = [f"{'run':>18}{'acked':>9}{'stored':>9}{'calc':>9}{'stored/s':>9}{'calc/s':>9}"
              f"{'st p50':>9}{'st p99':>9}{'calc p50':>9}{'calc p99':>9}{'viol p50':>9}{'viol p99':>9}"
-             f"{'seeded':>7}{'missing':>8}{'lost':>6}{'uncalc':>7}"]  # fmt: skip
+             f"{'ws p50':>9}{'ws p99':>9}{'seeded':>7}{'missing':>8}{'miss ws':>8}{'lost':>6}"
+             f"{'uncalc':>7}"]  # fmt: skip
     for r in runs:
         lines.append(f"{r.label:>18}{r.acked:>9,}{r.stored:>9,}{r.calculated:>9,}{r.stored_per_s:>9,.0f}"
                      f"{r.measurements_per_s:>9,.0f}{cell(r.stored_p50_ms)}{cell(r.stored_p99_ms)}"
                      f"{cell(r.calc_p50_ms)}{cell(r.calc_p99_ms)}{cell(r.violation_p50_ms)}"
-                     f"{cell(r.violation_p99_ms)}{r.seeded_samples:>7}{r.missing_violations:>8}{r.lost:>6,}"
+                     f"{cell(r.violation_p99_ms)}{cell(r.ws_p50_ms)}{cell(r.ws_p99_ms)}{r.seeded_samples:>7}"
+                     f"{r.missing_violations:>8}{r.missing_ws:>8}{r.lost:>6,}"
                      f"{r.uncalculated:>7,}")  # fmt: skip
     return lines
 
@@ -716,12 +808,14 @@ def summary(runs: Sequence[Run], extra: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": at_2000.violation_p50_ms if at_2000 else None,
         "p99_ms": at_2000.violation_p99_ms if at_2000 else None,
         "p99_calculated_ms": at_2000.calc_p99_ms if at_2000 else None,
-        "p99_ws_ms": None,  # not measured: no WebSocket client in this benchmark
+        "p50_ws_ms": at_2000.ws_p50_ms if at_2000 else None,
+        "p99_ws_ms": at_2000.ws_p99_ms if at_2000 else None,
         "ceiling_ratio": round(sparkplug / METRICS / ceiling_, 3) if sparkplug and ceiling_ else None,
         "json_ceiling_ratio": round(json_best / json_ceiling, 3) if json_best and json_ceiling else None,
         "lost": sum(r.lost for r in runs),
         "uncalculated": sum(r.uncalculated for r in runs),
         "missing_violations": sum(r.missing_violations for r in runs),
+        "missing_ws": sum(r.missing_ws for r in runs),
         **extra,
         "runs": [asdict(r) for r in runs],
     }
@@ -805,7 +899,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"first after restart {cell(result.get('first_after_restart_ms'), 0)} ms; REST p99 at 2,000/s "
         f"{cell(result.get('rest_p99_ms_at_2000'), 0)} ms; "
         f"ceiling {cell(result['ceiling_messages_per_s'], 0)} "
-        f"DDATA/s (ratio {result['ceiling_ratio']}); WebSocket: not measured (p99_ws_ms null)"
+        f"DDATA/s (ratio {result['ceiling_ratio']})"
     )
     if result["lost"]:
         print(f"LOST: {result['lost']:,} measurements acknowledged by the broker were never stored")

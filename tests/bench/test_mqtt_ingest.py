@@ -27,12 +27,13 @@ def test_figures_follow_the_definitions() -> None:
     rows = [Row(0.1 * i, 0.1 * i + 0.05, 1, 0.5, i == 2) for i in range(5)]
     rows += [Row(0.5 + 0.1 * i, 0.6 + 0.1 * i, 2, 1.0, i == 0) for i in range(5)]
     rows.append(Row(1.0, 1.1, None, None, False))
-    run = summarise("sparkplug", 2000, 12, 12, 0.0, rows, {1: 0.6}, 1, {})
+    run = summarise("sparkplug", 2000, 12, 12, 0.0, rows, {1: 0.6}, 1, {}, ws={1: 0.7, 2: 1.2})
 
     assert (run.stored, run.calculated, run.lost, run.uncalculated) == (11, 10, 1, 0)
     assert run.calc_p50_ms == pytest.approx(100.0)  # 0.5 - 0.4 and 1.0 - 0.9
     assert run.violation_p99_ms == pytest.approx(200.0)  # 0.6 - 0.4
     assert (run.seeded_samples, run.missing_violations) == (2, 1)
+    assert (run.ws_p50_ms, run.missing_ws) == (pytest.approx(300.0), 0)  # 0.7 - 0.4 and 1.2 - 0.9
     assert run.measurements_per_s == 10.0  # 10 values judged / (0.0 -> 1.0)
     assert run.stored_p50_ms == pytest.approx(100.0)  # five at 50 ms, six at 100 ms
     assert run.label == "sparkplug_2000"
