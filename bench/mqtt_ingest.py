@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import os
@@ -461,6 +462,62 @@ def wait_settled(characteristics: Sequence[int], since: datetime.datetime, acked
         time.sleep(0.1)
 
 
+class DatabaseWaits:
+    """What the bench database's server processes are doing, sampled every 20 ms from
+    pg_stat_activity (this benchmark's own connection left out): the share of samples of an active
+    backend per wait event ("cpu": active, waiting on nothing). Lock waits are workers queued behind
+    each other's row locks; much "cpu" with few cores free is PostgreSQL itself."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.counts: dict[str, int] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="db-waits", daemon=True)
+
+    def _backends(self, cursor: Any) -> list[tuple[int, str, str]]:
+        cursor.execute(
+            "SELECT pid, state, coalesce(wait_event_type || ':' || wait_event, 'cpu') FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            [self.database],
+        )
+        return cursor.fetchall()
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            with connection.cursor() as cursor:
+                while not self.stop.wait(0.02):
+                    for _, state, event in self._backends(cursor):
+                        if state == "active" and event != "Client:ClientRead":
+                            self.counts[event] = self.counts.get(event, 0) + 1
+        finally:
+            connection.close()
+
+    def cpu(self) -> dict[int, float]:
+        """CPU seconds so far of each server process of the bench database."""
+        from django.db import connection
+
+        from bench.ingest_rest import cpu_seconds
+
+        seconds = {}
+        with connection.cursor() as cursor:
+            for pid, _, _ in self._backends(cursor):
+                with contextlib.suppress(OSError, ValueError, IndexError):  # gone, or no Linux /proc
+                    seconds[pid] = cpu_seconds(pid)
+        return seconds
+
+    def cpu_since(self, before: dict[int, float]) -> float:
+        """CPU seconds the server processes used since `before` (those that were there then)."""
+        now = self.cpu()
+        return sum(now[pid] - before[pid] for pid in now if pid in before)
+
+    def shares(self) -> dict[str, float]:
+        total = sum(self.counts.values())
+        top = sorted(self.counts.items(), key=lambda item: -item[1])[:6]
+        return {event: round(count / total, 2) for event, count in top} if total else {}
+
+
 # --- One run -------------------------------------------------------------------------------------
 
 
@@ -488,6 +545,7 @@ class Run:
     lost: int
     uncalculated: int
     cores: dict[str, float] = field(default_factory=dict)
+    db_waits: dict[str, float] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -558,7 +616,7 @@ class Loop:
         if args.listeners > 1:
             self.env["MQTT_SHARED_GROUP"] = "bench"
         self.feeds = plant_feed()
-        self.processes = Processes(self.env, None, "mqtt-ingest")
+        self.processes = Processes(self.env, args.profile, "mqtt-ingest")
         self.listeners: list[Listener] = []
         self.node = EdgeNode()
         self.values = Values(7)
@@ -631,17 +689,27 @@ class Loop:
         time.sleep(0.5)
         since = datetime.datetime.now(datetime.UTC)
         acked_before = self.publisher.acked
-        before = Cpu(self.pids())
+        waits = DatabaseWaits(self.args.database)
+        before, postgres = Cpu(self.pids()), waits.cpu()
         started = time.monotonic()
-        count, first, _ = self.publisher.publish_at(rate / per_message, self.args.seconds, message)
-        self.publisher.wait_acked(acked_before + count, self.args.timeout)
-        acked = (self.publisher.acked - acked_before) * per_message
-        wait_settled(characteristics, since, acked, self.args.stall, self.args.timeout, self.alive)
-        cores = before.cores(Cpu(self.pids()), time.monotonic() - started)
+        waits.thread.start()
+        try:
+            count, first, _ = self.publisher.publish_at(rate / per_message, self.args.seconds, message)
+            self.publisher.wait_acked(acked_before + count, self.args.timeout)
+            acked = (self.publisher.acked - acked_before) * per_message
+            wait_settled(characteristics, since, acked, self.args.stall, self.args.timeout, self.alive)
+        finally:
+            waits.stop.set()
+            waits.thread.join(timeout=5)
+        seconds = time.monotonic() - started
+        cores = before.cores(Cpu(self.pids()), seconds)
+        cores["postgres"] = round(waits.cpu_since(postgres) / seconds, 2)
         time.sleep(0.3)  # the outbox publisher's interval: the last violations
         rows = rows_of(characteristics, since)
-        return summarise(kind, rate, count * per_message, acked, first, rows, self.violations.violations(),
-                         len(characteristics), cores, self.ws.violations())  # fmt: skip
+        run = summarise(kind, rate, count * per_message, acked, first, rows, self.violations.violations(),
+                        len(characteristics), cores, self.ws.violations())  # fmt: skip
+        run.db_waits = waits.shares()
+        return run
 
     def first_after_restart(self) -> float | None:
         """The listener restarted: the first sample judged after, from its last value's publish."""
@@ -735,6 +803,20 @@ def ceiling(broker: Broker, message: Message, seconds: float) -> float:
         subscriber.close()
 
 
+def profile_report(directory: Path, top: int = 25) -> None:
+    """The workers' time (all runs, warm-up and the REST phase included) in the project's code."""
+    import pstats
+    import re
+
+    files = sorted(str(p) for p in directory.glob("mqtt-ingest-worker-*.prof"))
+    if files:
+        stats = pstats.Stats(*files, stream=sys.stdout)
+        print("\n--- profile: the workers, the project's code, cumulative (wall clock) ---")
+        stats.sort_stats("cumulative").print_stats(re.escape(str(ROOT / "apps")), top)
+        print("--- profile: the workers, all code by own time ---")
+        stats.strip_dirs().sort_stats("tottime").print_stats(top)
+
+
 # --- Output --------------------------------------------------------------------------------------
 
 
@@ -773,6 +855,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a backlog")
     parser.add_argument("--database", default="openspc_mqtt_ingest_bench", help="database to create and drop")
     parser.add_argument("--purge-queues", action="store_true", help="delete messages already queued")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="run the workers under cProfile into DIR")
     args = parser.parse_args(argv)
     try:
         args.rate_list = [int(p) for p in args.rates.split(",") if p.strip()]
@@ -827,6 +910,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     queues_check(redis_url, purge=args.purge_queues)
     env = django_start(database_url=bench_database_url(database_url, args.database))
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        args.profile = args.profile.resolve()
+        for old in args.profile.glob("mqtt-ingest-worker-*.prof"):
+            old.unlink()
     broker = Broker(private=True, inflight=args.broker_inflight)
     print(f"MQTT plant loop benchmark: {METRICS} Sparkplug metrics per DDATA, {JSON_TOPICS} JSON topics, "
           f"QoS 1, {args.seconds:g} s per run, 2 workers, {args.listeners} listener(s); broker: "
@@ -903,6 +991,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if result["lost"]:
         print(f"LOST: {result['lost']:,} measurements acknowledged by the broker were never stored")
+    if args.profile is not None:
+        profile_report(args.profile)
     print(json.dumps(result, sort_keys=True))
     return 0
 
