@@ -21,9 +21,11 @@ The publisher is one paho client, QoS 1, up to 1,000 messages in flight, an edge
 aliases, Double), then DDATA with the 50 metrics by alias, each with its timestamp (the publish time,
 ms), seq 0-255 wrapping. JSON: `{"value", "id", "ts"}` (ts: the publish time, us) round robin
 over the 4 topics. Each run publishes at a fixed offered rate (measurements/s: DDATA messages are
-rate / 50 a second) for --seconds; --saturation adds a run per kind that publishes as fast as paho
-takes them. One value in ~200 is a seeded special cause (CENTER + 30 sigma: its subgroup's mean is
-far beyond the limits).
+rate / 50 a second) for --seconds; --saturation adds a run per kind that publishes as fast as it
+can while at most --saturation-backlog measurements are published but not yet judged (closed loop:
+the figure is what the pipeline takes, not a queue that grows for as long as the run lasts). One
+value in ~200 is a seeded special cause (CENTER + 30 sigma: its subgroup's mean is far beyond the
+limits).
 
 Definitions, per run (every time is the same machine's clock):
 
@@ -53,7 +55,11 @@ Definitions, per run (every time is the same machine's clock):
 
 A figure that could not be measured is null in the JSON and "-" in the table.
 
-Prints a table for people; the LAST line is one line of JSON.
+Prints a table for people; the LAST line is one line of JSON: sparkplug_measurements_per_s and
+json_measurements_per_s (the best run of each kind, to calculated), p50_ms / p99_ms (publish to
+violation out) and p50_ws_ms / p99_ws_ms of the Sparkplug run at 2,000/s (null without one),
+ceiling_messages_per_s (DDATA), ceiling_ratio, first_after_restart_ms, rest_p99_ms_at_2000, lost,
+and every run under "runs" (with the cores each part kept busy and the database's wait events).
 """
 
 from __future__ import annotations
@@ -228,7 +234,9 @@ class Publisher:
         if info.rc != 0:
             raise BenchError(f"paho refused to publish: rc {info.rc}")
 
-    def publish_at(self, rate: float, seconds: float, message: Message) -> tuple[int, float, float]:
+    def publish_at(
+        self, rate: float, seconds: float, message: Message, gate: Callable[[int], None] | None = None
+    ) -> tuple[int, float, float]:
         """`rate` messages a second (0: as fast as paho takes them) for `seconds`: the count, and the
         wall-clock times of the first and the last publish. At a rate, exactly rate x seconds messages,
         each at its slot (a late one at once)."""
@@ -246,6 +254,8 @@ class Publisher:
                 delay = start + index / rate - now
                 if delay > 0:
                     time.sleep(delay)
+            if gate is not None:
+                gate(index)  # may wait
             self.publish(*message(index))
             index += 1
         return index, first, time.time()
@@ -694,7 +704,8 @@ class Loop:
         started = time.monotonic()
         waits.thread.start()
         try:
-            count, first, _ = self.publisher.publish_at(rate / per_message, self.args.seconds, message)
+            gate = None if rate else self.backlog_gate(characteristics, since, per_message)
+            count, first, _ = self.publisher.publish_at(rate / per_message, self.args.seconds, message, gate)
             self.publisher.wait_acked(acked_before + count, self.args.timeout)
             acked = (self.publisher.acked - acked_before) * per_message
             wait_settled(characteristics, since, acked, self.args.stall, self.args.timeout, self.alive)
@@ -710,6 +721,22 @@ class Loop:
                         len(characteristics), cores, self.ws.violations())  # fmt: skip
         run.db_waits = waits.shares()
         return run
+
+    def backlog_gate(self, characteristics: Sequence[int], since: datetime.datetime,
+                     per_message: int) -> Callable[[int], None]:  # fmt: skip
+        """At saturation: before a message, wait while more than --saturation-backlog measurements are
+        published but not judged (the database is asked every 50 ms at most)."""
+        judged, asked = 0, 0.0
+
+        def gate(index: int) -> None:
+            nonlocal judged, asked
+            while index * per_message - judged > self.args.saturation_backlog:
+                if time.monotonic() - asked > 0.05:
+                    judged, asked = counts_of(characteristics, since)[1], time.monotonic()
+                else:
+                    time.sleep(0.01)
+
+        return gate
 
     def first_after_restart(self) -> float | None:
         """The listener restarted: the first sample judged after, from its last value's publish."""
@@ -825,12 +852,12 @@ def cell(value: float | None, width: int = 9) -> str:
 
 
 def table(runs: Sequence[Run]) -> list[str]:
-    lines = [f"{'run':>18}{'acked':>9}{'stored':>9}{'calc':>9}{'stored/s':>9}{'calc/s':>9}"
+    lines = [f"{'run':>21}{'acked':>9}{'stored':>9}{'calc':>9}{'stored/s':>9}{'calc/s':>9}"
              f"{'st p50':>9}{'st p99':>9}{'calc p50':>9}{'calc p99':>9}{'viol p50':>9}{'viol p99':>9}"
              f"{'ws p50':>9}{'ws p99':>9}{'seeded':>7}{'missing':>8}{'miss ws':>8}{'lost':>6}"
              f"{'uncalc':>7}"]  # fmt: skip
     for r in runs:
-        lines.append(f"{r.label:>18}{r.acked:>9,}{r.stored:>9,}{r.calculated:>9,}{r.stored_per_s:>9,.0f}"
+        lines.append(f"{r.label:>21}{r.acked:>9,}{r.stored:>9,}{r.calculated:>9,}{r.stored_per_s:>9,.0f}"
                      f"{r.measurements_per_s:>9,.0f}{cell(r.stored_p50_ms)}{cell(r.stored_p99_ms)}"
                      f"{cell(r.calc_p50_ms)}{cell(r.calc_p99_ms)}{cell(r.violation_p50_ms)}"
                      f"{cell(r.violation_p99_ms)}{cell(r.ws_p50_ms)}{cell(r.ws_p99_ms)}{r.seeded_samples:>7}"
@@ -845,6 +872,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json-rates", default="1000,3000", help="JSON measurements/s offered")
     parser.add_argument("--seconds", type=float, default=10.0, help="publish for this long per run")
     parser.add_argument("--saturation", action="store_true", help="also a run per kind as fast as possible")
+    parser.add_argument("--saturation-backlog", type=int, default=5000,
+                        help="at saturation, measurements published but not yet judged at most")  # fmt: skip
     parser.add_argument("--listeners", type=int, choices=(1, 2), default=1, help="2: a shared group")
     parser.add_argument("--ceiling-seconds", type=float, default=5.0, help="the bare subscriber's run")
     parser.add_argument("--rest-seconds", type=float, default=10.0, help="REST at 2,000/s; 0: skip")
