@@ -74,9 +74,13 @@ def sample_submit(
     )  # fmt: skip
     # A key reused for another subgroup (test, lot, item, values or time) is a Conflict there.
     recorded = observations_record(entries=[entry], source=ObservationSource.MANUAL, user=user, queue=False)
-    observations_process(ids=recorded.ids)
-    characteristic_calculate(characteristic_id=characteristic.pk)
-    observation = Observation.objects.get(pk=recorded.ids[0])
+    processed = observations_process(ids=recorded.ids)
+    # The row as this request processed it; none if it was stored before (a retry) or another
+    # worker holds it, and then it is read after the calculation, as it stands.
+    mine = next((row for row in processed.rows if row.pk == recorded.ids[0]), None)
+    keep = [mine.sample_id] if mine is not None and mine.sample_id is not None else []
+    calculated = characteristic_calculate(characteristic_id=characteristic.pk, keep=keep)
+    observation = mine or Observation.objects.get(pk=recorded.ids[0])
     if observation.status == ObservationStatus.REJECTED:
         reasons = "; ".join(reason["message"] for reason in observation.reasons)
         raise ObservationRejected(
@@ -87,6 +91,9 @@ def sample_submit(
             f"Observation {observation.pk} is stored and being processed; read it at /api/v1/observations/.",
             code="processing",
         )
+    if observation.sample_id in calculated.kept:  # judged by this request: nothing to read back
+        sample, found = calculated.kept[observation.sample_id]
+        return SampleResult(sample, sorted(found, key=lambda v: (v.rule, v.chart)), observation)
     sample = Sample.objects.select_related("characteristic__test").get(pk=observation.sample_id)
     violations = list(sample.violations.select_related("sample").order_by("rule", "chart"))
     return SampleResult(sample, violations, observation)

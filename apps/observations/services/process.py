@@ -3,7 +3,7 @@ confirmed ones grouped into subgroups."""
 
 import datetime
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
@@ -32,6 +32,8 @@ PROCESS_FIELDS = (
 class ProcessResult:
     confirmed: int = 0
     rejected: int = 0
+    # The rows processed, as written (only PROCESS_FIELDS read): a hand-over, not part of the outcome.
+    rows: tuple[Observation, ...] = field(default=(), compare=False, repr=False)
 
 
 def _item_plan_ids(rows: Iterable[Observation]) -> dict[int, set[int]]:
@@ -140,7 +142,7 @@ def observations_process(*, ids: Collection[int], more: int = 0) -> ProcessResul
         calculations_queue_on_commit(touched)
         oos_investigations_queue_on_commit(_manual_out_of_spec(confirmed, values))
     rejected = sum(1 for row in rows if row.status == ObservationStatus.REJECTED)
-    return ProcessResult(confirmed=len(rows) - rejected, rejected=rejected)
+    return ProcessResult(confirmed=len(rows) - rejected, rejected=rejected, rows=tuple(rows))
 
 
 def observations_requeue_stale(*, older_than: datetime.timedelta, limit: int = 50_000) -> int:
