@@ -37,7 +37,11 @@ class SampleResult:
 
 
 def _context(characteristic: Characteristic, context: dict[str, Any], user: User) -> tuple[Lot, Item | None]:
-    lot = Lot.objects.filter(pk=context["lot"]).first()
+    # The item with its lot in one query; the lot alone when there is no item, or none in that lot.
+    item = None
+    if context.get("item") is not None:
+        item = Item.objects.select_related("lot").filter(pk=context["item"], lot_id=context["lot"]).first()
+    lot = item.lot if item is not None else Lot.objects.filter(pk=context["lot"]).first()
     if lot is None:
         raise ValidationError({"context.lot": f"Lot {context['lot']} does not exist."})
     if lot.product_id != characteristic.product_id:
@@ -46,11 +50,8 @@ def _context(characteristic: Characteristic, context: dict[str, Any], user: User
         )
     if lot.status not in LOT_WORKING:
         raise ValidationError({"context.lot": f"Lot {lot.number} is {lot.status}; it takes no more samples."})
-    item = None
-    if context.get("item") is not None:
-        item = Item.objects.filter(pk=context["item"], lot=lot).first()
-        if item is None:
-            raise ValidationError({"context.item": f"Item {context['item']} is not in lot {lot.number}."})
+    if context.get("item") is not None and item is None:
+        raise ValidationError({"context.item": f"Item {context['item']} is not in lot {lot.number}."})
     item_entry_check(item=item, user=user)
     return lot, item
 
