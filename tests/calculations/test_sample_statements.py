@@ -24,7 +24,7 @@ from tests.calculations.api_helpers import assigned_item, dia_of, historical, si
 
 pytestmark = pytest.mark.django_db
 
-STATEMENTS = 31  # besides the transactions' own
+STATEMENTS = 29  # besides the transactions' own
 TRANSACTIONS = 3  # record, process, calculate
 
 
