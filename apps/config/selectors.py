@@ -61,7 +61,7 @@ class PlanTest:
 
 @dataclass(frozen=True)
 class ProductConfig:
-    """Everything observation_confirm needs about one product, loaded in four queries."""
+    """Everything observation_confirm needs about one product, loaded in two queries."""
 
     product_id: int
     product_code: str
@@ -69,49 +69,55 @@ class ProductConfig:
     tests: dict[int, TestInfo] = field(default_factory=dict)
     plan_tests: tuple[PlanTest, ...] = ()
     characteristic_ids: dict[int, int] = field(default_factory=dict)  # test id -> characteristic id
+    # characteristic id -> (LSL, USL): the out-of-spec check of confirmed manual results
+    spec_limits: dict[int, tuple[float | None, float | None]] = field(default_factory=dict)
 
 
 def product_config_load(*, product_id: int) -> ProductConfig:
-    """Four queries of plain values: the observations.in worker loads this for every batch, and
-    model instances cost more to build than the queries take."""
-    code, active = Product.objects.values_list("code", "active").get(pk=product_id)
-    assignments = list(
-        PlanAssignment.objects.filter(product_id=product_id).values_list(
-            "plan_id", "plan__code", "plan__version", "plan__status", "effective_from", "effective_to"
-        )
-    )
-    entries = (
-        TestPlanEntry.objects.filter(plan_id__in={a[0] for a in assignments})
-        .order_by("plan_id", "position")
+    """Two queries of plain values, the product with its characteristics and its assignments with
+    their plans' tests (each a LEFT JOIN, one row per pair): the observations.in worker loads this
+    for every batch, and model instances cost more to build than the queries take."""
+    products = list(
+        Product.objects.filter(pk=product_id)
+        .order_by()
         .values_list(
-            "plan_id",
-            "test_id",
-            "replicates",
-            "test__code",
-            "test__kind",
-            "test__plausible_min",
-            "test__plausible_max",
+            "code", "active", "characteristics__test_id", "characteristics__id",
+            "characteristics__lsl", "characteristics__usl",
         )
-    )
-    by_plan: dict[int, list[tuple[int, int]]] = {}
+    )  # fmt: skip
+    if not products:
+        raise Product.DoesNotExist("Product matching query does not exist.")
+    code, active = products[0][:2]
+    characteristic_ids = {test_id: pk for _, _, test_id, pk, _, _ in products if pk is not None}
+    spec_limits = {pk: (lsl, usl) for _, _, _, pk, lsl, usl in products if pk is not None}
+    # Assignments in their model's order (product, plan, newest first), each plan's tests by position
+    # (a plan without tests: one row of nulls).
+    pairs = (
+        PlanAssignment.objects.filter(product_id=product_id)
+        .order_by("plan", "-effective_from", "pk", "plan__entries__position")
+        .values_list(
+            "plan_id", "plan__code", "plan__version", "plan__status", "effective_from", "effective_to",
+            "plan__entries__test_id", "plan__entries__replicates", "plan__entries__test__code",
+            "plan__entries__test__kind", "plan__entries__test__plausible_min",
+            "plan__entries__test__plausible_max",
+        )
+    )  # fmt: skip
     tests: dict[int, TestInfo] = {}
-    for plan_id, test_id, replicates, test_code, kind, plausible_min, plausible_max in entries:
-        by_plan.setdefault(plan_id, []).append((test_id, replicates))
-        tests[test_id] = TestInfo(test_id, test_code, kind, plausible_min, plausible_max)
-    plan_tests = tuple(
-        PlanTest(
-            plan_id=plan_id,
-            plan_label=f"{plan_code} v{version}",
-            plan_status=plan_status,
-            test_id=test_id,
-            replicates=replicates,
-            effective_from=effective_from,
-            effective_to=effective_to,
+    plan_tests: list[PlanTest] = []
+    for pair in pairs:
+        plan_id, plan_code, version, plan_status, effective_from, effective_to, test_id, replicates = pair[:8]
+        if test_id is None:
+            continue
+        tests[test_id] = TestInfo(test_id, *pair[8:])
+        plan_tests.append(
+            PlanTest(
+                plan_id=plan_id,
+                plan_label=f"{plan_code} v{version}",
+                plan_status=plan_status,
+                test_id=test_id,
+                replicates=replicates,
+                effective_from=effective_from,
+                effective_to=effective_to,
+            )
         )
-        for plan_id, plan_code, version, plan_status, effective_from, effective_to in assignments
-        for test_id, replicates in by_plan.get(plan_id, [])
-    )
-    characteristic_ids = dict(
-        Characteristic.objects.filter(product_id=product_id).order_by().values_list("test_id", "id")
-    )
-    return ProductConfig(product_id, code, active, tests, plan_tests, characteristic_ids)
+    return ProductConfig(product_id, code, active, tests, tuple(plan_tests), characteristic_ids, spec_limits)

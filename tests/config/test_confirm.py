@@ -315,12 +315,12 @@ class ConfigLoadTests:
             selectors.product_config_load(product_id=999999)
 
     def test_bounded_queries(self, plant, django_assert_num_queries):
-        with django_assert_num_queries(4):
+        with django_assert_num_queries(2):
             small = selectors.product_config_load(product_id=plant.product.pk)
         for n in range(5):
             plan = released_plan(TestFactory(), TestFactory(), TestFactory(), code=f"MORE-{n}")
             services.plan_assign(product=plant.product, plan=plan, effective_from=JAN_1, user=UserFactory())
-        with django_assert_num_queries(4):
+        with django_assert_num_queries(2):
             big = selectors.product_config_load(product_id=plant.product.pk)
         assert len(big.plan_tests) == len(small.plan_tests) + 15
         assert len(big.tests) == 19

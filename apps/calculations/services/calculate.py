@@ -8,7 +8,7 @@ for work another worker already did changes nothing.
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -46,6 +46,8 @@ class CalculationResult:
     samples: int = 0
     observations: int = 0
     violations: int = 0
+    # The samples asked for with `keep` that this run judged, each with the violations it found.
+    kept: dict[int, tuple[Sample, list[Violation]]] = field(default_factory=dict, compare=False, repr=False)
 
 
 # --- Lines and the rolling window ----------------------------------------------------------
@@ -319,7 +321,23 @@ def _calculate_share(
     return ShareCalculated(violations, changed, make_events, document)
 
 
-def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResult, bool]:
+def _kept(
+    busy: Sequence[_Share], violations: Sequence[Violation], keep: Collection[int]
+) -> dict[int, tuple[Sample, list[Violation]]]:
+    """The judged samples among `keep`, with their characteristic (which the answer's statistic
+    reads) and their new violations: what POST /samples answers, without reading them back."""
+    kept: dict[int, tuple[Sample, list[Violation]]] = {}
+    for share in busy:
+        for sample in share.samples:
+            if sample.pk in keep:
+                sample.characteristic = share.characteristic
+                kept[sample.pk] = (sample, [v for v in violations if v.sample is sample])
+    return kept
+
+
+def _calculate_batch(
+    characteristic_ids: Sequence[int], keep: Collection[int]
+) -> tuple[CalculationResult, bool]:
     """One transaction: the next samples and observations of the characteristics. (result, more?)"""
     from apps.calculations.services.rewind import corrections_take_in  # it judges with this module
 
@@ -361,27 +379,32 @@ def _calculate_batch(characteristic_ids: Sequence[int]) -> tuple[CalculationResu
         events_send_on_commit([event for make in make_events for event in make()])
     observations = sum(len(share.observations) for share in busy)
     more = len(samples) == BATCH or observations == BATCH
-    return CalculationResult(len(samples), observations, len(violations) + rewound), more
+    kept = _kept(busy, violations, keep) if keep else {}
+    return CalculationResult(len(samples), observations, len(violations) + rewound, kept), more
 
 
-def characteristics_calculate(*, characteristic_ids: Sequence[int]) -> CalculationResult:
+def characteristics_calculate(
+    *, characteristic_ids: Sequence[int], keep: Collection[int] = ()
+) -> CalculationResult:
     """Bring the characteristics' samples, violations and statistics up to date, in one transaction
-    per BATCH rows (a run per characteristic cost four times the queries). Idempotent."""
+    per BATCH rows (a run per characteristic cost four times the queries). Idempotent. The samples
+    of `keep` (ids) this run judges come back in `kept`."""
     total = CalculationResult()
     more = bool(characteristic_ids)
     while more:
-        result, more = _calculate_batch(characteristic_ids)
+        result, more = _calculate_batch(characteristic_ids, keep)
         total = CalculationResult(
             total.samples + result.samples,
             total.observations + result.observations,
             total.violations + result.violations,
+            {**total.kept, **result.kept},
         )
     return total
 
 
-def characteristic_calculate(*, characteristic_id: int) -> CalculationResult:
+def characteristic_calculate(*, characteristic_id: int, keep: Collection[int] = ()) -> CalculationResult:
     """characteristics_calculate for one characteristic."""
-    return characteristics_calculate(characteristic_ids=[characteristic_id])
+    return characteristics_calculate(characteristic_ids=[characteristic_id], keep=keep)
 
 
 def characteristics_behind() -> list[int]:

@@ -37,7 +37,11 @@ class SampleResult:
 
 
 def _context(characteristic: Characteristic, context: dict[str, Any], user: User) -> tuple[Lot, Item | None]:
-    lot = Lot.objects.filter(pk=context["lot"]).first()
+    # The item with its lot in one query; the lot alone when there is no item, or none in that lot.
+    item = None
+    if context.get("item") is not None:
+        item = Item.objects.select_related("lot").filter(pk=context["item"], lot_id=context["lot"]).first()
+    lot = item.lot if item is not None else Lot.objects.filter(pk=context["lot"]).first()
     if lot is None:
         raise ValidationError({"context.lot": f"Lot {context['lot']} does not exist."})
     if lot.product_id != characteristic.product_id:
@@ -46,11 +50,8 @@ def _context(characteristic: Characteristic, context: dict[str, Any], user: User
         )
     if lot.status not in LOT_WORKING:
         raise ValidationError({"context.lot": f"Lot {lot.number} is {lot.status}; it takes no more samples."})
-    item = None
-    if context.get("item") is not None:
-        item = Item.objects.filter(pk=context["item"], lot=lot).first()
-        if item is None:
-            raise ValidationError({"context.item": f"Item {context['item']} is not in lot {lot.number}."})
+    if context.get("item") is not None and item is None:
+        raise ValidationError({"context.item": f"Item {context['item']} is not in lot {lot.number}."})
     item_entry_check(item=item, user=user)
     return lot, item
 
@@ -74,9 +75,13 @@ def sample_submit(
     )  # fmt: skip
     # A key reused for another subgroup (test, lot, item, values or time) is a Conflict there.
     recorded = observations_record(entries=[entry], source=ObservationSource.MANUAL, user=user, queue=False)
-    observations_process(ids=recorded.ids)
-    characteristic_calculate(characteristic_id=characteristic.pk)
-    observation = Observation.objects.get(pk=recorded.ids[0])
+    processed = observations_process(ids=recorded.ids)
+    # The row as this request processed it; none if it was stored before (a retry) or another
+    # worker holds it, and then it is read after the calculation, as it stands.
+    mine = next((row for row in processed.rows if row.pk == recorded.ids[0]), None)
+    keep = [mine.sample_id] if mine is not None and mine.sample_id is not None else []
+    calculated = characteristic_calculate(characteristic_id=characteristic.pk, keep=keep)
+    observation = mine or Observation.objects.get(pk=recorded.ids[0])
     if observation.status == ObservationStatus.REJECTED:
         reasons = "; ".join(reason["message"] for reason in observation.reasons)
         raise ObservationRejected(
@@ -87,6 +92,9 @@ def sample_submit(
             f"Observation {observation.pk} is stored and being processed; read it at /api/v1/observations/.",
             code="processing",
         )
+    if observation.sample_id in calculated.kept:  # judged by this request: nothing to read back
+        sample, found = calculated.kept[observation.sample_id]
+        return SampleResult(sample, sorted(found, key=lambda v: (v.rule, v.chart)), observation)
     sample = Sample.objects.select_related("characteristic__test").get(pk=observation.sample_id)
     violations = list(sample.violations.select_related("sample").order_by("rule", "chart"))
     return SampleResult(sample, violations, observation)

@@ -3,13 +3,12 @@ confirmed ones grouped into subgroups."""
 
 import datetime
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
 
 from apps.config.confirmation import observation_confirm
-from apps.config.models import Characteristic
 from apps.config.selectors import ProductConfig, product_config_load
 from apps.config.spec import any_outside_spec
 from apps.observations.choices import LOT_WORKING, ObservationRejection, ObservationSource, ObservationStatus
@@ -32,6 +31,8 @@ PROCESS_FIELDS = (
 class ProcessResult:
     confirmed: int = 0
     rejected: int = 0
+    # The rows processed, as written (only PROCESS_FIELDS read): a hand-over, not part of the outcome.
+    rows: tuple[Observation, ...] = field(default=(), compare=False, repr=False)
 
 
 def _item_plan_ids(rows: Iterable[Observation]) -> dict[int, set[int]]:
@@ -65,25 +66,20 @@ def _verdict(
     return reasons, (result.characteristic_id if not reasons else None), result.values
 
 
-def _manual_out_of_spec(confirmed: Iterable[Observation], values: dict[int, tuple[float, ...]]) -> list[int]:
+def _manual_out_of_spec(
+    confirmed: Iterable[Observation], values: dict[int, tuple[float, ...]], configs: dict[int, ProductConfig]
+) -> list[int]:
     """The confirmed results a tester entered on an item with a value outside the specification
-    limits: each opens an out-of-spec investigation (apps.records). Device and MQTT data never do,
-    and cost nothing here (no query without a manual result)."""
+    limits (those of the configuration the rows were confirmed with): each opens an out-of-spec
+    investigation (apps.records). Device and MQTT data never do."""
     manual = [row for row in confirmed if row.source == ObservationSource.MANUAL and row.item_id is not None]
-    if not manual:
-        return []
-    limits = {
-        pk: (lsl, usl)
-        for pk, lsl, usl in Characteristic.objects.filter(
-            pk__in={row.characteristic_id for row in manual}
-        ).values_list("pk", "lsl", "usl")
-    }
-    return [
-        row.pk
-        for row in manual
-        if row.characteristic_id in limits
-        and any_outside_spec(values[row.pk], *limits[row.characteristic_id])
-    ]
+    outside = []
+    for row in manual:
+        assert row.characteristic_id is not None
+        limits = configs[row.lot.product_id].spec_limits.get(row.characteristic_id)
+        if limits is not None and any_outside_spec(values[row.pk], *limits):
+            outside.append(row.pk)
+    return outside
 
 
 def observations_process(*, ids: Collection[int], more: int = 0) -> ProcessResult:
@@ -138,9 +134,9 @@ def observations_process(*, ids: Collection[int], more: int = 0) -> ProcessResul
         fields = ["status", "reasons", "characteristic", "processed_at", "position", "hash", "lot_checksum"]
         rows_update(model=Observation, rows=rows, fields=[*fields, "sample", "late"])
         calculations_queue_on_commit(touched)
-        oos_investigations_queue_on_commit(_manual_out_of_spec(confirmed, values))
+        oos_investigations_queue_on_commit(_manual_out_of_spec(confirmed, values, configs))
     rejected = sum(1 for row in rows if row.status == ObservationStatus.REJECTED)
-    return ProcessResult(confirmed=len(rows) - rejected, rejected=rejected)
+    return ProcessResult(confirmed=len(rows) - rejected, rejected=rejected, rows=tuple(rows))
 
 
 def observations_requeue_stale(*, older_than: datetime.timedelta, limit: int = 50_000) -> int:
