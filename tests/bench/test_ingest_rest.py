@@ -4,17 +4,16 @@ end to end on real PostgreSQL and Redis (skipped without them: it measures the p
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from bench.ingest_common import BATCH, Stored, bench_database_url, database_recreate
 from bench.ingest_rest import Batch, Tracker, parse_args, summarise
+from tests.support.bench import database_names, postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,19 +68,6 @@ def test_options_are_checked() -> None:
                 ["--seconds", "5", "--observations", "500"]):  # fmt: skip
         with pytest.raises(SystemExit):
             parse_args(bad)
-
-
-def postgres_url() -> str:
-    database_url = os.environ.get("DATABASE_URL", "")
-    if urlsplit(database_url).scheme not in {"postgres", "postgresql"} or not os.environ.get("REDIS_URL"):
-        pytest.skip("needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL)")
-    return database_url
-
-
-def database_names(database_url: str, pattern: str) -> list[str]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [pattern]).fetchall()
-    return [name for (name,) in rows]
 
 
 @pytest.mark.services

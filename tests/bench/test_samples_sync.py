@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.samples_sync import Cell, Plant, Sampler, parse_args, process_tree, run_cell, server_extra, summary
-from tests.bench.test_ingest_rest import database_names, postgres_url
+from tests.support.bench import database_names, postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
