@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -138,9 +138,22 @@ class _SenderLoop:
 _sender = _SenderLoop()
 
 
+# Which of the NOTIFYING types anyone hears now (apps.subscriptions registers it; above this module).
+# Most calculations concern nobody: without this, every sample queued a fan-out task that found no
+# subscription, a worker's CPU per sample (issue #20).
+_heard: Callable[[], frozenset[str]] | None = None
+
+
+def fanout_heard_register(heard: Callable[[], frozenset[str]]) -> None:
+    global _heard
+    _heard = heard
+
+
 def _fanout_queue(events: Sequence[Event]) -> None:
-    """One task per send. A broker that is down loses these notifications (logged), not data."""
-    notified = [message for _, message in events if message["type"] in NOTIFYING]
+    """One task per send, if anyone hears one of the events. A broker that is down loses these
+    notifications (logged), not data."""
+    heard = _heard() if _heard is not None else NOTIFYING
+    notified = [message for _, message in events if message["type"] in NOTIFYING and message["type"] in heard]
     if not notified:
         return
     try:

@@ -133,15 +133,17 @@ def rows_insert(*, model: type[M], rows: Sequence[M]) -> list[M]:
     return list(rows)
 
 
-def rows_locked(*, model: type[M], ids: Iterable[int]) -> list[M]:
+def rows_locked(*, model: type[M], ids: Iterable[int], **annotations: Any) -> list[M]:
     """The rows of `model` with these primary keys, created (all defaults) if missing, locked FOR
     UPDATE in key order, so that two transactions never deadlock. Missing rows are inserted in key
-    order too, and only when some are missing: a steady pipeline takes one statement."""
+    order too, and only when some are missing: a steady pipeline takes one statement. The
+    `annotations` (QuerySet.annotate's) are read in the same statement."""
     wanted = sorted(set(ids))
-    rows = list(model._default_manager.select_for_update().filter(pk__in=wanted).order_by("pk"))
+    locked = model._default_manager.select_for_update().annotate(**annotations).filter(pk__in=wanted)
+    rows = list(locked.order_by("pk"))
     if len(rows) < len(wanted):
         have = {row.pk for row in rows}
         missing = [model(pk=pk) for pk in wanted if pk not in have]
         model._default_manager.bulk_create(missing, ignore_conflicts=True)
-        rows = list(model._default_manager.select_for_update().filter(pk__in=wanted).order_by("pk"))
+        rows = list(locked.order_by("pk"))
     return rows

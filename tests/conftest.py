@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.config import services
+from openspc.kept import kept_forget
 from openspc.roles import Role
 from tests.factories import UserFactory
 from tests.support.parallel import isolate_worker
@@ -101,3 +102,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             raise pytest.UsageError(
                 f"{item.nodeid}: use django_db(transaction=True, serialized_rollback=True)"
             )
+
+
+@pytest.fixture(autouse=True)
+def _configuration_forgotten() -> None:
+    """Each test reads the configuration afresh: a test's writes are rolled back, never committed, so
+    what a process kept of them (openspc.kept) would outlive them."""
+    kept_forget()

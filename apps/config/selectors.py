@@ -1,10 +1,12 @@
 """Reads of the configuration domain."""
 
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
+from apps.config.cached import cached_many, cached_one
 from apps.config.models import Characteristic, ControlLimits, PlanAssignment, Product, TestPlanEntry
 
 
@@ -121,3 +123,46 @@ def product_config_load(*, product_id: int) -> ProductConfig:
             )
         )
     return ProductConfig(product_id, code, active, tests, tuple(plan_tests), characteristic_ids, spec_limits)
+
+
+# --- Kept between requests (apps.config.cached): read-only, for the pipeline's hot paths ------
+
+
+def _characteristics_load(ids: Sequence[int]) -> dict[int, Characteristic]:
+    return Characteristic.objects.select_related("product", "test").in_bulk(list(ids))
+
+
+def characteristics_kept(ids: Sequence[int]) -> dict[int, Characteristic]:
+    """The characteristics of these ids that exist, with their product and test."""
+    found = cached_many("characteristic", ids, _characteristics_load)
+    return {pk: characteristic for pk, characteristic in found.items() if characteristic is not None}
+
+
+def characteristic_kept(pk: int) -> Characteristic | None:
+    return cached_one("characteristic", pk, _characteristics_load)
+
+
+def _limits_current_load(characteristic_ids: Sequence[int]) -> dict[int, ControlLimits]:
+    newest = ControlLimits.objects.filter(characteristic_id=OuterRef("characteristic_id"))
+    newest = newest.order_by("-version")
+    rows = ControlLimits.objects.filter(
+        characteristic_id__in=list(characteristic_ids), pk=Subquery(newest.values("pk")[:1])
+    )
+    return {limits.characteristic_id: limits for limits in rows}
+
+
+def limits_current_kept(characteristic_ids: Sequence[int]) -> dict[int, ControlLimits]:
+    """The current (highest) control limits version of each characteristic that has limits."""
+    found = cached_many("limits", characteristic_ids, _limits_current_load)
+    return {pk: limits for pk, limits in found.items() if limits is not None}
+
+
+def _product_configs_load(product_ids: Sequence[int]) -> dict[int, ProductConfig]:
+    return {pk: product_config_load(product_id=pk) for pk in product_ids}
+
+
+def product_config(*, product_id: int) -> ProductConfig:
+    """product_config_load, kept between requests."""
+    config = cached_one("product", product_id, _product_configs_load)
+    assert config is not None  # product_config_load raises for a product that does not exist
+    return config

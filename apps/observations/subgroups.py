@@ -42,6 +42,7 @@ from django.utils import timezone
 
 from apps.config.choices import SubgroupTimeoutPolicy, TestKind
 from apps.config.models import Characteristic
+from apps.config.selectors import characteristics_kept
 from apps.observations.checksum import checksum_add, observation_hash
 from apps.observations.choices import LOT_WORKING, ObservationStatus
 from apps.observations.handoff import calculations_queue_on_commit
@@ -233,7 +234,7 @@ def subgroups_fold(*, rows: Sequence[Observation], values: Mapping[int, Sequence
         by_characteristic[row.characteristic_id].append(row)
     if not by_characteristic:
         return []
-    characteristics = Characteristic.objects.select_related("test").in_bulk(list(by_characteristic))
+    characteristics = characteristics_kept(list(by_characteristic))
     in_batch = {row.pk: row for row in rows}
     feeds = list(_feeds_locked(by_characteristic))
     now = timezone.now()

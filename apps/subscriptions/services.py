@@ -36,6 +36,7 @@ from apps.subscriptions.models import Notification, Subscription
 from apps.subscriptions.selectors import SCOPE_MODELS, subscription_target_readable, subscriptions_concerned
 from openspc.api import Conflict
 from openspc.events import EventType, event, events_send_on_commit
+from openspc.kept import generation_changed, kept_one
 from openspc.roles import Role
 
 logger = logging.getLogger(__name__)
@@ -64,11 +65,31 @@ DIRECT_EVENTS: dict[str, Callable[[dict[str, Any]], messages.Message]] = {
     EventType.SIGNING_LOCKED: messages.signing_locked,
 }
 APPROVE_LOT_DISPOSITION = ("records", "approve_lotdisposition")
+# The generation (openspc.kept) of the subscriptions: replaced by every write of one.
+GENERATION = "subscriptions"
 TARGET_FIELDS = ("product", "test", "lot", "characteristic")
 UPDATABLE = ("events", "email", "active")
 
 
 # --- Subscriptions --------------------------------------------------------------------------------
+
+
+def _kinds_load(keys: Sequence[str]) -> dict[str, frozenset[str]]:
+    lists = Subscription.objects.filter(active=True).values_list("events", flat=True)
+    return {key: frozenset(kind for kinds in lists for kind in kinds) for key in keys}
+
+
+def event_types_heard() -> frozenset[str]:
+    """The event types someone hears now: those of the kinds some active subscription names, and
+    those told by role. Kept in each process until a subscription is written (openspc.kept): the
+    calculation asks on every commit."""
+    kinds = kept_one(GENERATION, "kinds", "active", _kinds_load) or frozenset()
+    return frozenset(t for t, kind in EVENT_KINDS.items() if kind in kinds) | frozenset(DIRECT_EVENTS)
+
+
+def subscription_written(sender: type[Subscription], **kwargs: Any) -> None:
+    """post_save and post_delete of a subscription."""
+    generation_changed(GENERATION)
 
 
 def _events_clean(scope: str, events: Any) -> list[str]:

@@ -3,9 +3,10 @@ PostgreSQL for a subgroup of 1 and of 5, so that a statement that creeps in fail
 list of what ran.
 
 Warm, as in a running server after its first sample of the characteristic: the rolling window
-stored in Redis by the warm-up POST's commit, and Django's in-process content type cache. Nothing
-else persists between requests: the user, roles and permissions, the configuration, the limits
-and the statistics are read by each POST.
+stored in Redis by the warm-up POST's commit, Django's in-process content type cache, and the
+configuration each process keeps (the characteristic, its product's tests and plans, the current
+limits: apps.config.cached). The user, roles and permissions and the statistics are read by each
+POST.
 
 The test runs in one transaction, so each of the request's transactions shows as a SAVEPOINT and
 its RELEASE; in a server those are a BEGIN and a COMMIT, which Django does not log. They are
@@ -27,8 +28,8 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the statements pinned are PostgreSQL's"),
 ]
 
-STATEMENTS = 29  # besides the transactions' own
-TRANSACTIONS = 3  # record, process, calculate
+STATEMENTS = 22  # besides the transactions' own
+TRANSACTIONS = 2  # record; process and calculate
 
 
 @pytest.fixture
@@ -56,8 +57,8 @@ def test_one_synchronous_sample_runs_a_fixed_number_of_statements(
     api, plant, charted, monkeypatch, django_capture_on_commit_callbacks
 ):
     characteristic, values = charted
-    # The calculation the process step queues (the sample is calculated in the request already)
-    # would go to the broker: noted, not sent.
+    # A calculation queued for the worker would go to the broker: noted, not sent. None is: the
+    # request calculates its sample itself.
     queued: list[list[int]] = []
     monkeypatch.setattr(
         handoff, "calculations_queue", lambda *, characteristic_ids: queued.append(characteristic_ids)
@@ -73,7 +74,7 @@ def test_one_synchronous_sample_runs_a_fixed_number_of_statements(
         )
     assert response.status_code == 201, response.content
     assert response.json()["sample"]["sequence"] == 2
-    assert queued == [[characteristic.pk]]
+    assert queued == []
     queries = captured.captured_queries
     transactions = [q for q in queries if q["sql"].startswith("SAVEPOINT")]
     statements = [

@@ -23,6 +23,7 @@ from tests.factories import (
     ItemFactory,
     LotFactory,
     ProductFactory,
+    SubscriptionFactory,
     TestFactory,
     UserFactory,
     characteristic_for,
@@ -91,17 +92,27 @@ def lot_statistics_event(characteristic: Any, lot: Any, n: int, when: Any = None
     }  # fmt: skip
 
 
+@pytest.mark.django_db
 class EventsSendTests:
-    def test_one_fanout_task_per_send_with_only_the_events_that_notify(self, monkeypatch):
-        sent = []
+    @pytest.fixture
+    def sent(self, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any, str]]:
+        sent: list[tuple[str, Any, str]] = []
         monkeypatch.setattr(
             calculation_events.current_app,
             "send_task",
             lambda name, kwargs, kwargsrepr: sent.append((name, kwargs, kwargsrepr)),
         )
-        sample = calculation_events.event("sample.created", ["lot.1"], id=1)
-        violation = calculation_events.event("violation.created", ["lot.1"], id=2, characteristic=3)
-        stats = calculation_events.event("statistics.updated", ["lot.1"], scope="lot", lot=1)
+        return sent
+
+    EVENTS = (
+        calculation_events.event("sample.created", ["lot.1"], id=1),
+        calculation_events.event("violation.created", ["lot.1"], id=2, characteristic=3),
+        calculation_events.event("statistics.updated", ["lot.1"], scope="lot", lot=1),
+    )
+
+    def test_one_fanout_task_per_send_with_only_the_events_someone_hears(self, sent):
+        SubscriptionFactory(events=["violations", "results"])
+        sample, violation, stats = self.EVENTS
         calculation_events.events_send([sample, violation, stats])
         calculation_events.events_send([sample])
 
@@ -109,6 +120,24 @@ class EventsSendTests:
         notified = {"events": [violation[1], stats[1]]}
         assert sent == [("subscriptions.fanout", notified, "{'events': <2 events>}")]
         assert settings.CELERY_TASK_ROUTES["subscriptions.fanout"] == {"queue": "celery"}
+
+    def test_no_fanout_task_for_events_nobody_hears(self, sent):
+        """Most calculations concern nobody: no task for them (one per sample cost a worker as much
+        CPU as a fifth of the sample itself; issue #20). Told by role, a release request always goes."""
+        calculation_events.events_send(list(self.EVENTS))
+        assert sent == []
+        # A subscription to violations only, then switched off: the process hears of both at once.
+        subscription = SubscriptionFactory(events=["violations"])
+        calculation_events.events_send(list(self.EVENTS))
+        assert [kwargs["events"] for _, kwargs, _ in sent] == [[self.EVENTS[1][1]]]
+        subscription.active = False
+        subscription.save(update_fields=["active"])
+        sent.clear()
+        calculation_events.events_send(list(self.EVENTS))
+        assert sent == []
+        release = calculation_events.event("lot.release_requested", ["lot.1"], lot=1)
+        calculation_events.events_send([release])
+        assert [kwargs["events"] for _, kwargs, _ in sent] == [[release[1]]]
 
 
 @pytest.mark.django_db

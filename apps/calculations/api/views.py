@@ -25,6 +25,7 @@ from apps.calculations.filtersets import (
 from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
 from apps.calculations.services.submit import sample_submit
 from apps.config.models import Characteristic
+from apps.config.selectors import characteristic_kept
 from apps.observations.models import Sample
 from apps.observations.permissions import DataEntry, data_entry_role
 from apps.observations.services.samples import sample_exclude
@@ -135,11 +136,7 @@ class SampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        characteristic = (
-            Characteristic.objects.select_related("product", "test")
-            .filter(pk=data["characteristic_id"])
-            .first()
-        )
+        characteristic = characteristic_kept(data["characteristic_id"])
         if characteristic is None:
             raise DRFValidationError(
                 {"characteristic_id": [f"Characteristic {data['characteristic_id']} does not exist."]}

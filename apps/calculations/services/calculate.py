@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from apps.calculations.choices import Severity
@@ -29,6 +29,7 @@ from apps.calculations.services.stats import (
 )
 from apps.calculations.window import SMOOTHED_KINDS, Lines, Point, RollingWindow
 from apps.config.models import Characteristic, ControlLimits
+from apps.config.selectors import characteristics_kept, limits_current_kept
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample, SubgroupFeed
 from openspc.events import Event, events_send_on_commit
@@ -147,7 +148,7 @@ def windows_warm_up(*, characteristic_ids: Sequence[int] | None = None) -> int:
     if characteristic_ids is not None:
         characteristics = characteristics.filter(pk__in=list(characteristic_ids))
     by_pk = characteristics.select_related("chart_state").in_bulk()
-    limits = _limits_current(list(by_pk))
+    limits = limits_current_kept(list(by_pk))
     stored = windows_cached([pk for pk in by_pk if pk in limits])
     documents: dict[int, object] = {}
     for pk, current in limits.items():
@@ -222,18 +223,12 @@ class _Share:
 
 
 def _states_locked(characteristic_ids: Sequence[int]) -> list[ChartState]:
-    """The chart states, created if missing, locked in id order (two runs never deadlock)."""
-    return rows_locked(model=ChartState, ids=characteristic_ids)
-
-
-def _limits_current(characteristic_ids: Sequence[int]) -> dict[int, ControlLimits]:
-    newest = ControlLimits.objects.filter(characteristic_id=OuterRef("characteristic_id")).order_by(
-        "-version"
+    """The chart states, created if missing, locked in id order (two runs never deadlock), each
+    with `corrections`: whether its feed has corrections to take in (read in the same statement)."""
+    flagged = SubgroupFeed.objects.filter(pk=OuterRef("pk")).exclude(
+        recalculate_from__isnull=True, recalculate_lots=[]
     )
-    rows = ControlLimits.objects.filter(
-        characteristic_id__in=characteristic_ids, pk=Subquery(newest.values("pk")[:1])
-    )
-    return {limits.characteristic_id: limits for limits in rows}
+    return rows_locked(model=ChartState, ids=characteristic_ids, corrections=Exists(flagged))
 
 
 def _shares(states: Sequence[ChartState]) -> dict[int, _Share]:
@@ -241,8 +236,8 @@ def _shares(states: Sequence[ChartState]) -> dict[int, _Share]:
     (at most BATCH of each in all: a cut leaves a prefix of a characteristic's rows, which is
     what its cursors need)."""
     ids = [state.pk for state in states]
-    characteristics = Characteristic.objects.select_related("test").in_bulk(ids)
-    limits = _limits_current(ids)
+    characteristics = characteristics_kept(ids)
+    limits = limits_current_kept(ids)
     shares = {
         state.pk: _Share(characteristics[state.pk], state, limits.get(state.pk))
         for state in states
@@ -335,14 +330,23 @@ def _kept(
     return kept
 
 
+def chart_states_lock(*, characteristic_ids: Sequence[int]) -> list[ChartState]:
+    """Lock the characteristics' chart states for the caller's transaction, before anything else of
+    theirs: a calculation takes the chart state first and then, taking in a correction, the feed;
+    a caller that folds subgroups (the feed) and then calculates must take them in the same order,
+    or the two could deadlock. Hand them to characteristics_calculate(locked=…)."""
+    return _states_locked(characteristic_ids)
+
+
 def _calculate_batch(
-    characteristic_ids: Sequence[int], keep: Collection[int]
+    characteristic_ids: Sequence[int], keep: Collection[int], locked: Sequence[ChartState] | None = None
 ) -> tuple[CalculationResult, bool]:
-    """One transaction: the next samples and observations of the characteristics. (result, more?)"""
+    """One transaction (or the caller's, without a savepoint): the next samples and observations of
+    the characteristics. (result, more?)"""
     from apps.calculations.services.rewind import corrections_take_in  # it judges with this module
 
-    with transaction.atomic():
-        states = _states_locked(characteristic_ids)
+    with transaction.atomic(savepoint=False):
+        states = list(locked) if locked is not None else _states_locked(characteristic_ids)
         # Corrections first (they take the characteristic back), then what is new.
         rewound = corrections_take_in(states=states)
         shares = _shares(states)
@@ -384,15 +388,20 @@ def _calculate_batch(
 
 
 def characteristics_calculate(
-    *, characteristic_ids: Sequence[int], keep: Collection[int] = ()
+    *,
+    characteristic_ids: Sequence[int],
+    keep: Collection[int] = (),
+    locked: Sequence[ChartState] | None = None,
 ) -> CalculationResult:
     """Bring the characteristics' samples, violations and statistics up to date, in one transaction
     per BATCH rows (a run per characteristic cost four times the queries). Idempotent. The samples
-    of `keep` (ids) this run judges come back in `kept`."""
+    of `keep` (ids) this run judges come back in `kept`. `locked`: their chart states, locked by
+    the caller in its transaction (chart_states_lock), for the first batch."""
     total = CalculationResult()
     more = bool(characteristic_ids)
     while more:
-        result, more = _calculate_batch(characteristic_ids, keep)
+        result, more = _calculate_batch(characteristic_ids, keep, locked)
+        locked = None
         total = CalculationResult(
             total.samples + result.samples,
             total.observations + result.observations,

@@ -120,12 +120,9 @@ def _take_in(characteristic: Characteristic, state: ChartState, feed: SubgroupFe
 
 def corrections_take_in(*, states: Sequence[ChartState]) -> int:
     """Take in the corrections flagged on these characteristics' feeds (their ChartState rows are
-    locked by the caller). Returns the number of violations created."""
-    flagged = list(
-        SubgroupFeed.objects.filter(pk__in=[state.pk for state in states])
-        .exclude(recalculate_from__isnull=True, recalculate_lots=[])
-        .values_list("pk", flat=True)
-    )
+    locked by the caller, each read with `corrections`: whether its feed is flagged). Returns the
+    number of violations created."""
+    flagged = [state.pk for state in states if getattr(state, "corrections", False)]
     if not flagged:
         return 0
     by_id = {state.pk: state for state in states}

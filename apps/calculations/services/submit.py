@@ -13,9 +13,10 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from apps.calculations.models import Violation
-from apps.calculations.services.calculate import characteristic_calculate
+from apps.calculations.services.calculate import characteristics_calculate, chart_states_lock
 from apps.config.choices import TestKind
 from apps.config.models import Characteristic
 from apps.observations.choices import LOT_WORKING, ObservationSource, ObservationStatus
@@ -74,13 +75,21 @@ def sample_submit(
         idempotency_key=context.get("idempotency_key"),
     )  # fmt: skip
     # A key reused for another subgroup (test, lot, item, values or time) is a Conflict there.
+    # Stored and committed first: whatever happens next, the measurements are kept (a failure
+    # below leaves the row `received` for the sweep to process).
     recorded = observations_record(entries=[entry], source=ObservationSource.MANUAL, user=user, queue=False)
-    processed = observations_process(ids=recorded.ids)
-    # The row as this request processed it; none if it was stored before (a retry) or another
-    # worker holds it, and then it is read after the calculation, as it stands.
-    mine = next((row for row in processed.rows if row.pk == recorded.ids[0]), None)
-    keep = [mine.sample_id] if mine is not None and mine.sample_id is not None else []
-    calculated = characteristic_calculate(characteristic_id=characteristic.pk, keep=keep)
+    # Then processed and calculated in one transaction: one commit, and the chart state held from
+    # the fold to the judgement, taken before the feed as every calculation takes them.
+    with transaction.atomic():
+        locked = chart_states_lock(characteristic_ids=[characteristic.pk])
+        processed = observations_process(ids=recorded.ids, calculate=False)
+        # The row as this request processed it; none if it was stored before (a retry) or another
+        # worker holds it, and then it is read after the calculation, as it stands.
+        mine = next((row for row in processed.rows if row.pk == recorded.ids[0]), None)
+        keep = [mine.sample_id] if mine is not None and mine.sample_id is not None else []
+        calculated = characteristics_calculate(
+            characteristic_ids=[characteristic.pk], keep=keep, locked=locked
+        )
     observation = mine or Observation.objects.get(pk=recorded.ids[0])
     if observation.status == ObservationStatus.REJECTED:
         reasons = "; ".join(reason["message"] for reason in observation.reasons)

@@ -3,6 +3,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 from django.db.models import F, Q
 
+from apps.config.cached import ConfigQuerySet
 from apps.config.choices import (
     MAX_SUBGROUP_SIZE,
     MQTT_SOURCES,
@@ -26,7 +27,7 @@ def all_rules_default() -> list[int]:
     return list(range(1, 9))
 
 
-class CharacteristicQuerySet(models.QuerySet["Characteristic"]):
+class CharacteristicQuerySet(ConfigQuerySet["Characteristic"]):
     def with_config(self) -> "CharacteristicQuerySet":
         return self.select_related("product", "test")
 
@@ -169,6 +170,10 @@ class Characteristic(models.Model):
         return chart_type_by_subgroup_size(self.subgroup_size)
 
 
+class ControlLimitsQuerySet(ConfigQuerySet["ControlLimits"]):
+    pass
+
+
 class ControlLimits(models.Model):
     """One version of a characteristic's control limits. Versions are added, never overwritten.
 
@@ -194,6 +199,8 @@ class ControlLimits(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ControlLimitsQuerySet.as_manager()
 
     class Meta:
         ordering = ["characteristic", "-version"]

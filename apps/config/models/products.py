@@ -2,7 +2,12 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import models
 from django.db.models import F, Q
 
+from apps.config.cached import ConfigQuerySet
 from apps.config.choices import TestKind
+
+
+class ProductQuerySet(ConfigQuerySet["Product"]):
+    pass
 
 
 class Product(models.Model):
@@ -17,6 +22,8 @@ class Product(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ProductQuerySet.as_manager()
+
     class Meta:
         ordering = ["code"]
 
@@ -24,7 +31,7 @@ class Product(models.Model):
         return f"{self.code} — {self.name}"
 
 
-class TestQuerySet(models.QuerySet["Test"]):
+class TestQuerySet(ConfigQuerySet["Test"]):
     def visible_to(self, user: User | AnonymousUser) -> "TestQuerySet":
         """A tester reads only the tests of the plans selected for items assigned to them
         (through the reverse relations of apps.observations' Item: plans → items → tester); a user

@@ -5,10 +5,11 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.config.cached import ConfigQuerySet
 from apps.config.choices import MAX_SUBGROUP_SIZE, PlanStatus
 
 
-class TestPlanQuerySet(models.QuerySet["TestPlan"]):
+class TestPlanQuerySet(ConfigQuerySet["TestPlan"]):
     def in_effect(
         self, *, at: datetime.datetime | None = None, product_id: int | None = None
     ) -> "TestPlanQuerySet":
@@ -59,6 +60,10 @@ class TestPlan(models.Model):
         return self.status == PlanStatus.DRAFT
 
 
+class TestPlanEntryQuerySet(ConfigQuerySet["TestPlanEntry"]):
+    pass
+
+
 class TestPlanEntry(models.Model):
     """One test in a plan: its position in the plan and how many replicates to take."""
 
@@ -71,6 +76,8 @@ class TestPlanEntry(models.Model):
     requires_verification = models.BooleanField(
         default=False, help_text="Results of this test under this plan need a second person's verification."
     )
+
+    objects = TestPlanEntryQuerySet.as_manager()
 
     class Meta:
         ordering = ["plan", "position"]
@@ -89,7 +96,7 @@ class TestPlanEntry(models.Model):
         return f"#{self.position} {self.test.code} ×{self.replicates}"
 
 
-class PlanAssignmentQuerySet(models.QuerySet["PlanAssignment"]):
+class PlanAssignmentQuerySet(ConfigQuerySet["PlanAssignment"]):
     def effective_at(self, moment: datetime.datetime) -> "PlanAssignmentQuerySet":
         """In effect at this moment: started at or before it, not yet ended (the end is exclusive)."""
         return self.filter(

@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from apps.config.models import Characteristic, Device, Product, Test
+from apps.config.selectors import characteristics_kept
 from apps.observations.choices import LOT_WORKING
 from apps.observations.models import Item, Lot
 from apps.observations.services.record import ObservationEntry, first_ten
@@ -128,8 +129,8 @@ Targets = tuple[dict[int, Characteristic], dict[str, Product], dict[str, Test]]
 
 
 def _device_targets(rows: Sequence[dict[str, Any]]) -> Targets:
-    characteristics = Characteristic.objects.select_related("product", "test").in_bulk(
-        {row["characteristic"] for row in rows if row.get("characteristic") is not None}
+    characteristics = characteristics_kept(
+        list({row["characteristic"] for row in rows if row.get("characteristic") is not None})
     )
     products = Product.objects.in_bulk(
         {row["product"] for row in rows if row.get("product")}, field_name="code"

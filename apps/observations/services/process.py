@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.config.confirmation import observation_confirm
-from apps.config.selectors import ProductConfig, product_config_load
+from apps.config.selectors import ProductConfig, product_config
 from apps.config.spec import any_outside_spec
 from apps.observations.choices import LOT_WORKING, ObservationRejection, ObservationSource, ObservationStatus
 from apps.observations.handoff import calculations_queue_on_commit, oos_investigations_queue_on_commit
@@ -82,9 +82,14 @@ def _manual_out_of_spec(
     return outside
 
 
-def observations_process(*, ids: Collection[int], more: int = 0) -> ProcessResult:
+def observations_process(*, ids: Collection[int], more: int = 0, calculate: bool = True) -> ProcessResult:
     """Confirm or reject the observations among `ids` that are still `received`, and with `more`,
     up to that many other `received` ones, oldest first.
+
+    calculate=False: the caller runs the calculation of what this folds itself, right after
+    (POST /samples), so none is queued for it: a queued one was a second run per sample, on a
+    worker, taking the same chart state lock the next request waits for. If the caller dies
+    between the two, the calculation sweep (characteristics_behind) takes the sample in.
 
     Safe to run twice and concurrently: rows already processed are not selected,
     and rows another worker holds are skipped (they are that worker's).
@@ -96,7 +101,9 @@ def observations_process(*, ids: Collection[int], more: int = 0) -> ProcessResul
     brought in are not lost if this worker dies: its transaction rolls back, and they are
     processed by their own message or, if that has run already, by the stale sweep.
     """
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (POST /samples processes and calculates in one):
+    # a failure here fails that transaction, which is what the caller wants.
+    with transaction.atomic(savepoint=False):
         # SELECT … FOR UPDATE SKIP LOCKED claims the rows for this transaction: a second worker
         # given the same ids (a redelivery, the stale sweep) skips them instead of waiting and
         # confirming them twice, and if this worker dies the rows stay `received` for the sweep.
@@ -116,7 +123,7 @@ def observations_process(*, ids: Collection[int], more: int = 0) -> ProcessResul
             return ProcessResult()
         plans = _item_plan_ids(rows)
         configs = {
-            product_id: product_config_load(product_id=product_id)
+            product_id: product_config(product_id=product_id)
             for product_id in {row.lot.product_id for row in rows}
         }
         now = timezone.now()
@@ -133,7 +140,8 @@ def observations_process(*, ids: Collection[int], more: int = 0) -> ProcessResul
         touched = subgroups_fold(rows=confirmed, values=values)
         fields = ["status", "reasons", "characteristic", "processed_at", "position", "hash", "lot_checksum"]
         rows_update(model=Observation, rows=rows, fields=[*fields, "sample", "late"])
-        calculations_queue_on_commit(touched)
+        if calculate:
+            calculations_queue_on_commit(touched)
         oos_investigations_queue_on_commit(_manual_out_of_spec(confirmed, values, configs))
     rejected = sum(1 for row in rows if row.status == ObservationStatus.REJECTED)
     return ProcessResult(confirmed=len(rows) - rejected, rejected=rejected, rows=tuple(rows))
