@@ -29,7 +29,7 @@ pytestmark = [
 ]
 
 STATEMENTS = 22  # besides the transactions' own
-TRANSACTIONS = 2  # record; process and calculate
+TRANSACTIONS = 3  # record, process, calculate
 
 
 @pytest.fixture

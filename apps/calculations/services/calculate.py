@@ -330,23 +330,14 @@ def _kept(
     return kept
 
 
-def chart_states_lock(*, characteristic_ids: Sequence[int]) -> list[ChartState]:
-    """Lock the characteristics' chart states for the caller's transaction, before anything else of
-    theirs: a calculation takes the chart state first and then, taking in a correction, the feed;
-    a caller that folds subgroups (the feed) and then calculates must take them in the same order,
-    or the two could deadlock. Hand them to characteristics_calculate(locked=…)."""
-    return _states_locked(characteristic_ids)
-
-
 def _calculate_batch(
-    characteristic_ids: Sequence[int], keep: Collection[int], locked: Sequence[ChartState] | None = None
+    characteristic_ids: Sequence[int], keep: Collection[int]
 ) -> tuple[CalculationResult, bool]:
-    """One transaction (or the caller's, without a savepoint): the next samples and observations of
-    the characteristics. (result, more?)"""
+    """One transaction: the next samples and observations of the characteristics. (result, more?)"""
     from apps.calculations.services.rewind import corrections_take_in  # it judges with this module
 
-    with transaction.atomic(savepoint=False):
-        states = list(locked) if locked is not None else _states_locked(characteristic_ids)
+    with transaction.atomic():
+        states = _states_locked(characteristic_ids)
         # Corrections first (they take the characteristic back), then what is new.
         rewound = corrections_take_in(states=states)
         shares = _shares(states)
@@ -388,20 +379,15 @@ def _calculate_batch(
 
 
 def characteristics_calculate(
-    *,
-    characteristic_ids: Sequence[int],
-    keep: Collection[int] = (),
-    locked: Sequence[ChartState] | None = None,
+    *, characteristic_ids: Sequence[int], keep: Collection[int] = ()
 ) -> CalculationResult:
     """Bring the characteristics' samples, violations and statistics up to date, in one transaction
     per BATCH rows (a run per characteristic cost four times the queries). Idempotent. The samples
-    of `keep` (ids) this run judges come back in `kept`. `locked`: their chart states, locked by
-    the caller in its transaction (chart_states_lock), for the first batch."""
+    of `keep` (ids) this run judges come back in `kept`."""
     total = CalculationResult()
     more = bool(characteristic_ids)
     while more:
-        result, more = _calculate_batch(characteristic_ids, keep, locked)
-        locked = None
+        result, more = _calculate_batch(characteristic_ids, keep)
         total = CalculationResult(
             total.samples + result.samples,
             total.observations + result.observations,

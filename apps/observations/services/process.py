@@ -101,9 +101,7 @@ def observations_process(*, ids: Collection[int], more: int = 0, calculate: bool
     brought in are not lost if this worker dies: its transaction rolls back, and they are
     processed by their own message or, if that has run already, by the stale sweep.
     """
-    # No savepoint inside a caller's transaction (POST /samples processes and calculates in one):
-    # a failure here fails that transaction, which is what the caller wants.
-    with transaction.atomic(savepoint=False):
+    with transaction.atomic():
         # SELECT … FOR UPDATE SKIP LOCKED claims the rows for this transaction: a second worker
         # given the same ids (a redelivery, the stale sweep) skips them instead of waiting and
         # confirming them twice, and if this worker dies the rows stay `received` for the sweep.
