@@ -5,12 +5,14 @@ its own models' permissions through `grant_permissions`), so a fresh database
 has them and an admin can still adjust them per site.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, cast
 
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.db.models import CharField, Model, Value
+
+from openspc.kept import kept_one
 
 
 class Role(StrEnum):
@@ -21,35 +23,50 @@ class Role(StrEnum):
     DEVICE = "Device"
 
 
-def _access_load(user: User) -> frozenset[str]:
-    """The user's role groups, read in one query with the permissions of those groups and the
-    user's own: the permissions go where ModelBackend caches them on the user object for the
-    request (`_group_perm_cache`, `_user_perm_cache`), so that the role check and the permission
-    check of a request cost one statement, not three. A superuser's permissions (all of them) and
-    an inactive user's (none) are left to ModelBackend."""
+# The generation (openspc.kept) of who holds which role and permission: replaced by every write of
+# a user's groups or permissions, a group's permissions, a group or a permission
+# (apps.config.signals).
+ACCESS = "access"
+
+Access = tuple[frozenset[str], frozenset[str], frozenset[str]]  # roles, group perms, own perms
+
+
+def _access_read(user_ids: Sequence[int]) -> dict[int, Access]:
+    """The role groups of each user, read in one query with the permissions of those groups and the
+    user's own."""
     by_group = (
-        Group.objects.filter(user=user)
+        Group.objects.filter(user__in=user_ids)
         .order_by()
-        .values_list("name", "permissions__content_type__app_label", "permissions__codename")
+        .values_list("user", "name", "permissions__content_type__app_label", "permissions__codename")
     )
     own = (
-        Permission.objects.filter(user=user)
+        Permission.objects.filter(user__in=user_ids)
         .order_by()
-        .values_list(Value(None, output_field=CharField()), "content_type__app_label", "codename")
+        .values_list("user", Value(None, output_field=CharField()), "content_type__app_label", "codename")
     )
-    roles: set[str] = set()
-    group_perms: set[str] = set()
-    user_perms: set[str] = set()
-    for group, app_label, codename in by_group.union(own, all=True):
+    found: dict[int, tuple[set[str], set[str], set[str]]] = {pk: (set(), set(), set()) for pk in user_ids}
+    for user_id, group, app_label, codename in by_group.union(own, all=True):
+        roles, group_perms, user_perms = found[user_id]
         if group is not None:
             roles.add(group)
         if codename is not None:
             (group_perms if group is not None else user_perms).add(f"{app_label}.{codename}")
+    return {pk: (frozenset(r), frozenset(g), frozenset(u)) for pk, (r, g, u) in found.items()}
+
+
+def _access_load(user: User) -> frozenset[str]:
+    """The user's role groups. Their permissions go where ModelBackend caches them on the user
+    object for the request (`_group_perm_cache`, `_user_perm_cache`), so that the role check and
+    the permission check of a request cost one statement, not three; and all three are kept in
+    the process until a role or permission is written (openspc.kept), so most requests cost none.
+    A superuser's permissions (all of them) and an inactive user's (none) are left to ModelBackend."""
+    access = kept_one(ACCESS, "user", user.pk, _access_read)
+    roles, group_perms, user_perms = access or (frozenset(), frozenset(), frozenset())
     if user.is_active and not user.is_superuser:
         for name, perms in (("_group_perm_cache", group_perms), ("_user_perm_cache", user_perms)):
             if not hasattr(user, name):
-                setattr(user, name, perms)
-    return frozenset(roles)
+                setattr(user, name, set(perms))
+    return roles
 
 
 def user_roles(user: User | AnonymousUser) -> frozenset[str]:

@@ -5,8 +5,8 @@ list of what ran.
 Warm, as in a running server after its first sample of the characteristic: the rolling window
 stored in Redis by the warm-up POST's commit, Django's in-process content type cache, and the
 configuration each process keeps (the characteristic, its product's tests and plans, the current
-limits: apps.config.cached). The user, roles and permissions and the statistics are read by each
-POST.
+limits: apps.config.cached), and the user's roles and permissions (openspc.roles). The user and
+the statistics are read by each POST.
 
 The test runs in one transaction, so each of the request's transactions shows as a SAVEPOINT and
 its RELEASE; in a server those are a BEGIN and a COMMIT, which Django does not log. They are
@@ -28,7 +28,7 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the statements pinned are PostgreSQL's"),
 ]
 
-STATEMENTS = 22  # besides the transactions' own
+STATEMENTS = 21  # besides the transactions' own
 TRANSACTIONS = 3  # record, process, calculate
 
 
