@@ -49,6 +49,8 @@ class CalculationResult:
     violations: int = 0
     # The samples asked for with `keep` that this run judged, each with the violations it found.
     kept: dict[int, tuple[Sample, list[Violation]]] = field(default_factory=dict, compare=False, repr=False)
+    # With `skip_locked`: the characteristics another run held, left to it (not calculated here).
+    skipped: tuple[int, ...] = ()
 
 
 # --- Lines and the rolling window ----------------------------------------------------------
@@ -222,13 +224,16 @@ class _Share:
     observations: list[Observation] = field(default_factory=list)
 
 
-def _states_locked(characteristic_ids: Sequence[int]) -> list[ChartState]:
+def _states_locked(characteristic_ids: Sequence[int], *, skip_locked: bool = False) -> list[ChartState]:
     """The chart states, created if missing, locked in id order (two runs never deadlock), each
-    with `corrections`: whether its feed has corrections to take in (read in the same statement)."""
+    with `corrections`: whether its feed has corrections to take in (read in the same statement);
+    with `skip_locked`, without those another run holds."""
     flagged = SubgroupFeed.objects.filter(pk=OuterRef("pk")).exclude(
         recalculate_from__isnull=True, recalculate_lots=[]
     )
-    return rows_locked(model=ChartState, ids=characteristic_ids, corrections=Exists(flagged))
+    return rows_locked(
+        model=ChartState, ids=characteristic_ids, skip_locked=skip_locked, corrections=Exists(flagged)
+    )
 
 
 def _shares(states: Sequence[ChartState]) -> dict[int, _Share]:
@@ -331,19 +336,22 @@ def _kept(
 
 
 def _calculate_batch(
-    characteristic_ids: Sequence[int], keep: Collection[int]
+    characteristic_ids: Sequence[int], keep: Collection[int], skip_locked: bool = False
 ) -> tuple[CalculationResult, bool]:
     """One transaction: the next samples and observations of the characteristics. (result, more?)"""
     from apps.calculations.services.rewind import corrections_take_in  # it judges with this module
 
     with transaction.atomic():
-        states = _states_locked(characteristic_ids)
+        states = _states_locked(characteristic_ids, skip_locked=skip_locked)
+        skipped = tuple(sorted(set(characteristic_ids) - {state.pk for state in states}))
+        if not states:
+            return CalculationResult(skipped=skipped), False
         # Corrections first (they take the characteristic back), then what is new.
         rewound = corrections_take_in(states=states)
         shares = _shares(states)
         busy = [share for share in shares.values() if share.samples or share.observations]
         if not busy:
-            return CalculationResult(violations=rewound), False
+            return CalculationResult(violations=rewound, skipped=skipped), False
         lots = lot_statistics_load([(share.characteristic, share.observations) for share in busy])
         products = product_statistics_load([share.characteristic for share in busy])
         violations: list[Violation] = []
@@ -375,24 +383,32 @@ def _calculate_batch(
     observations = sum(len(share.observations) for share in busy)
     more = len(samples) == BATCH or observations == BATCH
     kept = _kept(busy, violations, keep) if keep else {}
-    return CalculationResult(len(samples), observations, len(violations) + rewound, kept), more
+    result = CalculationResult(len(samples), observations, len(violations) + rewound, kept, skipped)
+    return result, more
 
 
 def characteristics_calculate(
-    *, characteristic_ids: Sequence[int], keep: Collection[int] = ()
+    *, characteristic_ids: Sequence[int], keep: Collection[int] = (), skip_locked: bool = False
 ) -> CalculationResult:
     """Bring the characteristics' samples, violations and statistics up to date, in one transaction
     per BATCH rows (a run per characteristic cost four times the queries). Idempotent. The samples
-    of `keep` (ids) this run judges come back in `kept`."""
+    of `keep` (ids) this run judges come back in `kept`.
+
+    With `skip_locked` a characteristic that another run holds is not waited for: it comes back in
+    `skipped` (of the last transaction), and the caller must see that it is calculated again once
+    that run is done, since the other run takes only what was committed when it started. Two
+    workers fed the same characteristics (every Sparkplug message touches all 50 of a node) then
+    do not queue behind each other only to find the work done."""
     total = CalculationResult()
     more = bool(characteristic_ids)
     while more:
-        result, more = _calculate_batch(characteristic_ids, keep)
+        result, more = _calculate_batch(characteristic_ids, keep, skip_locked)
         total = CalculationResult(
             total.samples + result.samples,
             total.observations + result.observations,
             total.violations + result.violations,
             {**total.kept, **result.kept},
+            result.skipped,
         )
     return total
 
