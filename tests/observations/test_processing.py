@@ -165,15 +165,23 @@ class IdempotentProcessingTests:
         assert sorted(positions, key=positions.get) == [ids[0], ids[3], ids[4]]
 
     def test_up_to_counts_the_rows_found_not_the_ids_given(self, plant):
-        """A queued message whose rows an earlier transaction took (under a backlog, most of them)
-        still fills its transaction with the waiting rows after them."""
-        ids = plant.record(
-            *({"item": item, "test": plant.dia, "values": [74.0]} for item in plant.items_total(6))
-        )
-        assert services.observations_process(ids=ids[:3], up_to=3).confirmed == 3  # its own
-        result = services.observations_process(ids=ids[:3], up_to=3)  # delivered again: all taken
-        assert (result.confirmed, sorted(row.pk for row in result.rows)) == (3, ids[3:])
-        assert not Observation.objects.filter(status=ObservationStatus.RECEIVED).exists()
+        """A queued message some of whose rows an earlier transaction took (under a backlog, most of
+        them) still fills its transaction with the waiting rows after them."""
+        items = plant.items_total(6)
+        ids = plant.record(*({"item": item, "test": plant.dia, "values": [74.0]} for item in items))
+        assert services.observations_process(ids=ids[:2]).confirmed == 2
+        result = services.observations_process(ids=ids[:3], up_to=3)  # 1 of its own left
+        assert (result.confirmed, sorted(row.pk for row in result.rows)) == (3, ids[2:5])
+        assert list(
+            Observation.objects.filter(status=ObservationStatus.RECEIVED).values_list("pk", flat=True)
+        ) == [ids[5]]
+
+    def test_a_message_with_none_of_its_rows_left_takes_no_others(self, plant):
+        items = plant.items_total(4)
+        ids = plant.record(*({"item": item, "test": plant.dia, "values": [74.0]} for item in items))
+        assert services.observations_process(ids=ids[:2]).confirmed == 2
+        assert services.observations_process(ids=ids[:2], up_to=4) == services.ProcessResult()
+        assert Observation.objects.filter(status=ObservationStatus.RECEIVED).count() == 2  # their messages'
 
     def test_the_task_takes_a_backlog_in_one_go_and_its_messages_find_nothing(self, plant):
         from apps.observations.tasks import observations_process_task

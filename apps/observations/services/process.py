@@ -104,10 +104,12 @@ def observations_process(*, ids: Collection[int], up_to: int = 0, calculate: boo
     the rows of several queued messages, and those messages find nothing left to do. The
     product configuration, the feed locks and the writes are paid once for all of them instead
     of once per message (they were most of a 100-row message's cost). It counts the rows found,
-    not the ids given: a message whose rows an earlier transaction took still fills its own.
-    Rows another message brought in are not lost if this worker dies: its transaction rolls
-    back, and they are processed by their own message or, if that has run already, by the
-    stale sweep.
+    not the ids given. A message none of whose rows are left (another transaction took or holds
+    them) takes no others: each waiting row has a message of its own, and the many messages a
+    backlog leaves behind then cost one statement each instead of claiming newer rows only to
+    wait for the feeds the other transaction holds. Rows another message brought in are not lost
+    if this worker dies: its transaction rolls back, and they are processed by their own message
+    or, if that has run already, by the stale sweep.
     """
     with transaction.atomic():
         # SELECT … FOR UPDATE SKIP LOCKED claims the rows for this transaction: a second worker
@@ -122,7 +124,7 @@ def observations_process(*, ids: Collection[int], up_to: int = 0, calculate: boo
             .only(*PROCESS_FIELDS)
         )
         rows = list(claim.filter(pk__in=list(ids)).order_by("pk"))
-        if up_to > len(rows):
+        if rows and up_to > len(rows):
             others = claim.exclude(pk__in=[row.pk for row in rows]).order_by("received_at", "pk")
             rows = sorted([*rows, *others[: up_to - len(rows)]], key=lambda row: row.pk)
         if not rows:
