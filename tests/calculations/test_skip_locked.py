@@ -77,9 +77,15 @@ def _in_thread(results: dict[str, Any], name: str, work: Any) -> threading.Threa
     return thread
 
 
+@pytest.mark.parametrize("holder", ["busy", "nearly_done"])
 def test_a_held_characteristic_is_left_to_its_holder_and_asked_for_again(
-    plant: Any, sent: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    plant: Any, sent: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, holder: str
 ) -> None:
+    """busy: the first run holds the chart state longer than the task waits (LOCK_WAIT_SECONDS), so
+    the second leaves it and asks again; nearly_done: it is released within the wait (played with a
+    long one), so the second waits and takes the rest itself."""
+    if holder == "nearly_done":
+        monkeypatch.setattr(calc_tasks, "LOCK_WAIT_SECONDS", 30.0)
     dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
     calc_services.limits_set_historical(
         signer=limits_signer(), characteristic=dia, center=74.0, sigma=0.01, reason="historical"
@@ -115,28 +121,34 @@ def test_a_held_characteristic_is_left_to_its_holder_and_asked_for_again(
         second = _in_thread(
             results, "second", lambda: calc_tasks.calculations_apply_task.run(characteristic_ids=[dia.pk])
         )
-        second.join(timeout=10)
+        second.join(timeout=10 if holder == "busy" else 1)
         waited = second.is_alive()
     finally:
         release.set()
     first.join(timeout=30)
     second.join(timeout=30)
-    assert not waited, "the second calculation waited for the first one's lock"
-    assert results == {
-        "first": calc_services.CalculationResult(samples=5, observations=5, violations=len(in_first_half)),
-        "second": {"samples": 0, "observations": 0, "violations": 0, "skipped": 1},
-    }
-    # Asked for again, a little later: the run that message makes takes the second half.
-    assert sent == [
-        {
-            "name": "calculations.apply",
-            "countdown": calc_tasks.SKIPPED_RETRY_SECONDS,
-            "characteristic_ids": [dia.pk],
+    first_run = calc_services.CalculationResult(samples=5, observations=5, violations=len(in_first_half))
+    second_half_run = {"samples": 5, "observations": 5, "violations": len(expected) - len(in_first_half)}
+    if holder == "busy":
+        assert not waited, "the second calculation waited for the first one's lock"
+        assert results == {
+            "first": first_run,
+            "second": {"samples": 0, "observations": 0, "violations": 0, "skipped": 1},
         }
-    ]
-    again = calc_tasks.calculations_apply_task.run(characteristic_ids=sent[0]["characteristic_ids"])
-    violations = len(expected) - len(in_first_half)
-    assert again == {"samples": 5, "observations": 5, "violations": violations, "skipped": 0}
+        # Asked for again, a little later: the run that message makes takes the second half.
+        assert sent == [
+            {
+                "name": "calculations.apply",
+                "countdown": calc_tasks.SKIPPED_RETRY_SECONDS,
+                "characteristic_ids": [dia.pk],
+            }
+        ]
+        again = calc_tasks.calculations_apply_task.run(characteristic_ids=sent[0]["characteristic_ids"])
+        assert again == {**second_half_run, "skipped": 0}
+    else:
+        assert waited, "the second calculation did not wait for the first one's lock"
+        assert results == {"first": first_run, "second": {**second_half_run, "skipped": 0}}
+        assert sent == []  # nothing asked for again
 
     stored = Violation.objects.filter(characteristic=dia).select_related("sample")
     assert sorted((v.rule, v.chart, v.sample.sequence, tuple(v.points)) for v in stored) == sorted(expected)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ from spc import RuleSet
 logger = logging.getLogger(__name__)
 
 BATCH = 2000  # samples and observations per transaction
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that ran out
 WINDOW_TTL = 7 * 24 * 3600  # seconds a window stays in Redis unused
 
 
@@ -49,7 +50,7 @@ class CalculationResult:
     violations: int = 0
     # The samples asked for with `keep` that this run judged, each with the violations it found.
     kept: dict[int, tuple[Sample, list[Violation]]] = field(default_factory=dict, compare=False, repr=False)
-    # With `skip_locked`: the characteristics another run held, left to it (not calculated here).
+    # With `lock_wait`: the characteristics another run held longer, left to it (not calculated here).
     skipped: tuple[int, ...] = ()
 
 
@@ -224,16 +225,33 @@ class _Share:
     observations: list[Observation] = field(default_factory=list)
 
 
-def _states_locked(characteristic_ids: Sequence[int], *, skip_locked: bool = False) -> list[ChartState]:
+def _states_locked(characteristic_ids: Sequence[int], *, wait: float | None = None) -> list[ChartState]:
     """The chart states, created if missing, locked in id order (two runs never deadlock), each
-    with `corrections`: whether its feed has corrections to take in (read in the same statement);
-    with `skip_locked`, without those another run holds."""
+    with `corrections`: whether its feed has corrections to take in (read in the same statement).
+    With `wait` (seconds; PostgreSQL), those another run still holds after that long are left out."""
     flagged = SubgroupFeed.objects.filter(pk=OuterRef("pk")).exclude(
         recalculate_from__isnull=True, recalculate_lots=[]
     )
-    return rows_locked(
-        model=ChartState, ids=characteristic_ids, skip_locked=skip_locked, corrections=Exists(flagged)
-    )
+
+    def lock(*, skip_locked: bool = False) -> list[ChartState]:
+        return rows_locked(
+            model=ChartState, ids=characteristic_ids, skip_locked=skip_locked, corrections=Exists(flagged)
+        )
+
+    if wait is None or connection.vendor != "postgresql":
+        return lock()
+    try:
+        with transaction.atomic():  # a savepoint: a lock timeout undoes only it (and its setting)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{round(wait * 1000)}ms"])
+            states = lock()
+            with connection.cursor() as cursor:  # the rest of the transaction waits as usual
+                cursor.execute("SELECT set_config('lock_timeout', '0', true)")
+            return states
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+    return lock(skip_locked=True)
 
 
 def _after_cursors(
@@ -354,13 +372,13 @@ def _kept(
 
 
 def _calculate_batch(
-    characteristic_ids: Sequence[int], keep: Collection[int], skip_locked: bool = False
+    characteristic_ids: Sequence[int], keep: Collection[int], lock_wait: float | None = None
 ) -> tuple[CalculationResult, bool]:
     """One transaction: the next samples and observations of the characteristics. (result, more?)"""
     from apps.calculations.services.rewind import corrections_take_in  # it judges with this module
 
     with transaction.atomic():
-        states = _states_locked(characteristic_ids, skip_locked=skip_locked)
+        states = _states_locked(characteristic_ids, wait=lock_wait)
         skipped = tuple(sorted(set(characteristic_ids) - {state.pk for state in states}))
         if not states:
             return CalculationResult(skipped=skipped), False
@@ -406,21 +424,23 @@ def _calculate_batch(
 
 
 def characteristics_calculate(
-    *, characteristic_ids: Sequence[int], keep: Collection[int] = (), skip_locked: bool = False
+    *, characteristic_ids: Sequence[int], keep: Collection[int] = (), lock_wait: float | None = None
 ) -> CalculationResult:
     """Bring the characteristics' samples, violations and statistics up to date, in one transaction
     per BATCH rows (a run per characteristic cost four times the queries). Idempotent. The samples
     of `keep` (ids) this run judges come back in `kept`.
 
-    With `skip_locked` a characteristic that another run holds is not waited for: it comes back in
-    `skipped` (of the last transaction), and the caller must see that it is calculated again once
-    that run is done, since the other run takes only what was committed when it started. Two
-    workers fed the same characteristics (every Sparkplug message touches all 50 of a node) then
-    do not queue behind each other only to find the work done."""
+    With `lock_wait` (seconds) a characteristic that another run holds longer than that is not
+    waited for: it comes back in `skipped` (of the last transaction), and the caller must see that
+    it is calculated again once that run is done, since the other run takes only what was
+    committed when it read. Two workers fed the same characteristics (every Sparkplug message
+    touches all 50 of a node) then do not queue behind each other for a whole run only to find
+    the work done, while a short wait (the other run nearly done) still costs less than asking
+    again later."""
     total = CalculationResult()
     more = bool(characteristic_ids)
     while more:
-        result, more = _calculate_batch(characteristic_ids, keep, skip_locked)
+        result, more = _calculate_batch(characteristic_ids, keep, lock_wait)
         total = CalculationResult(
             total.samples + result.samples,
             total.observations + result.observations,
