@@ -243,10 +243,14 @@ def _states_locked(characteristic_ids: Sequence[int], *, wait: float | None = No
     try:
         with transaction.atomic():  # a savepoint: a lock timeout undoes only it (and its setting)
             with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{round(wait * 1000)}ms"])
+                cursor.execute(
+                    "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+                    [f"{round(wait * 1000)}ms"],
+                )
+                (usual, _) = cursor.fetchone()
             states = lock()
             with connection.cursor() as cursor:  # the rest of the transaction waits as usual
-                cursor.execute("SELECT set_config('lock_timeout', '0', true)")
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [usual])
             return states
     except OperationalError as error:
         if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
