@@ -8,8 +8,10 @@ threads (each command takes a connection from the pool); Django keeps one cache 
 thread anyway.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
+from django.core.cache import caches
 from django.core.cache.backends import redis as django_redis
 
 
@@ -31,3 +33,26 @@ class RedisCache(django_redis.RedisCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+
+    def add_many(self, keys: Sequence[str], value: Any, timeout: int) -> list[str]:
+        """`add` for many keys, each kept `timeout` seconds (more than 0), in one round trip (a
+        pipeline of SET NX EX): the keys it set, those that were not set before. The calculation
+        hand-off marks every characteristic of a batch (the 50 of a Sparkplug message): a round
+        trip per key cost as much as the rest of the hand-off."""
+        if not keys:
+            return []
+        made = [self.make_and_validate_key(key) for key in keys]
+        client = self._cache.get_client(made[0], write=True)
+        dumped = self._cache._serializer.dumps(value)  # type: ignore[attr-defined]
+        pipeline = client.pipeline(transaction=False)
+        for key in made:
+            pipeline.set(key, dumped, ex=timeout, nx=True)
+        return [key for key, added in zip(keys, pipeline.execute(), strict=True) if added]
+
+
+def cache_add_many(keys: Sequence[str], value: Any, timeout: int) -> list[str]:
+    """`cache.add` for each key, in one round trip on this project's Redis cache: the keys set."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        return backend.add_many(keys, value, timeout)
+    return [key for key in keys if backend.add(key, value, timeout)]

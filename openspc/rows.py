@@ -133,17 +133,26 @@ def rows_insert(*, model: type[M], rows: Sequence[M]) -> list[M]:
     return list(rows)
 
 
-def rows_locked(*, model: type[M], ids: Iterable[int], **annotations: Any) -> list[M]:
+def rows_locked(
+    *, model: type[M], ids: Iterable[int], skip_locked: bool = False, **annotations: Any
+) -> list[M]:
     """The rows of `model` with these primary keys, created (all defaults) if missing, locked FOR
     UPDATE in key order, so that two transactions never deadlock. Missing rows are inserted in key
     order too, and only when some are missing: a steady pipeline takes one statement. The
-    `annotations` (QuerySet.annotate's) are read in the same statement."""
+    `annotations` (QuerySet.annotate's) are read in the same statement.
+
+    With `skip_locked`, the rows another transaction holds are left out instead of waited for (the
+    caller sees which by their keys)."""
     wanted = sorted(set(ids))
-    locked = model._default_manager.select_for_update().annotate(**annotations).filter(pk__in=wanted)
+    manager = model._default_manager
+    locked = manager.select_for_update(skip_locked=skip_locked).annotate(**annotations).filter(pk__in=wanted)
     rows = list(locked.order_by("pk"))
     if len(rows) < len(wanted):
         have = {row.pk for row in rows}
+        if skip_locked:  # held by another transaction, or missing: only missing ones are made
+            have |= set(manager.filter(pk__in=wanted).values_list("pk", flat=True))
         missing = [model(pk=pk) for pk in wanted if pk not in have]
-        model._default_manager.bulk_create(missing, ignore_conflicts=True)
-        rows = list(locked.order_by("pk"))
+        if missing:
+            manager.bulk_create(missing, ignore_conflicts=True)
+            rows = list(locked.order_by("pk"))
     return rows

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from openspc import queues
+from openspc.cache import cache_add_many
 
 # How long a queued calculation counts as pending. If its message is lost, the characteristic is
 # queued again by the next batch after this, or by the catch-up sweep.
@@ -29,7 +30,7 @@ def calculations_pending_clear(*, characteristic_ids: Sequence[int]) -> None:
         cache.delete_many([calculation_pending_key(pk) for pk in characteristic_ids])
 
 
-def calculations_queue(*, characteristic_ids: Sequence[int]) -> None:
+def calculations_queue(*, characteristic_ids: Sequence[int], countdown: float | None = None) -> None:
     """Ask the calculation worker to bring these characteristics up to date (after commit).
 
     One queued calculation per characteristic is enough: it takes everything committed by
@@ -37,19 +38,20 @@ def calculations_queue(*, characteristic_ids: Sequence[int]) -> None:
     for it (an atomic add in Redis); the task clears the marks when it starts. Under load
     this turns one calculation per batch and characteristic into one per characteristic per
     worker turn, which is where a busy pipeline spent most of its time. The characteristics
-    of one batch go in one message (one transaction for all of them). If Redis cannot tell,
-    the characteristic is sent.
+    of one batch go in one message (one transaction for all of them), and their marks are set in
+    one round trip. If Redis cannot tell, the characteristics are sent. `countdown`: seconds the
+    message waits before a worker runs it.
     """
-    ids = []
-    for characteristic_id in characteristic_ids:
-        try:
-            first = cache.add(calculation_pending_key(characteristic_id), 1, CALCULATION_PENDING_SECONDS)
-        except Exception:  # no cache: send; a duplicate calculation is harmless
-            first = True
-        if first:
-            ids.append(characteristic_id)
+    keys = {calculation_pending_key(pk): pk for pk in characteristic_ids}
+    try:
+        added = cache_add_many(list(keys), 1, CALCULATION_PENDING_SECONDS)
+    except Exception:  # no cache: send; a duplicate calculation is harmless
+        added = list(keys)
+    ids = [keys[key] for key in added]
     if ids:
-        current_app.send_task(queues.CALCULATIONS_APPLY, kwargs={"characteristic_ids": ids})
+        current_app.send_task(
+            queues.CALCULATIONS_APPLY, kwargs={"characteristic_ids": ids}, countdown=countdown
+        )
 
 
 def calculations_queue_on_commit(characteristic_ids: Sequence[int]) -> None:

@@ -175,16 +175,17 @@ def _folders_save(folders: Sequence[_Folder], rows: dict[int, Observation]) -> N
     """Store the folders' samples and feeds (one statement each for all characteristics), and point
     each observation at the sample that holds its last value."""
     rows_insert(model=Sample, rows=[sample for folder in folders for sample in folder.samples])
-    elsewhere: dict[int, list[int]] = defaultdict(list)
+    elsewhere: list[Observation] = []
     for folder in folders:
         for observation_id, index in folder.completes.items():
             sample_id = folder.samples[index].pk
             if observation_id in rows:
                 rows[observation_id].sample_id = sample_id
             else:  # confirmed in an earlier batch, waiting in the buffer
-                elsewhere[sample_id].append(observation_id)
-    for sample_id, observation_ids in elsewhere.items():
-        Observation.objects.filter(pk__in=observation_ids).update(sample_id=sample_id)
+                elsewhere.append(Observation(pk=observation_id, sample_id=sample_id))
+    # One statement for all of them: a device streaming single values completes most samples with
+    # values confirmed in earlier batches, so this is about one row per characteristic per batch.
+    rows_update(model=Observation, rows=elsewhere, fields=["sample"])
     feeds = [folder.feed for folder in folders]
     rows_update(
         model=SubgroupFeed, rows=feeds, fields=["last_position", "last_sequence", "pending", "checksums"]

@@ -19,8 +19,8 @@ from openspc import queues
 
 @shared_task(name=queues.OBSERVATIONS_PROCESS, acks_late=True)
 def observations_process_task(*, ids: list[int]) -> dict[str, int]:
-    # Other waiting rows too, up to a message's worth: a backlog is taken in fewer transactions.
-    result = services.observations_process(ids=ids, more=max(0, services.PROCESS_CHUNK - len(ids)))
+    # Other waiting rows too, up to PROCESS_TAKE in all: a backlog is taken in fewer transactions.
+    result = services.observations_process(ids=ids, up_to=services.PROCESS_TAKE)
     return {"confirmed": result.confirmed, "rejected": result.rejected}
 
 

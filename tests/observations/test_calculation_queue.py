@@ -12,7 +12,9 @@ from apps.observations import handoff
 def sent(monkeypatch):
     messages: list[dict] = []
     monkeypatch.setattr(
-        handoff.current_app, "send_task", lambda name, kwargs: messages.append({"name": name, **kwargs})
+        handoff.current_app,
+        "send_task",
+        lambda name, kwargs, countdown=None: messages.append({"name": name, **kwargs}),
     )
     for characteristic_id in (901, 902, 903):
         cache.delete(handoff.calculation_pending_key(characteristic_id))
@@ -44,7 +46,7 @@ def test_without_redis_every_batch_queues(sent, monkeypatch):
     def down(*args, **kwargs):
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr(handoff.cache, "add", down)
+    monkeypatch.setattr(handoff, "cache_add_many", down)
     handoff.calculations_queue(characteristic_ids=[901])
     handoff.calculations_queue(characteristic_ids=[901])
     assert len(sent) == 2

@@ -117,7 +117,7 @@ def test_taking_more_skips_the_rows_another_worker_holds(tester):
     )
     with transaction.atomic():
         Observation.objects.select_for_update().get(pk=ids[0])  # the other worker, mid-processing
-        outcome = _in_another_connection(lambda: services.observations_process(ids=[ids[2]], more=5))
+        outcome = _in_another_connection(lambda: services.observations_process(ids=[ids[2]], up_to=6))
         assert outcome == {"result": services.ProcessResult(confirmed=2, rejected=0)}  # did not wait
     statuses = dict(Observation.objects.values_list("pk", "status"))
     assert [statuses[pk] for pk in ids] == [

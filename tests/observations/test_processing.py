@@ -147,12 +147,12 @@ class IdempotentProcessingTests:
     def test_unknown_ids_do_nothing(self, db):
         assert services.observations_process(ids=[987654]) == services.ProcessResult()
 
-    def test_more_takes_the_oldest_other_waiting_rows_too(self, plant):
+    def test_up_to_takes_the_oldest_other_waiting_rows_too(self, plant):
         ids = plant.record(*({"item": plant.items[0], "test": plant.dia, "values": [74.0 + n / 10]}
                              for n in range(5)))  # fmt: skip
         hour_ago = timezone.now() - datetime.timedelta(hours=1)  # received (and measured) then
         Observation.objects.filter(pk=ids[3]).update(received_at=hour_ago, observed_at=hour_ago)
-        result = services.observations_process(ids=[ids[4]], more=2)
+        result = services.observations_process(ids=[ids[4]], up_to=3)
         # Its own row, then the two received first: ids[3] (an hour ago), then ids[0].
         assert (result.confirmed, result.rejected) == (3, 0)
         statuses = dict(Observation.objects.values_list("pk", "status"))
@@ -163,6 +163,25 @@ class IdempotentProcessingTests:
         # Numbered in id order (arrival), whatever order they were claimed in.
         positions = dict(Observation.objects.filter(position__isnull=False).values_list("pk", "position"))
         assert sorted(positions, key=positions.get) == [ids[0], ids[3], ids[4]]
+
+    def test_up_to_counts_the_rows_found_not_the_ids_given(self, plant):
+        """A queued message some of whose rows an earlier transaction took (under a backlog, most of
+        them) still fills its transaction with the waiting rows after them."""
+        items = plant.items_total(6)
+        ids = plant.record(*({"item": item, "test": plant.dia, "values": [74.0]} for item in items))
+        assert services.observations_process(ids=ids[:2]).confirmed == 2
+        result = services.observations_process(ids=ids[:3], up_to=3)  # 1 of its own left
+        assert (result.confirmed, sorted(row.pk for row in result.rows)) == (3, ids[2:5])
+        assert list(
+            Observation.objects.filter(status=ObservationStatus.RECEIVED).values_list("pk", flat=True)
+        ) == [ids[5]]
+
+    def test_a_message_with_none_of_its_rows_left_takes_no_others(self, plant):
+        items = plant.items_total(4)
+        ids = plant.record(*({"item": item, "test": plant.dia, "values": [74.0]} for item in items))
+        assert services.observations_process(ids=ids[:2]).confirmed == 2
+        assert services.observations_process(ids=ids[:2], up_to=4) == services.ProcessResult()
+        assert Observation.objects.filter(status=ObservationStatus.RECEIVED).count() == 2  # their messages'
 
     def test_the_task_takes_a_backlog_in_one_go_and_its_messages_find_nothing(self, plant):
         from apps.observations.tasks import observations_process_task

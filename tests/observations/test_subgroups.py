@@ -390,3 +390,19 @@ class QueryCountTests:
         # rows. The lot checksums are on the feed. Never per row. The product's configuration and
         # the characteristics are kept between batches (apps.config.cached, issue #20).
         assert (first, few, many) == (10, 9, 9)
+
+    def test_samples_completed_with_values_of_earlier_batches_are_written_in_one_statement(self):
+        """A device streaming single values completes most samples with values confirmed in earlier
+        batches (a Sparkplug message holds one value of each of 50 characteristics): pointing those
+        observations at their samples is one statement, however many samples."""
+        line = Line(size=3)
+        self._count(line, 2)  # A and B: a value each waiting
+        # Each lot: 1 waiting + 2 new, a sample holding a value of the earlier batch. The same
+        # statements as `few` above, which had one such sample.
+        assert self._count(line, 4) == 9
+        samples = {sample.lot.number: sample for sample in line.samples()}
+        assert {number: len(sample.observation_ids) for number, sample in samples.items()} == {"A": 3, "B": 3}
+        pointed = Observation.objects.filter(sample__isnull=False).values_list(
+            "sample__lot__number", flat=True
+        )
+        assert sorted(pointed) == ["A"] * 3 + ["B"] * 3

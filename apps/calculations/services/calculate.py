@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ from spc import RuleSet
 logger = logging.getLogger(__name__)
 
 BATCH = 2000  # samples and observations per transaction
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout that ran out
 WINDOW_TTL = 7 * 24 * 3600  # seconds a window stays in Redis unused
 
 
@@ -49,6 +50,8 @@ class CalculationResult:
     violations: int = 0
     # The samples asked for with `keep` that this run judged, each with the violations it found.
     kept: dict[int, tuple[Sample, list[Violation]]] = field(default_factory=dict, compare=False, repr=False)
+    # With `lock_wait`: the characteristics another run held longer, left to it (not calculated here).
+    skipped: tuple[int, ...] = ()
 
 
 # --- Lines and the rolling window ----------------------------------------------------------
@@ -222,13 +225,62 @@ class _Share:
     observations: list[Observation] = field(default_factory=list)
 
 
-def _states_locked(characteristic_ids: Sequence[int]) -> list[ChartState]:
+def _states_locked(characteristic_ids: Sequence[int], *, wait: float | None = None) -> list[ChartState]:
     """The chart states, created if missing, locked in id order (two runs never deadlock), each
-    with `corrections`: whether its feed has corrections to take in (read in the same statement)."""
+    with `corrections`: whether its feed has corrections to take in (read in the same statement).
+    With `wait` (seconds; PostgreSQL), those another run still holds after that long are left out."""
     flagged = SubgroupFeed.objects.filter(pk=OuterRef("pk")).exclude(
         recalculate_from__isnull=True, recalculate_lots=[]
     )
-    return rows_locked(model=ChartState, ids=characteristic_ids, corrections=Exists(flagged))
+
+    def lock(*, skip_locked: bool = False) -> list[ChartState]:
+        return rows_locked(
+            model=ChartState, ids=characteristic_ids, skip_locked=skip_locked, corrections=Exists(flagged)
+        )
+
+    if wait is None or connection.vendor != "postgresql":
+        return lock()
+    try:
+        with transaction.atomic():  # a savepoint: a lock timeout undoes only it (and its setting)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+                    [f"{round(wait * 1000)}ms"],
+                )
+                (usual, _) = cursor.fetchone()
+            states = lock()
+            with connection.cursor() as cursor:  # the rest of the transaction waits as usual
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", [usual])
+            return states
+    except OperationalError as error:
+        if getattr(error.__cause__, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+    return lock(skip_locked=True)
+
+
+def _after_cursors(
+    model: type[Sample] | type[Observation], columns: Sequence[str], cursor: str, after: dict[int, int]
+) -> tuple[str, list[object]]:
+    """SQL for the first BATCH rows of `model` (these columns) past each characteristic's cursor
+    (`cursor` > after[characteristic]), in characteristic and cursor order, for Model.raw: one join
+    on a VALUES list whatever the number of characteristics. An OR of a condition pair per
+    characteristic (50 for a Sparkplug node) cost more to build than to run. Observations: the
+    confirmed ones only."""
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    values = ", ".join(["(%s, %s)"] * len(after))
+    params: list[object] = [number for pair in after.items() for number in pair]
+    confirmed = ""
+    if model is Observation:
+        confirmed = f"AND {table}.{quote('status')} = %s "
+        params.append(str(ObservationStatus.CONFIRMED))
+    sql = (
+        f"SELECT {', '.join(f'{table}.{quote(column)}' for column in columns)} FROM {table} "
+        f"JOIN (SELECT column1 AS cursor_of, column2 AS cursor_at FROM (VALUES {values}) AS cursors) AS c "
+        f"ON {table}.{quote('characteristic_id')} = c.cursor_of AND {table}.{quote(cursor)} > c.cursor_at "
+        f"{confirmed}ORDER BY {table}.{quote('characteristic_id')}, {table}.{quote(cursor)} LIMIT {BATCH}"
+    )
+    return sql, params
 
 
 def _shares(states: Sequence[ChartState]) -> dict[int, _Share]:
@@ -243,24 +295,17 @@ def _shares(states: Sequence[ChartState]) -> dict[int, _Share]:
         for state in states
         if state.pk in characteristics
     }
-    after_sequence = Q()
-    after_position = Q()
-    for pk, share in shares.items():
-        after_sequence |= Q(characteristic_id=pk, sequence__gt=share.state.last_sequence)
-        after_position |= Q(characteristic_id=pk, position__gt=share.state.last_position)
     if not shares:
         return shares
-    samples = Sample.objects.filter(after_sequence).order_by("characteristic_id", "sequence")[:BATCH]
-    for sample in samples:
+    sequences = {pk: share.state.last_sequence for pk, share in shares.items()}
+    sample_columns = [str(field.column) for field in Sample._meta.concrete_fields]
+    for sample in Sample.objects.raw(*_after_cursors(Sample, sample_columns, "sequence", sequences)):
         shares[sample.characteristic_id].samples.append(sample)
     # Only what the statistics read: a whole row (item, user, reasons, times) costs more to build
     # than the statistics cost to update.
-    observations = (
-        Observation.objects.filter(after_position, status=ObservationStatus.CONFIRMED)
-        .only("lot_id", "characteristic_id", "values", "position", "hash", "lot_checksum")
-        .order_by("characteristic_id", "position")[:BATCH]
-    )
-    for observation in observations:
+    positions = {pk: share.state.last_position for pk, share in shares.items()}
+    columns = ["id", "lot_id", "characteristic_id", "values", "position", "hash", "lot_checksum"]
+    for observation in Observation.objects.raw(*_after_cursors(Observation, columns, "position", positions)):
         assert observation.characteristic_id is not None
         shares[observation.characteristic_id].observations.append(observation)
     return shares
@@ -331,19 +376,22 @@ def _kept(
 
 
 def _calculate_batch(
-    characteristic_ids: Sequence[int], keep: Collection[int]
+    characteristic_ids: Sequence[int], keep: Collection[int], lock_wait: float | None = None
 ) -> tuple[CalculationResult, bool]:
     """One transaction: the next samples and observations of the characteristics. (result, more?)"""
     from apps.calculations.services.rewind import corrections_take_in  # it judges with this module
 
     with transaction.atomic():
-        states = _states_locked(characteristic_ids)
+        states = _states_locked(characteristic_ids, wait=lock_wait)
+        skipped = tuple(sorted(set(characteristic_ids) - {state.pk for state in states}))
+        if not states:
+            return CalculationResult(skipped=skipped), False
         # Corrections first (they take the characteristic back), then what is new.
         rewound = corrections_take_in(states=states)
         shares = _shares(states)
         busy = [share for share in shares.values() if share.samples or share.observations]
         if not busy:
-            return CalculationResult(violations=rewound), False
+            return CalculationResult(violations=rewound, skipped=skipped), False
         lots = lot_statistics_load([(share.characteristic, share.observations) for share in busy])
         products = product_statistics_load([share.characteristic for share in busy])
         violations: list[Violation] = []
@@ -375,24 +423,34 @@ def _calculate_batch(
     observations = sum(len(share.observations) for share in busy)
     more = len(samples) == BATCH or observations == BATCH
     kept = _kept(busy, violations, keep) if keep else {}
-    return CalculationResult(len(samples), observations, len(violations) + rewound, kept), more
+    result = CalculationResult(len(samples), observations, len(violations) + rewound, kept, skipped)
+    return result, more
 
 
 def characteristics_calculate(
-    *, characteristic_ids: Sequence[int], keep: Collection[int] = ()
+    *, characteristic_ids: Sequence[int], keep: Collection[int] = (), lock_wait: float | None = None
 ) -> CalculationResult:
     """Bring the characteristics' samples, violations and statistics up to date, in one transaction
     per BATCH rows (a run per characteristic cost four times the queries). Idempotent. The samples
-    of `keep` (ids) this run judges come back in `kept`."""
+    of `keep` (ids) this run judges come back in `kept`.
+
+    With `lock_wait` (seconds) a characteristic that another run holds longer than that is not
+    waited for: it comes back in `skipped` (of the last transaction), and the caller must see that
+    it is calculated again once that run is done, since the other run takes only what was
+    committed when it read. Two workers fed the same characteristics (every Sparkplug message
+    touches all 50 of a node) then do not queue behind each other for a whole run only to find
+    the work done, while a short wait (the other run nearly done) still costs less than asking
+    again later."""
     total = CalculationResult()
     more = bool(characteristic_ids)
     while more:
-        result, more = _calculate_batch(characteristic_ids, keep)
+        result, more = _calculate_batch(characteristic_ids, keep, lock_wait)
         total = CalculationResult(
             total.samples + result.samples,
             total.observations + result.observations,
             total.violations + result.violations,
             {**total.kept, **result.kept},
+            result.skipped,
         )
     return total
 

@@ -33,6 +33,7 @@ from apps.observations.services.lots import (
 )
 from apps.observations.services.process import (
     PROCESS_FIELDS,
+    PROCESS_TAKE,
     ProcessResult,
     observations_process,
     observations_requeue_stale,
@@ -59,6 +60,7 @@ __all__ = [
     "MAX_VERIFY_BATCH",
     "PROCESS_CHUNK",
     "PROCESS_FIELDS",
+    "PROCESS_TAKE",
     "STORED_BODY",
     "ObservationEntry",
     "ProcessResult",

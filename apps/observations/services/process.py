@@ -27,6 +27,12 @@ PROCESS_FIELDS = (
 )  # fmt: skip
 
 
+# Rows one observations.in transaction takes under a backlog (its message's, then the oldest others):
+# as many as a calculation takes in one. Each transaction pays the configuration, the feed locks and
+# a statement per table once, and a Sparkplug message touches every characteristic of its node.
+PROCESS_TAKE = 2000
+
+
 @dataclass(frozen=True)
 class ProcessResult:
     confirmed: int = 0
@@ -82,9 +88,9 @@ def _manual_out_of_spec(
     return outside
 
 
-def observations_process(*, ids: Collection[int], more: int = 0, calculate: bool = True) -> ProcessResult:
-    """Confirm or reject the observations among `ids` that are still `received`, and with `more`,
-    up to that many other `received` ones, oldest first.
+def observations_process(*, ids: Collection[int], up_to: int = 0, calculate: bool = True) -> ProcessResult:
+    """Confirm or reject the observations among `ids` that are still `received`, and with `up_to`,
+    other `received` ones, oldest first, until the transaction holds that many rows.
 
     calculate=False: the caller runs the calculation of what this folds itself, right after
     (POST /samples), so none is queued for it: a queued one was a second run per sample, on a
@@ -94,12 +100,16 @@ def observations_process(*, ids: Collection[int], more: int = 0, calculate: bool
     Safe to run twice and concurrently: rows already processed are not selected,
     and rows another worker holds are skipped (they are that worker's).
 
-    `more` is what the observations.in task asks for: under a backlog one transaction then takes
+    `up_to` is what the observations.in task asks for: under a backlog one transaction then takes
     the rows of several queued messages, and those messages find nothing left to do. The
     product configuration, the feed locks and the writes are paid once for all of them instead
-    of once per message (they were most of a 100-row message's cost). Rows another message
-    brought in are not lost if this worker dies: its transaction rolls back, and they are
-    processed by their own message or, if that has run already, by the stale sweep.
+    of once per message (they were most of a 100-row message's cost). It counts the rows found,
+    not the ids given. A message none of whose rows are left (another transaction took or holds
+    them) takes no others: each waiting row has a message of its own, and the many messages a
+    backlog leaves behind then cost one statement each instead of claiming newer rows only to
+    wait for the feeds the other transaction holds. Rows another message brought in are not lost
+    if this worker dies: its transaction rolls back, and they are processed by their own message
+    or, if that has run already, by the stale sweep.
     """
     with transaction.atomic():
         # SELECT … FOR UPDATE SKIP LOCKED claims the rows for this transaction: a second worker
@@ -114,9 +124,9 @@ def observations_process(*, ids: Collection[int], more: int = 0, calculate: bool
             .only(*PROCESS_FIELDS)
         )
         rows = list(claim.filter(pk__in=list(ids)).order_by("pk"))
-        if more > 0:
-            others = claim.exclude(pk__in=[row.pk for row in rows]).order_by("received_at", "pk")[:more]
-            rows = sorted([*rows, *others], key=lambda row: row.pk)
+        if rows and up_to > len(rows):
+            others = claim.exclude(pk__in=[row.pk for row in rows]).order_by("received_at", "pk")
+            rows = sorted([*rows, *others[: up_to - len(rows)]], key=lambda row: row.pk)
         if not rows:
             return ProcessResult()
         plans = _item_plan_ids(rows)
