@@ -36,7 +36,6 @@ from rest_framework.test import APIClient
 
 from apps.calculations import services as calc_services
 from apps.calculations.models import ChartState, LotStatistics, ProductStatistics, Violation
-from apps.calculations.services import calculate
 from apps.config import services as config_services
 from apps.config.models import Characteristic, ControlLimits, Product
 from apps.observations import services as obs_services
@@ -45,6 +44,7 @@ from apps.observations.choices import ObservationSource, ObservationStatus
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
 from spc import RuleSet
 from tests.factories import LotFactory, TestFactory, UserFactory, released_plan
+from tests.support.pausing import first_calculation_paused
 from tests.support.signing import limits_signer
 from tests.support.workers import (
     CeleryWorkers,
@@ -402,16 +402,7 @@ def test_a_second_calculation_waits_for_the_first_then_finds_the_work_done(
     assert expected  # rule 1 at the fourth value, rule 3 at the last
 
     # The first calculation stops inside its transaction (ChartState row locked) until released.
-    paused, release = threading.Event(), threading.Event()
-    real_lines_of = calculate.lines_of  # called right after the lock is taken
-
-    def lines_of_once_paused(*args: Any) -> Any:
-        if not paused.is_set():
-            paused.set()
-            assert release.wait(timeout=30)
-        return real_lines_of(*args)
-
-    monkeypatch.setattr(calculate, "lines_of", lines_of_once_paused)
+    paused, release = first_calculation_paused(monkeypatch)
     results: dict[str, Any] = {}
 
     def calculate_in_thread(name: str) -> threading.Thread:

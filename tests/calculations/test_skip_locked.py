@@ -14,7 +14,6 @@ from django.db import connection
 from apps.calculations import services as calc_services
 from apps.calculations import tasks as calc_tasks
 from apps.calculations.models import ChartState, LotStatistics, ProductStatistics, Violation
-from apps.calculations.services import calculate
 from apps.config import services as config_services
 from apps.config.models import Characteristic, Product
 from apps.observations import handoff
@@ -23,6 +22,7 @@ from apps.observations.choices import ObservationSource
 from apps.observations.models import Sample
 from spc import RuleSet
 from tests.factories import LotFactory, TestFactory, UserFactory, released_plan
+from tests.support.pausing import first_calculation_paused
 from tests.support.signing import limits_signer
 from tests.support.workers import CeleryWorkers, pipeline_idle, violations_expected
 
@@ -45,22 +45,6 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     monkeypatch.setattr(handoff.current_app, "send_task", send_task)
     return messages
-
-
-def _paused_first_calculation(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
-    """The next calculation stops once it holds the ChartState lock and has read its work, until
-    released (lines_of is called right after)."""
-    paused, release = threading.Event(), threading.Event()
-    real_lines_of = calculate.lines_of
-
-    def lines_of_once_paused(*args: Any) -> Any:
-        if not paused.is_set():
-            paused.set()
-            assert release.wait(timeout=30)
-        return real_lines_of(*args)
-
-    monkeypatch.setattr(calculate, "lines_of", lines_of_once_paused)
-    return paused, release
 
 
 def _in_thread(results: dict[str, Any], name: str, work: Any) -> threading.Thread:
@@ -102,7 +86,7 @@ def test_a_held_characteristic_is_left_to_its_holder_and_asked_for_again(
     )
     obs_services.observations_process(ids=first_half)
 
-    paused, release = _paused_first_calculation(monkeypatch)
+    paused, release = first_calculation_paused(monkeypatch)
     results: dict[str, Any] = {}
     first = _in_thread(
         results, "first", lambda: calc_services.characteristic_calculate(characteristic_id=dia.pk)
