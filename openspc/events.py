@@ -152,8 +152,10 @@ def fanout_heard_register(heard: Callable[[], frozenset[str]]) -> None:
 def _fanout_queue(events: Sequence[Event]) -> None:
     """One task per send, if anyone hears one of the events. A broker that is down loses these
     notifications (logged), not data."""
-    heard = _heard() if _heard is not None else NOTIFYING
-    notified = [message for _, message in events if message["type"] in NOTIFYING and message["type"] in heard]
+    notified = [message for _, message in events if message["type"] in NOTIFYING]
+    if notified and _heard is not None:  # asked only when something could notify
+        heard = _heard()
+        notified = [message for message in notified if message["type"] in heard]
     if not notified:
         return
     try:
