@@ -109,7 +109,7 @@ class Options:
     reorder_timeout: float = 2.0  # seconds a Sparkplug message out of order waits for its predecessors
     publish_violations: bool = True
     publish_statistics: bool = False
-    publish_interval: float = 0.5
+    publish_interval: float = 0.1
     device: str = "mqtt-bridge"
     max_payload: int = 256 * 1024
     dropped_topics: tuple[str, ...] = ()  # the broker's dropped-message counters ($SYS)
