@@ -133,6 +133,11 @@ class Listener(SparkplugHost):
         self._subscribed: set[str] = set()
         self._dropped: set[str] = set()  # stale subscriptions unsubscribed (see _drop_stale)
         self._subscriptions_lock = threading.Lock()
+        # (UN)SUBSCRIBE packets sent and not yet acknowledged, by packet id, with the line to log
+        # on the acknowledgement; and acknowledgements that came before their packet id was noted.
+        self._unacknowledged: dict[int, tuple[str | None, list[str]]] = {}
+        self._early_acks: dict[int, list[Any]] = {}
+        self._acks_lock = threading.Lock()
         self._rebirth_asked: dict[NodeKey, float] = {}
         self._rebirth_answered: set[NodeKey] = set()  # an NBIRTH came since the last request
         self._stale_logged: set[NodeKey] = set()  # nodes whose ignored NDEATH was logged
@@ -170,6 +175,8 @@ class Listener(SparkplugHost):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_acknowledged
+        client.on_unsubscribe = self._on_acknowledged
         return client
 
     def _connect(self) -> None:
@@ -194,7 +201,7 @@ class Listener(SparkplugHost):
         with self._subscriptions_lock:
             topics = sorted(self._subscribed)
         if topics:
-            client.subscribe([(topic, _qos(topic)) for topic in topics])
+            self._subscribe(topics)  # a session the broker kept has them, one it did not does not
         if self.state_topic:  # subscribed first: STATE online only once the host hears the nodes
             client.subscribe(self.state_topic, qos=1)
             self._state_online()
@@ -231,15 +238,53 @@ class Listener(SparkplugHost):
             self._subscribed = wanted
             self._dropped -= new
         if new:
-            self.client.subscribe([(topic, _qos(topic)) for topic in sorted(new)])
+            self._subscribe(sorted(new))
             watched = sorted(topic for topic in new if topic in self.options.dropped_topics)
             if watched:
                 log.info("watching the broker's dropped-message counters: %s", ", ".join(watched))
-            if len(watched) < len(new):
-                log.info("subscribed: %s", ", ".join(sorted(new - set(watched))))
         if gone:
-            self.client.unsubscribe(sorted(gone))
-            log.info("unsubscribed: %s", ", ".join(sorted(gone)))
+            self._unsubscribe(sorted(gone), line=f"unsubscribed: {', '.join(sorted(gone))}")
+
+    def _subscribe(self, topics: list[str]) -> None:
+        _, mid = self.client.subscribe([(topic, _qos(topic)) for topic in topics])
+        fed = [topic for topic in topics if topic not in self.options.dropped_topics]
+        self._await_ack(mid, f"subscribed: {', '.join(fed)}" if fed else None, topics)
+
+    def _unsubscribe(self, topics: list[str], line: str) -> None:
+        _, mid = self.client.unsubscribe(topics)
+        self._await_ack(mid, line, topics)
+
+    def _await_ack(self, mid: int | None, line: str | None, topics: list[str]) -> None:
+        """Log `line` when the broker acknowledges packet `mid` (SUBACK, UNSUBACK): only then do
+        messages on the topics start, or stop, arriving. Not connected (`mid` None): the
+        subscriptions are sent again, from `_subscribed`, on connecting."""
+        if mid is None:
+            return
+        with self._acks_lock:
+            reasons = self._early_acks.pop(mid, None)
+            if reasons is None:
+                self._unacknowledged[mid] = (line, topics)
+                return
+        self._acknowledged(line, topics, reasons)
+
+    def _on_acknowledged(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any
+    ) -> None:
+        with self._acks_lock:
+            if mid not in self._unacknowledged:
+                self._early_acks[mid] = reasons  # paho's thread was quicker than the sender
+                return
+            line, topics = self._unacknowledged.pop(mid)
+        self._acknowledged(line, topics, reasons)
+
+    @staticmethod
+    def _acknowledged(line: str | None, topics: list[str], reasons: Any) -> None:
+        refused = [f"{topic} ({reason})" for topic, reason in zip(topics, reasons or (), strict=False)
+                   if reason.is_failure]  # fmt: skip
+        if refused:
+            log.error("the broker refused: %s", ", ".join(refused))
+        elif line:
+            log.info("%s", line)
 
     def _drop_stale(self, topics: set[str]) -> None:
         """Unsubscribe filters a message showed the session still holds though this listener does not
@@ -249,8 +294,8 @@ class Listener(SparkplugHost):
             stale = sorted(topics - self._subscribed - self._dropped)
             self._dropped.update(stale)
         if stale:
-            self.client.unsubscribe(stale)
-            log.info("unsubscribed: %s (not wanted, left in the session)", ", ".join(stale))
+            shown = ", ".join(stale)
+            self._unsubscribe(stale, line=f"unsubscribed: {shown} (not wanted, left in the session)")
 
     # --- characteristics ------------------------------------------------------------------
 

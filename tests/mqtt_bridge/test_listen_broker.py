@@ -17,6 +17,7 @@ broker (amqtt) keeps no session for its (anonymous) clients and speaks no MQTT 5
 import json
 import re
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -262,6 +263,38 @@ def test_a_changed_topic_is_subscribed_without_a_restart(plant, tmp_path):
     assert not DeadLetter.objects.exists()  # nothing arrived on a topic no longer subscribed
     assert "characteristics changed: 1 tags added, 1 removed" in listener.log_text()
     assert "characteristics changed: 0 tags added, 1 removed" in listener.log_text()
+
+
+@pytest.mark.timeout(120)
+def test_a_topic_counts_as_subscribed_or_dropped_only_once_the_broker_acknowledges_it(plant, tmp_path):
+    """The log says "subscribed"/"unsubscribed" on SUBACK/UNSUBACK, not when the packet leaves:
+    until then messages on the topic may still arrive, or not yet (a test that published on the
+    word "unsubscribed" got a dead letter under load). The broker is paused so that no
+    acknowledgement can come."""
+    if not PrivateMosquitto.available():
+        pytest.skip(NO_MOSQUITTO)
+    old, new = new_topic(), new_topic()
+    dia = fed_by(plant, source=DataSource.TAG, tag=old)
+    with PrivateMosquitto(log_dir=tmp_path) as private:
+        assert private.process is not None
+        with ListenerProcess(log_dir=tmp_path, url=private.url) as listener:
+            wait_until(lambda: f"subscribed: {old}" in listener.log_text(), timeout=10,
+                       what="the topic subscribed")  # fmt: skip
+            private.process.send_signal(signal.SIGSTOP)
+            try:
+                config_services.characteristic_update(characteristic=dia, data={"tag": new})
+                wait_until(lambda: "characteristics changed: 1 tags added, 1 removed" in listener.log_text(),
+                           timeout=10, what="the change seen")  # fmt: skip
+                time.sleep(1)
+                seen_paused = listener.log_text()
+            finally:
+                private.process.send_signal(signal.SIGCONT)
+            wait_until(lambda: f"unsubscribed: {old}" in listener.log_text()
+                       and f"subscribed: {new}" in listener.log_text(),
+                       timeout=10, what="both acknowledged")  # fmt: skip
+            assert listener.stop() == 0
+
+    assert (f"subscribed: {new}" in seen_paused, f"unsubscribed: {old}" in seen_paused) == (False, False)
 
 
 @pytest.mark.timeout(120)
