@@ -142,7 +142,10 @@ def test_starting_a_run_that_may_write_asks_first_naming_the_target(
     package = qa_package_create(
         name="writes", target_base_url=target, spec_text=json.dumps(spec(2)), allow_unsafe_methods=True
     )
-    page = signed_in(context, quality_specialist, path="/qa/")
+    page = context.new_page()  # on a slow network: the page's text is there well before its script
+    context.new_cdp_session(page).send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 700, "downloadThroughput": -1, "uploadThroughput": -1})  # fmt: skip
+    signed_in(context, quality_specialist, path="/qa/", page=page)
     expect(page.locator(f'[data-package-id="{package.pk}"] [data-methods]')).to_contain_text("writes too")
     page.get_by_role("button", name="Start a run").click()
     dialog = page.get_by_role("dialog")

@@ -118,14 +118,18 @@ def sign_in(page: Page, username: str, password: str) -> None:
     page.get_by_role("button", name="Sign in").click()
 
 
-def signed_in(context: BrowserContext, user: AbstractBaseUser, *, path: str = "/") -> Page:
-    """A page of `context` on `path`, reached by signing in as `user` through the login form."""
+def signed_in(
+    context: BrowserContext, user: AbstractBaseUser, *, path: str = "/", page: Page | None = None
+) -> Page:
+    """A page of `context` (or `page`) on `path`, reached by signing in as `user` through the login
+    form, and loaded: its scripts have run, so its buttons do what they say."""
     password = password_usable_by_server(user)
-    page = context.new_page()
+    page = page or context.new_page()
     page.goto(path)
     expect(page).to_have_url(re.compile(r"/login/"))
     sign_in(page, user.get_username(), password)
     expect(page).not_to_have_url(re.compile(r"/login/"))
+    page.wait_for_load_state("load")  # the URL changes when the page starts loading, not when it is done
     return page
 
 
