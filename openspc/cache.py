@@ -1,31 +1,39 @@
-"""Django's Redis cache backend, with one redis.Redis client per connection pool.
+"""Django's Redis cache backend, with one redis.Redis client per server in each process.
 
 Django's RedisCacheClient.get_client builds a new redis.Redis for every call, and with it
 redis-py's table of response callbacks: about as much CPU as the round trip itself. The
 calculation worker makes a dozen cache calls per ingested batch (pending marks, rolling
-windows), so the client is made once per pool here. A redis.Redis is safe to share between
-threads (each command takes a connection from the pool); Django keeps one cache object per
-thread anyway.
+windows), so the client is made once here. Django keeps one cache object per thread, each with
+connection pools of its own, and under ASGI every request runs in a new thread: each request
+opened a new Redis connection (TCP, handshake, close), about a tenth of the web process's time
+for a synchronous sample (profiled, issue #20). So the client, and its pool, is shared by every
+thread of the process: a redis.Redis is safe to share between threads (each command takes a
+connection from the pool), and redis-py's pool starts afresh in a forked child.
 """
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache import caches
 from django.core.cache.backends import redis as django_redis
 
+# The process's clients, by server URL and pool options: shared by the cache objects of all threads.
+_clients: dict[tuple[str, str], Any] = {}
+_clients_lock = threading.Lock()
+
 
 class RedisCacheClient(django_redis.RedisCacheClient):
-    def __init__(self, servers: Any, **options: Any) -> None:
-        super().__init__(servers, **options)
-        self._clients: dict[int, Any] = {}
-
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]
-        client = self._clients.get(index)
+        server = self._servers[self._get_connection_pool_index(write)]  # type: ignore[attr-defined]
+        shared = (server, repr(sorted(self._pool_options.items())))  # type: ignore[attr-defined]
+        client = _clients.get(shared)
         if client is None:
-            pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
-            client = self._clients[index] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
+            with _clients_lock:
+                client = _clients.get(shared)
+                if client is None:
+                    pool = self._pool_class.from_url(server, **self._pool_options)  # type: ignore[attr-defined]
+                    client = _clients[shared] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
         return client
 
 
