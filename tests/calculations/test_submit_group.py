@@ -195,3 +195,33 @@ def test_a_failure_of_the_group_reaches_every_request_in_it_and_leaves_their_val
     # Stored and confirmed before the calculation failed: the calculation sweep takes them in.
     assert Observation.objects.filter(status=ObservationStatus.CONFIRMED).count() == 4
     assert Sample.objects.count() == 4
+
+
+def test_a_leader_waits_for_a_request_still_checking_its_context_to_join_its_group(
+    api, plant, dia, monkeypatch, processing
+):
+    processing.paused.set()  # nothing held in processing
+    monkeypatch.setattr(submit_module, "JOIN_WAIT_SECONDS", 20)
+    checking, go_on = threading.Event(), threading.Event()
+    real_context = submit_module._context
+
+    def slow_context(characteristic: Any, context: dict[str, Any], user: Any) -> Any:
+        if context.get("idempotency_key") == "slow":
+            checking.set()
+            assert go_on.wait(timeout=20)
+        return real_context(characteristic, context, user)
+
+    monkeypatch.setattr(submit_module, "_context", slow_context)
+    answers: dict[str, Response] = {}
+    threads = [in_thread(post(api, plant, dia, 74.0, "slow"), answers, "slow")]
+    assert checking.wait(timeout=20)
+    threads.append(in_thread(post(api, plant, dia, 74.001, "quick"), answers, "quick"))
+    wait_for(lambda: waiting() == 1, "the quick request to join and lead")
+    time.sleep(0.2)
+    assert processing.sizes == []  # the leader waits for the request that is arriving
+    go_on.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert {name: answer.status_code for name, answer in answers.items()} == {"slow": 201, "quick": 201}
+    assert processing.sizes == [2]
