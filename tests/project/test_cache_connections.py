@@ -39,4 +39,3 @@ def test_the_cache_objects_of_different_threads_share_one_client_and_pool():
     assert first_backend is not second_backend  # Django's: one per thread
     assert first_client is second_client
     assert first_client.connection_pool is cache._cache.get_client().connection_pool
-
