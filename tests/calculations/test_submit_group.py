@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from rest_framework.response import Response
 
 from apps.calculations.models import Violation
@@ -225,3 +225,27 @@ def test_a_leader_waits_for_a_request_still_checking_its_context_to_join_its_gro
 
     assert {name: answer.status_code for name, answer in answers.items()} == {"slow": 201, "quick": 201}
     assert processing.sizes == [2]
+
+
+def test_a_submission_inside_a_transaction_of_its_caller_is_never_grouped(api, plant, dia, processing):
+    """The caller's transaction could roll back what other requests were answered for."""
+    paused, release = processing.paused, processing.release
+    answers: dict[str, Response] = {}
+    threads = [in_thread(post(api, plant, dia, 74.0, "first"), answers, "first")]
+    assert paused.wait(timeout=20)
+    try:
+        with transaction.atomic():  # a group is running: a request outside a transaction would wait
+            result = submit_module.sample_submit(
+                characteristic=dia, measurements=[74.002],
+                context={"lot": plant.lot.pk, "item": plant.items[0].pk, "idempotency_key": "inside"},
+                user=plant.tester,
+            )  # fmt: skip
+        assert waiting() == 0
+    finally:
+        release.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert (result.sample.values, result.observation.status) == ([74.002], ObservationStatus.CONFIRMED)
+    assert answers["first"].status_code == 201
+    assert processing.sizes == [1, 1]
