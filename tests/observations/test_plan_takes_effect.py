@@ -4,6 +4,7 @@ next day; a retired plan comes back as a new version; the worklist asks only for
 import datetime
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from apps.audit.models import AuditEntry
@@ -113,7 +114,10 @@ class ReinstateTests:
             (plant.wall.pk, 3),
         ]
         assert TestPlan.objects.get(pk=plant.ring.pk).status == PlanStatus.RETIRED
-        entry = AuditEntry.objects.filter(object_id=str(body["id"])).get()
+        # The plan's entry: another model's row may have the same id.
+        entry = AuditEntry.objects.filter(
+            content_type=ContentType.objects.get_for_model(TestPlan), object_id=str(body["id"])
+        ).get()
         assert entry.user == quality_specialist
         assert "Reinstated from retired RING v1" in entry.reason
 
