@@ -203,7 +203,8 @@ class Listener(SparkplugHost):
         if topics:
             self._subscribe(topics)  # a session the broker kept has them, one it did not does not
         if self.state_topic:  # subscribed first: STATE online only once the host hears the nodes
-            client.subscribe(self.state_topic, qos=1)
+            _, mid = client.subscribe(self.state_topic, qos=1)
+            self._await_ack(mid, None, [self.state_topic])
             self._state_online()
             log.info("Sparkplug host %r online (STATE on %s)", self.options.host_id, self.state_topic)
         if self._connected_at is None:
@@ -257,7 +258,8 @@ class Listener(SparkplugHost):
     def _await_ack(self, mid: int | None, line: str | None, topics: list[str]) -> None:
         """Log `line` when the broker acknowledges packet `mid` (SUBACK, UNSUBACK): only then do
         messages on the topics start, or stop, arriving. Not connected (`mid` None): the
-        subscriptions are sent again, from `_subscribed`, on connecting."""
+        subscriptions are sent again, from `_subscribed`, on connecting. Every (UN)SUBSCRIBE the
+        listener sends comes through here, so no acknowledgement is left in `_early_acks`."""
         if mid is None:
             return
         with self._acks_lock:
@@ -462,7 +464,8 @@ class Listener(SparkplugHost):
         sent while this listener's own queue was full was dropped with the rest, and Mosquitto
         sends a counter again only when it changes."""
         if self.options.dropped_topics and self._connected.is_set():
-            self.client.subscribe([(topic, 0) for topic in self.options.dropped_topics])
+            _, mid = self.client.subscribe([(topic, 0) for topic in self.options.dropped_topics])
+            self._await_ack(mid, None, list(self.options.dropped_topics))
 
     # --- violations back to the plant ---------------------------------------------------------
 

@@ -42,3 +42,17 @@ def test_an_acknowledgement_that_comes_before_its_packet_id_is_noted_is_not_lost
 
     assert logged(caplog) == [("INFO", "subscribed: a/b")]
     assert (host._early_acks, host._unacknowledged) == ({}, {})
+
+
+def test_the_counters_refresh_leaves_no_acknowledgement_behind(caplog):
+    """It subscribes every few minutes: an acknowledgement nobody waited for was kept for good."""
+    host = Listener(Options(url="mqtt://127.0.0.1:1883", client_id="t", dropped_topics=("$SYS/x",)))
+    host._connected.set()
+    sent: list[int] = []
+    host.client.subscribe = lambda topics, *args, **kwargs: (0, sent.append(len(sent) + 1) or len(sent))
+
+    for _ in range(3):
+        host._counters_refresh()
+        host._on_acknowledged(host.client, None, sent[-1], [GRANTED], None)
+
+    assert (host._early_acks, host._unacknowledged) == ({}, {})
