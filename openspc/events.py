@@ -41,10 +41,13 @@ class EventType(StrEnum):
     SAMPLE_CREATED = "sample.created"
     VIOLATION_CREATED = "violation.created"
     VIOLATION_ACKNOWLEDGED = "violation.acknowledged"
+    VIOLATION_EVENT_UPDATED = "violation_event.updated"  # started, grew or ended (apps.calculations)
+    VIOLATION_EVENT_ACKNOWLEDGED = "violation_event.acknowledged"
     LIMITS_CHANGED = "limits.changed"
     STATISTICS_UPDATED = "statistics.updated"
     LOT_DISPOSITION = "lot.disposition"
     NOTIFICATION_CREATED = "notification.created"
+    NOTIFICATIONS_UNREAD = "notifications.unread"  # a user's unread count, after it changed
     QA_RUN_EVENT = "qa_run.event"
     DATA_HEALTH_ALARM = "data_health.alarm"
     CREDENTIALS_REVOKED = "credentials.revoked"  # openspc.revocation: the consumer closes with 4401
@@ -59,6 +62,8 @@ NOTIFYING = frozenset(
     {
         EventType.VIOLATION_CREATED,
         EventType.VIOLATION_ACKNOWLEDGED,
+        EventType.VIOLATION_EVENT_UPDATED,
+        EventType.VIOLATION_EVENT_ACKNOWLEDGED,
         EventType.STATISTICS_UPDATED,
         EventType.LIMITS_CHANGED,
         EventType.LOT_DISPOSITION,

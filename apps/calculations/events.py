@@ -6,7 +6,7 @@ A payload carries what a chart needs to draw the event without another request
 
 from collections.abc import Sequence
 
-from apps.calculations.models import LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import LotStatistics, ProductStatistics, Violation, ViolationEvent
 from apps.calculations.window import plotted_statistic
 from apps.config.models import Characteristic, ControlLimits
 from apps.observations.models import Sample
@@ -35,8 +35,41 @@ def violation_data(violation: Violation) -> dict[str, object]:
         "sequence": violation.sample.sequence, "lot": violation.sample.lot_id, "rule": violation.rule,
         "chart": violation.chart, "points": violation.points, "severity": violation.severity,
         "limits_version": violation.limits_version,
-        "requires_acknowledgement": violation.requires_acknowledgement,
+        "requires_acknowledgement": violation.requires_acknowledgement, "event": violation.event_id,
+        # Set when its event was acknowledged before it came: it never awaits acknowledgement.
+        "acknowledged_at": violation.acknowledged_at.isoformat() if violation.acknowledged_at else None,
     }  # fmt: skip
+
+
+def violation_event_data(event: ViolationEvent) -> dict[str, object]:
+    """An event as a chart and an inbox draw it (GET /api/v1/violation-events/<id>/ has the same)."""
+    user = event.acknowledged_by
+    reason = event.acknowledgement_reason
+    return {
+        "id": event.pk, "characteristic": event.characteristic_id, "lot": event.lot_id, "rule": event.rule,
+        "chart": event.chart, "priority": event.priority, "first_point": event.first_point,
+        "last_point": event.last_point, "points": event.points, "violations": event.violations_count,
+        "limits_version": event.limits_version, "requires_acknowledgement": event.requires_acknowledgement,
+        "ongoing": event.ongoing, "started_at": event.started_at.isoformat(),
+        "updated_at": event.updated_at.isoformat(),
+        "ended_at": event.ended_at.isoformat() if event.ended_at else None,
+        "acknowledged_at": event.acknowledged_at.isoformat() if event.acknowledged_at else None,
+        "acknowledged_by": user.pk if user else None,
+        "acknowledged_by_name": (user.get_full_name() or user.get_username()) if user else None,
+        "reason": reason.code if reason else None, "comment": event.acknowledgement_comment,
+        "corrective_action": event.corrective_action,
+        "withdrawn_at": event.withdrawn_at.isoformat() if event.withdrawn_at else None,
+    }  # fmt: skip
+
+
+def violation_event_events(
+    events: Sequence[ViolationEvent], name: EventType = EventType.VIOLATION_EVENT_UPDATED
+) -> list[Event]:
+    """`violation_event.updated` (started, grew, ended) or `.acknowledged`, to each event's groups."""
+    return [
+        event(name, characteristic_groups(e.characteristic, e.lot_id), **violation_event_data(e))
+        for e in events
+    ]
 
 
 def violation_acknowledged_data(violation: Violation) -> dict[str, object]:

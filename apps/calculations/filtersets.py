@@ -3,7 +3,7 @@
 import django_filters
 from django.db.models import QuerySet
 
-from apps.calculations.models import LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import LotStatistics, ProductStatistics, Violation, ViolationEvent
 from apps.calculations.selectors import AWAITING_ACKNOWLEDGEMENT
 from apps.observations.models import Sample
 
@@ -53,6 +53,53 @@ class ViolationFilterSet(django_filters.FilterSet):
         if value:
             return queryset.filter(acknowledged_at__isnull=False)
         return queryset.filter(AWAITING_ACKNOWLEDGEMENT)
+
+
+class ViolationEventFilterSet(django_filters.FilterSet):
+    """The event list's filters; acknowledging by filter (POST /violation-events/acknowledge-matching/)
+    takes the same ones."""
+
+    product = django_filters.NumberFilter(field_name="characteristic__product")
+    lot = django_filters.NumberFilter()
+    rule = django_filters.NumberFilter(min_value=1, max_value=8)
+    line = django_filters.CharFilter(
+        field_name="characteristic__line", help_text="The characteristic's line."
+    )
+    ongoing = django_filters.BooleanFilter(
+        method="filter_ongoing", help_text="true: still going on; false: ended (or withdrawn)."
+    )
+    acknowledged = django_filters.BooleanFilter(
+        method="filter_acknowledged",
+        help_text="true: acknowledged; false: awaiting acknowledgement (its rule requires it, nobody has "
+        "acknowledged it, and no correction withdrew it).",
+    )
+    started_after = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    started_before = django_filters.IsoDateTimeFilter(field_name="started_at", lookup_expr="lt")
+
+    class Meta:
+        model = ViolationEvent
+        fields = [
+            "characteristic", "product", "lot", "line", "rule", "chart", "priority", "ongoing",
+            "acknowledged", "requires_acknowledgement", "started_after", "started_before",
+        ]  # fmt: skip
+
+    def filter_ongoing(
+        self, queryset: QuerySet[ViolationEvent], name: str, value: bool
+    ) -> QuerySet[ViolationEvent]:
+        standing = queryset.filter(ended_at__isnull=True, withdrawn_at__isnull=True)
+        return standing if value else queryset.exclude(pk__in=standing.values("pk"))
+
+    def filter_acknowledged(
+        self, queryset: QuerySet[ViolationEvent], name: str, value: bool
+    ) -> QuerySet[ViolationEvent]:
+        if value:
+            return queryset.filter(acknowledged_at__isnull=False)
+        return queryset.filter(AWAITING_ACKNOWLEDGEMENT)
+
+    def described(self) -> str:
+        """The filters given, in words, for the audit trail."""
+        data = self.form.cleaned_data if self.is_bound and self.form.is_valid() else {}
+        return ", ".join(f"{name}={value}" for name, value in data.items() if value not in (None, ""))
 
 
 class LotStatisticsFilterSet(django_filters.FilterSet):

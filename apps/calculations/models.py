@@ -1,8 +1,9 @@
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from apps.calculations.choices import ChartPart, Disposition, Severity
+from apps.config.choices import AlarmPriority
 
 
 class ChartState(models.Model):
@@ -22,6 +23,12 @@ class ChartState(models.Model):
     )
     rewinds = models.PositiveIntegerField(
         default=0, help_text="Corrections taken in: a window cached before the last one is stale."
+    )
+    events = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='The latest violation event of each chart part and rule: {"location:2": [id, last point, '
+        "ended]}; what a new violation may continue, read with the row lock.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -44,6 +51,82 @@ class AcknowledgementReason(models.Model):
         return self.label
 
 
+# A violation or event that awaits acknowledgement: its rule requires it, nobody has given it, and
+# no correction withdrew it.
+AWAITING_ACKNOWLEDGEMENT = Q(
+    requires_acknowledgement=True, acknowledged_at__isnull=True, withdrawn_at__isnull=True
+)
+
+
+class ViolationEvent(models.Model):
+    """One special cause as the operator sees it: a pattern of one rule on one chart of a
+    characteristic, from its first point while it continues. A violation whose points overlap the
+    event's, or follow on from its last point while it lasts, grows it instead of starting another;
+    the event ends at the first sample judged after its last point that does not continue it
+    (docs/alarms.md). It is acknowledged once, and the acknowledgement covers its points as it grows."""
+
+    characteristic = models.ForeignKey(
+        "config.Characteristic", on_delete=models.PROTECT, related_name="violation_events"
+    )
+    rule = models.PositiveSmallIntegerField(help_text="Nelson rule 1–8.")
+    chart = models.CharField(max_length=16, choices=ChartPart.choices, default=ChartPart.LOCATION)
+    priority = models.CharField(max_length=8, choices=AlarmPriority.choices)
+    first_point = models.PositiveIntegerField(help_text="Sequence of its first sample.")
+    last_point = models.PositiveIntegerField(help_text="Sequence of its last sample so far.")
+    points = models.JSONField(help_text="Sequences of every sample in it, in order.")
+    violations_count = models.PositiveIntegerField(default=1, help_text="Violations (signals) it gathers.")
+    lot = models.ForeignKey(
+        "observations.Lot", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The lot of the sample that started it.",
+    )  # fmt: skip
+    limits_version = models.PositiveIntegerField(help_text="The control limits version that judged it.")
+    requires_acknowledgement = models.BooleanField(default=True)
+    started_at = models.DateTimeField()
+    updated_at = models.DateTimeField(help_text="When its last point came in.")
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a sample after its last point did not continue it."
+    )
+    ended_at_sequence = models.PositiveIntegerField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    acknowledgement_reason = models.ForeignKey(
+        AcknowledgementReason, null=True, blank=True, on_delete=models.PROTECT, related_name="events"
+    )
+    acknowledgement_comment = models.TextField(blank=True)
+    corrective_action = models.TextField(blank=True)
+    withdrawn_at = models.DateTimeField(
+        null=True, blank=True, help_text="When corrections withdrew every violation it gathered."
+    )
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(rule__gte=1) & Q(rule__lte=8), name="violationevent_rule_1_8"),
+            models.CheckConstraint(
+                condition=Q(last_point__gte=F("first_point")), name="violationevent_points_ordered"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["characteristic", "-started_at"], name="violationevent_char_started"),
+            models.Index(
+                fields=["characteristic"],
+                condition=Q(
+                    acknowledged_at__isnull=True, requires_acknowledgement=True, withdrawn_at__isnull=True
+                ),
+                name="violationevent_awaiting",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Rule {self.rule} event {self.pk} on characteristic {self.characteristic_id}"
+
+    @property
+    def ongoing(self) -> bool:
+        return self.ended_at is None and self.withdrawn_at is None
+
+
 class Violation(models.Model):
     """A Nelson rule signal: the sample that completed the pattern and every point of the pattern."""
 
@@ -54,6 +137,10 @@ class Violation(models.Model):
     rule = models.PositiveSmallIntegerField(help_text="Nelson rule 1–8.")
     chart = models.CharField(max_length=16, choices=ChartPart.choices, default=ChartPart.LOCATION)
     points = models.JSONField(help_text="Sequence numbers of the samples in the pattern, in order.")
+    event = models.ForeignKey(
+        ViolationEvent, null=True, blank=True, on_delete=models.PROTECT, related_name="violations",
+        help_text="The event it belongs to (the pattern it starts or continues).",
+    )  # fmt: skip
     severity = models.CharField(max_length=16, choices=Severity.choices)
     limits_version = models.PositiveIntegerField(help_text="The control limits version that judged it.")
     requires_acknowledgement = models.BooleanField(

@@ -4,9 +4,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, QuerySet
 
-from apps.calculations.models import LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import (
+    AWAITING_ACKNOWLEDGEMENT,
+    LotStatistics,
+    ProductStatistics,
+    Violation,
+    ViolationEvent,
+)
 from apps.calculations.services.calculate import limits_current, lines_of
 from apps.calculations.window import Point, dispersion_statistic, plotted_sigma, plotted_statistic
 from apps.config.models import Characteristic, ControlLimits
@@ -27,9 +33,6 @@ def sample_queryset(user: User | AnonymousUser) -> QuerySet[Sample]:
 # A violation still to be acknowledged: its rule is one the characteristic wants acknowledged (decided
 # when it was found, Violation.requires_acknowledgement) and nobody has. The others are informational.
 # A withdrawn violation (a correction invalidated a result its pattern used) awaits nothing.
-AWAITING_ACKNOWLEDGEMENT = Q(
-    requires_acknowledgement=True, acknowledged_at__isnull=True, withdrawn_at__isnull=True
-)
 
 
 def violation_queryset(user: User | AnonymousUser) -> QuerySet[Violation]:
@@ -37,6 +40,13 @@ def violation_queryset(user: User | AnonymousUser) -> QuerySet[Violation]:
     return Violation.objects.filter(
         characteristic__in=Characteristic.objects.visible_to(user)
     ).select_related("sample", "acknowledgement_reason")
+
+
+def violation_event_queryset(user: User | AnonymousUser) -> QuerySet[ViolationEvent]:
+    """The violation events of the characteristics the user may read."""
+    return ViolationEvent.objects.filter(
+        characteristic__in=Characteristic.objects.visible_to(user)
+    ).select_related("acknowledgement_reason", "acknowledged_by")
 
 
 def violation_detail_queryset(user: User | AnonymousUser) -> QuerySet[Violation]:

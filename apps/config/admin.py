@@ -440,7 +440,7 @@ class CharacteristicAdmin(AuditedAdmin):
         (None, {"fields": ["product", "test", "active"]}),
         ("Specification", {"fields": ["lsl", "target", "usl"]}),
         ("Chart", {"fields": ["subgroup_size", "chart_type", "chart_params", "decimals"]}),
-        ("Rules", {"fields": ["rule_preset", "rules", "acknowledge_rules"]}),
+        ("Rules", {"fields": ["rule_preset", "rules", "acknowledge_rules", "rule_priorities"]}),
         ("Data source", {"fields": ["data_source", "tag", "subgroup_timeout", "subgroup_timeout_policy"]}),
         ("Where (ISA-95)", {"fields": ["site", "area", "line", "cell"]}),
         ("Why", {"fields": ["reason"]}),

@@ -70,6 +70,18 @@ class RulePreset(models.TextChoices):
     CUSTOM = "custom", "Custom"
 
 
+class AlarmPriority(models.TextChoices):
+    """How urgent a rule's violation events are (ISA-18.2 priorities), per rule and characteristic."""
+
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
+
+
+# A point beyond a control limit is high; a pattern (a run, a trend, points near a limit) medium.
+RULE_PRIORITY_DEFAULT = {1: AlarmPriority.HIGH} | dict.fromkeys(range(2, 9), AlarmPriority.MEDIUM)
+
+
 class LimitMethod(models.TextChoices):
     CALCULATED = "calculated", "Calculated from baseline samples"
     HISTORICAL = "historical", "From a given (historical) mean and sigma"

@@ -5,8 +5,8 @@ keeps that document and the types below in step. In short, on `ws/samples/`:
 
     client {"type": "subscribe", "characteristic_ids": [1, 2]}
     server {"type": "subscribed", "characteristic_ids": [1, 2]}
-    server {"type": "sample" | "violation" | "ack_update" | "limits_update" | "statistics_update",
-            "payload": {...the event's data...}}
+    server {"type": "sample" | "violation" | "ack_update" | "event_update" | "event_ack" |
+            "limits_update" | "statistics_update", "payload": {...the event's data...}}
     client {"type": "ping"}  ->  server {"type": "pong", "server_time": "<ISO 8601>"}
 
 Events come from the channel layer (openspc/events.py), sent after the
@@ -33,10 +33,15 @@ SAMPLE_EVENTS: dict[str, str] = {
     EventType.SAMPLE_CREATED: "sample",
     EventType.VIOLATION_CREATED: "violation",
     EventType.VIOLATION_ACKNOWLEDGED: "ack_update",
+    EventType.VIOLATION_EVENT_UPDATED: "event_update",
+    EventType.VIOLATION_EVENT_ACKNOWLEDGED: "event_ack",
     EventType.LIMITS_CHANGED: "limits_update",
     EventType.STATISTICS_UPDATED: "statistics_update",
 }
-NOTIFICATION_EVENTS: dict[str, str] = {EventType.NOTIFICATION_CREATED: "notification"}
+NOTIFICATION_EVENTS: dict[str, str] = {
+    EventType.NOTIFICATION_CREATED: "notification",
+    EventType.NOTIFICATIONS_UNREAD: "unread",
+}
 
 
 class SamplesConsumer(LiveConsumer):
@@ -117,7 +122,8 @@ class SamplesConsumer(LiveConsumer):
 
 
 class NotificationsConsumer(LiveConsumer):
-    """`ws/notifications/`: the user's notifications as they are created."""
+    """`ws/notifications/`: the user's notifications as they are created, and their unread count
+    whenever it changes (the badge never asks for it while connected)."""
 
     events = NOTIFICATION_EVENTS
 
@@ -129,4 +135,7 @@ class NotificationsConsumer(LiveConsumer):
         return True
 
     async def forward(self, event: dict[str, Any]) -> None:
+        if event["type"] == EventType.NOTIFICATIONS_UNREAD:
+            await self.send_json({"type": "unread", "payload": {"unread": event["unread"]}})
+            return
         await self.send_json({"type": "notification", "payload": event.get("notification", {})})

@@ -31,6 +31,7 @@ class Message:
     link: str
     dedup_key: str = ""
     coalesce_key: str = ""
+    grows: bool = False  # a later message under the same dedup key updates it (a growing event)
 
 
 def _label(characteristic: Characteristic | None) -> str:
@@ -73,6 +74,38 @@ def _violation(data: dict[str, Any], characteristic: Characteristic | None, lot:
         link=f"{API}/violations/{data['id']}/",
         dedup_key=f"violation.created:{data['id']}",
     )
+
+
+def _violation_event(data: dict[str, Any], characteristic: Characteristic | None, lot: Lot | None) -> Message:
+    """One notification per event: started, then updated in place as it grows and when it ends."""
+    rule = int(data.get("rule") or 0)
+    chart = "dispersion" if data.get("chart") == "dispersion" else "location"
+    link = f"{API}/violation-events/{data['id']}/"
+    if data["type"] == EventType.VIOLATION_EVENT_ACKNOWLEDGED:
+        who = data.get("acknowledged_by_name") or "someone"
+        text = f"{who} acknowledged it (reason: {data.get('reason') or '—'})."
+        if data.get("comment"):
+            text += f" Comment: {data['comment']}"
+        if data.get("corrective_action"):
+            text += f" Corrective action: {data['corrective_action']}"
+        return Message(
+            event=data["type"],
+            title=f"Rule {rule} event acknowledged on {_label(characteristic)}{_lot(lot)}",
+            text=text, link=link, dedup_key=f"violation_event.acknowledged:{data['id']}",
+        )  # fmt: skip
+    points = len(data.get("points") or [])
+    span = f"samples {data.get('first_point')}–{data.get('last_point')}" if points > 1 else (
+        f"sample {data.get('first_point')}"
+    )  # fmt: skip
+    state = "going on" if data.get("ongoing") else "ended"
+    return Message(
+        event=data["type"],
+        title=f"Rule {rule} event, {data.get('priority') or 'medium'} priority, on "
+        f"{_label(characteristic)}{_lot(lot)}",
+        text=f"{RULES.get(rule, 'a pattern').capitalize()} on the {chart} chart: {points} point"
+        f"{'s' if points != 1 else ''} ({span}), {state}.",
+        link=link, dedup_key=f"violation_event:{data['id']}", grows=True,
+    )  # fmt: skip
 
 
 def _statistics(data: dict[str, Any], characteristic: Characteristic | None, lot: Lot | None) -> Message:
@@ -133,6 +166,8 @@ def _disposition(data: dict[str, Any], lot: Lot | None) -> Message:
 
 def message_for(data: dict[str, Any], *, characteristic: Characteristic | None, lot: Lot | None) -> Message:
     name = data["type"]
+    if name.startswith("violation_event."):
+        return _violation_event(data, characteristic, lot)
     if name.startswith("violation."):
         return _violation(data, characteristic, lot)
     if name == EventType.STATISTICS_UPDATED:

@@ -25,7 +25,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from apps.config.models import Characteristic
@@ -35,7 +35,7 @@ from apps.subscriptions.choices import SubscriptionEvent, SubscriptionScope
 from apps.subscriptions.models import Notification, Subscription
 from apps.subscriptions.selectors import SCOPE_MODELS, subscription_target_readable, subscriptions_concerned
 from openspc.api import Conflict
-from openspc.events import EventType, event, events_send_on_commit
+from openspc.events import EventType, event, events_send, events_send_on_commit
 from openspc.kept import generation_changed, kept_one
 from openspc.roles import Role
 
@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 EVENT_KINDS: dict[str, str] = {
     EventType.VIOLATION_CREATED: SubscriptionEvent.VIOLATIONS,
     EventType.VIOLATION_ACKNOWLEDGED: SubscriptionEvent.VIOLATIONS,
+    EventType.VIOLATION_EVENT_UPDATED: SubscriptionEvent.VIOLATIONS,
+    EventType.VIOLATION_EVENT_ACKNOWLEDGED: SubscriptionEvent.VIOLATIONS,
     EventType.STATISTICS_UPDATED: SubscriptionEvent.RESULTS,
     EventType.LIMITS_CHANGED: SubscriptionEvent.LIMITS,
     EventType.LOT_DISPOSITION: SubscriptionEvent.DISPOSITION,
@@ -191,11 +193,36 @@ def notification_mark_read(*, notification: Notification) -> Notification:
     if notification.read_at is None:
         notification.read_at = timezone.now()
         notification.save(update_fields=["read_at"])
+        unread_push_on_commit([notification.user_id])
     return notification
 
 
 def notifications_mark_all_read(*, user: User) -> int:
-    return Notification.objects.filter(user=user, read_at__isnull=True).update(read_at=timezone.now())
+    marked = Notification.objects.filter(user=user, read_at__isnull=True).update(read_at=timezone.now())
+    if marked:
+        unread_push_on_commit([user.pk])
+    return marked
+
+
+def unread_push_on_commit(user_ids: Iterable[int]) -> None:
+    """`notifications.unread` ({"unread": n}) to each user's group once the change is committed:
+    every open page keeps its badge from this, never by asking (issue #21: pages asked for the
+    count about 4 times a second under a burst). One COUNT for all the users, after commit."""
+    users = sorted(set(user_ids))
+    if not users:
+        return
+
+    def push() -> None:
+        unread = Notification.objects.filter(user__in=users, read_at__isnull=True).order_by()
+        counts = dict(unread.values("user").annotate(n=Count("id")).values_list("user", "n"))
+        events_send(
+            [
+                event(EventType.NOTIFICATIONS_UNREAD, [f"user.{user}"], unread=counts.get(user, 0))
+                for user in users
+            ]
+        )
+
+    transaction.on_commit(push)
 
 
 def notification_data(notification: Notification) -> dict[str, Any]:
@@ -215,12 +242,14 @@ def notification_data(notification: Notification) -> dict[str, Any]:
 def notifications_push_on_commit(notifications: Iterable[Notification]) -> None:
     """`notification.created` to each user's group, after commit. An updated (coalesced) one is
     pushed again under its id: clients replace what they hold by id."""
+    notifications = list(notifications)
     events_send_on_commit(
         [
             event(EventType.NOTIFICATION_CREATED, [f"user.{n.user_id}"], notification=notification_data(n))
             for n in notifications
         ]
     )
+    unread_push_on_commit(n.user_id for n in notifications)
 
 
 # --- The fan-out ---------------------------------------------------------------------------------
@@ -316,7 +345,7 @@ def _drafts(events: Sequence[dict[str, Any]]) -> list[_Draft]:
             if held is None:
                 drafts[draft.key] = draft
                 continue
-            if message.coalesce_key:  # a later update of the same results: its figures win
+            if message.coalesce_key or message.grows:  # a later update of the same: its figures win
                 held.message, held.data = message, stored
             if subscription.email and not held.subscription.email:
                 held.subscription = subscription
@@ -341,6 +370,27 @@ def _store_discrete(drafts: Sequence[_Draft]) -> list[Notification]:
         user__in={d.subscription.user_id for d in new}, dedup_key__in={d.message.dedup_key for d in new}
     ).order_by("id")
     return [row for row in rows if (row.user_id, row.dedup_key) in wanted]
+
+
+def _store_grown(drafts: Sequence[_Draft]) -> list[Notification]:
+    """Update the notifications of growing events in place (read or not: the inbox shows the
+    event's latest state, and growth alone does not make it unread again)."""
+    if not drafts:
+        return []
+    by_key = {d.key: d for d in drafts}
+    rows = Notification.objects.select_for_update().filter(
+        user__in={d.subscription.user_id for d in drafts}, dedup_key__in={d.message.dedup_key for d in drafts}
+    )
+    grown = []
+    for row in rows.order_by("id"):
+        draft = by_key.get((row.user_id, row.dedup_key))
+        if draft is None or not _newer(draft.data, row.data):
+            continue
+        m = draft.message
+        row.title, row.message, row.data = m.title[:200], m.text, draft.data
+        row.save(update_fields=["title", "message", "data", "updated_at"])
+        grown.append(row)
+    return grown
 
 
 def _newer(data: dict[str, Any], than: dict[str, Any]) -> bool:
@@ -453,11 +503,16 @@ def notifications_fanout(*, events: Sequence[dict[str, Any]]) -> list[Notificati
     if not relevant:
         return told
     relevant = [e for e in relevant if not e["type"].startswith("violation.") or e.get("id")]
+    # A violation of an event is told through its event (one notification per event, issue #21).
+    relevant = [e for e in relevant if not (e["type"].startswith("violation.") and e.get("event"))]
     drafts = _drafts(relevant)
     if not drafts:
         return told
     with transaction.atomic():
-        stored = _store_discrete([d for d in drafts if d.message.dedup_key])
+        discrete = [d for d in drafts if d.message.dedup_key]
+        stored = _store_discrete(discrete)
+        created = {(row.user_id, row.dedup_key) for row in stored}
+        stored += _store_grown([d for d in discrete if d.message.grows and d.key not in created])
         for draft in drafts:
             if draft.message.coalesce_key:
                 row = _store_coalesced(draft)

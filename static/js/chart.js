@@ -419,6 +419,9 @@ function handleMessage(message, { draw = true } = {}) {
       changed = model.acknowledge(payload);
       hooks.acknowledge?.update(payload);
       break;
+    case "event_ack":
+      changed = model.acknowledgeEvent(payload);
+      break;
     case "limits_update":
       changed = applyLimits(payload, { draw });
       break;

@@ -153,6 +153,19 @@ export class ChartModel {
     return true;
   }
 
+  /** An `event_ack`: every violation of the event stops awaiting acknowledgement (those it gathers
+   * later arrive acknowledged). */
+  acknowledgeEvent(update) {
+    let changed = false;
+    for (const violation of this.violations.values()) {
+      if (violation.event !== update.id || violation.acknowledged_at) continue;
+      violation.acknowledged_at = update.acknowledged_at ?? new Date().toISOString();
+      violation.acknowledged_by_name = update.acknowledged_by_name;
+      changed = true;
+    }
+    return changed;
+  }
+
   /** A `limits_update` payload (or a limits object): new lines and zones. */
   setLimits(limits) {
     this.limits = { ...limits };

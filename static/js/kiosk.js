@@ -74,8 +74,8 @@ class Tile {
       changed = this.model.addViolation(payload);
       const rules = this.element.dataset.acknowledgeRules.split(",").filter(Boolean).map(Number);
       if (rules.includes(payload.rule) && !payload.acknowledged_at) this.setUnacknowledged(true);
-    } else if (type === "ack_update") {
-      changed = this.model.acknowledge(payload);
+    } else if (type === "ack_update" || type === "event_ack") {
+      changed = type === "ack_update" ? this.model.acknowledge(payload) : this.model.acknowledgeEvent(payload);
       this.recheckAcknowledgements();
     } else if (type === "limits_update") {
       changed = this.model.setLimits(payload);

@@ -219,7 +219,7 @@ async function markRead(id) {
   const notification = await apiPost(`${API}${id}/read/`);
   held = mergeNotifications(held, [notification]);
   render();
-  refreshUnread();
+  if (liveStatus !== "live") refreshUnread(); // live, the server pushes the new count
 }
 
 async function markAllRead() {
@@ -230,7 +230,7 @@ async function markAllRead() {
     held = held.map((n) => (n.read ? n : { ...n, read: true, read_at: now }));
     showError("");
     announce(answer.marked === 1 ? "1 notification marked read." : `${answer.marked} notifications marked read.`);
-    await refreshUnread();
+    if (liveStatus !== "live") await refreshUnread(); // live, the server pushes the new count
   } catch (error) {
     showError(`Could not mark them read: ${error.message}`);
   }

@@ -7,21 +7,22 @@
 //   feed.addEventListener("reconnect", () => catchUp());   // arrivals while away were not replayed
 //   feed.addEventListener("status", (event) => badge(event.detail));       // live | reconnecting | offline
 //
-// The count shown is always the server's (GET …/unread-count/): a notification pushed again
-// (coalesced results, updated under the same id) must not count twice.
+// The count shown is always the server's: it pushes the user's unread count (`unread`) after every
+// change (a notification stored or updated, one marked read, in any tab), so no page asks for it
+// while connected. A page asks once (GET …/unread-count/) when its connection is (re)established,
+// for what changed while it was away. A notification pushed again (coalesced results, a growing
+// event, updated under the same id) never counts twice.
 
 import { apiGet } from "./api.js";
 import { Live } from "./live.js";
 import { badgeText } from "./notifications.logic.js";
 
 const COUNT_URL = "/api/v1/notifications/unread-count/";
-const REFRESH_DELAY_MS = 150; // a burst of arrivals costs one request
 
 export const feed = new EventTarget();
 export let liveStatus = "connecting";
 
 const badge = document.querySelector("[data-unread-badge]");
-let refreshTimer = null;
 
 export function showUnread(count) {
   if (!badge || !Number.isInteger(count) || count < 0) return;
@@ -39,11 +40,6 @@ export async function refreshUnread() {
   }
 }
 
-function refreshSoon() {
-  clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(refreshUnread, REFRESH_DELAY_MS);
-}
-
 function notificationsUrl() {
   const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${window.location.host}/ws/notifications/`;
@@ -56,14 +52,14 @@ function emit(type, detail) {
 export const live = new Live({
   url: notificationsUrl(),
   onMessage: ({ type, payload }) => {
-    if (type !== "notification" || !payload) return;
-    emit("notification", payload);
-    refreshSoon();
+    if (!payload) return;
+    if (type === "unread") showUnread(payload.unread);
+    else if (type === "notification") emit("notification", payload);
   },
   onStatus: (status) => {
     liveStatus = status;
     // Connected (first time or again): what arrived before, or while away, is counted now.
-    if (status === "live") refreshSoon();
+    if (status === "live") refreshUnread();
     emit("status", status);
   },
   onReconnect: () => emit("reconnect"),

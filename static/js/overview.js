@@ -61,7 +61,7 @@ function onMessage({ type, payload }) {
   if (!card) return;
   if (type === "sample") onSample(card, payload);
   else if (type === "violation") onViolation(card, payload);
-  else if (type === "ack_update") recheckAcknowledgements(card, payload.characteristic);
+  else if (type === "ack_update" || type === "event_ack") recheckAcknowledgements(card, payload.characteristic);
   else if (type === "statistics_update") onStatistics(card, payload);
 }
 

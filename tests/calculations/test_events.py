@@ -61,10 +61,17 @@ def test_samples_violations_and_statistics_are_sent_to_their_groups_after_commit
     assert silent_after, "a group got more than one message for one calculation run"
     messages, lot_messages = events_unpack(chart_message), events_unpack(lot_message)
     # 2 samples, the violations of 74.5 (I chart and MR chart, rule 1), lot and product statistics.
+    # Then the two events the violations started (issue #21), each naming its violation's event.
     assert [m["type"] for m in messages] == [
         "sample.created", "sample.created", "violation.created", "violation.created",
-        "statistics.updated", "statistics.updated",
+        "statistics.updated", "statistics.updated", "violation_event.updated", "violation_event.updated",
     ]  # fmt: skip
+    assert {m["id"] for m in messages[6:]} == {m["event"] for m in messages[2:4]}
+    # The MR chart's point at sample 2 is the range of samples 1 and 2.
+    assert sorted((m["chart"], m["points"], m["ongoing"], m["priority"]) for m in messages[6:]) == [
+        ("dispersion", [1, 2], True, "high"),
+        ("location", [2], True, "high"),
+    ]
     first, second = messages[0], messages[1]
     assert (first["sequence"], second["sequence"]) == (1, 2)
     assert second["statistic"] == 74.5
@@ -73,11 +80,11 @@ def test_samples_violations_and_statistics_are_sent_to_their_groups_after_commit
     assert {(m["rule"], m["chart"]) for m in messages[2:4]} == {(1, "location"), (1, "dispersion")}
     # A chart pulses a violation only while it awaits acknowledgement.
     assert [m["requires_acknowledgement"] for m in messages[2:4]] == [True, True]
-    assert [m["scope"] for m in messages[4:]] == ["lot", "product"]
+    assert [m["scope"] for m in messages[4:6]] == ["lot", "product"]
     assert messages[4]["n"] == 2
     assert all("timestamp" in m for m in messages)
     # lot.<id> gets samples, violations and lot statistics, not product statistics.
-    assert [m["type"] for m in lot_messages] == [m["type"] for m in messages[:5]]
+    assert [m["type"] for m in lot_messages] == [m["type"] for m in messages[:5] + messages[6:]]
 
 
 def test_a_group_with_one_event_gets_the_event_itself_and_unpack_reads_both_shapes():

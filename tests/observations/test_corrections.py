@@ -10,7 +10,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from apps.audit.models import AuditEntry
 from apps.calculations import services as calculations
-from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import (
+    AcknowledgementReason,
+    LotStatistics,
+    ProductStatistics,
+    Violation,
+    ViolationEvent,
+)
 from apps.calculations.selectors import chart_data
 from apps.config import services as config_services
 from apps.config.models import Characteristic
@@ -84,6 +90,13 @@ def chart(
     )
 
 
+def standing_events(characteristic: Characteristic) -> list[tuple[int, str, int]]:
+    """The violation events no correction withdrew: (rule, chart, violations gathered)."""
+    events = ViolationEvent.objects.filter(characteristic=characteristic, withdrawn_at__isnull=True)
+    assert not Violation.objects.filter(characteristic=characteristic, event__isnull=True).exists()
+    return sorted((e.rule, e.chart, e.violations_count) for e in events)
+
+
 @pytest.fixture
 def direct(plant: Plant) -> tuple[Characteristic, Lot]:
     """The same history on a second product, posted directly with the retest's value: what a
@@ -139,6 +152,10 @@ def test_invalidate_and_retest_equal_a_computation_from_scratch(
     bad_violation.refresh_from_db()  # withdrawn, kept, still acknowledged
     assert bad_violation.withdrawn_at is not None
     assert bad_violation.acknowledged_at is not None
+    # Its event (issue #21) is withdrawn with it; the standing events equal the direct history's.
+    assert ViolationEvent.objects.get(pk=bad_violation.event_id).withdrawn_at is not None
+    assert standing_events(dia) == standing_events(direct_dia)
+    assert (2, "location", 3) in standing_events(dia)  # the run: one event of its three signals
 
     # Lot statistics, the lot checksum and product statistics equal a computation from scratch.
     stats = LotStatistics.objects.get(lot=plant.lot, test=plant.dia)

@@ -157,6 +157,11 @@ NOBODY_OPERATIONS = [
     "POST /api/v1/violations/{id}/acknowledge/",
     "POST /api/v1/violations/acknowledge/",
     "GET /api/v1/violations/stats/",
+    "GET /api/v1/violation-events/",
+    "GET /api/v1/violation-events/{id}/",
+    "POST /api/v1/violation-events/{id}/acknowledge/",
+    "POST /api/v1/violation-events/acknowledge/",
+    "POST /api/v1/violation-events/acknowledge-matching/",
 ]
 
 API: dict[str, dict[str, str]] = {

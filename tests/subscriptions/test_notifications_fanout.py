@@ -12,13 +12,13 @@ from django.conf import settings
 from django.core import mail
 from django.utils import timezone
 
-from apps.calculations.models import LotStatistics, Violation
+from apps.calculations.models import LotStatistics, Violation, ViolationEvent
 from apps.config.models import TestPlan
 from apps.subscriptions import services, tasks
 from apps.subscriptions.models import Notification, Subscription
 from openspc import events as calculation_events
 from openspc.roles import Role
-from tests.calculations.api_helpers import historical, subgroups_store, submit, window_forget
+from tests.calculations.api_helpers import dia_of, historical, subgroups_store, submit, window_forget
 from tests.factories import (
     ItemFactory,
     LotFactory,
@@ -153,17 +153,41 @@ class FanoutTests:
         violations_a = Violation.objects.filter(characteristic=shop.char_a)
         assert violations_a.count() == 2
         assert Violation.objects.filter(characteristic=shop.char_b).count() == 2
+        # One notification per event (issue #21): here each violation starts one (I and MR charts).
+        events_a = ViolationEvent.objects.filter(characteristic=shop.char_a).order_by("id")
+        assert [e.pk for e in events_a] == sorted({v.event_id for v in violations_a})
         notes = Notification.objects.filter(user=manager).order_by("id")
-        assert [n.dedup_key for n in notes] == [
-            f"violation.created:{v.pk}" for v in violations_a.order_by("id")
-        ]
+        assert [n.dedup_key for n in notes] == [f"violation_event:{e.pk}" for e in events_a]
         first = notes[0]
-        assert first.title == "Rule 1 violation on DIA Diameter of A-100, lot LA-1"
-        assert first.message.startswith("Sample 2 shows a point beyond a control limit on the ")
-        assert first.link == f"/api/v1/violations/{first.data['id']}/"
+        assert first.title == "Rule 1 event, high priority, on DIA Diameter of A-100, lot LA-1"
+        assert first.message.startswith("A point beyond a control limit on the ")
+        assert first.message.endswith(": 1 point (sample 2), going on.")
+        assert first.link == f"/api/v1/violation-events/{first.data['id']}/"
         assert (first.data["characteristic"], first.data["lot"]) == (shop.char_a.pk, shop.lot_a.pk)
         # Results were not asked for: the statistics of both runs made nothing.
         assert not Notification.objects.filter(event="statistics.updated").exists()
+
+    def test_one_notification_per_event_updated_in_place_as_it_grows(
+        self, plant, manager, fanout_inline, django_capture_on_commit_callbacks
+    ):
+        dia = dia_of(plant)
+        historical(dia, center=74.0, sigma=0.01)
+        subscribe(manager, scope="characteristic", characteristic=dia.pk)
+        above = [74.005, 74.006, 74.015]  # only rule 2 signals (tests/calculations/test_violation_events.py)
+        with django_capture_on_commit_callbacks(execute=True):
+            subgroups_store(dia, [[above[i % 3]] for i in range(10)], lot=plant.lot, user=plant.tester)
+        (note,) = Notification.objects.filter(user=manager)
+        assert note.message.endswith(": 10 points (samples 1–10), going on.")
+        services.notification_mark_read(notification=note)
+
+        with django_capture_on_commit_callbacks(execute=True):  # 5 more points of the run: 5 violations
+            subgroups_store(dia, [[above[i % 3]] for i in range(5)], lot=plant.lot, user=plant.tester)
+
+        (grown,) = Notification.objects.filter(user=manager)  # the same one, updated, still read
+        assert grown.pk == note.pk
+        assert grown.message.endswith(": 15 points (samples 1–15), going on.")
+        assert grown.read_at is not None
+        assert Violation.objects.filter(characteristic=dia).count() == 7
 
     def test_in_one_batch_of_both_products_a_product_subscription_picks_its_own(self, shop, manager):
         subscribe(manager, scope="product", product=shop.a.pk, events=["violations", "results"])
@@ -397,19 +421,35 @@ class LiveTests:
         live, watched = async_to_sync(scenario)()
 
         inbox = api(manager).get(INBOX).json()["results"]
-        expected = set(Violation.objects.filter(characteristic=shop.char_a).values_list("id", flat=True))
+        # One notification per event: sample 3 ended the I chart's and grew the MR chart's (its
+        # points are the moving ranges' samples).
+        expected = set(ViolationEvent.objects.filter(characteristic=shop.char_a).values_list("id", flat=True))
+        assert len(expected) == 2
         assert {row["data"]["id"] for row in inbox} == expected
         assert all("A-100" in row["title"] and "B-200" not in row["title"] for row in inbox)
-        pushed = [event for message in live for event in calculation_events.events_unpack(message)]
-        assert {event["type"] for event in pushed} == {"notification.created"}
+        assert sorted(row["message"].rsplit(": ", 1)[1] for row in inbox) == [
+            "1 point (sample 2), ended.",
+            "3 points (samples 1–3), going on.",
+        ]
+        received = [event for message in live for event in calculation_events.events_unpack(message)]
+        assert {event["type"] for event in received} == {"notification.created", "notifications.unread"}
+        pushed = [event for event in received if event["type"] == "notification.created"]
+        # The badge's count comes pushed after every change, the last one the inbox's (issue #21).
+        counts = [event["unread"] for event in received if event["type"] == "notifications.unread"]
+        assert counts[-1] == len(inbox) == 2
         assert {event["notification"]["id"] for event in pushed} == {row["id"] for row in inbox}
         assert {event["notification"]["data"]["id"] for event in pushed} == expected
         assert pushed[0]["notification"] == {
-            **pushed[0]["notification"], "event": "violation.created", "read": False,
+            **pushed[0]["notification"], "event": "violation_event.updated", "read": False,
         }  # fmt: skip
 
         # The lot subscription: LA-1's statistics, live and stored, one notification updated in place.
-        watched_events = [e for message in watched for e in calculation_events.events_unpack(message)]
+        watched_events = [
+            e
+            for message in watched
+            for e in calculation_events.events_unpack(message)
+            if e["type"] == "notification.created"
+        ]
         assert [e["notification"]["event"] for e in watched_events] == [
             "statistics.updated",
             "statistics.updated",
@@ -442,14 +482,15 @@ class WorkerTests:
             assert submit(client, shop.char_a, [20.0], lot=shop.lot_a, item=item).status_code == 201
             response = submit(client, shop.char_a, [20.5], lot=shop.lot_a, item=item)
             assert response.status_code == 201, response.content
-            violations = {v["id"] for v in response.json()["violations"]}
-            assert violations
+            # One notification per violation event (issue #21): here each violation starts one.
+            events = {v["event"] for v in response.json()["violations"]}
+            assert len(events) == 2
 
             def arrived() -> bool:
-                stored = Notification.objects.filter(user=manager, event="violation.created")
-                return set(stored.values_list("data__id", flat=True)) == violations
+                stored = Notification.objects.filter(user=manager, event="violation_event.updated")
+                return set(stored.values_list("data__id", flat=True)) == events
 
-            workers.wait_for(arrived, timeout=60, what="the violations' notifications")
+            workers.wait_for(arrived, timeout=60, what="the violation events' notifications")
             workers.wait_for(
                 lambda: Notification.objects.filter(user=manager, data__scope="lot", data__n=2).exists(),
                 what="the results notification to show both samples",

@@ -5,7 +5,13 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import (
+    AcknowledgementReason,
+    LotStatistics,
+    ProductStatistics,
+    Violation,
+    ViolationEvent,
+)
 from apps.calculations.selectors import MAX_CHART_POINTS
 from apps.calculations.services.limits import LIMITS_REASON_MISSING
 from apps.calculations.services.violations import MAX_BATCH
@@ -81,9 +87,9 @@ class ViolationSerializer(ModelSerializer):
         model = Violation
         fields = [
             "id", "characteristic", "sample", "sequence", "lot", "rule", "chart", "points", "severity",
-            "limits_version", "created_at", "requires_acknowledgement", "acknowledged_at", "acknowledged_by",
-            "acknowledgement_reason", "acknowledgement_comment", "corrective_action", "withdrawn_at",
-            "withdrawn_reason",
+            "event", "limits_version", "created_at", "requires_acknowledgement", "acknowledged_at",
+            "acknowledged_by", "acknowledgement_reason", "acknowledgement_comment", "corrective_action",
+            "withdrawn_at", "withdrawn_reason",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -148,6 +154,50 @@ class AcknowledgeBatchSerializer(AcknowledgeSerializer):
 class AcknowledgeBatchResultSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     violations = ViolationSerializer(many=True)
+
+
+class ViolationEventSerializer(ModelSerializer):
+    """A special cause as one alarm: the violations of one rule's continuing pattern."""
+
+    points = serializers.ListField(
+        child=serializers.IntegerField(), read_only=True, help_text="Sequences of every sample in it."
+    )
+    violations = serializers.IntegerField(
+        source="violations_count", read_only=True, help_text="Violations (signals) it gathers."
+    )
+    ongoing = serializers.BooleanField(read_only=True, help_text="Not ended, not withdrawn.")
+    acknowledgement_reason: "serializers.SlugRelatedField[AcknowledgementReason]" = (
+        serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    )
+
+    class Meta:
+        model = ViolationEvent
+        fields = [
+            "id", "characteristic", "lot", "rule", "chart", "priority", "first_point", "last_point", "points",
+            "violations", "limits_version", "requires_acknowledgement", "ongoing", "started_at",
+            "updated_at", "ended_at", "ended_at_sequence", "acknowledged_at", "acknowledged_by",
+            "acknowledgement_reason", "acknowledgement_comment", "corrective_action", "withdrawn_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class AcknowledgeEventsSerializer(AcknowledgeSerializer):
+    """Acknowledge several events at once, all or none."""
+
+    ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_BATCH,
+        help_text=f"The events to acknowledge (at most {MAX_BATCH}).",
+    )  # fmt: skip
+
+
+class AcknowledgeEventsResultSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    events = ViolationEventSerializer(many=True)
+
+
+class AcknowledgeMatchingResultSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Events acknowledged (those awaiting it that matched).")
+    ids = serializers.ListField(child=serializers.IntegerField())
 
 
 class AcknowledgementReasonSerializer(ModelSerializer):

@@ -5,6 +5,7 @@ from apps.calculations.api import views
 router = SimpleRouter()
 router.register("samples", views.SampleViewSet)
 router.register("violations", views.ViolationViewSet)
+router.register("violation-events", views.ViolationEventViewSet)
 router.register("acknowledgement-reasons", views.AcknowledgementReasonViewSet)
 router.register("lot-statistics", views.LotStatisticsViewSet)
 router.register("product-statistics", views.ProductStatisticsViewSet)

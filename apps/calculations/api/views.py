@@ -20,9 +20,16 @@ from apps.calculations.filtersets import (
     LotStatisticsFilterSet,
     ProductStatisticsFilterSet,
     SampleFilterSet,
+    ViolationEventFilterSet,
     ViolationFilterSet,
 )
-from apps.calculations.models import AcknowledgementReason, LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import (
+    AcknowledgementReason,
+    LotStatistics,
+    ProductStatistics,
+    Violation,
+    ViolationEvent,
+)
 from apps.calculations.services.submit import sample_submit
 from apps.config.models import Characteristic
 from apps.config.selectors import characteristic_kept
@@ -237,6 +244,93 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             violation=violation, user=acting_user(request), **body.validated_data
         )
         return Response(serializers.ViolationSerializer(acknowledged).data)
+
+
+class EventAcknowledgePermissions(RoleModelPermissions):
+    """Acknowledging an event changes it and its violations (Managers, Quality Specialists)."""
+
+    perms_map = {
+        **RoleModelPermissions.perms_map,
+        "POST": ["calculations.change_violationevent", "calculations.change_violation"],
+    }
+
+
+class ViolationEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Violation events, newest first: each special cause once, however many points its pattern
+    runs for (docs/alarms.md); acknowledgement of one, several, or all that match the filters."""
+
+    queryset = ViolationEvent.objects.all()
+    serializer_class = serializers.ViolationEventSerializer
+    permission_classes = [IsHuman, EventAcknowledgePermissions]
+    filterset_class = ViolationEventFilterSet
+    ordering_fields = ["started_at", "updated_at", "priority", "rule"]
+
+    def get_queryset(self) -> QuerySet[ViolationEvent]:
+        return selectors.violation_event_queryset(self.request.user)
+
+    @extend_schema(
+        request=serializers.AcknowledgeSerializer,
+        responses={200: serializers.ViolationEventSerializer},
+        summary="Acknowledge an event: its violations so far and those it gathers from now on "
+        "(409 if it was acknowledged already)",
+    )
+    @action(detail=True, methods=["post"], serializer_class=serializers.AcknowledgeSerializer)
+    def acknowledge(self, request: Request, pk: str | None = None) -> Response:
+        found = self.get_object()
+        body = serializers.AcknowledgeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        (acknowledged,) = services.violation_events_acknowledge(
+            events=[found], user=acting_user(request), **body.validated_data
+        )
+        return Response(serializers.ViolationEventSerializer(acknowledged).data)
+
+    @extend_schema(
+        request=serializers.AcknowledgeEventsSerializer,
+        responses={200: serializers.AcknowledgeEventsResultSerializer},
+        summary="Acknowledge several events, all or none (409 naming those acknowledged before)",
+        operation_id="v1_violation_events_acknowledge_batch",
+    )
+    @action(
+        detail=False, methods=["post"], url_path="acknowledge", url_name="acknowledge-batch",
+        serializer_class=serializers.AcknowledgeEventsSerializer,
+    )  # fmt: skip
+    def acknowledge_batch(self, request: Request) -> Response:
+        body = serializers.AcknowledgeEventsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        ids = list(dict.fromkeys(data.pop("ids")))
+        found = {e.pk: e for e in self.get_queryset().filter(pk__in=ids)}
+        unknown = [str(pk) for pk in ids if pk not in found]
+        if unknown:
+            raise DRFValidationError({"ids": [f"No event {', '.join(unknown)} (or not visible to you)."]})
+        acknowledged = services.violation_events_acknowledge(
+            events=[found[pk] for pk in ids], user=acting_user(request), **data
+        )
+        answer = {"count": len(acknowledged), "events": acknowledged}
+        return Response(serializers.AcknowledgeEventsResultSerializer(answer).data)
+
+    @extend_schema(
+        request=serializers.AcknowledgeSerializer,
+        responses={200: serializers.AcknowledgeMatchingResultSerializer},
+        summary="Acknowledge every event the filters (the list's query parameters) select that awaits "
+        "acknowledgement, with one reason, in one action",
+    )
+    @action(
+        detail=False, methods=["post"], url_path="acknowledge-matching", url_name="acknowledge-matching",
+        serializer_class=serializers.AcknowledgeSerializer,
+    )  # fmt: skip
+    def acknowledge_matching(self, request: Request) -> Response:
+        body = serializers.AcknowledgeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        filters = ViolationEventFilterSet(request.query_params, queryset=self.get_queryset(), request=request)
+        if not filters.is_valid():
+            raise DRFValidationError(filters.errors)
+        acknowledged = services.violation_events_acknowledge_matching(
+            events=filters.qs, described=filters.described(), user=acting_user(request),
+            **body.validated_data,
+        )  # fmt: skip
+        answer = {"count": len(acknowledged), "ids": [e.pk for e in acknowledged]}
+        return Response(serializers.AcknowledgeMatchingResultSerializer(answer).data)
 
 
 class AcknowledgementReasonViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

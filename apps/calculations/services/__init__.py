@@ -29,6 +29,8 @@ from apps.calculations.services.violations import (
     MAX_BATCH,
     AlreadyAcknowledged,
     violation_acknowledge,
+    violation_events_acknowledge,
+    violation_events_acknowledge_matching,
     violations_acknowledge,
 )
 
@@ -50,6 +52,8 @@ __all__ = [
     "product_statistics_apply",
     "product_statistics_finish",
     "violation_acknowledge",
+    "violation_events_acknowledge",
+    "violation_events_acknowledge_matching",
     "violations_acknowledge",
     "window_invalidate",
     "window_key",

@@ -18,8 +18,9 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from apps.calculations.choices import Severity
-from apps.calculations.events import calculation_events
+from apps.calculations.events import calculation_events, violation_event_events
 from apps.calculations.models import ChartState, LotStatistics, ProductStatistics, Violation
+from apps.calculations.services.alarms import events_gather
 from apps.calculations.services.stats import (
     lot_statistics_apply,
     lot_statistics_load,
@@ -395,6 +396,7 @@ def _calculate_batch(
         lots = lot_statistics_load([(share.characteristic, share.observations) for share in busy])
         products = product_statistics_load([share.characteristic for share in busy])
         violations: list[Violation] = []
+        judged: list[tuple[Characteristic, ChartState, list[Sample], list[Violation]]] = []
         changed: list[LotStatistics] = []
         make_events: list[Callable[[], list[Event]]] = []
         stored = windows_cached([share.characteristic.pk for share in busy if share.samples])
@@ -403,12 +405,14 @@ def _calculate_batch(
             pk = share.characteristic.pk
             calculated = _calculate_share(share, lots, products[pk], stored.get(pk))
             violations += calculated.violations
+            judged.append((share.characteristic, share.state, share.samples, calculated.violations))
             changed += calculated.lot_statistics
             make_events.append(calculated.make_events)
             if calculated.window_document is not None:
                 documents[pk] = calculated.window_document
         samples = [sample for share in busy for sample in share.samples]
         rows_update(model=Sample, rows=samples, fields=["in_control", "limits_version", "evaluated_at"])
+        gathered = events_gather(shares=judged)
         # The cursors move in this transaction, so a sample is judged once; the unique constraint on
         # (sample, rule, chart) would turn a second judgement into a rolled-back transaction.
         rows_insert(model=Violation, rows=violations)
@@ -417,9 +421,13 @@ def _calculate_batch(
         states = [share.state for share in busy]
         for state in states:
             state.updated_at = now
-        rows_update(model=ChartState, rows=states, fields=["last_sequence", "last_position", "updated_at"])
+        rows_update(
+            model=ChartState, rows=states, fields=["last_sequence", "last_position", "updated_at", "events"]
+        )
         transaction.on_commit(lambda: windows_store(documents))
-        events_send_on_commit([event for make in make_events for event in make()])
+        events_send_on_commit(
+            [event for make in make_events for event in make()] + violation_event_events(gathered.events)
+        )
     observations = sum(len(share.observations) for share in busy)
     more = len(samples) == BATCH or observations == BATCH
     kept = _kept(busy, violations, keep) if keep else {}

@@ -11,10 +11,12 @@ result is what a calculation from scratch without the invalidated results gives.
 import itertools
 from collections.abc import Sequence
 
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from apps.calculations.events import calculation_events
-from apps.calculations.models import ChartState, LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import ChartState, LotStatistics, ProductStatistics, Violation, ViolationEvent
+from apps.calculations.services.alarms import events_gather, events_rebuild
 from apps.calculations.services.calculate import _judge, limits_current, lines_of, window_rebuild
 from apps.calculations.services.stats import (
     lot_statistics_recompute,
@@ -62,11 +64,21 @@ def _rejudge(characteristic: Characteristic, state: ChartState, start: int) -> l
             )  # fmt: skip
         found += _judge(characteristic, lines, window, judged)
     rows_update(model=Sample, rows=samples, fields=["in_control", "limits_version", "evaluated_at"])
-    return _reconcile(characteristic, samples, found)
+    return _reconcile(characteristic, state, samples, found)
+
+
+def _events_reconcile(characteristic: Characteristic, state: ChartState) -> None:
+    """After a correction: an event none of whose violations stands any more is withdrawn (kept,
+    marked), one that stands again is not; the latest events are read back into the state."""
+    standing = Violation.objects.filter(event=OuterRef("pk"), withdrawn_at__isnull=True)
+    events = ViolationEvent.objects.filter(characteristic=characteristic)
+    events.filter(withdrawn_at__isnull=True).exclude(Exists(standing)).update(withdrawn_at=timezone.now())
+    events.filter(withdrawn_at__isnull=False).filter(Exists(standing)).update(withdrawn_at=None)
+    state.events = events_rebuild(characteristic_id=characteristic.pk)
 
 
 def _reconcile(
-    characteristic: Characteristic, samples: Sequence[Sample], found: list[Violation]
+    characteristic: Characteristic, state: ChartState, samples: Sequence[Sample], found: list[Violation]
 ) -> list[Violation]:
     existing: dict[Key, Violation] = {
         (v.sample_id, v.rule, v.chart): v
@@ -90,7 +102,12 @@ def _reconcile(
             kept.withdrawn_at, kept.withdrawn_reason = now, WITHDRAWN
             changed.append(kept)
     rows_update(model=Violation, rows=changed, fields=["withdrawn_at", "withdrawn_reason", "points"])
+    # A pattern the correction brought about is an event of its own (its samples' earlier events
+    # may lie on either side of it): grouped among themselves, from no latest events.
+    state.events = {}
+    events_gather(shares=[(characteristic, state, samples, created)])
     rows_insert(model=Violation, rows=created)
+    _events_reconcile(characteristic, state)
     return created
 
 
@@ -136,5 +153,5 @@ def corrections_take_in(*, states: Sequence[ChartState]) -> int:
         feed.recalculate_from, feed.recalculate_lots = None, []
         feed.save(update_fields=["recalculate_from", "recalculate_lots"])
         state.rewinds += 1
-        state.save(update_fields=["rewinds"])
+        state.save(update_fields=["rewinds", "events"])
     return created

@@ -4,7 +4,7 @@ fields or rows live in the services, which the views call."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.config.choices import MAX_SUBGROUP_SIZE, RulePreset
+from apps.config.choices import MAX_SUBGROUP_SIZE, AlarmPriority, RulePreset
 from apps.config.models import (
     Characteristic,
     ControlLimits,
@@ -198,11 +198,16 @@ class CharacteristicSerializer(ModelSerializer):
         help_text="Nelson rules (1–8, each once) whose violations must be acknowledged; violations of "
         "the others are informational. Applies to violations found from then on.",
     )  # fmt: skip
+    rule_priorities = serializers.DictField(
+        child=serializers.ChoiceField(choices=AlarmPriority.choices), required=False,
+        help_text="Priority of a rule's violation events where it differs from the default (rule 1 "
+        'high, rules 2–8 medium), keyed by rule number, e.g. {"2": "low"}.',
+    )  # fmt: skip
     current_limits = serializers.SerializerMethodField()
     reason = serializers.CharField(
         write_only=True, required=False, allow_blank=True, max_length=1000,
-        help_text="Why the change is made: required when it changes lsl, target, usl, rules or "
-        "acknowledge_rules; kept in the audit trail.",
+        help_text="Why the change is made: required when it changes lsl, target, usl, rules, "
+        "acknowledge_rules or rule_priorities; kept in the audit trail.",
     )  # fmt: skip
 
     class Meta:
@@ -210,7 +215,8 @@ class CharacteristicSerializer(ModelSerializer):
         fields = [
             "id", "product", "product_code", "test", "test_code", "test_name", "unit",
             "lsl", "target", "usl", "subgroup_size", "chart_type", "effective_chart_type", "chart_params",
-            "rule_preset", "rules", "acknowledge_rules", "data_source", "tag", "subgroup_timeout",
+            "rule_preset", "rules", "acknowledge_rules", "rule_priorities", "data_source", "tag",
+            "subgroup_timeout",
             "subgroup_timeout_policy", "site", "area", "line", "cell", "decimals", "active", "current_limits",
             "created_at", "updated_at", "reason",
         ]  # fmt: skip

@@ -7,6 +7,7 @@ from apps.config.cached import ConfigQuerySet
 from apps.config.choices import (
     MAX_SUBGROUP_SIZE,
     MQTT_SOURCES,
+    RULE_PRIORITY_DEFAULT,
     ChartType,
     DataSource,
     LimitMethod,
@@ -87,6 +88,12 @@ class Characteristic(models.Model):
         blank=True,
         help_text="Nelson rules (1–8) whose violations must be acknowledged; others are informational.",
     )
+    rule_priorities = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Priority of each rule's violation events where not the default (rule 1 high, the others "
+        'medium), e.g. {"2": "low"}.',
+    )
     data_source = models.CharField(max_length=16, choices=DataSource.choices, default=DataSource.MANUAL)
     # NULL, not "", when unset: the unique constraint below applies to set tags only.
     tag = models.CharField(  # noqa: DJ001
@@ -157,6 +164,10 @@ class Characteristic(models.Model):
         from apps.config.rules import rules_preset_of
 
         return rules_preset_of(self.rules)
+
+    def rule_priority(self, rule: int) -> str:
+        """The priority of this rule's violation events: the characteristic's own, else the default."""
+        return str((self.rule_priorities or {}).get(str(rule)) or RULE_PRIORITY_DEFAULT[rule])
 
     @property
     def effective_chart_type(self) -> str:

@@ -14,7 +14,9 @@ from apps.config.choices import (
     DEFECTS_CHARTS,
     MAX_SUBGROUP_SIZE,
     MQTT_SOURCES,
+    RULE_PRIORITY_DEFAULT,
     VARIABLE_CHARTS,
+    AlarmPriority,
     ChartType,
     DataSource,
     LimitMethod,
@@ -30,8 +32,8 @@ from openspc.topics import PUBLISHED_ROOTS, topic_published_by_bridge
 
 CHARACTERISTIC_FIELDS = (
     "lsl", "target", "usl", "subgroup_size", "chart_type", "chart_params", "rules", "acknowledge_rules",
-    "data_source", "tag", "subgroup_timeout", "subgroup_timeout_policy", "site", "area", "line", "cell",
-    "decimals", "active",
+    "rule_priorities", "data_source", "tag", "subgroup_timeout", "subgroup_timeout_policy", "site", "area",
+    "line", "cell", "decimals", "active",
 )  # fmt: skip
 
 
@@ -53,6 +55,27 @@ def acknowledge_rules_validate(rules: Any) -> list[int]:
     if twice:
         raise ValidationError({"acknowledge_rules": f"Rule {', '.join(map(str, twice))} is listed twice."})
     return sorted(rules)
+
+
+def rule_priorities_validate(priorities: Any) -> dict[str, str]:
+    """Priorities of rules' violation events that differ from the default, keyed by rule number
+    ("1" … "8"): high, medium or low. Entries equal to the default are dropped."""
+    if priorities is None:
+        return {}
+    if not isinstance(priorities, dict):
+        raise ValidationError({"rule_priorities": 'Give an object of rule numbers, e.g. {"2": "low"}.'})
+    allowed = [str(choice) for choice in AlarmPriority]
+    cleaned: dict[str, str] = {}
+    for key, value in priorities.items():
+        if str(key) not in {str(rule) for rule in range(1, 9)}:
+            raise ValidationError({"rule_priorities": f"Nelson rules are numbered 1 to 8; not {key}."})
+        if value not in allowed:
+            raise ValidationError(
+                {"rule_priorities": f"Rule {key}: a priority is one of {', '.join(allowed)}; not {value!r}."}
+            )
+        if value != RULE_PRIORITY_DEFAULT[int(key)]:
+            cleaned[str(int(key))] = value
+    return dict(sorted(cleaned.items()))
 
 
 def _chart_params_validate(chart_type: str, params: Any) -> dict[str, float]:
@@ -141,6 +164,8 @@ def characteristic_apply(*, characteristic: Characteristic, data: dict[str, Any]
     preset = data.pop("rule_preset", None)
     if "acknowledge_rules" in data:
         data["acknowledge_rules"] = acknowledge_rules_validate(data["acknowledge_rules"])
+    if "rule_priorities" in data:
+        data["rule_priorities"] = rule_priorities_validate(data["rule_priorities"])
     if "rules" in data:
         data["rules"] = rules_normalize(data["rules"])
     elif preset not in (None, RulePreset.CUSTOM):
@@ -158,7 +183,7 @@ def characteristic_apply(*, characteristic: Characteristic, data: dict[str, Any]
 # What only changes with a reason (21 CFR 11, EU GMP Annex 11): the specification and the rules.
 REASONED_FIELDS = {
     "lsl": "LSL", "target": "target", "usl": "USL", "rules": "rules",
-    "acknowledge_rules": "rules to acknowledge",
+    "acknowledge_rules": "rules to acknowledge", "rule_priorities": "rule priorities",
 }  # fmt: skip
 
 
