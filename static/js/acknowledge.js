@@ -1,8 +1,9 @@
 // Acknowledging a violation from the chart (seed flow 3): a modal <dialog> (templates/web/chart.html,
 // shown only to roles that may acknowledge) with the sample's details and the rules it broke, a
-// reason code (GET /api/v1/acknowledgement-reasons/), a comment and a corrective action. One
-// violation goes to POST /violations/{id}/acknowledge/, several to POST /violations/acknowledge/
-// (all or none). The pulse stops here at once, and for everyone else through the live
+// reason code (GET /api/v1/acknowledgement-reasons/), a comment and a corrective action. The
+// violations of violation events go to POST /violation-events/acknowledge/ (the events: every point
+// of their patterns, now and later); one of no event to POST /violations/{id}/acknowledge/,
+// several to POST /violations/acknowledge/ (all or none). The pulse stops here at once, and for everyone else through the live
 // `ack_update` that the server sends after the commit.
 //
 //   const dialog = new AcknowledgeDialog({ dialog, model, config, onAcknowledged });
@@ -12,7 +13,7 @@
 import { apiGet, apiPost } from "./api.js";
 import { definitionRows } from "./page.js";
 import { formatNumber, formatTime } from "./format.js";
-import { dispersionLabel, locationLabel, ruleName } from "./chart.logic.js";
+import { acknowledgementTargets, dispersionLabel, locationLabel, ruleName } from "./chart.logic.js";
 
 const SEVERITY = { critical: "critical", warning: "warning" };
 
@@ -141,7 +142,8 @@ export class AcknowledgeDialog {
         label.className = "ack-violation";
         const text = document.createElement("span");
         const done = violation.acknowledged_at ? ` — acknowledged by ${violation.acknowledged_by_name ?? "someone else"}` : "";
-        text.textContent = `${violationText(violation, this.model.kind, this.config.ruleNames)} (${violation.severity ?? "—"})${done}`;
+        const pattern = violation.event != null && !violation.acknowledged_at ? " — with its whole pattern, as it goes on" : "";
+        text.textContent = `${violationText(violation, this.model.kind, this.config.ruleNames)} (${violation.severity ?? "—"})${pattern}${done}`;
         if (several) {
           const box = document.createElement("input");
           box.type = "checkbox";
@@ -230,10 +232,20 @@ export class AcknowledgeDialog {
     const body = { reason: this.el.reason.value, comment: this.el.comment.value.trim(), corrective_action: this.el.action.value.trim() };
     this.showError("");
     this.setBusy(true);
-    let done;
+    // A violation of an event is acknowledged through its event: its whole pattern, now and as it
+    // continues (docs/alarms.md); one of none, as itself.
+    const targets = acknowledgementTargets(this.shown.filter((v) => ids.includes(v.id)));
+    const done = [];
     try {
-      if (ids.length === 1) done = [await apiPost(`/api/v1/violations/${ids[0]}/acknowledge/`, body)];
-      else done = (await apiPost("/api/v1/violations/acknowledge/", { ...body, ids })).violations;
+      if (targets.events.length) {
+        const answer = await apiPost("/api/v1/violation-events/acknowledge/", { ...body, ids: targets.events });
+        for (const e of answer.events) {
+          this.model.acknowledgeEvent({ id: e.id, acknowledged_at: e.acknowledged_at, acknowledged_by_name: "you" });
+          done.push(...this.shown.filter((v) => v.event === e.id));
+        }
+      }
+      if (targets.violations.length === 1) done.push(await apiPost(`/api/v1/violations/${targets.violations[0]}/acknowledge/`, body));
+      else if (targets.violations.length) done.push(...(await apiPost("/api/v1/violations/acknowledge/", { ...body, ids: targets.violations })).violations);
     } catch (error) {
       this.setBusy(false);
       this.showError(acknowledgementError(error));

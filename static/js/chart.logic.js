@@ -63,6 +63,14 @@ export function awaitingAcknowledgement(violation) {
   return violation.requires_acknowledgement !== false && !violation.acknowledged_at;
 }
 
+/** What acknowledging these violations posts: the events they belong to (one acknowledgement
+ * covers an event's every point, now and later), and the ids of those that belong to none. */
+export function acknowledgementTargets(violations) {
+  const events = [...new Set(violations.map((v) => v.event).filter((e) => e !== null && e !== undefined))];
+  const alone = violations.filter((v) => v.event === null || v.event === undefined).map((v) => v.id);
+  return { events, violations: alone };
+}
+
 /**
  * The chart's data: points in sequence order (at most `max`), their violations, the limits,
  * zones and spec limits. Every change returns whether the chart must be redrawn.
@@ -256,10 +264,16 @@ export class ChartModel {
 
   /** [{sequence, chart}] of the points whose violations await acknowledgement. */
   pulsing() {
-    const seen = new Map();
+    // One point per violation event (its latest): a run of 30 points is one alarm, not 22.
+    const latest = new Map();
     for (const v of this.violations.values()) {
-      if (awaitingAcknowledgement(v) && this.pointAt(v.sequence)) seen.set(`${v.chart}:${v.sequence}`, v);
+      if (!awaitingAcknowledgement(v) || !this.pointAt(v.sequence)) continue;
+      const key = v.event ?? `violation:${v.id}`;
+      const held = latest.get(key);
+      if (!held || v.sequence > held.sequence) latest.set(key, v);
     }
+    const seen = new Map();
+    for (const v of latest.values()) seen.set(`${v.chart}:${v.sequence}`, v);
     return [...seen.values()].map((v) => ({ sequence: v.sequence, chart: v.chart }));
   }
 

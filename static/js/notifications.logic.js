@@ -8,6 +8,8 @@
 const KINDS = {
   "violation.created": { label: "Violation", icon: "⚠", tone: "alarm" },
   "violation.acknowledged": { label: "Acknowledged", icon: "✓", tone: "ok" },
+  "violation_event.updated": { label: "Violation", icon: "⚠", tone: "alarm" },
+  "violation_event.acknowledged": { label: "Acknowledged", icon: "✓", tone: "ok" },
   "statistics.updated": { label: "Results", icon: "Σ", tone: "info" },
   "limits.changed": { label: "Control limits", icon: "↕", tone: "info" },
   "lot.disposition": { label: "Lot disposition", icon: "⚑", tone: "info" },

@@ -83,14 +83,17 @@ def test_a_violation_on_a_subscribed_product_arrives_in_the_open_inbox_without_a
     expect(arrived).to_have_attribute("data-read", "false")
     expect(arrived).to_contain_text("Violation")
     expect(arrived).to_contain_text("New")
-    title = arrived.get_by_role("link", name=re.compile(r"^Rule 1 violation on DIA Bore diameter of RING-74"))
+    # One notification per violation event (issue #21), which this violation starts.
+    title = arrived.get_by_role(
+        "link", name=re.compile(r"^Rule 1 event, high priority, on DIA Bore diameter of RING-74")
+    )
     expect(title).to_have_attribute("href", f"/charts/{dia.pk}/")
     expect(badge).to_be_visible()
     expect(badge).to_have_attribute("data-unread-count", "1")
     expect(badge).to_have_text(re.compile(r"^1\s*unread$"))
     assert page.evaluate("window.notReloaded === true"), "the page reloaded to show the notification"
     stored = Notification.objects.get(user=manager)
-    assert (stored.event, stored.data["characteristic"]) == ("violation.created", dia.pk)
+    assert (stored.event, stored.data["characteristic"]) == ("violation_event.updated", dia.pk)
     assert stored.read_at is None
     screenshot(page, "inbox")
     screenshot_for_docs(page, "inbox")

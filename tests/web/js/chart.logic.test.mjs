@@ -4,6 +4,7 @@ import { describe, it } from "node:test";
 
 import {
   ChartModel,
+  acknowledgementTargets,
   describePoint,
   dispersionLabel,
   dispersionOf,
@@ -170,6 +171,23 @@ describe("ChartModel", () => {
     assert.deepEqual(model.pulsing(), [{ sequence: 2, chart: "dispersion" }]);
     model.acknowledge({ id: 2 });
     assert.equal(model.pulsingCount(), 0);
+  });
+
+  it("pulses a violation event once, at its latest point, until the event is acknowledged", () => {
+    const model = new ChartModel({ kind: "imr" });
+    const run = [9, 10, 11].map((s) => violation(s, s, { rule: 2, event: 7, severity: "warning" }));
+    model.load(chartData([...Array(11).keys()].map((i) => point(i + 1, 11)), run));
+    assert.deepEqual(model.pulsing(), [{ sequence: 11, chart: "location" }]);
+    assert.equal(model.pulsingCount(), 1);
+    assert.equal(model.acknowledgeEvent({ id: 8 }), false); // another event: nothing changes
+    assert.equal(model.acknowledgeEvent({ id: 7, acknowledged_at: "2026-03-01T10:00:00Z" }), true);
+    assert.equal(model.pulsingCount(), 0);
+    assert.deepEqual([...model.violations.values()].map((v) => v.acknowledged_at), Array(3).fill("2026-03-01T10:00:00Z"));
+  });
+
+  it("acknowledges the violations of events through their events, the others as themselves", () => {
+    const chosen = [violation(1, 9, { event: 7 }), violation(2, 9, { event: 7 }), violation(3, 9, { event: null }), violation(4, 9, { event: 8 })];
+    assert.deepEqual(acknowledgementTargets(chosen), { events: [7, 8], violations: [3] });
   });
 
   it("marks a live violation on its point, and ignores one for a point it does not hold", () => {
