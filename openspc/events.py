@@ -50,6 +50,8 @@ class EventType(StrEnum):
     NOTIFICATIONS_UNREAD = "notifications.unread"  # a user's unread count, after it changed
     QA_RUN_EVENT = "qa_run.event"
     DATA_HEALTH_ALARM = "data_health.alarm"
+    DATA_HEALTH_CHANGED = "data_health.changed"  # apps.observations: a characteristic's data health
+    DATA_REJECTED = "data.rejected"  # apps.observations: a characteristic's values began being rejected
     CREDENTIALS_REVOKED = "credentials.revoked"  # openspc.revocation: the consumer closes with 4401
     SIGNING_LOCKED = "signing.locked"  # apps.signatures: a user's signing locked after wrong passwords
     LOT_RELEASE_REQUESTED = "lot.release_requested"  # apps.records: an operations lead asks approvers
@@ -67,6 +69,7 @@ NOTIFYING = frozenset(
         EventType.STATISTICS_UPDATED,
         EventType.LIMITS_CHANGED,
         EventType.LOT_DISPOSITION,
+        EventType.DATA_REJECTED,
         # Told to people by role, not by subscription (apps.subscriptions: DIRECT_EVENTS).
         EventType.LOT_RELEASE_REQUESTED,
         EventType.SIGNING_LOCKED,

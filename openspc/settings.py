@@ -198,8 +198,19 @@ NOTIFICATION_EMAIL_INTERVAL_SECONDS = envint("NOTIFICATION_EMAIL_INTERVAL_SECOND
 # How often unfinished subgroups are checked against their characteristic's subgroup_timeout, so
 # one ends at most this long after its timeout.
 SUBGROUP_TIMEOUT_SWEEP_SECONDS = envint("SUBGROUP_TIMEOUT_SWEEP_SECONDS", 5, minimum=1)
+# Data health (docs/alarms.md): how often it is checked, over how long a window, and when a
+# characteristic counts as having its values rejected (a share of its values, and at least so many).
+DATA_HEALTH_INTERVAL_SECONDS = envint("DATA_HEALTH_INTERVAL_SECONDS", 60, minimum=1)
+DATA_HEALTH_WINDOW_SECONDS = envint("DATA_HEALTH_WINDOW_SECONDS", 3600, minimum=60)
+DATA_HEALTH_REJECTED_PERCENT = envint("DATA_HEALTH_REJECTED_PERCENT", 20, minimum=1)
+DATA_HEALTH_MIN_REJECTED = envint("DATA_HEALTH_MIN_REJECTED", 3, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "observations-requeue-stale": {"task": queues.OBSERVATIONS_REQUEUE_STALE, "schedule": 60.0},
+    "observations-data-health": {
+        "task": queues.OBSERVATIONS_DATA_HEALTH,
+        "schedule": float(DATA_HEALTH_INTERVAL_SECONDS),
+        "options": {"expires": float(DATA_HEALTH_INTERVAL_SECONDS)},
+    },
     "observations-subgroups-timeout": {
         "task": queues.OBSERVATIONS_SUBGROUPS_TIMEOUT,
         "schedule": float(SUBGROUP_TIMEOUT_SWEEP_SECONDS),

@@ -49,3 +49,10 @@ class InvalidationStatus(models.TextChoices):
     REQUESTED = "requested", "Requested"
     APPROVED = "approved", "Approved"
     REFUSED = "refused", "Refused"
+
+
+class HealthState(models.TextChoices):
+    """A characteristic's data health (docs/alarms.md, "Data health")."""
+
+    OK = "ok", "Receiving data"
+    REJECTING = "rejecting", "Values being rejected"

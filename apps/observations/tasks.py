@@ -30,6 +30,12 @@ def observations_requeue_stale_task() -> int:
     return services.observations_requeue_stale(older_than=older_than)
 
 
+@shared_task(name=queues.OBSERVATIONS_DATA_HEALTH)
+def observations_data_health_task() -> dict[str, int]:
+    checked = services.data_health_check()
+    return {"checked": checked.checked, "changed": len(checked.changed)}
+
+
 @shared_task(name=queues.OBSERVATIONS_SUBGROUPS_TIMEOUT)
 def observations_subgroups_timeout_task() -> list[int]:
     return subgroups.subgroups_timeout_sweep()

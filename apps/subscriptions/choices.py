@@ -15,3 +15,4 @@ class SubscriptionEvent(models.TextChoices):
     VIOLATIONS = "violations", "Violations"
     LIMITS = "limits", "Control limit changes"
     DISPOSITION = "disposition", "Lot disposition"
+    DATA_HEALTH = "data_health", "Data health (values being rejected)"

@@ -164,6 +164,20 @@ def _disposition(data: dict[str, Any], lot: Lot | None) -> Message:
     )
 
 
+def _data_rejected(data: dict[str, Any], characteristic: Characteristic | None) -> Message:
+    minutes = max(1, round(int(data.get("window_seconds") or 0) / 60))
+    total = int(data.get("confirmed") or 0) + int(data.get("rejected") or 0)
+    reasons = "; ".join(f"{r['message']} ({r['count']})" for r in data.get("reasons") or [])
+    return Message(
+        event=data["type"],
+        title=f"Values of {_label(characteristic)} are being rejected",
+        text=f"{data.get('rejected')} of {total} values in the last {minutes} min were rejected "
+        f"({data.get('rejected_percent')} %). Reasons: {reasons or '—'}.",
+        link=f"/charts/{data.get('characteristic')}/",
+        dedup_key=f"data.rejected:{data.get('characteristic')}:{data.get('since')}",
+    )
+
+
 def message_for(data: dict[str, Any], *, characteristic: Characteristic | None, lot: Lot | None) -> Message:
     name = data["type"]
     if name.startswith("violation_event."):
@@ -176,6 +190,8 @@ def message_for(data: dict[str, Any], *, characteristic: Characteristic | None, 
         return _limits(data, characteristic)
     if name == EventType.LOT_DISPOSITION:
         return _disposition(data, lot)
+    if name == EventType.DATA_REJECTED:
+        return _data_rejected(data, characteristic)
     raise ValueError(f"no notification for {name}")
 
 

@@ -50,15 +50,16 @@ EVENT_KINDS: dict[str, str] = {
     EventType.STATISTICS_UPDATED: SubscriptionEvent.RESULTS,
     EventType.LIMITS_CHANGED: SubscriptionEvent.LIMITS,
     EventType.LOT_DISPOSITION: SubscriptionEvent.DISPOSITION,
+    EventType.DATA_REJECTED: SubscriptionEvent.DATA_HEALTH,
 }
 
 # The kinds each scope can hear: limits belong to characteristics (no lot has its own), a
 # disposition to a lot (no test or characteristic has one).
 SCOPE_KINDS: dict[str, frozenset[str]] = {
     SubscriptionScope.PRODUCT: frozenset(SubscriptionEvent.values),
-    SubscriptionScope.TEST: frozenset({"results", "violations", "limits"}),
+    SubscriptionScope.TEST: frozenset({"results", "violations", "limits", "data_health"}),
     SubscriptionScope.LOT: frozenset({"results", "violations", "disposition"}),
-    SubscriptionScope.CHARACTERISTIC: frozenset({"results", "violations", "limits"}),
+    SubscriptionScope.CHARACTERISTIC: frozenset({"results", "violations", "limits", "data_health"}),
 }
 # Events told to people by role, with no subscription: a release request to whoever approves lot
 # dispositions, a locked signing to the quality specialists (who look after the signatures).

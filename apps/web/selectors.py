@@ -20,7 +20,7 @@ from apps.config.choices import DataSource, PlanStatus
 from apps.config.models import Characteristic, PlanAssignment, Product, Test, TestPlan, TestPlanEntry
 from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.choices import LOT_WORKING, ObservationStatus
-from apps.observations.models import Item, Lot, Observation, Sample
+from apps.observations.models import CharacteristicHealth, Item, Lot, Observation, Sample
 from apps.observations.selectors import (
     LotProgress,
     item_queryset,
@@ -40,6 +40,7 @@ class CardState(StrEnum):
     """A characteristic at a glance, most urgent first: a card shows the first that applies."""
 
     UNACKNOWLEDGED = "unacknowledged"
+    REJECTING = "rejecting"
     OUT_OF_SPEC = "out_of_spec"
     OFFLINE = "offline"
     NO_DATA = "no_data"
@@ -48,6 +49,7 @@ class CardState(StrEnum):
 
 STATE_LABELS = {
     CardState.UNACKNOWLEDGED: "Unacknowledged violation",
+    CardState.REJECTING: "Values rejected",
     CardState.OUT_OF_SPEC: "Out of spec",
     CardState.OFFLINE: "Data source offline",
     CardState.NO_DATA: "No data yet",
@@ -57,6 +59,7 @@ STATE_LABELS = {
 # Shown beside the label, so state never rests on colour alone (static/js/overview.js has the same).
 STATE_ICONS = {
     CardState.UNACKNOWLEDGED: "⚠",
+    CardState.REJECTING: "⛔",
     CardState.OUT_OF_SPEC: "✕",
     CardState.OFFLINE: "⊘",
     CardState.NO_DATA: "–",
@@ -97,11 +100,15 @@ class Card:
     cpk: float | None
     unacknowledged: bool
     offline: bool
+    # "38 % rejected: not in an effective plan" while its values are being rejected (data health)
+    rejecting: str = ""
 
     @property
     def state(self) -> CardState:
         if self.unacknowledged:
             return CardState.UNACKNOWLEDGED
+        if self.rejecting:  # the last value shown is old: never green, never only "out of spec"
+            return CardState.REJECTING
         c = self.characteristic
         if out_of_spec(self.last_value, lsl=c.lsl, usl=c.usl):
             return CardState.OUT_OF_SPEC
@@ -113,7 +120,7 @@ class Card:
 
     @property
     def state_label(self) -> str:
-        return STATE_LABELS[self.state]
+        return self.rejecting if self.state == CardState.REJECTING else STATE_LABELS[self.state]
 
     @property
     def state_icon(self) -> str:
@@ -167,6 +174,7 @@ def overview_characteristics(*, user: User | AnonymousUser) -> QuerySet[Characte
         Characteristic.objects.visible_to(user)
         .filter(active=True)
         .with_config()
+        .select_related("health")
         .annotate(
             last_mean=Subquery(last_sample.values("mean")[:1]),
             last_sequence=Subquery(last_sample.values("sequence")[:1]),
@@ -180,6 +188,13 @@ def overview_characteristics(*, user: User | AnonymousUser) -> QuerySet[Characte
         )
         .order_by("site", "area", "line", "cell", "product__code", "test__code")
     )
+
+
+def _health_summary(characteristic: Characteristic) -> str:
+    try:
+        return characteristic.health.summary
+    except CharacteristicHealth.DoesNotExist:  # never checked yet
+        return ""
 
 
 def overview_groups(*, user: User | AnonymousUser, line: "Line | None" = None) -> list[Group]:
@@ -203,6 +218,7 @@ def overview_groups(*, user: User | AnonymousUser, line: "Line | None" = None) -
                 cpk=c.product_cpk,  # type: ignore[attr-defined]
                 unacknowledged=c.unacknowledged,  # type: ignore[attr-defined]
                 offline=c.data_source == DataSource.SPARKPLUG and c.tag in metrics_offline,
+                rejecting=_health_summary(c),
             )
         )
     return list(groups.values())

@@ -10,7 +10,7 @@ import { formatClock, formatNumber } from "./format.js";
 import { ChartModel, isAttributes } from "./chart.logic.js";
 import { COLOURS as CHART_COLOURS, drawMarkers } from "./chartdraw.js";
 import { Live, statusBadge } from "./live.js";
-import { field, numberOrNull, showCardState } from "./page.js";
+import { applyHealth, field, numberOrNull, showCardState } from "./page.js";
 
 const uPlot = window.uPlot;
 const root = document.getElementById("kiosk");
@@ -79,6 +79,9 @@ class Tile {
       this.recheckAcknowledgements();
     } else if (type === "limits_update") {
       changed = this.model.setLimits(payload);
+    } else if (type === "health_update") {
+      applyHealth(this.element, payload);
+      this.showState();
     }
     if (changed && draw) this.draw();
   }

@@ -4,7 +4,7 @@
 import { apiGet } from "./api.js";
 import { Live, statusBadge } from "./live.js";
 import { formatNumber, plantTime } from "./format.js";
-import { field, numberOrNull, showCardState } from "./page.js";
+import { applyHealth, field, numberOrNull, showCardState } from "./page.js";
 
 
 const root = document.querySelector("[data-overview]");
@@ -63,6 +63,10 @@ function onMessage({ type, payload }) {
   else if (type === "violation") onViolation(card, payload);
   else if (type === "ack_update" || type === "event_ack") recheckAcknowledgements(card, payload.characteristic);
   else if (type === "statistics_update") onStatistics(card, payload);
+  else if (type === "health_update") {
+    applyHealth(card, payload);
+    showCardState(card);
+  }
 }
 
 // After a reconnect the events of the gap are gone: render the overview again from the server.

@@ -5,6 +5,7 @@
 
 export const STATES = {
   unacknowledged: { label: "Unacknowledged violation", icon: "⚠" },
+  rejecting: { label: "Values rejected", icon: "⛔" },
   out_of_spec: { label: "Out of spec", icon: "✕" },
   offline: { label: "Data source offline", icon: "⊘" },
   no_data: { label: "No data yet", icon: "–" },
@@ -15,9 +16,11 @@ export function numberOrNull(text) {
   return text === undefined || text === null || text === "" ? null : Number(text);
 }
 
-/** The state of a card from its data attributes (unacknowledged, lastValue, lsl, usl, offline). */
+/** The state of a card from its data attributes (unacknowledged, rejecting, lastValue, lsl, usl,
+ * offline). `rejecting` is the data health summary ("38 % rejected: …") while values are rejected. */
 export function cardState(d) {
   if (d.unacknowledged === "true") return "unacknowledged";
+  if (d.rejecting) return "rejecting";
   const value = numberOrNull(d.lastValue);
   const lsl = numberOrNull(d.lsl);
   const usl = numberOrNull(d.usl);
@@ -25,6 +28,11 @@ export function cardState(d) {
   if (d.offline === "true") return "offline";
   if (value === null) return "no_data";
   return "in_control";
+}
+
+/** A `health_update` (data_health.changed): the card shows the rejection, or stops showing it. */
+export function applyHealth(card, health) {
+  card.dataset.rejecting = health.state === "rejecting" ? health.summary : "";
 }
 
 /** The `[data-field=name]` inside a server-rendered card or tile. */
@@ -38,7 +46,7 @@ export function showCardState(card, badgeClass = "state") {
   card.dataset.state = state;
   field(card, "state").className = `${badgeClass} state--${state}`;
   field(card, "state-icon").textContent = STATES[state].icon;
-  field(card, "state-label").textContent = STATES[state].label;
+  field(card, "state-label").textContent = state === "rejecting" ? card.dataset.rejecting : STATES[state].label;
   return state;
 }
 

@@ -107,17 +107,27 @@ class Started:
 class CeleryWorkers(Started):
     """`count` worker processes consuming `queues`; a context manager that stops them on exit."""
 
-    def __init__(self, *, count: int, log_dir: Path, queues: Sequence[str] = ALL_QUEUES) -> None:
+    def __init__(
+        self,
+        *,
+        count: int,
+        log_dir: Path,
+        queues: Sequence[str] = ALL_QUEUES,
+        beat: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.count = count
         self.log_dir = log_dir
         self.queues = tuple(queues)
+        self.beat = beat  # the first process runs beat too (celery worker -B): the periodic tasks
+        self.env = dict(env or {})  # settings for the workers (e.g. a short beat interval)
         self.processes: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
 
     def start(self, *, ready_within: float = 60.0) -> None:
         """Start the processes and wait until every one of them consumes."""
         # LOG_TASKS: a line per task received and succeeded, which tests read to see who worked.
-        env = {**os.environ, "DATABASE_URL": database_url_for_workers(), "LOG_TASKS": "1"}
+        env = {**os.environ, "DATABASE_URL": database_url_for_workers(), "LOG_TASKS": "1", **self.env}
         queues_purge(self.queues)
         for index in range(self.count):
             log = self.log_dir / f"worker-{index}.log"
@@ -126,6 +136,8 @@ class CeleryWorkers(Started):
                 "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO",
                 "--hostname", f"test-{index}-{uuid.uuid4().hex[:8]}@%h",
             ]  # fmt: skip
+            if self.beat and index == 0:
+                command += ["--beat", "--schedule", str(self.log_dir / "beat-schedule")]
             with log.open("wb") as out:
                 process = subprocess.Popen(
                     command, env=env, cwd=BASE_DIR, stdout=out, stderr=subprocess.STDOUT

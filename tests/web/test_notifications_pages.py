@@ -171,10 +171,10 @@ class SubscriptionsPageTests:
     def test_each_scope_offers_the_events_it_can_hear(self, manager):
         html = html_of(manager, "web-subscriptions")
         assert options(html) == {
-            "product": ("Product", "results,violations,limits,disposition"),
-            "test": ("Test (across products)", "results,violations,limits"),
+            "product": ("Product", "results,violations,limits,disposition,data_health"),
+            "test": ("Test (across products)", "results,violations,limits,data_health"),
             "lot": ("Lot", "results,violations,disposition"),
-            "characteristic": ("Characteristic", "results,violations,limits"),
+            "characteristic": ("Characteristic", "results,violations,limits,data_health"),
         }
 
     def test_violations_are_the_default_event(self, manager):
@@ -182,7 +182,13 @@ class SubscriptionsPageTests:
         checked = re.findall(r'<input type="checkbox" name="events" value="(\w+)" checked>', html)
         assert checked == ["violations"]
         labels = re.findall(r'value="(\w+)"(?: checked)?> <span data-kind-label>(.*?)</span>', html)
-        assert [value for value, _ in labels] == ["results", "violations", "limits", "disposition"]
+        assert [value for value, _ in labels] == [
+            "results",
+            "violations",
+            "limits",
+            "disposition",
+            "data_health",
+        ]
 
     def test_e_mail_is_offered_only_with_an_address(self, manager):
         manager.email = ""

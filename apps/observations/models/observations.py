@@ -161,6 +161,13 @@ class Observation(models.Model):
                 condition=Q(status=ObservationStatus.RECEIVED),
                 name="observation_received_sweep",
             ),
+            # The data health check counts the rejections since its last run; rejected rows are few,
+            # and so is this index.
+            models.Index(
+                fields=["processed_at"],
+                condition=Q(status=ObservationStatus.REJECTED),
+                name="observation_rejected_processed",
+            ),
             models.Index(fields=["lot", "test"], name="observation_lot_test"),
             models.Index(fields=["item", "test", "status"], name="observation_item_test_status"),
             models.Index(fields=["lot", "test", "position"], name="observation_lot_test_position"),

@@ -18,6 +18,7 @@ from apps.observations.services.entries import (
     item_entry_check,
     tester_entries_resolve,
 )
+from apps.observations.services.health import HealthChecked, data_health_check
 from apps.observations.services.items import (
     MAX_ITEMS_PER_REQUEST,
     items_assign,
@@ -62,10 +63,12 @@ __all__ = [
     "PROCESS_FIELDS",
     "PROCESS_TAKE",
     "STORED_BODY",
+    "HealthChecked",
     "ObservationEntry",
     "ProcessResult",
     "RecordResult",
     "Targets",
+    "data_health_check",
     "device_entries_resolve",
     "invalidation_decide",
     "invalidation_request",

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { STATES, cardState, numberOrNull } from "../../../static/js/page.js";
+import { STATES, applyHealth, cardState, numberOrNull } from "../../../static/js/page.js";
 
 const card = (extra = {}) => ({ unacknowledged: "false", lastValue: "74.0", lsl: "73.9", usl: "74.1", offline: "false", ...extra });
 
@@ -17,12 +17,24 @@ test("the most urgent state that applies wins", () => {
   assert.equal(cardState(card({ lastValue: "", offline: "true" })), "offline");
 });
 
+test("a card whose values are being rejected is never green, nor only out of spec", () => {
+  const rejecting = "100 % rejected: outside the plausible range";
+  assert.equal(cardState(card({ rejecting })), "rejecting");
+  assert.equal(cardState(card({ rejecting, lastValue: "74.2" })), "rejecting");
+  assert.equal(cardState(card({ rejecting, unacknowledged: "true" })), "unacknowledged");
+  const element = { dataset: card({ rejecting }) };
+  applyHealth(element, { state: "ok", summary: "" });
+  assert.equal(cardState(element.dataset), "in_control");
+  applyHealth(element, { state: "rejecting", summary: rejecting });
+  assert.equal(element.dataset.rejecting, rejecting);
+});
+
 test("a missing spec limit never makes a value out of spec", () => {
   assert.equal(cardState(card({ lsl: "", usl: "", lastValue: "1000" })), "in_control");
 });
 
 test("every state has words and an icon", () => {
-  for (const state of ["unacknowledged", "out_of_spec", "offline", "no_data", "in_control"]) {
+  for (const state of ["unacknowledged", "rejecting", "out_of_spec", "offline", "no_data", "in_control"]) {
     assert.ok(STATES[state].label && STATES[state].icon, state);
   }
   assert.equal(numberOrNull(""), null);

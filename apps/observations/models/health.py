@@ -1,0 +1,48 @@
+"""Data health of each characteristic (issue #21): whether its values are being rejected."""
+
+from django.db import models
+
+from apps.observations.choices import HealthState
+
+
+class CharacteristicHealth(models.Model):
+    """What the last data health check (observations.data_health, every DATA_HEALTH_INTERVAL_SECONDS)
+    found for one characteristic over the last DATA_HEALTH_WINDOW_SECONDS: values confirmed and
+    rejected, the most frequent reasons, and the state the overview shows."""
+
+    characteristic = models.OneToOneField(
+        "config.Characteristic", primary_key=True, on_delete=models.CASCADE, related_name="health"
+    )
+    state = models.CharField(max_length=16, choices=HealthState.choices, default=HealthState.OK)
+    since = models.DateTimeField(help_text="When the characteristic entered this state.")
+    confirmed = models.PositiveIntegerField(default=0, help_text="Values confirmed in the window.")
+    rejected = models.PositiveIntegerField(default=0, help_text="Values rejected in the window.")
+    reasons = models.JSONField(
+        default=list, blank=True, help_text='The most frequent reasons, [{"code", "message", "count"}].'
+    )
+    positions = models.JSONField(
+        default=list, blank=True,
+        help_text="[[time, confirmed position]] per check within the window: the confirmed values are "
+        "counted from these, never by scanning observations.",
+    )  # fmt: skip
+    window_seconds = models.PositiveIntegerField(default=0, help_text="How long the counts cover.")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "characteristic health"
+
+    def __str__(self) -> str:
+        return f"Data health of characteristic {self.characteristic_id}: {self.state}"
+
+    @property
+    def rejected_percent(self) -> int:
+        total = self.confirmed + self.rejected
+        return round(100 * self.rejected / total) if total else 0
+
+    @property
+    def summary(self) -> str:
+        """'38 % rejected: not in an effective plan', as the overview says it."""
+        if self.state != HealthState.REJECTING:
+            return ""
+        top = self.reasons[0]["message"] if self.reasons else "no reason recorded"
+        return f"{self.rejected_percent} % rejected: {top}"

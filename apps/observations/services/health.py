@@ -1,0 +1,167 @@
+"""Data health (issue #21, docs/alarms.md "Data health"): which characteristics' values are being
+rejected, so the overview never shows green while they are.
+
+Beat runs `data_health_check` every DATA_HEALTH_INTERVAL_SECONDS. It counts, per characteristic,
+the values rejected since the last check (one query on a small partial index: rejected rows are
+few) and the values confirmed (from the characteristic's feed position: no scan of observations),
+keeps one entry per check within DATA_HEALTH_WINDOW_SECONDS, and sums them: the rejection rate over
+the window, with the most frequent reasons. A characteristic whose rate reaches
+DATA_HEALTH_REJECTED_PERCENT, with at least DATA_HEALTH_MIN_REJECTED values rejected, is
+`rejecting`: `data.rejected` goes to its subscribers, and `data_health.changed` to every page
+showing it, as when it recovers. Nothing of this is on the path of a value.
+"""
+
+import datetime
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from apps.config.models import Characteristic
+from apps.observations.choices import HealthState, ObservationStatus
+from apps.observations.models import CharacteristicHealth, Observation, SubgroupFeed
+from openspc.events import Event, EventType, event, events_send_on_commit
+from openspc.rows import rows_insert, rows_update
+
+REASONS_READ = 1000  # rejected rows read per check for their reasons (the counts are exact)
+TOP_REASONS = 3
+HEALTH_FIELDS = [
+    "state", "since", "confirmed", "rejected", "reasons", "positions", "window_seconds", "checked_at",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HealthChecked:
+    checked: int
+    changed: list[CharacteristicHealth]
+
+
+def health_data(health: CharacteristicHealth, characteristic: Characteristic) -> dict[str, Any]:
+    return {
+        "characteristic": health.characteristic_id, "product": characteristic.product_id,
+        "test": characteristic.test_id, "state": health.state, "since": health.since.isoformat(),
+        "confirmed": health.confirmed, "rejected": health.rejected,
+        "rejected_percent": health.rejected_percent, "reasons": health.reasons,
+        "summary": health.summary, "window_seconds": health.window_seconds,
+    }  # fmt: skip
+
+
+def _rejected_since(since: datetime.datetime, now: datetime.datetime) -> dict[tuple[int, int], int]:
+    rows = (
+        Observation.objects.filter(
+            status=ObservationStatus.REJECTED, processed_at__gt=since, processed_at__lte=now
+        )
+        .values_list("lot__product_id", "test_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {(product, test): n for product, test, n in rows}
+
+
+def _reasons_since(since: datetime.datetime, now: datetime.datetime) -> dict[tuple[int, int], Counter[str]]:
+    """Reason codes of the latest REASONS_READ rejections since `since`, per (product, test); the
+    message of each code goes into `_MESSAGES`."""
+    rows = (
+        Observation.objects.filter(
+            status=ObservationStatus.REJECTED, processed_at__gt=since, processed_at__lte=now
+        )
+        .order_by("-processed_at")
+        .values_list("lot__product_id", "test_id", "reasons")[:REASONS_READ]
+    )
+    counted: dict[tuple[int, int], Counter[str]] = defaultdict(Counter)
+    for product, test, reasons in rows:
+        for reason in reasons or []:
+            code = str(reason.get("code") or reason.get("message") or "unknown")
+            counted[(product, test)][code] += 1
+            _MESSAGES.setdefault(code, str(reason.get("message") or code))
+    return counted
+
+
+_MESSAGES: dict[str, str] = {}  # reason code -> its message, as last read
+
+
+def _summed(entries: list[list[Any]]) -> tuple[int, int, Counter[str]]:
+    """(confirmed, rejected, reason counts) over a window's entries [time, position, rejected, {code: n}]."""
+    confirmed = max(0, int(entries[-1][1]) - int(entries[0][1]))
+    rejected = sum(int(entry[2]) for entry in entries[1:])
+    reasons: Counter[str] = Counter()
+    for entry in entries[1:]:
+        reasons.update(entry[3])
+    return confirmed, rejected, reasons
+
+
+def _state(confirmed: int, rejected: int) -> str:
+    total = confirmed + rejected
+    share = 100 * rejected / total if total else 0.0
+    enough = rejected >= settings.DATA_HEALTH_MIN_REJECTED
+    rejecting = enough and share >= settings.DATA_HEALTH_REJECTED_PERCENT
+    return HealthState.REJECTING if rejecting else HealthState.OK
+
+
+def _judged(health: CharacteristicHealth, entry: list[Any], now: datetime.datetime) -> str:
+    """Add this check's entry to the window, recount it; the state it gives (not yet set)."""
+    start = (now - datetime.timedelta(seconds=settings.DATA_HEALTH_WINDOW_SECONDS)).isoformat()
+    kept = [e for e in health.positions if e[0] >= start]
+    entries = [*kept, entry] if kept else [health.positions[-1], entry]
+    health.confirmed, health.rejected, counted = _summed(entries)
+    health.positions, health.checked_at = entries, now
+    began = datetime.datetime.fromisoformat(entries[0][0])
+    health.window_seconds = round((now - began).total_seconds())
+    health.reasons = [
+        {"code": code, "message": _MESSAGES.get(code, code), "count": n}
+        for code, n in counted.most_common(TOP_REASONS)
+    ]
+    return _state(health.confirmed, health.rejected)
+
+
+def data_health_check(*, now: datetime.datetime | None = None) -> HealthChecked:
+    """Check every active characteristic's data health (see the module's docstring)."""
+    now = now or timezone.now()
+    characteristics = {
+        c.pk: c for c in Characteristic.objects.filter(active=True).only("pk", "product", "test")
+    }
+    positions = dict(
+        SubgroupFeed.objects.filter(pk__in=list(characteristics)).values_list("pk", "last_position")
+    )
+    with transaction.atomic():
+        held = {
+            h.pk: h
+            for h in CharacteristicHealth.objects.select_for_update().filter(pk__in=list(characteristics))
+        }
+        last = min((h.checked_at for h in held.values()), default=now)
+        rejected = _rejected_since(last, now) if held else {}
+        reasons = _reasons_since(last, now) if held else {}
+        new: list[CharacteristicHealth] = []
+        changed: list[CharacteristicHealth] = []
+        events: list[Event] = []
+        for pk, characteristic in characteristics.items():
+            key = (characteristic.product_id, characteristic.test_id)
+            entry = [now.isoformat(), positions.get(pk, 0), rejected.get(key, 0), dict(reasons.get(key, {}))]
+            health = held.get(pk)
+            if health is None:  # the first check: where the window starts, nothing to judge yet
+                new.append(
+                    CharacteristicHealth(
+                        characteristic=characteristic, since=now, positions=[entry], checked_at=now
+                    )
+                )
+                continue
+            state, before = _judged(health, entry, now), health.state
+            if state == before == HealthState.OK:
+                continue
+            # A change, or the figures of one still rejecting: the pages showing it are told.
+            groups = (f"characteristic.{pk}", f"product.{characteristic.product_id}")
+            if state != before:
+                health.state, health.since = state, now
+                changed.append(health)
+            data = health_data(health, characteristic)
+            events.append(event(EventType.DATA_HEALTH_CHANGED, groups, **data))
+            if state != before and state == HealthState.REJECTING:
+                events.append(event(EventType.DATA_REJECTED, groups, **data))
+        rows_insert(model=CharacteristicHealth, rows=new)
+        rows_update(model=CharacteristicHealth, rows=list(held.values()), fields=HEALTH_FIELDS)
+        events_send_on_commit(events)
+    return HealthChecked(checked=len(characteristics), changed=changed)

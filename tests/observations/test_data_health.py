@@ -1,0 +1,117 @@
+"""Data health (issue #21): a characteristic whose values are being rejected is found by the
+periodic check, with its rate and top reasons, told to its subscribers (`data.rejected`) and to the
+pages showing it (`data_health.changed`), and recovers when its values are confirmed again."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from apps.config.models import Characteristic
+from apps.observations import services
+from apps.observations.models import CharacteristicHealth, Item, Observation
+from apps.subscriptions.models import Notification
+from apps.subscriptions.services import notifications_fanout, subscription_create
+from apps.web.selectors import CardState, overview_groups
+from tests.factories import ItemFactory
+
+pytestmark = pytest.mark.django_db
+
+IMPLAUSIBLE = 80.0  # DIA is plausible in 70–78: rejected
+
+
+def record(plant, values: list[float]) -> list[int]:
+    """Values of DIA on new items, stored and confirmed or rejected (not calculated)."""
+    first = Item.objects.filter(lot=plant.lot).count()
+    items = [
+        ItemFactory(lot=plant.lot, serial=f"H{first + n:04d}", plans=[plant.ring], tester=plant.tester)
+        for n in range(len(values))
+    ]
+    ids = plant.record(
+        *({"item": i, "test": plant.dia, "values": [v]} for i, v in zip(items, values, strict=True))
+    )
+    services.observations_process(ids=ids, calculate=False)
+    return ids
+
+
+@pytest.fixture
+def dia(plant) -> Characteristic:
+    return Characteristic.objects.get(product=plant.product, test=plant.dia)
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[dict]:
+    """The events the checks send after commit (type and data), instead of the channel layer."""
+    out: list[dict] = []
+    monkeypatch.setattr(
+        "apps.observations.services.health.events_send_on_commit",
+        lambda events: out.extend(message for _, message in events),
+    )
+    return out
+
+
+def test_a_characteristic_whose_values_are_rejected_is_found_told_and_recovers(
+    plant, dia, manager, sent, settings
+):
+    settings.DATA_HEALTH_REJECTED_PERCENT, settings.DATA_HEALTH_MIN_REJECTED = 20, 3
+    t0 = timezone.now()
+    record(plant, [74.0, 74.01])
+    services.data_health_check(now=t0)  # where the window starts: nothing judged
+    health = CharacteristicHealth.objects.get(pk=dia.pk)
+    assert (health.state, health.rejected, health.positions[0][1]) == ("ok", 0, 2)
+
+    record(plant, [74.0, IMPLAUSIBLE, IMPLAUSIBLE, IMPLAUSIBLE, IMPLAUSIBLE])
+    assert Observation.objects.filter(status="rejected").count() == 4
+    checked = services.data_health_check(now=timezone.now())
+
+    health.refresh_from_db()
+    assert [h.pk for h in checked.changed] == [dia.pk]
+    assert (health.state, health.confirmed, health.rejected, health.rejected_percent) == (
+        "rejecting",
+        1,
+        4,
+        80,
+    )
+    (reason,) = health.reasons
+    assert reason["count"] == 4
+    assert "plausible" in reason["message"]
+    assert health.summary == f"80 % rejected: {reason['message']}"
+    assert [m["type"] for m in sent] == ["data_health.changed", "data.rejected"]
+    assert sent[1]["characteristic"] == dia.pk
+    assert sent[1]["summary"] == health.summary
+
+    # The overview card says so, whatever the last value.
+    (card,) = [
+        card for group in overview_groups(user=manager) for card in group.cards if card.characteristic == dia
+    ]
+    assert (card.state, card.state_label) == (CardState.REJECTING, health.summary)
+
+    # A subscriber to the characteristic's data health is told once.
+    subscription_create(user=manager, scope="characteristic", characteristic=dia.pk, events=["data_health"])
+    notifications_fanout(events=[sent[1], sent[1]])
+    (note,) = Notification.objects.filter(user=manager)
+    assert note.title == f"Values of DIA {plant.dia.name} of RING-74 are being rejected"
+    assert note.message.startswith("4 of 5 values in the last 1 min were rejected (80 %). Reasons: ")
+
+    # A check while it lasts tells the pages the new figures, not the subscribers again.
+    sent.clear()
+    services.data_health_check(now=timezone.now())
+    assert [m["type"] for m in sent] == ["data_health.changed"]
+
+    # Values confirmed again, the window moved on (an hour later): it recovers.
+    sent.clear()
+    record(plant, [74.0] * 5)
+    services.data_health_check(now=timezone.now() + datetime.timedelta(hours=1, minutes=1))
+    health.refresh_from_db()
+    assert (health.state, health.rejected, health.confirmed) == ("ok", 0, 5)
+    assert [(m["type"], m["state"]) for m in sent] == [("data_health.changed", "ok")]
+
+
+def test_a_few_rejections_among_many_values_stay_ok(plant, dia, sent, settings):
+    settings.DATA_HEALTH_REJECTED_PERCENT, settings.DATA_HEALTH_MIN_REJECTED = 20, 3
+    services.data_health_check(now=timezone.now())
+    record(plant, [74.0] * 16 + [IMPLAUSIBLE] * 3)  # 3 of 19: 16 %
+    services.data_health_check(now=timezone.now())
+    health = CharacteristicHealth.objects.get(pk=dia.pk)
+    assert (health.state, health.rejected, health.confirmed) == ("ok", 3, 16)
+    assert sent == []
