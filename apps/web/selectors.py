@@ -17,7 +17,15 @@ from apps.calculations.choices import Disposition
 from apps.calculations.models import LotStatistics, ProductStatistics, Violation
 from apps.calculations.selectors import AWAITING_ACKNOWLEDGEMENT
 from apps.config.choices import DataSource, PlanStatus
-from apps.config.models import Characteristic, PlanAssignment, Product, Test, TestPlan, TestPlanEntry
+from apps.config.models import (
+    Characteristic,
+    ControlLimits,
+    PlanAssignment,
+    Product,
+    Test,
+    TestPlan,
+    TestPlanEntry,
+)
 from apps.mqtt_bridge.models import EdgeNode
 from apps.observations.choices import LOT_WORKING, ObservationStatus
 from apps.observations.models import CharacteristicHealth, Item, Lot, Observation, Sample
@@ -44,6 +52,7 @@ class CardState(StrEnum):
     OUT_OF_SPEC = "out_of_spec"
     OFFLINE = "offline"
     NO_DATA = "no_data"
+    NO_LIMITS = "no_limits"
     IN_CONTROL = "in_control"
 
 
@@ -53,6 +62,7 @@ STATE_LABELS = {
     CardState.OUT_OF_SPEC: "Out of spec",
     CardState.OFFLINE: "Data source offline",
     CardState.NO_DATA: "No data yet",
+    CardState.NO_LIMITS: "No limits yet",
     CardState.IN_CONTROL: "In control",
 }
 
@@ -63,6 +73,7 @@ STATE_ICONS = {
     CardState.OUT_OF_SPEC: "✕",
     CardState.OFFLINE: "⊘",
     CardState.NO_DATA: "–",
+    CardState.NO_LIMITS: "?",
     CardState.IN_CONTROL: "✓",
 }
 
@@ -102,6 +113,7 @@ class Card:
     offline: bool
     # "38 % rejected: not in an effective plan" while its values are being rejected (data health)
     rejecting: str = ""
+    limits: bool = True  # it has control limits: without, nothing says it is in control
 
     @property
     def state(self) -> CardState:
@@ -116,6 +128,8 @@ class Card:
             return CardState.OFFLINE
         if self.last_value is None:
             return CardState.NO_DATA
+        if not self.limits:
+            return CardState.NO_LIMITS
         return CardState.IN_CONTROL
 
     @property
@@ -185,6 +199,7 @@ def overview_characteristics(*, user: User | AnonymousUser) -> QuerySet[Characte
             unacknowledged=Exists(
                 Violation.objects.filter(AWAITING_ACKNOWLEDGEMENT, characteristic=OuterRef("pk"))
             ),
+            has_limits=Exists(ControlLimits.objects.filter(characteristic=OuterRef("pk"))),
         )
         .order_by("site", "area", "line", "cell", "product__code", "test__code")
     )
@@ -219,6 +234,7 @@ def overview_groups(*, user: User | AnonymousUser, line: "Line | None" = None) -
                 unacknowledged=c.unacknowledged,  # type: ignore[attr-defined]
                 offline=c.data_source == DataSource.SPARKPLUG and c.tag in metrics_offline,
                 rejecting=_health_summary(c),
+                limits=c.has_limits,  # type: ignore[attr-defined]
             )
         )
     return list(groups.values())

@@ -79,6 +79,8 @@ class Tile {
       this.recheckAcknowledgements();
     } else if (type === "limits_update") {
       changed = this.model.setLimits(payload);
+      this.element.dataset.limits = "true";
+      this.showState();
     } else if (type === "health_update") {
       applyHealth(this.element, payload);
       this.showState();

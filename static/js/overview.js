@@ -63,7 +63,10 @@ function onMessage({ type, payload }) {
   else if (type === "violation") onViolation(card, payload);
   else if (type === "ack_update" || type === "event_ack") recheckAcknowledgements(card, payload.characteristic);
   else if (type === "statistics_update") onStatistics(card, payload);
-  else if (type === "health_update") {
+  else if (type === "limits_update") {
+    card.dataset.limits = "true";
+    showCardState(card);
+  } else if (type === "health_update") {
     applyHealth(card, payload);
     showCardState(card);
   }

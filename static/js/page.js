@@ -9,6 +9,7 @@ export const STATES = {
   out_of_spec: { label: "Out of spec", icon: "✕" },
   offline: { label: "Data source offline", icon: "⊘" },
   no_data: { label: "No data yet", icon: "–" },
+  no_limits: { label: "No limits yet", icon: "?" },
   in_control: { label: "In control", icon: "✓" },
 };
 
@@ -27,6 +28,7 @@ export function cardState(d) {
   if (value !== null && ((lsl !== null && value < lsl) || (usl !== null && value > usl))) return "out_of_spec";
   if (d.offline === "true") return "offline";
   if (value === null) return "no_data";
+  if (d.limits === "false") return "no_limits"; // nothing to be in control of yet
   return "in_control";
 }
 

@@ -17,6 +17,7 @@ from apps.observations.models import Lot, Sample
 from apps.web.selectors import CardState, overview_groups
 from openspc.roles import Role
 from tests.factories import (
+    ControlLimitsFactory,
     EdgeNodeFactory,
     LotFactory,
     ProductFactory,
@@ -166,10 +167,10 @@ def add_violation(sample: Sample, *, rule: int = 1, requires_acknowledgement: bo
 
 
 class Floor:
-    """Line 1: RING-74 (the tester's product): DIA in control (74.1234 mm, Cpk 1.456), WALL out
-    of spec (2.5 > USL 2.0). Line 2: PUMP-1 (nobody's items): FLOW with an unacknowledged
-    violation, PRESS fed by a Sparkplug metric whose only edge node is offline, TEMP with only an
-    acknowledged and an informational violation (in control)."""
+    """Line 1: RING-74 (the tester's product): DIA in control (74.1234 mm, Cpk 1.456, limits), WALL
+    out of spec (2.5 > USL 2.0). Line 2: PUMP-1 (nobody's items): FLOW with an unacknowledged
+    violation, PRESS fed by a Sparkplug metric whose only edge node is offline (limits), TEMP with
+    only an acknowledged and an informational violation but no control limits (no limits yet)."""
 
     def __init__(self, plant: Any) -> None:
         self.dia = config_services.characteristic_update(
@@ -182,6 +183,7 @@ class Floor:
             data={"site": "Plant A", "line": "Line 1", "usl": 2.0},
             reason="specification",
         )
+        ControlLimitsFactory(characteristic=self.dia, center=74.0, sigma=0.1)
         add_sample(self.dia, plant.lot, 74.0)
         add_sample(self.dia, plant.lot, 74.1234)
         ProductStatistics.objects.create(characteristic=self.dia, cpk=1.456)
@@ -199,6 +201,7 @@ class Floor:
             data_source=DataSource.SPARKPLUG, tag="Press/Force", **line2,
         )  # fmt: skip
         add_sample(self.press, lot, 3.0)
+        ControlLimitsFactory(characteristic=self.press, center=3.0, sigma=0.1)
         EdgeNodeFactory(node="press-node", online=False, metrics=["Press/Force", "Other"])
         EdgeNodeFactory(node="other-node", metrics=["Other"])
         self.temp = characteristic_for(
@@ -230,7 +233,8 @@ class OverviewTests:
             str(floor.wall.pk): ("out_of_spec", "✕", "Out of spec"),
             str(floor.flow.pk): ("unacknowledged", "⚠", "Unacknowledged violation"),
             str(floor.press.pk): ("offline", "⊘", "Data source offline"),
-            str(floor.temp.pk): ("in_control", "✓", "In control"),
+            # Samples without control limits: nothing says it is in control yet (issue #21).
+            str(floor.temp.pk): ("no_limits", "?", "No limits yet"),
         }
         assert 'class="state state--unacknowledged"' in html
 

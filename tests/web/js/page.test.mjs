@@ -29,12 +29,19 @@ test("a card whose values are being rejected is never green, nor only out of spe
   assert.equal(element.dataset.rejecting, rejecting);
 });
 
+test("a characteristic without control limits is never in control, only out of spec or waiting", () => {
+  assert.equal(cardState(card({ limits: "false" })), "no_limits");
+  assert.equal(cardState(card({ limits: "false", lastValue: "74.2" })), "out_of_spec");
+  assert.equal(cardState(card({ limits: "false", lastValue: "" })), "no_data");
+  assert.equal(cardState(card({ limits: "true" })), "in_control");
+});
+
 test("a missing spec limit never makes a value out of spec", () => {
   assert.equal(cardState(card({ lsl: "", usl: "", lastValue: "1000" })), "in_control");
 });
 
 test("every state has words and an icon", () => {
-  for (const state of ["unacknowledged", "rejecting", "out_of_spec", "offline", "no_data", "in_control"]) {
+  for (const state of ["unacknowledged", "rejecting", "out_of_spec", "offline", "no_data", "no_limits", "in_control"]) {
     assert.ok(STATES[state].label && STATES[state].icon, state);
   }
   assert.equal(numberOrNull(""), null);
