@@ -1,3 +1,5 @@
+import datetime
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
@@ -251,3 +253,38 @@ class ProductStatistics(Moments):
 
     def __str__(self) -> str:
         return f"Statistics of characteristic {self.characteristic_id}"
+
+
+class AlarmShelf(models.Model):
+    """A characteristic's alarms shelved for a stated time, with a reason (ISA-18.2 shelving): its
+    violation events are still stored and shown, but notify nobody until `until`, when the shelf
+    expires by itself, or until someone ends it. Shelving and ending are audited."""
+
+    characteristic = models.ForeignKey(
+        "config.Characteristic", on_delete=models.PROTECT, related_name="alarm_shelves"
+    )
+    reason = models.TextField()
+    shelved_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    shelved_at = models.DateTimeField()
+    until = models.DateTimeField(help_text="When it expires by itself.")
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When someone ended it before that.")
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    end_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-shelved_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(until__gt=F("shelved_at")), name="alarmshelf_until_after_start"
+            )
+        ]
+        indexes = [models.Index(fields=["characteristic", "until"], name="alarmshelf_char_until")]
+
+    def __str__(self) -> str:
+        return f"Alarms of characteristic {self.characteristic_id} shelved until {self.until:%Y-%m-%d %H:%M}"
+
+    def active_at(self, at: "datetime.datetime") -> bool:
+        end = self.ended_at if self.ended_at is not None and self.ended_at < self.until else self.until
+        return self.shelved_at <= at < end

@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from apps.calculations.services.shelving import characteristics_shelved
 from apps.config.models import Characteristic
 from apps.observations.models import Lot
 from apps.subscriptions import messages
@@ -490,6 +491,18 @@ def _direct_notifications(events: Sequence[dict[str, Any]]) -> list[Notification
     return [row for row in stored_rows.order_by("id") if (row.user_id, row.dedup_key) in wanted]
 
 
+def _alarms_not_shelved(drafts: list[_Draft]) -> list[_Draft]:
+    """Leave out what a characteristic whose alarms are shelved would tell (ISA-18.2 shelving):
+    its violations and events notify nobody. A query only when there are alarms to tell."""
+    alarms = {d.data.get("characteristic") for d in drafts if d.message.event.startswith("violation")}
+    shelved = characteristics_shelved(ids={pk for pk in alarms if pk})
+    return [
+        d
+        for d in drafts
+        if not (d.message.event.startswith("violation") and d.data.get("characteristic") in shelved)
+    ]
+
+
 def notifications_fanout(*, events: Sequence[dict[str, Any]]) -> list[Notification]:
     """Turn calculation events into the subscribers' notifications, and direct events into their
     recipients' (DIRECT_EVENTS), and push them after commit. Returns the notifications created or
@@ -506,7 +519,7 @@ def notifications_fanout(*, events: Sequence[dict[str, Any]]) -> list[Notificati
     relevant = [e for e in relevant if not e["type"].startswith("violation.") or e.get("id")]
     # A violation of an event is told through its event (one notification per event, issue #21).
     relevant = [e for e in relevant if not (e["type"].startswith("violation.") and e.get("event"))]
-    drafts = _drafts(relevant)
+    drafts = _alarms_not_shelved(_drafts(relevant))
     if not drafts:
         return told
     with transaction.atomic():

@@ -228,3 +228,92 @@ def test_the_migration_gathers_existing_violations_as_the_calculation_does(plant
     assert {key: value[1:] for key, value in state.items()} == {
         key: value[1:] for key, value in expected_state.items()
     }
+
+
+class ShelvingTests:
+    """ISA-18.2 shelving: events stored and shown, nobody told, for a stated time, audited."""
+
+    def notified(self, manager, event) -> list[str]:
+        from apps.calculations.events import violation_event_events
+        from apps.subscriptions.models import Notification
+        from apps.subscriptions.services import notifications_fanout
+
+        notifications_fanout(events=[message for _, message in violation_event_events([event])])
+        return list(Notification.objects.filter(user=manager).values_list("dedup_key", flat=True))
+
+    def test_a_shelved_characteristic_stores_its_events_and_tells_nobody_until_the_shelf_ends(
+        self, api, plant, dia, manager, quality_specialist
+    ):
+        from apps.calculations.models import AlarmShelf
+        from apps.subscriptions.services import subscription_create
+
+        subscription_create(
+            user=manager, scope="characteristic", characteristic=dia.pk, events=["violations"]
+        )
+        client = api(quality_specialist)
+        answer = client.post(
+            "/api/v1/alarm-shelves/",
+            {"characteristic": dia.pk, "minutes": 30, "reason": "gauge swap"},
+            format="json",
+        )
+        assert answer.status_code == 201, answer.content
+        shelf = AlarmShelf.objects.get()
+        assert answer.json()["active"] is True
+        assert (shelf.until - shelf.shelved_at).total_seconds() == 30 * 60
+        again = client.post(
+            "/api/v1/alarm-shelves/",
+            {"characteristic": dia.pk, "minutes": 5, "reason": "again"},
+            format="json",
+        )
+        assert again.status_code == 409
+        assert f"shelved already, until {shelf.until.isoformat()}" in again.json()["error"]["message"]
+
+        subgroups_store(dia, run(ABOVE, 10), lot=plant.lot, user=plant.tester)
+        (event,) = location_events(dia)  # stored and shown while shelved
+        assert self.notified(manager, event) == []
+
+        ended = client.post(f"/api/v1/alarm-shelves/{shelf.pk}/end/", {"reason": "gauge back"}, format="json")
+        assert ended.status_code == 200, ended.content
+        assert ended.json()["active"] is False
+        assert self.notified(manager, event) == [f"violation_event:{event.pk}"]
+        entries = AuditEntry.objects.filter(content_type__model="alarmshelf").order_by("seq")
+        assert [(e.action, e.reason) for e in entries] == [("create", "gauge swap"), ("update", "gauge back")]
+
+    def test_a_shelf_expires_by_itself(self, plant, dia, quality_specialist):
+        import datetime
+
+        from django.utils import timezone
+
+        from apps.calculations.services import alarms_shelve, characteristics_shelved
+
+        shelf = alarms_shelve(characteristic=dia, user=quality_specialist, minutes=1, reason="short")
+        assert characteristics_shelved(ids=[dia.pk]) == {dia.pk}
+        later = shelf.until + datetime.timedelta(seconds=1)
+        assert characteristics_shelved(ids=[dia.pk], at=later) == set()
+        assert characteristics_shelved(ids=[dia.pk], at=timezone.now()) == {dia.pk}
+
+    @pytest.mark.parametrize(
+        ("body", "field", "message"),
+        [
+            ({"minutes": 0, "reason": "x"}, "minutes", "greater than or equal to 1"),
+            ({"minutes": 10081, "reason": "x"}, "minutes", "less than or equal to 10080"),
+            ({"minutes": 10, "reason": " "}, "reason", "may not be blank"),
+        ],
+    )
+    def test_bad_shelving_is_refused_and_changes_nothing(
+        self, api, dia, quality_specialist, body, field, message
+    ):
+        from apps.calculations.models import AlarmShelf
+
+        answer = api(quality_specialist).post(
+            "/api/v1/alarm-shelves/", {"characteristic": dia.pk, **body}, format="json"
+        )
+        assert answer.status_code == 400
+        assert message in str(answer.json()["error"]["fields"][field])
+        assert not AlarmShelf.objects.exists()
+
+    def test_only_quality_specialists_shelve(self, api, dia, manager):
+        answer = api(manager).post(
+            "/api/v1/alarm-shelves/", {"characteristic": dia.pk, "minutes": 10, "reason": "x"}, format="json"
+        )
+        assert answer.status_code == 403

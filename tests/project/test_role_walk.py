@@ -162,6 +162,10 @@ NOBODY_OPERATIONS = [
     "POST /api/v1/violation-events/{id}/acknowledge/",
     "POST /api/v1/violation-events/acknowledge/",
     "POST /api/v1/violation-events/acknowledge-matching/",
+    "GET /api/v1/alarm-shelves/",
+    "POST /api/v1/alarm-shelves/",
+    "GET /api/v1/alarm-shelves/{id}/",
+    "POST /api/v1/alarm-shelves/{id}/end/",
 ]
 
 API: dict[str, dict[str, str]] = {

@@ -2,11 +2,13 @@
 
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.calculations.models import (
     AcknowledgementReason,
+    AlarmShelf,
     LotStatistics,
     ProductStatistics,
     Violation,
@@ -14,9 +16,11 @@ from apps.calculations.models import (
 )
 from apps.calculations.selectors import MAX_CHART_POINTS
 from apps.calculations.services.limits import LIMITS_REASON_MISSING
+from apps.calculations.services.shelving import MAX_SHELF_MINUTES
 from apps.calculations.services.violations import MAX_BATCH
 from apps.calculations.window import plotted_statistic
 from apps.config.api.serializers import ControlLimitsSerializer, SignedControlLimitsSerializer
+from apps.config.models import Characteristic
 from apps.observations.api.serializers import ValuesField
 from apps.observations.models import Sample
 from apps.signatures.api.serializers import SignatureInputSerializer
@@ -198,6 +202,33 @@ class AcknowledgeEventsResultSerializer(serializers.Serializer):
 class AcknowledgeMatchingResultSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="Events acknowledged (those awaiting it that matched).")
     ids = serializers.ListField(child=serializers.IntegerField())
+
+
+class AlarmShelfSerializer(ModelSerializer):
+    active = serializers.SerializerMethodField(help_text="In force now: started, not expired, not ended.")
+
+    class Meta:
+        model = AlarmShelf
+        fields = [
+            "id", "characteristic", "reason", "shelved_by", "shelved_at", "until", "ended_at", "ended_by",
+            "end_reason", "active",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_active(self, obj: AlarmShelf) -> bool:
+        return obj.active_at(timezone.now())
+
+
+class AlarmShelveSerializer(serializers.Serializer):
+    characteristic = serializers.PrimaryKeyRelatedField(queryset=Characteristic.objects.all())
+    minutes = serializers.IntegerField(
+        min_value=1, max_value=MAX_SHELF_MINUTES, help_text="How long; the shelf then expires by itself."
+    )
+    reason = serializers.CharField(max_length=2000, help_text="Why (kept in the audit trail).")
+
+
+class ShelfEndSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why it ends early (kept in the audit trail).")
 
 
 class AcknowledgementReasonSerializer(ModelSerializer):

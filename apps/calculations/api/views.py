@@ -25,11 +25,13 @@ from apps.calculations.filtersets import (
 )
 from apps.calculations.models import (
     AcknowledgementReason,
+    AlarmShelf,
     LotStatistics,
     ProductStatistics,
     Violation,
     ViolationEvent,
 )
+from apps.calculations.services.shelving import shelves_active
 from apps.calculations.services.submit import sample_submit
 from apps.config.models import Characteristic
 from apps.config.selectors import characteristic_kept
@@ -331,6 +333,69 @@ class ViolationEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         )  # fmt: skip
         answer = {"count": len(acknowledged), "ids": [e.pk for e in acknowledged]}
         return Response(serializers.AcknowledgeMatchingResultSerializer(answer).data)
+
+
+class ShelfPermissions(RoleModelPermissions):
+    """Shelving and ending a shelf (Quality Specialists)."""
+
+    perms_map = {**RoleModelPermissions.perms_map, "POST": ["calculations.add_alarmshelf"]}
+
+
+class AlarmShelfViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
+    """Shelved alarms (ISA-18.2): a characteristic's violation events notify nobody for a stated
+    time (docs/alarms.md). Newest first; `active=true` lists those in force."""
+
+    queryset = AlarmShelf.objects.all()
+    serializer_class = serializers.AlarmShelfSerializer
+    permission_classes = [IsHuman, ShelfPermissions]
+    filterset_fields = ["characteristic"]
+
+    def get_queryset(self) -> QuerySet[AlarmShelf]:
+        shelves = AlarmShelf.objects.filter(
+            characteristic__in=Characteristic.objects.visible_to(self.request.user)
+        )
+        active = self.request.query_params.get("active")
+        if active in ("true", "false"):
+            in_force = shelves.filter(shelves_active())
+            shelves = in_force if active == "true" else shelves.exclude(pk__in=in_force.values("pk"))
+        return shelves
+
+    @extend_schema(
+        request=serializers.AlarmShelveSerializer,
+        responses={201: serializers.AlarmShelfSerializer},
+        summary="Shelve a characteristic's alarms for a stated time, with a reason (409 if shelved already)",
+        parameters=[
+            OpenApiParameter("active", bool, description="true: in force now; false: ended or expired.")
+        ],
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = serializers.AlarmShelveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        characteristic = body.validated_data["characteristic"]
+        if not Characteristic.objects.visible_to(request.user).filter(pk=characteristic.pk).exists():
+            raise DRFValidationError({"characteristic": [f"No characteristic {characteristic.pk}."]})
+        shelf = services.alarms_shelve(
+            characteristic=characteristic, user=acting_user(request), minutes=body.validated_data["minutes"],
+            reason=body.validated_data["reason"],
+        )  # fmt: skip
+        return Response(serializers.AlarmShelfSerializer(shelf).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=serializers.ShelfEndSerializer,
+        responses={200: serializers.AlarmShelfSerializer},
+        summary="End a shelf before it expires (409 if it is not in force)",
+    )
+    @action(detail=True, methods=["post"], serializer_class=serializers.ShelfEndSerializer)
+    def end(self, request: Request, pk: str | None = None) -> Response:
+        shelf = self.get_object()
+        body = serializers.ShelfEndSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        ended = services.shelf_end(
+            shelf=shelf, user=acting_user(request), reason=body.validated_data["reason"]
+        )
+        return Response(serializers.AlarmShelfSerializer(ended).data)
 
 
 class AcknowledgementReasonViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -20,6 +20,7 @@ from apps.calculations.services.limits import (
     limits_recalculate,
     limits_set_historical,
 )
+from apps.calculations.services.shelving import alarms_shelve, characteristics_shelved, shelf_end
 from apps.calculations.services.stats import (
     lot_statistics_apply,
     product_statistics_apply,
@@ -40,9 +41,11 @@ __all__ = [
     "CalculationResult",
     "LimitsChange",
     "LimitsFrozen",
+    "alarms_shelve",
     "characteristic_calculate",
     "characteristics_behind",
     "characteristics_calculate",
+    "characteristics_shelved",
     "limits_current",
     "limits_freeze",
     "limits_recalculate",
@@ -51,6 +54,7 @@ __all__ = [
     "lot_statistics_apply",
     "product_statistics_apply",
     "product_statistics_finish",
+    "shelf_end",
     "violation_acknowledge",
     "violation_events_acknowledge",
     "violation_events_acknowledge_matching",
