@@ -22,7 +22,9 @@ worker: the figures count alarms, not time).
   a false alarm. Calm events per hour are counted per line (the operator's screen).
 - A *flood* is more than 10 events starting on one line within 10 plant minutes.
 - Notifications: what the subscribed manager's inbox holds at the end (one per event, updated as it
-  grows), per plant hour.
+  grows; past NOTIFICATION_ALARMS_PER_HOUR in an hour, folded into one "N more alarms"), per plant
+  hour. The services read the clock on plant time (django.utils.timezone.now is the simulated
+  minute), so the hourly budget counts plant hours.
 
 Ends with one line of JSON: causes_injected, causes_detected, events_per_hour (the worst line's calm
 events per hour), floods, notifications_per_hour, and the same per line.
@@ -122,6 +124,10 @@ def plant_setup() -> tuple[list[object], object, object]:
 def simulate(characteristics: list[object], lot: object, tester: object, *, hours: float, calm: float,
              seed: int) -> tuple[dict[int, object], float]:  # fmt: skip
     """Feed every characteristic one subgroup a plant minute; the streams (with their episodes)."""
+    import datetime
+
+    from django.utils import timezone
+
     from apps.calculations.services import characteristics_calculate
     from apps.mqtt_bridge.simulator.streams import ValueStream, process_model_of
     from apps.observations.choices import ObservationSource
@@ -130,6 +136,11 @@ def simulate(characteristics: list[object], lot: object, tester: object, *, hour
     from openspc import events as channel
     from openspc.events import NOTIFYING
 
+    # Plant time: every service reads the clock through django.utils.timezone.now, so the hourly
+    # notification budget, the events' and notifications' times all run on the simulated minutes.
+    start = timezone.now()
+    plant_now = {"at": start}
+    timezone.now = lambda: plant_now["at"]
     rng = random.Random(seed)
     streams = {c.pk: ValueStream(process_model_of(c), rng=rng, calm_points=calm) for c in characteristics}
     sent: list[dict[str, object]] = []
@@ -137,6 +148,7 @@ def simulate(characteristics: list[object], lot: object, tester: object, *, hour
     started = time.monotonic()
     ids = [c.pk for c in characteristics]
     for minute in range(round(hours * 60)):
+        plant_now["at"] = start + datetime.timedelta(minutes=minute)
         entries = [
             ObservationEntry(lot=lot, test=c.test, values=streams[c.pk].values(c.subgroup_size),
                              idempotency_key=f"alarm:{c.pk}:{minute}")

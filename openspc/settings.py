@@ -195,6 +195,10 @@ OBSERVATION_HORIZON_DAYS = envint("OBSERVATION_HORIZON_DAYS", 3650, minimum=1)
 OBSERVATIONS_REQUEUE_AFTER_SECONDS = envint("OBSERVATIONS_REQUEUE_AFTER_SECONDS", 300, minimum=10)
 # Subscriptions that e-mail get one message per user per interval, however many notifications.
 NOTIFICATION_EMAIL_INTERVAL_SECONDS = envint("NOTIFICATION_EMAIL_INTERVAL_SECONDS", 300, minimum=10)
+# New alarm notifications (violation events, data rejected) one user gets in an hour; past that,
+# they are folded into one "N more alarms" notification (EEMUA 191: about 6 alarms an hour is
+# manageable; the budget is per person, across every line they follow).
+NOTIFICATION_ALARMS_PER_HOUR = envint("NOTIFICATION_ALARMS_PER_HOUR", 12, minimum=1)
 # How often unfinished subgroups are checked against their characteristic's subgroup_timeout, so
 # one ends at most this long after its timeout.
 SUBGROUP_TIMEOUT_SWEEP_SECONDS = envint("SUBGROUP_TIMEOUT_SWEEP_SECONDS", 5, minimum=1)

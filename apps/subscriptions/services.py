@@ -15,9 +15,10 @@ ignored (the event timestamp decides), so a redelivered task changes nothing.
 """
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -491,6 +492,87 @@ def _direct_notifications(events: Sequence[dict[str, Any]]) -> list[Notification
     return [row for row in stored_rows.order_by("id") if (row.user_id, row.dedup_key) in wanted]
 
 
+ALARM_EVENTS = (EventType.VIOLATION_EVENT_UPDATED, EventType.DATA_REJECTED)
+FOLDED_KEY = "alarms.folded"
+FOLDED_LISTED = 5  # the latest folded alarms' titles a folded notification lists
+FOLDED_KEYS_KEPT = 1000  # the folded alarms it remembers, so that one growing is not counted twice
+
+
+def _within_alarm_budget(drafts: list[_Draft]) -> tuple[list[_Draft], dict[int, list[_Draft]]]:
+    """The drafts to store, and per user the new alarm notifications past their hourly budget
+    (NOTIFICATION_ALARMS_PER_HOUR), to be folded. An alarm already notified (a growing event) is
+    never held back: it updates what the user has. Queries only when there are new alarms."""
+    alarms = [d for d in drafts if d.message.event in ALARM_EVENTS]
+    if not alarms:
+        return drafts, {}
+    users = {d.subscription.user_id for d in alarms}
+    known = set(
+        Notification.objects.filter(user__in=users, dedup_key__in={d.message.dedup_key for d in alarms})
+        .values_list("user_id", "dedup_key")
+    )  # fmt: skip
+    recent = (
+        Notification.objects.filter(
+            user__in=users, event__in=ALARM_EVENTS, created_at__gte=timezone.now() - timedelta(hours=1)
+        )
+        .values("user")
+        .annotate(n=Count("id"))
+        .values_list("user", "n")
+        .order_by()
+    )
+    used = dict(recent)
+    kept: list[_Draft] = []
+    folded: dict[int, list[_Draft]] = defaultdict(list)
+    for draft in drafts:
+        user = draft.subscription.user_id
+        if draft.message.event not in ALARM_EVENTS or draft.key in known:
+            kept.append(draft)
+        elif used.get(user, 0) < settings.NOTIFICATION_ALARMS_PER_HOUR:
+            used[user] = used.get(user, 0) + 1
+            kept.append(draft)
+        else:
+            folded[user].append(draft)
+    return kept, folded
+
+
+def _store_folded(folded: dict[int, list[_Draft]]) -> list[Notification]:
+    """Add each user's held-back alarms to their unread "N more alarms" notification (one per
+    user, updated in place), or start one."""
+    rows = []
+    for user, drafts in folded.items():
+        current = (
+            Notification.objects.select_for_update()
+            .filter(user=user, coalesce_key=FOLDED_KEY, read_at__isnull=True)
+            .first()
+        )
+        before = dict(current.data) if current is not None else {}
+        # An alarm folded before that grows (the same event) is not counted again.
+        seen = list(before.get("keys", []))
+        new = {d.message.dedup_key: d for d in drafts if d.message.dedup_key not in seen}
+        if not new:
+            continue
+        keys = [*seen, *new][-FOLDED_KEYS_KEPT:]
+        count = int(before.get("count", 0)) + len(new)
+        titles = [*[d.message.title for d in new.values()], *before.get("titles", [])][:FOLDED_LISTED]
+        limit = settings.NOTIFICATION_ALARMS_PER_HOUR
+        data = {"count": count, "titles": titles, "limit": limit, "keys": keys}
+        title = f"{count} more alarm{'s' if count != 1 else ''} this hour"
+        text = (
+            f"You get at most {limit} new alarm notifications an hour; these were folded here. "
+            f"Latest: {'; '.join(titles)}."
+        )
+        link = "/api/v1/violation-events/?acknowledged=false"
+        if current is None:
+            current = Notification.objects.create(
+                user_id=user, subscription=drafts[0].subscription, event="alarms.folded", title=title[:200],
+                message=text, link=link, data=data, coalesce_key=FOLDED_KEY,
+            )  # fmt: skip
+        else:
+            current.title, current.message, current.data = title[:200], text, data
+            current.save(update_fields=["title", "message", "data", "updated_at"])
+        rows.append(current)
+    return rows
+
+
 def _alarms_not_shelved(drafts: list[_Draft]) -> list[_Draft]:
     """Leave out what a characteristic whose alarms are shelved would tell (ISA-18.2 shelving):
     its violations and events notify nobody. A query only when there are alarms to tell."""
@@ -524,7 +606,8 @@ def notifications_fanout(*, events: Sequence[dict[str, Any]]) -> list[Notificati
         return told
     with transaction.atomic():
         discrete = [d for d in drafts if d.message.dedup_key]
-        stored = _store_discrete(discrete)
+        discrete, folded = _within_alarm_budget(discrete)
+        stored = _store_discrete(discrete) + _store_folded(folded)
         created = {(row.user_id, row.dedup_key) for row in stored}
         stored += _store_grown([d for d in discrete if d.message.grows and d.key not in created])
         for draft in drafts:

@@ -10,6 +10,8 @@ const KINDS = {
   "violation.acknowledged": { label: "Acknowledged", icon: "✓", tone: "ok" },
   "violation_event.updated": { label: "Violation", icon: "⚠", tone: "alarm" },
   "violation_event.acknowledged": { label: "Acknowledged", icon: "✓", tone: "ok" },
+  "alarms.folded": { label: "More alarms", icon: "⋯", tone: "alarm" },
+  "data.rejected": { label: "Data rejected", icon: "⛔", tone: "alarm" },
   "statistics.updated": { label: "Results", icon: "Σ", tone: "info" },
   "limits.changed": { label: "Control limits", icon: "↕", tone: "info" },
   "lot.disposition": { label: "Lot disposition", icon: "⚑", tone: "info" },

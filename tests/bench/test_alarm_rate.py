@@ -43,5 +43,7 @@ def test_a_short_run_end_to_end() -> None:
     assert result["causes_injected"] > 0
     assert result["causes_detected"] == result["causes_injected"]
     assert 0 < result["events"] < result["violations"]  # gathered: fewer events than violations
-    assert result["notifications_per_hour"] == pytest.approx(result["events"] / 2, abs=0.01)
+    # The hourly budget (12 new alarms) on plant time, and the one "N more alarms" that folds the rest.
+    assert 0 < result["notifications_per_hour"] <= 12 + 1 / 2
+    assert result["notifications_per_hour"] < result["events"] / 2
     assert database_names(database_url, "openspc_alarms_pytest") == []  # dropped again

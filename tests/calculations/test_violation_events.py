@@ -317,3 +317,56 @@ class ShelvingTests:
             "/api/v1/alarm-shelves/", {"characteristic": dia.pk, "minutes": 10, "reason": "x"}, format="json"
         )
         assert answer.status_code == 403
+
+
+class AlarmBudgetTests:
+    """A user's new alarm notifications past NOTIFICATION_ALARMS_PER_HOUR fold into one (issue #21)."""
+
+    def event(self, dia, first: int, rule: int = 2) -> ViolationEvent:
+        from django.utils import timezone
+
+        now = timezone.now()
+        return ViolationEvent.objects.create(
+            characteristic=dia, rule=rule, chart="location", priority="medium", first_point=first,
+            last_point=first + 8, points=list(range(first, first + 9)), limits_version=1, started_at=now,
+            updated_at=now,
+        )  # fmt: skip
+
+    def tell(self, *events: ViolationEvent) -> None:
+        from apps.calculations.events import violation_event_events
+        from apps.subscriptions.services import notifications_fanout
+
+        notifications_fanout(events=[message for _, message in violation_event_events(list(events))])
+
+    def test_past_the_budget_new_alarms_fold_into_one_notification_and_growth_still_updates(
+        self, plant, dia, manager, settings
+    ):
+        from apps.subscriptions.models import Notification
+        from apps.subscriptions.services import subscription_create
+
+        settings.NOTIFICATION_ALARMS_PER_HOUR = 3
+        subscription_create(
+            user=manager, scope="characteristic", characteristic=dia.pk, events=["violations"]
+        )
+        events = [self.event(dia, 1 + 20 * n) for n in range(5)]
+        self.tell(*events[:2])
+        self.tell(*events[2:])  # the 3rd fits the budget; the 4th and 5th are folded
+
+        inbox = Notification.objects.filter(user=manager).order_by("id")
+        assert [n.event for n in inbox] == ["violation_event.updated"] * 3 + ["alarms.folded"]
+        folded = inbox.last()
+        assert (folded.title, folded.data["count"]) == ("2 more alarms this hour", 2)
+        assert folded.message.startswith(
+            "You get at most 3 new alarm notifications an hour; these were folded"
+        )
+
+        events[4].points, events[4].last_point = [*events[4].points, 90], 90  # a folded one grows
+        events[4].save()
+        events[0].points, events[0].last_point = [*events[0].points, 10], 10  # a notified one grows
+        events[0].save()
+        self.tell(events[4], events[0])
+        folded.refresh_from_db()
+        assert folded.data["count"] == 2  # the same alarm, not counted again
+        first = Notification.objects.get(user=manager, dedup_key=f"violation_event:{events[0].pk}")
+        assert first.message.endswith(": 10 points (samples 1–10), going on.")
+        assert Notification.objects.filter(user=manager).count() == 4
