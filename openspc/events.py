@@ -51,6 +51,7 @@ class EventType(StrEnum):
     QA_RUN_EVENT = "qa_run.event"
     DATA_HEALTH_ALARM = "data_health.alarm"
     DATA_HEALTH_CHANGED = "data_health.changed"  # apps.observations: a characteristic's data health
+    SPEC_VIOLATED = "spec.violated"  # apps.observations: a confirmed result outside its spec limits
     DATA_REJECTED = "data.rejected"  # apps.observations: a characteristic's values began being rejected
     CREDENTIALS_REVOKED = "credentials.revoked"  # openspc.revocation: the consumer closes with 4401
     SIGNING_LOCKED = "signing.locked"  # apps.signatures: a user's signing locked after wrong passwords
@@ -70,6 +71,7 @@ NOTIFYING = frozenset(
         EventType.LIMITS_CHANGED,
         EventType.LOT_DISPOSITION,
         EventType.DATA_REJECTED,
+        EventType.SPEC_VIOLATED,
         # Told to people by role, not by subscription (apps.subscriptions: DIRECT_EVENTS).
         EventType.LOT_RELEASE_REQUESTED,
         EventType.SIGNING_LOCKED,

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 
 from apps.calculations.models import LotStatistics, ProductStatistics, Violation, ViolationEvent
 from apps.calculations.window import plotted_statistic
+from apps.config.choices import TestKind
 from apps.config.models import Characteristic, ControlLimits
+from apps.config.spec import any_outside_spec
 from apps.observations.models import Sample
 from openspc.events import Event, EventType, event
 
@@ -19,14 +21,22 @@ def characteristic_groups(characteristic: Characteristic, lot_id: int | None = N
     return groups if lot_id is None else (*groups, f"lot.{lot_id}")
 
 
-def sample_data(sample: Sample, kind: str) -> dict[str, object]:
+def sample_data(sample: Sample, kind: str, *, out_of_spec: bool = False) -> dict[str, object]:
     return {
         "id": sample.pk, "characteristic": sample.characteristic_id, "lot": sample.lot_id,
         "sequence": sample.sequence, "n": sample.n, "mean": sample.mean, "range": sample.range,
         "sd": sample.sd, "statistic": plotted_statistic(kind, sample.mean, sample.n),
         "in_control": sample.in_control, "limits_version": sample.limits_version,
-        "undersized": sample.undersized, "created_at": sample.created_at.isoformat(),
+        "undersized": sample.undersized, "out_of_spec": out_of_spec,
+        "created_at": sample.created_at.isoformat(),
     }  # fmt: skip
+
+
+def spec_outside(sample: Sample, characteristic: Characteristic) -> bool:
+    """A value of the subgroup outside the specification limits (variables only)."""
+    if characteristic.test.kind != TestKind.VARIABLE:
+        return False
+    return any_outside_spec(sample.values or [], characteristic.lsl, characteristic.usl)
 
 
 def violation_data(violation: Violation) -> dict[str, object]:
@@ -125,7 +135,9 @@ def calculation_events(
     """One calculation run's events, in the order a chart applies them."""
     out = [
         event(
-            EventType.SAMPLE_CREATED, characteristic_groups(characteristic, s.lot_id), **sample_data(s, kind)
+            EventType.SAMPLE_CREATED,
+            characteristic_groups(characteristic, s.lot_id),
+            **sample_data(s, kind, out_of_spec=spec_outside(s, characteristic)),
         )
         for s in samples
     ]

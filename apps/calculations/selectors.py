@@ -6,6 +6,7 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, F, QuerySet
 
+from apps.calculations.events import spec_outside
 from apps.calculations.models import (
     AWAITING_ACKNOWLEDGEMENT,
     LotStatistics,
@@ -148,7 +149,7 @@ def chart_data(
                 "mean": sample.mean, "range": sample.range, "sd": sample.sd, "in_control": sample.in_control,
                 "limits_version": sample.limits_version, "undersized": sample.undersized,
                 "invalidated": sample.invalidated, "invalidation_reason": reasons.get(sample.pk, ""),
-                "created_at": sample.created_at,
+                "out_of_spec": spec_outside(sample, characteristic), "created_at": sample.created_at,
             }
         )  # fmt: skip
         if not sample.invalidated:

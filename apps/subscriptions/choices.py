@@ -16,3 +16,4 @@ class SubscriptionEvent(models.TextChoices):
     LIMITS = "limits", "Control limit changes"
     DISPOSITION = "disposition", "Lot disposition"
     DATA_HEALTH = "data_health", "Data health (values being rejected)"
+    SPEC = "spec", "Values out of specification"

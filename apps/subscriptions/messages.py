@@ -164,6 +164,25 @@ def _disposition(data: dict[str, Any], lot: Lot | None) -> Message:
     )
 
 
+def _spec_violated(data: dict[str, Any], characteristic: Characteristic | None, lot: Lot | None) -> Message:
+    decimals = characteristic.test.decimals if characteristic is not None else 3
+    unit = f" {characteristic.test.unit}" if characteristic is not None and characteristic.test.unit else ""
+    lsl, usl = data.get("lsl"), data.get("usl")
+
+    def said(value: float) -> str:
+        if usl is not None and value > usl:
+            return f"{_number(value, decimals)}{unit} is above the USL {_number(usl, decimals)}"
+        return f"{_number(value, decimals)}{unit} is below the LSL {_number(lsl, decimals)}"
+
+    return Message(
+        event=data["type"],
+        title=f"Value out of specification on {_label(characteristic)}{_lot(lot)}",
+        text=f"{'; '.join(said(float(v)) for v in data.get('outside') or [])} (result {data.get('id')}).",
+        link=f"/charts/{data.get('characteristic')}/",
+        dedup_key=f"spec.violated:{data.get('id')}",
+    )
+
+
 def _data_rejected(data: dict[str, Any], characteristic: Characteristic | None) -> Message:
     minutes = max(1, round(int(data.get("window_seconds") or 0) / 60))
     total = int(data.get("confirmed") or 0) + int(data.get("rejected") or 0)
@@ -192,6 +211,8 @@ def message_for(data: dict[str, Any], *, characteristic: Characteristic | None, 
         return _disposition(data, lot)
     if name == EventType.DATA_REJECTED:
         return _data_rejected(data, characteristic)
+    if name == EventType.SPEC_VIOLATED:
+        return _spec_violated(data, characteristic, lot)
     raise ValueError(f"no notification for {name}")
 
 

@@ -53,15 +53,16 @@ EVENT_KINDS: dict[str, str] = {
     EventType.LIMITS_CHANGED: SubscriptionEvent.LIMITS,
     EventType.LOT_DISPOSITION: SubscriptionEvent.DISPOSITION,
     EventType.DATA_REJECTED: SubscriptionEvent.DATA_HEALTH,
+    EventType.SPEC_VIOLATED: SubscriptionEvent.SPEC,
 }
 
 # The kinds each scope can hear: limits belong to characteristics (no lot has its own), a
 # disposition to a lot (no test or characteristic has one).
 SCOPE_KINDS: dict[str, frozenset[str]] = {
     SubscriptionScope.PRODUCT: frozenset(SubscriptionEvent.values),
-    SubscriptionScope.TEST: frozenset({"results", "violations", "limits", "data_health"}),
-    SubscriptionScope.LOT: frozenset({"results", "violations", "disposition"}),
-    SubscriptionScope.CHARACTERISTIC: frozenset({"results", "violations", "limits", "data_health"}),
+    SubscriptionScope.TEST: frozenset({"results", "violations", "limits", "data_health", "spec"}),
+    SubscriptionScope.LOT: frozenset({"results", "violations", "disposition", "spec"}),
+    SubscriptionScope.CHARACTERISTIC: frozenset({"results", "violations", "limits", "data_health", "spec"}),
 }
 # Events told to people by role, with no subscription: a release request to whoever approves lot
 # dispositions, a locked signing to the quality specialists (who look after the signatures).
@@ -492,7 +493,7 @@ def _direct_notifications(events: Sequence[dict[str, Any]]) -> list[Notification
     return [row for row in stored_rows.order_by("id") if (row.user_id, row.dedup_key) in wanted]
 
 
-ALARM_EVENTS = (EventType.VIOLATION_EVENT_UPDATED, EventType.DATA_REJECTED)
+ALARM_EVENTS = (EventType.VIOLATION_EVENT_UPDATED, EventType.DATA_REJECTED, EventType.SPEC_VIOLATED)
 FOLDED_KEY = "alarms.folded"
 FOLDED_LISTED = 5  # the latest folded alarms' titles a folded notification lists
 FOLDED_KEYS_KEPT = 1000  # the folded alarms it remembers, so that one growing is not counted twice
@@ -573,15 +574,18 @@ def _store_folded(folded: dict[int, list[_Draft]]) -> list[Notification]:
     return rows
 
 
+SHELVED_KINDS = ("violation", "spec.")  # what a shelf silences: rule violations, events, spec alarms
+
+
 def _alarms_not_shelved(drafts: list[_Draft]) -> list[_Draft]:
     """Leave out what a characteristic whose alarms are shelved would tell (ISA-18.2 shelving):
-    its violations and events notify nobody. A query only when there are alarms to tell."""
-    alarms = {d.data.get("characteristic") for d in drafts if d.message.event.startswith("violation")}
+    its violations, events and spec alarms notify nobody. A query only when there are alarms."""
+    alarms = {d.data.get("characteristic") for d in drafts if d.message.event.startswith(SHELVED_KINDS)}
     shelved = characteristics_shelved(ids={pk for pk in alarms if pk})
     return [
         d
         for d in drafts
-        if not (d.message.event.startswith("violation") and d.data.get("characteristic") in shelved)
+        if not (d.message.event.startswith(SHELVED_KINDS) and d.data.get("characteristic") in shelved)
     ]
 
 

@@ -309,6 +309,15 @@ export class ChartModel {
       .filter((p) => p.value !== null && Number.isFinite(p.value));
   }
 
+  /** The points with a value outside the specification limits (spec alarms), on the location
+   * chart: marked apart, with or without control limits. [{sequence, value}] */
+  outOfSpecPoints(chart = "location") {
+    if (chart !== "location") return [];
+    return this.points
+      .filter((p) => p.out_of_spec && !p.invalidated && Number.isFinite(p.statistic))
+      .map((p) => ({ sequence: p.sequence, value: p.statistic }));
+  }
+
   /** Horizontal lines of a chart: [{key, label, value, style}], style "center" | "limit" | "spec". */
   lines(chart = "location") {
     const limits = this.limits;
@@ -423,6 +432,7 @@ export function describePoint(model, point, { decimals = 2, unit = "", timeZone 
   }
   if (point.undersized) rows.push(["Subgroup", "undersized"]);
   if (point.invalidated) rows.push(["Invalidated", point.invalidation_reason || "yes"]);
+  if (point.out_of_spec) rows.push(["Specification", "a value outside the spec limits"]);
   const dispersion = dispersionLabel(kind) ?? "dispersion";
   const rules = model.violationsAt(point.sequence).map((v) => ({
     rule: v.rule,

@@ -134,6 +134,15 @@ export function drawMarkers(u, chart, model) {
       path.arc(x, y, 3.5 * r, 0, 2 * Math.PI);
     }
   }
+  // Values outside the spec limits: a square around the point, in the spec lines' colour, whatever
+  // its control chart state (a spec alarm is not a rule's).
+  for (const p of model.outOfSpecPoints(chart)) {
+    if (p.sequence < min || p.sequence > max) continue;
+    const x = u.valToPos(p.sequence, "x", true);
+    const y = u.valToPos(p.value, "y", true);
+    const size = 8 * r;
+    (paths.spec ??= new Path2D()).rect(x - size, y - size, 2 * size, 2 * size);
+  }
   // Invalidated points are gaps in the series (the line joins their neighbours): marked from the model.
   for (const p of model.invalidatedPoints(chart)) {
     if (p.sequence < min || p.sequence > max) continue;
@@ -159,6 +168,10 @@ export function drawMarkers(u, chart, model) {
       ctx.strokeStyle = colour;
       ctx.stroke(path);
     }
+  }
+  if (paths.spec) {
+    ctx.strokeStyle = COLOURS.spec;
+    ctx.stroke(paths.spec);
   }
   ctx.restore();
 }

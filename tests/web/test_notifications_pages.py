@@ -171,10 +171,10 @@ class SubscriptionsPageTests:
     def test_each_scope_offers_the_events_it_can_hear(self, manager):
         html = html_of(manager, "web-subscriptions")
         assert options(html) == {
-            "product": ("Product", "results,violations,limits,disposition,data_health"),
-            "test": ("Test (across products)", "results,violations,limits,data_health"),
-            "lot": ("Lot", "results,violations,disposition"),
-            "characteristic": ("Characteristic", "results,violations,limits,data_health"),
+            "product": ("Product", "results,violations,limits,disposition,data_health,spec"),
+            "test": ("Test (across products)", "results,violations,limits,data_health,spec"),
+            "lot": ("Lot", "results,violations,disposition,spec"),
+            "characteristic": ("Characteristic", "results,violations,limits,data_health,spec"),
         }
 
     def test_violations_are_the_default_event(self, manager):
@@ -188,6 +188,7 @@ class SubscriptionsPageTests:
             "limits",
             "disposition",
             "data_health",
+            "spec",
         ]
 
     def test_e_mail_is_offered_only_with_an_address(self, manager):

@@ -342,6 +342,9 @@ class ChartPointSerializer(serializers.Serializer):
         help_text="Holds a value of an invalidated result: drawn apart, never judged or used for limits."
     )
     invalidation_reason = serializers.CharField(help_text="Why its result was invalidated; empty otherwise.")
+    out_of_spec = serializers.BooleanField(
+        help_text="A value of it is outside the specification limits (a spec alarm; marked apart)."
+    )
     created_at = serializers.DateTimeField()
 
 

@@ -10,12 +10,13 @@ from django.utils import timezone
 
 from apps.config.confirmation import observation_confirm
 from apps.config.selectors import ProductConfig, product_config
-from apps.config.spec import any_outside_spec
+from apps.config.spec import any_outside_spec, outside_spec
 from apps.observations.choices import LOT_WORKING, ObservationRejection, ObservationSource, ObservationStatus
 from apps.observations.handoff import calculations_queue_on_commit, oos_investigations_queue_on_commit
 from apps.observations.models import Item, Observation
 from apps.observations.services.record import observations_queue
 from apps.observations.subgroups import subgroups_fold
+from openspc.events import Event, EventType, event, events_send_on_commit
 from openspc.rows import rows_update
 
 # What observations_process reads and writes back of a row and its lot (a deferred field would cost a
@@ -72,20 +73,45 @@ def _verdict(
     return reasons, (result.characteristic_id if not reasons else None), result.values
 
 
-def _manual_out_of_spec(
+def _out_of_spec(
     confirmed: Iterable[Observation], values: dict[int, tuple[float, ...]], configs: dict[int, ProductConfig]
-) -> list[int]:
-    """The confirmed results a tester entered on an item with a value outside the specification
-    limits (those of the configuration the rows were confirmed with): each opens an out-of-spec
-    investigation (apps.records). Device and MQTT data never do."""
-    manual = [row for row in confirmed if row.source == ObservationSource.MANUAL and row.item_id is not None]
+) -> list[tuple[Observation, float | None, float | None]]:
+    """The confirmed results with a value outside the specification limits (those of the
+    configuration the rows were confirmed with), with those limits."""
     outside = []
-    for row in manual:
+    for row in confirmed:
         assert row.characteristic_id is not None
         limits = configs[row.lot.product_id].spec_limits.get(row.characteristic_id)
         if limits is not None and any_outside_spec(values[row.pk], *limits):
-            outside.append(row.pk)
+            outside.append((row, *limits))
     return outside
+
+
+def _manual(outside: Iterable[tuple[Observation, float | None, float | None]]) -> list[int]:
+    """Of the results out of spec, those a tester entered on an item: each opens an out-of-spec
+    investigation (apps.records). Device and MQTT data never do."""
+    return [
+        row.pk for row, _, _ in outside if row.source == ObservationSource.MANUAL and row.item_id is not None
+    ]
+
+
+def _spec_alarm(row: Observation, lsl: float | None, usl: float | None, values: tuple[float, ...]) -> Event:
+    groups = (f"characteristic.{row.characteristic_id}", f"product.{row.lot.product_id}", f"lot.{row.lot_id}")
+    data = {
+        "id": row.pk, "characteristic": row.characteristic_id, "product": row.lot.product_id,
+        "lot": row.lot_id, "lot_number": row.lot.number, "item": row.item_id, "values": list(values),
+        "lsl": lsl, "usl": usl,
+        "outside": [v for v in values if outside_spec(float(v), lsl, usl)], "source": row.source,
+    }  # fmt: skip
+    return event(EventType.SPEC_VIOLATED, groups, **data)
+
+
+def _spec_alarms(
+    outside: Iterable[tuple[Observation, float | None, float | None]], values: dict[int, tuple[float, ...]]
+) -> list[Event]:
+    """`spec.violated` for each result out of spec, whatever its source (docs/alarms.md, "Spec
+    alarms"): an alarm of its own, apart from the control chart's rules."""
+    return [_spec_alarm(row, lsl, usl, values[row.pk]) for row, lsl, usl in outside]
 
 
 def observations_process(*, ids: Collection[int], up_to: int = 0, calculate: bool = True) -> ProcessResult:
@@ -150,7 +176,9 @@ def observations_process(*, ids: Collection[int], up_to: int = 0, calculate: boo
         rows_update(model=Observation, rows=rows, fields=[*fields, "sample", "late"])
         if calculate:
             calculations_queue_on_commit(touched)
-        oos_investigations_queue_on_commit(_manual_out_of_spec(confirmed, values, configs))
+        outside = _out_of_spec(confirmed, values, configs)
+        oos_investigations_queue_on_commit(_manual(outside))
+        events_send_on_commit(_spec_alarms(outside, values))
     rejected = sum(1 for row in rows if row.status == ObservationStatus.REJECTED)
     return ProcessResult(confirmed=len(rows) - rejected, rejected=rejected, rows=tuple(rows))
 

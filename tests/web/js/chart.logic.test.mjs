@@ -185,6 +185,15 @@ describe("ChartModel", () => {
     assert.deepEqual([...model.violations.values()].map((v) => v.acknowledged_at), Array(3).fill("2026-03-01T10:00:00Z"));
   });
 
+  it("marks the points with a value outside the spec, with or without control limits", () => {
+    const model = new ChartModel({ kind: "imr" });
+    model.load(chartData([point(1, 10), point(2, 15, { out_of_spec: true }), point(3, 5, { out_of_spec: true, invalidated: true })], [], { limits: null }));
+    assert.deepEqual(model.outOfSpecPoints("location"), [{ sequence: 2, value: 15 }]);
+    assert.deepEqual(model.outOfSpecPoints("dispersion"), []);
+    const said = describePoint(model, model.pointAt(2));
+    assert.deepEqual(said.rows.find(([label]) => label === "Specification"), ["Specification", "a value outside the spec limits"]);
+  });
+
   it("acknowledges the violations of events through their events, the others as themselves", () => {
     const chosen = [violation(1, 9, { event: 7 }), violation(2, 9, { event: 7 }), violation(3, 9, { event: null }), violation(4, 9, { event: 8 })];
     assert.deepEqual(acknowledgementTargets(chosen), { events: [7, 8], violations: [3] });

@@ -1,0 +1,84 @@
+"""Spec alarms (issue #21): a confirmed value outside the specification limits is an alarm of its
+own (`spec.violated`), apart from the control chart's rules: told to subscribers of the "spec"
+kind, and marked on the chart whether or not it has control limits."""
+
+import pytest
+
+from apps.calculations.selectors import chart_data
+from apps.calculations.services import characteristic_calculate
+from apps.config.models import Characteristic
+from apps.config.services import characteristic_update
+from apps.observations import services
+from apps.subscriptions.models import Notification
+from apps.subscriptions.services import notifications_fanout, subscription_create
+from tests.factories import ItemFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dia(plant) -> Characteristic:
+    characteristic = Characteristic.objects.get(product=plant.product, test=plant.dia)
+    return characteristic_update(
+        characteristic=characteristic, data={"lsl": 73.9, "usl": 74.1}, reason="spec"
+    )
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[dict]:
+    out: list[dict] = []
+    monkeypatch.setattr(
+        "apps.observations.services.process.events_send_on_commit",
+        lambda events: out.extend(message for _, message in events),
+    )
+    return out
+
+
+def record(plant, values: list[float]) -> list[int]:
+    items = [
+        ItemFactory(lot=plant.lot, serial=f"S{n:04d}", plans=[plant.ring], tester=plant.tester)
+        for n in range(len(values))
+    ]
+    ids = plant.record(
+        *({"item": i, "test": plant.dia, "values": [v]} for i, v in zip(items, values, strict=True))
+    )
+    services.observations_process(ids=ids, calculate=False)
+    return ids
+
+
+def test_a_value_outside_the_spec_is_an_alarm_of_its_own(plant, dia, manager, sent):
+    ids = record(plant, [74.0, 74.2, 73.95])
+
+    (alarm,) = [m for m in sent if m["type"] == "spec.violated"]
+    assert (alarm["id"], alarm["characteristic"], alarm["values"], alarm["outside"]) == (
+        ids[1],
+        dia.pk,
+        [74.2],
+        [74.2],
+    )
+    assert (alarm["lsl"], alarm["usl"], alarm["lot_number"]) == (73.9, 74.1, plant.lot.number)
+
+    subscription_create(user=manager, scope="characteristic", characteristic=dia.pk, events=["spec"])
+    notifications_fanout(events=[alarm, alarm])  # a redelivery adds nothing
+    (note,) = Notification.objects.filter(user=manager)
+    assert note.title.startswith(f"Value out of specification on DIA {plant.dia.name} of RING-74, lot ")
+    unit = f" {plant.dia.unit}" if plant.dia.unit else ""
+    decimals = plant.dia.decimals
+    assert (
+        note.message == f"{74.2:.{decimals}f}{unit} is above the USL {74.1:.{decimals}f} (result {ids[1]})."
+    )
+
+
+def test_the_chart_marks_the_point_without_control_limits(plant, dia):
+    record(plant, [74.0, 74.2, 73.95])
+    characteristic_calculate(characteristic_id=dia.pk)
+    data = chart_data(characteristic=Characteristic.objects.select_related("test").get(pk=dia.pk))
+    assert data.limits is None
+    assert [(p["sequence"], p["out_of_spec"]) for p in data.points] == [(1, False), (2, True), (3, False)]
+
+
+def test_a_subscriber_to_violations_only_hears_no_spec_alarm(plant, dia, manager, sent):
+    record(plant, [74.2])
+    subscription_create(user=manager, scope="characteristic", characteristic=dia.pk, events=["violations"])
+    notifications_fanout(events=[m for m in sent if m["type"] == "spec.violated"])
+    assert not Notification.objects.filter(user=manager).exists()
