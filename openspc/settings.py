@@ -202,6 +202,10 @@ NOTIFICATION_ALARMS_PER_HOUR = envint("NOTIFICATION_ALARMS_PER_HOUR", 12, minimu
 # How often unfinished subgroups are checked against their characteristic's subgroup_timeout, so
 # one ends at most this long after its timeout.
 SUBGROUP_TIMEOUT_SWEEP_SECONDS = envint("SUBGROUP_TIMEOUT_SWEEP_SECONDS", 5, minimum=1)
+# Capability is trusted from this many values (individuals) or subgroups (n > 1) on (AIAG SPC manual);
+# below, the pages show the indices greyed, "too few values" (docs/alarms.md, "Honest capability").
+CAPABILITY_MIN_VALUES = envint("CAPABILITY_MIN_VALUES", 100, minimum=2)
+CAPABILITY_MIN_SUBGROUPS = envint("CAPABILITY_MIN_SUBGROUPS", 25, minimum=2)
 # Data health (docs/alarms.md): how often it is checked, over how long a window, and when a
 # characteristic counts as having its values rejected (a share of its values, and at least so many).
 DATA_HEALTH_INTERVAL_SECONDS = envint("DATA_HEALTH_INTERVAL_SECONDS", 60, minimum=1)

@@ -15,7 +15,7 @@ all call it directly:
 """
 
 from .attributes import AttributeChart, c_chart, np_chart, p_chart, u_chart
-from .capability import Capability, Interval, Ppm, capability_indices, process_capability
+from .capability import Capability, Interval, Ppm, capability_indices, index_intervals, process_capability
 from .chart import ChartLimits
 from .constants import (
     MAX_RANGE_N,
@@ -85,6 +85,7 @@ __all__ = [
     "estimate_phase1",
     "evaluate_batch",
     "ewma_chart",
+    "index_intervals",
     "individuals_chart",
     "norm_cdf",
     "norm_ppf",

@@ -33,7 +33,7 @@ import numpy.typing as npt
 from ._arrays import FloatArray, finite_scalar
 from .distributions import chi2_ppf, norm_cdf, norm_ppf, norm_sf
 
-__all__ = ["Capability", "Interval", "Ppm", "capability_indices", "process_capability"]
+__all__ = ["Capability", "Interval", "Ppm", "capability_indices", "index_intervals", "process_capability"]
 
 
 @dataclass(frozen=True)
@@ -139,8 +139,30 @@ def _chi2_interval(index: float, df: float, alpha: float) -> Interval:
 def _normal_interval(index: float | None, n: int, z: float) -> Interval | None:
     if index is None:
         return None
-    half = z * math.sqrt(1.0 / (9.0 * n * index**2) + 1.0 / (2.0 * (n - 1)))
-    return Interval(index * (1.0 - half), index * (1.0 + half))
+    # Bissell (1990): index ± z √(1/(9n) + index²/(2(n − 1))); written so that an index of 0 works.
+    half = z * math.sqrt(1.0 / (9.0 * n) + index**2 / (2.0 * (n - 1)))
+    return Interval(index - half, index + half)
+
+
+def index_intervals(
+    *, n: int, cp: float | None = None, cpk: float | None = None, pp: float | None = None,
+    ppk: float | None = None, confidence: float = 0.95,
+) -> dict[str, Interval | None]:  # fmt: skip
+    """Two-sided confidence intervals of indices computed from `n` values: Cp and Pp by the
+    chi-square distribution of the SD (n − 1 degrees of freedom), Cpk and Ppk by Bissell's normal
+    approximation, as Minitab and SAS print them. None for an index that is None, or below 2 values."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
+    alpha = 1.0 - confidence
+    if n < 2:
+        return dict.fromkeys(("cp", "cpk", "pp", "ppk"))
+    z = norm_ppf(1.0 - alpha / 2.0)
+    return {
+        "cp": None if cp is None else _chi2_interval(cp, n - 1, alpha),
+        "cpk": _normal_interval(cpk, n, z),
+        "pp": None if pp is None else _chi2_interval(pp, n - 1, alpha),
+        "ppk": _normal_interval(ppk, n, z),
+    }
 
 
 def _clean_values(values: npt.ArrayLike) -> FloatArray:

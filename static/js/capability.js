@@ -41,13 +41,23 @@ export class CapabilityPanel {
         : `The capability could not be loaded: ${error.message}`;
     }
     for (const key of ["cp", "cpk", "pp", "ppk"]) {
-      this.indices.querySelector(`[data-index="${key}"]`).textContent = formatNumber(stats?.[key] ?? null, this.decimals);
+      const cell = this.indices.querySelector(`[data-index="${key}"]`);
+      const interval = stats?.intervals?.[key];
+      cell.textContent = formatNumber(stats?.[key] ?? null, this.decimals);
+      // The 95 % confidence interval beside the index: how far a few values can be trusted.
+      const range = interval ? `${formatNumber(interval[0], this.decimals)}–${formatNumber(interval[1], this.decimals)}` : "";
+      cell.dataset.interval = range;
+      cell.title = range ? `95 % confidence interval ${range}` : "";
+      if (range) cell.append(Object.assign(document.createElement("small"), { className: "capability__interval", textContent: ` (${range})` }));
     }
+    // Too few values: the indices are shown greyed, and the note says why (AIAG: 100 values or 25 subgroups).
+    this.indices.dataset.trusted = stats && stats.trusted === false ? "false" : "true";
     if (stats) {
       const values = `${stats.n} values`;
-      note = stats.cpk === null && stats.ppk === null
+      if (stats.trusted === false) note = `Not yet trustworthy: ${stats.trust_note}.`;
+      else note = stats.cpk === null && stats.ppk === null
         ? `${values}; the indices need spec limits and a spread.`
-        : `Over ${values} (all lots).`;
+        : `Over ${values} (all lots); 95 % confidence intervals in brackets.`;
     }
     this.note.textContent = note;
   }

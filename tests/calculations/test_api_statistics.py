@@ -10,7 +10,7 @@ from django.utils import timezone
 from apps.calculations.models import LotStatistics, ProductStatistics, Violation
 from apps.config import services as config_services
 from apps.config.models import ControlLimits
-from spc import individuals_chart, process_capability, xbar_r_chart
+from spc import index_intervals, individuals_chart, process_capability, xbar_r_chart
 from tests.calculations.api_helpers import dia_of, historical, sized, subgroups_store
 from tests.config.helpers import error_of
 from tests.factories import LotFactory, ProductFactory
@@ -134,6 +134,25 @@ class ProductStatisticsTests:
         assert limits["ucl"] == data.limits.ucl
         stored = ProductStatistics.objects.get(characteristic=data.dia)
         assert (stored.cp, stored.ppk) == (row["cp"], row["ppk"])
+
+    def test_capability_says_when_it_is_not_to_be_trusted_and_carries_intervals(
+        self, api, data, quality_specialist, settings
+    ):
+        """Issue #21: 35 individual values are too few (AIAG: 100); 6 subgroups of 5 too (25)."""
+        client = api(quality_specialist)
+        [row] = _results(client.get(PRODUCT_STATISTICS, {"characteristic": data.dia.pk}))
+        assert (row["trusted"], row["trust_note"]) == (False, "too few values (n = 35)")
+        expected = index_intervals(n=35, cp=row["cp"], cpk=row["cpk"], pp=row["pp"], ppk=row["ppk"])
+        for name in ("cp", "cpk", "pp", "ppk"):
+            interval = expected[name]
+            assert interval is not None
+            assert row["intervals"][name] == [interval.lower, interval.upper], name
+            assert interval.lower < row[name] < interval.upper
+        [grouped] = _results(client.get(PRODUCT_STATISTICS, {"characteristic": data.len5.pk}))
+        assert (grouped["trusted"], grouped["trust_note"]) == (False, "too few subgroups (6; 25 needed)")
+        settings.CAPABILITY_MIN_VALUES = 35
+        [row] = _results(client.get(PRODUCT_STATISTICS, {"characteristic": data.dia.pk}))
+        assert (row["trusted"], row["trust_note"]) == (True, "")
 
     def test_capability_without_limits_uses_the_samples_within_sigma(self, api, data, quality_specialist):
         [row] = _results(api(quality_specialist).get(PRODUCT_STATISTICS, {"characteristic": data.len5.pk}))

@@ -94,3 +94,31 @@ def test_distribution_helpers_against_known_values() -> None:
     assert chi2_cdf(chi2_ppf(0.3, 7.5), 7.5) == pytest.approx(0.3, rel=1e-13)
     with pytest.raises(ValueError, match="strictly between"):
         norm_ppf(1.0)
+
+
+def test_index_intervals_reproduce_sas_and_minitab_on_the_wave2_cases() -> None:
+    """capability_ci_plates_cans (computed two ways, SAS's printed limits reproduced): Pp by chi-square,
+    Ppk by Bissell's normal approximation, at 95 % and 90 %."""
+    import json
+
+    from spc import index_intervals
+    from tests.spc.reference import cases_dir
+
+    case = json.loads((cases_dir().parent / "cases_wave2" / "capability_ci_plates_cans.json").read_text())
+    checked = 0
+    for data in case["expected"].values():
+        for level, confidence in (("conf_95", 0.95), ("conf_90", 0.90)):
+            expected = data[level]
+            got = index_intervals(n=data["N"], pp=expected["Pp"], ppk=expected["Ppk"], confidence=confidence)
+            for name, key in (("Pp", "pp"), ("Ppk", "ppk")):
+                interval = got[key]
+                assert interval is not None
+                low, high = expected["ci_two_sided"][name]
+                assert interval.lower == pytest.approx(low, rel=1e-9)
+                assert interval.upper == pytest.approx(high, rel=1e-9)
+                checked += 1
+    assert checked == 8
+    assert index_intervals(n=1, cp=1.0) == {"cp": None, "cpk": None, "pp": None, "ppk": None}
+    zero = index_intervals(n=50, cpk=0.0)["cpk"]
+    assert zero is not None
+    assert zero.lower == pytest.approx(-zero.upper)

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -25,6 +26,7 @@ from apps.observations.api.serializers import ValuesField
 from apps.observations.models import Sample
 from apps.signatures.api.serializers import SignatureInputSerializer
 from openspc.api import FiniteFloatField, ModelSerializer
+from spc import index_intervals
 
 
 class SampleSerializer(ModelSerializer):
@@ -388,15 +390,45 @@ class ProductStatisticsSerializer(ModelSerializer):
     product_code = serializers.CharField(source="characteristic.product.code", read_only=True)
     test_code = serializers.CharField(source="characteristic.test.code", read_only=True)
     limits = serializers.SerializerMethodField()
+    intervals = serializers.SerializerMethodField(
+        help_text="95 % confidence intervals [lower, upper] of cp and pp (chi-square) and cpk and ppk "
+        "(Bissell's normal approximation), from n values; null where the index is."
+    )
+    trusted = serializers.SerializerMethodField(
+        help_text="Enough data for capability: CAPABILITY_MIN_VALUES values (n = 1) or "
+        "CAPABILITY_MIN_SUBGROUPS subgroups (n > 1). Below, the pages grey the indices."
+    )
+    trust_note = serializers.SerializerMethodField(
+        help_text='Why not trusted, e.g. "too few values (n = 12)".'
+    )
 
     class Meta:
         model = ProductStatistics
         fields = [
             "characteristic", "product", "product_code", "test_code", "n", "mean", "sd", "minimum",
-            "maximum", "out_of_spec", "sigma_within", "sigma_source", "cp", "cpk", "pp", "ppk",
-            "limits_version", "limits", "updated_at",
+            "maximum", "out_of_spec", "sigma_within", "sigma_source", "cp", "cpk", "pp", "ppk", "intervals",
+            "trusted", "trust_note", "limits_version", "limits", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(
+        serializers.DictField(child=serializers.ListField(child=serializers.FloatField(), allow_null=True))
+    )
+    def get_intervals(self, obj: ProductStatistics) -> dict[str, list[float] | None]:
+        found = index_intervals(n=obj.n, cp=obj.cp, cpk=obj.cpk, pp=obj.pp, ppk=obj.ppk)
+        return {key: None if i is None else [i.lower, i.upper] for key, i in found.items()}
+
+    def get_trusted(self, obj: ProductStatistics) -> bool:
+        return not self.get_trust_note(obj)
+
+    def get_trust_note(self, obj: ProductStatistics) -> str:
+        size = obj.characteristic.subgroup_size
+        if size <= 1:
+            return "" if obj.n >= settings.CAPABILITY_MIN_VALUES else f"too few values (n = {obj.n})"
+        subgroups = obj.n // size
+        if subgroups >= settings.CAPABILITY_MIN_SUBGROUPS:
+            return ""
+        return f"too few subgroups ({subgroups}; {settings.CAPABILITY_MIN_SUBGROUPS} needed)"
 
     @extend_schema_field(ControlLimitsSerializer(allow_null=True))
     def get_limits(self, obj: ProductStatistics) -> dict[str, Any] | None:
