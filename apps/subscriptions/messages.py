@@ -48,17 +48,23 @@ def _number(value: Any, decimals: int) -> str:
     return "—" if value is None else f"{float(value):.{decimals}f}"
 
 
+def _acknowledged_text(data: dict[str, Any]) -> str:
+    """Who acknowledged a violation or an event, why, and what they did about it."""
+    who = data.get("acknowledged_by_name") or "someone"
+    text = f"{who} acknowledged it (reason: {data.get('reason') or '—'})."
+    if data.get("comment"):
+        text += f" Comment: {data['comment']}"
+    if data.get("corrective_action"):
+        text += f" Corrective action: {data['corrective_action']}"
+    return text
+
+
 def _violation(data: dict[str, Any], characteristic: Characteristic | None, lot: Lot | None) -> Message:
     rule = int(data.get("rule") or 0)
     chart = "dispersion" if data.get("chart") == "dispersion" else "location"
     pattern = RULES.get(rule, "a pattern")
     if data["type"] == EventType.VIOLATION_ACKNOWLEDGED:
-        who = data.get("acknowledged_by_name") or "someone"
-        text = f"{who} acknowledged it (reason: {data.get('reason') or '—'})."
-        if data.get("comment"):
-            text += f" Comment: {data['comment']}"
-        if data.get("corrective_action"):
-            text += f" Corrective action: {data['corrective_action']}"
+        text = _acknowledged_text(data)
         return Message(
             event=data["type"],
             title=f"Rule {rule} violation acknowledged on {_label(characteristic)}{_lot(lot)}",
@@ -82,12 +88,7 @@ def _violation_event(data: dict[str, Any], characteristic: Characteristic | None
     chart = "dispersion" if data.get("chart") == "dispersion" else "location"
     link = f"{API}/violation-events/{data['id']}/"
     if data["type"] == EventType.VIOLATION_EVENT_ACKNOWLEDGED:
-        who = data.get("acknowledged_by_name") or "someone"
-        text = f"{who} acknowledged it (reason: {data.get('reason') or '—'})."
-        if data.get("comment"):
-            text += f" Comment: {data['comment']}"
-        if data.get("corrective_action"):
-            text += f" Corrective action: {data['corrective_action']}"
+        text = _acknowledged_text(data)
         return Message(
             event=data["type"],
             title=f"Rule {rule} event acknowledged on {_label(characteristic)}{_lot(lot)}",

@@ -148,13 +148,18 @@ class AcknowledgeSerializer(serializers.Serializer):
     corrective_action = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
+def batch_ids(what: str) -> "serializers.ListField":
+    """The ids of a batch acknowledgement: 1 to MAX_BATCH of them."""
+    return serializers.ListField(
+        child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_BATCH,
+        help_text=f"The {what} to acknowledge (at most {MAX_BATCH}).",
+    )  # fmt: skip
+
+
 class AcknowledgeBatchSerializer(AcknowledgeSerializer):
     """Acknowledge several violations at once, all or none."""
 
-    ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_BATCH,
-        help_text=f"The violations to acknowledge (at most {MAX_BATCH}).",
-    )  # fmt: skip
+    ids = batch_ids("violations")
 
 
 class AcknowledgeBatchResultSerializer(serializers.Serializer):
@@ -190,10 +195,7 @@ class ViolationEventSerializer(ModelSerializer):
 class AcknowledgeEventsSerializer(AcknowledgeSerializer):
     """Acknowledge several events at once, all or none."""
 
-    ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), min_length=1, max_length=MAX_BATCH,
-        help_text=f"The events to acknowledge (at most {MAX_BATCH}).",
-    )  # fmt: skip
+    ids = batch_ids("events")
 
 
 class AcknowledgeEventsResultSerializer(serializers.Serializer):

@@ -1,7 +1,7 @@
 """Calculation API: samples (catch-up and synchronous submission), violations, statistics, limits, charts."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -46,6 +46,7 @@ from openspc.permissions import IsHuman, RoleModelPermissions
 from openspc.roles import Role
 
 HUMAN = [IsHuman, RoleModelPermissions]
+M = TypeVar("M", Violation, ViolationEvent)
 
 
 def _limits_signer(request: Request, data: dict[str, Any]) -> Signer | None:
@@ -170,6 +171,22 @@ class AcknowledgePermissions(RoleModelPermissions):
     perms_map = {**RoleModelPermissions.perms_map, "POST": ["calculations.change_violation"]}
 
 
+def _batch(
+    body_class: type[BaseSerializer], request: Request, visible: QuerySet[M], noun: str
+) -> tuple[list[M], dict[str, Any]]:
+    """A batch acknowledgement's rows (`ids`, in the order given, each once) among those the user
+    may read, and the rest of its body; 400 naming any that is not there."""
+    body = body_class(data=request.data)
+    body.is_valid(raise_exception=True)
+    data = dict(body.validated_data)
+    ids = list(dict.fromkeys(data.pop("ids")))
+    found = {row.pk: row for row in visible.filter(pk__in=ids)}
+    unknown = [str(pk) for pk in ids if pk not in found]
+    if unknown:
+        raise DRFValidationError({"ids": [f"No {noun} {', '.join(unknown)} (or not visible to you)."]})
+    return [found[pk] for pk in ids], data
+
+
 class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Rule violations, newest first, with the sequences of every point in the pattern; one
     violation with its sample and the pattern's samples; counts; acknowledgement."""
@@ -218,16 +235,11 @@ class ViolationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         serializer_class=serializers.AcknowledgeBatchSerializer,
     )  # fmt: skip
     def acknowledge_batch(self, request: Request) -> Response:
-        body = serializers.AcknowledgeBatchSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        ids = list(dict.fromkeys(data.pop("ids")))
-        found = {v.pk: v for v in self.get_queryset().filter(pk__in=ids)}
-        unknown = [str(pk) for pk in ids if pk not in found]
-        if unknown:
-            raise DRFValidationError({"ids": [f"No violation {', '.join(unknown)} (or not visible to you)."]})
+        violations, data = _batch(
+            serializers.AcknowledgeBatchSerializer, request, self.get_queryset(), "violation"
+        )
         acknowledged = services.violations_acknowledge(
-            violations=[found[pk] for pk in ids], user=acting_user(request), **data
+            violations=violations, user=acting_user(request), **data
         )
         answer = {"count": len(acknowledged), "violations": acknowledged}
         return Response(serializers.AcknowledgeBatchResultSerializer(answer).data)
@@ -297,17 +309,8 @@ class ViolationEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         serializer_class=serializers.AcknowledgeEventsSerializer,
     )  # fmt: skip
     def acknowledge_batch(self, request: Request) -> Response:
-        body = serializers.AcknowledgeEventsSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        data = dict(body.validated_data)
-        ids = list(dict.fromkeys(data.pop("ids")))
-        found = {e.pk: e for e in self.get_queryset().filter(pk__in=ids)}
-        unknown = [str(pk) for pk in ids if pk not in found]
-        if unknown:
-            raise DRFValidationError({"ids": [f"No event {', '.join(unknown)} (or not visible to you)."]})
-        acknowledged = services.violation_events_acknowledge(
-            events=[found[pk] for pk in ids], user=acting_user(request), **data
-        )
+        events, data = _batch(serializers.AcknowledgeEventsSerializer, request, self.get_queryset(), "event")
+        acknowledged = services.violation_events_acknowledge(events=events, user=acting_user(request), **data)
         answer = {"count": len(acknowledged), "events": acknowledged}
         return Response(serializers.AcknowledgeEventsResultSerializer(answer).data)
 

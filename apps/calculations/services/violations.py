@@ -58,20 +58,19 @@ def violation_acknowledge(
     return acknowledged
 
 
-def _already(locked: Sequence[Violation]) -> None:
-    done = [v for v in locked if v.acknowledged_at is not None]
+def _already(locked: Sequence[Violation] | Sequence[ViolationEvent], noun: str = "Violation") -> None:
+    """AlreadyAcknowledged naming those of `locked` (violations or events) acknowledged before."""
+    done = [row for row in locked if row.acknowledged_at is not None]
     if not done:
         return
     if len(locked) == 1:
         first = done[0]
         assert first.acknowledged_at is not None
-        message = f"Violation {first.pk} was acknowledged already, at {first.acknowledged_at.isoformat()}."
+        message = f"{noun} {first.pk} was acknowledged already, at {first.acknowledged_at.isoformat()}."
     else:
-        listed = ", ".join(str(v.pk) for v in done)
-        message = (
-            f"Violations {listed} were acknowledged already; none of the {len(locked)} was acknowledged."
-        )
-    raise AlreadyAcknowledged(message, [v.pk for v in done])
+        listed = ", ".join(str(row.pk) for row in done)
+        message = f"{noun}s {listed} were acknowledged already; none of the {len(locked)} was acknowledged."
+    raise AlreadyAcknowledged(message, [row.pk for row in done])
 
 
 def violations_acknowledge(
@@ -130,20 +129,6 @@ def violations_acknowledge(
     return locked
 
 
-def _events_already(locked: Sequence[ViolationEvent]) -> None:
-    done = [e for e in locked if e.acknowledged_at is not None]
-    if not done:
-        return
-    if len(locked) == 1:
-        first = done[0]
-        assert first.acknowledged_at is not None
-        message = f"Event {first.pk} was acknowledged already, at {first.acknowledged_at.isoformat()}."
-    else:
-        listed = ", ".join(str(e.pk) for e in done)
-        message = f"Events {listed} were acknowledged already; none of the {len(locked)} was acknowledged."
-    raise AlreadyAcknowledged(message, [e.pk for e in done])
-
-
 def _events_acknowledge(
     *, ids: Sequence[int], user: User, reason: AcknowledgementReason, comment: str,
     corrective_action: str, source: str, strict: bool, why: str,
@@ -162,7 +147,7 @@ def _events_acknowledge(
             if missing:
                 raise ValidationError({"ids": f"No event {', '.join(missing)}."})
             locked = [by_id[pk] for pk in ids]
-            _events_already(locked)
+            _already(locked, "Event")
         else:  # by filter: what another user acknowledged meanwhile is left as it is
             locked = [by_id[pk] for pk in ids if pk in by_id and by_id[pk].acknowledged_at is None]
         if not locked:
