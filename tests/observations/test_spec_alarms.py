@@ -82,3 +82,19 @@ def test_a_subscriber_to_violations_only_hears_no_spec_alarm(plant, dia, manager
     subscription_create(user=manager, scope="characteristic", characteristic=dia.pk, events=["violations"])
     notifications_fanout(events=[m for m in sent if m["type"] == "spec.violated"])
     assert not Notification.objects.filter(user=manager).exists()
+
+
+def test_history_a_source_forwards_raises_no_spec_alarm(plant, dia, sent):
+    """Sparkplug store and forward marks what it sends late as historical: not happening now."""
+    from apps.observations.choices import ObservationSource
+    from apps.observations.services import ObservationEntry, observations_record
+
+    entries = [
+        ObservationEntry(lot=plant.lot, test=plant.dia, values=[74.2], idempotency_key=f"h{n}", historical=h)
+        for n, h in enumerate([True, False])
+    ]
+    ids = observations_record(
+        entries=entries, source=ObservationSource.MANUAL, user=plant.tester, queue=False
+    ).ids
+    services.observations_process(ids=ids, calculate=False)
+    assert [m["id"] for m in sent if m["type"] == "spec.violated"] == [ids[1]]

@@ -30,16 +30,19 @@ def violations_into_events(apps, schema_editor):
             .order_by("chart", "rule", "sample__sequence", "pk")
         )
         groups = []  # [violations] per event
+        reach = 0  # the last point of the event being gathered
         for violation in rows.iterator(chunk_size=2000):
             last = groups[-1][-1] if groups else None
             if (
                 last is not None
                 and (last.chart, last.rule) == (violation.chart, violation.rule)
-                and min(violation.points) <= max(max(v.points) for v in groups[-1]) + 1
+                and min(violation.points) <= reach + 1
             ):
                 groups[-1].append(violation)
             else:
                 groups.append([violation])
+                reach = 0
+            reach = max(reach, *violation.points)
         latest = {}
         for members in groups:
             first = members[0]

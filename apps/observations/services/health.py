@@ -73,11 +73,13 @@ def _reasons_since(since: datetime.datetime, now: datetime.datetime) -> dict[tup
         .values_list("lot__product_id", "test_id", "reasons")[:REASONS_READ]
     )
     counted: dict[tuple[int, int], Counter[str]] = defaultdict(Counter)
-    for product, test, reasons in rows:
+    latest: dict[str, str] = {}
+    for product, test, reasons in rows:  # newest first: each code's message is its latest
         for reason in reasons or []:
             code = str(reason.get("code") or reason.get("message") or "unknown")
             counted[(product, test)][code] += 1
-            _MESSAGES.setdefault(code, str(reason.get("message") or code))
+            latest.setdefault(code, str(reason.get("message") or code))
+    _MESSAGES.update(latest)
     return counted
 
 

@@ -110,8 +110,9 @@ def _spec_alarms(
     outside: Iterable[tuple[Observation, float | None, float | None]], values: dict[int, tuple[float, ...]]
 ) -> list[Event]:
     """`spec.violated` for each result out of spec, whatever its source (docs/alarms.md, "Spec
-    alarms"): an alarm of its own, apart from the control chart's rules."""
-    return [_spec_alarm(row, lsl, usl, values[row.pk]) for row, lsl, usl in outside]
+    alarms"): an alarm of its own, apart from the control chart's rules. History being loaded
+    (historical results) raises none: it is not happening now."""
+    return [_spec_alarm(row, lsl, usl, values[row.pk]) for row, lsl, usl in outside if not row.historical]
 
 
 def observations_process(*, ids: Collection[int], up_to: int = 0, calculate: bool = True) -> ProcessResult:
