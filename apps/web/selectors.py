@@ -14,8 +14,9 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from apps.audit.models import AuditEntry
 from apps.calculations.choices import Disposition
-from apps.calculations.models import LotStatistics, ProductStatistics, Violation
+from apps.calculations.models import AlarmShelf, LotStatistics, ProductStatistics, Violation
 from apps.calculations.selectors import AWAITING_ACKNOWLEDGEMENT
+from apps.calculations.services.shelving import shelves_active
 from apps.config.choices import DataSource, PlanStatus
 from apps.config.models import (
     Characteristic,
@@ -114,6 +115,7 @@ class Card:
     # "38 % rejected: not in an effective plan" while its values are being rejected (data health)
     rejecting: str = ""
     limits: bool = True  # it has control limits: without, nothing says it is in control
+    shelved_until: datetime | None = None  # its alarms are shelved (notify nobody) until then
 
     @property
     def state(self) -> CardState:
@@ -200,6 +202,9 @@ def overview_characteristics(*, user: User | AnonymousUser) -> QuerySet[Characte
                 Violation.objects.filter(AWAITING_ACKNOWLEDGEMENT, characteristic=OuterRef("pk"))
             ),
             has_limits=Exists(ControlLimits.objects.filter(characteristic=OuterRef("pk"))),
+            shelved_until=Subquery(
+                AlarmShelf.objects.filter(shelves_active(), characteristic=OuterRef("pk")).values("until")[:1]
+            ),
         )
         .order_by("site", "area", "line", "cell", "product__code", "test__code")
     )
@@ -235,6 +240,7 @@ def overview_groups(*, user: User | AnonymousUser, line: "Line | None" = None) -
                 offline=c.data_source == DataSource.SPARKPLUG and c.tag in metrics_offline,
                 rejecting=_health_summary(c),
                 limits=c.has_limits,  # type: ignore[attr-defined]
+                shelved_until=c.shelved_until,  # type: ignore[attr-defined]
             )
         )
     return list(groups.values())

@@ -305,6 +305,20 @@ class OverviewTests:
         assert '<script type="module" src="/static/js/overview.js"></script>' in html
         assert f'data-time-zone="{settings.TIME_ZONE}"' in html
 
+    def test_a_characteristic_whose_alarms_are_shelved_says_until_when(self, floor, quality_specialist):
+        from apps.calculations.services import alarms_shelve
+
+        shelf = alarms_shelve(
+            characteristic=floor.flow, user=quality_specialist, minutes=90, reason="gauge swap"
+        )
+        html = signed_in(quality_specialist).get(reverse("web-overview")).content.decode()
+        assert html.count('<span class="card-shelf" data-field="shelved">Alarms shelved until <time') == 1
+        cards = {
+            c.characteristic.pk: c for group in overview_groups(user=quality_specialist) for c in group.cards
+        }
+        assert cards[floor.flow.pk].shelved_until == shelf.until
+        assert cards[floor.dia.pk].shelved_until is None
+
     def test_a_metric_an_online_node_also_announces_is_not_offline(self, floor, quality_specialist):
         EdgeNodeFactory(node="spare", metrics=["Press/Force"])
         states = {
