@@ -195,7 +195,8 @@ def test_a_quality_specialist_previews_then_confirms_new_limits_and_the_chart_dr
     assert sent["signature"] == {
         "meaning": "approved", "username": quality_specialist.get_username(), "password": PASSWORD,
     }  # fmt: skip
-    assert panel.get_by_label("Password", exact=True).input_value() == ""  # not kept in the page
+    # Not kept in the page: cleared once the answer is read (a wait: the response comes first).
+    expect(panel.get_by_label("Password", exact=True)).to_have_value("")
     assert confirmed.value.status == 200, confirmed.value.text()
     answer = confirmed.value.json()["new"]
     (manifest,) = answer["signatures"]
