@@ -370,3 +370,32 @@ class AlarmBudgetTests:
         first = Notification.objects.get(user=manager, dedup_key=f"violation_event:{events[0].pk}")
         assert first.message.endswith(": 10 points (samples 1–10), going on.")
         assert Notification.objects.filter(user=manager).count() == 4
+
+
+def test_a_growing_acknowledged_event_costs_two_statements_and_no_query_per_event(plant, dia, manager):
+    """The event row locked and updated; who acknowledged it and why come with the lock, and its
+    characteristic is the one in hand (the calculation's messages read them)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.observations.choices import ObservationSource
+    from apps.observations.services import ObservationEntry, observations_process, observations_record
+
+    subgroups_store(dia, run(ABOVE, 12), lot=plant.lot, user=plant.tester)
+    (event,) = location_events(dia)
+    reason = AcknowledgementReason.objects.get(code="no-action")
+    services.violation_events_acknowledge(events=[event], user=manager, reason=reason)
+    entry = ObservationEntry(lot=plant.lot, test=dia.test, values=[ABOVE[0]], idempotency_key="grow")
+    recorded = observations_record(
+        entries=[entry], source=ObservationSource.MANUAL, user=plant.tester, queue=False
+    )
+    observations_process(ids=recorded.ids, calculate=False)
+
+    with CaptureQueriesContext(connection) as captured:
+        services.characteristic_calculate(characteristic_id=dia.pk)
+
+    touching = [q["sql"] for q in captured.captured_queries if "violationevent" in q["sql"]]
+    assert len(touching) == 2, touching  # SELECT … FOR UPDATE, UPDATE
+    assert not [q for q in captured.captured_queries if q["sql"].startswith('SELECT "auth_user"')]
+    event.refresh_from_db()
+    assert (event.last_point, event.violations_count) == (13, 5)

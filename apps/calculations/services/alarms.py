@@ -147,13 +147,20 @@ def events_gather(
     stored_ids = sorted(held.id for *_, touched in walked for held in touched if held.id is not None)
     # Locked in id order (as the acknowledgement locks them): a grown event is read with the
     # acknowledgement it has now, and its violations stored with it.
-    locked = ViolationEvent.objects.select_for_update().filter(pk__in=stored_ids).order_by("pk")
+    # With what their messages name (who acknowledged, why): no query per event after.
+    locked = (
+        ViolationEvent.objects.select_for_update(of=("self",))
+        .select_related("acknowledged_by", "acknowledgement_reason")
+        .filter(pk__in=stored_ids)
+        .order_by("pk")
+    )
     stored = {e.pk: e for e in locked} if stored_ids else {}
     gathered = Gathered()
     events: dict[int, ViolationEvent] = {}  # id(held) -> its event
     for characteristic, _, _, touched in walked:
         for held in touched:
             if held.id is not None and held.id in stored:
+                stored[held.id].characteristic = characteristic  # the one in hand, not read again
                 events[id(held)] = _grown(stored[held.id], held)
                 gathered.changed.append(events[id(held)])
             elif held.violations:  # new, or its row is gone: started
