@@ -15,10 +15,9 @@ ignored (the event timestamp decides), so a redelivered task changes nothing.
 """
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -29,11 +28,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from apps.calculations.services.shelving import characteristics_shelved
 from apps.config.models import Characteristic
 from apps.observations.models import Lot
 from apps.subscriptions import messages
+from apps.subscriptions.alarms import alarms_not_shelved, store_folded, within_alarm_budget
 from apps.subscriptions.choices import SubscriptionEvent, SubscriptionScope
+from apps.subscriptions.drafts import Draft
 from apps.subscriptions.models import Notification, Subscription
 from apps.subscriptions.selectors import SCOPE_MODELS, subscription_target_readable, subscriptions_concerned
 from openspc.api import Conflict
@@ -295,25 +295,6 @@ def _covers(subscription: Subscription, name: str, anchor: _Anchor) -> bool:
     return False
 
 
-@dataclass
-class _Draft:
-    subscription: Subscription
-    message: messages.Message
-    data: dict[str, Any]
-
-    @property
-    def key(self) -> tuple[int, str]:
-        return self.subscription.user_id, self.message.dedup_key or self.message.coalesce_key
-
-    def row(self) -> Notification:
-        m = self.message
-        return Notification(
-            user_id=self.subscription.user_id, subscription=self.subscription, event=m.event,
-            title=m.title[:200], message=m.text, link=m.link, data=self.data, dedup_key=m.dedup_key,
-            coalesce_key=m.coalesce_key,
-        )  # fmt: skip
-
-
 def _anchors(events: Sequence[dict[str, Any]]) -> list[_Anchor]:
     characteristic_ids = {e["characteristic"] for e in events if e.get("characteristic")}
     lot_ids = {e["lot"] for e in events if e.get("lot")}
@@ -322,7 +303,7 @@ def _anchors(events: Sequence[dict[str, Any]]) -> list[_Anchor]:
     return [_Anchor(characteristics.get(e.get("characteristic")), lots.get(e.get("lot"))) for e in events]
 
 
-def _drafts(events: Sequence[dict[str, Any]]) -> list[_Draft]:
+def _drafts(events: Sequence[dict[str, Any]]) -> list[Draft]:
     """One draft per user and event (or coalesce key), from the first matching subscription,
     preferring one that e-mails."""
     subscriptions = list(
@@ -334,7 +315,7 @@ def _drafts(events: Sequence[dict[str, Any]]) -> list[_Draft]:
     if not subscriptions:
         return []
     anchors = _anchors(events)
-    drafts: dict[tuple[int, str], _Draft] = {}
+    drafts: dict[tuple[int, str], Draft] = {}
     for data, anchor in zip(events, anchors, strict=True):
         if anchor.characteristic is None and anchor.lot is None:
             continue  # its characteristic or lot is gone
@@ -344,7 +325,7 @@ def _drafts(events: Sequence[dict[str, Any]]) -> list[_Draft]:
         message = messages.message_for(data, characteristic=anchor.characteristic, lot=anchor.lot)
         stored = {key: value for key, value in data.items() if key != "type"}
         for subscription in matching:
-            draft = _Draft(subscription, message, stored)
+            draft = Draft(subscription, message, stored)
             held = drafts.get(draft.key)
             if held is None:
                 drafts[draft.key] = draft
@@ -356,7 +337,7 @@ def _drafts(events: Sequence[dict[str, Any]]) -> list[_Draft]:
     return list(drafts.values())
 
 
-def _store_discrete(drafts: Sequence[_Draft]) -> list[Notification]:
+def _store_discrete(drafts: Sequence[Draft]) -> list[Notification]:
     """Insert the notifications not there yet; a unique (user, dedup key) makes a race harmless."""
     if not drafts:
         return []
@@ -376,7 +357,7 @@ def _store_discrete(drafts: Sequence[_Draft]) -> list[Notification]:
     return [row for row in rows if (row.user_id, row.dedup_key) in wanted]
 
 
-def _store_grown(drafts: Sequence[_Draft]) -> list[Notification]:
+def _store_grown(drafts: Sequence[Draft]) -> list[Notification]:
     """Update the notifications of growing events in place (read or not: the inbox shows the
     event's latest state, and growth alone does not make it unread again)."""
     if not drafts:
@@ -404,7 +385,7 @@ def _newer(data: dict[str, Any], than: dict[str, Any]) -> bool:
         return True
 
 
-def _store_coalesced(draft: _Draft) -> Notification | None:
+def _store_coalesced(draft: Draft) -> Notification | None:
     """Update the user's unread notification for these results, or start one. None: nothing new."""
     user_id, key = draft.key
     for _ in range(2):
@@ -493,102 +474,6 @@ def _direct_notifications(events: Sequence[dict[str, Any]]) -> list[Notification
     return [row for row in stored_rows.order_by("id") if (row.user_id, row.dedup_key) in wanted]
 
 
-ALARM_EVENTS = (EventType.VIOLATION_EVENT_UPDATED, EventType.DATA_REJECTED, EventType.SPEC_VIOLATED)
-FOLDED_KEY = "alarms.folded"
-FOLDED_LISTED = 5  # the latest folded alarms' titles a folded notification lists
-FOLDED_KEYS_KEPT = 1000  # the folded alarms it remembers, so that one growing is not counted twice
-
-
-def _within_alarm_budget(drafts: list[_Draft]) -> tuple[list[_Draft], dict[int, list[_Draft]]]:
-    """The drafts to store, and per user the new alarm notifications past their hourly budget
-    (NOTIFICATION_ALARMS_PER_HOUR), to be folded. An alarm already notified (a growing event) is
-    never held back: it updates what the user has. Queries only when there are new alarms."""
-    alarms = [d for d in drafts if d.message.event in ALARM_EVENTS]
-    if not alarms:
-        return drafts, {}
-    users = {d.subscription.user_id for d in alarms}
-    known = set(
-        Notification.objects.filter(user__in=users, dedup_key__in={d.message.dedup_key for d in alarms})
-        .values_list("user_id", "dedup_key")
-    )  # fmt: skip
-    recent = (
-        Notification.objects.filter(
-            user__in=users, event__in=ALARM_EVENTS, created_at__gte=timezone.now() - timedelta(hours=1)
-        )
-        .values("user")
-        .annotate(n=Count("id"))
-        .values_list("user", "n")
-        .order_by()
-    )
-    used = dict(recent)
-    kept: list[_Draft] = []
-    folded: dict[int, list[_Draft]] = defaultdict(list)
-    for draft in drafts:
-        user = draft.subscription.user_id
-        if draft.message.event not in ALARM_EVENTS or draft.key in known:
-            kept.append(draft)
-        elif used.get(user, 0) < settings.NOTIFICATION_ALARMS_PER_HOUR:
-            used[user] = used.get(user, 0) + 1
-            kept.append(draft)
-        else:
-            folded[user].append(draft)
-    return kept, folded
-
-
-def _store_folded(folded: dict[int, list[_Draft]]) -> list[Notification]:
-    """Add each user's held-back alarms to their unread "N more alarms" notification (one per
-    user, updated in place), or start one."""
-    rows = []
-    for user, drafts in folded.items():
-        current = (
-            Notification.objects.select_for_update()
-            .filter(user=user, coalesce_key=FOLDED_KEY, read_at__isnull=True)
-            .first()
-        )
-        before = dict(current.data) if current is not None else {}
-        # An alarm folded before that grows (the same event) is not counted again.
-        seen = list(before.get("keys", []))
-        new = {d.message.dedup_key: d for d in drafts if d.message.dedup_key not in seen}
-        if not new:
-            continue
-        keys = [*seen, *new][-FOLDED_KEYS_KEPT:]
-        count = int(before.get("count", 0)) + len(new)
-        titles = [*[d.message.title for d in new.values()], *before.get("titles", [])][:FOLDED_LISTED]
-        limit = settings.NOTIFICATION_ALARMS_PER_HOUR
-        data = {"count": count, "titles": titles, "limit": limit, "keys": keys}
-        title = f"{count} more alarm{'s' if count != 1 else ''} this hour"
-        text = (
-            f"You get at most {limit} new alarm notifications an hour; these were folded here. "
-            f"Latest: {'; '.join(titles)}."
-        )
-        link = "/api/v1/violation-events/?acknowledged=false"
-        if current is None:
-            current = Notification.objects.create(
-                user_id=user, subscription=drafts[0].subscription, event="alarms.folded", title=title[:200],
-                message=text, link=link, data=data, coalesce_key=FOLDED_KEY,
-            )  # fmt: skip
-        else:
-            current.title, current.message, current.data = title[:200], text, data
-            current.save(update_fields=["title", "message", "data", "updated_at"])
-        rows.append(current)
-    return rows
-
-
-SHELVED_KINDS = ("violation", "spec.")  # what a shelf silences: rule violations, events, spec alarms
-
-
-def _alarms_not_shelved(drafts: list[_Draft]) -> list[_Draft]:
-    """Leave out what a characteristic whose alarms are shelved would tell (ISA-18.2 shelving):
-    its violations, events and spec alarms notify nobody. A query only when there are alarms."""
-    alarms = {d.data.get("characteristic") for d in drafts if d.message.event.startswith(SHELVED_KINDS)}
-    shelved = characteristics_shelved(ids={pk for pk in alarms if pk})
-    return [
-        d
-        for d in drafts
-        if not (d.message.event.startswith(SHELVED_KINDS) and d.data.get("characteristic") in shelved)
-    ]
-
-
 def notifications_fanout(*, events: Sequence[dict[str, Any]]) -> list[Notification]:
     """Turn calculation events into the subscribers' notifications, and direct events into their
     recipients' (DIRECT_EVENTS), and push them after commit. Returns the notifications created or
@@ -605,13 +490,13 @@ def notifications_fanout(*, events: Sequence[dict[str, Any]]) -> list[Notificati
     relevant = [e for e in relevant if not e["type"].startswith("violation.") or e.get("id")]
     # A violation of an event is told through its event (one notification per event, issue #21).
     relevant = [e for e in relevant if not (e["type"].startswith("violation.") and e.get("event"))]
-    drafts = _alarms_not_shelved(_drafts(relevant))
+    drafts = alarms_not_shelved(_drafts(relevant))
     if not drafts:
         return told
     with transaction.atomic():
         discrete = [d for d in drafts if d.message.dedup_key]
-        discrete, folded = _within_alarm_budget(discrete)
-        stored = _store_discrete(discrete) + _store_folded(folded)
+        discrete, folded = within_alarm_budget(discrete)
+        stored = _store_discrete(discrete) + store_folded(folded)
         created = {(row.user_id, row.dedup_key) for row in stored}
         stored += _store_grown([d for d in discrete if d.message.grows and d.key not in created])
         for draft in drafts:
