@@ -2,10 +2,12 @@
 update and lock many rows at once."""
 
 import datetime
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from django.db import connections, models, router
+from django.db.models.expressions import RawSQL
 
 M = TypeVar("M", bound=models.Model)
 
@@ -137,22 +139,59 @@ def rows_locked(
     *, model: type[M], ids: Iterable[int], skip_locked: bool = False, **annotations: Any
 ) -> list[M]:
     """The rows of `model` with these primary keys, created (all defaults) if missing, locked FOR
-    UPDATE in key order, so that two transactions never deadlock. Missing rows are inserted in key
-    order too, and only when some are missing: a steady pipeline takes one statement. The
-    `annotations` (QuerySet.annotate's) are read in the same statement.
+    UPDATE in key order, so that two transactions never deadlock. A steady pipeline, every row
+    there, takes one statement. The `annotations` (QuerySet.annotate's) are read in the same
+    statement.
 
     With `skip_locked`, the rows another transaction holds are left out instead of waited for (the
     caller sees which by their keys)."""
     wanted = sorted(set(ids))
+    if not wanted:
+        return []
     manager = model._default_manager
     locked = manager.select_for_update(skip_locked=skip_locked).annotate(**annotations).filter(pk__in=wanted)
-    rows = list(locked.order_by("pk"))
-    if len(rows) < len(wanted):
-        have = {row.pk for row in rows}
-        if skip_locked:  # held by another transaction, or missing: only missing ones are made
-            have |= set(manager.filter(pk__in=wanted).values_list("pk", flat=True))
-        missing = [model(pk=pk) for pk in wanted if pk not in have]
-        if missing:
-            manager.bulk_create(missing, ignore_conflicts=True)
+    connection = connections[router.db_for_write(model)]
+    if connection.vendor != "postgresql":  # no row locks: writers take turns on the whole database
+        rows = list(locked.order_by("pk"))
+        if len(rows) < len(wanted):
+            _rows_create(model, wanted)
             rows = list(locked.order_by("pk"))
-    return rows
+        return rows
+    # Nothing is locked unless every row is there. Locking the rows that are and then creating the
+    # rest would deadlock: a row made here may be one another transaction has just made too
+    # (its insert waits for ours) while that one waits for a row we locked.
+    table, key = (
+        connection.ops.quote_name(model._meta.db_table),
+        connection.ops.quote_name(str(model._meta.pk.column)),
+    )
+    every = RawSQL(
+        f"(SELECT count(*) FROM {table} WHERE {key} IN ({', '.join(['%s'] * len(wanted))})) = %s",
+        (*wanted, len(wanted)),
+        output_field=models.BooleanField(),
+    )
+    rows = list(locked.filter(every).order_by("pk"))
+    if rows:
+        return rows
+    # Some are missing (or, skipping locked rows, all are held). Rows are made by one transaction at a
+    # time, holding none of them yet: those that wait here hold nothing the maker could wait for.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_creation_key(model)])
+    _rows_create(model, wanted)
+    return list(locked.order_by("pk"))
+
+
+def _rows_create(model: type[M], wanted: Sequence[int]) -> None:
+    """Insert, all defaults and in key order, the rows of `wanted` that are not there."""
+    manager = model._default_manager
+    have = set(manager.filter(pk__in=wanted).values_list("pk", flat=True))
+    missing = [model(pk=pk) for pk in wanted if pk not in have]
+    if missing:
+        manager.bulk_create(missing, ignore_conflicts=True)
+
+
+def _creation_key(model: type[models.Model]) -> int:
+    """The transaction advisory lock that makes one transaction at a time create `model`'s rows (a
+    signed 64-bit key, steady across processes)."""
+    return int.from_bytes(
+        hashlib.blake2b(model._meta.db_table.encode(), digest_size=8).digest(), "big", signed=True
+    )
