@@ -58,6 +58,9 @@ class EventType(StrEnum):
     LOT_RELEASE_REQUESTED = "lot.release_requested"  # apps.records: an operations lead asks approvers
     RESULT_INVALIDATED = "result.invalidated"  # apps.observations: a correction took a result out
     RESULT_VERIFIED = "result.verified"  # apps.observations: a second person verified a result
+    SAMPLE_OVERDUE = "sample.overdue"  # apps.observations: a scheduled sample was not taken in time
+    SAMPLE_TAKEN = "sample.taken"  # apps.observations: an overdue scheduled sample was taken after all
+    SAMPLE_MISSED = "sample.missed"  # apps.observations: a scheduled sample closed as missed, with a reason
 
 
 # The events subscriptions hear about (apps.subscriptions.services.EVENT_KINDS gives each its kind).
@@ -72,6 +75,7 @@ NOTIFYING = frozenset(
         EventType.LOT_DISPOSITION,
         EventType.DATA_REJECTED,
         EventType.SPEC_VIOLATED,
+        EventType.SAMPLE_OVERDUE,
         # Told to people by role, not by subscription (apps.subscriptions: DIRECT_EVENTS).
         EventType.LOT_RELEASE_REQUESTED,
         EventType.SIGNING_LOCKED,

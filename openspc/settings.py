@@ -7,6 +7,7 @@ Redis and MQTT broker and set REDIS_URL / MQTT_URL for the processes they run.
 """
 
 import contextlib
+import datetime
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -212,7 +213,23 @@ DATA_HEALTH_INTERVAL_SECONDS = envint("DATA_HEALTH_INTERVAL_SECONDS", 60, minimu
 DATA_HEALTH_WINDOW_SECONDS = envint("DATA_HEALTH_WINDOW_SECONDS", 3600, minimum=60)
 DATA_HEALTH_REJECTED_PERCENT = envint("DATA_HEALTH_REJECTED_PERCENT", 20, minimum=1)
 DATA_HEALTH_MIN_REJECTED = envint("DATA_HEALTH_MIN_REJECTED", 3, minimum=1)
+# Sampling schedules (docs/alarms.md): how often due and overdue samples are checked, and when the
+# plant's shifts start (local times in TIME_ZONE) for schedules "once per shift".
+SCHEDULE_CHECK_SECONDS = envint("SCHEDULE_CHECK_SECONDS", 60, minimum=1)
+SHIFT_STARTS = os.environ.get("SHIFT_STARTS", "06:00,14:00,22:00")
+try:
+    if not [datetime.time.fromisoformat(part.strip()) for part in SHIFT_STARTS.split(",")]:
+        raise ValueError
+except ValueError:
+    raise ImproperlyConfigured(
+        f"SHIFT_STARTS must be times like 06:00,14:00,22:00; got {SHIFT_STARTS!r}"
+    ) from None
 CELERY_BEAT_SCHEDULE = {
+    "observations-schedules": {
+        "task": queues.OBSERVATIONS_SCHEDULES,
+        "schedule": float(SCHEDULE_CHECK_SECONDS),
+        "options": {"expires": float(SCHEDULE_CHECK_SECONDS)},
+    },
     "observations-requeue-stale": {"task": queues.OBSERVATIONS_REQUEUE_STALE, "schedule": 60.0},
     "observations-data-health": {
         "task": queues.OBSERVATIONS_DATA_HEALTH,

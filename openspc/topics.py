@@ -4,7 +4,12 @@ tag, or the listener would read its own violations and statistics back as measur
 
 VIOLATIONS_ROOT = "spc/violations"
 STATISTICS_ROOT = "spc/stats"
-PUBLISHED_ROOTS = (VIOLATIONS_ROOT, STATISTICS_ROOT)
+# The observation side's alarms (apps.observations.models.PlantMessage), by the event's first word.
+HEALTH_ROOT = "spc/health"  # data.rejected, data.stale, source.offline
+SPEC_ROOT = "spc/spec"  # spec.violated
+SCHEDULE_ROOT = "spc/schedule"  # sample.overdue, sample.taken, sample.missed
+PLANT_MESSAGE_ROOTS = {"data": HEALTH_ROOT, "source": HEALTH_ROOT, "spec": SPEC_ROOT, "sample": SCHEDULE_ROOT}
+PUBLISHED_ROOTS = (VIOLATIONS_ROOT, STATISTICS_ROOT, HEALTH_ROOT, SPEC_ROOT, SCHEDULE_ROOT)
 
 
 def topic_published_by_bridge(topic: str) -> bool:

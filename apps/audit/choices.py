@@ -19,3 +19,4 @@ class AuditAction(models.TextChoices):
     PLANS_CHOSEN = "plans_chosen", "Test plans chosen"
     ASSIGNED = "assigned", "Items handed to a tester"
     RESULTS = "results", "Results entered"
+    CLOSE_MISSED = "close_missed", "Scheduled sample closed as missed"

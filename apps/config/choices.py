@@ -102,3 +102,12 @@ class RejectionCode(models.TextChoices):
     REPLICATE_COUNT = "replicate_count", "Wrong number of replicates"
     OBSERVED_IN_FUTURE = "observed_in_future", "Measured later than it was received"
     OBSERVED_TOO_EARLY = "observed_too_early", "Measured too long before it was received"
+
+
+class ScheduleKind(models.TextChoices):
+    """How often a characteristic is to be sampled (docs/alarms.md, "Sampling schedules")."""
+
+    INTERVAL = "interval", "Every N minutes"
+    SHIFT = "shift", "Once per shift"
+    LOT = "lot", "Once per lot"
+    UNITS = "units", "Every N units produced"

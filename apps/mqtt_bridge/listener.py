@@ -48,7 +48,7 @@ from apps.mqtt_bridge.choices import DeadLetterReason
 from apps.mqtt_bridge.counters import CounterWatch
 from apps.mqtt_bridge.host import Batch, SparkplugHost
 from apps.mqtt_bridge.nodes import NodeKey, Nodes
-from apps.mqtt_bridge.publisher import statistics_publish, violations_publish
+from apps.mqtt_bridge.publisher import plant_messages_publish, statistics_publish, violations_publish
 from apps.mqtt_bridge.readings import Bad, BadLog, json_reading
 from apps.mqtt_bridge.selectors import Feeds, mqtt_feeds
 from apps.mqtt_bridge.services import Dead, Stored, bridge_device, bridge_store
@@ -483,7 +483,11 @@ class Listener(SparkplugHost):
 
     def publish(self) -> None:
         """Violations (and statistics, if asked) not yet published; failures are tried again next time."""
-        outboxes = [("violations", violations_publish)] if self.options.publish_violations else []
+        outboxes = (
+            [("violations", violations_publish), ("alarms", plant_messages_publish)]
+            if self.options.publish_violations
+            else []
+        )
         if self.options.publish_statistics:
             outboxes.append(("statistics", statistics_publish))
         for name, publish in outboxes:

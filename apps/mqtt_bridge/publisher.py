@@ -10,12 +10,17 @@ Statistics are state, not events: each characteristic's latest is published reta
 SCADA client that subscribes later gets it at once), when its row changed since the cursor
 (a time). The cursor stays a few seconds behind, so a calculation that saved a row before
 the cursor moved and committed after is not skipped.
+
+The observation side's alarms (apps.observations.models.PlantMessage: data health, values out of
+spec, overdue samples) are an outbox like the violations, published to `spc/health/...`,
+`spc/spec/...` and `spc/schedule/...` under the same place levels.
 """
 
 import datetime
 import json
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
@@ -25,9 +30,11 @@ from apps.calculations.events import product_statistics_data, violation_data
 from apps.calculations.models import ProductStatistics, Violation
 from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import PublishCursor
-from openspc.topics import STATISTICS_ROOT, VIOLATIONS_ROOT
+from apps.observations.models import PlantMessage
+from openspc.topics import PLANT_MESSAGE_ROOTS, STATISTICS_ROOT, VIOLATIONS_ROOT
 
 CURSOR = "violations"
+PLANT_MESSAGES_CURSOR = "plant_messages"
 STATISTICS_CURSOR = "statistics"
 # How far the statistics cursor stays behind now (longer than a calculation's transaction).
 SETTLE = datetime.timedelta(seconds=2)
@@ -101,28 +108,85 @@ def _newest_violation() -> int:
     return int(Violation.objects.aggregate(newest=Max("pk"))["newest"] or 0)
 
 
-def violations_publish(*, publish: Callable[[str, bytes], bool], limit: int = 200) -> int:
-    """Publish the violations after the cursor; `publish(topic, payload)` returns True once the
-    broker acknowledged it. Returns how many were published (0: none new, or another listener
-    holds the cursor, or the broker did not acknowledge; then the cursor stays)."""
+def _outbox_publish(
+    *,
+    cursor_name: str,
+    start: Callable[[], int],
+    rows: Callable[[int], Sequence[Any]],
+    message: Callable[[Any], tuple[str, bytes]],
+    publish: Callable[[str, bytes], bool],
+) -> int:
+    """Publish an outbox's rows after its cursor, in id order, moving the cursor past each the
+    broker acknowledged. Returns how many (0: none new, or another listener holds the cursor, or
+    the broker did not acknowledge; then the cursor stays)."""
     with transaction.atomic():
-        cursor = _cursor_locked(CURSOR, _newest_violation)
+        cursor = _cursor_locked(cursor_name, start)
         if cursor is None:
             return 0
-        batch: Sequence[Violation] = list(
-            Violation.objects.filter(pk__gt=cursor.position)
-            .select_related("characteristic__product", "characteristic__test", "sample__lot")
-            .order_by("pk")[:limit]
-        )
         published = 0
-        for violation in batch:
-            if not publish(violation_topic(violation), violation_message(violation)):
+        for row in rows(cursor.position):
+            if not publish(*message(row)):
                 break
-            cursor.position = violation.pk
+            cursor.position = row.pk
             published += 1
         if published:
             cursor.save(update_fields=["position", "updated_at"])
         return published
+
+
+def violations_publish(*, publish: Callable[[str, bytes], bool], limit: int = 200) -> int:
+    """Publish the violations after the cursor; `publish(topic, payload)` returns True once the
+    broker acknowledged it. Returns how many were published."""
+    return _outbox_publish(
+        cursor_name=CURSOR,
+        start=_newest_violation,
+        rows=lambda after: list(
+            Violation.objects.filter(pk__gt=after)
+            .select_related("characteristic__product", "characteristic__test", "sample__lot")
+            .order_by("pk")[:limit]
+        ),
+        message=lambda violation: (violation_topic(violation), violation_message(violation)),
+        publish=publish,
+    )
+
+
+def plant_message_topic(message: PlantMessage) -> str:
+    return _where(PLANT_MESSAGE_ROOTS[message.event.split(".")[0]], message.characteristic)
+
+
+def plant_message_payload(message: PlantMessage) -> bytes:
+    """The alarm as the pages got it, with where it belongs and when it was raised."""
+    c = message.characteristic
+    document = {
+        "event": message.event,
+        **message.data,
+        "product_code": c.product.code,
+        "test_code": c.test.code,
+        "tag": c.tag,
+        "created_at": message.created_at.isoformat(),
+        "published_at": timezone.now().isoformat(),
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _newest_plant_message() -> int:
+    return int(PlantMessage.objects.aggregate(newest=Max("pk"))["newest"] or 0)
+
+
+def plant_messages_publish(*, publish: Callable[[str, bytes], bool], limit: int = 200) -> int:
+    """Publish the observation side's alarms after the cursor (data health, spec, overdue samples:
+    `spc/health/...`, `spc/spec/...`, `spc/schedule/...`), as violations_publish does violations."""
+    return _outbox_publish(
+        cursor_name=PLANT_MESSAGES_CURSOR,
+        start=_newest_plant_message,
+        rows=lambda after: list(
+            PlantMessage.objects.filter(pk__gt=after)
+            .select_related("characteristic__product", "characteristic__test")
+            .order_by("pk")[:limit]
+        ),
+        message=lambda row: (plant_message_topic(row), plant_message_payload(row)),
+        publish=publish,
+    )
 
 
 def _microseconds(moment: datetime.datetime) -> int:

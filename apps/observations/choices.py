@@ -56,3 +56,25 @@ class HealthState(models.TextChoices):
 
     OK = "ok", "Receiving data"
     REJECTING = "rejecting", "Values being rejected"
+
+
+class ScheduledSampleState(models.TextChoices):
+    """Where a sample a schedule asked for stands (docs/alarms.md, "Sampling schedules")."""
+
+    DUE = "due", "Due"
+    OVERDUE = "overdue", "Overdue"
+    TAKEN = "taken", "Taken"
+    MISSED = "missed", "Missed (closed with a reason)"
+
+
+SCHEDULED_OPEN = frozenset({ScheduledSampleState.DUE, ScheduledSampleState.OVERDUE})
+
+
+class MissedSampleReason(models.TextChoices):
+    """Why a scheduled sample was not taken: closing a missed sample needs one."""
+
+    LINE_STOPPED = "line_stopped", "Line stopped"
+    NO_PRODUCTION = "no_production", "Nothing produced"
+    INSTRUMENT_UNAVAILABLE = "instrument_unavailable", "Instrument unavailable"
+    STAFF_UNAVAILABLE = "staff_unavailable", "No one available to sample"
+    OTHER = "other", "Other (explained in the note)"

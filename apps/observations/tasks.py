@@ -36,6 +36,12 @@ def observations_data_health_task() -> dict[str, int]:
     return {"checked": checked.checked, "changed": len(checked.changed)}
 
 
+@shared_task(name=queues.OBSERVATIONS_SCHEDULES)
+def observations_schedules_task() -> dict[str, int]:
+    checked = services.schedules_check()
+    return {"opened": checked.opened, "taken": checked.taken, "overdue": len(checked.overdue)}
+
+
 @shared_task(name=queues.OBSERVATIONS_SUBGROUPS_TIMEOUT)
 def observations_subgroups_timeout_task() -> list[int]:
     return subgroups.subgroups_timeout_sweep()

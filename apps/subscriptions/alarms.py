@@ -14,7 +14,12 @@ from apps.subscriptions.drafts import Draft
 from apps.subscriptions.models import Notification
 from openspc.events import EventType
 
-ALARM_EVENTS = (EventType.VIOLATION_EVENT_UPDATED, EventType.DATA_REJECTED, EventType.SPEC_VIOLATED)
+ALARM_EVENTS = (
+    EventType.VIOLATION_EVENT_UPDATED,
+    EventType.DATA_REJECTED,
+    EventType.SPEC_VIOLATED,
+    EventType.SAMPLE_OVERDUE,
+)
 FOLDED_KEY = "alarms.folded"
 FOLDED_LISTED = 5  # the latest folded alarms' titles a folded notification lists
 FOLDED_KEYS_KEPT = 1000  # the folded alarms it remembers, so that one growing is not counted twice

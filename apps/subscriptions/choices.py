@@ -17,3 +17,4 @@ class SubscriptionEvent(models.TextChoices):
     DISPOSITION = "disposition", "Lot disposition"
     DATA_HEALTH = "data_health", "Data health (values being rejected)"
     SPEC = "spec", "Values out of specification"
+    SCHEDULE = "schedule", "Samples overdue by their schedule"

@@ -2,7 +2,10 @@
 and the key that makes it once per event (or the key its results are coalesced under)."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from django.utils import timezone
 
 from apps.config.models import Characteristic
 from apps.observations.models import Lot
@@ -198,6 +201,18 @@ def _data_rejected(data: dict[str, Any], characteristic: Characteristic | None) 
     )
 
 
+def _sample_overdue(data: dict[str, Any], characteristic: Characteristic | None, lot: Lot | None) -> Message:
+    due = f"{timezone.localtime(datetime.fromisoformat(data['due_at'])):%H:%M}" if data.get("due_at") else ""
+    return Message(
+        event=data["type"],
+        title=f"Sample overdue: {_label(characteristic)}{_lot(lot)}",
+        text=f"The sample due at {due or 'its time'} was not taken within its grace time (scheduled "
+        f"sample {data.get('id')}). Take it, or close it as missed with a reason.",
+        link="/work/",
+        dedup_key=f"sample.overdue:{data.get('id')}",
+    )
+
+
 def message_for(data: dict[str, Any], *, characteristic: Characteristic | None, lot: Lot | None) -> Message:
     name = data["type"]
     if name.startswith("violation_event."):
@@ -214,6 +229,8 @@ def message_for(data: dict[str, Any], *, characteristic: Characteristic | None, 
         return _data_rejected(data, characteristic)
     if name == EventType.SPEC_VIOLATED:
         return _spec_violated(data, characteristic, lot)
+    if name == EventType.SAMPLE_OVERDUE:
+        return _sample_overdue(data, characteristic, lot)
     raise ValueError(f"no notification for {name}")
 
 

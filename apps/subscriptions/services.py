@@ -54,15 +54,18 @@ EVENT_KINDS: dict[str, str] = {
     EventType.LOT_DISPOSITION: SubscriptionEvent.DISPOSITION,
     EventType.DATA_REJECTED: SubscriptionEvent.DATA_HEALTH,
     EventType.SPEC_VIOLATED: SubscriptionEvent.SPEC,
+    EventType.SAMPLE_OVERDUE: SubscriptionEvent.SCHEDULE,
 }
 
 # The kinds each scope can hear: limits belong to characteristics (no lot has its own), a
 # disposition to a lot (no test or characteristic has one).
 SCOPE_KINDS: dict[str, frozenset[str]] = {
     SubscriptionScope.PRODUCT: frozenset(SubscriptionEvent.values),
-    SubscriptionScope.TEST: frozenset({"results", "violations", "limits", "data_health", "spec"}),
-    SubscriptionScope.LOT: frozenset({"results", "violations", "disposition", "spec"}),
-    SubscriptionScope.CHARACTERISTIC: frozenset({"results", "violations", "limits", "data_health", "spec"}),
+    SubscriptionScope.TEST: frozenset({"results", "violations", "limits", "data_health", "spec", "schedule"}),
+    SubscriptionScope.LOT: frozenset({"results", "violations", "disposition", "spec", "schedule"}),
+    SubscriptionScope.CHARACTERISTIC: frozenset(
+        {"results", "violations", "limits", "data_health", "spec", "schedule"}
+    ),
 }
 # Events told to people by role, with no subscription: a release request to whoever approves lot
 # dispositions, a locked signing to the quality specialists (who look after the signatures).

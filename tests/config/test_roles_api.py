@@ -56,6 +56,7 @@ class GroupsTests:
             "view_planassignment",
             "view_characteristic",
             "view_controllimits",
+            "view_samplingschedule",
         }
 
     def test_tester_views_tests_only(self):

@@ -28,8 +28,8 @@ def test_the_service_refuses_the_bridges_own_topics(dia, tag):
     with pytest.raises(ValidationError) as caught:
         services.characteristic_update(characteristic=dia, data={"data_source": "tag", "tag": tag})
     assert (
-        "OpenSPC publishes to spc/violations/... and spc/stats/... itself"
-        in caught.value.message_dict["tag"][0]
+        "OpenSPC publishes to spc/violations/..., spc/stats/..., spc/health/..., spc/spec/..., "
+        "spc/schedule/... itself" in caught.value.message_dict["tag"][0]
     )
     assert Characteristic.objects.get(pk=dia.pk).tag is None
 
@@ -51,7 +51,7 @@ def test_the_api_refuses_them(api, quality_specialist, dia):
         f"/api/v1/characteristics/{dia.pk}/", {"data_source": "tag", "tag": OWN[0]}, format="json"
     )
     assert response.status_code == 400
-    assert "read its own violations and statistics back" in json.dumps(response.json())
+    assert "read its own alarms and statistics back" in json.dumps(response.json())
     assert Characteristic.objects.get(pk=dia.pk).data_source == "manual"
 
 
@@ -73,5 +73,8 @@ def test_the_admin_refuses_them(quality_specialist, dia):
     response = client.post(f"/admin/config/characteristic/{dia.pk}/change/", data)
     assert response.status_code == 200
     errors = " ".join(response.context["adminform"].form.errors.get("tag", []))
-    assert "OpenSPC publishes to spc/violations/... and spc/stats/... itself" in errors
+    assert (
+        "OpenSPC publishes to spc/violations/..., spc/stats/..., spc/health/..., spc/spec/..., "
+        "spc/schedule/... itself" in errors
+    )
     assert Characteristic.objects.get(pk=dia.pk).tag is None

@@ -22,21 +22,25 @@ class RolePermissionsTests:
     def test_operations_lead_manages_lots_and_items(self):
         assert _perms(Role.OPERATIONS_LEAD) == {
             "add_lot", "change_lot", "view_lot", "add_item", "change_item", "view_item", "view_sample",
+            "view_scheduledsample", "change_scheduledsample",
         }  # fmt: skip
 
     def test_tester_views_items_posts_observations_submits_samples_and_verifies_others(self):
         assert _perms(Role.TESTER) == {
             "view_item", "add_observation", "view_observation", "add_sample", "verify_observation",
+            "view_scheduledsample", "change_scheduledsample",
         }  # fmt: skip
 
     def test_quality_specialist_views_all_verifies_approves_invalidations_and_enters_no_data(self):
         assert _perms(Role.QUALITY_SPECIALIST) == {
             "view_lot", "view_item", "view_observation", "view_sample", "verify_observation",
-            "approve_invalidation",
+            "approve_invalidation", "view_scheduledsample", "change_scheduledsample",
         }  # fmt: skip
 
     def test_manager_views_lots_items_observations_and_samples(self):
-        assert _perms(Role.MANAGER) == {"view_lot", "view_item", "view_observation", "view_sample"}
+        assert _perms(Role.MANAGER) == {
+            "view_lot", "view_item", "view_observation", "view_sample", "view_scheduledsample",
+        }  # fmt: skip
 
     def test_device_adds_observations_and_reads_their_status(self):
         # Reading is narrowed to its own by Observation.visible_to (the status URL of its 202).

@@ -23,15 +23,24 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from apps.config.models import Characteristic
 from apps.observations import services
-from apps.observations.models import Invalidation, Observation
+from apps.observations.models import Invalidation, Observation, ScheduledSample
 from openspc.routing import websocket_urlpatterns
 from tests.config.helpers import error_of
-from tests.factories import ItemFactory, LotFactory, ProductFactory, TestFactory, UserFactory, released_plan
+from tests.factories import (
+    ItemFactory,
+    LotFactory,
+    ProductFactory,
+    TestFactory,
+    UserFactory,
+    characteristic_for,
+    released_plan,
+)
 from tests.support.daphne import access_token, close_code, communicator
 from tests.support.plant import Plant
 
@@ -196,6 +205,17 @@ API: dict[str, dict[str, str]] = {
     "GET /api/v1/invalidations/{id}/": {**NOBODY, "tester": OWN},
     "POST /api/v1/invalidations/{id}/approve/": NOBODY,
     "POST /api/v1/invalidations/{id}/refuse/": NOBODY,
+    # Sampling schedules (#21): a tester reads the samples due for the products they have items of,
+    # and closes a missed one with a reason; the schedules themselves are configuration.
+    "GET /api/v1/scheduled-samples/": {**NOBODY, "tester": OWN},
+    "GET /api/v1/scheduled-samples/{id}/": {**NOBODY, "tester": OWN},
+    "POST /api/v1/scheduled-samples/{id}/close/": {**NOBODY, "tester": ENTRY},
+    "GET /api/v1/sampling-schedules/": NOBODY,
+    "POST /api/v1/sampling-schedules/": NOBODY,
+    "GET /api/v1/sampling-schedules/{id}/": NOBODY,
+    "PUT /api/v1/sampling-schedules/{id}/": NOBODY,
+    "PATCH /api/v1/sampling-schedules/{id}/": NOBODY,
+    "DELETE /api/v1/sampling-schedules/{id}/": NOBODY,
     "POST /api/v1/device/observations/": {
         "roleless": NOT_DEVICE_CREDENTIALS,
         "tester": NOT_DEVICE_CREDENTIALS,
@@ -355,10 +375,16 @@ class World:
         )[0]
         self.results = 0
         self.asked: tuple[int, int] | None = None
+        due = timezone.now()
+        self.scheduled, self.scheduled_elsewhere = (
+            ScheduledSample.objects.create(characteristic=c, slot="shift:1", due_at=due, overdue_at=due)
+            for c in (self.dia, characteristic_for(elsewhere, self.foreign_test))
+        )
         self.ids_by_collection = {
             "characteristics": self.dia.pk, "products": plant.product.pk, "tests": plant.dia.pk,
             "test-plans": plant.ring.pk, "lots": plant.lot.pk, "items": plant.items[0].pk,
             "observations": self.own_observation, "devices": self.device.pk, "testers": self.tester.pk,
+            "scheduled-samples": self.scheduled.pk,
         }  # fmt: skip
 
     def confirmed(self) -> int:
@@ -502,7 +528,14 @@ def _own_checks(world: World) -> dict[tuple[str, str], Callable[[APIClient], Non
         for other in (world.own_observation, world.their_observation):
             assert client.get(f"/api/v1/observations/{other}/").status_code == 404
 
+    def scheduled_samples(client: APIClient) -> None:
+        assert _ids(client.get("/api/v1/scheduled-samples/")) == {world.scheduled.pk}
+        assert client.get(f"/api/v1/scheduled-samples/{world.scheduled.pk}/").json()["state"] == "due"
+        assert client.get(f"/api/v1/scheduled-samples/{world.scheduled_elsewhere.pk}/").status_code == 404
+
     return {
+        ("GET /api/v1/scheduled-samples/", "tester"): scheduled_samples,
+        ("GET /api/v1/scheduled-samples/{id}/", "tester"): scheduled_samples,
         ("GET /api/v1/me/items/", "tester"): me_items,
         ("GET /api/v1/items/", "tester"): items,
         ("GET /api/v1/items/{id}/", "tester"): items,
@@ -594,7 +627,17 @@ def _entry_checks(world: World) -> dict[tuple[str, str], Callable[[APIClient], N
         )
         assert "needs no verification" in error_of(response, 409)["message"]
 
+    def tester_close(client: APIClient) -> None:
+        theirs = f"/api/v1/scheduled-samples/{world.scheduled_elsewhere.pk}/close/"
+        error_of(client.post(theirs, {"reason_code": "line_stopped"}, format="json"), 404)
+        mine = f"/api/v1/scheduled-samples/{world.scheduled.pk}/close/"
+        error_of(client.post(mine, {}, format="json"), 400, "reason_code")
+        response = client.post(mine, {"reason_code": "line_stopped"}, format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["state"] == "missed"
+
     return {
+        ("POST /api/v1/scheduled-samples/{id}/close/", "tester"): tester_close,
         ("POST /api/v1/observations/{id}/invalidate/", "tester"): tester_invalidate,
         ("POST /api/v1/observations/{id}/amend/", "tester"): tester_amend,
         ("POST /api/v1/observations/{id}/retest/", "tester"): tester_retest,

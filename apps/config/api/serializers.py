@@ -1,6 +1,8 @@
 """Shapes of the configuration API. Validation of single fields lives here; rules that span
 fields or rows live in the services, which the views call."""
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -11,6 +13,7 @@ from apps.config.models import (
     Device,
     PlanAssignment,
     Product,
+    SamplingSchedule,
     Test,
     TestPlan,
     TestPlanEntry,
@@ -295,3 +298,20 @@ class MeSerializer(serializers.Serializer):
 
 class PingSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
+
+
+class SamplingScheduleSerializer(ModelSerializer):
+    description = serializers.CharField(source="describe", read_only=True)
+
+    class Meta:
+        model = SamplingSchedule
+        fields = [
+            "id", "characteristic", "test", "kind", "every_minutes", "every_units", "grace_minutes", "active",
+            "description", "created_at", "updated_at",
+        ]  # fmt: skip
+        # The service says what is wrong in plain words (one target, the number the kind needs).
+        validators: list[Any] = []
+        extra_kwargs: dict[str, dict[str, Any]] = {
+            "characteristic": {"validators": []},
+            "test": {"validators": []},
+        }

@@ -10,6 +10,7 @@ router.register("test-plans", views.TestPlanViewSet)
 router.register("plan-assignments", views.PlanAssignmentViewSet)
 router.register("characteristics", views.CharacteristicViewSet, basename="characteristic")
 router.register("devices", views.DeviceViewSet)
+router.register("sampling-schedules", views.SamplingScheduleViewSet)
 
 urlpatterns = [
     path("me/", views.MeView.as_view(), name="me"),

@@ -28,6 +28,7 @@ from apps.config.models import (
     Device,
     PlanAssignment,
     Product,
+    SamplingSchedule,
     Test,
     TestPlan,
     TestPlanEntry,
@@ -332,3 +333,27 @@ class PingView(APIView):
     )
     def get(self, request: Request) -> Response:
         return Response({"ok": True})
+
+
+class SamplingScheduleViewSet(viewsets.ModelViewSet):
+    """When samples of a characteristic are due (docs/alarms.md, "Sampling schedules"): every N
+    minutes, once per shift, once per lot, or every N units made; one per characteristic, or one per
+    test for its characteristics without their own. Quality specialists write them (audited)."""
+
+    serializer_class = serializers.SamplingScheduleSerializer
+    permission_classes = CONFIG_PERMISSIONS
+    filterset_fields = ["characteristic", "test", "kind", "active"]
+    queryset = SamplingSchedule.objects.order_by("pk")
+
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        serializer.instance = services.schedule_create(
+            **serializer.validated_data, actor=_actor(self.request)
+        )
+
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        serializer.instance = services.schedule_update(
+            schedule=instance_of(serializer), data=serializer.validated_data, actor=_actor(self.request)
+        )
+
+    def perform_destroy(self, instance: SamplingSchedule) -> None:
+        services.schedule_delete(schedule=instance, actor=_actor(self.request))

@@ -3,6 +3,7 @@
 from .characteristics import Characteristic, ControlLimits
 from .devices import Device
 from .products import Product, Test
+from .schedules import SamplingSchedule
 from .test_plans import PlanAssignment, TestPlan, TestPlanEntry
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "Device",
     "PlanAssignment",
     "Product",
+    "SamplingSchedule",
     "Test",
     "TestPlan",
     "TestPlanEntry",

@@ -55,6 +55,13 @@ from apps.config.services.products import (
     test_update,
     test_validate,
 )
+from apps.config.services.schedules import (
+    SCHEDULE_FIELDS,
+    schedule_create,
+    schedule_delete,
+    schedule_update,
+    schedule_validate,
+)
 
 __all__ = [
     "ASSIGNMENT_FIELDS",
@@ -65,6 +72,7 @@ __all__ = [
     "PLAN_FIELDS",
     "PRODUCT_FIELDS",
     "REASONED_FIELDS",
+    "SCHEDULE_FIELDS",
     "SUBGROUP_TIMEOUT_MAX",
     "TEST_FIELDS",
     "PlanEntryInput",
@@ -84,6 +92,10 @@ __all__ = [
     "product_create",
     "product_delete",
     "product_update",
+    "schedule_create",
+    "schedule_delete",
+    "schedule_update",
+    "schedule_validate",
     "test_create",
     "test_delete",
     "test_plan_create",

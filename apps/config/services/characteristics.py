@@ -130,10 +130,10 @@ def _characteristic_validate(c: Characteristic) -> None:
             {"tag": "An MQTT topic has no wildcards (+, #), no empty text and does not start with $."}
         )
     if c.data_source == DataSource.TAG and c.tag and topic_published_by_bridge(c.tag):
-        roots = " and ".join(f"{root}/..." for root in PUBLISHED_ROOTS)
+        roots = ", ".join(f"{root}/..." for root in PUBLISHED_ROOTS)
         raise ValidationError(
             {"tag": f"OpenSPC publishes to {roots} itself: a characteristic fed by one would read its own "
-             "violations and statistics back as measurements. Choose the topic the device publishes to."}
+             "alarms and statistics back as measurements. Choose the topic the device publishes to."}
         )  # fmt: skip
     if c.subgroup_timeout is not None and not 1 <= c.subgroup_timeout <= SUBGROUP_TIMEOUT_MAX:
         raise ValidationError(

@@ -7,8 +7,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.config.choices import MAX_SUBGROUP_SIZE
-from apps.observations.choices import LOT_DISPOSITIONS, LotStatus
-from apps.observations.models import Invalidation, Item, Lot, Observation
+from apps.observations.choices import LOT_DISPOSITIONS, LotStatus, MissedSampleReason
+from apps.observations.models import Invalidation, Item, Lot, Observation, ScheduledSample
 from apps.observations.services.items import MAX_ITEMS_PER_REQUEST
 from apps.observations.services.verification import MAX_VERIFY_BATCH
 from apps.signatures.api.serializers import SignatureInputSerializer
@@ -374,3 +374,26 @@ class TesterSerializer(ModelSerializer):
         model = get_user_model()
         fields = ["id", "username", "full_name"]
         read_only_fields = fields
+
+
+class ScheduledSampleSerializer(ModelSerializer):
+    class Meta:
+        model = ScheduledSample
+        fields = [
+            "id", "characteristic", "slot", "lot", "state", "due_at", "overdue_at", "taken_at", "closed_by",
+            "closed_at", "reason_code", "note", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ScheduledSampleCloseSerializer(serializers.Serializer):
+    reason_code = serializers.ChoiceField(
+        choices=MissedSampleReason.choices, help_text="Why it was not taken."
+    )
+    note = serializers.CharField(
+        max_length=2000,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required with reason 'other'.",
+    )

@@ -9,6 +9,7 @@ router.register("lots", views.LotViewSet)
 router.register("items", views.ItemViewSet)
 router.register("observations", views.ObservationViewSet)
 router.register("invalidations", views.InvalidationViewSet)
+router.register("scheduled-samples", views.ScheduledSampleViewSet)
 router.register("testers", views.TesterViewSet, basename="tester")
 router.register("device/observations", views.DeviceObservationViewSet, basename="device-observation")
 

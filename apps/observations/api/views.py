@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
@@ -15,7 +15,7 @@ from rest_framework.serializers import BaseSerializer
 
 from apps.audit.services import Actor
 from apps.config.authentication import DeviceTokenAuthentication
-from apps.config.models import Device
+from apps.config.models import Characteristic, Device, Product
 from apps.observations import selectors, services
 from apps.observations.api import serializers
 from apps.observations.choices import ObservationSource
@@ -26,7 +26,7 @@ from apps.observations.filtersets import (
     ObservationFilterSet,
     TesterFilterSet,
 )
-from apps.observations.models import Invalidation, Item, Lot, Observation
+from apps.observations.models import Invalidation, Item, Lot, Observation, ScheduledSample
 from apps.observations.permissions import AssignsItems, DataEntry, HoldsAny, RoleModelChangePermissions
 from apps.signatures.api.serializers import signer_from_request
 from apps.signatures.choices import SignedAction
@@ -405,3 +405,39 @@ class DeviceObservationViewSet(mixins.CreateModelMixin, viewsets.GenericViewSet)
             entries=entries, source=ObservationSource.DEVICE, user=acting_user(request), device=device
         )
         return _accepted(request, result)
+
+
+class ScheduledSampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Samples the sampling schedules asked for (docs/alarms.md, "Sampling schedules"), oldest due
+    first; `state=due` and `state=overdue` are what is still to take. A due or overdue one not
+    taken is closed as missed with a reason code (`close`, audited)."""
+
+    queryset = ScheduledSample.objects.all()
+    serializer_class = serializers.ScheduledSampleSerializer
+    permission_classes = [IsHuman, RoleModelChangePermissions]
+    filterset_fields = ["characteristic", "lot", "state"]
+
+    def get_queryset(self) -> QuerySet[ScheduledSample]:
+        user = self.request.user
+        # A tester sees those of the products they have items of, as on their worklist.
+        theirs = Product.objects.filter(lots__items__tester_id=user.pk).values("pk")
+        return ScheduledSample.objects.filter(
+            Q(characteristic__in=Characteristic.objects.visible_to(user))
+            | Q(characteristic__product__in=theirs)
+        ).order_by("due_at", "pk")
+
+    @extend_schema(
+        request=serializers.ScheduledSampleCloseSerializer,
+        responses={200: serializers.ScheduledSampleSerializer},
+        summary="Close a due or overdue sample as missed, with a reason code (409 if taken or closed)",
+    )
+    @action(detail=True, methods=["post"], serializer_class=serializers.ScheduledSampleCloseSerializer)
+    def close(self, request: Request, pk: str | None = None) -> Response:
+        sample = self.get_object()
+        body = serializers.ScheduledSampleCloseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        closed = services.scheduled_sample_close(
+            sample=sample, user=acting_user(request), reason_code=body.validated_data["reason_code"],
+            note=body.validated_data["note"],
+        )  # fmt: skip
+        return Response(serializers.ScheduledSampleSerializer(closed).data)

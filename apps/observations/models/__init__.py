@@ -4,5 +4,16 @@ from .health import CharacteristicHealth
 from .lots import Item, Lot
 from .observations import Invalidation, Observation
 from .samples import Sample, SubgroupFeed
+from .schedules import PlantMessage, ScheduledSample
 
-__all__ = ["CharacteristicHealth", "Invalidation", "Item", "Lot", "Observation", "Sample", "SubgroupFeed"]
+__all__ = [
+    "CharacteristicHealth",
+    "Invalidation",
+    "Item",
+    "Lot",
+    "Observation",
+    "PlantMessage",
+    "Sample",
+    "ScheduledSample",
+    "SubgroupFeed",
+]

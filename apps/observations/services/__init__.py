@@ -52,6 +52,7 @@ from apps.observations.services.samples import (
     EXCLUSION_FIELDS,
     sample_exclude,
 )
+from apps.observations.services.schedules import SchedulesChecked, scheduled_sample_close, schedules_check
 from apps.observations.services.verification import MAX_VERIFY_BATCH, results_verify
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "ObservationEntry",
     "ProcessResult",
     "RecordResult",
+    "SchedulesChecked",
     "Targets",
     "data_health_check",
     "device_entries_resolve",
@@ -89,5 +91,7 @@ __all__ = [
     "observations_requeue_stale",
     "results_verify",
     "sample_exclude",
+    "scheduled_sample_close",
+    "schedules_check",
     "tester_entries_resolve",
 ]

@@ -24,6 +24,7 @@ from django.utils import timezone
 from apps.config.models import Characteristic
 from apps.observations.choices import HealthState, ObservationStatus
 from apps.observations.models import CharacteristicHealth, Observation, SubgroupFeed
+from apps.observations.services.plant import plant_messages_store
 from openspc.events import Event, EventType, event, events_send_on_commit
 from openspc.rows import rows_insert, rows_update
 
@@ -140,6 +141,7 @@ def data_health_check(*, now: datetime.datetime | None = None) -> HealthChecked:
         new: list[CharacteristicHealth] = []
         changed: list[CharacteristicHealth] = []
         events: list[Event] = []
+        alarms: list[Event] = []  # to subscribers and to the plant too
         for pk, characteristic in characteristics.items():
             key = (characteristic.product_id, characteristic.test_id)
             entry = [now.isoformat(), positions.get(pk, 0), rejected.get(key, 0), dict(reasons.get(key, {}))]
@@ -162,8 +164,9 @@ def data_health_check(*, now: datetime.datetime | None = None) -> HealthChecked:
             data = health_data(health, characteristic)
             events.append(event(EventType.DATA_HEALTH_CHANGED, groups, **data))
             if state != before and state == HealthState.REJECTING:
-                events.append(event(EventType.DATA_REJECTED, groups, **data))
+                alarms.append(event(EventType.DATA_REJECTED, groups, **data))
         rows_insert(model=CharacteristicHealth, rows=new)
         rows_update(model=CharacteristicHealth, rows=list(held.values()), fields=HEALTH_FIELDS)
-        events_send_on_commit(events)
+        plant_messages_store(alarms)
+        events_send_on_commit([*events, *alarms])
     return HealthChecked(checked=len(characteristics), changed=changed)

@@ -14,6 +14,7 @@ from apps.config.spec import any_outside_spec, outside_spec
 from apps.observations.choices import LOT_WORKING, ObservationRejection, ObservationSource, ObservationStatus
 from apps.observations.handoff import calculations_queue_on_commit, oos_investigations_queue_on_commit
 from apps.observations.models import Item, Observation
+from apps.observations.services.plant import plant_messages_store
 from apps.observations.services.record import observations_queue
 from apps.observations.subgroups import subgroups_fold
 from openspc.events import Event, EventType, event, events_send_on_commit
@@ -179,7 +180,9 @@ def observations_process(*, ids: Collection[int], up_to: int = 0, calculate: boo
             calculations_queue_on_commit(touched)
         outside = _out_of_spec(confirmed, values, configs)
         oos_investigations_queue_on_commit(_manual(outside))
-        events_send_on_commit(_spec_alarms(outside, values))
+        alarms = _spec_alarms(outside, values)
+        plant_messages_store(alarms)
+        events_send_on_commit(alarms)
     rejected = sum(1 for row in rows if row.status == ObservationStatus.REJECTED)
     return ProcessResult(confirmed=len(rows) - rejected, rejected=rejected, rows=tuple(rows))
 
