@@ -22,9 +22,9 @@ from django.db.models import (
 from django.db.models.functions import Concat
 
 from apps.config.choices import PlanStatus
-from apps.config.models import Characteristic, PlanAssignment, TestPlan, TestPlanEntry
-from apps.observations.choices import LOT_WORKING, ObservationStatus
-from apps.observations.models import Item, Lot, Observation
+from apps.config.models import Characteristic, PlanAssignment, Product, TestPlan, TestPlanEntry
+from apps.observations.choices import LOT_WORKING, SCHEDULED_OPEN, ObservationStatus
+from apps.observations.models import Item, Lot, Observation, ScheduledSample
 from openspc.roles import Role
 
 
@@ -278,3 +278,21 @@ def lots_progress(*, lots: Sequence[Lot]) -> dict[int, LotProgress]:
             rejected=counts.get(ObservationStatus.REJECTED, 0),
         )
     return progress
+
+
+def scheduled_samples_visible(*, user: User | AnonymousUser) -> QuerySet[ScheduledSample]:
+    """The scheduled samples a user may read: those of the characteristics they read, and for a
+    tester those of the products they have items of (their worklist), oldest due first."""
+    theirs = Product.objects.filter(lots__items__tester_id=user.pk).values("pk")
+    return ScheduledSample.objects.filter(
+        Q(characteristic__in=Characteristic.objects.visible_to(user)) | Q(characteristic__product__in=theirs)
+    ).order_by("due_at", "pk")
+
+
+def scheduled_samples_open(*, user: User | AnonymousUser) -> QuerySet[ScheduledSample]:
+    """The samples still to take (due or overdue) that the user may read, with what names them."""
+    return (
+        scheduled_samples_visible(user=user)
+        .filter(state__in=SCHEDULED_OPEN)
+        .select_related("characteristic__product", "characteristic__test", "lot")
+    )

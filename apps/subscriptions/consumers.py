@@ -6,7 +6,8 @@ keeps that document and the types below in step. In short, on `ws/samples/`:
     client {"type": "subscribe", "characteristic_ids": [1, 2]}
     server {"type": "subscribed", "characteristic_ids": [1, 2]}
     server {"type": "sample" | "violation" | "ack_update" | "event_update" | "event_ack" |
-            "limits_update" | "statistics_update" | "health_update", "payload": {...the event's data...}}
+            "limits_update" | "statistics_update" | "health_update" | "schedule_update",
+            "payload": {...the event's data...}}
     client {"type": "ping"}  ->  server {"type": "pong", "server_time": "<ISO 8601>"}
 
 Events come from the channel layer (openspc/events.py), sent after the
@@ -38,6 +39,9 @@ SAMPLE_EVENTS: dict[str, str] = {
     EventType.LIMITS_CHANGED: "limits_update",
     EventType.STATISTICS_UPDATED: "statistics_update",
     EventType.DATA_HEALTH_CHANGED: "health_update",
+    EventType.SAMPLE_OVERDUE: "schedule_update",
+    EventType.SAMPLE_TAKEN: "schedule_update",
+    EventType.SAMPLE_MISSED: "schedule_update",
 }
 NOTIFICATION_EVENTS: dict[str, str] = {
     EventType.NOTIFICATION_CREATED: "notification",

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from apps.audit.models import AuditEntry
 from apps.calculations.choices import Disposition
@@ -28,8 +29,8 @@ from apps.config.models import (
     TestPlanEntry,
 )
 from apps.mqtt_bridge.models import EdgeNode
-from apps.observations.choices import LOT_WORKING, ObservationStatus
-from apps.observations.models import CharacteristicHealth, Item, Lot, Observation, Sample
+from apps.observations.choices import LOT_WORKING, ObservationStatus, ScheduledSampleState
+from apps.observations.models import CharacteristicHealth, Item, Lot, Observation, Sample, ScheduledSample
 from apps.observations.selectors import (
     LotProgress,
     item_queryset,
@@ -52,6 +53,7 @@ class CardState(StrEnum):
     REJECTING = "rejecting"
     OUT_OF_SPEC = "out_of_spec"
     OFFLINE = "offline"
+    OVERDUE = "overdue"
     NO_DATA = "no_data"
     NO_LIMITS = "no_limits"
     IN_CONTROL = "in_control"
@@ -62,6 +64,7 @@ STATE_LABELS = {
     CardState.REJECTING: "Values rejected",
     CardState.OUT_OF_SPEC: "Out of spec",
     CardState.OFFLINE: "Data source offline",
+    CardState.OVERDUE: "Sample overdue",
     CardState.NO_DATA: "No data yet",
     CardState.NO_LIMITS: "No limits yet",
     CardState.IN_CONTROL: "In control",
@@ -73,6 +76,7 @@ STATE_ICONS = {
     CardState.REJECTING: "⛔",
     CardState.OUT_OF_SPEC: "✕",
     CardState.OFFLINE: "⊘",
+    CardState.OVERDUE: "⏰",
     CardState.NO_DATA: "–",
     CardState.NO_LIMITS: "?",
     CardState.IN_CONTROL: "✓",
@@ -116,6 +120,8 @@ class Card:
     rejecting: str = ""
     limits: bool = True  # it has control limits: without, nothing says it is in control
     shelved_until: datetime | None = None  # its alarms are shelved (notify nobody) until then
+    overdue_since: datetime | None = None  # a sample its schedule asked for is overdue since then
+    due_since: datetime | None = None  # a sample its schedule asks for is due since then
 
     @property
     def state(self) -> CardState:
@@ -128,6 +134,8 @@ class Card:
             return CardState.OUT_OF_SPEC
         if self.offline:
             return CardState.OFFLINE
+        if self.overdue_since is not None:
+            return CardState.OVERDUE
         if self.last_value is None:
             return CardState.NO_DATA
         if not self.limits:
@@ -136,7 +144,18 @@ class Card:
 
     @property
     def state_label(self) -> str:
-        return self.rejecting if self.state == CardState.REJECTING else STATE_LABELS[self.state]
+        if self.state == CardState.REJECTING:
+            return self.rejecting
+        if self.state == CardState.OVERDUE:
+            return self.overdue_text
+        return STATE_LABELS[self.state]
+
+    @property
+    def overdue_text(self) -> str:
+        """'Sample overdue since 10:15' (plant time), as the live pages say it too (static/js/page.js)."""
+        if self.overdue_since is None:
+            return ""
+        return f"Sample overdue since {timezone.localtime(self.overdue_since):%H:%M}"
 
     @property
     def state_icon(self) -> str:
@@ -182,6 +201,12 @@ def sparkplug_metrics_offline() -> set[str]:
     return offline - online
 
 
+def _scheduled_since(state: str, moment: str) -> Subquery:
+    """The earliest `moment` of the characteristic's scheduled samples in `state` (a subquery)."""
+    open_samples = ScheduledSample.objects.filter(characteristic=OuterRef("pk"), state=state)
+    return Subquery(open_samples.order_by(moment).values(moment)[:1])
+
+
 def overview_characteristics(*, user: User | AnonymousUser) -> QuerySet[Characteristic]:
     """The active characteristics the user may read, with their last sample, Cpk and whether a
     violation awaits acknowledgement, in plant order. One query."""
@@ -205,6 +230,8 @@ def overview_characteristics(*, user: User | AnonymousUser) -> QuerySet[Characte
             shelved_until=Subquery(
                 AlarmShelf.objects.filter(shelves_active(), characteristic=OuterRef("pk")).values("until")[:1]
             ),
+            overdue_since=_scheduled_since(ScheduledSampleState.OVERDUE, "overdue_at"),
+            due_since=_scheduled_since(ScheduledSampleState.DUE, "due_at"),
         )
         .order_by("site", "area", "line", "cell", "product__code", "test__code")
     )
@@ -241,6 +268,8 @@ def overview_groups(*, user: User | AnonymousUser, line: "Line | None" = None) -
                 rejecting=_health_summary(c),
                 limits=c.has_limits,  # type: ignore[attr-defined]
                 shelved_until=c.shelved_until,  # type: ignore[attr-defined]
+                overdue_since=c.overdue_since,  # type: ignore[attr-defined]
+                due_since=c.due_since,  # type: ignore[attr-defined]
             )
         )
     return list(groups.values())

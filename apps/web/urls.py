@@ -16,6 +16,7 @@ urlpatterns = [
     path("lots/new/", views.LotCreateView.as_view(), name="web-lot-create"),
     path("lots/<int:pk>/", views.LotDetailView.as_view(), name="web-lot"),
     path("work/", views.WorklistView.as_view(), name="web-worklist"),
+    path("work/samples/<int:pk>/close/", views.ScheduledSampleCloseView.as_view(), name="web-sample-close"),
     path("violations/", views.ViolationsView.as_view(), name="web-violations"),
     path("audit/", views.AuditLogView.as_view(), name="web-audit"),
     # The inbox and the subscriptions that fill it.

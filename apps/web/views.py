@@ -9,17 +9,31 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.template.defaultfilters import pluralize
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.views import View
 from django.views.generic import DetailView, FormView, ListView, TemplateView
+from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from apps.audit.services import Actor
 from apps.config.models import Characteristic
 from apps.observations import services as observation_services
-from apps.observations.choices import LOT_DISPOSITIONS, LOT_TRANSITIONS, LOT_WORKING, LotStatus
+from apps.observations.choices import (
+    LOT_DISPOSITIONS,
+    LOT_TRANSITIONS,
+    LOT_WORKING,
+    LotStatus,
+    MissedSampleReason,
+)
 from apps.observations.models import Lot
-from apps.observations.selectors import lot_progress, tester_queryset
+from apps.observations.selectors import (
+    lot_progress,
+    scheduled_samples_open,
+    scheduled_samples_visible,
+    tester_queryset,
+)
 from apps.qa_runs import selectors as qa_selectors
 from apps.records.choices import (
     APPROVE_PERMISSION,
@@ -40,6 +54,7 @@ from apps.web.filters import (
     ViolationFilterForm,
 )
 from apps.web.forms import LotOpenForm
+from openspc.api import DomainConflict
 from openspc.roles import Role, has_role, may_view
 
 
@@ -256,7 +271,47 @@ class WorklistView(PageMixin, TemplateView):
         # Known now, so a tester with nothing to do reads so at once, not after a loading message.
         context["has_work"] = selectors.worklist_has_work(user=self.request.user)
         context["lots_to_verify"] = selectors.lots_to_verify(user=self.request.user)
+        context["samples_due"] = scheduled_samples_open(user=self.request.user)
+        context["may_close_samples"] = self.request.user.has_perm(CLOSE_SCHEDULED)
+        context["miss_reasons"] = MissedSampleReason.choices
         return context
+
+
+CLOSE_SCHEDULED = "observations.change_scheduledsample"
+
+
+class ScheduledSampleCloseView(PermissionPageMixin, View):
+    """The worklist's "Close as missed" form: a due or overdue sample closed with a reason code
+    (services.scheduled_sample_close), then back to the worklist with what happened."""
+
+    permissions = (CLOSE_SCHEDULED,)
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        sample = get_object_or_404(scheduled_samples_visible(user=request.user), pk=pk)
+        user = request.user
+        assert isinstance(user, User)  # signed in: PageMixin
+        try:
+            closed = observation_services.scheduled_sample_close(
+                sample=sample, user=user, reason_code=request.POST.get("reason_code", ""),
+                note=request.POST.get("note", ""),
+            )  # fmt: skip
+        except (DRFValidationError, DomainConflict) as error:
+            messages.error(request, f"The sample was not closed: {_said(error)}")
+        else:
+            label = MissedSampleReason(closed.reason_code).label
+            due = timezone.localtime(closed.due_at)
+            messages.success(request, f"Sample due {due:%H:%M} closed as missed ({label}).")
+        return redirect("web-worklist")
+
+
+def _said(error: Exception) -> str:
+    """An error's words for a message: a validation error's messages, else its text."""
+    detail = getattr(error, "detail", None)
+    if isinstance(detail, dict):
+        said = [value if isinstance(value, list) else [value] for value in detail.values()]
+        return " ".join(str(message) for messages_ in said for message in messages_)
+    return str(error)
 
 
 class ViolationsView(PermissionPageMixin, TemplateView):

@@ -30,6 +30,14 @@ export function formatClock(date, timeZone = "UTC") {
   return new Intl.DateTimeFormat("en-GB", { timeZone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(date);
 }
 
+/** "02:53" in the plant's time zone (body[data-time-zone]). */
+export const hourMinute = new Intl.DateTimeFormat("en-GB", {
+  timeZone: (typeof document !== "undefined" && document.body.dataset.timeZone) || undefined,
+  hour: "2-digit",
+  minute: "2-digit",
+  hourCycle: "h23",
+});
+
 /** "24 Nov 2026, 02:53" in the plant's time zone (body[data-time-zone]). */
 export const plantTime = new Intl.DateTimeFormat("en-GB", {
   timeZone: (typeof document !== "undefined" && document.body.dataset.timeZone) || undefined,

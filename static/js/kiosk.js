@@ -6,11 +6,11 @@
 // For tests: each tile carries data-points (samples drawn) and data-state.
 
 import { apiGet } from "./api.js";
-import { formatClock, formatNumber } from "./format.js";
+import { formatClock, formatNumber, hourMinute } from "./format.js";
 import { ChartModel, isAttributes } from "./chart.logic.js";
 import { COLOURS as CHART_COLOURS, drawMarkers } from "./chartdraw.js";
 import { Live, statusBadge } from "./live.js";
-import { applyHealth, field, numberOrNull, showCardState } from "./page.js";
+import { applyHealth, applySchedule, field, numberOrNull, showCardState } from "./page.js";
 
 const uPlot = window.uPlot;
 const root = document.getElementById("kiosk");
@@ -83,6 +83,9 @@ class Tile {
       this.showState();
     } else if (type === "health_update") {
       applyHealth(this.element, payload);
+      this.showState();
+    } else if (type === "schedule_update") {
+      applySchedule(this.element, payload, hourMinute);
       this.showState();
     }
     if (changed && draw) this.draw();

@@ -3,8 +3,8 @@
 
 import { apiGet } from "./api.js";
 import { Live, statusBadge } from "./live.js";
-import { formatNumber, plantTime } from "./format.js";
-import { applyHealth, field, numberOrNull, showCardState } from "./page.js";
+import { formatNumber, hourMinute, plantTime } from "./format.js";
+import { applyHealth, applySchedule, field, numberOrNull, showCardState } from "./page.js";
 
 
 const root = document.querySelector("[data-overview]");
@@ -68,6 +68,11 @@ function onMessage({ type, payload }) {
     showCardState(card);
   } else if (type === "health_update") {
     applyHealth(card, payload);
+    showCardState(card);
+  } else if (type === "schedule_update") {
+    applySchedule(card, payload, hourMinute);
+    const due = field(card, "due");
+    if (due) due.hidden = true; // taken, closed or overdue: no longer only due
     showCardState(card);
   }
 }

@@ -8,6 +8,7 @@ export const STATES = {
   rejecting: { label: "Values rejected", icon: "⛔" },
   out_of_spec: { label: "Out of spec", icon: "✕" },
   offline: { label: "Data source offline", icon: "⊘" },
+  overdue: { label: "Sample overdue", icon: "⏰" },
   no_data: { label: "No data yet", icon: "–" },
   no_limits: { label: "No limits yet", icon: "?" },
   in_control: { label: "In control", icon: "✓" },
@@ -18,7 +19,8 @@ export function numberOrNull(text) {
 }
 
 /** The state of a card from its data attributes (unacknowledged, rejecting, lastValue, lsl, usl,
- * offline). `rejecting` is the data health summary ("38 % rejected: …") while values are rejected. */
+ * offline, overdue). `rejecting` is the data health summary ("38 % rejected: …") while values are
+ * rejected; `overdue` says since when a scheduled sample is overdue ("Sample overdue since 10:15"). */
 export function cardState(d) {
   if (d.unacknowledged === "true") return "unacknowledged";
   if (d.rejecting) return "rejecting";
@@ -27,6 +29,7 @@ export function cardState(d) {
   const usl = numberOrNull(d.usl);
   if (value !== null && ((lsl !== null && value < lsl) || (usl !== null && value > usl))) return "out_of_spec";
   if (d.offline === "true") return "offline";
+  if (d.overdue) return "overdue";
   if (value === null) return "no_data";
   if (d.limits === "false") return "no_limits"; // nothing to be in control of yet
   return "in_control";
@@ -35,6 +38,13 @@ export function cardState(d) {
 /** A `health_update` (data_health.changed): the card shows the rejection, or stops showing it. */
 export function applyHealth(card, health) {
   card.dataset.rejecting = health.state === "rejecting" ? health.summary : "";
+}
+
+/** A `schedule_update` (sample.overdue, .taken, .missed): the card shows the overdue sample, or
+ * stops showing it once it is taken or closed. */
+export function applySchedule(card, sample, timeFormat) {
+  const since = timeFormat.format(new Date(sample.overdue_at));
+  card.dataset.overdue = sample.state === "overdue" ? `Sample overdue since ${since}` : "";
 }
 
 /** The `[data-field=name]` inside a server-rendered card or tile. */
@@ -48,7 +58,8 @@ export function showCardState(card, badgeClass = "state") {
   card.dataset.state = state;
   field(card, "state").className = `${badgeClass} state--${state}`;
   field(card, "state-icon").textContent = STATES[state].icon;
-  field(card, "state-label").textContent = state === "rejecting" ? card.dataset.rejecting : STATES[state].label;
+  const said = { rejecting: card.dataset.rejecting, overdue: card.dataset.overdue };
+  field(card, "state-label").textContent = said[state] || STATES[state].label;
   return state;
 }
 

@@ -48,6 +48,12 @@ def schedule(target, *, since: datetime.datetime, **data) -> SamplingSchedule:
     return made
 
 
+def early_in_the_hour() -> datetime.datetime:
+    """A minute into the current hour: the hourly sample is due and not yet overdue (the values
+    the tests enter, at the real time, come after it fell due)."""
+    return interval_start(timezone.now(), 60) + datetime.timedelta(minutes=1)
+
+
 def measure(plant, value: float = 74.0) -> None:
     """One DIA value on a new item of lot L-1, confirmed (a sample of one)."""
     item = ItemFactory(
@@ -77,7 +83,7 @@ def test_every_n_units_asks_for_a_sample_per_block_made():
 
 
 def test_a_due_sample_taken_in_time_is_never_overdue(plant, dia, sent):
-    now = timezone.now()
+    now = early_in_the_hour()
     schedule(dia, since=now - datetime.timedelta(hours=3), kind=ScheduleKind.INTERVAL, every_minutes=60,
              grace_minutes=15)  # fmt: skip
     checked = services.schedules_check(now=now)
@@ -97,7 +103,7 @@ def test_a_due_sample_taken_in_time_is_never_overdue(plant, dia, sent):
 
 
 def test_an_overdue_sample_is_told_to_subscribers_the_pages_and_the_plant_once(plant, dia, manager, sent):
-    now = timezone.now()
+    now = early_in_the_hour()
     schedule(
         plant.dia,
         since=now - datetime.timedelta(hours=3),
@@ -159,7 +165,7 @@ def test_a_lot_schedule_is_taken_only_by_a_sample_of_that_lot(plant, dia, operat
 
 
 def test_closing_a_missed_sample_needs_a_reason_and_is_audited(plant, dia, api, tester, manager):
-    now = timezone.now()
+    now = early_in_the_hour()
     schedule(dia, since=now - datetime.timedelta(hours=3), kind=ScheduleKind.INTERVAL, every_minutes=60)
     services.schedules_check(now=now)
     due = ScheduledSample.objects.get(characteristic=dia)

@@ -171,10 +171,10 @@ class SubscriptionsPageTests:
     def test_each_scope_offers_the_events_it_can_hear(self, manager):
         html = html_of(manager, "web-subscriptions")
         assert options(html) == {
-            "product": ("Product", "results,violations,limits,disposition,data_health,spec"),
-            "test": ("Test (across products)", "results,violations,limits,data_health,spec"),
-            "lot": ("Lot", "results,violations,disposition,spec"),
-            "characteristic": ("Characteristic", "results,violations,limits,data_health,spec"),
+            "product": ("Product", "results,violations,limits,disposition,data_health,spec,schedule"),
+            "test": ("Test (across products)", "results,violations,limits,data_health,spec,schedule"),
+            "lot": ("Lot", "results,violations,disposition,spec,schedule"),
+            "characteristic": ("Characteristic", "results,violations,limits,data_health,spec,schedule"),
         }
 
     def test_violations_are_the_default_event(self, manager):
@@ -189,6 +189,7 @@ class SubscriptionsPageTests:
             "disposition",
             "data_health",
             "spec",
+            "schedule",
         ]
 
     def test_e_mail_is_offered_only_with_an_address(self, manager):

@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
@@ -15,7 +15,7 @@ from rest_framework.serializers import BaseSerializer
 
 from apps.audit.services import Actor
 from apps.config.authentication import DeviceTokenAuthentication
-from apps.config.models import Characteristic, Device, Product
+from apps.config.models import Device
 from apps.observations import selectors, services
 from apps.observations.api import serializers
 from apps.observations.choices import ObservationSource
@@ -418,13 +418,7 @@ class ScheduledSampleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     filterset_fields = ["characteristic", "lot", "state"]
 
     def get_queryset(self) -> QuerySet[ScheduledSample]:
-        user = self.request.user
-        # A tester sees those of the products they have items of, as on their worklist.
-        theirs = Product.objects.filter(lots__items__tester_id=user.pk).values("pk")
-        return ScheduledSample.objects.filter(
-            Q(characteristic__in=Characteristic.objects.visible_to(user))
-            | Q(characteristic__product__in=theirs)
-        ).order_by("due_at", "pk")
+        return selectors.scheduled_samples_visible(user=self.request.user)
 
     @extend_schema(
         request=serializers.ScheduledSampleCloseSerializer,

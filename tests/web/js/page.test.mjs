@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { STATES, applyHealth, cardState, numberOrNull } from "../../../static/js/page.js";
+import { STATES, applyHealth, applySchedule, cardState, numberOrNull } from "../../../static/js/page.js";
 
 const card = (extra = {}) => ({ unacknowledged: "false", lastValue: "74.0", lsl: "73.9", usl: "74.1", offline: "false", ...extra });
 
@@ -29,6 +29,20 @@ test("a card whose values are being rejected is never green, nor only out of spe
   assert.equal(element.dataset.rejecting, rejecting);
 });
 
+test("an overdue scheduled sample turns the card until it is taken or closed", () => {
+  const utc = new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  const element = { dataset: card() };
+  applySchedule(element, { state: "overdue", overdue_at: "2026-12-07T10:15:00Z" }, utc);
+  assert.equal(element.dataset.overdue, "Sample overdue since 10:15");
+  assert.equal(cardState(element.dataset), "overdue");
+  assert.equal(cardState({ ...element.dataset, lastValue: "" }), "overdue"); // never "no data yet" either
+  assert.equal(cardState({ ...element.dataset, lastValue: "74.2" }), "out_of_spec");
+  assert.equal(cardState({ ...element.dataset, offline: "true" }), "offline");
+  applySchedule(element, { state: "taken", overdue_at: "2026-12-07T10:15:00Z" }, utc);
+  assert.equal(element.dataset.overdue, "");
+  assert.equal(cardState(element.dataset), "in_control");
+});
+
 test("a characteristic without control limits is never in control, only out of spec or waiting", () => {
   assert.equal(cardState(card({ limits: "false" })), "no_limits");
   assert.equal(cardState(card({ limits: "false", lastValue: "74.2" })), "out_of_spec");
@@ -41,7 +55,7 @@ test("a missing spec limit never makes a value out of spec", () => {
 });
 
 test("every state has words and an icon", () => {
-  for (const state of ["unacknowledged", "rejecting", "out_of_spec", "offline", "no_data", "no_limits", "in_control"]) {
+  for (const state of ["unacknowledged", "rejecting", "out_of_spec", "offline", "overdue", "no_data", "no_limits", "in_control"]) {
     assert.ok(STATES[state].label && STATES[state].icon, state);
   }
   assert.equal(numberOrNull(""), null);
