@@ -24,8 +24,8 @@ def characteristic_groups(characteristic: Characteristic, lot_id: int | None = N
 def sample_data(sample: Sample, kind: str, *, out_of_spec: bool = False) -> dict[str, object]:
     return {
         "id": sample.pk, "characteristic": sample.characteristic_id, "lot": sample.lot_id,
-        "sequence": sample.sequence, "n": sample.n, "mean": sample.mean, "range": sample.range,
-        "sd": sample.sd, "statistic": plotted_statistic(kind, sample.mean, sample.n),
+        "sequence": sample.sequence, "n": sample.n, "values": sample.values, "mean": sample.mean,
+        "range": sample.range, "sd": sample.sd, "statistic": plotted_statistic(kind, sample.mean, sample.n),
         "in_control": sample.in_control, "limits_version": sample.limits_version,
         "undersized": sample.undersized, "out_of_spec": out_of_spec,
         "created_at": sample.created_at.isoformat(),

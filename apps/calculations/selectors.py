@@ -145,7 +145,7 @@ def chart_data(
         points.append(
             {
                 "id": sample.pk, "sequence": sample.sequence, "lot": sample.lot_id, "n": sample.n,
-                "statistic": statistic, "dispersion": dispersion,
+                "values": sample.values, "statistic": statistic, "dispersion": dispersion,
                 "mean": sample.mean, "range": sample.range, "sd": sample.sd, "in_control": sample.in_control,
                 "limits_version": sample.limits_version, "undersized": sample.undersized,
                 "invalidated": sample.invalidated, "invalidation_reason": reasons.get(sample.pk, ""),

@@ -1,9 +1,10 @@
 // The chart page's capability summary: Cp, Cpk, Pp, Ppk of the characteristic (its product
-// statistics) and a histogram of the values on the chart against LSL/USL (a uPlot bars chart).
+// statistics) and a histogram of the individual values on the chart (not subgroup means) with the
+// fitted normal curve, against LSL/USL (a uPlot bars chart).
 
 import { ApiError, apiGet } from "./api.js";
 import { formatNumber } from "./format.js";
-import { histogram, isAttributes, locationLabel } from "./chart.logic.js";
+import { histogram, individualValues, isAttributes, locationLabel, normalFit } from "./chart.logic.js";
 
 const uPlot = window.uPlot;
 const HEIGHT = 170;
@@ -62,15 +63,21 @@ export class CapabilityPanel {
     this.note.textContent = note;
   }
 
-  /** The histogram of the model's points (their plotted statistic). */
+  /** The histogram of the model's points: attribute charts their plotted statistic; variables
+   * charts every individual value, with the normal curve fitted to them. */
   draw(model) {
     const attributes = isAttributes(model.kind);
     this.spec = attributes ? { lsl: null, usl: null } : { lsl: model.spec.lsl, usl: model.spec.usl };
-    const bins = histogram(model.points.map((p) => p.statistic), this.spec);
-    const count = model.points.length;
+    const values = attributes ? model.points.map((p) => p.statistic) : individualValues(model.points);
+    const bins = histogram(values, this.spec);
+    this.fit = attributes ? null : normalFit(values, bins.width);
+    const count = values.length;
+    const fitted = this.fit
+      ? `, normal fit (mean ${formatNumber(this.fit.mean, this.decimals)}, s ${formatNumber(this.fit.sd, this.decimals + 1)})`
+      : "";
     this.title.textContent = attributes
       ? `Histogram of the ${count} shown ${locationLabel(model.kind)} values`
-      : `Histogram of the ${count} shown ${model.subgroupSize > 1 ? "subgroup means" : "values"} against LSL/USL`;
+      : `Histogram of the ${count} individual values shown${fitted}, against LSL/USL`;
     if (!bins.counts.length) {
       this.plot?.destroy();
       this.plot = null;
@@ -99,7 +106,8 @@ export class CapabilityPanel {
       cursor: { show: false },
       scales: {
         x: { time: false, range: () => [...this.range] },
-        y: { range: (u, min, max) => [0, Math.max(1, max) * 1.1] },
+        // Room for the fitted curve's peak as well as the tallest bar.
+        y: { range: (u, min, max) => [0, Math.max(1, max, this.fit ? this.fit.at(this.fit.mean) : 0) * 1.1] },
       },
       axes: [
         { stroke: colours.axis, grid: { show: false }, values: (u, splits) => splits.map((v) => formatNumber(v, this.decimals)) },
@@ -115,8 +123,29 @@ export class CapabilityPanel {
           paths: uPlot.paths.bars({ size: [0.95, Infinity] }),
         },
       ],
-      hooks: { draw: [(u) => this.drawSpecLines(u)] },
+      hooks: { draw: [(u) => this.drawFit(u), (u) => this.drawSpecLines(u)] },
     };
+  }
+
+  /** The fitted normal curve over the bars (expected counts per bin). */
+  drawFit(u) {
+    if (!this.fit) return;
+    const { ctx } = u;
+    const [low, high] = this.range;
+    const steps = 120;
+    ctx.save();
+    ctx.strokeStyle = this.colours.center;
+    ctx.lineWidth = 2 * uPlot.pxRatio;
+    ctx.beginPath();
+    for (let i = 0; i <= steps; i += 1) {
+      const x = low + ((high - low) * i) / steps;
+      const px = u.valToPos(x, "x", true);
+      const py = u.valToPos(this.fit.at(x), "y", true);
+      if (i === 0) ctx.moveTo(px, py);
+      else ctx.lineTo(px, py);
+    }
+    ctx.stroke();
+    ctx.restore();
   }
 
   drawSpecLines(u) {

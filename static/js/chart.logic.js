@@ -119,6 +119,7 @@ export class ChartModel {
     const dispersion = sample.dispersion !== undefined ? sample.dispersion : dispersionOf(this.kind, sample, previous);
     this.points.push({
       id: sample.id, sequence: sample.sequence, lot: sample.lot, n: sample.n, statistic: sample.statistic,
+      values: sample.values ?? null,
       dispersion, mean: sample.mean, range: sample.range ?? null, sd: sample.sd ?? null,
       in_control: sample.in_control ?? null, limits_version: sample.limits_version ?? null,
       undersized: Boolean(sample.undersized), invalidated: Boolean(sample.invalidated),
@@ -414,6 +415,31 @@ export function histogram(values, { lsl = null, usl = null, bins = null } = {}) 
   const counts = new Array(count).fill(0);
   for (const v of finite) counts[Math.min(count - 1, Math.floor((v - low) / width))] += 1;
   return { edges, counts, width };
+}
+
+/**
+ * The individual values of the points (not their means: a histogram of means flatters capability),
+ * invalidated points left out; a point without its values counts its mean once.
+ */
+export function individualValues(points) {
+  return points
+    .filter((p) => !p.invalidated)
+    .flatMap((p) => (Array.isArray(p.values) && p.values.length ? p.values : [p.mean]))
+    .filter((v) => v !== null && Number.isFinite(v));
+}
+
+/**
+ * The normal curve fitted to `values` (their mean and sample SD), as expected counts per bin of
+ * `width`: {mean, sd, at(x)}; null for fewer than 2 values or no spread.
+ */
+export function normalFit(values, width) {
+  const n = values.length;
+  if (n < 2) return null;
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const sd = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1));
+  if (!(sd > 0)) return null;
+  const scale = (n * width) / (sd * Math.sqrt(2 * Math.PI));
+  return { mean, sd, at: (x) => scale * Math.exp(-0.5 * ((x - mean) / sd) ** 2) };
 }
 
 /** The tooltip's rows for a point: [[label, text]] and its rules. */

@@ -9,6 +9,8 @@ import {
   dispersionLabel,
   dispersionOf,
   histogram,
+  individualValues,
+  normalFit,
   locationLabel,
   spreadLabels,
   zonesOf,
@@ -333,5 +335,29 @@ describe("invalidated points", () => {
     model.append({ ...point(2, 6.5), invalidated: true, invalidation_reason: "typo" });
     assert.equal(model.points[1].invalidated, true);
     assert.equal(model.points[1].invalidation_reason, "typo");
+  });
+});
+
+describe("the capability histogram counts individual values with a normal fit", () => {
+  it("takes every value of a subgroup, not its mean, and leaves invalidated points out", () => {
+    const points = [
+      { values: [9.8, 10.2], mean: 10.0 },
+      { values: [10.0, 10.4], mean: 10.2 },
+      { values: [50, 50], mean: 50, invalidated: true },
+      { values: null, mean: 10.1 }, // values unknown: its mean once
+    ];
+    assert.deepEqual(individualValues(points), [9.8, 10.2, 10.0, 10.4, 10.1]);
+  });
+
+  it("fits the normal curve to their mean and sample SD, in counts per bin", () => {
+    const values = [9, 10, 11];
+    const fit = normalFit(values, 0.5);
+    assert.equal(fit.mean, 10);
+    assert.equal(fit.sd, 1);
+    // At the mean: n · width / (s · √(2π)) = 3 · 0.5 / 2.5066… = 0.5984…
+    assert.ok(Math.abs(fit.at(10) - 0.598413) < 1e-6);
+    assert.ok(Math.abs(fit.at(11) - 0.598413 * Math.exp(-0.5)) < 1e-6);
+    assert.equal(normalFit([10], 1), null);
+    assert.equal(normalFit([10, 10], 1), null);
   });
 });
