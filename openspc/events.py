@@ -53,6 +53,8 @@ class EventType(StrEnum):
     DATA_HEALTH_CHANGED = "data_health.changed"  # apps.observations: a characteristic's data health
     SPEC_VIOLATED = "spec.violated"  # apps.observations: a confirmed result outside its spec limits
     DATA_REJECTED = "data.rejected"  # apps.observations: a characteristic's values began being rejected
+    DATA_STALE = "data.stale"  # apps.observations: no value for longer than the characteristic's cadence
+    SOURCE_OFFLINE = "source.offline"  # apps.observations: the Sparkplug B node feeding it is offline
     CREDENTIALS_REVOKED = "credentials.revoked"  # openspc.revocation: the consumer closes with 4401
     SIGNING_LOCKED = "signing.locked"  # apps.signatures: a user's signing locked after wrong passwords
     LOT_RELEASE_REQUESTED = "lot.release_requested"  # apps.records: an operations lead asks approvers
@@ -74,6 +76,8 @@ NOTIFYING = frozenset(
         EventType.LIMITS_CHANGED,
         EventType.LOT_DISPOSITION,
         EventType.DATA_REJECTED,
+        EventType.DATA_STALE,
+        EventType.SOURCE_OFFLINE,
         EventType.SPEC_VIOLATED,
         EventType.SAMPLE_OVERDUE,
         # Told to people by role, not by subscription (apps.subscriptions: DIRECT_EVENTS).

@@ -110,3 +110,13 @@ def edge_nodes_online() -> list[KnownNode]:
             state.aliases[row["device"]] = aliases
         state.types.update(row["types"] or {})
     return list(known.values())
+
+
+def sparkplug_metrics_offline() -> set[str]:
+    """Sparkplug metric names that only offline edge nodes (or devices) announced: their
+    characteristics get no data. A metric no node announced is not offline, only unknown."""
+    online: set[str] = set()
+    offline: set[str] = set()
+    for is_online, metrics in EdgeNode.objects.values_list("online", "metrics"):
+        (online if is_online else offline).update(m for m in metrics or () if isinstance(m, str))
+    return offline - online

@@ -56,6 +56,8 @@ class HealthState(models.TextChoices):
 
     OK = "ok", "Receiving data"
     REJECTING = "rejecting", "Values being rejected"
+    OFFLINE = "offline", "Data source offline"  # a Sparkplug B node or device that feeds it is dead
+    STALE = "stale", "Not receiving data"  # nothing for longer than its schedule's cadence
 
 
 class ScheduledSampleState(models.TextChoices):

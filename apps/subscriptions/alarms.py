@@ -17,6 +17,8 @@ from openspc.events import EventType
 ALARM_EVENTS = (
     EventType.VIOLATION_EVENT_UPDATED,
     EventType.DATA_REJECTED,
+    EventType.DATA_STALE,
+    EventType.SOURCE_OFFLINE,
     EventType.SPEC_VIOLATED,
     EventType.SAMPLE_OVERDUE,
 )

@@ -15,6 +15,6 @@ class SubscriptionEvent(models.TextChoices):
     VIOLATIONS = "violations", "Violations"
     LIMITS = "limits", "Control limit changes"
     DISPOSITION = "disposition", "Lot disposition"
-    DATA_HEALTH = "data_health", "Data health (values being rejected)"
+    DATA_HEALTH = "data_health", "Data health (values rejected, data stopped, source offline)"
     SPEC = "spec", "Values out of specification"
     SCHEDULE = "schedule", "Samples overdue by their schedule"

@@ -201,6 +201,19 @@ def _data_rejected(data: dict[str, Any], characteristic: Characteristic | None) 
     )
 
 
+def _data_quiet(data: dict[str, Any], characteristic: Characteristic | None) -> Message:
+    """data.stale and source.offline: the health summary says since when."""
+    offline = data["type"] == EventType.SOURCE_OFFLINE
+    return Message(
+        event=data["type"],
+        title=f"{'Data source offline' if offline else 'No data'}: {_label(characteristic)}",
+        text=f"{data.get('summary')}."
+        + (" The Sparkplug B node feeding it is offline." if offline else " Its schedule expects values."),
+        link=f"/charts/{data.get('characteristic')}/",
+        dedup_key=f"{data['type']}:{data.get('characteristic')}:{data.get('since')}",
+    )
+
+
 def _sample_overdue(data: dict[str, Any], characteristic: Characteristic | None, lot: Lot | None) -> Message:
     due = f"{timezone.localtime(datetime.fromisoformat(data['due_at'])):%H:%M}" if data.get("due_at") else ""
     return Message(
@@ -227,6 +240,8 @@ def message_for(data: dict[str, Any], *, characteristic: Characteristic | None, 
         return _disposition(data, lot)
     if name == EventType.DATA_REJECTED:
         return _data_rejected(data, characteristic)
+    if name in (EventType.DATA_STALE, EventType.SOURCE_OFFLINE):
+        return _data_quiet(data, characteristic)
     if name == EventType.SPEC_VIOLATED:
         return _spec_violated(data, characteristic, lot)
     if name == EventType.SAMPLE_OVERDUE:

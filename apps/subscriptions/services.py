@@ -53,6 +53,8 @@ EVENT_KINDS: dict[str, str] = {
     EventType.LIMITS_CHANGED: SubscriptionEvent.LIMITS,
     EventType.LOT_DISPOSITION: SubscriptionEvent.DISPOSITION,
     EventType.DATA_REJECTED: SubscriptionEvent.DATA_HEALTH,
+    EventType.DATA_STALE: SubscriptionEvent.DATA_HEALTH,
+    EventType.SOURCE_OFFLINE: SubscriptionEvent.DATA_HEALTH,
     EventType.SPEC_VIOLATED: SubscriptionEvent.SPEC,
     EventType.SAMPLE_OVERDUE: SubscriptionEvent.SCHEDULE,
 }

@@ -28,8 +28,8 @@ from apps.config.models import (
     TestPlan,
     TestPlanEntry,
 )
-from apps.mqtt_bridge.models import EdgeNode
-from apps.observations.choices import LOT_WORKING, ObservationStatus, ScheduledSampleState
+from apps.mqtt_bridge.selectors import sparkplug_metrics_offline
+from apps.observations.choices import LOT_WORKING, HealthState, ObservationStatus, ScheduledSampleState
 from apps.observations.models import CharacteristicHealth, Item, Lot, Observation, Sample, ScheduledSample
 from apps.observations.selectors import (
     LotProgress,
@@ -53,6 +53,7 @@ class CardState(StrEnum):
     REJECTING = "rejecting"
     OUT_OF_SPEC = "out_of_spec"
     OFFLINE = "offline"
+    STALE = "stale"
     OVERDUE = "overdue"
     NO_DATA = "no_data"
     NO_LIMITS = "no_limits"
@@ -64,6 +65,7 @@ STATE_LABELS = {
     CardState.REJECTING: "Values rejected",
     CardState.OUT_OF_SPEC: "Out of spec",
     CardState.OFFLINE: "Data source offline",
+    CardState.STALE: "Not receiving data",
     CardState.OVERDUE: "Sample overdue",
     CardState.NO_DATA: "No data yet",
     CardState.NO_LIMITS: "No limits yet",
@@ -76,6 +78,7 @@ STATE_ICONS = {
     CardState.REJECTING: "⛔",
     CardState.OUT_OF_SPEC: "✕",
     CardState.OFFLINE: "⊘",
+    CardState.STALE: "⌛",
     CardState.OVERDUE: "⏰",
     CardState.NO_DATA: "–",
     CardState.NO_LIMITS: "?",
@@ -120,6 +123,8 @@ class Card:
     rejecting: str = ""
     limits: bool = True  # it has control limits: without, nothing says it is in control
     shelved_until: datetime | None = None  # its alarms are shelved (notify nobody) until then
+    # "Not receiving data since 10:42" while no value came for longer than its cadence (data health)
+    stale: str = ""
     overdue_since: datetime | None = None  # a sample its schedule asked for is overdue since then
     due_since: datetime | None = None  # a sample its schedule asks for is due since then
 
@@ -134,6 +139,8 @@ class Card:
             return CardState.OUT_OF_SPEC
         if self.offline:
             return CardState.OFFLINE
+        if self.stale:
+            return CardState.STALE
         if self.overdue_since is not None:
             return CardState.OVERDUE
         if self.last_value is None:
@@ -146,6 +153,8 @@ class Card:
     def state_label(self) -> str:
         if self.state == CardState.REJECTING:
             return self.rejecting
+        if self.state == CardState.STALE:
+            return self.stale
         if self.state == CardState.OVERDUE:
             return self.overdue_text
         return STATE_LABELS[self.state]
@@ -191,16 +200,6 @@ class Group:
         return Line(self.site, self.area, self.line)
 
 
-def sparkplug_metrics_offline() -> set[str]:
-    """Sparkplug metric names that only offline edge nodes (or devices) announced: their
-    characteristics get no data. A metric no node announced is not offline, only unknown."""
-    online: set[str] = set()
-    offline: set[str] = set()
-    for is_online, metrics in EdgeNode.objects.values_list("online", "metrics"):
-        (online if is_online else offline).update(m for m in metrics or () if isinstance(m, str))
-    return offline - online
-
-
 def _scheduled_since(state: str, moment: str) -> Subquery:
     """The earliest `moment` of the characteristic's scheduled samples in `state` (a subquery)."""
     open_samples = ScheduledSample.objects.filter(characteristic=OuterRef("pk"), state=state)
@@ -237,11 +236,13 @@ def overview_characteristics(*, user: User | AnonymousUser) -> QuerySet[Characte
     )
 
 
-def _health_summary(characteristic: Characteristic) -> str:
+def _health_summary(characteristic: Characteristic, state: str) -> str:
+    """The data health summary of the characteristic while it is in `state`, else ''."""
     try:
-        return characteristic.health.summary
+        health = characteristic.health
     except CharacteristicHealth.DoesNotExist:  # never checked yet
         return ""
+    return health.summary if health.state == state else ""
 
 
 def overview_groups(*, user: User | AnonymousUser, line: "Line | None" = None) -> list[Group]:
@@ -265,7 +266,8 @@ def overview_groups(*, user: User | AnonymousUser, line: "Line | None" = None) -
                 cpk=c.product_cpk,  # type: ignore[attr-defined]
                 unacknowledged=c.unacknowledged,  # type: ignore[attr-defined]
                 offline=c.data_source == DataSource.SPARKPLUG and c.tag in metrics_offline,
-                rejecting=_health_summary(c),
+                rejecting=_health_summary(c, HealthState.REJECTING),
+                stale=_health_summary(c, HealthState.STALE),
                 limits=c.has_limits,  # type: ignore[attr-defined]
                 shelved_until=c.shelved_until,  # type: ignore[attr-defined]
                 overdue_since=c.overdue_since,  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ export const STATES = {
   rejecting: { label: "Values rejected", icon: "⛔" },
   out_of_spec: { label: "Out of spec", icon: "✕" },
   offline: { label: "Data source offline", icon: "⊘" },
+  stale: { label: "Not receiving data", icon: "⌛" },
   overdue: { label: "Sample overdue", icon: "⏰" },
   no_data: { label: "No data yet", icon: "–" },
   no_limits: { label: "No limits yet", icon: "?" },
@@ -29,15 +30,19 @@ export function cardState(d) {
   const usl = numberOrNull(d.usl);
   if (value !== null && ((lsl !== null && value < lsl) || (usl !== null && value > usl))) return "out_of_spec";
   if (d.offline === "true") return "offline";
+  if (d.stale) return "stale";
   if (d.overdue) return "overdue";
   if (value === null) return "no_data";
   if (d.limits === "false") return "no_limits"; // nothing to be in control of yet
   return "in_control";
 }
 
-/** A `health_update` (data_health.changed): the card shows the rejection, or stops showing it. */
+/** A `health_update` (data_health.changed): the card shows the rejection, the silence ("Not
+ * receiving data since 10:42") or the dead source, or stops showing them. */
 export function applyHealth(card, health) {
   card.dataset.rejecting = health.state === "rejecting" ? health.summary : "";
+  card.dataset.stale = health.state === "stale" ? health.summary : "";
+  if (health.state === "offline") card.dataset.offline = "true";
 }
 
 /** A `schedule_update` (sample.overdue, .taken, .missed): the card shows the overdue sample, or
@@ -58,7 +63,7 @@ export function showCardState(card, badgeClass = "state") {
   card.dataset.state = state;
   field(card, "state").className = `${badgeClass} state--${state}`;
   field(card, "state-icon").textContent = STATES[state].icon;
-  const said = { rejecting: card.dataset.rejecting, overdue: card.dataset.overdue };
+  const said = { rejecting: card.dataset.rejecting, stale: card.dataset.stale, overdue: card.dataset.overdue };
   field(card, "state-label").textContent = said[state] || STATES[state].label;
   return state;
 }

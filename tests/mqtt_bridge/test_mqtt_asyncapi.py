@@ -73,3 +73,20 @@ def test_the_host_state_is_what_the_document_says() -> None:
         assert body["online"] is online
         assert type(body["timestamp"]) is int
     assert Listener(Options(url="mqtt://127.0.0.1:1883", client_id="t", host_id="")).state_topic == ""
+
+
+def test_the_plant_alarms_have_the_documented_topics_and_fields(world: Violations) -> None:
+    from apps.mqtt_bridge.publisher import plant_message_payload, plant_message_topic
+    from apps.observations.models import PlantMessage
+
+    schema = MESSAGES["plantAlarm"]["payload"]
+    for name in schema["properties"]["event"]["enum"]:
+        message = PlantMessage.objects.create(
+            event=name, characteristic=world.dia, data={"characteristic": 1}
+        )
+        body = json.loads(plant_message_payload(message))
+        assert set(schema["required"]) <= set(body), name
+        assert body["event"] == name
+        root = "/".join(plant_message_topic(message).split("/")[:2])
+        (channel,) = [c for c in DOC["channels"] if c.startswith(f"{root}/")]
+        assert len(channel.split("/")) == len(plant_message_topic(message).split("/")), name

@@ -7,9 +7,11 @@ import datetime
 import pytest
 from django.utils import timezone
 
+from apps.config import services as config_services
 from apps.config.models import Characteristic
+from apps.mqtt_bridge.models import EdgeNode
 from apps.observations import services
-from apps.observations.models import CharacteristicHealth, Item, Observation
+from apps.observations.models import CharacteristicHealth, Item, Observation, PlantMessage, SubgroupFeed
 from apps.subscriptions.models import Notification
 from apps.subscriptions.services import notifications_fanout, subscription_create
 from apps.web.selectors import CardState, overview_groups
@@ -115,3 +117,52 @@ def test_a_few_rejections_among_many_values_stay_ok(plant, dia, sent, settings):
     health = CharacteristicHealth.objects.get(pk=dia.pk)
     assert (health.state, health.rejected, health.confirmed) == ("ok", 3, 16)
     assert sent == []
+
+
+def test_an_mqtt_characteristic_gone_quiet_for_longer_than_its_cadence_is_stale(plant, dia, manager, sent):
+    """data.stale (issue #21): an MQTT-fed characteristic whose schedule says every 5 minutes (grace
+    1) that gets nothing for longer is 'Not receiving data since …', to its subscribers, the pages
+    and the plant, and recovers when values come again."""
+    Characteristic.objects.filter(pk=dia.pk).update(data_source="tag", tag="plant/line1/dia")
+    config_services.schedule_create(characteristic=dia, kind="interval", every_minutes=5, grace_minutes=1)
+    t0 = timezone.now()
+    services.data_health_check(now=t0)
+    services.data_health_check(now=t0 + datetime.timedelta(minutes=5))  # within 6 minutes: ok
+    assert sent == []
+
+    services.data_health_check(now=t0 + datetime.timedelta(minutes=7))
+    health = CharacteristicHealth.objects.get(pk=dia.pk)
+    since = f"{timezone.localtime(t0):%H:%M}"
+    assert (health.state, health.summary) == ("stale", f"Not receiving data since {since}")
+    assert [m["type"] for m in sent] == ["data_health.changed", "data.stale"]
+    (message,) = PlantMessage.objects.all()
+    assert (message.event, message.data["summary"]) == ("data.stale", health.summary)
+    (card,) = [c for group in overview_groups(user=manager) for c in group.cards if c.characteristic == dia]
+    assert (card.state, card.state_label) == (CardState.STALE, health.summary)
+
+    subscription_create(user=manager, scope="characteristic", characteristic=dia.pk, events=["data_health"])
+    notifications_fanout(events=[sent[1]])
+    (note,) = Notification.objects.filter(user=manager)
+    assert note.title == f"No data: DIA {plant.dia.name} of RING-74"
+    assert note.message.startswith(f"Not receiving data since {since}.")
+
+    # Values again (the feed moved on): it recovers.
+    sent.clear()
+    SubgroupFeed.objects.update_or_create(pk=dia.pk, defaults={"last_position": 3})
+    services.data_health_check(now=t0 + datetime.timedelta(minutes=8))
+    health.refresh_from_db()
+    assert health.state == "ok"
+    assert [(m["type"], m["state"]) for m in sent] == [("data_health.changed", "ok")]
+
+
+def test_a_sparkplug_characteristic_whose_node_died_is_offline(plant, dia, sent):
+    Characteristic.objects.filter(pk=dia.pk).update(data_source="sparkplug", tag="Line1/Dia")
+    EdgeNode.objects.create(group="Plant", node="Line1", online=False, metrics=["Line1/Dia"])
+    t0 = timezone.now()
+    services.data_health_check(now=t0)
+    services.data_health_check(now=t0 + datetime.timedelta(minutes=1))
+    health = CharacteristicHealth.objects.get(pk=dia.pk)
+    assert health.state == "offline"
+    assert health.summary.startswith("Data source offline since ")
+    assert [m["type"] for m in sent] == ["data_health.changed", "source.offline"]
+    assert PlantMessage.objects.get().event == "source.offline"

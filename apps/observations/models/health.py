@@ -1,6 +1,7 @@
 """Data health of each characteristic (issue #21): whether its values are being rejected."""
 
 from django.db import models
+from django.utils import timezone
 
 from apps.observations.choices import HealthState
 
@@ -26,6 +27,10 @@ class CharacteristicHealth(models.Model):
         "counted from these, never by scanning observations.",
     )  # fmt: skip
     window_seconds = models.PositiveIntegerField(default=0, help_text="How long the counts cover.")
+    last_value_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="The check that last saw a value arrive (confirmed or rejected), else the first check.",
+    )  # fmt: skip
     checked_at = models.DateTimeField()
 
     class Meta:
@@ -41,7 +46,12 @@ class CharacteristicHealth(models.Model):
 
     @property
     def summary(self) -> str:
-        """'38 % rejected: not in an effective plan', as the overview says it."""
+        """What the overview says while the data is unhealthy: '38 % rejected: not in an effective
+        plan', 'Not receiving data since 10:42', 'Data source offline since 10:40'."""
+        if self.state == HealthState.STALE:
+            return f"Not receiving data since {timezone.localtime(self.last_value_at or self.since):%H:%M}"
+        if self.state == HealthState.OFFLINE:
+            return f"Data source offline since {timezone.localtime(self.since):%H:%M}"
         if self.state != HealthState.REJECTING:
             return ""
         top = self.reasons[0]["message"] if self.reasons else "no reason recorded"

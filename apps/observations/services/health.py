@@ -21,10 +21,13 @@ from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from apps.config.choices import MQTT_SOURCES, DataSource, ScheduleKind
 from apps.config.models import Characteristic
+from apps.mqtt_bridge.selectors import sparkplug_metrics_offline
 from apps.observations.choices import HealthState, ObservationStatus
 from apps.observations.models import CharacteristicHealth, Observation, SubgroupFeed
 from apps.observations.services.plant import plant_messages_store
+from apps.observations.services.schedules import schedules_effective
 from openspc.events import Event, EventType, event, events_send_on_commit
 from openspc.rows import rows_insert, rows_update
 
@@ -32,6 +35,7 @@ REASONS_READ = 1000  # rejected rows read per check for their reasons (the count
 TOP_REASONS = 3
 HEALTH_FIELDS = [
     "state", "since", "confirmed", "rejected", "reasons", "positions", "window_seconds", "checked_at",
+    "last_value_at",
 ]  # fmt: skip
 
 
@@ -48,6 +52,7 @@ def health_data(health: CharacteristicHealth, characteristic: Characteristic) ->
         "confirmed": health.confirmed, "rejected": health.rejected,
         "rejected_percent": health.rejected_percent, "reasons": health.reasons,
         "summary": health.summary, "window_seconds": health.window_seconds,
+        "last_value_at": health.last_value_at.isoformat() if health.last_value_at else None,
     }  # fmt: skip
 
 
@@ -105,9 +110,24 @@ def _state(confirmed: int, rejected: int) -> str:
     return HealthState.REJECTING if rejecting else HealthState.OK
 
 
-def _judged(health: CharacteristicHealth, entry: list[Any], now: datetime.datetime) -> str:
-    """Add this check's entry to the window, recount it; the state it gives (not yet set)."""
+@dataclass(frozen=True)
+class Expected:
+    """What the check knows of a characteristic besides its counts: whether its source is offline
+    (a dead Sparkplug B node or device), and how long it may go without a value (its cadence)."""
+
+    offline: bool = False
+    cadence: datetime.timedelta | None = None
+
+
+def _judged(
+    health: CharacteristicHealth, entry: list[Any], now: datetime.datetime, expected: Expected
+) -> str:
+    """Add this check's entry to the window, recount it; the state it gives (not yet set):
+    rejecting first, then offline, then stale."""
     start = (now - datetime.timedelta(seconds=settings.DATA_HEALTH_WINDOW_SECONDS)).isoformat()
+    previous = health.positions[-1]
+    if int(entry[1]) > int(previous[1]) or int(entry[2]):
+        health.last_value_at = now  # a value arrived since the last check
     kept = [e for e in health.positions if e[0] >= start]
     entries = [*kept, entry] if kept else [health.positions[-1], entry]
     health.confirmed, health.rejected, counted = _summed(entries)
@@ -118,15 +138,55 @@ def _judged(health: CharacteristicHealth, entry: list[Any], now: datetime.dateti
         {"code": code, "message": _MESSAGES.get(code, code), "count": n}
         for code, n in counted.most_common(TOP_REASONS)
     ]
-    return _state(health.confirmed, health.rejected)
+    state = _state(health.confirmed, health.rejected)
+    if state != HealthState.OK:
+        return state
+    if expected.offline:
+        return HealthState.OFFLINE
+    quiet_since = health.last_value_at or health.since
+    if expected.cadence is not None and now - quiet_since > expected.cadence:
+        return HealthState.STALE
+    return HealthState.OK
+
+
+# The event a characteristic's subscribers and the plant get when it enters each unhealthy state.
+ALARMS: dict[str, EventType] = {
+    HealthState.REJECTING: EventType.DATA_REJECTED,
+    HealthState.OFFLINE: EventType.SOURCE_OFFLINE,
+    HealthState.STALE: EventType.DATA_STALE,
+}
+
+
+def _expected(characteristics: dict[int, Characteristic]) -> dict[int, Expected]:
+    """Per MQTT-fed characteristic: offline (Sparkplug B metrics only dead nodes announced) and
+    its cadence (its sampling schedule's every N minutes, plus the grace time)."""
+    fed = [c for c in characteristics.values() if c.data_source in MQTT_SOURCES]
+    if not fed:
+        return {}
+    offline = sparkplug_metrics_offline()
+    schedules = schedules_effective(fed)
+    expected = {}
+    for c in fed:
+        schedule = schedules.get(c.pk)
+        cadence = None
+        if schedule is not None and schedule.kind == ScheduleKind.INTERVAL and schedule.every_minutes:
+            cadence = datetime.timedelta(minutes=schedule.every_minutes + schedule.grace_minutes)
+        expected[c.pk] = Expected(
+            offline=c.data_source == DataSource.SPARKPLUG and c.tag in offline, cadence=cadence
+        )
+    return expected
 
 
 def data_health_check(*, now: datetime.datetime | None = None) -> HealthChecked:
     """Check every active characteristic's data health (see the module's docstring)."""
     now = now or timezone.now()
     characteristics = {
-        c.pk: c for c in Characteristic.objects.filter(active=True).only("pk", "product", "test")
+        c.pk: c
+        for c in Characteristic.objects.filter(active=True).only(
+            "pk", "product", "test", "data_source", "tag"
+        )
     }
+    expected = _expected(characteristics)
     positions = dict(
         SubgroupFeed.objects.filter(pk__in=list(characteristics)).values_list("pk", "last_position")
     )
@@ -149,11 +209,15 @@ def data_health_check(*, now: datetime.datetime | None = None) -> HealthChecked:
             if health is None:  # the first check: where the window starts, nothing to judge yet
                 new.append(
                     CharacteristicHealth(
-                        characteristic=characteristic, since=now, positions=[entry], checked_at=now
+                        characteristic=characteristic,
+                        since=now,
+                        positions=[entry],
+                        checked_at=now,
+                        last_value_at=now,
                     )
                 )
                 continue
-            state, before = _judged(health, entry, now), health.state
+            state, before = _judged(health, entry, now, expected.get(pk, Expected())), health.state
             if state == before == HealthState.OK:
                 continue
             # A change, or the figures of one still rejecting: the pages showing it are told.
@@ -163,8 +227,8 @@ def data_health_check(*, now: datetime.datetime | None = None) -> HealthChecked:
                 changed.append(health)
             data = health_data(health, characteristic)
             events.append(event(EventType.DATA_HEALTH_CHANGED, groups, **data))
-            if state != before and state == HealthState.REJECTING:
-                alarms.append(event(EventType.DATA_REJECTED, groups, **data))
+            if state != before and state in ALARMS:
+                alarms.append(event(ALARMS[state], groups, **data))
         rows_insert(model=CharacteristicHealth, rows=new)
         rows_update(model=CharacteristicHealth, rows=list(held.values()), fields=HEALTH_FIELDS)
         plant_messages_store(alarms)

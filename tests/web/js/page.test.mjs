@@ -43,6 +43,18 @@ test("an overdue scheduled sample turns the card until it is taken or closed", (
   assert.equal(cardState(element.dataset), "in_control");
 });
 
+test("a characteristic that stopped receiving data is never green, and says since when", () => {
+  const element = { dataset: card({ overdue: "Sample overdue since 10:15" }) };
+  applyHealth(element, { state: "stale", summary: "Not receiving data since 10:42" });
+  assert.equal(cardState(element.dataset), "stale");
+  assert.equal(element.dataset.stale, "Not receiving data since 10:42");
+  assert.equal(cardState({ ...element.dataset, lastValue: "" }), "stale");
+  applyHealth(element, { state: "ok", summary: "" });
+  assert.equal(cardState(element.dataset), "overdue");
+  applyHealth(element, { state: "offline", summary: "Data source offline since 10:40" });
+  assert.equal(cardState(element.dataset), "offline");
+});
+
 test("a characteristic without control limits is never in control, only out of spec or waiting", () => {
   assert.equal(cardState(card({ limits: "false" })), "no_limits");
   assert.equal(cardState(card({ limits: "false", lastValue: "74.2" })), "out_of_spec");
@@ -55,7 +67,7 @@ test("a missing spec limit never makes a value out of spec", () => {
 });
 
 test("every state has words and an icon", () => {
-  for (const state of ["unacknowledged", "rejecting", "out_of_spec", "offline", "overdue", "no_data", "no_limits", "in_control"]) {
+  for (const state of ["unacknowledged", "rejecting", "out_of_spec", "offline", "stale", "overdue", "no_data", "no_limits", "in_control"]) {
     assert.ok(STATES[state].label && STATES[state].icon, state);
   }
   assert.equal(numberOrNull(""), null);
