@@ -22,6 +22,7 @@ from apps.config.models import (
     Device,
     PlanAssignment,
     Product,
+    SamplingSchedule,
     Test,
     TestPlan,
     TestPlanEntry,
@@ -518,3 +519,37 @@ class DeviceAdmin(AuditedAdmin):
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
         """The binding was saved (and audited) by the service in save_model; the form's own m2m
         save would write it again, unaudited."""
+
+
+class SamplingScheduleAdminForm(forms.ModelForm):
+    class Meta:
+        model = SamplingSchedule
+        fields = list(services.SCHEDULE_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        services.schedule_validate(data=data, schedule=self.instance if self.instance.pk else None)
+        return data
+
+
+@admin.register(SamplingSchedule)
+class SamplingScheduleAdmin(AuditedAdmin):
+    """When samples are due (docs/alarms.md, "Sampling schedules"); written through the services."""
+
+    form = SamplingScheduleAdminForm
+    audited_fields = services.SCHEDULE_FIELDS
+    list_display = ["__str__", "kind", "every_minutes", "every_units", "grace_minutes", "active"]
+    list_filter = ["kind", "active"]
+    list_select_related = ["characteristic__product", "characteristic__test", "test"]
+
+    def save_model(
+        self, request: HttpRequest, obj: SamplingSchedule, form: forms.ModelForm, change: bool
+    ) -> None:
+        data = {
+            name: form.cleaned_data[name] for name in services.SCHEDULE_FIELDS if name in form.cleaned_data
+        }
+        actor = self.audit_actor(request)
+        if change:
+            services.schedule_update(schedule=SamplingSchedule.objects.get(pk=obj.pk), data=data, actor=actor)
+        else:
+            obj.pk = services.schedule_create(**data, actor=actor).pk

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from apps.audit.services import Actor
 from apps.observations import services
 from apps.observations.choices import LOT_DISPOSITIONS
-from apps.observations.models import Invalidation, Item, Lot, Observation, Sample
+from apps.observations.models import Invalidation, Item, Lot, Observation, Sample, ScheduledSample
 from openspc.admin import ReadOnlyAdmin
 from openspc.api import acting_user
 
@@ -165,3 +165,21 @@ class SampleAdmin(ReadOnlyAdmin):
     search_fields = ["lot__number", "characteristic__product__code", "characteristic__test__code"]
     list_select_related = ["characteristic__product", "characteristic__test", "lot"]
     date_hierarchy = "created_at"
+
+
+@admin.register(ScheduledSample)
+class ScheduledSampleAdmin(ReadOnlyAdmin):  # opened by the schedule check, closed on the worklist or the API
+    list_display = [
+        "characteristic",
+        "slot",
+        "state",
+        "due_at",
+        "overdue_at",
+        "taken_at",
+        "reason_code",
+        "closed_by",
+    ]
+    list_filter = ["state", "reason_code"]
+    search_fields = ["characteristic__product__code", "characteristic__test__code", "note"]
+    list_select_related = ["characteristic__product", "characteristic__test", "closed_by"]
+    date_hierarchy = "due_at"

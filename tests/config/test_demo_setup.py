@@ -17,6 +17,7 @@ from apps.config.models import (
     Device,
     PlanAssignment,
     Product,
+    SamplingSchedule,
     Test,
     TestPlan,
     TestPlanEntry,
@@ -164,6 +165,21 @@ class DemoSetupTests:
         assert (shaft.lsl, shaft.target, shaft.usl) == (19.98, 20.0, 20.02)
         assert (shaft.data_source, shaft.tag) == (DataSource.SPARKPLUG, "Line1/Cell3/ShaftOD")
         assert all(ch.line == "Line 1" for ch in c.values())
+
+    def test_the_lab_and_the_gauges_have_sampling_schedules(self, var_dir):
+        _run()
+        schedules = {
+            (s.characteristic.product.code, s.characteristic.test.code): s.describe()
+            for s in SamplingSchedule.objects.select_related(
+                "characteristic__product", "characteristic__test"
+            )
+        }
+        assert schedules == {
+            ("RING-74", "RING-WALL"): "every 60 min",
+            ("SHAFT-20", "LEAK"): "once per lot",
+            ("RING-74", "RING-DIA"): "every 5 min",
+            ("SHAFT-20", "SHAFT-OD"): "every 5 min",
+        }
 
     def test_missing_users_are_recreated_without_touching_the_rest(self, var_dir):
         _run()

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from apps.config import services
-from apps.config.choices import DataSource, TestKind
+from apps.config.choices import DataSource, ScheduleKind, TestKind
 from apps.config.models import Characteristic, Device, Product
 from openspc.roles import Role
 
@@ -136,6 +136,16 @@ CHARACTERISTICS: dict[tuple[str, str], dict[str, Any]] = {
     ("SHAFT-20", "LEAK"): {"subgroup_size": 1, "cell": "Cell 3"},
 }
 
+# Sampling schedules: the lab samples the ring's wall every hour and the shaft's leak test once per
+# lot (due and overdue on the worklist and the overview); the two gauges fed by MQTT are expected
+# every 5 minutes (silence beyond that, plus the grace time, is "Not receiving data").
+SCHEDULES: dict[tuple[str, str], dict[str, Any]] = {
+    ("RING-74", "RING-WALL"): {"kind": ScheduleKind.INTERVAL, "every_minutes": 60, "grace_minutes": 15},
+    ("SHAFT-20", "LEAK"): {"kind": ScheduleKind.LOT, "grace_minutes": 60},
+    ("RING-74", "RING-DIA"): {"kind": ScheduleKind.INTERVAL, "every_minutes": 5, "grace_minutes": 5},
+    ("SHAFT-20", "SHAFT-OD"): {"kind": ScheduleKind.INTERVAL, "every_minutes": 5, "grace_minutes": 5},
+}
+
 
 def credentials_path() -> Path:
     return Path(settings.VAR_DIR) / CREDENTIALS
@@ -238,3 +248,6 @@ class Command(BaseCommand):
             services.characteristic_update(
                 characteristic=characteristic, data={**WHERE, **data}, reason="Demo configuration"
             )
+        for (product_code, test_code), data in SCHEDULES.items():
+            characteristic = Characteristic.objects.get(product__code=product_code, test__code=test_code)
+            services.schedule_create(characteristic=characteristic, **data)
