@@ -245,7 +245,17 @@ def _health_summary(characteristic: Characteristic, state: str) -> str:
     return health.summary if health.state == state else ""
 
 
-def overview_groups(*, user: User | AnonymousUser, line: "Line | None" = None) -> list[Group]:
+def characteristic_card(*, user: User | AnonymousUser, characteristic: Characteristic) -> Card | None:
+    """The overview's card of one characteristic (its state, data health, overdue sample, shelf):
+    the chart page's header says what the card says. None if the user may not read it."""
+    for group in overview_groups(user=user, only=characteristic.pk):
+        return group.cards[0]
+    return None
+
+
+def overview_groups(
+    *, user: User | AnonymousUser, line: "Line | None" = None, only: int | None = None
+) -> list[Group]:
     """The overview: the user's characteristics grouped by site / area / line / cell (only those of
     one line, if `line` is given). Two queries."""
     metrics_offline = sparkplug_metrics_offline()
@@ -253,6 +263,8 @@ def overview_groups(*, user: User | AnonymousUser, line: "Line | None" = None) -
     characteristics = overview_characteristics(user=user)
     if line is not None:
         characteristics = characteristics.filter(site=line.site, area=line.area, line=line.line)
+    if only is not None:
+        characteristics = characteristics.filter(pk=only)
     for c in characteristics:
         place = (c.site, c.area, c.line, c.cell)
         group = groups.setdefault(place, Group(*place))

@@ -107,6 +107,8 @@ class ChartView(PageMixin, DetailView):
         context["can_acknowledge"] = user.has_perm("calculations.change_violation")
         context["can_change_limits"] = user.has_perm("config.add_controllimits")
         context["rule_names"] = RULE_NAMES  # for the tooltip and the acknowledge dialog
+        # Never green while its data is rejected, has stopped, or a sample is overdue: the card's words.
+        context["card"] = selectors.characteristic_card(user=user, characteristic=characteristic)
         return context
 
 

@@ -12,7 +12,7 @@
 import { AcknowledgeDialog } from "./acknowledge.js";
 import { apiGet, apiGetAll } from "./api.js";
 import { CapabilityPanel } from "./capability.js";
-import { formatNumber } from "./format.js";
+import { formatNumber, hourMinute } from "./format.js";
 import {
   ChartModel,
   MAX_POINTS,
@@ -399,6 +399,13 @@ function moveKeyboard(event) {
 
 // --- Live ------------------------------------------------------------------------------------
 
+/** A notice of the header (data health, an overdue sample): its words, or hidden without any. */
+function showNotice(element, text) {
+  if (!element) return;
+  element.textContent = text;
+  element.hidden = !text;
+}
+
 function handleMessage(message, { draw = true } = {}) {
   const payload = message.payload ?? {};
   if (payload.characteristic !== config.id || state.failed) return;
@@ -427,6 +434,15 @@ function handleMessage(message, { draw = true } = {}) {
       break;
     case "statistics_update":
       if (payload.scope === "product") capability.schedule();
+      break;
+    case "health_update":
+      showNotice(document.querySelector("[data-chart-health]"), payload.state === "ok" ? "" : payload.summary);
+      break;
+    case "schedule_update":
+      showNotice(
+        document.querySelector("[data-chart-overdue]"),
+        payload.state === "overdue" ? `⏰ Sample overdue since ${hourMinute.format(new Date(payload.overdue_at))}` : "",
+      );
       break;
     default:
       break;

@@ -5,6 +5,7 @@ pages showing it (`data_health.changed`), and recovers when its values are confi
 import datetime
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from apps.config import services as config_services
@@ -139,6 +140,10 @@ def test_an_mqtt_characteristic_gone_quiet_for_longer_than_its_cadence_is_stale(
     assert (message.event, message.data["summary"]) == ("data.stale", health.summary)
     (card,) = [c for group in overview_groups(user=manager) for c in group.cards if c.characteristic == dia]
     assert (card.state, card.state_label) == (CardState.STALE, health.summary)
+    client = Client()
+    client.force_login(manager)
+    chart = client.get(f"/charts/{dia.pk}/").content.decode()
+    assert f'data-chart-health data-state="stale">⌛ {health.summary}</span>' in chart
 
     subscription_create(user=manager, scope="characteristic", characteristic=dia.pk, events=["data_health"])
     notifications_fanout(events=[sent[1]])

@@ -318,6 +318,14 @@ class OverviewTests:
         }
         assert cards[floor.flow.pk].shelved_until == shelf.until
         assert cards[floor.dia.pk].shelved_until is None
+        # The chart page and the wall screen say so too.
+        chart = signed_in(quality_specialist).get(f"/charts/{floor.flow.pk}/").content.decode()
+        assert '<span class="card-shelf" data-chart-shelf>Alarms shelved until <time' in chart
+        other = signed_in(quality_specialist).get(f"/charts/{floor.dia.pk}/").content.decode()
+        assert "data-chart-shelf" not in other
+        line = {"site": floor.flow.site, "area": floor.flow.area, "line": floor.flow.line}
+        kiosk = signed_in(quality_specialist).get("/kiosk/", line).content.decode()
+        assert kiosk.count('<p class="card-shelf" data-field="shelved">Alarms shelved until <time') == 1
 
     def test_a_metric_an_online_node_also_announces_is_not_offline(self, floor, quality_specialist):
         EdgeNodeFactory(node="spare", metrics=["Press/Force"])

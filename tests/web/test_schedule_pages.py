@@ -49,6 +49,11 @@ def test_the_overview_and_wall_screen_say_since_when_a_sample_is_overdue(overdue
         body = signed_in(manager).get(page).content.decode()
         assert f'data-overdue="Sample overdue since {since}"' in body, page
         assert 'data-state="overdue"' in body, page
+    chart = signed_in(manager).get(f"/charts/{overdue.characteristic_id}/").content.decode()
+    assert (
+        f'<span class="state state--overdue" data-chart-overdue>⏰ Sample overdue since {since}</span>'
+        in chart
+    )
 
 
 def test_the_tester_closes_a_missed_sample_from_the_worklist_with_a_reason(overdue, plant, manager):
