@@ -52,6 +52,7 @@ class EventType(StrEnum):
     DATA_HEALTH_ALARM = "data_health.alarm"
     DATA_HEALTH_CHANGED = "data_health.changed"  # apps.observations: a characteristic's data health
     SPEC_VIOLATED = "spec.violated"  # apps.observations: a confirmed result outside its spec limits
+    SPEC_WARNING = "spec.warning"  # apps.observations: a confirmed result in its spec warning band
     DATA_REJECTED = "data.rejected"  # apps.observations: a characteristic's values began being rejected
     DATA_STALE = "data.stale"  # apps.observations: no value for longer than the characteristic's cadence
     SOURCE_OFFLINE = "source.offline"  # apps.observations: the Sparkplug B node feeding it is offline
@@ -79,6 +80,7 @@ NOTIFYING = frozenset(
         EventType.DATA_STALE,
         EventType.SOURCE_OFFLINE,
         EventType.SPEC_VIOLATED,
+        EventType.SPEC_WARNING,
         EventType.SAMPLE_OVERDUE,
         # Told to people by role, not by subscription (apps.subscriptions: DIRECT_EVENTS).
         EventType.LOT_RELEASE_REQUESTED,

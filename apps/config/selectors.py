@@ -73,6 +73,8 @@ class ProductConfig:
     characteristic_ids: dict[int, int] = field(default_factory=dict)  # test id -> characteristic id
     # characteristic id -> (LSL, USL): the out-of-spec check of confirmed manual results
     spec_limits: dict[int, tuple[float | None, float | None]] = field(default_factory=dict)
+    # characteristic id -> its spec warning band (a value this close inside a limit is a warning)
+    spec_warnings: dict[int, float] = field(default_factory=dict)
 
 
 def product_config_load(*, product_id: int) -> ProductConfig:
@@ -84,14 +86,15 @@ def product_config_load(*, product_id: int) -> ProductConfig:
         .order_by()
         .values_list(
             "code", "active", "characteristics__test_id", "characteristics__id",
-            "characteristics__lsl", "characteristics__usl",
+            "characteristics__lsl", "characteristics__usl", "characteristics__spec_warning_margin",
         )
     )  # fmt: skip
     if not products:
         raise Product.DoesNotExist("Product matching query does not exist.")
     code, active = products[0][:2]
-    characteristic_ids = {test_id: pk for _, _, test_id, pk, _, _ in products if pk is not None}
-    spec_limits = {pk: (lsl, usl) for _, _, _, pk, lsl, usl in products if pk is not None}
+    characteristic_ids = {test_id: pk for _, _, test_id, pk, *_ in products if pk is not None}
+    spec_limits = {pk: (lsl, usl) for _, _, _, pk, lsl, usl, _ in products if pk is not None}
+    spec_warnings = {pk: margin for _, _, _, pk, _, _, margin in products if pk is not None and margin}
     # Assignments in their model's order (product, plan, newest first), each plan's tests by position
     # (a plan without tests: one row of nulls).
     pairs = (
@@ -122,7 +125,9 @@ def product_config_load(*, product_id: int) -> ProductConfig:
                 effective_to=effective_to,
             )
         )
-    return ProductConfig(product_id, code, active, tests, tuple(plan_tests), characteristic_ids, spec_limits)
+    return ProductConfig(
+        product_id, code, active, tests, tuple(plan_tests), characteristic_ids, spec_limits, spec_warnings
+    )
 
 
 # --- Kept between requests (apps.config.cached): read-only, for the pipeline's hot paths ------

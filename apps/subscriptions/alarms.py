@@ -20,6 +20,7 @@ ALARM_EVENTS = (
     EventType.DATA_STALE,
     EventType.SOURCE_OFFLINE,
     EventType.SPEC_VIOLATED,
+    EventType.SPEC_WARNING,
     EventType.SAMPLE_OVERDUE,
 )
 FOLDED_KEY = "alarms.folded"

@@ -187,6 +187,20 @@ def _spec_violated(data: dict[str, Any], characteristic: Characteristic | None, 
     )
 
 
+def _spec_warning(data: dict[str, Any], characteristic: Characteristic | None, lot: Lot | None) -> Message:
+    decimals = characteristic.test.decimals if characteristic is not None else 3
+    near = ", ".join(_number(v, decimals) for v in data.get("near") or [])
+    return Message(
+        event=data["type"],
+        title=f"Value near a spec limit on {_label(characteristic)}{_lot(lot)}",
+        text=f"{near} is within {_number(data.get('margin'), decimals)} of a spec limit "
+        f"(LSL {_number(data.get('lsl'), decimals)}, USL {_number(data.get('usl'), decimals)}; "
+        f"result {data.get('id')}).",
+        link=f"/charts/{data.get('characteristic')}/",
+        dedup_key=f"spec.warning:{data.get('id')}",
+    )
+
+
 def _data_rejected(data: dict[str, Any], characteristic: Characteristic | None) -> Message:
     minutes = max(1, round(int(data.get("window_seconds") or 0) / 60))
     total = int(data.get("confirmed") or 0) + int(data.get("rejected") or 0)
@@ -244,6 +258,8 @@ def message_for(data: dict[str, Any], *, characteristic: Characteristic | None, 
         return _data_quiet(data, characteristic)
     if name == EventType.SPEC_VIOLATED:
         return _spec_violated(data, characteristic, lot)
+    if name == EventType.SPEC_WARNING:
+        return _spec_warning(data, characteristic, lot)
     if name == EventType.SAMPLE_OVERDUE:
         return _sample_overdue(data, characteristic, lot)
     raise ValueError(f"no notification for {name}")

@@ -56,6 +56,7 @@ EVENT_KINDS: dict[str, str] = {
     EventType.DATA_STALE: SubscriptionEvent.DATA_HEALTH,
     EventType.SOURCE_OFFLINE: SubscriptionEvent.DATA_HEALTH,
     EventType.SPEC_VIOLATED: SubscriptionEvent.SPEC,
+    EventType.SPEC_WARNING: SubscriptionEvent.SPEC,
     EventType.SAMPLE_OVERDUE: SubscriptionEvent.SCHEDULE,
 }
 

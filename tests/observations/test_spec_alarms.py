@@ -3,12 +3,14 @@ own (`spec.violated`), apart from the control chart's rules: told to subscribers
 kind, and marked on the chart whether or not it has control limits."""
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from apps.calculations.selectors import chart_data
 from apps.calculations.services import characteristic_calculate
 from apps.config.models import Characteristic
 from apps.config.services import characteristic_update
 from apps.observations import services
+from apps.observations.models import PlantMessage
 from apps.subscriptions.models import Notification
 from apps.subscriptions.services import notifications_fanout, subscription_create
 from tests.factories import ItemFactory
@@ -98,3 +100,45 @@ def test_history_a_source_forwards_raises_no_spec_alarm(plant, dia, sent):
     ).ids
     services.observations_process(ids=ids, calculate=False)
     assert [m["id"] for m in sent if m["type"] == "spec.violated"] == [ids[1]]
+
+
+def test_a_value_inside_the_warning_band_is_a_spec_warning_told_to_spec_subscribers(
+    plant, dia, manager, sent
+):
+    characteristic_update(characteristic=dia, data={"spec_warning_margin": 0.02}, reason="warning band")
+    # 74.2 is out of spec (a violation, not a warning); 74.07 is 0.03 from the USL: outside the band.
+    ids = record(plant, [74.0, 74.09, 74.2, 73.91, 74.07])
+
+    warnings = [m for m in sent if m["type"] == "spec.warning"]
+    assert (
+        [(w["id"], w["near"], w["margin"]) for w in warnings]
+        == [
+            (ids[1], [74.09], 0.02),
+            (ids[3], [73.91], 0.02),
+        ]
+    )  # fmt: skip
+    assert [m["id"] for m in sent if m["type"] == "spec.violated"] == [ids[2]]
+    assert sorted(PlantMessage.objects.values_list("event", flat=True)) == [
+        "spec.violated", "spec.warning", "spec.warning",
+    ]  # fmt: skip
+
+    subscription_create(user=manager, scope="characteristic", characteristic=dia.pk, events=["spec"])
+    notifications_fanout(events=warnings[:1])
+    (note,) = Notification.objects.filter(user=manager)
+    assert note.title == f"Value near a spec limit on DIA {plant.dia.name} of RING-74, lot {plant.lot.number}"
+    assert (
+        note.message == f"74.090 is within 0.020 of a spec limit (LSL 73.900, USL 74.100; result {ids[1]})."
+    )
+
+
+def test_a_warning_band_needs_a_spec_limit_and_fits_inside_the_tolerance(plant, dia):
+    with pytest.raises(ValidationError) as wide:
+        characteristic_update(characteristic=dia, data={"spec_warning_margin": 0.1}, reason="too wide")
+    assert "narrower than half the tolerance" in str(wide.value)
+    with pytest.raises(ValidationError) as none:
+        characteristic_update(
+            characteristic=dia, data={"lsl": None, "usl": None, "spec_warning_margin": 0.01}, reason="no spec"
+        )
+    assert "needs a spec limit" in str(none.value)
+    dia.refresh_from_db()
+    assert dia.spec_warning_margin is None

@@ -217,7 +217,8 @@ class CharacteristicSerializer(ModelSerializer):
         model = Characteristic
         fields = [
             "id", "product", "product_code", "test", "test_code", "test_name", "unit",
-            "lsl", "target", "usl", "subgroup_size", "chart_type", "effective_chart_type", "chart_params",
+            "lsl", "target", "usl", "spec_warning_margin", "subgroup_size", "chart_type",
+            "effective_chart_type", "chart_params",
             "rule_preset", "rules", "acknowledge_rules", "rule_priorities", "data_source", "tag",
             "subgroup_timeout",
             "subgroup_timeout_policy", "site", "area", "line", "cell", "decimals", "active", "current_limits",

@@ -65,6 +65,11 @@ class Characteristic(models.Model):
     usl = models.FloatField(
         "USL", null=True, blank=True, help_text="Upper specification limit; empty if none."
     )
+    spec_warning_margin = models.FloatField(
+        null=True, blank=True,
+        help_text="A value inside the spec limits but this close to one is a spec warning (spec.warning); "
+        "empty for none.",
+    )  # fmt: skip
     subgroup_size = models.PositiveSmallIntegerField(
         default=1, help_text="Values per plotted point (1–25). 1 gives an I-MR chart on 'auto'."
     )

@@ -31,9 +31,9 @@ from apps.signatures.services import Signer, signature_record
 from openspc.topics import PUBLISHED_ROOTS, topic_published_by_bridge
 
 CHARACTERISTIC_FIELDS = (
-    "lsl", "target", "usl", "subgroup_size", "chart_type", "chart_params", "rules", "acknowledge_rules",
-    "rule_priorities", "data_source", "tag", "subgroup_timeout", "subgroup_timeout_policy", "site", "area",
-    "line", "cell", "decimals", "active",
+    "lsl", "target", "usl", "spec_warning_margin", "subgroup_size", "chart_type", "chart_params", "rules",
+    "acknowledge_rules", "rule_priorities", "data_source", "tag", "subgroup_timeout",
+    "subgroup_timeout_policy", "site", "area", "line", "cell", "decimals", "active",
 )  # fmt: skip
 
 
@@ -105,6 +105,16 @@ def _characteristic_validate(c: Characteristic) -> None:
         (c.lsl is not None and c.target < c.lsl) or (c.usl is not None and c.target > c.usl)
     ):
         raise ValidationError({"target": "The target must lie within the specification limits."})
+    if c.spec_warning_margin is not None:
+        if c.lsl is None and c.usl is None:
+            raise ValidationError({"spec_warning_margin": "A warning band needs a spec limit to lie inside."})
+        tolerance = (c.usl - c.lsl) if c.lsl is not None and c.usl is not None else None
+        if not c.spec_warning_margin > 0 or (
+            tolerance is not None and c.spec_warning_margin >= tolerance / 2
+        ):
+            raise ValidationError(
+                {"spec_warning_margin": "The warning band is above 0 and narrower than half the tolerance."}
+            )
     if not 1 <= c.subgroup_size <= MAX_SUBGROUP_SIZE:
         raise ValidationError({"subgroup_size": f"Subgroup size must be between 1 and {MAX_SUBGROUP_SIZE}."})
     if c.decimals is not None and c.decimals > 10:
@@ -182,7 +192,8 @@ def characteristic_apply(*, characteristic: Characteristic, data: dict[str, Any]
 
 # What only changes with a reason (21 CFR 11, EU GMP Annex 11): the specification and the rules.
 REASONED_FIELDS = {
-    "lsl": "LSL", "target": "target", "usl": "USL", "rules": "rules",
+    "lsl": "LSL", "target": "target", "usl": "USL", "spec_warning_margin": "spec warning band",
+    "rules": "rules",
     "acknowledge_rules": "rules to acknowledge", "rule_priorities": "rule priorities",
 }  # fmt: skip
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.config.confirmation import observation_confirm
 from apps.config.selectors import ProductConfig, product_config
-from apps.config.spec import any_outside_spec, outside_spec
+from apps.config.spec import any_outside_spec, near_spec, outside_spec
 from apps.observations.choices import LOT_WORKING, ObservationRejection, ObservationSource, ObservationStatus
 from apps.observations.handoff import calculations_queue_on_commit, oos_investigations_queue_on_commit
 from apps.observations.models import Item, Observation
@@ -88,6 +88,26 @@ def _out_of_spec(
     return outside
 
 
+def _near_spec(
+    confirmed: Iterable[Observation], values: dict[int, tuple[float, ...]], configs: dict[int, ProductConfig]
+) -> list[Event]:
+    """`spec.warning` for each result (not historical, not out of spec) with a value in its
+    characteristic's warning band, inside a spec limit (docs/alarms.md, "Spec alarms")."""
+    warnings = []
+    for row in confirmed:
+        config = configs[row.lot.product_id]
+        margin = config.spec_warnings.get(row.characteristic_id or 0)
+        if margin is None or row.historical:
+            continue
+        lsl, usl = config.spec_limits[row.characteristic_id or 0]
+        near = [v for v in values[row.pk] if near_spec(float(v), lsl, usl, margin)]
+        if near and not any_outside_spec(values[row.pk], lsl, usl):
+            alarm = _spec_alarm(row, lsl, usl, values[row.pk], name=EventType.SPEC_WARNING)
+            alarm[1].update(near=near, margin=margin)
+            warnings.append(alarm)
+    return warnings
+
+
 def _manual(outside: Iterable[tuple[Observation, float | None, float | None]]) -> list[int]:
     """Of the results out of spec, those a tester entered on an item: each opens an out-of-spec
     investigation (apps.records). Device and MQTT data never do."""
@@ -96,7 +116,14 @@ def _manual(outside: Iterable[tuple[Observation, float | None, float | None]]) -
     ]
 
 
-def _spec_alarm(row: Observation, lsl: float | None, usl: float | None, values: tuple[float, ...]) -> Event:
+def _spec_alarm(
+    row: Observation,
+    lsl: float | None,
+    usl: float | None,
+    values: tuple[float, ...],
+    *,
+    name: EventType = EventType.SPEC_VIOLATED,
+) -> Event:
     groups = (f"characteristic.{row.characteristic_id}", f"product.{row.lot.product_id}", f"lot.{row.lot_id}")
     data = {
         "id": row.pk, "characteristic": row.characteristic_id, "product": row.lot.product_id,
@@ -104,7 +131,7 @@ def _spec_alarm(row: Observation, lsl: float | None, usl: float | None, values: 
         "lsl": lsl, "usl": usl,
         "outside": [v for v in values if outside_spec(float(v), lsl, usl)], "source": row.source,
     }  # fmt: skip
-    return event(EventType.SPEC_VIOLATED, groups, **data)
+    return event(name, groups, **data)
 
 
 def _spec_alarms(
@@ -180,7 +207,7 @@ def observations_process(*, ids: Collection[int], up_to: int = 0, calculate: boo
             calculations_queue_on_commit(touched)
         outside = _out_of_spec(confirmed, values, configs)
         oos_investigations_queue_on_commit(_manual(outside))
-        alarms = _spec_alarms(outside, values)
+        alarms = [*_spec_alarms(outside, values), *_near_spec(confirmed, values, configs)]
         plant_messages_store(alarms)
         events_send_on_commit(alarms)
     rejected = sum(1 for row in rows if row.status == ObservationStatus.REJECTED)
