@@ -439,7 +439,7 @@ class CharacteristicAdmin(AuditedAdmin):
     inlines = [ControlLimitsInline]
     fieldsets = [
         (None, {"fields": ["product", "test", "active"]}),
-        ("Specification", {"fields": ["lsl", "target", "usl"]}),
+        ("Specification", {"fields": ["lsl", "target", "usl", "spec_warning_margin"]}),
         ("Chart", {"fields": ["subgroup_size", "chart_type", "chart_params", "decimals"]}),
         ("Rules", {"fields": ["rule_preset", "rules", "acknowledge_rules", "rule_priorities"]}),
         ("Data source", {"fields": ["data_source", "tag", "subgroup_timeout", "subgroup_timeout_policy"]}),
