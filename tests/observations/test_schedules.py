@@ -224,3 +224,15 @@ def test_characteristics_fed_by_mqtt_get_no_scheduled_samples(plant, dia):
     now = timezone.now()
     schedule(dia, since=now - datetime.timedelta(hours=1), kind=ScheduleKind.INTERVAL, every_minutes=5)
     assert services.schedules_check(now=now).opened == 0
+
+
+def test_two_checks_that_overlap_open_each_sample_once(plant, dia, monkeypatch):
+    from apps.observations.services import schedules as module
+
+    now = early_in_the_hour()
+    schedule(dia, since=now - datetime.timedelta(hours=3), kind=ScheduleKind.INTERVAL, every_minutes=60)
+    wanted = module._opened(now)  # what a check that started first decided to open
+    services.schedules_check(now=now)  # the other check opens it first
+    monkeypatch.setattr(module, "_opened", lambda now: wanted)
+    services.schedules_check(now=now)  # no IntegrityError: the slot is taken already
+    assert ScheduledSample.objects.filter(characteristic=dia).count() == 1

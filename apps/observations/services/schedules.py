@@ -42,7 +42,7 @@ from apps.observations.models import Item, Lot, Sample, ScheduledSample
 from apps.observations.services.plant import plant_messages_store
 from openspc.api import DomainConflict
 from openspc.events import Event, EventType, event, events_send_on_commit
-from openspc.rows import rows_insert, rows_update
+from openspc.rows import rows_update
 
 CLOSE_FIELDS = ["state", "closed_by", "closed_at", "reason_code", "note"]
 
@@ -224,7 +224,8 @@ def schedules_check(*, now: datetime.datetime | None = None) -> SchedulesChecked
     now = now or timezone.now()
     with transaction.atomic():
         opened = _opened(now)
-        rows_insert(model=ScheduledSample, rows=opened)
+        # Two checks at once (a slow one overlapping the next) open each sample once.
+        ScheduledSample.objects.bulk_create(opened, ignore_conflicts=True)
         open_samples = list(
             ScheduledSample.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(state__in=SCHEDULED_OPEN, due_at__lte=now)
