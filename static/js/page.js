@@ -43,6 +43,7 @@ export function applyHealth(card, health) {
   card.dataset.rejecting = health.state === "rejecting" ? health.summary : "";
   card.dataset.stale = health.state === "stale" ? health.summary : "";
   if (health.state === "offline") card.dataset.offline = "true";
+  else if (health.state === "ok") card.dataset.offline = "false"; // the check found its source back
 }
 
 /** A `schedule_update` (sample.overdue, .taken, .missed): the card shows the overdue sample, or

@@ -53,6 +53,8 @@ test("a characteristic that stopped receiving data is never green, and says sinc
   assert.equal(cardState(element.dataset), "overdue");
   applyHealth(element, { state: "offline", summary: "Data source offline since 10:40" });
   assert.equal(cardState(element.dataset), "offline");
+  applyHealth(element, { state: "ok", summary: "" }); // its node is back
+  assert.equal(cardState(element.dataset), "overdue");
 });
 
 test("a characteristic without control limits is never in control, only out of spec or waiting", () => {
