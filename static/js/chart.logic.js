@@ -94,7 +94,9 @@ export class ChartModel {
   load(data) {
     this.kind = data.chart_type ?? this.kind;
     this.subgroupSize = data.subgroup_size ?? this.subgroupSize;
-    this.spec = { lsl: data.lsl ?? null, usl: data.usl ?? null, target: data.target ?? null };
+    this.spec = {
+      lsl: data.lsl ?? null, usl: data.usl ?? null, target: data.target ?? null, margin: data.spec_warning_margin ?? null,
+    };
     this.limits = data.limits ?? null;
     this.zones = data.zones ?? zonesOf(this.limits, this.kind, this.subgroupSize);
     this.points = (data.points ?? []).slice(-this.max).map((p) => ({ ...p }));
@@ -319,7 +321,8 @@ export class ChartModel {
       .map((p) => ({ sequence: p.sequence, value: p.statistic }));
   }
 
-  /** Horizontal lines of a chart: [{key, label, value, style}], style "center" | "limit" | "spec". */
+  /** Horizontal lines of a chart: [{key, label, value, style}], style "center" | "limit" | "spec" |
+   * "warning" (the spec warning band's inner edges). */
   lines(chart = "location") {
     const limits = this.limits;
     const lines = [];
@@ -335,6 +338,11 @@ export class ChartModel {
       if (!ATTRIBUTE_KINDS.has(this.kind)) {
         add("usl", "USL", this.spec.usl, "spec");
         add("lsl", "LSL", this.spec.lsl, "spec");
+        const margin = this.spec.margin;
+        if (margin) {
+          if (this.spec.usl !== null) add("warn-usl", "warn", this.spec.usl - margin, "warning");
+          if (this.spec.lsl !== null) add("warn-lsl", "warn", this.spec.lsl + margin, "warning");
+        }
       }
     } else if (limits) {
       add("ucl", "UCL", limits.dispersion_ucl, "limit");

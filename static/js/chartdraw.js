@@ -16,6 +16,7 @@ export const COLOURS = {
   center: "#1b6e3a",
   limit: "#b3261e",
   spec: "#6a1b9a",
+  warning: "#6a1b9a",
   proposed: "#b45309",
   zoneOuter: "rgba(26, 79, 180, 0.07)",
   zoneInner: "rgba(26, 79, 180, 0.13)",
@@ -31,6 +32,7 @@ function ratio() {
 function dashOf(style) {
   const r = ratio();
   if (style === "spec") return [8 * r, 4 * r];
+  if (style === "warning") return [2 * r, 4 * r];
   if (style === "limit") return [3 * r, 3 * r];
   if (style === "proposed") return [10 * r, 5 * r];
   return [];

@@ -365,6 +365,10 @@ class ChartDataSerializer(serializers.Serializer):
     lsl = serializers.FloatField(source="characteristic.lsl", allow_null=True)
     usl = serializers.FloatField(source="characteristic.usl", allow_null=True)
     target = serializers.FloatField(source="characteristic.target", allow_null=True)
+    spec_warning_margin = serializers.FloatField(
+        source="characteristic.spec_warning_margin", allow_null=True,
+        help_text="The spec warning band inside each limit (drawn dotted), or null.",
+    )  # fmt: skip
     limits = ControlLimitsSerializer(allow_null=True)
     zones = ZonesSerializer(
         allow_null=True, help_text="Zone lines of the location chart at the subgroup size."

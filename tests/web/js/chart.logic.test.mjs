@@ -95,6 +95,15 @@ describe("ChartModel", () => {
     assert.deepEqual(model.bands(), [{ key: "sigma_2", from: 8, to: 12 }, { key: "sigma_1", from: 9, to: 11 }]);
   });
 
+  it("draws the spec warning band's inner edges dotted inside the spec lines", () => {
+    const model = new ChartModel({ kind: "imr" });
+    model.load(chartData([point(1, 10)], [], { spec_warning_margin: 0.5 }));
+    assert.deepEqual(
+      model.lines("location").filter((l) => l.style !== "limit" && l.style !== "center").map((l) => [l.label, l.value, l.style]),
+      [["USL", 14, "spec"], ["LSL", 6, "spec"], ["warn", 13.5, "warning"], ["warn", 6.5, "warning"]],
+    );
+  });
+
   it("has no spec lines on attribute charts", () => {
     const model = new ChartModel();
     model.load(chartData([point(1, 0.1)], [], { chart_type: "p", lsl: 0, usl: 0.2 }));
