@@ -16,8 +16,8 @@ stored, confirmed, judged and gathered into events by the same services as every
 events sent by the calculation go through the notification fan-out, in this process (no broker, no
 worker: the figures count alarms, not time).
 
-- A cause is *detected* when an event of one of its episode's rules (EPISODE_RULES, location
-  chart) has a point inside the episode.
+- A cause is *detected* when an event that one of its episode's rules (EPISODE_RULES, location
+  chart) is involved in has a point inside the episode.
 - An event is *calm* when none of its points falls inside an episode or the two subgroups after it:
   a false alarm. Calm events per hour are counted per line (the operator's screen).
 - A *flood* is more than 10 events starting on one line within 10 plant minutes.
@@ -181,8 +181,8 @@ def figures(characteristics: list[object], streams: dict[int, object], hours: fl
         events = list(ViolationEvent.objects.filter(characteristic=c).order_by("first_point"))
         figures_of.injected += len(spans)
         for span, inside in spans:
-            rules = EPISODE_RULES[span.kind]
-            if any(e.chart == "location" and e.rule in rules and inside & set(e.points) for e in events):
+            rules = set(EPISODE_RULES[span.kind])
+            if any(e.chart == "location" and rules & set(e.rules) and inside & set(e.points) for e in events):
                 figures_of.detected += 1
         covered = set()
         for span, _ in spans:

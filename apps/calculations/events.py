@@ -57,7 +57,8 @@ def violation_event_data(event: ViolationEvent) -> dict[str, object]:
     reason = event.acknowledgement_reason
     return {
         "id": event.pk, "characteristic": event.characteristic_id, "lot": event.lot_id, "rule": event.rule,
-        "chart": event.chart, "priority": event.priority, "first_point": event.first_point,
+        "rules": event.rules or [event.rule], "chart": event.chart, "priority": event.priority,
+        "first_point": event.first_point,
         "last_point": event.last_point, "points": event.points, "violations": event.violations_count,
         "limits_version": event.limits_version, "requires_acknowledgement": event.requires_acknowledgement,
         "ongoing": event.ongoing, "started_at": event.started_at.isoformat(),

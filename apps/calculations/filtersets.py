@@ -1,7 +1,7 @@
 """Filters for the calculation API lists (django-filter)."""
 
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.calculations.models import LotStatistics, ProductStatistics, Violation, ViolationEvent
 from apps.calculations.selectors import AWAITING_ACKNOWLEDGEMENT
@@ -61,7 +61,9 @@ class ViolationEventFilterSet(django_filters.FilterSet):
 
     product = django_filters.NumberFilter(field_name="characteristic__product")
     lot = django_filters.NumberFilter()
-    rule = django_filters.NumberFilter(min_value=1, max_value=8)
+    rule = django_filters.NumberFilter(
+        min_value=1, max_value=8, method="filter_rule", help_text="Events this rule is involved in."
+    )
     line = django_filters.CharFilter(
         field_name="characteristic__line", help_text="The characteristic's line."
     )
@@ -82,6 +84,13 @@ class ViolationEventFilterSet(django_filters.FilterSet):
             "characteristic", "product", "lot", "line", "rule", "chart", "priority", "ongoing",
             "acknowledged", "requires_acknowledgement", "started_after", "started_before",
         ]  # fmt: skip
+
+    def filter_rule(
+        self, queryset: QuerySet[ViolationEvent], name: str, value: int
+    ) -> QuerySet[ViolationEvent]:
+        # By the violations it gathers (any database), not by a JSON lookup on `rules`.
+        involved = Violation.objects.filter(rule=value, event__isnull=False).values("event")
+        return queryset.filter(Q(rule=value) | Q(pk__in=involved))
 
     def filter_ongoing(
         self, queryset: QuerySet[ViolationEvent], name: str, value: bool

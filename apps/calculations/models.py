@@ -29,8 +29,9 @@ class ChartState(models.Model):
     events = models.JSONField(
         default=dict,
         blank=True,
-        help_text='The latest violation event of each chart part and rule: {"location:2": [id, last point, '
-        "ended]}; what a new violation may continue, read with the row lock.",
+        help_text='The latest violation event of each chart part: {"location": [id, last point, ended]}; '
+        'what a new violation may continue, read with the row lock (keys per rule, "location:2", '
+        "from before ADR 0022 are read as their chart part's).",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -61,18 +62,23 @@ AWAITING_ACKNOWLEDGEMENT = Q(
 
 
 class ViolationEvent(models.Model):
-    """One special cause as the operator sees it: a pattern of one rule on one chart of a
-    characteristic, from its first point while it continues. A violation whose points overlap the
-    event's, or follow on from its last point while it lasts, grows it instead of starting another;
+    """One special cause as the operator sees it: a pattern on one chart of a characteristic, from
+    its first point while it continues, with every rule it sets off. A violation whose points overlap
+    the event's, or follow on from its last point while it lasts, grows it instead of starting another;
     the event ends at the first sample judged after its last point that does not continue it
     (docs/alarms.md). It is acknowledged once, and the acknowledgement covers its points as it grows."""
 
     characteristic = models.ForeignKey(
         "config.Characteristic", on_delete=models.PROTECT, related_name="violation_events"
     )
-    rule = models.PositiveSmallIntegerField(help_text="Nelson rule 1–8.")
+    rule = models.PositiveSmallIntegerField(help_text="The Nelson rule (1–8) that started it.")
+    rules = models.JSONField(
+        default=list, help_text="Every rule involved: those of the violations it gathers, in order."
+    )
     chart = models.CharField(max_length=16, choices=ChartPart.choices, default=ChartPart.LOCATION)
-    priority = models.CharField(max_length=8, choices=AlarmPriority.choices)
+    priority = models.CharField(
+        max_length=8, choices=AlarmPriority.choices, help_text="That of the most urgent rule involved."
+    )
     first_point = models.PositiveIntegerField(help_text="Sequence of its first sample.")
     last_point = models.PositiveIntegerField(help_text="Sequence of its last sample so far.")
     points = models.JSONField(help_text="Sequences of every sample in it, in order.")

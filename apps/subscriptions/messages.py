@@ -88,13 +88,16 @@ def _violation(data: dict[str, Any], characteristic: Characteristic | None, lot:
 def _violation_event(data: dict[str, Any], characteristic: Characteristic | None, lot: Lot | None) -> Message:
     """One notification per event: started, then updated in place as it grows and when it ends."""
     rule = int(data.get("rule") or 0)
+    rules = [int(r) for r in data.get("rules") or [rule]]
+    named = f"Rule {rule}" if len(rules) < 2 else f"Rules {', '.join(map(str, rules))}"
+    also = [r for r in rules if r != rule]
     chart = "dispersion" if data.get("chart") == "dispersion" else "location"
     link = f"{API}/violation-events/{data['id']}/"
     if data["type"] == EventType.VIOLATION_EVENT_ACKNOWLEDGED:
         text = _acknowledged_text(data)
         return Message(
             event=data["type"],
-            title=f"Rule {rule} event acknowledged on {_label(characteristic)}{_lot(lot)}",
+            title=f"{named} event acknowledged on {_label(characteristic)}{_lot(lot)}",
             text=text, link=link, dedup_key=f"violation_event.acknowledged:{data['id']}",
         )  # fmt: skip
     points = len(data.get("points") or [])
@@ -104,10 +107,11 @@ def _violation_event(data: dict[str, Any], characteristic: Characteristic | None
     state = "going on" if data.get("ongoing") else "ended"
     return Message(
         event=data["type"],
-        title=f"Rule {rule} event, {data.get('priority') or 'medium'} priority, on "
+        title=f"{named} event, {data.get('priority') or 'medium'} priority, on "
         f"{_label(characteristic)}{_lot(lot)}",
-        text=f"{RULES.get(rule, 'a pattern').capitalize()} on the {chart} chart: {points} point"
-        f"{'s' if points != 1 else ''} ({span}), {state}.",
+        text=f"{RULES.get(rule, 'a pattern').capitalize()}"
+        + "".join(f"; rule {r}: {RULES.get(r, 'a pattern')}" for r in also)
+        + f" on the {chart} chart: {points} point{'s' if points != 1 else ''} ({span}), {state}.",
         link=link, dedup_key=f"violation_event:{data['id']}", grows=True,
     )  # fmt: skip
 

@@ -51,7 +51,8 @@ def test_a_run_of_rule_2_for_30_points_is_one_event_of_30_points(plant, dia):
     assert event.ongoing
     assert event.priority == "medium"
     assert set(violations.values_list("event", flat=True)) == {event.pk}
-    assert ChartState.objects.get(pk=dia.pk).events["location:2"] == [event.pk, 30, False]
+    assert event.rules == [2]
+    assert ChartState.objects.get(pk=dia.pk).events["location"] == [event.pk, 30, False]
 
 
 def test_a_new_pattern_after_the_process_returns_is_a_second_event(plant, dia):
@@ -110,11 +111,33 @@ def test_priorities_come_from_the_characteristic_per_rule(plant, dia, quality_sp
     )  # fmt: skip
     dia.refresh_from_db()
     assert dia.rule_priorities == {"2": "low"}  # rule 1's is the default: not kept
-    subgroups_store(dia, [*run(ABOVE, 9), [74.05]], lot=plant.lot, user=plant.tester)
+    subgroups_store(dia, run(ABOVE, 9), lot=plant.lot, user=plant.tester)
+    (event,) = location_events(dia)
+    assert (event.rules, event.priority) == ([2], "low")
 
-    priorities = {(e.rule, e.chart): e.priority for e in ViolationEvent.objects.filter(characteristic=dia)}
-    assert priorities[(2, "location")] == "low"
-    assert priorities[(1, "location")] == "high"
+    # A point beyond the UCL goes on with the run: rule 1 joins the event and raises its priority.
+    subgroups_store(dia, [[74.05]], lot=plant.lot, user=plant.tester)
+    event.refresh_from_db()
+    assert (event.rule, event.rules, event.priority, event.last_point) == (2, [1, 2], "high", 10)
+
+
+def test_a_shift_that_sets_off_several_rules_is_one_event_with_every_rule_involved(plant, dia, api, manager):
+    """Issue #21: an event has the rules involved. A shift of 2.5σ sets off rule 5 (two of three
+    beyond 2σ) at the 2nd point, rule 6 (four of five beyond 1σ) at the 4th, rule 8 (eight beyond 1σ)
+    at the 8th, rule 2 at the 9th: one special cause, one alarm (four before: a flood when two causes
+    come together)."""
+    subgroups_store(dia, [[74.025]] * 12, lot=plant.lot, user=plant.tester)
+
+    rules = set(Violation.objects.filter(characteristic=dia, chart="location").values_list("rule", flat=True))
+    assert rules == {2, 5, 6, 8}
+    (event,) = location_events(dia)
+    assert (event.rule, event.rules, event.first_point, event.last_point) == (5, [2, 5, 6, 8], 1, 12)
+    assert event.violations_count == Violation.objects.filter(characteristic=dia, chart="location").count()
+    # Filtering the list by a rule finds the events it is involved in, not only those it started.
+    for rule, found in ((8, [event.pk]), (5, [event.pk]), (1, [])):
+        page = api(manager).get(EVENTS, {"characteristic": dia.pk, "rule": rule}).json()
+        assert [row["id"] for row in page["results"]] == found, rule
+    assert api(manager).get(f"{EVENTS}{event.pk}/").json()["rules"] == [2, 5, 6, 8]
 
 
 def test_a_priority_that_is_not_one_is_refused_with_the_rule_named(api, plant, dia, quality_specialist):
@@ -224,8 +247,10 @@ def test_the_migration_gathers_existing_violations_as_the_calculation_does(plant
     assert not Violation.objects.filter(event__isnull=True).exists()
     migrated = ViolationEvent.objects.order_by("first_point")
     assert [e.acknowledged_at is None for e in migrated] == [True, True]  # 1 of 4 is not the event
+    # The migration kept the latest event per chart part and rule ("location:2"); the calculation
+    # now reads those keys as the chart part's ("location").
     state = ChartState.objects.get(pk=dia.pk).events
-    assert {key: value[1:] for key, value in state.items()} == {
+    assert {key.split(":")[0]: value[1:] for key, value in state.items()} == {
         key: value[1:] for key, value in expected_state.items()
     }
 

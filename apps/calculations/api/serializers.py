@@ -168,8 +168,12 @@ class AcknowledgeBatchResultSerializer(serializers.Serializer):
 
 
 class ViolationEventSerializer(ModelSerializer):
-    """A special cause as one alarm: the violations of one rule's continuing pattern."""
+    """A special cause as one alarm: the violations of one continuing pattern, every rule it sets off."""
 
+    rules = serializers.ListField(
+        child=serializers.IntegerField(), read_only=True,
+        help_text="Every rule involved (`rule` is the one that started it).",
+    )  # fmt: skip
     points = serializers.ListField(
         child=serializers.IntegerField(), read_only=True, help_text="Sequences of every sample in it."
     )
@@ -184,7 +188,8 @@ class ViolationEventSerializer(ModelSerializer):
     class Meta:
         model = ViolationEvent
         fields = [
-            "id", "characteristic", "lot", "rule", "chart", "priority", "first_point", "last_point", "points",
+            "id", "characteristic", "lot", "rule", "rules", "chart", "priority", "first_point", "last_point",
+            "points",
             "violations", "limits_version", "requires_acknowledgement", "ongoing", "started_at",
             "updated_at", "ended_at", "ended_at_sequence", "acknowledged_at", "acknowledged_by",
             "acknowledgement_reason", "acknowledgement_comment", "corrective_action", "withdrawn_at",
