@@ -51,7 +51,7 @@ from apps.mqtt_bridge.nodes import NodeKey, Nodes
 from apps.mqtt_bridge.publisher import plant_messages_publish, statistics_publish, violations_publish
 from apps.mqtt_bridge.readings import Bad, BadLog, json_reading
 from apps.mqtt_bridge.selectors import Feeds, mqtt_feeds
-from apps.mqtt_bridge.services import Dead, Stored, bridge_device, bridge_store
+from apps.mqtt_bridge.services import Dead, Stored, bridge_device, bridge_store, sources_offline_sync
 from apps.mqtt_bridge.sparkplug import (
     NAMESPACE,
     MessageType,
@@ -537,6 +537,7 @@ class Listener(SparkplugHost):
                 next_reload = now + o.reload_seconds * random.uniform(0.9, 1.1)
                 try:
                     self.reload()
+                    sources_offline_sync()  # data health's view of dead Sparkplug B sources
                 except Exception:
                     log.exception("reloading the characteristics failed; keeping the ones loaded")
                     _connection_reset()

@@ -14,16 +14,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.config.choices import DataSource
 from apps.config.models import Characteristic, Device, Product, Test
 from apps.config.services.devices import device_create
 from apps.mqtt_bridge.choices import DataHealthKind, DeadLetterReason
 from apps.mqtt_bridge.models import BrokerCounter, DataHealthAlarm, DeadLetter, EdgeNode
 from apps.mqtt_bridge.nodes import NodeChange
 from apps.mqtt_bridge.readings import Reading, fingerprint
-from apps.mqtt_bridge.selectors import lots_current, production_lots_current
+from apps.mqtt_bridge.selectors import lots_current, production_lots_current, sparkplug_metrics_offline
 from apps.observations.choices import ObservationSource
 from apps.observations.models import Lot
 from apps.observations.services.entries import EntryTargetError, NamedLots
+from apps.observations.services.health import sources_offline_set
 from apps.observations.services.lots import lot_create
 from apps.observations.services.record import ObservationEntry, observations_record
 from openspc.events import DATA_HEALTH_GROUP, EventType, event, events_send_on_commit
@@ -209,6 +211,8 @@ def bridge_store(
                 if all_dead:
                     _dead_letters_store(all_dead, listener)
                 _node_changes_store(changes)
+                if changes:
+                    sources_offline_sync()
         except IntegrityError:
             # Another listener stored one of these dead letters first: read them again.
             if attempt:
@@ -219,6 +223,16 @@ def bridge_store(
         created = len(set(result.ids) - set(result.duplicates)) if result else 0
         return Stored(created, len(entries) - created, len(all_dead))
     raise AssertionError("unreachable")
+
+
+def sources_offline_sync() -> int:
+    """Tell data health which Sparkplug B characteristics are fed only by dead nodes (their
+    metric is announced by no online node): `source.offline` on its next check."""
+    metrics = sparkplug_metrics_offline()
+    offline = Characteristic.objects.filter(data_source=DataSource.SPARKPLUG, tag__in=metrics).values_list(
+        "pk", flat=True
+    )
+    return sources_offline_set(offline=list(offline) if metrics else [])
 
 
 def _alarm_data(alarm: DataHealthAlarm) -> dict[str, Any]:

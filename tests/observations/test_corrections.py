@@ -90,11 +90,11 @@ def chart(
     )
 
 
-def standing_events(characteristic: Characteristic) -> list[tuple[int, str, int]]:
-    """The violation events no correction withdrew: (rule, chart, violations gathered)."""
+def standing_events(characteristic: Characteristic) -> list[tuple[int, str, int, tuple[int, ...]]]:
+    """The violation events no correction withdrew: (rule, chart, violations gathered, rules involved)."""
     events = ViolationEvent.objects.filter(characteristic=characteristic, withdrawn_at__isnull=True)
     assert not Violation.objects.filter(characteristic=characteristic, event__isnull=True).exists()
-    return sorted((e.rule, e.chart, e.violations_count) for e in events)
+    return sorted((e.rule, e.chart, e.violations_count, tuple(e.rules)) for e in events)
 
 
 @pytest.fixture
@@ -155,7 +155,8 @@ def test_invalidate_and_retest_equal_a_computation_from_scratch(
     # Its event (issue #21) is withdrawn with it; the standing events equal the direct history's.
     assert ViolationEvent.objects.get(pk=bad_violation.event_id).withdrawn_at is not None
     assert standing_events(dia) == standing_events(direct_dia)
-    assert (2, "location", 3) in standing_events(dia)  # the run: one event of its three signals
+    # The run's three rule 2 signals and, on the same points, rule 7's (within 1σ): one event.
+    assert (2, "location", 4, (2, 7)) in standing_events(dia)
 
     # Lot statistics, the lot checksum and product statistics equal a computation from scratch.
     stats = LotStatistics.objects.get(lot=plant.lot, test=plant.dia)

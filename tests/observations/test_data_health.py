@@ -11,6 +11,7 @@ from django.utils import timezone
 from apps.config import services as config_services
 from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import EdgeNode
+from apps.mqtt_bridge.services import sources_offline_sync
 from apps.observations import services
 from apps.observations.models import CharacteristicHealth, Item, Observation, PlantMessage, SubgroupFeed
 from apps.subscriptions.models import Notification
@@ -162,12 +163,23 @@ def test_an_mqtt_characteristic_gone_quiet_for_longer_than_its_cadence_is_stale(
 
 def test_a_sparkplug_characteristic_whose_node_died_is_offline(plant, dia, sent):
     Characteristic.objects.filter(pk=dia.pk).update(data_source="sparkplug", tag="Line1/Dia")
-    EdgeNode.objects.create(group="Plant", node="Line1", online=False, metrics=["Line1/Dia"])
+    node = EdgeNode.objects.create(group="Plant", node="Line1", online=False, metrics=["Line1/Dia"])
     t0 = timezone.now()
     services.data_health_check(now=t0)
+    # The MQTT bridge tells data health which sources are dead (as node changes are stored).
+    assert sources_offline_sync() == 1
     services.data_health_check(now=t0 + datetime.timedelta(minutes=1))
     health = CharacteristicHealth.objects.get(pk=dia.pk)
     assert health.state == "offline"
     assert health.summary.startswith("Data source offline since ")
     assert [m["type"] for m in sent] == ["data_health.changed", "source.offline"]
     assert PlantMessage.objects.get().event == "source.offline"
+
+    # Born again: the next sync and check clear it.
+    sent.clear()
+    EdgeNode.objects.filter(pk=node.pk).update(online=True)
+    assert sources_offline_sync() == 1
+    services.data_health_check(now=t0 + datetime.timedelta(minutes=2))
+    health.refresh_from_db()
+    assert health.state == "ok"
+    assert [(m["type"], m["state"]) for m in sent] == [("data_health.changed", "ok")]

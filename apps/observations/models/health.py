@@ -32,6 +32,10 @@ class CharacteristicHealth(models.Model):
         help_text="The check that last saw a value arrive (confirmed or rejected), else the first check.",
     )  # fmt: skip
     checked_at = models.DateTimeField()
+    source_offline = models.BooleanField(
+        default=False,
+        help_text="Its Sparkplug B metric is announced only by dead nodes (kept by apps.mqtt_bridge).",
+    )
 
     class Meta:
         verbose_name_plural = "characteristic health"

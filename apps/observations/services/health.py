@@ -13,6 +13,7 @@ showing it, as when it recovers. Nothing of this is on the path of a value.
 
 import datetime
 from collections import Counter, defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,6 @@ from django.utils import timezone
 
 from apps.config.choices import MQTT_SOURCES, DataSource, ScheduleKind
 from apps.config.models import Characteristic
-from apps.mqtt_bridge.selectors import sparkplug_metrics_offline
 from apps.observations.choices import HealthState, ObservationStatus
 from apps.observations.models import CharacteristicHealth, Observation, SubgroupFeed
 from apps.observations.services.plant import plant_messages_store
@@ -34,9 +34,16 @@ from openspc.rows import rows_insert, rows_update
 REASONS_READ = 1000  # rejected rows read per check for their reasons (the counts are exact)
 TOP_REASONS = 3
 HEALTH_FIELDS = [
-    "state", "since", "confirmed", "rejected", "reasons", "positions", "window_seconds", "checked_at",
+    "state",
+    "since",
+    "confirmed",
+    "rejected",
+    "reasons",
+    "positions",
+    "window_seconds",
+    "checked_at",
     "last_value_at",
-]  # fmt: skip
+]  # fmt: skip (not source_offline: the MQTT bridge writes that one)
 
 
 @dataclass(frozen=True)
@@ -157,13 +164,13 @@ ALARMS: dict[str, EventType] = {
 }
 
 
-def _expected(characteristics: dict[int, Characteristic]) -> dict[int, Expected]:
-    """Per MQTT-fed characteristic: offline (Sparkplug B metrics only dead nodes announced) and
-    its cadence (its sampling schedule's every N minutes, plus the grace time)."""
+def _expected(characteristics: dict[int, Characteristic], offline: set[int]) -> dict[int, Expected]:
+    """Per MQTT-fed characteristic: offline (`offline`: those whose Sparkplug B metric only dead
+    nodes announced, as the MQTT bridge keeps it on their health rows) and its cadence (its
+    sampling schedule's every N minutes, plus the grace time)."""
     fed = [c for c in characteristics.values() if c.data_source in MQTT_SOURCES]
     if not fed:
         return {}
-    offline = sparkplug_metrics_offline()
     schedules = schedules_effective(fed)
     expected = {}
     for c in fed:
@@ -172,9 +179,19 @@ def _expected(characteristics: dict[int, Characteristic]) -> dict[int, Expected]
         if schedule is not None and schedule.kind == ScheduleKind.INTERVAL and schedule.every_minutes:
             cadence = datetime.timedelta(minutes=schedule.every_minutes + schedule.grace_minutes)
         expected[c.pk] = Expected(
-            offline=c.data_source == DataSource.SPARKPLUG and c.tag in offline, cadence=cadence
+            offline=c.data_source == DataSource.SPARKPLUG and c.pk in offline, cadence=cadence
         )
     return expected
+
+
+def sources_offline_set(*, offline: Collection[int]) -> int:
+    """Mark the Sparkplug B characteristics in `offline` as fed by a dead source, and every other
+    one as not (the MQTT bridge calls this when nodes are born or die, and as it reloads); the next
+    check raises `source.offline` or clears it. Returns how many rows changed. Two statements."""
+    sparkplug = CharacteristicHealth.objects.filter(characteristic__data_source=DataSource.SPARKPLUG)
+    changed = sparkplug.filter(pk__in=list(offline), source_offline=False).update(source_offline=True)
+    rows = CharacteristicHealth.objects.filter(source_offline=True).exclude(pk__in=list(offline))
+    return changed + rows.update(source_offline=False)
 
 
 def data_health_check(*, now: datetime.datetime | None = None) -> HealthChecked:
@@ -186,7 +203,6 @@ def data_health_check(*, now: datetime.datetime | None = None) -> HealthChecked:
             "pk", "product", "test", "data_source", "tag"
         )
     }
-    expected = _expected(characteristics)
     positions = dict(
         SubgroupFeed.objects.filter(pk__in=list(characteristics)).values_list("pk", "last_position")
     )
@@ -195,6 +211,7 @@ def data_health_check(*, now: datetime.datetime | None = None) -> HealthChecked:
             h.pk: h
             for h in CharacteristicHealth.objects.select_for_update().filter(pk__in=list(characteristics))
         }
+        expected = _expected(characteristics, {pk for pk, h in held.items() if h.source_offline})
         last = min((h.checked_at for h in held.values()), default=now)
         rejected = _rejected_since(last, now) if held else {}
         reasons = _reasons_since(last, now) if held else {}
