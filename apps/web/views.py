@@ -46,7 +46,7 @@ from apps.records.choices import (
 from apps.records.selectors import lot_review
 from apps.subscriptions.choices import SubscriptionEvent
 from apps.subscriptions.selectors import inbox_readable
-from apps.web import selectors
+from apps.web import overview, selectors
 from apps.web.filters import (
     PAGE_SIZE,
     RULE_NAMES,
@@ -74,7 +74,7 @@ class OverviewView(PageMixin, TemplateView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        context["groups"] = selectors.overview_groups(user=self.request.user)
+        context["groups"] = overview.overview_groups(user=self.request.user)
         context["no_access"] = not may_view(self.request.user, Characteristic)
         context["time_zone"] = settings.TIME_ZONE
         return context
@@ -108,7 +108,7 @@ class ChartView(PageMixin, DetailView):
         context["can_change_limits"] = user.has_perm("config.add_controllimits")
         context["rule_names"] = RULE_NAMES  # for the tooltip and the acknowledge dialog
         # Never green while its data is rejected, has stopped, or a sample is overdue: the card's words.
-        context["card"] = selectors.characteristic_card(user=user, characteristic=characteristic)
+        context["card"] = overview.characteristic_card(user=user, characteristic=characteristic)
         return context
 
 
@@ -420,12 +420,12 @@ class KioskView(PageMixin, TemplateView):
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         query = self.request.GET
-        line = selectors.Line(query.get("site", ""), query.get("area", ""), query.get("line", ""))
-        cards = selectors.kiosk_cards(user=self.request.user, line=line)
+        line = overview.Line(query.get("site", ""), query.get("area", ""), query.get("line", ""))
+        cards = overview.kiosk_cards(user=self.request.user, line=line)
         context.update(
             line=line,
-            cards=cards[: selectors.KIOSK_MAX_CHARTS],
-            hidden_count=max(0, len(cards) - selectors.KIOSK_MAX_CHARTS),
+            cards=cards[: overview.KIOSK_MAX_CHARTS],
+            hidden_count=max(0, len(cards) - overview.KIOSK_MAX_CHARTS),
             no_access=not may_view(self.request.user, Characteristic),
             time_zone=settings.TIME_ZONE,
             keep_alive_ms=settings.SESSION_COOKIE_AGE * 1000 // 3,

@@ -1,6 +1,6 @@
 // What the page scripts share: building elements, a status box, the fields of a server-rendered
 // card, and a characteristic's state at a glance (the overview's cards and the wall screen's
-// tiles; the same words and icons as apps/web/selectors.py STATE_LABELS and STATE_ICONS, most
+// tiles; the same words and icons as apps/web/overview.py STATE_LABELS and STATE_ICONS, most
 // urgent first). Numbers and times are written by format.js.
 
 export const STATES = {

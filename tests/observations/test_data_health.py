@@ -16,7 +16,7 @@ from apps.observations import services
 from apps.observations.models import CharacteristicHealth, Item, Observation, PlantMessage, SubgroupFeed
 from apps.subscriptions.models import Notification
 from apps.subscriptions.services import notifications_fanout, subscription_create
-from apps.web.selectors import CardState, overview_groups
+from apps.web.overview import CardState, overview_groups
 from tests.factories import ItemFactory
 
 pytestmark = pytest.mark.django_db

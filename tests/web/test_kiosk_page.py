@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from apps.config import services as config_services
 from apps.config.models import Characteristic
-from apps.web.selectors import KIOSK_MAX_CHARTS
+from apps.web.overview import KIOSK_MAX_CHARTS
 from tests.factories import ProductFactory, TestFactory, characteristic_for
 
 pytestmark = pytest.mark.django_db

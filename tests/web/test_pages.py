@@ -14,7 +14,7 @@ from apps.config import services as config_services
 from apps.config.choices import DataSource
 from apps.config.models import Characteristic, Test
 from apps.observations.models import Lot, Sample
-from apps.web.selectors import CardState, overview_groups
+from apps.web.overview import CardState, overview_groups
 from openspc.roles import Role
 from tests.factories import (
     ControlLimitsFactory,

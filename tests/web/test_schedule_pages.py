@@ -13,7 +13,7 @@ from apps.config.choices import ScheduleKind
 from apps.config.models import Characteristic, SamplingSchedule
 from apps.observations import services
 from apps.observations.models import ScheduledSample
-from apps.web.selectors import CardState, overview_groups
+from apps.web.overview import CardState, overview_groups
 
 pytestmark = pytest.mark.django_db
 
