@@ -20,8 +20,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from honcho.manager import Manager
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("OPENSPC_VAR_DIR", BASE_DIR / "var"))
@@ -161,8 +166,9 @@ def run(port: int, host: str) -> int:
         _manage(env, "demo_work")
         _manage(env, "demo_records")
         manager = Manager()
-        manager.add_process("web", shlex.join(web_command(host=host, port=port)), env=env)
-        manager.add_process(
+        add = partial(_add_process, manager)
+        add("web", shlex.join(web_command(host=host, port=port)), env=env)
+        add(
             "worker",
             # The default queue and observations.in; --beat runs the periodic stale sweep in-process.
             f"{BIN_DIR / 'celery'} -A openspc worker -Q celery,observations.in,calculations --loglevel INFO "
@@ -170,7 +176,7 @@ def run(port: int, host: str) -> int:
             env=env,
         )
         # QA package runs take minutes: a worker of their own, so observations never wait behind one.
-        manager.add_process(
+        add(
             "qa-worker",
             f"{BIN_DIR / 'celery'} -A openspc worker -Q qa_runs --loglevel INFO {EMBEDDED_POOL} "
             "--hostname qa@%h",
@@ -182,8 +188,8 @@ def run(port: int, host: str) -> int:
         # The MQTT bridge, and a plant simulator feeding it (JSON and Sparkplug B, with special
         # causes), so the demo charts move and show violations within a minute.
         mqtt_env = {"MQTT_PUBLISH_STATISTICS": "1", **env}  # the demo shows spc/stats/... too
-        manager.add_process("mqtt", f"{manage} mqtt_listen", env=mqtt_env)
-        manager.add_process("plant", f"{manage} simulate_plant --open-lots", env=env)
+        add("mqtt", f"{manage} mqtt_listen", env=mqtt_env)
+        add("plant", f"{manage} simulate_plant --open-lots", env=env)
         shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
         print(
             f"\n  OpenSPC is starting: open http://{shown}:{port}/ (API docs), "
@@ -195,6 +201,13 @@ def run(port: int, host: str) -> int:
         manager.loop()
         # Ctrl-C (130) or SIGTERM (143) is how the system is meant to stop: not an error.
         return 0 if manager.returncode in (None, 130, 143) else manager.returncode
+
+
+def _add_process(manager: "Manager", name: str, command: str, env: dict[str, str]) -> None:
+    # Honcho runs each command under `sh -c`; `exec` makes the process itself the child honcho
+    # signals and waits for. Without it, SIGTERM killed the shell at once, honcho counted the
+    # process stopped, and a worker still finishing its task could outlive `make run`.
+    manager.add_process(name, f"exec {command}", env=env)
 
 
 # One process per worker, no pool children: Ctrl-C reaches the whole process group, and a pool

@@ -115,7 +115,8 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout
-    return not state.startswith("Z")
+    # No line: the process was reaped between the two looks, so it is gone too.
+    return state.strip() != "" and not state.startswith("Z")
 
 
 def test_run_serves_demo_products_to_a_demo_token_and_ctrl_c_stops_everything(tmp_path):
