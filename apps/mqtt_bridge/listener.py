@@ -444,8 +444,11 @@ class Listener(SparkplugHost):
                 _connection_reset()
                 problem = f"storing it failed: {type(exc).__name__}: {exc}"
                 dead.append(
-                    Dead(reading.topic, reading.payload, DeadLetterReason.FAILED, problem, timezone.now())
-                )
+                    Dead(
+                        reading.topic, reading.payload, DeadLetterReason.FAILED, problem, timezone.now(),
+                        reading.fed.id,
+                    )
+                )  # fmt: skip
                 continue
             total = total + stored
         return total + self._store(Batch(dead=dead, changes=batch.changes), device)

@@ -22,10 +22,11 @@ from apps.mqtt_bridge.models import BrokerCounter, DataHealthAlarm, DeadLetter, 
 from apps.mqtt_bridge.nodes import NodeChange
 from apps.mqtt_bridge.readings import Reading, fingerprint
 from apps.mqtt_bridge.selectors import lots_current, production_lots_current, sparkplug_metrics_offline
+from apps.mqtt_bridge.sparkplug import topic_parse
 from apps.observations.choices import ObservationSource
 from apps.observations.models import Lot
 from apps.observations.services.entries import EntryTargetError, NamedLots
-from apps.observations.services.health import sources_offline_set
+from apps.observations.services.health import DeadLetters, dead_letters_add, sources_offline_set
 from apps.observations.services.lots import lot_create
 from apps.observations.services.record import ObservationEntry, observations_record
 from openspc.events import DATA_HEALTH_GROUP, EventType, event, events_send_on_commit
@@ -40,6 +41,7 @@ class Dead:
     reason: DeadLetterReason
     message: str
     received_at: datetime.datetime
+    characteristic: int | None = None  # the one its value was meant for, when the bridge knows it
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ def _entries(
         except EntryTargetError as error:
             no_lot = error.field == "lot" and not reading.lot
             reason = DeadLetterReason.NO_LOT if no_lot else DeadLetterReason.UNKNOWN_LOT
-            dead.append(Dead(reading.topic, reading.payload, reason, error.message, now))
+            dead.append(Dead(reading.topic, reading.payload, reason, error.message, now, fed.id))
             continue
         entries.append(
             ObservationEntry(
@@ -155,6 +157,40 @@ def _dead_letters_store(dead: Sequence[Dead], listener: str) -> None:
         for key, d in latest.items()
         if key in counts
     )  # fmt: skip
+
+
+def _dead_meant_for(dead: Sequence[Dead]) -> dict[int, DeadLetters]:
+    """Per characteristic, the dead letters meant for it: the one a reading was for; else those fed
+    by the message's JSON topic, or by a metric of the Sparkplug B node or device that sent it (as
+    its last BIRTH announced them). A topic nothing is fed by is no characteristic's."""
+    topics = {d.topic for d in dead if d.characteristic is None}
+    by_topic: dict[str, list[int]] = {}
+    for pk, tag in Characteristic.objects.filter(
+        active=True, data_source=DataSource.TAG, tag__in=topics
+    ).values_list("pk", "tag"):
+        by_topic.setdefault(str(tag), []).append(pk)
+    for name in topics - set(by_topic):
+        topic = topic_parse(name)
+        node = (
+            topic
+            and EdgeNode.objects.filter(group=topic.group, node=topic.node, device=topic.device or "").first()
+        )
+        if node and node.metrics:
+            by_topic[name] = list(
+                Characteristic.objects.filter(
+                    active=True, data_source=DataSource.SPARKPLUG, tag__in=node.metrics
+                ).values_list("pk", flat=True)
+            )
+    counts: Counter[int] = Counter()
+    latest: dict[int, Dead] = {}
+    for d in dead:
+        for pk in [d.characteristic] if d.characteristic is not None else by_topic.get(d.topic, []):
+            counts[pk] += 1
+            latest[pk] = d
+    return {
+        pk: DeadLetters(count=n, code=str(latest[pk].reason), message=str(latest[pk].reason.label))
+        for pk, n in counts.items()
+    }
 
 
 def _node_changes_store(changes: Sequence[NodeChange]) -> None:
@@ -210,6 +246,7 @@ def bridge_store(
                 all_dead = [*dead, *unplaced]
                 if all_dead:
                     _dead_letters_store(all_dead, listener)
+                    dead_letters_add(counts=_dead_meant_for(all_dead))
                 _node_changes_store(changes)
                 if changes:
                     sources_offline_sync()

@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from apps.config import services as config_services
 from apps.config.models import Characteristic
+from apps.mqtt_bridge.choices import DeadLetterReason
 from apps.mqtt_bridge.models import EdgeNode
-from apps.mqtt_bridge.services import sources_offline_sync
+from apps.mqtt_bridge.services import Dead, bridge_device, bridge_store, sources_offline_sync
 from apps.observations import services
 from apps.observations.models import CharacteristicHealth, Item, Observation, PlantMessage, SubgroupFeed
 from apps.subscriptions.models import Notification
@@ -183,3 +184,42 @@ def test_a_sparkplug_characteristic_whose_node_died_is_offline(plant, dia, sent)
     health.refresh_from_db()
     assert health.state == "ok"
     assert [(m["type"], m["state"]) for m in sent] == [("data_health.changed", "ok")]
+
+
+def test_dead_letters_meant_for_a_characteristic_count_as_rejected_with_their_reason(
+    plant, dia, sent, settings
+):
+    """Data health counts dead letters (issue #21): garbage on a characteristic's JSON topic, and
+    a Sparkplug B node's messages that cannot be read, make it `rejecting` like rejected values; a
+    topic nothing is fed by is no characteristic's."""
+    settings.DATA_HEALTH_REJECTED_PERCENT, settings.DATA_HEALTH_MIN_REJECTED = 20, 3
+    Characteristic.objects.filter(pk=dia.pk).update(data_source="tag", tag="plant/line1/dia")
+    device = bridge_device(name="bridge-test")
+    t0 = timezone.now()
+    services.data_health_check(now=t0)
+
+    garbage = Dead("plant/line1/dia", b"\xff\xfe", DeadLetterReason.NOT_JSON, "the payload is not JSON", t0)
+    elsewhere = Dead("plant/nowhere", b"{}", DeadLetterReason.UNKNOWN_TOPIC, "no characteristic", t0)
+    stored = bridge_store(readings=[], dead=[garbage] * 4 + [elsewhere], device=device, listener="t")
+    assert stored.dead_letters == 5
+    record(plant, [74.0] * 6)
+    services.data_health_check(now=t0 + datetime.timedelta(minutes=1))
+    health = CharacteristicHealth.objects.get(pk=dia.pk)
+    assert (health.state, health.confirmed, health.rejected, health.dead_letters) == ("rejecting", 6, 4, 4)
+    assert health.reasons == [{"code": "not_json", "message": "Not JSON", "count": 4}]
+    assert health.summary == "40 % rejected: Not JSON"
+    assert [(m["type"], m["dead_letters"]) for m in sent] == [
+        ("data_health.changed", 4),
+        ("data.rejected", 4),
+    ]
+
+    # A Sparkplug B node not born sends data: its metrics' characteristics are told (here DIA's).
+    Characteristic.objects.filter(pk=dia.pk).update(data_source="sparkplug", tag="Line1/Dia")
+    EdgeNode.objects.create(group="Plant", node="Line1", online=True, metrics=["Line1/Other", "Line1/Dia"])
+    unborn = Dead("spBv1.0/Plant/NDATA/Line1", b"\x08\x01", DeadLetterReason.NOT_BORN, "no NBIRTH", t0)
+    bridge_store(readings=[], dead=[unborn] * 2, device=device, listener="t")
+    services.data_health_check(now=t0 + datetime.timedelta(minutes=2))
+    health.refresh_from_db()
+    assert (health.rejected, health.dead_letters, health.dead_letters_total) == (6, 6, 6)
+    assert health.reasons[0] == {"code": "not_json", "message": "Not JSON", "count": 4}
+    assert health.reasons[1]["code"] == "not_born"

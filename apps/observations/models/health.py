@@ -17,7 +17,21 @@ class CharacteristicHealth(models.Model):
     state = models.CharField(max_length=16, choices=HealthState.choices, default=HealthState.OK)
     since = models.DateTimeField(help_text="When the characteristic entered this state.")
     confirmed = models.PositiveIntegerField(default=0, help_text="Values confirmed in the window.")
-    rejected = models.PositiveIntegerField(default=0, help_text="Values rejected in the window.")
+    rejected = models.PositiveIntegerField(
+        default=0, help_text="Values rejected in the window, dead letters meant for it included."
+    )
+    dead_letters = models.PositiveIntegerField(
+        default=0, help_text="MQTT messages meant for it kept as dead letters in the window."
+    )
+    dead_letters_total = models.PositiveBigIntegerField(
+        default=0, help_text="Dead letters meant for it ever (counted up by apps.mqtt_bridge)."
+    )
+    dead_letters_counted = models.PositiveBigIntegerField(
+        default=0, help_text="dead_letters_total as the last check read it."
+    )
+    dead_letter_reason = models.JSONField(
+        default=dict, blank=True, help_text='The latest dead letter\'s {"code", "message"}.'
+    )
     reasons = models.JSONField(
         default=list, blank=True, help_text='The most frequent reasons, [{"code", "message", "count"}].'
     )

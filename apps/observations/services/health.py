@@ -9,17 +9,21 @@ the window, with the most frequent reasons. A characteristic whose rate reaches
 DATA_HEALTH_REJECTED_PERCENT, with at least DATA_HEALTH_MIN_REJECTED values rejected, is
 `rejecting`: `data.rejected` goes to its subscribers, and `data_health.changed` to every page
 showing it, as when it recovers. Nothing of this is on the path of a value.
+
+MQTT messages meant for a characteristic that the bridge could not store (dead letters: not JSON,
+a Sparkplug B node not born, no open lot) count as rejected values, with their reason: the bridge
+counts them up on the health row (`dead_letters_add`), and each check takes the difference.
 """
 
 import datetime
 from collections import Counter, defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from apps.config.choices import MQTT_SOURCES, DataSource, ScheduleKind
@@ -43,7 +47,9 @@ HEALTH_FIELDS = [
     "window_seconds",
     "checked_at",
     "last_value_at",
-]  # fmt: skip (not source_offline: the MQTT bridge writes that one)
+    "dead_letters",
+    "dead_letters_counted",
+]  # fmt: skip (not source_offline, dead_letters_total, dead_letter_reason: the MQTT bridge writes those)
 
 
 @dataclass(frozen=True)
@@ -57,7 +63,8 @@ def health_data(health: CharacteristicHealth, characteristic: Characteristic) ->
         "characteristic": health.characteristic_id, "product": characteristic.product_id,
         "test": characteristic.test_id, "state": health.state, "since": health.since.isoformat(),
         "confirmed": health.confirmed, "rejected": health.rejected,
-        "rejected_percent": health.rejected_percent, "reasons": health.reasons,
+        "rejected_percent": health.rejected_percent, "dead_letters": health.dead_letters,
+        "reasons": health.reasons,
         "summary": health.summary, "window_seconds": health.window_seconds,
         "last_value_at": health.last_value_at.isoformat() if health.last_value_at else None,
     }  # fmt: skip
@@ -99,14 +106,39 @@ def _reasons_since(since: datetime.datetime, now: datetime.datetime) -> dict[tup
 _MESSAGES: dict[str, str] = {}  # reason code -> its message, as last read
 
 
-def _summed(entries: list[list[Any]]) -> tuple[int, int, Counter[str]]:
-    """(confirmed, rejected, reason counts) over a window's entries [time, position, rejected, {code: n}]."""
-    confirmed = max(0, int(entries[-1][1]) - int(entries[0][1]))
-    rejected = sum(int(entry[2]) for entry in entries[1:])
+@dataclass(frozen=True)
+class Summed:
+    confirmed: int
+    rejected: int  # dead letters included
+    dead_letters: int
+    reasons: Counter[str]
+
+
+def _summed(entries: list[list[Any]]) -> Summed:
+    """The counts over a window's entries [time, position, rejected, {code: n}, dead letters] (the
+    last item is missing from entries written before dead letters were counted)."""
     reasons: Counter[str] = Counter()
     for entry in entries[1:]:
         reasons.update(entry[3])
-    return confirmed, rejected, reasons
+    return Summed(
+        confirmed=max(0, int(entries[-1][1]) - int(entries[0][1])),
+        rejected=sum(int(entry[2]) for entry in entries[1:]),
+        dead_letters=sum(int(entry[4]) for entry in entries[1:] if len(entry) > 4),
+        reasons=reasons,
+    )
+
+
+def _dead_letters_taken(health: CharacteristicHealth, entry: list[Any]) -> None:
+    """Add the dead letters counted since the last check to this check's entry, as rejected values
+    under their (latest) reason."""
+    new = max(0, health.dead_letters_total - health.dead_letters_counted)
+    health.dead_letters_counted = health.dead_letters_total
+    entry.append(new)
+    if new:
+        code = str(health.dead_letter_reason.get("code") or "dead_letter")
+        _MESSAGES[code] = str(health.dead_letter_reason.get("message") or "kept as an MQTT dead letter")
+        entry[2] += new
+        entry[3][code] = entry[3].get(code, 0) + new
 
 
 def _state(confirmed: int, rejected: int) -> str:
@@ -137,7 +169,9 @@ def _judged(
         health.last_value_at = now  # a value arrived since the last check
     kept = [e for e in health.positions if e[0] >= start]
     entries = [*kept, entry] if kept else [health.positions[-1], entry]
-    health.confirmed, health.rejected, counted = _summed(entries)
+    summed = _summed(entries)
+    health.confirmed, health.rejected, counted = summed.confirmed, summed.rejected, summed.reasons
+    health.dead_letters = summed.dead_letters
     health.positions, health.checked_at = entries, now
     began = datetime.datetime.fromisoformat(entries[0][0])
     health.window_seconds = round((now - began).total_seconds())
@@ -194,6 +228,26 @@ def sources_offline_set(*, offline: Collection[int]) -> int:
     return changed + rows.update(source_offline=False)
 
 
+@dataclass(frozen=True)
+class DeadLetters:
+    """Dead letters meant for one characteristic, in one batch the MQTT bridge stored."""
+
+    count: int
+    code: str  # the latest one's reason
+    message: str
+
+
+def dead_letters_add(*, counts: Mapping[int, DeadLetters]) -> None:
+    """Count dead letters meant for these characteristics (the MQTT bridge calls this as it stores
+    them); the next check adds them to the rejected values. A characteristic not yet checked
+    has no health row: its window starts at its first check. One statement per characteristic."""
+    for pk, dead in counts.items():
+        CharacteristicHealth.objects.filter(pk=pk).update(
+            dead_letters_total=F("dead_letters_total") + dead.count,
+            dead_letter_reason={"code": dead.code, "message": dead.message},
+        )
+
+
 def data_health_check(*, now: datetime.datetime | None = None) -> HealthChecked:
     """Check every active characteristic's data health (see the module's docstring)."""
     now = now or timezone.now()
@@ -234,6 +288,7 @@ def data_health_check(*, now: datetime.datetime | None = None) -> HealthChecked:
                     )
                 )
                 continue
+            _dead_letters_taken(health, entry)
             state, before = _judged(health, entry, now, expected.get(pk, Expected())), health.state
             if state == before == HealthState.OK:
                 continue
