@@ -15,7 +15,15 @@ all call it directly:
 """
 
 from .attributes import AttributeChart, c_chart, np_chart, p_chart, u_chart
-from .capability import Capability, Interval, Ppm, capability_indices, index_intervals, process_capability
+from .capability import (
+    Capability,
+    Interval,
+    Ppm,
+    capability_indices,
+    index_intervals,
+    process_capability,
+    within_dof,
+)
 from .chart import ChartLimits
 from .constants import (
     MAX_RANGE_N,
@@ -94,6 +102,7 @@ __all__ = [
     "p_chart",
     "process_capability",
     "u_chart",
+    "within_dof",
     "xbar_r_chart",
     "xbar_s_chart",
 ]

@@ -33,7 +33,15 @@ import numpy.typing as npt
 from ._arrays import FloatArray, finite_scalar
 from .distributions import chi2_ppf, norm_cdf, norm_ppf, norm_sf
 
-__all__ = ["Capability", "Interval", "Ppm", "capability_indices", "index_intervals", "process_capability"]
+__all__ = [
+    "Capability",
+    "Interval",
+    "Ppm",
+    "capability_indices",
+    "index_intervals",
+    "process_capability",
+    "within_dof",
+]
 
 
 @dataclass(frozen=True)
@@ -136,30 +144,58 @@ def _chi2_interval(index: float, df: float, alpha: float) -> Interval:
     )
 
 
-def _normal_interval(index: float | None, n: int, z: float) -> Interval | None:
+def _normal_interval(index: float | None, n: int, z: float, df: float | None = None) -> Interval | None:
     if index is None:
         return None
-    # Bissell (1990): index ± z √(1/(9n) + index²/(2(n − 1))); written so that an index of 0 works.
-    half = z * math.sqrt(1.0 / (9.0 * n) + index**2 / (2.0 * (n - 1)))
+    # Bissell (1990): index ± z √(1/(9n) + index²/(2ν)), ν = n − 1 unless given; written so that
+    # an index of 0 works.
+    half = z * math.sqrt(1.0 / (9.0 * n) + index**2 / (2.0 * (n - 1 if df is None else df)))
     return Interval(index - half, index + half)
+
+
+# Minitab's f_n for the S-bar estimate's degrees of freedom, f_n k (n - 1): (largest n, f_n).
+_SBAR_DOF_FACTORS = ((2, 0.88), (3, 0.92), (4, 0.94), (5, 0.95), (7, 0.96), (9, 0.97), (17, 0.98), (64, 0.99))
+
+
+def within_dof(sigma_method: str, *, subgroups: int, size: float = 1.0) -> float | None:
+    """Degrees of freedom of a within-subgroup sigma estimated from `subgroups` subgroups of
+    (average) `size`, for the intervals of Cp and Cpk, as Minitab approximates them: MR-bar/d2
+    (span 2) and S/c4 of individual values k − 1; R-bar/d2 0.9 k (n − 1); S-bar/c4 f_n k (n − 1);
+    pooled SD k (n − 1). None for a given sigma, an unknown method, or no degree of freedom."""
+    k, n = subgroups, size
+    if sigma_method in ("mrbar_d2", "sd_c4"):
+        dof = float(k - 1)
+    elif sigma_method == "rbar_d2":
+        dof = 0.9 * k * (n - 1)
+    elif sigma_method == "sbar_c4":
+        factor = next((f for largest, f in _SBAR_DOF_FACTORS if n <= largest), 1.0)
+        dof = factor * k * (n - 1)
+    elif sigma_method == "pooled":
+        dof = k * (n - 1)
+    else:
+        return None
+    return dof if dof > 0 else None
 
 
 def index_intervals(
     *, n: int, cp: float | None = None, cpk: float | None = None, pp: float | None = None,
-    ppk: float | None = None, confidence: float = 0.95,
+    ppk: float | None = None, confidence: float = 0.95, within_dof: float | None = None,
 ) -> dict[str, Interval | None]:  # fmt: skip
     """Two-sided confidence intervals of indices computed from `n` values: Cp and Pp by the
-    chi-square distribution of the SD (n − 1 degrees of freedom), Cpk and Ppk by Bissell's normal
-    approximation, as Minitab and SAS print them. None for an index that is None, or below 2 values."""
+    chi-square distribution of the SD, Cpk and Ppk by Bissell's normal approximation, as Minitab
+    and SAS print them. Pp and Ppk have n − 1 degrees of freedom; Cp and Cpk the within sigma's
+    (`within_dof`, see `within_dof()`), n − 1 when not given. None for an index that is None, or
+    below 2 values."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence!r}")
     alpha = 1.0 - confidence
     if n < 2:
         return dict.fromkeys(("cp", "cpk", "pp", "ppk"))
     z = norm_ppf(1.0 - alpha / 2.0)
+    within = n - 1 if within_dof is None else within_dof
     return {
-        "cp": None if cp is None else _chi2_interval(cp, n - 1, alpha),
-        "cpk": _normal_interval(cpk, n, z),
+        "cp": None if cp is None else _chi2_interval(cp, within, alpha),
+        "cpk": _normal_interval(cpk, n, z, within),
         "pp": None if pp is None else _chi2_interval(pp, n - 1, alpha),
         "ppk": _normal_interval(ppk, n, z),
     }

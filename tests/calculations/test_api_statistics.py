@@ -167,6 +167,15 @@ class ProductStatisticsTests:
         assert row["sigma_within"] == pytest.approx(within, rel=1e-9)
         for name in ("cp", "cpk", "pp", "ppk"):
             assert row[name] == pytest.approx(getattr(engine, name), rel=1e-9), name
+        # Cp and Cpk's intervals have the R-bar sigma's degrees of freedom, 0.9 k (n − 1) = 21.6 for 6
+        # subgroups of 5 (Minitab); Pp and Ppk's the 30 values' 29.
+        expected = index_intervals(
+            n=30, cp=row["cp"], cpk=row["cpk"], pp=row["pp"], ppk=row["ppk"], within_dof=21.6
+        )  # fmt: skip
+        assert {k: [i.lower, i.upper] for k, i in expected.items() if i} == row["intervals"]
+        naive = index_intervals(n=30, cp=row["cp"])["cp"]  # what n − 1 would have given
+        assert naive is not None
+        assert row["intervals"]["cp"] != [naive.lower, naive.upper]
 
     def test_individuals_without_limits_use_the_average_moving_range(self, api, plant, quality_specialist):
         single = sized(plant, 1, lsl=0.0, usl=10.0)
@@ -180,6 +189,9 @@ class ProductStatisticsTests:
             pytest.approx(engine.cp, rel=1e-9),
             pytest.approx(engine.cpk, rel=1e-9),
         )
+        # 6 moving ranges of 7 values: 6 degrees of freedom, as n − 1 would give too.
+        expected = index_intervals(n=7, cp=row["cp"], cpk=row["cpk"], within_dof=6)
+        assert row["intervals"]["cp"] == [expected["cp"].lower, expected["cp"].upper]  # type: ignore[union-attr]
 
     def test_the_product_filter(self, api, data, quality_specialist):
         client = api(quality_specialist)

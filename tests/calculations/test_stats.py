@@ -360,3 +360,24 @@ def _all_rows(stream: Stream) -> dict[str, list[dict[str, Any]]]:
         "product": list(ProductStatistics.objects.filter(characteristic=characteristic).values()),
         "state": list(ChartState.objects.filter(pk=characteristic.pk).values()),
     }
+
+
+def test_the_within_sigma_of_calculated_limits_has_its_baseline_degrees_of_freedom() -> None:
+    """Cp's interval with limits calculated from 25 subgroups of 5: 0.9 · 25 · 4 = 90 degrees of freedom
+    for an X-bar-R baseline, 0.95 · 25 · 4 = 95 for X-bar-S, 24 for 25 individual values; none for
+    limits entered by hand (no baseline)."""
+    from apps.calculations.models import ProductStatistics
+    from apps.calculations.services.stats import within_dof_of
+    from apps.config.models import Characteristic, ControlLimits
+
+    stats = ProductStatistics(sigma_source="limits")
+    grouped, single = Characteristic(subgroup_size=5), Characteristic(subgroup_size=1)
+    xbar_r = ControlLimits(baseline={"samples": 25, "chart": "xbar_r"})
+    xbar_s = ControlLimits(baseline={"samples": 25, "chart": "xbar_s"})
+    imr = ControlLimits(baseline={"samples": 25, "chart": "imr"})
+    given = ControlLimits(baseline={"given": {"center": 1.0, "sigma": 0.1}, "chart": "imr"})
+    assert within_dof_of(stats, grouped, xbar_r) == pytest.approx(90.0)
+    assert within_dof_of(stats, grouped, xbar_s) == pytest.approx(95.0)
+    assert within_dof_of(stats, single, imr) == 24.0
+    assert within_dof_of(stats, single, given) is None
+    assert within_dof_of(stats, single, None) is None

@@ -122,3 +122,29 @@ def test_index_intervals_reproduce_sas_and_minitab_on_the_wave2_cases() -> None:
     zero = index_intervals(n=50, cpk=0.0)["cpk"]
     assert zero is not None
     assert zero.lower == pytest.approx(-zero.upper)
+
+
+def test_within_dof_follows_the_sigma_estimator_and_sets_the_cp_and_cpk_intervals() -> None:
+    """Minitab's degrees of freedom of the within sigma: 0.9 k (n − 1) for R-bar, f_n k (n − 1) for
+    S-bar, k − 1 for moving ranges of k values, k (n − 1) pooled; none for a given sigma."""
+    from spc import index_intervals, within_dof
+
+    assert within_dof("rbar_d2", subgroups=25, size=5) == pytest.approx(90.0)
+    assert within_dof("sbar_c4", subgroups=25, size=5) == pytest.approx(95.0)
+    assert within_dof("sbar_c4", subgroups=10, size=12) == pytest.approx(0.98 * 110)
+    assert within_dof("sbar_c4", subgroups=2, size=100) == pytest.approx(198.0)
+    assert within_dof("mrbar_d2", subgroups=100) == 99.0
+    assert within_dof("pooled", subgroups=4, size=3) == 8.0
+    assert within_dof("given", subgroups=25, size=5) is None
+    assert within_dof("mrbar_d2", subgroups=1) is None
+    # Cp 1.2 with 90 degrees of freedom: chi-square quantiles 65.6466 and 118.1359 (tables).
+    got = index_intervals(n=125, cp=1.2, cpk=1.0, within_dof=90.0)
+    assert got["cp"] is not None
+    assert got["cpk"] is not None
+    assert got["cp"].lower == pytest.approx(1.2 * (65.6466 / 90) ** 0.5, rel=1e-5)
+    assert got["cp"].upper == pytest.approx(1.2 * (118.1359 / 90) ** 0.5, rel=1e-5)
+    half = 1.959964 * (1 / (9 * 125) + 1.0 / (2 * 90)) ** 0.5  # Bissell with N values and ν
+    assert (got["cpk"].lower, got["cpk"].upper) == (
+        pytest.approx(1 - half, rel=1e-6),
+        pytest.approx(1 + half, rel=1e-6),
+    )

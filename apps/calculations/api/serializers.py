@@ -18,6 +18,7 @@ from apps.calculations.models import (
 from apps.calculations.selectors import MAX_CHART_POINTS
 from apps.calculations.services.limits import LIMITS_REASON_MISSING
 from apps.calculations.services.shelving import MAX_SHELF_MINUTES
+from apps.calculations.services.stats import within_dof_of
 from apps.calculations.services.violations import MAX_BATCH
 from apps.calculations.window import plotted_statistic
 from apps.config.api.serializers import ControlLimitsSerializer, SignedControlLimitsSerializer
@@ -403,7 +404,9 @@ class ProductStatisticsSerializer(ModelSerializer):
     limits = serializers.SerializerMethodField()
     intervals = serializers.SerializerMethodField(
         help_text="95 % confidence intervals [lower, upper] of cp and pp (chi-square) and cpk and ppk "
-        "(Bissell's normal approximation), from n values; null where the index is."
+        "(Bissell's normal approximation): pp and ppk with n − 1 degrees of freedom, cp and cpk with "
+        "those of the within sigma (its estimator over the samples it came from, as Minitab "
+        "approximates them; n − 1 for given limits); null where the index is."
     )
     trusted = serializers.SerializerMethodField(
         help_text="Enough data for capability: CAPABILITY_MIN_VALUES values (n = 1) or "
@@ -426,7 +429,9 @@ class ProductStatisticsSerializer(ModelSerializer):
         serializers.DictField(child=serializers.ListField(child=serializers.FloatField(), allow_null=True))
     )
     def get_intervals(self, obj: ProductStatistics) -> dict[str, list[float] | None]:
-        found = index_intervals(n=obj.n, cp=obj.cp, cpk=obj.cpk, pp=obj.pp, ppk=obj.ppk)
+        versions = getattr(obj.characteristic, "limit_versions", None)  # prefetched, newest first
+        dof = within_dof_of(obj, obj.characteristic, versions[0] if versions else None)
+        found = index_intervals(n=obj.n, cp=obj.cp, cpk=obj.cpk, pp=obj.pp, ppk=obj.ppk, within_dof=dof)
         return {key: None if i is None else [i.lower, i.upper] for key, i in found.items()}
 
     def get_trusted(self, obj: ProductStatistics) -> bool:

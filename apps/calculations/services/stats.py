@@ -16,13 +16,13 @@ from apps.calculations.choices import CPK_RELEASE, Disposition
 from apps.calculations.models import LotStatistics, Moments, ProductStatistics
 from apps.calculations.window import ATTRIBUTE_KINDS, Lines
 from apps.config.choices import chart_type_by_subgroup_size
-from apps.config.models import Characteristic
+from apps.config.models import Characteristic, ControlLimits
 from apps.config.spec import outside_spec
 from apps.observations.checksum import checksum_add, checksum_of
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample
 from openspc.rows import rows_insert, rows_update
-from spc import c4, capability_indices, d2
+from spc import c4, capability_indices, d2, within_dof
 
 
 def moments_reset(stats: Moments) -> None:
@@ -206,6 +206,35 @@ def _within(kind: str, sample: Sample, last_value: float | None) -> float | None
     if kind == "xbar_s" or (kind in ("ewma", "cusum") and chart_type_by_subgroup_size(sample.n) == "xbar_s"):
         return sample.sd / c4(sample.n)
     return sample.range / d2(sample.n)
+
+
+def _within_method(kind: str, size: int) -> str:
+    """The within sigma's estimator for a chart type (as `_within` and the limits compute it)."""
+    if size <= 1:
+        return "mrbar_d2"
+    if kind == "xbar_s" or (kind in ("ewma", "cusum") and chart_type_by_subgroup_size(size) == "xbar_s"):
+        return "sbar_c4"
+    return "rbar_d2"
+
+
+def within_dof_of(
+    stats: ProductStatistics, characteristic: Characteristic, limits: ControlLimits | None
+) -> float | None:
+    """Degrees of freedom of the statistics' within sigma, for the intervals of Cp and Cpk: from
+    the samples the limits were calculated from (their baseline), or from the samples whose
+    estimates were averaged (`within_count`: moving ranges for individuals). None for given limits."""
+    size = characteristic.subgroup_size
+    if stats.sigma_source == "limits":
+        baseline = limits.baseline if limits is not None else {}
+        if not baseline.get("samples") or not baseline.get("chart"):
+            return None  # given (historical) limits: no sample behind their sigma
+        return within_dof(_within_method(baseline["chart"], size), subgroups=baseline["samples"], size=size)
+    if stats.sigma_source == "samples" and stats.within_count:
+        kind = characteristic.effective_chart_type
+        # For individuals each estimate is a moving range: within_count of them span one more value.
+        subgroups = stats.within_count + 1 if size <= 1 else stats.within_count
+        return within_dof(_within_method(kind, size), subgroups=subgroups, size=size)
+    return None
 
 
 def product_statistics_load(characteristics: Sequence[Characteristic]) -> dict[int, ProductStatistics]:
