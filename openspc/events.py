@@ -64,6 +64,7 @@ class EventType(StrEnum):
     SAMPLE_OVERDUE = "sample.overdue"  # apps.observations: a scheduled sample was not taken in time
     SAMPLE_TAKEN = "sample.taken"  # apps.observations: an overdue scheduled sample was taken after all
     SAMPLE_MISSED = "sample.missed"  # apps.observations: a scheduled sample closed as missed, with a reason
+    SAMPLE_CANCELLED = "sample.cancelled"  # apps.observations: a scheduled sample no longer asked for
 
 
 # The events subscriptions hear about (apps.subscriptions.services.EVENT_KINDS gives each its kind).

@@ -7,7 +7,7 @@ STATISTICS_ROOT = "spc/stats"
 # The observation side's alarms (apps.observations.models.PlantMessage), by the event's first word.
 HEALTH_ROOT = "spc/health"  # data.rejected, data.stale, source.offline
 SPEC_ROOT = "spc/spec"  # spec.violated
-SCHEDULE_ROOT = "spc/schedule"  # sample.overdue, sample.taken, sample.missed
+SCHEDULE_ROOT = "spc/schedule"  # sample.overdue, sample.taken, sample.missed, sample.cancelled
 PLANT_MESSAGE_ROOTS = {"data": HEALTH_ROOT, "source": HEALTH_ROOT, "spec": SPEC_ROOT, "sample": SCHEDULE_ROOT}
 PUBLISHED_ROOTS = (VIOLATIONS_ROOT, STATISTICS_ROOT, HEALTH_ROOT, SPEC_ROOT, SCHEDULE_ROOT)
 

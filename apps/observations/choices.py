@@ -67,6 +67,7 @@ class ScheduledSampleState(models.TextChoices):
     OVERDUE = "overdue", "Overdue"
     TAKEN = "taken", "Taken"
     MISSED = "missed", "Missed (closed with a reason)"
+    CANCELLED = "cancelled", "Cancelled (no longer asked for)"
 
 
 SCHEDULED_OPEN = frozenset({ScheduledSampleState.DUE, ScheduledSampleState.OVERDUE})

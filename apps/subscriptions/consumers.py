@@ -42,6 +42,7 @@ SAMPLE_EVENTS: dict[str, str] = {
     EventType.SAMPLE_OVERDUE: "schedule_update",
     EventType.SAMPLE_TAKEN: "schedule_update",
     EventType.SAMPLE_MISSED: "schedule_update",
+    EventType.SAMPLE_CANCELLED: "schedule_update",
 }
 NOTIFICATION_EVENTS: dict[str, str] = {
     EventType.NOTIFICATION_CREATED: "notification",

@@ -236,3 +236,46 @@ def test_two_checks_that_overlap_open_each_sample_once(plant, dia, monkeypatch):
     monkeypatch.setattr(module, "_opened", lambda now: wanted)
     services.schedules_check(now=now)  # no IntegrityError: the slot is taken already
     assert ScheduledSample.objects.filter(characteristic=dia).count() == 1
+
+
+def test_samples_no_schedule_asks_for_any_more_are_cancelled_not_left_on_the_worklist(plant, dia, sent):
+    """A schedule deleted (or switched off) leaves no due sample behind: the next check cancels its
+    open samples, with why; the plant, told one was overdue, is told it is cancelled."""
+    now = early_in_the_hour()
+    made = schedule(
+        dia,
+        since=now - datetime.timedelta(hours=3),
+        kind=ScheduleKind.INTERVAL,
+        every_minutes=60,
+        grace_minutes=10,
+    )
+    services.schedules_check(now=now)
+    due = ScheduledSample.objects.get(characteristic=dia)
+    late = due.overdue_at + datetime.timedelta(seconds=1)
+    services.schedules_check(now=late)
+    sent.clear()
+    PlantMessage.objects.all().delete()
+
+    config_services.schedule_delete(schedule=made)
+    checked = services.schedules_check(now=late + datetime.timedelta(seconds=1))
+    due.refresh_from_db()
+    assert (checked.cancelled, due.state) == (1, "cancelled")
+    assert due.note == "No longer asked for: its sampling schedule was removed or switched off."
+    assert [(m["type"], m["id"], m["state"]) for m in sent] == [("sample.cancelled", due.pk, "cancelled")]
+    assert [(m.event, m.data["id"]) for m in PlantMessage.objects.all()] == [("sample.cancelled", due.pk)]
+    assert ScheduledSample.objects.filter(state__in=["due", "overdue"]).count() == 0
+
+    # A characteristic switched off: its open (not yet overdue) sample goes too, the plant not told.
+    sent.clear()
+    schedule(dia, since=now - datetime.timedelta(hours=3), kind=ScheduleKind.INTERVAL, every_minutes=60)
+    nxt = now + datetime.timedelta(hours=1)
+    services.schedules_check(now=nxt)
+    (opened,) = ScheduledSample.objects.filter(state="due")
+    Characteristic.objects.filter(pk=dia.pk).update(active=False)
+    services.schedules_check(now=nxt + datetime.timedelta(seconds=1))
+    opened.refresh_from_db()
+    assert (opened.state, opened.note) == (
+        "cancelled",
+        "No longer asked for: the characteristic was switched off.",
+    )
+    assert [m.event for m in PlantMessage.objects.all()] == ["sample.cancelled"]  # only the earlier one

@@ -9,7 +9,9 @@ sample is taken when a sample of the characteristic is made after it fell due (i
 schedule per lot). One still open `grace_minutes` after it fell due is overdue: `sample.overdue`
 goes to the characteristic's subscribers, to the pages showing it, and to the plant over MQTT
 (`spc/schedule/...`). It stays on the worklist until it is taken, or a person closes it as missed
-with a reason code (audited).
+with a reason code (audited). One no longer asked for (its schedule removed or switched off, the
+characteristic switched off or fed by MQTT now) is cancelled by the next check, with why in its note
+(`sample.cancelled` to the pages, and to the plant if it was overdue).
 
 Characteristics fed by MQTT get no scheduled samples: their schedule is the cadence their data
 health expects (data.stale).
@@ -61,6 +63,7 @@ class SchedulesChecked:
     opened: int
     taken: int
     overdue: list[ScheduledSample]
+    cancelled: int = 0
 
 
 def shift_starts() -> list[datetime.time]:
@@ -219,6 +222,24 @@ def _told(samples: Iterable[ScheduledSample], name: EventType) -> list[Event]:
     return [event(name, _groups(sample), **scheduled_sample_data(sample)) for sample in samples]
 
 
+def _unwanted(open_samples: Sequence[ScheduledSample]) -> dict[int, str]:
+    """Of the open samples, those no schedule asks for any more: {scheduled sample id: why}."""
+    characteristics = {s.characteristic_id: s.characteristic for s in open_samples}
+    scheduled = schedules_effective(
+        c for c in characteristics.values() if c.active and c.data_source == DataSource.MANUAL
+    )
+    why = {}
+    for sample in open_samples:
+        c = sample.characteristic
+        if not c.active:
+            why[sample.pk] = "No longer asked for: the characteristic was switched off."
+        elif c.data_source != DataSource.MANUAL:
+            why[sample.pk] = "No longer asked for: the characteristic's values come over MQTT now."
+        elif c.pk not in scheduled:
+            why[sample.pk] = "No longer asked for: its sampling schedule was removed or switched off."
+    return why
+
+
 def schedules_check(*, now: datetime.datetime | None = None) -> SchedulesChecked:
     """Open the samples now due, mark those taken, and raise those now overdue (module docstring)."""
     now = now or timezone.now()
@@ -233,9 +254,16 @@ def schedules_check(*, now: datetime.datetime | None = None) -> SchedulesChecked
             .order_by("pk")
         )
         taken_at = _taken(open_samples)
-        taken, overdue, late = [], [], []
+        unwanted = _unwanted([s for s in open_samples if s.pk not in taken_at])
+        taken, overdue, late, cancelled, heard = [], [], [], [], []
         for sample in open_samples:
-            if sample.pk in taken_at:
+            if sample.pk in unwanted:
+                if sample.state == ScheduledSampleState.OVERDUE:
+                    heard.append(sample)  # the plant was told it is overdue: it is told it is cancelled
+                sample.state, sample.closed_at = ScheduledSampleState.CANCELLED, now
+                sample.note = unwanted[sample.pk]
+                cancelled.append(sample)
+            elif sample.pk in taken_at:
                 if sample.state == ScheduledSampleState.OVERDUE:
                     late.append(sample)
                 sample.state, sample.taken_at = ScheduledSampleState.TAKEN, taken_at[sample.pk]
@@ -244,10 +272,11 @@ def schedules_check(*, now: datetime.datetime | None = None) -> SchedulesChecked
                 sample.state = ScheduledSampleState.OVERDUE
                 overdue.append(sample)
         rows_update(model=ScheduledSample, rows=[*taken, *overdue], fields=["state", "taken_at"])
+        rows_update(model=ScheduledSample, rows=cancelled, fields=["state", "closed_at", "note"])
         events = [*_told(overdue, EventType.SAMPLE_OVERDUE), *_told(late, EventType.SAMPLE_TAKEN)]
-        plant_messages_store(events)
-        events_send_on_commit(events)
-    return SchedulesChecked(opened=len(opened), taken=len(taken), overdue=overdue)
+        plant_messages_store([*events, *_told(heard, EventType.SAMPLE_CANCELLED)])
+        events_send_on_commit([*events, *_told(cancelled, EventType.SAMPLE_CANCELLED)])
+    return SchedulesChecked(opened=len(opened), taken=len(taken), overdue=overdue, cancelled=len(cancelled))
 
 
 def scheduled_sample_close(
