@@ -6,6 +6,7 @@ import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from apps.audit.models import AuditEntry
@@ -279,3 +280,28 @@ def test_samples_no_schedule_asks_for_any_more_are_cancelled_not_left_on_the_wor
         "No longer asked for: the characteristic was switched off.",
     )
     assert [m.event for m in PlantMessage.objects.all()] == ["sample.cancelled"]  # only the earlier one
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan is PostgreSQL's")
+def test_finding_the_sample_that_took_a_scheduled_one_reads_an_index_not_the_characteristics_samples(
+    plant, dia
+):
+    """Every check looks for the first sample since each open one fell due. Without an index on
+    (characteristic, created_at) that read every sample of the characteristic: 95 ms per open
+    sample at 600,000 samples, against 1.5 ms with it."""
+    from apps.observations.services.schedules import _taken
+
+    measure(plant)
+    due = ScheduledSample.objects.create(
+        characteristic=dia, slot="t", due_at=timezone.now(), overdue_at=timezone.now()
+    )  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the table is small here; the plan is what counts
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as queries:
+            _taken([due])
+        (sql,) = [q["sql"] for q in queries.captured_queries]
+        cursor.execute(f"EXPLAIN {sql}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "sample_characteristic_created" in plan, plan

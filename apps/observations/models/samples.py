@@ -12,11 +12,15 @@ class Sample(models.Model):
     while the characteristic has no limits).
     """
 
+    # No index of their own: (characteristic, sequence), (characteristic, created_at) and (lot,
+    # characteristic) below lead with them, and each index is a write per sample.
     characteristic = models.ForeignKey(
-        "config.Characteristic", on_delete=models.PROTECT, related_name="samples"
+        "config.Characteristic", on_delete=models.PROTECT, related_name="samples", db_index=False
     )
     sequence = models.PositiveIntegerField(help_text="1, 2, 3, … per characteristic, in arrival order.")
-    lot = models.ForeignKey("observations.Lot", on_delete=models.PROTECT, related_name="samples")
+    lot = models.ForeignKey(
+        "observations.Lot", on_delete=models.PROTECT, related_name="samples", db_index=False
+    )
     values = models.JSONField(help_text="The subgroup's values, in order.")
     observation_ids = models.JSONField(help_text="The observations the values came from, in order.")
     n = models.PositiveSmallIntegerField(help_text="Number of values (units inspected, for attributes).")
@@ -52,7 +56,11 @@ class Sample(models.Model):
             ),
             models.CheckConstraint(condition=Q(n__gte=1), name="sample_n_positive"),
         ]
-        indexes = [models.Index(fields=["lot", "characteristic"], name="sample_lot_characteristic")]
+        indexes = [
+            models.Index(fields=["lot", "characteristic"], name="sample_lot_characteristic"),
+            # The first sample since a scheduled sample fell due (schedules_check, every minute).
+            models.Index(fields=["characteristic", "created_at"], name="sample_characteristic_created"),
+        ]
 
     def __str__(self) -> str:
         return f"Sample {self.sequence} of characteristic {self.characteristic_id}"
