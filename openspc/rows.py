@@ -4,6 +4,7 @@ update and lock many rows at once."""
 import datetime
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.db import connections, models, router
@@ -45,6 +46,45 @@ def _column(field: "models.Field[Any, Any]", rows: Sequence[models.Model], conne
     return [field.get_db_prep_save(value, connection) for value in values]
 
 
+@dataclass(frozen=True)
+class _Update:
+    """What an UPDATE of some fields of a model's rows is made of."""
+
+    table: str
+    key: str
+    columns: list["models.Field[Any, Any]"]  # the primary key first
+    column_list: str
+    assignments: str
+
+    @classmethod
+    def of(cls, model: type[models.Model], fields: Iterable[str], connection: Any) -> "_Update":
+        concrete: list[models.Field[Any, Any]] = []
+        for name in fields:
+            field = model._meta.get_field(name)
+            assert isinstance(field, models.Field), f"{name} is not a concrete field"
+            concrete.append(field)
+        pk = model._meta.pk
+        assert pk is not None
+        quote = connection.ops.quote_name
+        columns = [pk, *concrete]
+        return cls(
+            table=quote(model._meta.db_table),
+            key=quote(str(pk.column)),
+            columns=columns,
+            column_list=", ".join(quote(str(field.column)) for field in columns),
+            assignments=", ".join(f"{quote(str(f.column))} = v.{quote(str(f.column))}" for f in concrete),
+        )
+
+    def arrays(self, rows: Sequence[models.Model], connection: Any) -> tuple[str, list[Any]]:
+        """PostgreSQL: the statement, one array parameter per column."""
+        arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in self.columns)
+        sql = (
+            f"UPDATE {self.table} SET {self.assignments} FROM unnest({arrays}) AS v ({self.column_list}) "
+            f"WHERE {self.table}.{self.key} = v.{self.key}"
+        )
+        return sql, [_column(field, rows, connection) for field in self.columns]
+
+
 def rows_update(*, model: type[models.Model], rows: Iterable[models.Model], fields: Iterable[str]) -> int:
     """Write `fields` of many rows in one statement: UPDATE … FROM one array per column (PostgreSQL)
     or a VALUES list (per chunk, elsewhere).
@@ -56,32 +96,16 @@ def rows_update(*, model: type[models.Model], rows: Iterable[models.Model], fiel
     binds parameters on the client, neither splits a long query nor quotes a parameter per row
     and field.
     """
-
-    concrete: list[models.Field[Any, Any]] = []
-    for name in fields:
-        field = model._meta.get_field(name)
-        assert isinstance(field, models.Field), f"{name} is not a concrete field"
-        concrete.append(field)
-    pk = model._meta.pk
-    assert pk is not None
     connection = connections[router.db_for_write(model)]
+    update = _Update.of(model, fields, connection)
+    table, key, columns, assignments = update.table, update.key, update.columns, update.assignments
     quote = connection.ops.quote_name
-    columns = [pk, *concrete]
-    table = quote(model._meta.db_table)
-    column_list = ", ".join(quote(str(field.column)) for field in columns)
-    assignments = ", ".join(f"{quote(str(f.column))} = v.{quote(str(f.column))}" for f in concrete)
-    key = quote(str(pk.column))
     pending = list(rows)
     if not pending:
         return 0
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in columns)
-            cursor.execute(
-                f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v ({column_list}) "
-                f"WHERE {table}.{key} = v.{key}",
-                [_column(field, pending, connection) for field in columns],
-            )
+            cursor.execute(*update.arrays(pending, connection))
             return cursor.rowcount
         updated = 0
         row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
@@ -98,6 +122,40 @@ def rows_update(*, model: type[models.Model], rows: Iterable[models.Model], fiel
             )
             updated += cursor.rowcount
     return updated
+
+
+@dataclass(frozen=True)
+class RowsUpdate:
+    """One rows_update's arguments, for rows_update_together."""
+
+    model: type[models.Model]
+    rows: Sequence[models.Model]
+    fields: Sequence[str]
+
+
+def rows_update_together(updates: Sequence[RowsUpdate]) -> None:
+    """rows_update for each, in one statement on PostgreSQL (each UPDATE a data-modifying WITH of
+    one statement: one round trip, not one per table; the tables must differ, as a statement may
+    not update a row twice); one after the other elsewhere."""
+    updates = [update for update in updates if update.rows]
+    if not updates:
+        return
+    connection = connections[router.db_for_write(updates[0].model)]
+    if connection.vendor != "postgresql" or len(updates) == 1:
+        for update in updates:
+            rows_update(model=update.model, rows=update.rows, fields=update.fields)
+        return
+    tables = [update.model._meta.db_table for update in updates]
+    assert len(set(tables)) == len(tables), f"one statement cannot update a table twice: {tables}"
+    parts, params = [], []
+    for n, update in enumerate(updates):
+        statement = _Update.of(update.model, update.fields, connection)
+        sql, values = statement.arrays(list(update.rows), connection)
+        parts.append(f"u{n} AS ({sql} RETURNING 1)")
+        params += values
+    counted = ", ".join(f"(SELECT count(*) FROM u{n})" for n in range(len(updates)))
+    with connection.cursor() as cursor:
+        cursor.execute(f"WITH {', '.join(parts)} SELECT {counted}", params)
 
 
 def rows_insert(*, model: type[M], rows: Sequence[M]) -> list[M]:

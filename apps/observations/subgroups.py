@@ -47,7 +47,7 @@ from apps.observations.checksum import checksum_add, observation_hash
 from apps.observations.choices import LOT_WORKING, ObservationStatus
 from apps.observations.handoff import calculations_queue_on_commit
 from apps.observations.models import Lot, Observation, Sample, SubgroupFeed
-from openspc.rows import rows_insert, rows_locked, rows_update
+from openspc.rows import RowsUpdate, rows_insert, rows_locked, rows_update, rows_update_together
 
 logger = logging.getLogger(__name__)
 
@@ -171,9 +171,10 @@ class _Folder:
             self.feed.pending.pop(str(lot_id), None)
 
 
-def _folders_save(folders: Sequence[_Folder], rows: dict[int, Observation]) -> None:
-    """Store the folders' samples and feeds (one statement each for all characteristics), and point
-    each observation at the sample that holds its last value."""
+def _folders_save(folders: Sequence[_Folder], rows: dict[int, Observation]) -> RowsUpdate:
+    """Store the folders' samples (one statement for all characteristics), and point each
+    observation at the sample that holds its last value; the feeds' update is returned, for the
+    caller to run with its own (rows_update_together)."""
     rows_insert(model=Sample, rows=[sample for folder in folders for sample in folder.samples])
     elsewhere: list[Observation] = []
     for folder in folders:
@@ -187,7 +188,7 @@ def _folders_save(folders: Sequence[_Folder], rows: dict[int, Observation]) -> N
     # values confirmed in earlier batches, so this is about one row per characteristic per batch.
     rows_update(model=Observation, rows=elsewhere, fields=["sample"])
     feeds = [folder.feed for folder in folders]
-    rows_update(
+    return RowsUpdate(
         model=SubgroupFeed, rows=feeds, fields=["last_position", "last_sequence", "pending", "checksums"]
     )
 
@@ -224,17 +225,24 @@ def _fold_order(rows: Sequence[Observation]) -> list[Observation]:
     return [next(by_time) if row.historical else row for row in rows]
 
 
-def subgroups_fold(*, rows: Sequence[Observation], values: Mapping[int, Sequence[float]]) -> list[int]:
+@dataclass(frozen=True)
+class Folded:
+    characteristic_ids: list[int]  # those that got new samples or observations
+    samples: list[Sample]  # the new samples, as stored
+    feeds: RowsUpdate | None = None  # for the caller to run, with its update of the rows
+
+
+def subgroups_fold(*, rows: Sequence[Observation], values: Mapping[int, Sequence[float]]) -> Folded:
     """Number, hash and group newly confirmed observations (in the order given, historical ones by
-    their time); return the characteristics that got new samples or observations. A late row is
-    numbered and hashed but on no sample. The caller saves `rows` (position, hash, lot_checksum,
-    sample, late) and must be in a transaction."""
+    their time). A late row is numbered and hashed but on no sample. The caller saves `rows`
+    (position, hash, lot_checksum, sample, late) and the feeds (`feeds`), and must be in a
+    transaction."""
     by_characteristic: dict[int, list[Observation]] = defaultdict(list)
     for row in rows:
         assert row.characteristic_id is not None
         by_characteristic[row.characteristic_id].append(row)
     if not by_characteristic:
-        return []
+        return Folded([], [])
     characteristics = characteristics_kept(list(by_characteristic))
     in_batch = {row.pk: row for row in rows}
     feeds = list(_feeds_locked(by_characteristic))
@@ -268,8 +276,9 @@ def subgroups_fold(*, rows: Sequence[Observation], values: Mapping[int, Sequence
             else:
                 feed.checksums[str(lot_id)] = checksums[lot_id]
         folders.append(folder)
-    _folders_save(folders, in_batch)
-    return sorted(by_characteristic)
+    feeds_update = _folders_save(folders, in_batch)
+    samples = [sample for folder in folders for sample in folder.samples]
+    return Folded(sorted(by_characteristic), samples, feeds_update)
 
 
 def subgroups_close_lot(*, lot: Lot) -> list[int]:
@@ -285,7 +294,7 @@ def subgroups_close_lot(*, lot: Lot) -> list[int]:
     folders = [_Folder(feed, characteristics[feed.pk], now=now) for feed in feeds]
     for folder in folders:
         folder.close(lot.pk)
-    _folders_save(folders, {})
+    rows_update_together([_folders_save(folders, {})])
     return [folder.feed.pk for folder in folders if folder.samples]
 
 
@@ -359,7 +368,7 @@ def subgroups_timeout_sweep(*, now: datetime.datetime | None = None) -> list[int
         characteristics = Characteristic.objects.select_related("test").in_bulk([feed.pk for feed in feeds])
         folders = [_Folder(feed, characteristics[feed.pk], now=now) for feed in feeds]
         changed = [folder for folder in folders if _feed_sweep(folder, discarded)]
-        _folders_save(changed, {})
+        rows_update_together([_folders_save(changed, {})])
         flushed = [folder.feed.pk for folder in changed if folder.samples]
         calculations_queue_on_commit(flushed)
     for item in discarded:  # once committed

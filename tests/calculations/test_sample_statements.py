@@ -28,7 +28,7 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the statements pinned are PostgreSQL's"),
 ]
 
-STATEMENTS = 21  # besides the transactions' own
+STATEMENTS = 15  # besides the transactions' own
 TRANSACTIONS = 3  # record, process, calculate
 
 

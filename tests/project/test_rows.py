@@ -2,12 +2,14 @@
 backend (PostgreSQL: column arrays; elsewhere: bulk_create and a VALUES list)."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.calculations.models import ProductStatistics
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample
-from openspc.rows import rows_insert, rows_update
+from openspc.rows import RowsUpdate, rows_insert, rows_update, rows_update_together
 from tests.factories import LotFactory, ObservationFactory, ProductFactory, TestFactory, characteristic_for
 
 pytestmark = pytest.mark.django_db
@@ -70,3 +72,35 @@ def test_update_writes_choices_as_their_values_json_nulls_and_times():
         ("confirmed", [], now, None),
         ("rejected", [{"code": "out_of_range", "message": "too big"}], now, -5),
     ]
+
+
+def test_updates_of_several_tables_together_write_each_in_one_statement(dia):
+    """rows_update_together: the calculation's verdicts, statistics and cursors in one round trip on
+    PostgreSQL (a WITH of UPDATEs), one after the other elsewhere; the same rows written either way."""
+    lot = LotFactory(product=dia.product)
+    samples = rows_insert(
+        model=Sample, rows=[_sample(dia, lot, 1, 74.0, 0.1), _sample(dia, lot, 2, 74.2, 0.1)]
+    )
+    [stats] = rows_insert(
+        model=ProductStatistics, rows=[ProductStatistics(characteristic=dia, n=1, mean=1.0)]
+    )
+    samples[0].in_control, samples[1].in_control = True, False
+    stats.n, stats.mean = 2, 74.1
+    with CaptureQueriesContext(connection) as queries:
+        rows_update_together(
+            [
+                RowsUpdate(model=Sample, rows=samples, fields=["in_control"]),
+                RowsUpdate(model=ProductStatistics, rows=[stats], fields=["n", "mean"]),
+                RowsUpdate(model=Observation, rows=[], fields=["status"]),  # nothing: left out
+            ]
+        )
+    assert len(queries.captured_queries) == (1 if connection.vendor == "postgresql" else 2)
+    assert list(Sample.objects.order_by("sequence").values_list("in_control", flat=True)) == [True, False]
+    assert ProductStatistics.objects.values_list("n", "mean").get() == (2, 74.1)
+    if connection.vendor == "postgresql":  # one statement may not update a row twice
+        twice = [
+            RowsUpdate(model=Sample, rows=samples[:1], fields=["n"]),
+            RowsUpdate(model=Sample, rows=samples[1:], fields=["n"]),
+        ]
+        with pytest.raises(AssertionError, match="cannot update a table twice"):
+            rows_update_together(twice)

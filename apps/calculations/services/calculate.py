@@ -8,9 +8,10 @@ for work another worker already did changes nothing.
 """
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from django.core.cache import cache
 from django.db import OperationalError, connection, transaction
@@ -26,7 +27,7 @@ from apps.calculations.services.stats import (
     lot_statistics_load,
     product_statistics_apply,
     product_statistics_load,
-    statistics_save,
+    statistics_saved,
 )
 from apps.calculations.window import SMOOTHED_KINDS, Lines, Point, RollingWindow
 from apps.config.models import Characteristic, ControlLimits
@@ -34,8 +35,10 @@ from apps.config.selectors import characteristics_kept, limits_current_kept
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample, SubgroupFeed
 from openspc.events import Event, events_send_on_commit
-from openspc.rows import rows_insert, rows_locked, rows_update
+from openspc.rows import RowsUpdate, rows_insert, rows_locked, rows_update_together
 from spc import RuleSet
+
+M = TypeVar("M", Sample, Observation)
 
 logger = logging.getLogger(__name__)
 
@@ -284,10 +287,33 @@ def _after_cursors(
     return sql, params
 
 
-def _shares(states: Sequence[ChartState]) -> dict[int, _Share]:
+@dataclass(frozen=True)
+class Handed:
+    """Samples and observations the caller has just committed, as they were written (POST /samples:
+    what its group stored and processed), so that the calculation need not read them back."""
+
+    samples: Sequence[Sample] = ()
+    observations: Sequence[Observation] = ()
+
+
+def _following(rows: Sequence[M], cursor: str, after: int) -> list[M] | None:
+    """`rows` in cursor order if they are exactly the next ones after `after` (no gap, none before):
+    what reading past the cursor would return first. None: they are not, so read."""
+    ordered = sorted(rows, key=lambda row: getattr(row, cursor))
+    if not ordered or len(ordered) > BATCH:
+        return None
+    if [getattr(row, cursor) for row in ordered] != list(range(after + 1, after + 1 + len(ordered))):
+        return None
+    return ordered
+
+
+def _shares(states: Sequence[ChartState], handed: Handed | None = None) -> dict[int, _Share]:
     """Each characteristic's state, configuration, current limits and next samples and observations
     (at most BATCH of each in all: a cut leaves a prefix of a characteristic's rows, which is
-    what its cursors need)."""
+    what its cursors need).
+
+    Rows `handed` over that follow on from a characteristic's cursors are taken as they are: rows
+    committed after them (another request's) are left for the calculation that follows them."""
     ids = [state.pk for state in states]
     characteristics = characteristics_kept(ids)
     limits = limits_current_kept(ids)
@@ -298,13 +324,29 @@ def _shares(states: Sequence[ChartState]) -> dict[int, _Share]:
     }
     if not shares:
         return shares
-    sequences = {pk: share.state.last_sequence for pk, share in shares.items()}
+    handed = handed or Handed()
+    handed_samples: dict[int, list[Sample]] = defaultdict(list)
+    for sample in handed.samples:
+        handed_samples[sample.characteristic_id].append(sample)
+    handed_observations: dict[int, list[Observation]] = defaultdict(list)
+    for observation in handed.observations:
+        if observation.status == ObservationStatus.CONFIRMED and observation.position is not None:
+            handed_observations[observation.characteristic_id or 0].append(observation)
+    sequences, positions = {}, {}
+    for pk, share in shares.items():
+        samples = _following(handed_samples[pk], "sequence", share.state.last_sequence)
+        observations = _following(handed_observations[pk], "position", share.state.last_position)
+        if samples is None or observations is None:  # both or neither: the statistics follow the samples
+            sequences[pk], positions[pk] = share.state.last_sequence, share.state.last_position
+        else:
+            share.samples, share.observations = samples, observations
+    if not sequences:
+        return shares
     sample_columns = [str(field.column) for field in Sample._meta.concrete_fields]
     for sample in Sample.objects.raw(*_after_cursors(Sample, sample_columns, "sequence", sequences)):
         shares[sample.characteristic_id].samples.append(sample)
     # Only what the statistics read: a whole row (item, user, reasons, times) costs more to build
     # than the statistics cost to update.
-    positions = {pk: share.state.last_position for pk, share in shares.items()}
     columns = ["id", "lot_id", "characteristic_id", "values", "position", "hash", "lot_checksum"]
     for observation in Observation.objects.raw(*_after_cursors(Observation, columns, "position", positions)):
         assert observation.characteristic_id is not None
@@ -377,8 +419,9 @@ def _kept(
 
 
 def _calculate_batch(
-    characteristic_ids: Sequence[int], keep: Collection[int], lock_wait: float | None = None
-) -> tuple[CalculationResult, bool]:
+    characteristic_ids: Sequence[int], keep: Collection[int], lock_wait: float | None = None,
+    handed: Handed | None = None,
+) -> tuple[CalculationResult, bool]:  # fmt: skip
     """One transaction: the next samples and observations of the characteristics. (result, more?)"""
     from apps.calculations.services.rewind import corrections_take_in  # it judges with this module
 
@@ -389,7 +432,7 @@ def _calculate_batch(
             return CalculationResult(skipped=skipped), False
         # Corrections first (they take the characteristic back), then what is new.
         rewound = corrections_take_in(states=states)
-        shares = _shares(states)
+        shares = _shares(states, handed)
         busy = [share for share in shares.values() if share.samples or share.observations]
         if not busy:
             return CalculationResult(violations=rewound, skipped=skipped), False
@@ -411,18 +454,24 @@ def _calculate_batch(
             if calculated.window_document is not None:
                 documents[pk] = calculated.window_document
         samples = [sample for share in busy for sample in share.samples]
-        rows_update(model=Sample, rows=samples, fields=["in_control", "limits_version", "evaluated_at"])
         gathered = events_gather(shares=judged)
         # The cursors move in this transaction, so a sample is judged once; the unique constraint on
         # (sample, rule, chart) would turn a second judgement into a rolled-back transaction.
         rows_insert(model=Violation, rows=violations)
-        statistics_save(lots=changed, products=[products[share.characteristic.pk] for share in busy])
+        saved = statistics_saved(lots=changed, products=[products[share.characteristic.pk] for share in busy])
         now = timezone.now()
         states = [share.state for share in busy]
         for state in states:
             state.updated_at = now
-        rows_update(
-            model=ChartState, rows=states, fields=["last_sequence", "last_position", "updated_at", "events"]
+        # The samples' verdicts, the statistics and the cursors: one statement.
+        verdicts = ["in_control", "limits_version", "evaluated_at"]
+        cursors = ["last_sequence", "last_position", "updated_at", "events"]
+        rows_update_together(
+            [
+                RowsUpdate(model=Sample, rows=samples, fields=verdicts),
+                *saved,
+                RowsUpdate(model=ChartState, rows=states, fields=cursors),
+            ]
         )
         transaction.on_commit(lambda: windows_store(documents))
         events_send_on_commit(
@@ -436,8 +485,9 @@ def _calculate_batch(
 
 
 def characteristics_calculate(
-    *, characteristic_ids: Sequence[int], keep: Collection[int] = (), lock_wait: float | None = None
-) -> CalculationResult:
+    *, characteristic_ids: Sequence[int], keep: Collection[int] = (), lock_wait: float | None = None,
+    handed: Handed | None = None,
+) -> CalculationResult:  # fmt: skip
     """Bring the characteristics' samples, violations and statistics up to date, in one transaction
     per BATCH rows (a run per characteristic cost four times the queries). Idempotent. The samples
     of `keep` (ids) this run judges come back in `kept`.
@@ -448,11 +498,15 @@ def characteristics_calculate(
     committed when it read. Two workers fed the same characteristics (every Sparkplug message
     touches all 50 of a node) then do not queue behind each other for a whole run only to find
     the work done, while a short wait (the other run nearly done) still costs less than asking
-    again later."""
+    again later.
+
+    `handed`: rows the caller just committed, taken without reading them back where they follow
+    on from the cursors (see _shares); only by the first transaction."""
     total = CalculationResult()
     more = bool(characteristic_ids)
     while more:
-        result, more = _calculate_batch(characteristic_ids, keep, lock_wait)
+        result, more = _calculate_batch(characteristic_ids, keep, lock_wait, handed)
+        handed = None
         total = CalculationResult(
             total.samples + result.samples,
             total.observations + result.observations,

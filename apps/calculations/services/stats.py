@@ -21,7 +21,7 @@ from apps.config.spec import outside_spec
 from apps.observations.checksum import checksum_add, checksum_of
 from apps.observations.choices import ObservationStatus
 from apps.observations.models import Observation, Sample
-from openspc.rows import rows_insert, rows_update
+from openspc.rows import RowsUpdate, rows_insert, rows_update_together
 from spc import c4, capability_indices, d2, within_dof
 
 
@@ -273,18 +273,25 @@ def product_statistics_apply(
 def statistics_save(*, lots: Sequence[LotStatistics], products: Sequence[ProductStatistics]) -> None:
     """Write changed lot and product statistics: new rows in one INSERT, stored ones in one UPDATE
     per model (Model.save would take a statement per row)."""
+    rows_update_together(statistics_saved(lots=lots, products=products))
+
+
+def statistics_saved(
+    *, lots: Sequence[LotStatistics], products: Sequence[ProductStatistics]
+) -> list[RowsUpdate]:
+    """statistics_save's INSERTs; its UPDATEs are returned, for the caller to run with its own
+    (rows_update_together)."""
     now = timezone.now()
-    _rows_save(LotStatistics, lots, now)
-    _rows_save(ProductStatistics, products, now)
+    return [_rows_save(LotStatistics, lots, now), _rows_save(ProductStatistics, products, now)]
 
 
-def _rows_save(model: type[M], rows: Sequence[M], now: datetime.datetime) -> None:
+def _rows_save(model: type[M], rows: Sequence[M], now: datetime.datetime) -> RowsUpdate:
     for stats in rows:
         stats.updated_at = now
     stored = [stats for stats in rows if not stats._state.adding]
     rows_insert(model=model, rows=[stats for stats in rows if stats._state.adding])
     fields = [f.name for f in model._meta.concrete_fields if not f.primary_key]
-    rows_update(model=model, rows=stored, fields=fields)
+    return RowsUpdate(model=model, rows=stored, fields=fields)
 
 
 def product_statistics_finish(

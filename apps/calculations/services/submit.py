@@ -27,7 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.calculations.models import Violation
-from apps.calculations.services.calculate import CalculationResult, characteristics_calculate
+from apps.calculations.services.calculate import CalculationResult, Handed, characteristics_calculate
 from apps.config.choices import TestKind
 from apps.config.models import Characteristic
 from apps.observations.choices import LOT_WORKING, ObservationSource, ObservationStatus
@@ -177,6 +177,7 @@ class _Stored:
 
     submissions: list[_Submission]
     rows: dict[int, Observation]
+    samples: tuple[Sample, ...] = ()
 
 
 def _store_and_process(group: list[_Submission]) -> _Stored:
@@ -199,7 +200,7 @@ def _store_and_process(group: list[_Submission]) -> _Stored:
     processed = observations_process(ids=ids, calculate=False)
     # The rows as this group processed them; none for a row stored before (a retry) or that
     # another worker holds, which is read after the calculation, as it stands.
-    return _Stored(stored, {row.pk: row for row in processed.rows})
+    return _Stored(stored, {row.pk: row for row in processed.rows}, processed.samples)
 
 
 def _calculate(stored: _Stored) -> None:
@@ -208,8 +209,9 @@ def _calculate(stored: _Stored) -> None:
         return
     keep = [row.sample_id for row in stored.rows.values() if row.sample_id is not None]
     calculated = characteristics_calculate(
-        characteristic_ids=sorted({s.characteristic_id for s in stored.submissions}), keep=keep
-    )
+        characteristic_ids=sorted({s.characteristic_id for s in stored.submissions}), keep=keep,
+        handed=Handed(samples=stored.samples, observations=list(stored.rows.values())),
+    )  # fmt: skip
     for submission in stored.submissions:
         try:
             submission.result = _answer(submission, stored.rows, calculated)

@@ -5,25 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('config', '0011_spec_warning_band'),
-        ('observations', '0021_scheduled_sample_cancelled'),
+        ("config", "0011_spec_warning_band"),
+        ("observations", "0021_scheduled_sample_cancelled"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='sample',
-            name='characteristic',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='samples', to='config.characteristic'),
+            model_name="sample",
+            name="characteristic",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="samples",
+                to="config.characteristic",
+            ),
         ),
         migrations.AlterField(
-            model_name='sample',
-            name='lot',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='samples', to='observations.lot'),
+            model_name="sample",
+            name="lot",
+            field=models.ForeignKey(
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="samples",
+                to="observations.lot",
+            ),
         ),
         migrations.AddIndex(
-            model_name='sample',
-            index=models.Index(fields=['characteristic', 'created_at'], name='sample_characteristic_created'),
+            model_name="sample",
+            index=models.Index(fields=["characteristic", "created_at"], name="sample_characteristic_created"),
         ),
     ]

@@ -13,12 +13,12 @@ from apps.config.selectors import ProductConfig, product_config
 from apps.config.spec import any_outside_spec, near_spec, outside_spec
 from apps.observations.choices import LOT_WORKING, ObservationRejection, ObservationSource, ObservationStatus
 from apps.observations.handoff import calculations_queue_on_commit, oos_investigations_queue_on_commit
-from apps.observations.models import Item, Observation
+from apps.observations.models import Item, Observation, Sample
 from apps.observations.services.plant import plant_messages_store
 from apps.observations.services.record import observations_queue
 from apps.observations.subgroups import subgroups_fold
 from openspc.events import Event, EventType, event, events_send_on_commit
-from openspc.rows import rows_update
+from openspc.rows import RowsUpdate, rows_update_together
 
 # What observations_process reads and writes back of a row and its lot (a deferred field would cost a
 # query on first use).
@@ -39,8 +39,10 @@ PROCESS_TAKE = 2000
 class ProcessResult:
     confirmed: int = 0
     rejected: int = 0
-    # The rows processed, as written (only PROCESS_FIELDS read): a hand-over, not part of the outcome.
+    # The rows processed, as written (only PROCESS_FIELDS read), and the samples they made: a
+    # hand-over to the calculation that follows (POST /samples), not part of the outcome.
     rows: tuple[Observation, ...] = field(default=(), compare=False, repr=False)
+    samples: tuple[Sample, ...] = field(default=(), compare=False, repr=False)
 
 
 def _item_plan_ids(rows: Iterable[Observation]) -> dict[int, set[int]]:
@@ -200,18 +202,22 @@ def observations_process(*, ids: Collection[int], up_to: int = 0, calculate: boo
             row.processed_at = now
         # A confirmed value of a test that has no characteristic (no SPC view) feeds no chart.
         confirmed = [row for row in rows if row.characteristic_id is not None]
-        touched = subgroups_fold(rows=confirmed, values=values)
+        folded = subgroups_fold(rows=confirmed, values=values)
         fields = ["status", "reasons", "characteristic", "processed_at", "position", "hash", "lot_checksum"]
-        rows_update(model=Observation, rows=rows, fields=[*fields, "sample", "late"])
+        # The rows and the feeds they moved: one statement.
+        observations = RowsUpdate(model=Observation, rows=rows, fields=[*fields, "sample", "late"])
+        rows_update_together([observations, *([folded.feeds] if folded.feeds else [])])
         if calculate:
-            calculations_queue_on_commit(touched)
+            calculations_queue_on_commit(folded.characteristic_ids)
         outside = _out_of_spec(confirmed, values, configs)
         oos_investigations_queue_on_commit(_manual(outside))
         alarms = [*_spec_alarms(outside, values), *_near_spec(confirmed, values, configs)]
         plant_messages_store(alarms)
         events_send_on_commit(alarms)
     rejected = sum(1 for row in rows if row.status == ObservationStatus.REJECTED)
-    return ProcessResult(confirmed=len(rows) - rejected, rejected=rejected, rows=tuple(rows))
+    return ProcessResult(
+        confirmed=len(rows) - rejected, rejected=rejected, rows=tuple(rows), samples=tuple(folded.samples)
+    )
 
 
 def observations_requeue_stale(*, older_than: datetime.timedelta, limit: int = 50_000) -> int:
