@@ -92,6 +92,30 @@ def test_one_acknowledgement_covers_the_events_later_points(plant, dia, manager)
     assert [(e.content_type.model, e.object_id) for e in entries] == [("violationevent", str(event.pk))]
 
 
+def test_acknowledging_each_violation_of_an_ended_event_acknowledges_the_event(plant, dia, manager):
+    """The per-violation acknowledgement (the API before events) leaves nothing of an ended event
+    awaiting: once its last violation is acknowledged, so is the event. A running one stays open."""
+    subgroups_store(dia, run(ABOVE, 12) + run(BELOW, 2) + run(ABOVE, 10), lot=plant.lot, user=plant.tester)
+    ended, running = location_events(dia)
+    reason = AcknowledgementReason.objects.get(code="assignable-cause")
+    first, *rest = list(ended.violations.order_by("pk"))
+
+    services.violations_acknowledge(violations=[first], user=manager, reason=reason)
+    ended.refresh_from_db()
+    assert ended.acknowledged_at is None  # three of its violations still await one
+    services.violations_acknowledge(violations=rest, user=manager, reason=reason, comment="Worn insert")
+    ended.refresh_from_db()
+    assert (ended.acknowledged_by, ended.acknowledgement_reason, ended.acknowledgement_comment) == (
+        manager, reason, "Worn insert",
+    )  # fmt: skip
+    entry = AuditEntry.objects.filter(action="acknowledge", object_id=str(ended.pk)).get()
+    assert entry.reason == "assignable-cause: Worn insert (each of its violations acknowledged)"
+
+    services.violations_acknowledge(violations=list(running.violations.all()), user=manager, reason=reason)
+    running.refresh_from_db()
+    assert running.acknowledged_at is None  # still running: its next points need an acknowledgement
+
+
 def test_a_pattern_overlapping_an_ended_event_takes_it_up_again(plant, dia):
     # Rule 5 (2 of 3 beyond 2σ): samples 1 and 2 beyond signal at 2; sample 3 (on the centre) does
     # not continue it, so it ends; sample 4 beyond signals with sample 2, inside the ended event.

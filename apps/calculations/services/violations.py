@@ -86,14 +86,26 @@ def violations_acknowledge(
     or none: the reason, a comment and the corrective action are kept on each violation, one audit
     entry per violation records it, and `violation.acknowledged` goes to each one's characteristic,
     product and lot groups after commit. If any was acknowledged before, AlreadyAcknowledged names
-    them and nothing changes. At most MAX_BATCH at once. Returned in the order given."""
+    them and nothing changes. At most MAX_BATCH at once. Returned in the order given.
+
+    An event that has ended and whose violations are now all acknowledged is acknowledged with
+    them (the same reason; audited, `violation_event.acknowledged`): acknowledging each of its
+    violations leaves nothing of it awaiting. One still running is not: its next points need one."""
     if not reason.active:
         raise ValidationError({"reason": f"Reason {reason.code} is no longer in use."})
     ids = list(dict.fromkeys(v.pk for v in violations))
     if len(ids) > MAX_BATCH:
         raise ValidationError({"ids": f"At most {MAX_BATCH} violations at once; got {len(ids)}."})
     with transaction.atomic():
-        # Locked in id order, so two overlapping batches cannot deadlock.
+        # Their events first, as acknowledging events and the calculation lock them (events, then
+        # violations), in id order; then the violations, in id order: never a deadlock.
+        of_them = set(Violation.objects.filter(pk__in=ids).values_list("event_id", flat=True)) - {None}
+        event_ids = list(
+            ViolationEvent.objects.select_for_update()
+            .filter(pk__in=of_them)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         rows = (
             Violation.objects.select_for_update(of=("self",))
             .select_related("sample", "characteristic")
@@ -126,6 +138,15 @@ def violations_acknowledge(
                 event(EventType.VIOLATION_ACKNOWLEDGED, groups, **violation_acknowledged_data(violation))
             )
         events_send_on_commit(events)
+        done = ViolationEvent.objects.filter(
+            pk__in=event_ids, acknowledged_at__isnull=True, ended_at__isnull=False
+        )
+        ended = list(done.exclude(violations__acknowledged_at__isnull=True).values_list("pk", flat=True))
+        if ended:
+            _events_acknowledge(
+                ids=ended, user=user, reason=reason, comment=comment, corrective_action=corrective_action,
+                source=source, strict=False, why=f"{why} (each of its violations acknowledged)",
+            )  # fmt: skip
     return locked
 
 
