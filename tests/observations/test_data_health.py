@@ -223,3 +223,21 @@ def test_dead_letters_meant_for_a_characteristic_count_as_rejected_with_their_re
     assert (health.rejected, health.dead_letters, health.dead_letters_total) == (6, 6, 6)
     assert health.reasons[0] == {"code": "not_json", "message": "Not JSON", "count": 4}
     assert health.reasons[1]["code"] == "not_born"
+
+
+def test_a_worker_restarted_keeps_the_reasons_words(plant, dia, settings, monkeypatch):
+    """The messages of reason codes are read with the rejections; a worker started since (which has
+    read none) shows the row's message, not the bare code."""
+    settings.DATA_HEALTH_REJECTED_PERCENT, settings.DATA_HEALTH_MIN_REJECTED = 20, 3
+    services.data_health_check(now=timezone.now())
+    record(plant, [IMPLAUSIBLE] * 4)
+    services.data_health_check(now=timezone.now())
+    health = CharacteristicHealth.objects.get(pk=dia.pk)
+    (said,) = health.reasons
+    assert "plausible" in said["message"]
+
+    monkeypatch.setattr("apps.observations.services.health._MESSAGES", {})  # a new worker process
+    services.data_health_check(now=timezone.now())
+    health.refresh_from_db()
+    assert health.reasons == [said]
+    assert health.summary == f"100 % rejected: {said['message']}"

@@ -175,8 +175,11 @@ def _judged(
     health.positions, health.checked_at = entries, now
     began = datetime.datetime.fromisoformat(entries[0][0])
     health.window_seconds = round((now - began).total_seconds())
+    # A code this process has not read a rejection of (a worker restarted since) keeps the message
+    # the row has for it.
+    known = {str(r.get("code")): str(r.get("message")) for r in health.reasons or [] if r.get("message")}
     health.reasons = [
-        {"code": code, "message": _MESSAGES.get(code, code), "count": n}
+        {"code": code, "message": _MESSAGES.get(code) or known.get(code) or code, "count": n}
         for code, n in counted.most_common(TOP_REASONS)
     ]
     state = _state(health.confirmed, health.rejected)
