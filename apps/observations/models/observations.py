@@ -42,7 +42,7 @@ class Observation(models.Model):
         "observations.Lot",
         on_delete=models.PROTECT,
         related_name="observations",
-        db_index=False,  # observation_lot_test leads with it
+        db_index=False,  # observation_lot_test_position leads with it
     )
     test = models.ForeignKey("config.Test", on_delete=models.PROTECT, related_name="observations")
     characteristic = models.ForeignKey(
@@ -64,9 +64,10 @@ class Observation(models.Model):
         related_name="observations",
         help_text="Who posted it: the tester, or the device's service user.",
     )
+    # Unique by a constraint in Meta, not unique=True: on PostgreSQL that also makes a second
+    # index for LIKE lookups, which no query makes, and every index is written for every row.
     idempotency_key = models.CharField(
         max_length=200,
-        unique=True,
         help_text="The poster's id and the client's key, or a hash of what was posted.",
     )
     status = models.CharField(
@@ -101,6 +102,7 @@ class Observation(models.Model):
     )
     verified_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        db_index=False,  # observation_verified_by: the verified rows only
         help_text="The second person who verified the result (never who entered it).",
     )  # fmt: skip
     verified_at = models.DateTimeField(null=True, blank=True)
@@ -127,6 +129,7 @@ class Observation(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="observation_idempotency_key_unique"),
             models.CheckConstraint(
                 condition=Q(status__in=ObservationStatus.values), name="observation_status_valid"
             ),
@@ -168,11 +171,15 @@ class Observation(models.Model):
                 condition=Q(status=ObservationStatus.REJECTED),
                 name="observation_rejected_processed",
             ),
-            models.Index(fields=["lot", "test"], name="observation_lot_test"),
+            # Every index costs every row a write when stored and again when processed (the
+            # update changes indexed columns: never HOT), so none repeats another's leading columns.
             models.Index(fields=["item", "test", "status"], name="observation_item_test_status"),
             models.Index(fields=["lot", "test", "position"], name="observation_lot_test_position"),
             models.Index(
                 fields=["retest_of"], condition=Q(retest_of__isnull=False), name="observation_retest_of"
+            ),
+            models.Index(
+                fields=["verified_by"], condition=Q(verified_by__isnull=False), name="observation_verified_by"
             ),
         ]
         permissions = [
