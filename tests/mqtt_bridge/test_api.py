@@ -78,3 +78,27 @@ class EdgeNodeApiTests:
 
     def test_testers_do_not_read_them(self, api, tester):
         assert api(tester).get(NODES).status_code == 403
+
+    def test_each_node_says_the_data_health_of_what_it_feeds(self, api, plant, manager):
+        """Data health per data source (issue #21): a Sparkplug B device sums its characteristics'."""
+        from apps.observations.models import CharacteristicHealth
+
+        dia = Characteristic.objects.get(product=plant.product, test=plant.dia)
+        config_services.characteristic_update(
+            characteristic=dia, data={"data_source": DataSource.SPARKPLUG, "tag": "Cell1/Dia"}
+        )
+        EdgeNode.objects.create(group="G", node="Line1", device="Gauge", online=True, metrics=["Cell1/Dia"])
+        EdgeNode.objects.create(group="G", node="Line2", device="", online=True, metrics=["Other"])
+        now = timezone.now()
+        CharacteristicHealth.objects.create(
+            characteristic=dia, state="rejecting", since=now, checked_at=now, confirmed=6, rejected=4,
+            dead_letters=3,
+        )  # fmt: skip
+        rows = {r["node"]: r["health"] for r in api(manager).get(NODES).json()["results"]}
+        assert rows["Line1"] == {
+            "confirmed": 6, "rejected": 4, "rejected_percent": 40, "dead_letters": 3,
+            "unhealthy": {str(dia.pk): "rejecting"},
+        }  # fmt: skip
+        assert rows["Line2"] == {
+            "confirmed": 0, "rejected": 0, "rejected_percent": 0, "dead_letters": 0, "unhealthy": {}
+        }  # fmt: skip

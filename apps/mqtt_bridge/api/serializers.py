@@ -1,9 +1,12 @@
 import base64
+from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.mqtt_bridge.models import DataHealthAlarm, DeadLetter, EdgeNode
+from apps.observations.choices import HealthState
+from apps.observations.models import CharacteristicHealth
 
 PREVIEW_BYTES = 2000
 
@@ -42,9 +45,25 @@ class DeadLetterSerializer(serializers.ModelSerializer):
         return obj.payload_size > len(obj.payload)
 
 
+class SourceHealthSerializer(serializers.Serializer):
+    """The data health of the characteristics a source feeds, summed over the last check's window."""
+
+    confirmed = serializers.IntegerField(help_text="Values confirmed.")
+    rejected = serializers.IntegerField(help_text="Values rejected, dead letters meant for them included.")
+    rejected_percent = serializers.IntegerField()
+    dead_letters = serializers.IntegerField(help_text="Its messages kept as dead letters.")
+    unhealthy = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Characteristic id -> its state (rejecting, offline, stale), for those not ok.",
+    )
+
+
 class EdgeNodeSerializer(serializers.ModelSerializer):
     characteristics = serializers.SerializerMethodField(
         help_text="Ids of the characteristics fed by a metric of its last BIRTH."
+    )
+    health = serializers.SerializerMethodField(
+        help_text='The data health of those characteristics (docs/alarms.md, "Data health"), per source.'
     )
 
     class Meta:
@@ -61,6 +80,7 @@ class EdgeNodeSerializer(serializers.ModelSerializer):
             "died_at",
             "stale_deaths",
             "stale_death_at",
+            "health",
         ]
         read_only_fields = fields  # a list and a detail, nothing written: the same schema on every database
 
@@ -68,6 +88,18 @@ class EdgeNodeSerializer(serializers.ModelSerializer):
     def get_characteristics(self, obj: EdgeNode) -> list[int]:
         fed: dict[str, int] = self.context.get("fed_by_metric", {})
         return sorted({fed[name] for name in obj.metrics if name in fed})
+
+    @extend_schema_field(SourceHealthSerializer)
+    def get_health(self, obj: EdgeNode) -> dict[str, Any]:
+        rows: dict[int, CharacteristicHealth] = self.context.get("health", {})
+        mine = [rows[pk] for pk in self.get_characteristics(obj) if pk in rows]
+        confirmed, rejected = sum(h.confirmed for h in mine), sum(h.rejected for h in mine)
+        return {
+            "confirmed": confirmed, "rejected": rejected,
+            "rejected_percent": round(100 * rejected / (confirmed + rejected)) if confirmed + rejected else 0,
+            "dead_letters": sum(h.dead_letters for h in mine),
+            "unhealthy": {str(h.pk): h.state for h in mine if h.state != HealthState.OK},
+        }  # fmt: skip
 
 
 class DataHealthAlarmSerializer(serializers.ModelSerializer):

@@ -23,6 +23,7 @@ from apps.mqtt_bridge.api.serializers import (
 from apps.mqtt_bridge.choices import DataHealthKind, DeadLetterReason
 from apps.mqtt_bridge.models import DataHealthAlarm, DeadLetter, EdgeNode
 from apps.mqtt_bridge.selectors import dead_letters_fitting
+from apps.observations.models import CharacteristicHealth
 from openspc.permissions import IsHuman
 
 
@@ -94,7 +95,14 @@ class EdgeNodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_serializer_context(self) -> dict[str, Any]:
         fed = Characteristic.objects.filter(data_source=DataSource.SPARKPLUG, tag__isnull=False)
-        return {**super().get_serializer_context(), "fed_by_metric": dict(fed.values_list("tag", "pk"))}
+        health = CharacteristicHealth.objects.filter(characteristic__data_source=DataSource.SPARKPLUG).only(
+            "pk", "state", "confirmed", "rejected", "dead_letters"
+        )
+        return {
+            **super().get_serializer_context(),
+            "fed_by_metric": dict(fed.values_list("tag", "pk")),
+            "health": {h.pk: h for h in health},
+        }
 
 
 class DataHealthAlarmFilterSet(django_filters.FilterSet):
