@@ -243,8 +243,9 @@ class DeadLetters:
 def dead_letters_add(*, counts: Mapping[int, DeadLetters]) -> None:
     """Count dead letters meant for these characteristics (the MQTT bridge calls this as it stores
     them); the next check adds them to the rejected values. A characteristic not yet checked
-    has no health row: its window starts at its first check. One statement per characteristic."""
-    for pk, dead in counts.items():
+    has no health row: its window starts at its first check. One statement per characteristic,
+    in id order (as the check locks them)."""
+    for pk, dead in sorted(counts.items()):
         CharacteristicHealth.objects.filter(pk=pk).update(
             dead_letters_total=F("dead_letters_total") + dead.count,
             dead_letter_reason={"code": dead.code, "message": dead.message},
@@ -266,7 +267,10 @@ def data_health_check(*, now: datetime.datetime | None = None) -> HealthChecked:
     with transaction.atomic():
         held = {
             h.pk: h
-            for h in CharacteristicHealth.objects.select_for_update().filter(pk__in=list(characteristics))
+            # In id order, as the MQTT bridge counts dead letters on them: never a deadlock.
+            for h in CharacteristicHealth.objects.select_for_update()
+            .filter(pk__in=list(characteristics))
+            .order_by("pk")
         }
         expected = _expected(characteristics, {pk for pk, h in held.items() if h.source_offline})
         last = min((h.checked_at for h in held.values()), default=now)
