@@ -9,8 +9,8 @@ from django.db.models import Exists, OuterRef
 from apps.config.choices import DataSource
 from apps.config.models import Characteristic
 from apps.mqtt_bridge.models import EdgeNode
-from apps.observations.choices import LOT_WORKING
-from apps.observations.models import Item, Lot
+from apps.observations.choices import LOT_WORKING, HealthState
+from apps.observations.models import CharacteristicHealth, Item, Lot
 
 
 @dataclass(frozen=True)
@@ -120,3 +120,22 @@ def sparkplug_metrics_offline() -> set[str]:
     for is_online, metrics in EdgeNode.objects.values_list("online", "metrics"):
         (online if is_online else offline).update(m for m in metrics or () if isinstance(m, str))
     return offline - online
+
+
+def sparkplug_health() -> dict[int, CharacteristicHealth]:
+    """The data health rows of the characteristics fed by Sparkplug B metrics, by id. One query."""
+    rows = CharacteristicHealth.objects.filter(characteristic__data_source=DataSource.SPARKPLUG).only(
+        "pk", "state", "confirmed", "rejected", "dead_letters"
+    )
+    return {row.pk: row for row in rows}
+
+
+def source_health(rows: Collection[CharacteristicHealth]) -> dict[str, Any]:
+    """The data health of a source: its characteristics' counts summed, and those not ok."""
+    confirmed, rejected = sum(h.confirmed for h in rows), sum(h.rejected for h in rows)
+    return {
+        "confirmed": confirmed, "rejected": rejected,
+        "rejected_percent": round(100 * rejected / (confirmed + rejected)) if confirmed + rejected else 0,
+        "dead_letters": sum(h.dead_letters for h in rows),
+        "unhealthy": {str(h.pk): h.state for h in rows if h.state != HealthState.OK},
+    }  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.config.choices import DataSource
@@ -169,18 +169,26 @@ def _dead_meant_for(dead: Sequence[Dead]) -> dict[int, DeadLetters]:
         active=True, data_source=DataSource.TAG, tag__in=topics
     ).values_list("pk", "tag"):
         by_topic.setdefault(str(tag), []).append(pk)
-    for name in topics - set(by_topic):
-        topic = topic_parse(name)
-        node = (
-            topic
-            and EdgeNode.objects.filter(group=topic.group, node=topic.node, device=topic.device or "").first()
+    # The Sparkplug B topics' nodes and their metrics' characteristics: two queries for all of them.
+    sources = {name: topic for name in topics - set(by_topic) if (topic := topic_parse(name)) is not None}
+    wanted = Q(pk__in=[])
+    for topic in sources.values():
+        wanted |= Q(group=topic.group, node=topic.node, device=topic.device or "")
+    metrics = {
+        (group, node, device): names
+        for group, node, device, names in EdgeNode.objects.filter(wanted).values_list(
+            "group", "node", "device", "metrics"
         )
-        if node and node.metrics:
-            by_topic[name] = list(
-                Characteristic.objects.filter(
-                    active=True, data_source=DataSource.SPARKPLUG, tag__in=node.metrics
-                ).values_list("pk", flat=True)
-            )
+    } if sources else {}  # fmt: skip
+    fed = dict(
+        Characteristic.objects.filter(
+            active=True, data_source=DataSource.SPARKPLUG,
+            tag__in={name for names in metrics.values() for name in names or []},
+        ).values_list("tag", "pk")
+    ) if metrics else {}  # fmt: skip
+    for name, topic in sources.items():
+        names = metrics.get((topic.group, topic.node, topic.device or "")) or []
+        by_topic[name] = [fed[metric] for metric in names if metric in fed]
     counts: Counter[int] = Counter()
     latest: dict[int, Dead] = {}
     for d in dead:

@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.mqtt_bridge.models import DataHealthAlarm, DeadLetter, EdgeNode
-from apps.observations.choices import HealthState
+from apps.mqtt_bridge.selectors import source_health
 from apps.observations.models import CharacteristicHealth
 
 PREVIEW_BYTES = 2000
@@ -92,14 +92,7 @@ class EdgeNodeSerializer(serializers.ModelSerializer):
     @extend_schema_field(SourceHealthSerializer)
     def get_health(self, obj: EdgeNode) -> dict[str, Any]:
         rows: dict[int, CharacteristicHealth] = self.context.get("health", {})
-        mine = [rows[pk] for pk in self.get_characteristics(obj) if pk in rows]
-        confirmed, rejected = sum(h.confirmed for h in mine), sum(h.rejected for h in mine)
-        return {
-            "confirmed": confirmed, "rejected": rejected,
-            "rejected_percent": round(100 * rejected / (confirmed + rejected)) if confirmed + rejected else 0,
-            "dead_letters": sum(h.dead_letters for h in mine),
-            "unhealthy": {str(h.pk): h.state for h in mine if h.state != HealthState.OK},
-        }  # fmt: skip
+        return source_health([rows[pk] for pk in self.get_characteristics(obj) if pk in rows])
 
 
 class DataHealthAlarmSerializer(serializers.ModelSerializer):

@@ -22,8 +22,7 @@ from apps.mqtt_bridge.api.serializers import (
 )
 from apps.mqtt_bridge.choices import DataHealthKind, DeadLetterReason
 from apps.mqtt_bridge.models import DataHealthAlarm, DeadLetter, EdgeNode
-from apps.mqtt_bridge.selectors import dead_letters_fitting
-from apps.observations.models import CharacteristicHealth
+from apps.mqtt_bridge.selectors import dead_letters_fitting, sparkplug_health
 from openspc.permissions import IsHuman
 
 
@@ -95,13 +94,10 @@ class EdgeNodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_serializer_context(self) -> dict[str, Any]:
         fed = Characteristic.objects.filter(data_source=DataSource.SPARKPLUG, tag__isnull=False)
-        health = CharacteristicHealth.objects.filter(characteristic__data_source=DataSource.SPARKPLUG).only(
-            "pk", "state", "confirmed", "rejected", "dead_letters"
-        )
         return {
             **super().get_serializer_context(),
             "fed_by_metric": dict(fed.values_list("tag", "pk")),
-            "health": {h.pk: h for h in health},
+            "health": sparkplug_health(),
         }
 
 
